@@ -1,0 +1,53 @@
+# Every target builds or reuses the local virtualenv itself; nothing needs to be installed by hand.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+SECURITY_VENV ?= .venv-security
+
+.PHONY: help venv test lint unit demo docs lock security clean
+
+help:
+	@echo "make demo      simulate a week of AMI backups against a local AWS and print the report"
+	@echo "make test      lint + every verification tier (unit/moto/HCL, terraform, end to end)"
+	@echo "make lint      ruff + mypy on lambda_src"
+	@echo "make docs      regenerate the Inputs/Outputs tables of the module READMEs"
+	@echo "make lock      re-pin requirements*.txt from requirements*.in with pip-tools"
+	@echo "make security  checkov over modules/ and examples/ in its own virtualenv"
+
+$(STAMP): requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt -r requirements-dev.txt
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+lint: $(STAMP)
+	$(PY) -m ruff check lambda_src tests scripts
+	$(PY) -m ruff format --check lambda_src tests scripts
+	$(PY) -m mypy
+
+test: lint
+	$(PY) -m pytest
+
+unit: $(STAMP)
+	$(PY) -m pytest tests/python tests/hcl
+
+demo: $(STAMP)
+	$(PY) scripts/demo.py
+
+docs: $(STAMP)
+	$(PY) scripts/readme_tables.py --write
+
+lock: $(STAMP)
+	$(VENV)/bin/pip-compile --quiet --no-emit-index-url --no-emit-find-links --strip-extras -o requirements.txt requirements.in
+	$(VENV)/bin/pip-compile --quiet --no-emit-index-url --no-emit-find-links --strip-extras -o requirements-dev.txt requirements-dev.in
+	$(VENV)/bin/pip-compile --quiet --no-emit-index-url --no-emit-find-links --strip-extras -o requirements-security.txt requirements-security.in
+
+security: $(STAMP)
+	test -x $(SECURITY_VENV)/bin/checkov || ($(PYTHON) -m venv $(SECURITY_VENV) && \
+		$(SECURITY_VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-security.txt)
+	$(SECURITY_VENV)/bin/checkov --quiet --compact -d modules --framework terraform
+
+clean:
+	rm -rf $(VENV) $(SECURITY_VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
