@@ -1,0 +1,52 @@
+output "policy_name" {
+  description = "Name of the backup policy (value of the ops-automation:policy tag)."
+  value       = var.name
+}
+
+output "planner_function_name" {
+  description = "Name of the scheduled planner function."
+  value       = module.ami_backup.planner_function_name
+}
+
+output "worker_function_name" {
+  description = "Name of the worker function."
+  value       = module.ami_backup.worker_function_name
+}
+
+output "function_environments" {
+  description = "Environment variables of each function, keyed planner/worker, as Terraform set them."
+  value = {
+    planner = module.ami_backup.function_environment_variables
+    worker  = module.ami_backup.function_environment_variables
+  }
+}
+
+output "work_queue_url" {
+  description = "URL of the work queue."
+  value       = module.ami_backup.work_queue_url
+}
+
+output "dlq_url" {
+  description = "URL of the dead-letter queue."
+  value       = module.ami_backup.dlq_url
+}
+
+output "ledger_table_name" {
+  description = "Name of the ledger DynamoDB table."
+  value       = module.ami_backup.ledger_table_name
+}
+
+output "idempotency_table_name" {
+  description = "Name of the Powertools idempotency DynamoDB table."
+  value       = module.ami_backup.idempotency_table_name
+}
+
+output "schedule_arn" {
+  description = "ARN of the schedule invoking the planner."
+  value       = module.ami_backup.schedule_arn
+}
+
+output "alarm_topic_arn" {
+  description = "SNS topic receiving the alarms."
+  value       = aws_sns_topic.alarms.arn
+}

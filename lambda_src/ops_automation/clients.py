@@ -1,0 +1,79 @@
+"""One place that makes boto3 clients: shared retry config, region per call, optional cross-account role."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+RETRY_CONFIG = Config(retries={"mode": "adaptive", "max_attempts": 10})
+# Assumed-role credentials last an hour, warm containers live longer: renew well before expiry.
+CREDENTIAL_RENEWAL_MARGIN = timedelta(minutes=10)
+
+
+class NoRegionError(RuntimeError):
+    """The function's own region is unknown (Lambda always sets it; tests must)."""
+
+
+@dataclass(frozen=True)
+class _AssumedRole:
+    session: boto3.session.Session
+    expires_at: datetime
+
+
+def account_of_role(role_arn: str) -> str:
+    """`arn:aws:iam::123456789012:role/x` → `123456789012`."""
+    parts = role_arn.split(":")
+    if len(parts) < 6 or parts[2] != "iam" or not parts[4].isdigit():
+        raise ValueError(f"not an IAM role ARN: {role_arn!r}")
+    return parts[4]
+
+
+class ClientFactory:
+    def __init__(
+        self,
+        session_name: str,
+        session: boto3.session.Session | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._session = session or boto3.session.Session()
+        self._session_name = session_name[:64]
+        self._clock = clock
+        self._clients: dict[tuple[str | None, str, str], Any] = {}
+        self._roles: dict[str, _AssumedRole] = {}
+
+    @property
+    def default_region(self) -> str:
+        region = self._session.region_name
+        if not region:
+            raise NoRegionError("no AWS region configured for this function")
+        return region
+
+    def client(self, service: str, region: str | None = None, role_arn: str | None = None) -> Any:
+        region = region or self.default_region
+        if role_arn is not None and self._role_needs_renewal(role_arn):
+            self._roles[role_arn] = self._assume(role_arn)
+            self._clients = {key: value for key, value in self._clients.items() if key[0] != role_arn}
+        key = (role_arn, region, service)
+        if key not in self._clients:
+            session = self._session if role_arn is None else self._roles[role_arn].session
+            self._clients[key] = session.client(service, region_name=region, config=RETRY_CONFIG)
+        return self._clients[key]
+
+    def _role_needs_renewal(self, role_arn: str) -> bool:
+        assumed = self._roles.get(role_arn)
+        return assumed is None or assumed.expires_at - self._clock() < CREDENTIAL_RENEWAL_MARGIN
+
+    def _assume(self, role_arn: str) -> _AssumedRole:
+        sts = self.client("sts", self.default_region)
+        credentials = sts.assume_role(RoleArn=role_arn, RoleSessionName=self._session_name)["Credentials"]
+        session = boto3.session.Session(
+            aws_access_key_id=credentials["AccessKeyId"],
+            aws_secret_access_key=credentials["SecretAccessKey"],
+            aws_session_token=credentials["SessionToken"],
+        )
+        return _AssumedRole(session=session, expires_at=credentials["Expiration"])

@@ -1,0 +1,64 @@
+"""Ownership tags: the proof that a resource was created by this project for one policy."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+PREFIX = "ops-automation:"
+MANAGED_BY = f"{PREFIX}managed-by"
+MANAGED_BY_VALUE = "terraform-aws-ops-automation"
+POLICY = f"{PREFIX}policy"
+SOURCE_INSTANCE = f"{PREFIX}source-instance"
+SOURCE_VOLUME = f"{PREFIX}source-volume"
+SOURCE_SNAPSHOT = f"{PREFIX}source-snapshot"
+SLOT = f"{PREFIX}slot"
+
+MAX_TAGS_PER_RESOURCE = 50
+_SOURCE_KEYS = {
+    "source_instance": SOURCE_INSTANCE,
+    "source_volume": SOURCE_VOLUME,
+    "source_snapshot": SOURCE_SNAPSHOT,
+    "slot": SLOT,
+}
+
+
+def ownership_tags(policy: str, **sources: str | None) -> dict[str, str]:
+    """Tags for a new resource; `sources` takes source_instance, source_volume, source_snapshot and slot."""
+    unknown = set(sources) - set(_SOURCE_KEYS)
+    if unknown:
+        raise TypeError(f"unknown ownership source(s): {sorted(unknown)}")
+    tags = {MANAGED_BY: MANAGED_BY_VALUE, POLICY: policy}
+    tags.update({_SOURCE_KEYS[name]: value for name, value in sources.items() if value})
+    return tags
+
+
+def tag_dict(tags: Iterable[Mapping[str, Any]] | None) -> dict[str, str]:
+    """EC2's `[{"Key": .., "Value": ..}]` as a dict."""
+    return {str(tag["Key"]): str(tag.get("Value", "")) for tag in tags or ()}
+
+
+def tag_list(tags: Mapping[str, str]) -> list[dict[str, str]]:
+    return [{"Key": key, "Value": value} for key, value in tags.items()]
+
+
+def is_owned(tags: Mapping[str, str] | Iterable[Mapping[str, Any]] | None, policy: str) -> bool:
+    """True only when both managed-by and policy match: the precondition of every destructive call."""
+    as_dict = tags if isinstance(tags, Mapping) else tag_dict(tags)
+    return as_dict.get(MANAGED_BY) == MANAGED_BY_VALUE and as_dict.get(POLICY) == policy
+
+
+def with_copied_tags(ownership: Mapping[str, str], copied: Mapping[str, str]) -> dict[str, str]:
+    """Ownership tags plus copied tags, within EC2's 50-tag limit.
+
+    `aws:` keys cannot be set by callers, and keys under our prefix come only from `ownership`, so a copied tag
+    can never forge or override ownership. Ownership tags always fit; copied tags fill the rest in key order.
+    """
+    merged = dict(ownership)
+    for key in sorted(copied):
+        if len(merged) >= MAX_TAGS_PER_RESOURCE:
+            break
+        if key.lower().startswith("aws:") or key.startswith(PREFIX):
+            continue
+        merged[key] = copied[key]
+    return merged

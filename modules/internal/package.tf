@@ -1,0 +1,23 @@
+# Packaging of lambda_src, and nothing else: every other file reads local.package_file and
+# local.package_hash only, so this file can be replaced by a stand-in built from a pre-made zip.
+#
+# hashicorp/archive is an implied provider here (Terraform resolves the "archive_" prefix to
+# hashicorp/archive). It cannot be declared with a version: Terraform accepts only one
+# required_providers block per module and versions.tf holds it; declaring archive there would make
+# the module depend on it even when this file is swapped out.
+
+locals {
+  source_dir = coalesce(var.source_dir, "${path.module}/../../lambda_src")
+}
+
+data "archive_file" "this" {
+  type        = "zip"
+  source_dir  = local.source_dir
+  output_path = "${path.root}/.terraform/ops-automation/${var.name}.zip"
+  excludes    = ["**/__pycache__/**", "**/*.pyc"]
+}
+
+locals {
+  package_file = data.archive_file.this.output_path
+  package_hash = data.archive_file.this.output_base64sha256
+}

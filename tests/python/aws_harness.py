@@ -1,0 +1,181 @@
+"""Shared helpers of the Lambda package tests (the fixtures live in conftest.py): constants, the test clock,
+the function environment, SQS/EventBridge payload builders, log and metric capture."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from moto.core import DEFAULT_ACCOUNT_ID
+from moto.sqs.models import sqs_backends
+
+if TYPE_CHECKING:
+    from ops_automation.ami_backup import Runtime
+
+# Lambda sets these before it imports the handler module, and Powertools reads them at import time.
+os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "ami-backup")
+os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "OpsAutomation")
+
+REGION = "us-east-1"
+OTHER_REGION = "eu-west-1"
+ACCOUNT = DEFAULT_ACCOUNT_ID
+POLICY = "nightly"
+START = datetime(2024, 5, 1, 1, 0, tzinfo=UTC)
+QUEUE = "ops-automation-nightly-work"
+LEDGER_TABLE = "ops-automation-nightly-ledger"
+IDEMPOTENCY_TABLE = "ops-automation-nightly-idempotency"
+EVENTS_DIR = Path(__file__).resolve().parents[3] / "shared" / "events"
+
+
+class Clock:
+    """The one notion of "now" shared by the code under test and moto's image timestamps."""
+
+    def __init__(self, now: datetime = START) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> datetime:
+        self.now += timedelta(**delta)
+        return self.now
+
+
+@dataclass
+class FakeContext:
+    function_name: str = "ops-automation-nightly"
+    memory_limit_in_mb: int = 256
+    invoked_function_arn: str = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:ops-automation-nightly"
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 300_000
+
+
+def function_env(
+    queue_url: str = "https://sqs.us-east-1.amazonaws.com/123456789012/q", **overrides: str
+) -> dict[str, str]:
+    """The environment the internal Terraform module gives both ami-backup functions."""
+    env = {
+        "OPS_POLICY_NAME": POLICY,
+        "OPS_WORK_QUEUE_URL": queue_url,
+        "OPS_LEDGER_TABLE": LEDGER_TABLE,
+        "OPS_IDEMPOTENCY_TABLE": IDEMPOTENCY_TABLE,
+        "OPS_TARGET_REGIONS": "[]",
+        "OPS_TARGET_ROLE_ARNS": "[]",
+        "OPS_INSTANCE_IDS": "[]",
+        "OPS_TARGET_TAGS": json.dumps({"Backup": "nightly"}),
+        "OPS_GENERATIONS": "3",
+        "OPS_MAX_AGE_DAYS": "",
+        "OPS_NO_REBOOT": "true",
+        "OPS_COPY_INSTANCE_TAGS": "true",
+        "OPS_DRY_RUN": "false",
+        "OPS_COMPLETION_TIMEOUT_MINUTES": "60",
+        "OPS_LEDGER_TTL_DAYS": "90",
+    }
+    env.update(overrides)
+    return env
+
+
+class Captured(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[dict[str, Any]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(json.loads(self.format(record)))
+
+    def matching(self, level: str, message: str) -> list[dict[str, Any]]:
+        return [r for r in self.records if r["level"] == level and r["message"] == message]
+
+
+def emitted_metrics(stdout: str) -> Counter[str]:
+    """Sum of every EMF metric printed (Powertools writes one JSON document per flush to stdout)."""
+    totals: Counter[str] = Counter()
+    for line in stdout.splitlines():
+        if not line.startswith("{") or '"_aws"' not in line:
+            continue
+        document = json.loads(line)
+        for directive in document["_aws"]["CloudWatchMetrics"]:
+            assert directive["Namespace"] == "OpsAutomation"
+            assert sorted(directive["Dimensions"][0]) == ["policy", "service"]
+            for metric in directive["Metrics"]:
+                value = document[metric["Name"]]
+                totals[metric["Name"]] += int(sum(value) if isinstance(value, list) else value)
+    return totals
+
+
+def take_messages() -> list[dict[str, Any]]:
+    """Pop every message of the work queue, delayed or not: the test decides when "later" is."""
+    queue = sqs_backends[ACCOUNT][REGION].queues[QUEUE]
+    messages, queue._messages = list(queue._messages), []
+    return [json.loads(message.body) | {"_delayed_until_ms": message.delayed_until} for message in messages]
+
+
+def sqs_event(bodies: list[str]) -> dict[str, Any]:
+    return {
+        "Records": [
+            {
+                "messageId": str(uuid.uuid4()),
+                "receiptHandle": "handle",
+                "body": body,
+                "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "1714989721000"},
+                "messageAttributes": {},
+                "md5OfBody": hashlib.md5(body.encode()).hexdigest(),
+                "eventSource": "aws:sqs",
+                "eventSourceARN": f"arn:aws:sqs:{REGION}:{ACCOUNT}:{QUEUE}",
+                "awsRegion": REGION,
+            }
+            for body in bodies
+        ]
+    }
+
+
+def work_body(message: dict[str, Any]) -> str:
+    return json.dumps({key: value for key, value in message.items() if not key.startswith("_")})
+
+
+def ami_event(image_id: str, state: str, region: str = REGION, account: str = ACCOUNT) -> str:
+    """An `EC2 AMI State Change` event as EventBridge publishes it, from the AWS sample's shape."""
+    event = {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "EC2 AMI State Change",
+        "source": "aws.ec2",
+        "account": account,
+        "time": "2024-05-01T01:10:00Z",
+        "region": region,
+        "resources": [f"arn:aws:ec2:{region}::image/{image_id}"],
+        "detail": {"RequestId": str(uuid.uuid4()), "ImageId": image_id, "State": state, "ErrorMessage": ""},
+    }
+    return json.dumps(event)
+
+
+def run_instances(ec2: Any, count: int, tags: dict[str, str] | None = None) -> list[str]:
+    kwargs: dict[str, Any] = {"ImageId": "ami-12c6146b", "MinCount": count, "MaxCount": count}
+    if tags:
+        kwargs["TagSpecifications"] = [
+            {"ResourceType": "instance", "Tags": [{"Key": k, "Value": v} for k, v in tags.items()]}
+        ]
+    return [instance["InstanceId"] for instance in ec2.run_instances(**kwargs)["Instances"]]
+
+
+@dataclass(frozen=True)
+class Infra:
+    queue_url: str
+    ec2: Any
+    sqs: Any
+    dynamodb: Any
+
+
+# Sets the function environment, installs a runtime on the test clock, and returns it.
+Configure = Callable[..., "Runtime"]

@@ -1,0 +1,86 @@
+"""Configuration from the environment: complete, strict, and never needed at import time."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from aws_harness import function_env
+
+from ops_automation.config import AmiBackupConfig, ConfigError
+
+LAMBDA_SRC = Path(__file__).resolve().parents[2] / "lambda_src"
+
+
+def test_full_environment_is_parsed() -> None:
+    config = AmiBackupConfig.from_env(
+        function_env(
+            OPS_TARGET_REGIONS='["us-east-1", "eu-west-1"]',
+            OPS_TARGET_ROLE_ARNS='["arn:aws:iam::111122223333:role/backup"]',
+            OPS_INSTANCE_IDS='["i-0123456789abcdef0", "i-01234567"]',
+            OPS_MAX_AGE_DAYS="30",
+            OPS_DRY_RUN="TRUE",
+        )
+    )
+    assert config.policy_name == "nightly"
+    assert config.target_regions == ("us-east-1", "eu-west-1")
+    assert config.target_role_arns == ("arn:aws:iam::111122223333:role/backup",)
+    assert config.instance_ids == ("i-0123456789abcdef0", "i-01234567")
+    assert config.target_tag_map == {"Backup": "nightly"}
+    assert (config.generations, config.max_age_days, config.dry_run, config.no_reboot) == (3, 30, True, True)
+    assert config.completion_timeout_minutes == 60
+    assert config.ledger_ttl_days == 90
+
+
+def test_empty_max_age_means_none() -> None:
+    assert AmiBackupConfig.from_env(function_env(OPS_MAX_AGE_DAYS="")).max_age_days is None
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "reason"),
+    [
+        ("OPS_GENERATIONS", "abc", "must be an integer"),
+        ("OPS_GENERATIONS", "0", "must be 1..1000"),
+        ("OPS_GENERATIONS", "1001", "must be 1..1000"),
+        ("OPS_MAX_AGE_DAYS", "-3", ">= 1"),
+        ("OPS_TARGET_REGIONS", '{"us-east-1": true}', "JSON list"),
+        ("OPS_TARGET_REGIONS", "us-east-1", "not valid JSON"),
+        ("OPS_TARGET_ROLE_ARNS", '[""]', "JSON list of non-empty strings"),
+        ("OPS_TARGET_TAGS", '["Backup"]', "JSON object"),
+        ("OPS_TARGET_TAGS", '{"aws:cloudformation:stack-name": "x"}', "reserved"),
+        ("OPS_INSTANCE_IDS", '["i-123"]', "8 or 17"),
+        ("OPS_NO_REBOOT", "yes", "true or false"),
+        ("OPS_POLICY_NAME", "  ", "is required"),
+    ],
+)
+def test_malformed_variables_are_named_with_their_value(variable: str, value: str, reason: str) -> None:
+    with pytest.raises(ConfigError, match=reason) as caught:
+        AmiBackupConfig.from_env(function_env(**{variable: value}))
+    assert caught.value.variable == variable
+    assert caught.value.value == value
+    assert variable in str(caught.value)
+
+
+@pytest.mark.parametrize("variable", sorted(function_env()))
+def test_every_variable_is_required(variable: str) -> None:
+    env = function_env()
+    del env[variable]
+    with pytest.raises(ConfigError) as caught:
+        AmiBackupConfig.from_env(env)
+    assert caught.value.variable == variable
+
+
+def test_no_targets_at_all_is_rejected_rather_than_meaning_everything() -> None:
+    with pytest.raises(ConfigError, match="no instance ids and no target tags"):
+        AmiBackupConfig.from_env(function_env(OPS_INSTANCE_IDS="[]", OPS_TARGET_TAGS="{}"))
+
+
+def test_handlers_import_without_environment_or_aws() -> None:
+    # A clean interpreter with no AWS region, credentials or OPS_* variables, as a unit test or a linter sees it.
+    env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(LAMBDA_SRC)}
+    code = "import ops_automation.ami_backup as m; assert callable(m.plan_handler) and callable(m.work_handler)"
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr

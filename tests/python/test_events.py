@@ -1,0 +1,165 @@
+"""Event parsing against every AWS sample event in ../shared/events (and normalized/), plus malformed input."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aws_harness import EVENTS_DIR
+
+from ops_automation.events import (
+    AmiStateChange,
+    CheckImageMessage,
+    CreateImageMessage,
+    MalformedEventError,
+    parse_schedule_event,
+    parse_work_body,
+    to_body,
+)
+
+
+def _sample_files() -> list[Path]:
+    if not EVENTS_DIR.is_dir():
+        return []
+    return sorted([*EVENTS_DIR.glob("*.json"), *EVENTS_DIR.glob("normalized/*.json")])
+
+
+SAMPLES = _sample_files()
+needs_samples = pytest.mark.skipif(
+    not SAMPLES, reason=f"AWS sample events not found at {EVENTS_DIR} (expected ../shared/events from the repo root)"
+)
+
+
+def _load(path: Path) -> Any:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _kind(event: Any) -> str:
+    """Which of our entry points (if any) subscribes to this payload."""
+    if isinstance(event, dict) and "Records" in event:
+        return "sqs"
+    if event.get("detail-type") == "EC2 AMI State Change":
+        return "ami"
+    if event.get("detail-type") == "Scheduled Event" or "scheduledTime" in event:
+        return "schedule"
+    return "other"
+
+
+@needs_samples
+def test_the_sample_folder_holds_every_kind_we_subscribe_to() -> None:
+    kinds = {_kind(_load(path)) for path in SAMPLES}
+    assert {"sqs", "ami", "schedule", "other"} <= kinds
+
+
+@needs_samples
+@pytest.mark.parametrize("path", SAMPLES, ids=lambda path: str(path.relative_to(EVENTS_DIR)))
+def test_every_sample_event_is_parsed_or_rejected_with_a_reason(path: Path) -> None:
+    event = _load(path)
+    kind = _kind(event)
+    if kind == "sqs":
+        for record in event["Records"]:
+            inner = json.loads(record["body"]) if record["body"].startswith("{") else None
+            if isinstance(inner, dict) and inner.get("detail-type") == "EC2 AMI State Change":
+                parsed = parse_work_body(record["body"])
+                assert isinstance(parsed, AmiStateChange)
+                assert parsed.image_id == inner["detail"]["ImageId"]
+                assert parsed.state == inner["detail"]["State"]
+                assert parsed.region == inner["region"] == record["awsRegion"]
+            else:
+                with pytest.raises(MalformedEventError, match=r"not JSON|not a work message"):
+                    parse_work_body(record["body"])
+    elif kind == "ami":
+        parsed = parse_work_body(json.dumps(event))
+        assert isinstance(parsed, AmiStateChange)
+        assert (parsed.image_id, parsed.state, parsed.region, parsed.account) == (
+            event["detail"]["ImageId"],
+            event["detail"]["State"],
+            event["region"],
+            event["account"],
+        )
+        # The image id is also recoverable from the resource ARN (`arn:aws:ec2:<region>::image/<id>`).
+        without_detail_id = {**event, "detail": {k: v for k, v in event["detail"].items() if k != "ImageId"}}
+        assert parse_work_body(json.dumps(without_detail_id)).image_id == event["detail"]["ImageId"]  # type: ignore[union-attr]
+    elif kind == "schedule":
+        trigger = parse_schedule_event(event)
+        expected = event.get("scheduledTime") or event["time"]
+        assert trigger.slot == expected
+        assert trigger.scheduled_time.tzinfo is not None
+    else:
+        # EBS, instance-state, SSM and CloudTrail events are other modules' business: the ami-backup worker
+        # must reject them with a reason instead of misreading them.
+        with pytest.raises(MalformedEventError, match="not a work message"):
+            parse_work_body(json.dumps(event))
+
+
+def test_our_scheduler_input_uses_snake_case_and_truncates_to_seconds() -> None:
+    trigger = parse_schedule_event({"scheduled_time": "2024-05-01T01:00:00.750Z"})
+    assert trigger.scheduled_time == datetime(2024, 5, 1, 1, 0, tzinfo=UTC)
+    assert trigger.slot == "2024-05-01T01:00:00Z"
+
+
+def test_schedule_time_with_offset_is_normalised_to_utc() -> None:
+    assert parse_schedule_event({"scheduled_time": "2024-05-01T10:00:00+09:00"}).slot == "2024-05-01T01:00:00Z"
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason"),
+    [
+        ({}, "none of scheduled_time"),
+        ({"scheduled_time": "<aws.scheduler.scheduled-time>"}, "not an ISO-8601"),
+        ({"scheduledTime": "2024-05-01T01:00:00"}, "no time zone"),
+        ({"scheduled_time": 1714525200}, "must be an ISO-8601"),
+        ([], "must be a JSON object"),
+    ],
+)
+def test_malformed_schedule_payloads_say_why(payload: Any, reason: str) -> None:
+    with pytest.raises(MalformedEventError, match=reason):
+        parse_schedule_event(payload)
+
+
+def test_work_messages_round_trip() -> None:
+    create = CreateImageMessage("nightly", "i-0123456789abcdef0", "us-east-1", None, "2024-05-01T01:00:00Z")
+    check = CheckImageMessage(
+        "nightly",
+        "ami-0123456789abcdef0",
+        "i-0123456789abcdef0",
+        "eu-west-1",
+        "arn:aws:iam::111122223333:role/backup",
+        "2024-05-01T01:00:00Z",
+        "2024-05-01T02:00:00Z",
+    )
+    assert parse_work_body(to_body(create)) == create
+    assert parse_work_body(to_body(check)) == check
+    assert json.loads(to_body(create))["kind"] == "create_image"
+    assert check.deadline_time == datetime(2024, 5, 1, 2, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        ("Test message.", "not JSON"),
+        ("[1, 2]", "must be a JSON object"),
+        ('{"kind": "delete_everything"}', "unknown message kind"),
+        (
+            '{"kind": "create_image", "policy": "p", "region": "us-east-1", "role_arn": null, "slot": "x"}',
+            "instance_id",
+        ),
+        (
+            '{"kind": "create_image", "policy": "p", "instance_id": "i-1", "region": "r", '
+            '"slot": "2024-05-01T01:00:00Z"}',
+            "role_arn",
+        ),
+        ('{"detail-type": "EC2 AMI State Change", "region": "r", "account": "1", "detail": "{}"}', "no detail object"),
+        (
+            '{"detail-type": "EC2 AMI State Change", "region": "r", "account": "1", "resources": [], '
+            '"detail": {"State": "available"}}',
+            "no image id",
+        ),
+    ],
+)
+def test_malformed_work_bodies_say_why(body: str, reason: str) -> None:
+    with pytest.raises(MalformedEventError, match=reason):
+        parse_work_body(body)

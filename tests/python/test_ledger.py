@@ -1,0 +1,65 @@
+"""Ledger semantics, identical for the DynamoDB and the in-memory implementation."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+
+import boto3
+import pytest
+from aws_harness import LEDGER_TABLE, REGION, START, Infra
+
+from ops_automation.ledger import DynamoLedger, InMemoryLedger, Ledger, LedgerKey
+
+KEY = LedgerKey("ami-backup", "nightly", "local", REGION, "i-01234567", "2024-05-01T01:00:00Z", "ami-0123456789abcdef0")
+
+
+@pytest.fixture(params=["dynamodb", "memory"])
+def ledger(request: pytest.FixtureRequest) -> Iterator[Ledger]:
+    if request.param == "memory":
+        yield InMemoryLedger()
+        return
+    request.getfixturevalue("infra")
+    yield DynamoLedger(boto3.client("dynamodb", region_name=REGION), LEDGER_TABLE)
+
+
+def test_key_layout_follows_the_design() -> None:
+    assert KEY.pk == f"ami-backup#nightly#local#{REGION}#i-01234567"
+    assert KEY.sk == "2024-05-01T01:00:00Z#ami-0123456789abcdef0"
+
+
+def test_first_transition_creates_the_entry_with_ttl(ledger: Ledger) -> None:
+    assert ledger.get(KEY) is None
+    assert ledger.transition(KEY, "pending", START, 90, from_states={"pending"})
+    entry = ledger.get(KEY)
+    assert entry is not None
+    assert (entry.state, entry.created_at) == ("pending", "2024-05-01T01:00:00Z")
+    assert entry.expires_at == int((START + timedelta(days=90)).timestamp())
+
+
+def test_conditional_transition_happens_once(ledger: Ledger) -> None:
+    ledger.transition(KEY, "pending", START, 90, from_states={"pending"})
+    later = START + timedelta(minutes=20)
+    assert ledger.transition(KEY, "available", later, 90, from_states={"pending"})
+    assert not ledger.transition(KEY, "available", later, 90, from_states={"pending"})
+    assert not ledger.transition(KEY, "pending", later, 90, from_states={"pending"})
+    entry = ledger.get(KEY)
+    assert entry is not None
+    assert (entry.state, entry.created_at, entry.updated_at) == (
+        "available",
+        "2024-05-01T01:00:00Z",
+        "2024-05-01T01:20:00Z",
+    )
+
+
+def test_unconditional_transition_always_applies(ledger: Ledger) -> None:
+    ledger.transition(KEY, "available", START, 90)
+    assert ledger.transition(KEY, "deleted", START, 90)
+    entry = ledger.get(KEY)
+    assert entry is not None and entry.state == "deleted"
+
+
+def test_dynamodb_items_carry_exactly_the_design_attributes(infra: Infra) -> None:
+    DynamoLedger(infra.dynamodb, LEDGER_TABLE).transition(KEY, "pending", START, 90)
+    [item] = infra.dynamodb.scan(TableName=LEDGER_TABLE)["Items"]
+    assert set(item) == {"pk", "sk", "resource_id", "state", "created_at", "updated_at", "expires_at"}

@@ -1,0 +1,222 @@
+"""plan_handler on moto: who gets backed up, what is enqueued, and how many API calls that costs."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from typing import Any
+
+import boto3
+import pytest
+from aws_harness import (
+    OTHER_REGION,
+    POLICY,
+    REGION,
+    START,
+    Configure,
+    FakeContext,
+    Infra,
+    emitted_metrics,
+    run_instances,
+    take_messages,
+)
+
+from ops_automation import ami_backup
+from ops_automation.events import CreateImageMessage, format_time
+
+SCHEDULE = {"scheduled_time": "2024-05-01T01:00:00.123Z"}
+SLOT = "2024-05-01T01:00:00Z"
+
+
+def _create_messages() -> list[dict[str, Any]]:
+    return [message for message in take_messages() if message["kind"] == "create_image"]
+
+
+def test_tagged_and_explicit_instances_get_one_message_each(
+    configure: Configure, infra: Infra, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tagged = run_instances(infra.ec2, 3, {"Backup": "nightly"})
+    explicit = run_instances(infra.ec2, 1)
+    run_instances(infra.ec2, 2, {"Backup": "weekly"})
+    configure(OPS_INSTANCE_IDS=json.dumps(explicit))
+
+    summary = ami_backup.plan_handler(SCHEDULE, FakeContext())
+
+    messages = _create_messages()
+    assert sorted(m["instance_id"] for m in messages) == sorted([*tagged, *explicit])
+    assert {(m["policy"], m["region"], m["role_arn"], m["slot"]) for m in messages} == {(POLICY, REGION, None, SLOT)}
+    assert summary == {"slot": SLOT, "dry_run": False, "planned": 4, "enqueued": 4}
+    assert emitted_metrics(capsys.readouterr().out)["TargetsPlanned"] == 4
+
+
+def test_scheduler_default_notification_time_becomes_the_slot(configure: Configure, infra: Infra) -> None:
+    run_instances(infra.ec2, 1, {"Backup": "nightly"})
+    configure()
+    event = {
+        "detail-type": "Scheduled Event",
+        "source": "aws.scheduler",
+        "time": "2024-05-02T01:00:00Z",
+        "detail": "{}",
+    }
+    ami_backup.plan_handler(event, FakeContext())
+    assert [m["slot"] for m in _create_messages()] == ["2024-05-02T01:00:00Z"]
+
+
+def test_missing_explicit_id_is_reported_after_the_others_are_enqueued(
+    configure: Configure, infra: Infra, capsys: pytest.CaptureFixture[str], logs: Any
+) -> None:
+    present = run_instances(infra.ec2, 2, {"Backup": "nightly"})
+    terminated = run_instances(infra.ec2, 1)[0]
+    infra.ec2.terminate_instances(InstanceIds=[terminated])
+    unknown = "i-0123456789abcdef0"
+    configure(OPS_INSTANCE_IDS=json.dumps([terminated, unknown]))
+
+    with pytest.raises(ami_backup.PartialFailure) as caught:
+        ami_backup.plan_handler(SCHEDULE, FakeContext())
+
+    assert sorted(m["instance_id"] for m in _create_messages()) == sorted(present)
+    assert len(caught.value.failures) == 2
+    assert any(unknown in failure for failure in caught.value.failures)
+    errors = logs.matching("ERROR", "instance not found in any target region")
+    assert sorted(record["instance_id"] for record in errors) == sorted([terminated, unknown])
+    assert emitted_metrics(capsys.readouterr().out)["BackupsFailed"] == 2
+
+
+def test_multi_region_plans_each_region_and_an_id_found_in_one_region_is_not_missing(
+    configure: Configure, infra: Infra
+) -> None:
+    here = run_instances(infra.ec2, 1, {"Backup": "nightly"})
+    there = run_instances(boto3.client("ec2", region_name=OTHER_REGION), 1)
+    configure(OPS_TARGET_REGIONS=json.dumps([REGION, OTHER_REGION]), OPS_INSTANCE_IDS=json.dumps(there))
+
+    ami_backup.plan_handler(SCHEDULE, FakeContext())
+
+    assert sorted((m["region"], m["instance_id"]) for m in _create_messages()) == sorted(
+        [(REGION, here[0]), (OTHER_REGION, there[0])]
+    )
+
+
+def test_a_failing_region_does_not_stop_the_others(
+    configure: Configure, infra: Infra, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    healthy = run_instances(infra.ec2, 2, {"Backup": "nightly"})
+    configure(OPS_TARGET_REGIONS=json.dumps([OTHER_REGION, REGION]))
+    original = ami_backup.resolve_instances
+
+    def resolve(ec2: Any, *args: Any, **kwargs: Any) -> Any:
+        if ec2.meta.region_name == OTHER_REGION:
+            raise ami_backup.ClientError({"Error": {"Code": "UnauthorizedOperation", "Message": "no"}}, "Describe")
+        return original(ec2, *args, **kwargs)
+
+    monkeypatch.setattr(ami_backup, "resolve_instances", resolve)
+    with pytest.raises(ami_backup.PartialFailure, match=OTHER_REGION):
+        ami_backup.plan_handler(SCHEDULE, FakeContext())
+    assert sorted(m["instance_id"] for m in _create_messages()) == sorted(healthy)
+    assert emitted_metrics(capsys.readouterr().out)["BackupsFailed"] == 1
+
+
+def test_calls_grow_with_batches_and_pages_not_with_targets(
+    configure: Configure, infra: Infra, api_calls: Counter[str]
+) -> None:
+    run_instances(infra.ec2, 25, {"Backup": "nightly"})
+    configure()
+    api_calls.clear()
+
+    ami_backup.plan_handler(SCHEDULE, FakeContext())
+
+    assert len(_create_messages()) == 25
+    assert api_calls == Counter({"ec2.DescribeInstances": 1, "sqs.SendMessageBatch": 3})
+
+
+class FakeSqs:
+    """SendMessageBatch that fails the given entry ids once (service or sender fault), like a partial batch."""
+
+    def __init__(self, fail_once: dict[str, bool]) -> None:
+        self.fail_once = dict(fail_once)  # entry id -> SenderFault
+        self.calls: list[list[str]] = []
+        self.delivered: list[str] = []
+
+    def send_message_batch(self, QueueUrl: str, Entries: list[dict[str, str]]) -> dict[str, Any]:
+        self.calls.append([entry["Id"] for entry in Entries])
+        failed = [
+            {"Id": entry["Id"], "SenderFault": self.fail_once.pop(entry["Id"]), "Code": "X", "Message": "x"}
+            for entry in Entries
+            if entry["Id"] in self.fail_once
+        ]
+        failed_ids = {entry["Id"] for entry in failed}
+        self.delivered += [json.loads(e["MessageBody"])["instance_id"] for e in Entries if e["Id"] not in failed_ids]
+        return {"Successful": [{"Id": e["Id"]} for e in Entries if e["Id"] not in failed_ids], "Failed": failed}
+
+
+def _messages(count: int) -> list[CreateImageMessage]:
+    return [CreateImageMessage(POLICY, f"i-{n:08x}", REGION, None, SLOT) for n in range(count)]
+
+
+def test_partially_failed_batch_entries_are_retried_alone() -> None:
+    sqs = FakeSqs({"3": False, "7": False})
+    messages = _messages(12)
+    assert ami_backup.enqueue(sqs, "url", messages) == []
+    assert sqs.calls == [[str(n) for n in range(10)], ["3", "7"], ["0", "1"]]
+    assert sorted(sqs.delivered) == sorted(m.instance_id for m in messages)
+
+
+def test_sender_faults_are_not_retried_and_come_back_unsent() -> None:
+    sqs = FakeSqs({"1": True})
+    messages = _messages(3)
+    assert ami_backup.enqueue(sqs, "url", messages) == [messages[1]]
+    assert len(sqs.calls) == 1
+
+
+def test_unsent_work_fails_the_run_after_the_rest_is_enqueued(
+    configure: Configure, infra: Infra, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    instances = run_instances(infra.ec2, 3, {"Backup": "nightly"})
+    configure()
+    original = ami_backup.enqueue
+    monkeypatch.setattr(
+        ami_backup, "enqueue", lambda sqs, url, messages: original(sqs, url, messages[1:]) + messages[:1]
+    )
+    with pytest.raises(ami_backup.PartialFailure, match="not enqueued"):
+        ami_backup.plan_handler(SCHEDULE, FakeContext())
+    assert sorted(m["instance_id"] for m in _create_messages()) == sorted(instances)[1:]
+    assert emitted_metrics(capsys.readouterr().out)["BackupsFailed"] == 1
+
+
+def test_dry_run_enqueues_nothing_and_reports_what_retention_would_delete(
+    configure: Configure, infra: Infra, fidelity: Any, clock: Any, api_calls: Counter[str], logs: Any
+) -> None:
+    instance = run_instances(infra.ec2, 1, {"Backup": "nightly"})[0]
+    other = run_instances(infra.ec2, 1, {"Backup": "nightly"})[0]
+    runtime = configure(OPS_GENERATIONS="2")
+    ec2 = runtime.clients.client("ec2")
+    images = []
+    for day in range(3):
+        clock.now = START.replace(day=day + 1)
+        slot = format_time(clock.now)
+        tags = [
+            {"Key": "ops-automation:managed-by", "Value": "terraform-aws-ops-automation"},
+            {"Key": "ops-automation:policy", "Value": POLICY},
+            {"Key": "ops-automation:source-instance", "Value": instance},
+            {"Key": "ops-automation:slot", "Value": slot},
+        ]
+        images.append(
+            ec2.create_image(
+                InstanceId=instance,
+                Name=f"seed-{day}",
+                TagSpecifications=[{"ResourceType": "image", "Tags": tags}],
+            )["ImageId"]
+        )
+    runtime = configure(OPS_GENERATIONS="2", OPS_DRY_RUN="true")
+    clock.now = START.replace(day=4)
+    api_calls.clear()
+
+    summary = ami_backup.plan_handler({"scheduled_time": format_time(clock.now)}, FakeContext())
+
+    assert take_messages() == []
+    plan = {entry["instance_id"]: entry for entry in summary["plan"]}
+    # The next backup plus the newest existing one make two generations: the two older ones would go.
+    assert [item["image_id"] for item in plan[instance]["would_delete"]] == [images[1], images[0]]
+    assert plan[other]["would_delete"] == []
+    assert api_calls == Counter({"ec2.DescribeInstances": 1, "ec2.DescribeImages": 1})
+    assert logs.matching("INFO", "dry run: nothing enqueued")
+    assert len(infra.ec2.describe_images(Owners=["self"])["Images"]) == 3

@@ -1,0 +1,144 @@
+"""Read the repository's Terraform with python-hcl2 (major 8) into plain Python values.
+
+python-hcl2 8 keeps quotes and wraps expressions; the options below give the clean shape
+(`"x"` -> `x`, expressions stay as `"${...}"` strings). Expressions are not evaluated, but plain
+`local.*` references can be followed with `resolve_locals`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import hcl2
+from hcl2 import SerializationOptions
+from tests.support.terraform_env import repo_root
+
+HCL_OPTIONS = SerializationOptions(
+    strip_string_quotes=True, explicit_blocks=False, preserve_heredocs=False, with_comments=False
+)
+TERRAFORM_TREES = ("modules", "examples")
+_WHOLE_LOCAL = re.compile(r"^\$\{local\.([A-Za-z0-9_.\-\[\]\"]+)\}$")
+_EMBEDDED_LOCAL = re.compile(r"\$\{local\.([A-Za-z0-9_.\-]+)\}")
+_BARE_LOCAL = re.compile(r"(?<![\w.])local\.([A-Za-z0-9_]+(?:\.[A-Za-z0-9_]+)*)")
+
+
+def load_tf(path: Path) -> dict[str, Any]:
+    with path.open(encoding="utf-8") as handle:
+        return hcl2.load(handle, serialization_options=HCL_OPTIONS)
+
+
+def tf_files(root: Path | None = None) -> list[Path]:
+    base = root or repo_root()
+    return sorted(
+        path for tree in TERRAFORM_TREES for path in (base / tree).rglob("*.tf") if ".terraform" not in path.parts
+    )
+
+
+def terraform_dirs(root: Path | None = None) -> list[Path]:
+    """Every module and example directory (any folder holding .tf files), public or internal."""
+    return sorted({path.parent for path in tf_files(root)})
+
+
+def public_modules(root: Path | None = None) -> list[Path]:
+    modules = (root or repo_root()) / "modules"
+    return sorted(p for p in modules.iterdir() if (p / "README.md").is_file()) if modules.is_dir() else []
+
+
+@dataclass
+class Module:
+    """The blocks of all .tf files of one directory, merged."""
+
+    path: Path
+    variables: dict[str, dict[str, Any]] = field(default_factory=dict)
+    outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    locals: dict[str, Any] = field(default_factory=dict)
+    data: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    resources: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    module_calls: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def calls_to(caller: Module, module_folder: str) -> list[dict[str, Any]]:
+    """Bodies of the `module` blocks of `caller` whose source is the sibling folder `module_folder`."""
+    return [
+        body
+        for body in caller.module_calls.values()
+        if str(body.get("source", "")).rstrip("/").split("/")[-1] == module_folder
+    ]
+
+
+def _typed_blocks(blocks: list[dict[str, Any]]) -> Iterator[tuple[tuple[str, str], dict[str, Any]]]:
+    for block in blocks:
+        for kind, named in block.items():
+            for name, body in named.items():
+                yield (kind, name), body
+
+
+@cache
+def load_module(path: Path) -> Module:
+    module = Module(path=path)
+    for tf in sorted(path.glob("*.tf")):
+        parsed = load_tf(tf)
+        for block in parsed.get("variable", []):
+            module.variables.update(block)
+        for block in parsed.get("output", []):
+            module.outputs.update(block)
+        for block in parsed.get("locals", []):
+            module.locals.update(block)
+        for block in parsed.get("module", []):
+            module.module_calls.update(block)
+        module.data.update(_typed_blocks(parsed.get("data", [])))
+        module.resources.update(_typed_blocks(parsed.get("resource", [])))
+    return module
+
+
+def _lookup(locals_: dict[str, Any], reference: str) -> Any:
+    """`a.b` or `a["b"]` inside `locals_`; raises KeyError when it is not a plain path."""
+    tokens = [part for part in re.split(r'\.|\["|"\]', reference) if part]
+    value: Any = locals_
+    for token in tokens:
+        if not isinstance(value, dict) or token not in value:
+            raise KeyError(reference)
+        value = value[token]
+    return value
+
+
+def resolve_locals(value: Any, locals_: dict[str, Any], depth: int = 10) -> Any:
+    """Replace `${local.x}` references that point at plain values, recursively; leave the rest as is."""
+    if depth == 0:
+        return value
+    if isinstance(value, list):
+        return [resolve_locals(item, locals_, depth) for item in value]
+    if isinstance(value, dict):
+        return {key: resolve_locals(item, locals_, depth) for key, item in value.items()}
+    if not isinstance(value, str):
+        return value
+    whole = _WHOLE_LOCAL.match(value)
+    if whole:
+        try:
+            return resolve_locals(_lookup(locals_, whole.group(1)), locals_, depth - 1)
+        except KeyError:
+            return value
+
+    def substitute(match: re.Match[str]) -> str:
+        try:
+            found = resolve_locals(_lookup(locals_, match.group(1)), locals_, depth - 1)
+        except KeyError:
+            return match.group(0)
+        return found if isinstance(found, str) else match.group(0)
+
+    def literal(match: re.Match[str]) -> str:
+        try:
+            found = resolve_locals(_lookup(locals_, match.group(1)), locals_, depth - 1)
+        except KeyError:
+            return match.group(0)
+        return json.dumps(found)
+
+    # `${local.x}` in a template becomes its text; `local.x` inside a larger expression (`concat(local.a,
+    # local.b)`) becomes an HCL literal of its value (JSON is valid HCL for strings, lists and maps).
+    return _BARE_LOCAL.sub(literal, _EMBEDDED_LOCAL.sub(substitute, value))
