@@ -1,0 +1,188 @@
+"""Tier 3: `terraform apply` examples/ami-backup against a local AWS, run a simulated week through the deployed
+resources with the real handlers, check what is left, then `terraform destroy`.
+
+Everything runs once (module fixture); each test checks one property of the outcome.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+from scripts.local_aws import local_aws
+from tests.e2e import scenario
+from tests.support.terraform_env import TerraformUnavailable, require_terraform
+
+MANAGED_BY = "ops-automation:managed-by"
+POLICY = "ops-automation:policy"
+SOURCE_INSTANCE = "ops-automation:source-instance"
+SLOT = "ops-automation:slot"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    run: scenario.TerraformRun
+    week: scenario.WeekReport
+    state: scenario.FinalState
+    terraform_environments: dict[str, dict[str, str]]
+    region: str
+    seconds: float
+
+
+def _not_run(reason: str) -> None:
+    message = f"TIER 3 NOT RUN: {reason}"
+    print(f"\n!!! {message} !!!", file=sys.stderr)
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{message} (CI=true: a tier that cannot run is a failure)", pytrace=False)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="module")
+def outcome(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Outcome]:
+    try:
+        require_terraform()
+    except TerraformUnavailable as unavailable:
+        _not_run(unavailable.reason)
+    started = time.monotonic()
+    with local_aws(scenario.example_region()) as aws:
+        with scenario.terraform_applied(aws, tmp_path_factory.mktemp("e2e")) as run:
+            deployment = scenario.deployment_from_terraform(aws, run.outputs)
+            week = scenario.run_week(aws, deployment)
+            state = scenario.final_state(aws, deployment)
+        region = aws.region
+    yield Outcome(
+        run=run,
+        week=week,
+        state=state,
+        terraform_environments=run.outputs["function_environments"],
+        region=region,
+        seconds=time.monotonic() - started,
+    )
+
+
+def _tags(resource: dict[str, object]) -> dict[str, str]:
+    return {str(tag["Key"]): str(tag["Value"]) for tag in resource.get("Tags", [])}  # type: ignore[attr-defined]
+
+
+def _managed_by_instance(outcome: Outcome) -> dict[str, list[dict[str, object]]]:
+    by_instance: dict[str, list[dict[str, object]]] = {}
+    for image in outcome.state.images.values():
+        tags = _tags(image)
+        if tags.get(POLICY) == outcome.week.deployment.policy_name:
+            by_instance.setdefault(tags[SOURCE_INSTANCE], []).append(image)
+    return by_instance
+
+
+def test_deployed_functions_run_with_the_environment_terraform_reports(outcome: Outcome) -> None:
+    deployment = outcome.week.deployment
+    assert deployment.planner_environment == outcome.terraform_environments["planner"]
+    assert deployment.worker_environment == outcome.terraform_environments["worker"]
+    for environment in (deployment.planner_environment, deployment.worker_environment):
+        assert environment["OPS_WORK_QUEUE_URL"] == deployment.work_queue_url
+        assert environment["OPS_LEDGER_TABLE"] == deployment.ledger_table
+        assert environment["OPS_POLICY_NAME"] == outcome.run.outputs["policy_name"]
+
+
+def test_scenario_purges_within_the_week(outcome: Outcome) -> None:
+    # Otherwise the retention assertions below would pass without retention ever running.
+    assert outcome.week.deployment.generations < scenario.DAYS - 1
+    assert outcome.week.purged
+
+
+def test_every_live_tagged_instance_is_backed_up_once_per_day(outcome: Outcome) -> None:
+    fleet = outcome.week.fleet
+    for number, day in enumerate(outcome.week.days, start=1):
+        expected = set(fleet.backed_up) | ({fleet.terminated} if number < scenario.TERMINATION_DAY else set())
+        assert Counter(backup.instance_id for backup in day.created) == Counter(expected), day.slot
+        assert {backup.slot for backup in day.created} == {day.slot}
+
+
+def test_each_instance_keeps_exactly_its_generations(outcome: Outcome) -> None:
+    generations = outcome.week.deployment.generations
+    by_instance = _managed_by_instance(outcome)
+    slots = [day.slot for day in outcome.week.days]
+    for instance_id in outcome.week.fleet.backed_up:
+        kept = sorted(_tags(image)[SLOT] for image in by_instance[instance_id])
+        assert kept == slots[-generations:], instance_id
+    # The terminated instance is no longer planned; its last backups stay (never below N good ones).
+    terminated_slots = slots[: scenario.TERMINATION_DAY - 1]
+    kept = sorted(_tags(image)[SLOT] for image in by_instance[outcome.week.fleet.terminated])
+    assert kept == terminated_slots[-generations:]
+
+
+def test_backups_and_their_snapshots_carry_the_ownership_tags(outcome: Outcome) -> None:
+    policy = outcome.week.deployment.policy_name
+    for instance_id, images in _managed_by_instance(outcome).items():
+        for image in images:
+            tags = _tags(image)
+            assert tags[MANAGED_BY] == "terraform-aws-ops-automation"
+            assert tags[SOURCE_INSTANCE] == instance_id
+            assert tags[SLOT] in {day.slot for day in outcome.week.days}
+            for snapshot_id in outcome.week.backups[str(image["ImageId"])].snapshots:
+                snapshot_tags = _tags(outcome.state.snapshots[snapshot_id])
+                assert snapshot_tags[MANAGED_BY] == "terraform-aws-ops-automation"
+                assert snapshot_tags[POLICY] == policy
+                assert snapshot_tags[SOURCE_INSTANCE] == instance_id
+
+
+def test_purged_backups_lose_their_snapshots(outcome: Outcome) -> None:
+    purged = outcome.week.purged
+    assert all(backup.snapshots for backup in purged)
+    for backup in purged:
+        assert backup.image_id not in outcome.state.images
+        assert not set(backup.snapshots) & set(outcome.state.snapshots), backup.image_id
+
+
+def test_ledger_records_every_backup_and_its_fate(outcome: Outcome) -> None:
+    deployment = outcome.week.deployment
+    region = outcome.region
+    by_image = {item["resource_id"]: item for item in outcome.state.ledger}
+    assert set(by_image) == set(outcome.week.backups)
+    purged = {backup.image_id for backup in outcome.week.purged}
+    for image_id, backup in outcome.week.backups.items():
+        item = by_image[image_id]
+        assert item["pk"].startswith(f"ami-backup#{deployment.policy_name}#")
+        assert item["pk"].endswith(f"#{region}#{backup.instance_id}")
+        assert item["sk"] == f"{backup.slot}#{image_id}"
+        assert item["state"] == ("deleted" if image_id in purged else "available"), image_id
+        assert int(item["expires_at"]) > time.time()
+
+
+def test_ami_state_events_reach_the_worker_through_the_deployed_rule(outcome: Outcome) -> None:
+    routed = sum(day.messages[scenario.STATE_CHANGE] for day in outcome.week.days)
+    # One event per image that became available: every backup, plus the unmanaged AMI of the fleet.
+    assert routed == len(outcome.week.backups) + 1
+
+
+def test_nothing_failed_and_no_message_is_left(outcome: Outcome) -> None:
+    assert [record for day in outcome.week.days for record in day.failed_records] == []
+    assert outcome.week.log.at("ERROR", "CRITICAL") == []
+    assert outcome.state.dlq_messages == 0
+    assert outcome.state.work_queue_messages == 0
+
+
+def test_untagged_instance_is_never_backed_up(outcome: Outcome) -> None:
+    untagged = outcome.week.fleet.untagged
+    assert all(backup.instance_id != untagged for backup in outcome.week.backups.values())
+    assert untagged not in _managed_by_instance(outcome)
+
+
+def test_unmanaged_ami_is_untouched(outcome: Outcome) -> None:
+    fleet = outcome.week.fleet
+    image = outcome.state.images[fleet.unmanaged_image]
+    assert _tags(image) == {}
+    assert set(fleet.unmanaged_snapshots) <= set(outcome.state.snapshots)
+
+
+def test_terraform_destroy_succeeds(outcome: Outcome) -> None:
+    assert outcome.run.destroyed
+    print(
+        f"\ntier 3: apply {outcome.run.apply_seconds:.0f}s, destroy {outcome.run.destroy_seconds:.0f}s, "
+        f"total {outcome.seconds:.0f}s; {len(outcome.week.backups)} backups created, "
+        f"{len(outcome.week.purged)} purged, {len(outcome.state.ledger)} ledger items"
+    )
