@@ -154,7 +154,25 @@ def main() -> int:
     print_week(week, state)
     print(RULE)
     print(f"demo finished in {time.monotonic() - started:.0f}s")
-    return 0
+    found = problems(week, state)
+    for problem in found:
+        print(f"PROBLEM: {problem}")
+    return 1 if found else 0
+
+
+def problems(week: scenario.WeekReport, state: scenario.FinalState) -> list[str]:
+    """What a reader of the report must not miss: a demo that went wrong exits non-zero."""
+    found: list[str] = []
+    if week.fleet.unmanaged_image not in state.images:
+        found.append(f"the unmanaged AMI {week.fleet.unmanaged_image} was deleted")
+    left = [s for backup in week.purged for s in backup.snapshots if s in state.snapshots]
+    if left:
+        found.append(f"snapshots of purged AMIs left behind: {left}")
+    if state.dlq_messages:
+        found.append(f"{state.dlq_messages} message(s) in the dead-letter queue")
+    if week.log.at("ERROR", "CRITICAL"):
+        found.append("the handlers logged errors")
+    return found
 
 
 if __name__ == "__main__":
