@@ -17,14 +17,12 @@ from .targeting import InvalidInputError, validate_instance_id, validate_target_
 MAX_GENERATIONS = 1000
 
 
-class ConfigError(ValueError):
-    """A configuration variable is missing or malformed."""
+class ConfigError(InvalidInputError):
+    """A configuration variable is missing or malformed; the field is the environment variable's name."""
 
-    def __init__(self, variable: str, value: str | None, reason: str) -> None:
-        super().__init__(f"{variable}={value!r}: {reason}")
-        self.variable = variable
-        self.value = value
-        self.reason = reason
+    @property
+    def variable(self) -> str:
+        return self.field
 
 
 @dataclass(frozen=True)
