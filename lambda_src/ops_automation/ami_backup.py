@@ -45,6 +45,8 @@ from .targeting import MAX_FILTER_VALUES, PAGE_SIZE, Resolution, chunked, resolv
 
 SERVICE = "ami-backup"
 SQS_BATCH_SIZE = 10
+# Bytes of bodies per SendMessageBatch: SQS's long-standing batch limit, and our queue's default MaximumMessageSize.
+SQS_MAX_BATCH_BYTES = 256 * 1024
 SQS_MAX_DELAY_SECONDS = 900
 SEND_ATTEMPTS = 3
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600
@@ -118,6 +120,8 @@ def build_runtime(
     config = config or AmiBackupConfig.from_env()
     clients = ClientFactory(session_name=f"ops-automation-{config.policy_name}", clock=clock)
     dynamodb = clients.client("dynamodb")
+    # The carried instance tags are deliberately not part of the key: one AMI per instance and slot, whatever
+    # its tags were when each delivery was planned.
     idempotency = IdempotencyConfig(
         event_key_jmespath="[policy, instance_id, slot]",
         raise_on_no_idempotency_key=True,
@@ -161,6 +165,27 @@ def ami_name(policy: str, instance_id: str, slot: str) -> str:
     """Deterministic per (policy, instance, slot): a second CreateImage for the same slot collides by name."""
     compact = parse_time(slot, "slot").strftime("%Y%m%dT%H%M%SZ")
     return f"{policy}-{instance_id}-{compact}"
+
+
+def carried_tags(instance_tags: Mapping[str, str]) -> dict[str, str]:
+    """The tags a `create_image` message carries: only the copyable ones (no `aws:` or ownership keys), at most
+    EC2's 50 per resource. Even 50 tags of maximal length (128 + 256 characters, 4 UTF-8 bytes each) stay
+    under 80 KB, far below SQS's 256 KiB per message."""
+    return tagging.with_copied_tags({}, instance_tags)
+
+
+def batch_ranges(sizes: Sequence[int]) -> list[range]:
+    """Consecutive message indices per SendMessageBatch: at most 10 entries and 256 KiB of bodies each."""
+    batches: list[range] = []
+    start, total = 0, 0
+    for index, size in enumerate(sizes):
+        if index > start and (index - start == SQS_BATCH_SIZE or total + size > SQS_MAX_BATCH_BYTES):
+            batches.append(range(start, index))
+            start, total = index, 0
+        total += size
+    if sizes:
+        batches.append(range(start, len(sizes)))
+    return batches
 
 
 def role_for_account(role_arns: Iterable[str], account: str) -> str | None:
@@ -232,7 +257,14 @@ def plan_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any
         failures.append(f"{instance_id}: not found (unknown, terminated, or outside the target regions)")
 
     messages = [
-        CreateImageMessage(config.policy_name, instance.instance_id, target.region, target.role_arn, slot)
+        CreateImageMessage(
+            config.policy_name,
+            instance.instance_id,
+            target.region,
+            target.role_arn,
+            slot,
+            instance_tags=carried_tags(instance.tags) if config.copy_instance_tags else None,
+        )
         for target, resolution in resolutions.items()
         for instance in resolution.instances
     ]
@@ -256,34 +288,37 @@ def plan_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any
 
 
 def enqueue(sqs: Any, queue_url: str, messages: Sequence[CreateImageMessage]) -> list[CreateImageMessage]:
-    """Send in batches of 10; retry the entries a batch reports as failed. Returns what never got through."""
+    """Send in batches (see `batch_ranges`); retry the entries a batch reports as failed. Returns what never got
+    through."""
     unsent: list[CreateImageMessage] = []
-    for start in range(0, len(messages), SQS_BATCH_SIZE):
-        pending = {str(index): message for index, message in enumerate(messages[start : start + SQS_BATCH_SIZE])}
+    bodies = [to_body(message) for message in messages]
+    for batch in batch_ranges([len(body.encode()) for body in bodies]):
+        pending = {str(entry): index for entry, index in enumerate(batch)}
         for _attempt in range(SEND_ATTEMPTS):
             response = sqs.send_message_batch(
                 QueueUrl=queue_url,
-                Entries=[{"Id": entry_id, "MessageBody": to_body(message)} for entry_id, message in pending.items()],
+                Entries=[{"Id": entry_id, "MessageBody": bodies[index]} for entry_id, index in pending.items()],
             )
-            retry: dict[str, CreateImageMessage] = {}
+            retry: dict[str, int] = {}
             for failed in response.get("Failed", []):
+                index = pending[failed["Id"]]
                 logger.warning(
                     "batch entry rejected",
                     extra={
-                        "instance_id": pending[failed["Id"]].instance_id,
+                        "instance_id": messages[index].instance_id,
                         "error_code": failed.get("Code"),
                         "sender_fault": failed.get("SenderFault"),
                     },
                 )
                 # A sender fault (bad request) fails the same way every time; only service faults are retried.
                 if failed.get("SenderFault"):
-                    unsent.append(pending[failed["Id"]])
+                    unsent.append(messages[index])
                 else:
-                    retry[failed["Id"]] = pending[failed["Id"]]
+                    retry[failed["Id"]] = index
             pending = retry
             if not pending:
                 break
-        unsent.extend(pending.values())
+        unsent.extend(messages[index] for index in pending.values())
     return unsent
 
 
@@ -396,7 +431,10 @@ def _existing_or_new_image(rt: Runtime, ec2: Any, name: str, message: CreateImag
         return existing, "reused"
     tags = tagging.ownership_tags(rt.config.policy_name, source_instance=message.instance_id, slot=message.slot)
     if rt.config.copy_instance_tags:
-        tags = tagging.with_copied_tags(tags, _instance_tags(ec2, message.instance_id))
+        # The planner carries the tags it listed. A message from an older planner has none: it gets the ownership
+        # tags only, on purpose without a DescribeInstances fallback (one call per target, and the worker's role
+        # no longer has the permission).
+        tags = tagging.with_copied_tags(tags, message.instance_tags or {})
     try:
         response = ec2.create_image(
             InstanceId=message.instance_id,
@@ -426,14 +464,6 @@ def _find_image_by_name(ec2: Any, name: str, policy: str) -> str | None:
             f"an AMI named {name!r} exists but is not owned by policy {policy!r}: {image['ImageId']}"
         )
     return None
-
-
-def _instance_tags(ec2: Any, instance_id: str) -> dict[str, str]:
-    response = ec2.describe_instances(InstanceIds=[instance_id])
-    for reservation in response.get("Reservations", []):
-        for instance in reservation.get("Instances", []):
-            return tagging.tag_dict(instance.get("Tags"))
-    return {}
 
 
 def _send_check(rt: Runtime, check: CheckImageMessage, now: datetime) -> None:

@@ -32,6 +32,9 @@ class CreateImageMessage:
     region: str
     role_arn: str | None
     slot: str
+    # Tags the worker copies onto the AMI, taken from the planner's own listing so the worker never describes
+    # the instance. None: not carried (copying is off, or the message predates this field).
+    instance_tags: dict[str, str] | None = None
     kind: Literal["create_image"] = "create_image"
 
 
@@ -113,6 +116,7 @@ def parse_work_body(body: object) -> WorkItem:
             region=_text(payload, "region"),
             role_arn=_optional_text(payload, "role_arn"),
             slot=format_time(parse_time(payload.get("slot"), "slot")),
+            instance_tags=_optional_tags(payload, "instance_tags"),
         )
     if kind == "check_image":
         return CheckImageMessage(
@@ -134,7 +138,14 @@ def parse_work_body(body: object) -> WorkItem:
 
 
 def to_body(message: CreateImageMessage | CheckImageMessage) -> str:
-    return json.dumps(asdict(message), sort_keys=True)
+    """JSON body; `instance_tags` only when carried, so a message without tags keeps the original format.
+
+    Non-ASCII stays unescaped: SQS counts UTF-8 bytes, and `\\uXXXX` escapes would make tags in other scripts
+    up to three times larger. Tags come from EC2's XML responses, so they only hold characters SQS also accepts."""
+    body = asdict(message)
+    if body.get("instance_tags") is None:
+        body.pop("instance_tags", None)
+    return json.dumps(body, sort_keys=True, ensure_ascii=False)
 
 
 def _ami_state_change(event: Mapping[str, Any]) -> AmiStateChange:
@@ -164,6 +175,15 @@ def _text(payload: Mapping[str, Any], key: str, where: str = "message") -> str:
     if not isinstance(value, str) or not value:
         raise MalformedEventError(f"{where} field {key!r} must be a non-empty string, got {value!r}")
     return value
+
+
+def _optional_tags(payload: Mapping[str, Any], key: str) -> dict[str, str] | None:
+    value = payload.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        raise MalformedEventError(f"message field {key!r} must be an object of string tag values")
+    return dict(value)
 
 
 def _optional_text(payload: Mapping[str, Any], key: str) -> str | None:

@@ -15,29 +15,20 @@ locals {
   snapshot_arns = ["arn:${local.partition}:ec2:*::snapshot/*"]
 }
 
-data "aws_iam_policy_document" "planner" {
+data "aws_iam_policy_document" "planner_ec2" {
   # Describe* calls have no resource-level permissions.
   statement {
     sid       = "ReadInstancesAndImages"
     actions   = ["ec2:DescribeInstances", "ec2:DescribeImages"]
     resources = ["*"]
   }
-
-  dynamic "statement" {
-    for_each = length(var.target_role_arns) == 0 ? [] : [var.target_role_arns]
-
-    content {
-      sid       = "AssumeTargetRoles"
-      actions   = ["sts:AssumeRole"]
-      resources = statement.value
-    }
-  }
 }
 
-data "aws_iam_policy_document" "worker" {
+data "aws_iam_policy_document" "worker_ec2" {
+  # No ec2:DescribeInstances: the instance tags to copy arrive in the create_image message.
   statement {
-    sid       = "ReadInstancesImagesSnapshots"
-    actions   = ["ec2:DescribeInstances", "ec2:DescribeImages", "ec2:DescribeSnapshots"]
+    sid       = "ReadImagesSnapshots"
+    actions   = ["ec2:DescribeImages", "ec2:DescribeSnapshots"]
     resources = ["*"]
   }
 
@@ -115,7 +106,10 @@ data "aws_iam_policy_document" "worker" {
       values   = [var.name]
     }
   }
+}
 
+# What each function's role gets: its EC2 permissions, plus the cross-account hop when target roles are set.
+data "aws_iam_policy_document" "assume_target_roles" {
   dynamic "statement" {
     for_each = length(var.target_role_arns) == 0 ? [] : [var.target_role_arns]
 
@@ -125,4 +119,27 @@ data "aws_iam_policy_document" "worker" {
       resources = statement.value
     }
   }
+}
+
+data "aws_iam_policy_document" "planner" {
+  source_policy_documents = [
+    data.aws_iam_policy_document.planner_ec2.json,
+    data.aws_iam_policy_document.assume_target_roles.json,
+  ]
+}
+
+data "aws_iam_policy_document" "worker" {
+  source_policy_documents = [
+    data.aws_iam_policy_document.worker_ec2.json,
+    data.aws_iam_policy_document.assume_target_roles.json,
+  ]
+}
+
+# The role each target account provides: both functions work through it, so it needs the EC2
+# permissions of both (same ownership conditions) and nothing else.
+data "aws_iam_policy_document" "target_role" {
+  source_policy_documents = [
+    data.aws_iam_policy_document.planner_ec2.json,
+    data.aws_iam_policy_document.worker_ec2.json,
+  ]
 }

@@ -48,8 +48,13 @@ output "planner_policy_json" {
 }
 
 output "worker_policy_json" {
-  description = "Business IAM policy of the worker (EC2/STS), as attached to its role; reuse it in target_role_arns roles."
+  description = "Business IAM policy of the worker (EC2/STS), as attached to its role."
   value       = data.aws_iam_policy_document.worker.json
+}
+
+output "target_role_policy_json" {
+  description = "IAM policy each role in target_role_arns needs: the EC2 permissions of both functions, with the same ownership conditions."
+  value       = data.aws_iam_policy_document.target_role.json
 }
 
 output "log_group_names" {

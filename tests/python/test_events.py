@@ -140,6 +140,38 @@ def test_work_messages_round_trip() -> None:
     assert check.deadline_time == datetime(2024, 5, 1, 2, 0, tzinfo=UTC)
 
 
+def test_create_message_carries_instance_tags_only_when_given() -> None:
+    slot = "2024-05-01T01:00:00Z"
+    tagged = CreateImageMessage("nightly", "i-01234567", "us-east-1", None, slot, {"Name": "web-1", "Team": "東京"})
+    untagged = CreateImageMessage("nightly", "i-01234567", "us-east-1", None, slot)
+
+    assert parse_work_body(to_body(tagged)) == tagged
+    # Kept as UTF-8 rather than \uXXXX escapes: SQS limits bytes, not characters.
+    assert "東京" in to_body(tagged)
+    # Without tags the body is exactly the format older workers and planners use.
+    assert set(json.loads(to_body(untagged))) == {"kind", "policy", "instance_id", "region", "role_arn", "slot"}
+
+
+def test_create_message_from_an_older_planner_has_no_instance_tags() -> None:
+    body = json.dumps(
+        {"kind": "create_image", "policy": "nightly", "instance_id": "i-01234567", "region": "us-east-1"}
+        | {"role_arn": None, "slot": "2024-05-01T01:00:00Z"}
+    )
+    parsed = parse_work_body(body)
+    assert isinstance(parsed, CreateImageMessage)
+    assert parsed.instance_tags is None
+
+
+@pytest.mark.parametrize("instance_tags", [["Name", "web-1"], {"Name": 1}, "Name=web-1"])
+def test_malformed_instance_tags_are_rejected(instance_tags: Any) -> None:
+    body = json.dumps(
+        {"kind": "create_image", "policy": "nightly", "instance_id": "i-01234567", "region": "us-east-1"}
+        | {"role_arn": None, "slot": "2024-05-01T01:00:00Z", "instance_tags": instance_tags}
+    )
+    with pytest.raises(MalformedEventError, match="instance_tags"):
+        parse_work_body(body)
+
+
 @pytest.mark.parametrize(
     ("body", "reason"),
     [

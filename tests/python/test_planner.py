@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections import Counter
 from typing import Any
 
@@ -22,7 +23,7 @@ from aws_harness import (
 )
 
 from ops_automation import ami_backup
-from ops_automation.events import CreateImageMessage, format_time
+from ops_automation.events import CreateImageMessage, format_time, to_body
 
 SCHEDULE = {"scheduled_time": "2024-05-01T01:00:00.123Z"}
 SLOT = "2024-05-01T01:00:00Z"
@@ -47,6 +48,36 @@ def test_tagged_and_explicit_instances_get_one_message_each(
     assert {(m["policy"], m["region"], m["role_arn"], m["slot"]) for m in messages} == {(POLICY, REGION, None, SLOT)}
     assert summary == {"slot": SLOT, "dry_run": False, "planned": 4, "enqueued": 4}
     assert emitted_metrics(capsys.readouterr().out)["TargetsPlanned"] == 4
+
+
+def test_messages_carry_the_copyable_instance_tags_from_the_listing(configure: Configure, infra: Infra) -> None:
+    tags = {"Backup": "nightly", "Name": "web-1", "ops-automation:policy": "forged"}
+    [instance] = run_instances(infra.ec2, 1, tags)
+    configure()
+
+    ami_backup.plan_handler(SCHEDULE, FakeContext())
+
+    [message] = _create_messages()
+    assert message["instance_id"] == instance
+    # Ownership keys can only come from the worker itself, so they never travel.
+    assert message["instance_tags"] == {"Backup": "nightly", "Name": "web-1"}
+
+
+def test_without_tag_copying_messages_carry_no_tags(configure: Configure, infra: Infra) -> None:
+    run_instances(infra.ec2, 2, {"Backup": "nightly", "Name": "web"})
+    configure(OPS_COPY_INSTANCE_TAGS="false")
+
+    ami_backup.plan_handler(SCHEDULE, FakeContext())
+
+    messages = _create_messages()
+    assert len(messages) == 2
+    assert not any("instance_tags" in message for message in messages)
+
+
+def test_carried_tags_drop_reserved_and_ownership_keys_and_keep_at_most_50() -> None:
+    tags = {f"k{n:02d}": "v" for n in range(60)} | {"aws:autoscaling:groupName": "asg", "ops-automation:slot": "x"}
+    carried = ami_backup.carried_tags(tags)
+    assert list(carried) == [f"k{n:02d}" for n in range(50)]
 
 
 def test_scheduler_default_notification_time_becomes_the_slot(configure: Configure, infra: Infra) -> None:
@@ -134,10 +165,12 @@ class FakeSqs:
     def __init__(self, fail_once: dict[str, bool]) -> None:
         self.fail_once = dict(fail_once)  # entry id -> SenderFault
         self.calls: list[list[str]] = []
+        self.batch_bytes: list[int] = []
         self.delivered: list[str] = []
 
     def send_message_batch(self, QueueUrl: str, Entries: list[dict[str, str]]) -> dict[str, Any]:
         self.calls.append([entry["Id"] for entry in Entries])
+        self.batch_bytes.append(sum(len(entry["MessageBody"].encode()) for entry in Entries))
         failed = [
             {"Id": entry["Id"], "SenderFault": self.fail_once.pop(entry["Id"]), "Code": "X", "Message": "x"}
             for entry in Entries
@@ -157,6 +190,34 @@ def test_partially_failed_batch_entries_are_retried_alone() -> None:
     messages = _messages(12)
     assert ami_backup.enqueue(sqs, "url", messages) == []
     assert sqs.calls == [[str(n) for n in range(10)], ["3", "7"], ["0", "1"]]
+    assert sorted(sqs.delivered) == sorted(m.instance_id for m in messages)
+
+
+@pytest.mark.parametrize(
+    ("sizes", "expected"),
+    [
+        ([], []),
+        ([100] * 25, [range(0, 10), range(10, 20), range(20, 25)]),
+        ([100_000, 100_000, 62_144, 1], [range(0, 3), range(3, 4)]),
+        ([200_000, 100_000, 100_000, 200_000], [range(0, 1), range(1, 3), range(3, 4)]),
+    ],
+)
+def test_batches_hold_at_most_ten_entries_and_256_kib_of_bodies(sizes: list[int], expected: list[range]) -> None:
+    assert ami_backup.batch_ranges(sizes) == expected
+
+
+def test_messages_with_many_long_tags_are_split_to_fit_the_batch_limit() -> None:
+    # EC2's worst case: 50 tags with 128-character keys and 256-character values, here in a 3-byte script.
+    tags = {f"{n:02d}" + "鍵" * 126: "値" * 256 for n in range(50)}
+    messages = [CreateImageMessage(POLICY, f"i-{n:08x}", REGION, None, SLOT, instance_tags=tags) for n in range(12)]
+    body_bytes = len(to_body(messages[0]).encode())
+    sqs = FakeSqs({})
+
+    assert ami_backup.enqueue(sqs, "url", messages) == []
+
+    assert body_bytes < 100_000  # far below SQS's 256 KiB per message
+    assert max(sqs.batch_bytes) <= 256 * 1024
+    assert len(sqs.calls) == math.ceil(len(messages) / (256 * 1024 // body_bytes))
     assert sorted(sqs.delivered) == sorted(m.instance_id for m in messages)
 
 

@@ -122,6 +122,73 @@ def test_create_tags_image_and_snapshot_copies_instance_tags_and_schedules_a_che
     assert fleet.ledger() == {image["ImageId"]: "pending"}
 
 
+def test_worker_copies_the_carried_tags_without_describing_any_instance(
+    fleet: Fleet, infra: Infra, configure: Configure, fidelity: MotoFidelity, clock: Clock, api_calls: Counter[str]
+) -> None:
+    instances = [run_instances(infra.ec2, 1, {"Backup": "nightly", "Name": f"web-{n}"})[0] for n in range(5)]
+    configure()
+    ami_backup.plan_handler({"scheduled_time": format_time(clock.now)}, FakeContext())
+    creates = take_messages()
+    api_calls.clear()
+
+    assert fleet.work([work_body(message) for message in creates]) == {"batchItemFailures": []}
+
+    assert api_calls["ec2.CreateImage"] == len(instances)
+    assert api_calls["ec2.DescribeInstances"] == 0
+    images = fleet.images()
+    assert len(images) == len(instances)
+    for image in images.values():
+        instance = tagging.tag_dict(image["Tags"])[tagging.SOURCE_INSTANCE]
+        expected = {
+            **OWNERSHIP,
+            tagging.SOURCE_INSTANCE: instance,
+            tagging.SLOT: format_time(clock.now),
+            "Backup": "nightly",
+            "Name": f"web-{instances.index(instance)}",
+        }
+        assert tagging.tag_dict(image["Tags"]) == expected
+        snapshot_id = fidelity.snapshot_of(REGION, image["ImageId"])
+        [snapshot] = infra.ec2.describe_snapshots(SnapshotIds=[snapshot_id])["Snapshots"]
+        assert tagging.tag_dict(snapshot["Tags"]) == expected
+
+
+def test_create_message_of_an_older_planner_gets_ownership_tags_only(
+    fleet: Fleet, infra: Infra, configure: Configure, fidelity: MotoFidelity, clock: Clock, api_calls: Counter[str]
+) -> None:
+    instance = run_instances(infra.ec2, 1, {"Backup": "nightly", "Name": "web-1"})[0]
+    configure()
+    slot = format_time(clock.now)
+    old_format = {"kind": "create_image", "policy": POLICY, "instance_id": instance, "region": REGION}
+
+    assert fleet.work([json.dumps({**old_format, "role_arn": None, "slot": slot})]) == {"batchItemFailures": []}
+
+    [image] = fleet.images().values()
+    expected = {**OWNERSHIP, tagging.SOURCE_INSTANCE: instance, tagging.SLOT: slot}
+    assert tagging.tag_dict(image["Tags"]) == expected
+    [snapshot] = infra.ec2.describe_snapshots(SnapshotIds=[fidelity.snapshot_of(REGION, image["ImageId"])])["Snapshots"]
+    assert tagging.tag_dict(snapshot["Tags"]) == expected
+    assert api_calls["ec2.DescribeInstances"] == 0
+    assert [check["image_id"] for check in take_messages()] == [image["ImageId"]]
+
+
+def test_carried_tags_are_not_part_of_the_idempotency_key(
+    fleet: Fleet, infra: Infra, configure: Configure, clock: Clock, api_calls: Counter[str]
+) -> None:
+    instance = run_instances(infra.ec2, 1, {"Backup": "nightly"})[0]
+    configure()
+    message = {"kind": "create_image", "policy": POLICY, "instance_id": instance, "region": REGION}
+    message |= {"role_arn": None, "slot": format_time(clock.now)}
+    fleet.work([json.dumps({**message, "instance_tags": {"Name": "before"}})])
+    api_calls.clear()
+
+    # Re-tagged between two plannings of the same slot: still the same work item, answered from its record.
+    fleet.work([json.dumps({**message, "instance_tags": {"Name": "after"}})])
+
+    assert not [call for call in api_calls if call.startswith("ec2.")]
+    [image] = fleet.images().values()
+    assert tagging.tag_dict(image["Tags"])["Name"] == "before"
+
+
 def test_a_week_of_backups_keeps_exactly_n_generations_and_touches_nothing_else(
     fleet: Fleet, infra: Infra, configure: Configure, fidelity: MotoFidelity, clock: Clock, capsys: Any, logs: Captured
 ) -> None:

@@ -41,7 +41,7 @@ run "create_image_requires_ownership_request_tags" {
 
   assert {
     condition = anytrue([
-      for s in data.aws_iam_policy_document.worker.statement :
+      for s in data.aws_iam_policy_document.worker_ec2.statement :
       tolist(s.actions) == tolist(["ec2:CreateImage"])
       && toset(s.resources) == toset(["arn:aws:ec2:*::image/*", "arn:aws:ec2:*::snapshot/*"])
       && toset([for c in s.condition : "${c.test} ${c.variable}=${join(",", c.values)}"]) == toset([
@@ -54,7 +54,7 @@ run "create_image_requires_ownership_request_tags" {
 
   assert {
     condition = anytrue([
-      for s in data.aws_iam_policy_document.worker.statement :
+      for s in data.aws_iam_policy_document.worker_ec2.statement :
       tolist(s.actions) == tolist(["ec2:CreateImage"]) && tolist(s.resources) == tolist(["arn:aws:ec2:*:*:instance/*"])
     ])
     error_message = "CreateImage must be allowed on the source instance."
@@ -62,7 +62,7 @@ run "create_image_requires_ownership_request_tags" {
 
   assert {
     condition = alltrue([
-      for s in data.aws_iam_policy_document.worker.statement :
+      for s in data.aws_iam_policy_document.worker_ec2.statement :
       toset([for c in s.condition : "${c.variable}=${join(",", c.values)}"]) == toset(["ec2:CreateAction=CreateImage"])
       if contains(s.actions, "ec2:CreateTags")
     ])
@@ -76,7 +76,7 @@ run "destruction_requires_ownership_resource_tags" {
   assert {
     condition = alltrue(flatten([
       for action in ["ec2:DeregisterImage", "ec2:DeleteSnapshot"] : [
-        for s in data.aws_iam_policy_document.worker.statement :
+        for s in data.aws_iam_policy_document.worker_ec2.statement :
         toset([for c in s.condition : "${c.test} ${c.variable}=${join(",", c.values)}"]) == toset([
           "StringEquals aws:ResourceTag/ops-automation:managed-by=terraform-aws-ops-automation",
           "StringEquals aws:ResourceTag/ops-automation:policy=nightly",
@@ -89,7 +89,7 @@ run "destruction_requires_ownership_resource_tags" {
 
   assert {
     condition = length([
-      for s in data.aws_iam_policy_document.worker.statement : s
+      for s in data.aws_iam_policy_document.worker_ec2.statement : s
       if contains(s.actions, "ec2:DeregisterImage") || contains(s.actions, "ec2:DeleteSnapshot")
     ]) == 2
     error_message = "DeregisterImage and DeleteSnapshot must each have exactly one (conditioned) statement."
@@ -101,7 +101,7 @@ run "no_wildcard_resource_on_mutating_actions" {
 
   assert {
     condition = alltrue(flatten([
-      for doc in [data.aws_iam_policy_document.planner, data.aws_iam_policy_document.worker] : [
+      for doc in [data.aws_iam_policy_document.planner_ec2, data.aws_iam_policy_document.worker_ec2, data.aws_iam_policy_document.assume_target_roles] : [
         for s in doc.statement : alltrue([for a in s.actions : startswith(a, "ec2:Describe")])
         if contains(s.resources, "*")
       ]
@@ -110,16 +110,16 @@ run "no_wildcard_resource_on_mutating_actions" {
   }
 
   assert {
-    condition     = toset(flatten([for s in data.aws_iam_policy_document.planner.statement : s.actions])) == toset(["ec2:DescribeInstances", "ec2:DescribeImages"])
+    condition     = toset(flatten([for s in data.aws_iam_policy_document.planner_ec2.statement : s.actions])) == toset(["ec2:DescribeInstances", "ec2:DescribeImages"])
     error_message = "Without target roles the planner may only describe instances and images."
   }
 
   assert {
-    condition = toset(flatten([for s in data.aws_iam_policy_document.worker.statement : s.actions])) == toset([
-      "ec2:DescribeInstances", "ec2:DescribeImages", "ec2:DescribeSnapshots", "ec2:CreateImage", "ec2:CreateTags",
+    condition = toset(flatten([for s in data.aws_iam_policy_document.worker_ec2.statement : s.actions])) == toset([
+      "ec2:DescribeImages", "ec2:DescribeSnapshots", "ec2:CreateImage", "ec2:CreateTags",
       "ec2:DeregisterImage", "ec2:DeleteSnapshot",
     ])
-    error_message = "Without target roles the worker's actions are exactly the EC2 calls of the handler."
+    error_message = "Without target roles the worker's actions are exactly the EC2 calls of the handler (no DescribeInstances: tags come in the message)."
   }
 }
 
@@ -132,12 +132,27 @@ run "cross_account_roles_are_assumable_and_passed_on" {
   }
 
   assert {
-    condition = alltrue([
-      for doc in [data.aws_iam_policy_document.planner, data.aws_iam_policy_document.worker] : anytrue([
-        for s in doc.statement : tolist(s.actions) == tolist(["sts:AssumeRole"]) && tolist(s.resources) == tolist(var.target_role_arns)
-      ])
+    condition = anytrue([
+      for s in data.aws_iam_policy_document.assume_target_roles.statement :
+      tolist(s.actions) == tolist(["sts:AssumeRole"]) && tolist(s.resources) == tolist(var.target_role_arns)
     ])
-    error_message = "Both functions must be able to assume exactly the target roles."
+    error_message = "The functions must be able to assume exactly the target roles."
+  }
+
+  assert {
+    condition = alltrue([
+      for doc in [data.aws_iam_policy_document.planner, data.aws_iam_policy_document.worker] :
+      contains(doc.source_policy_documents, data.aws_iam_policy_document.assume_target_roles.json)
+    ])
+    error_message = "Both functions' policies must include the cross-account statement."
+  }
+
+  assert {
+    condition = alltrue([
+      for s in concat(data.aws_iam_policy_document.planner_ec2.statement, data.aws_iam_policy_document.worker_ec2.statement) :
+      !contains(s.actions, "sts:AssumeRole")
+    ])
+    error_message = "The EC2 documents (also the target role's policy) must not allow hopping to further roles."
   }
 
   assert {
