@@ -47,7 +47,7 @@ lock: $(STAMP)
 security: $(STAMP)
 	test -x $(SECURITY_VENV)/bin/checkov || ($(PYTHON) -m venv $(SECURITY_VENV) && \
 		$(SECURITY_VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-security.txt)
-	$(SECURITY_VENV)/bin/checkov --quiet --compact -d modules --framework terraform
+	$(SECURITY_VENV)/bin/checkov --quiet --compact --skip-download -d modules --framework terraform
 
 clean:
 	rm -rf $(VENV) $(SECURITY_VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

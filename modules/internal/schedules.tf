@@ -9,6 +9,7 @@ locals {
 }
 
 resource "aws_scheduler_schedule" "this" {
+  #checkov:skip=CKV_AWS_297:Encrypted with the caller's kms_key_arn when one is given; otherwise with an AWS owned key, as every other resource of the module.
   for_each = local.scheduled
 
   name                         = "${var.name}-${each.key}"
@@ -16,6 +17,7 @@ resource "aws_scheduler_schedule" "this" {
   description                  = each.value.description
   schedule_expression          = each.value.schedule.expression
   schedule_expression_timezone = each.value.schedule.timezone
+  kms_key_arn                  = var.kms_key_arn
 
   # A backup slot is a point in time: spreading invocations would blur which slot a run belongs to.
   flexible_time_window {
