@@ -4,13 +4,17 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 SECURITY_VENV ?= .venv-security
+# The handlers run on Lambda's python3.13: their tests run on it too where this machine has one (pyenv or PATH).
+LAMBDA_PYTHON ?= $(shell (ls -d "$$(pyenv root 2>/dev/null)"/versions/3.13*/bin/python3.13 2>/dev/null || command -v python3.13) | tail -n 1)
+RUNTIME_VENV ?= .venv-lambda-runtime
 
-.PHONY: help venv test lint unit demo docs lock security clean
+.PHONY: help venv test lint unit runtime demo docs lock security clean
 
 help:
 	@echo "make demo      simulate a week of AMI backups against a local AWS and print the report"
 	@echo "make test      lint + every verification tier (unit/moto/HCL, terraform, end to end)"
 	@echo "make lint      ruff + mypy on lambda_src"
+	@echo "make runtime   the Python tests on Lambda's python3.13, where this machine has it"
 	@echo "make docs      regenerate the Inputs/Outputs tables of the module READMEs"
 	@echo "make lock      re-pin requirements*.txt from requirements*.in with pip-tools"
 	@echo "make security  checkov over modules/ and examples/ in its own virtualenv"
@@ -27,8 +31,18 @@ lint: $(STAMP)
 	$(PY) -m ruff format --check lambda_src tests scripts
 	$(PY) -m mypy
 
-test: lint
+test: lint runtime
 	$(PY) -m pytest
+
+runtime:
+	@set -e; if [ -z "$(LAMBDA_PYTHON)" ]; then \
+		echo "!!! python3.13 (Lambda's runtime) NOT FOUND: the handler tests ran on $$($(PYTHON) --version) only !!!"; \
+	else \
+		test -x $(RUNTIME_VENV)/bin/python || $(LAMBDA_PYTHON) -m venv $(RUNTIME_VENV); \
+		$(RUNTIME_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements.txt -r requirements-dev.txt; \
+		echo "handler tests on $$($(RUNTIME_VENV)/bin/python --version) (Lambda's runtime):"; \
+		$(RUNTIME_VENV)/bin/python -m pytest -q -p no:cacheprovider tests/python; \
+	fi
 
 unit: $(STAMP)
 	$(PY) -m pytest tests/python tests/hcl
@@ -50,4 +64,4 @@ security: $(STAMP)
 	$(SECURITY_VENV)/bin/checkov --quiet --compact --skip-download -d modules --framework terraform
 
 clean:
-	rm -rf $(VENV) $(SECURITY_VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(SECURITY_VENV) $(RUNTIME_VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

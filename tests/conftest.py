@@ -52,9 +52,22 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
             _outcomes[tier][report.outcome] += 1
 
 
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+def selected_tiers(config: pytest.Config) -> list[str]:
+    """The tiers this run was asked for: all of them, unless the arguments name only some tier folders."""
+    selected: set[str] = set()
+    for arg in config.args:
+        path = Path(config.invocation_params.dir, arg.split("::")[0]).resolve()
+        tier = tier_of(path)
+        if tier is None:
+            return list(TIER_TITLES)
+        selected.add(tier)
+    return [tier for tier in TIER_TITLES if tier in selected]
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
     terminalreporter.section("verification tiers")
-    for tier, title in TIER_TITLES.items():
+    for tier in selected_tiers(config):
+        title = TIER_TITLES[tier]
         counts = _outcomes.get(tier, Counter())
         ran = counts["passed"] + counts["failed"]
         line = f"{title}: {ran} ran, {counts['passed']} passed, {counts['failed']} failed, {counts['skipped']} skipped"

@@ -5,31 +5,34 @@
 variable "name" {
   description = "Policy name: prefix of every resource this module creates and value of the ops-automation:policy tag on every backup."
   type        = string
+  nullable    = false
 
   validation {
     condition     = can(regex("^[a-zA-Z][a-zA-Z0-9-]{0,31}$", var.name))
-    error_message = "name must be 1-32 characters: letters, digits and hyphens, starting with a letter."
+    error_message = "name must be 1-32 characters: letters, digits and hyphens, starting with a letter; got ${jsonencode(var.name)}."
   }
 }
 
 variable "schedule_expression" {
   description = "EventBridge Scheduler expression of the backup slots: cron(...), rate(...) or at(...)."
   type        = string
+  nullable    = false
 
   validation {
     condition     = can(regex("^(cron|rate|at)\\(.+\\)$", var.schedule_expression))
-    error_message = "schedule_expression must be an EventBridge Scheduler expression: cron(...), rate(...) or at(...)."
+    error_message = "schedule_expression must be an EventBridge Scheduler expression: cron(...), rate(...) or at(...); got ${jsonencode(var.schedule_expression)}."
   }
 }
 
 variable "schedule_timezone" {
   description = "IANA time zone the schedule expression is evaluated in (for example Asia/Tokyo)."
   type        = string
+  nullable    = false
   default     = "UTC"
 
   validation {
     condition     = can(regex("^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*$", var.schedule_timezone))
-    error_message = "schedule_timezone must be an IANA time zone name such as UTC or Asia/Tokyo."
+    error_message = "schedule_timezone must be an IANA time zone name such as UTC or Asia/Tokyo; got ${jsonencode(var.schedule_timezone)}."
   }
 }
 
@@ -40,44 +43,48 @@ variable "schedule_timezone" {
 variable "instance_ids" {
   description = "EC2 instance ids to back up, in addition to the instances matching target_tags."
   type        = list(string)
+  nullable    = false
   default     = []
 
   validation {
     condition     = alltrue([for id in var.instance_ids : can(regex("^i-([0-9a-f]{8}|[0-9a-f]{17})$", id))])
-    error_message = "instance_ids entries must be EC2 instance ids: i- followed by 8 or 17 lowercase hex digits."
+    error_message = "instance_ids entries must be EC2 instance ids: i- followed by 8 or 17 lowercase hex digits; invalid: ${jsonencode(var.instance_ids == null ? null : [for id in var.instance_ids : id if !can(regex("^i-([0-9a-f]{8}|[0-9a-f]{17})$", id))])}."
   }
 }
 
 variable "target_tags" {
   description = "Tags an instance must all carry to be backed up (key = value); combined with instance_ids."
   type        = map(string)
+  nullable    = false
   default     = {}
 
   validation {
     condition     = alltrue([for k in keys(var.target_tags) : length(k) >= 1 && length(k) <= 128 && !startswith(lower(k), "aws:")])
-    error_message = "target_tags keys must be 1-128 characters and must not start with aws:."
+    error_message = "target_tags keys must be 1-128 characters and must not start with aws:; invalid: ${jsonencode(var.target_tags == null ? null : [for k in keys(var.target_tags) : k if !(length(k) >= 1 && length(k) <= 128 && !startswith(lower(k), "aws:"))])}."
   }
 }
 
 variable "regions" {
   description = "Regions to back up in; an empty list means the deployment region."
   type        = list(string)
+  nullable    = false
   default     = []
 
   validation {
     condition     = alltrue([for r in var.regions : can(regex("^[a-z]{2}(-[a-z]+)+-[0-9]$", r))])
-    error_message = "regions entries must be AWS region names such as ap-northeast-1."
+    error_message = "regions entries must be AWS region names such as ap-northeast-1; invalid: ${jsonencode(var.regions == null ? null : [for r in var.regions : r if !can(regex("^[a-z]{2}(-[a-z]+)+-[0-9]$", r))])}."
   }
 }
 
 variable "target_role_arns" {
   description = "IAM roles in other accounts to assume for backing up their instances; an empty list means the deployment account only."
   type        = list(string)
+  nullable    = false
   default     = []
 
   validation {
     condition     = alltrue([for arn in var.target_role_arns : can(regex("^arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]+$", arn))])
-    error_message = "target_role_arns entries must be IAM role ARNs (arn:<partition>:iam::<account>:role/<name>)."
+    error_message = "target_role_arns entries must be IAM role ARNs (arn:<partition>:iam::<account>:role/<name>); invalid: ${jsonencode(var.target_role_arns == null ? null : [for arn in var.target_role_arns : arn if !can(regex("^arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]+$", arn))])}."
   }
 }
 
@@ -88,11 +95,12 @@ variable "target_role_arns" {
 variable "generations" {
   description = "Number of good (available) AMIs kept per instance; older ones are deregistered with their snapshots."
   type        = number
+  nullable    = false
   default     = 7
 
   validation {
     condition     = var.generations >= 1 && var.generations <= 1000 && floor(var.generations) == var.generations
-    error_message = "generations must be a whole number between 1 and 1000."
+    error_message = "generations must be a whole number between 1 and 1000; got ${jsonencode(var.generations)}."
   }
 }
 
@@ -103,47 +111,52 @@ variable "max_age_days" {
 
   validation {
     condition     = var.max_age_days == null || try(var.max_age_days >= 1 && floor(var.max_age_days) == var.max_age_days, false)
-    error_message = "max_age_days must be null or a whole number of at least 1."
+    error_message = "max_age_days must be null or a whole number of at least 1; got ${jsonencode(var.max_age_days)}."
   }
 }
 
 variable "no_reboot" {
   description = "Create AMIs without rebooting the instance (crash-consistent); false reboots it for file-system consistency."
   type        = bool
+  nullable    = false
   default     = true
 }
 
 variable "copy_instance_tags" {
   description = "Copy the instance's own tags onto its AMIs and snapshots (aws: tags excluded), next to the ownership tags."
   type        = bool
+  nullable    = false
   default     = true
 }
 
 variable "dry_run" {
   description = "Plan and log what would be created and deleted without creating or deleting anything."
   type        = bool
+  nullable    = false
   default     = false
 }
 
 variable "completion_timeout_minutes" {
   description = "Minutes an AMI may stay pending before the delayed check reports it as failed."
   type        = number
+  nullable    = false
   default     = 240
 
   validation {
     condition     = var.completion_timeout_minutes >= 15 && var.completion_timeout_minutes <= 1440 && floor(var.completion_timeout_minutes) == var.completion_timeout_minutes
-    error_message = "completion_timeout_minutes must be a whole number between 15 and 1440."
+    error_message = "completion_timeout_minutes must be a whole number between 15 and 1440; got ${jsonencode(var.completion_timeout_minutes)}."
   }
 }
 
 variable "ledger_ttl_days" {
   description = "Days a ledger record is kept after its last update before DynamoDB expires it."
   type        = number
+  nullable    = false
   default     = 400
 
   validation {
     condition     = var.ledger_ttl_days >= 1 && floor(var.ledger_ttl_days) == var.ledger_ttl_days
-    error_message = "ledger_ttl_days must be a whole number of at least 1."
+    error_message = "ledger_ttl_days must be a whole number of at least 1; got ${jsonencode(var.ledger_ttl_days)}."
   }
 }
 
@@ -158,18 +171,19 @@ variable "alarm_sns_topic_arn" {
 
   validation {
     condition     = var.alarm_sns_topic_arn == null || can(regex("^arn:aws[a-z-]*:sns:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]{1,256}$", var.alarm_sns_topic_arn))
-    error_message = "alarm_sns_topic_arn must be an SNS topic ARN (arn:<partition>:sns:<region>:<account>:<name>) or null."
+    error_message = "alarm_sns_topic_arn must be an SNS topic ARN (arn:<partition>:sns:<region>:<account>:<name>) or null; got ${jsonencode(var.alarm_sns_topic_arn)}."
   }
 }
 
 variable "log_retention_days" {
   description = "Retention of the functions' CloudWatch log groups, in days."
   type        = number
+  nullable    = false
   default     = 30
 
   validation {
     condition     = contains([1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653], var.log_retention_days)
-    error_message = "log_retention_days must be one of the CloudWatch Logs values: 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653."
+    error_message = "log_retention_days must be one of the CloudWatch Logs values: 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653; got ${jsonencode(var.log_retention_days)}."
   }
 }
 
@@ -180,7 +194,7 @@ variable "kms_key_arn" {
 
   validation {
     condition     = var.kms_key_arn == null || can(regex("^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/[A-Za-z0-9-]+$", var.kms_key_arn))
-    error_message = "kms_key_arn must be a KMS key ARN (arn:<partition>:kms:<region>:<account>:key/<id>) or null."
+    error_message = "kms_key_arn must be a KMS key ARN (arn:<partition>:kms:<region>:<account>:key/<id>) or null; got ${jsonencode(var.kms_key_arn)}."
   }
 }
 
@@ -191,24 +205,27 @@ variable "powertools_layer_arn" {
 
   validation {
     condition     = var.powertools_layer_arn == null || can(regex("^arn:aws[a-z-]*:lambda:[a-z0-9-]+:[0-9]{12}:layer:[A-Za-z0-9_-]+:[0-9]+$", var.powertools_layer_arn))
-    error_message = "powertools_layer_arn must be a Lambda layer version ARN (arn:<partition>:lambda:<region>:<account>:layer:<name>:<version>) or null."
+    error_message = "powertools_layer_arn must be a Lambda layer version ARN (arn:<partition>:lambda:<region>:<account>:layer:<name>:<version>) or null; got ${jsonencode(var.powertools_layer_arn)}."
   }
 }
 
 variable "tracing_enabled" {
   description = "Whether the functions send traces to AWS X-Ray."
   type        = bool
+  nullable    = false
   default     = false
 }
 
 variable "point_in_time_recovery" {
   description = "Whether point-in-time recovery is enabled on the ledger and idempotency tables."
   type        = bool
+  nullable    = false
   default     = true
 }
 
 variable "tags" {
   description = "Tags added to every resource this module creates (not to the AMIs, which carry the ownership tags)."
   type        = map(string)
+  nullable    = false
   default     = {}
 }
