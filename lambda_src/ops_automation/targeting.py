@@ -1,18 +1,28 @@
-"""Resolve backup targets with server-side filters: API calls grow with result pages, never with targets."""
+"""Resolve backup targets with server-side filters: API calls grow with result pages, never with targets.
+
+Instances and volumes go through the same resolution; a `ResourceKind` holds the little that differs (the
+describe call, its filter names, page size, id shape and how a page is read).
+"""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
-INSTANCE_ID_PATTERN = re.compile(r"^i-(?:[0-9a-f]{8}|[0-9a-f]{17})$")
 MAX_TAG_KEY_LENGTH = 128
 # EC2 accepts up to 200 values per filter; one below keeps a margin against that documented ceiling.
 MAX_FILTER_VALUES = 199
+# DescribeInstances (and DescribeImages/DescribeSnapshots) accept MaxResults up to 1000.
 PAGE_SIZE = 1000
+# DescribeVolumes documents MaxResults "between 5 and 500"; a larger value is silently capped at 500.
+VOLUME_PAGE_SIZE = 500
 DEFAULT_STATES: tuple[str, ...] = ("running", "stopping", "stopped")
+# A volume that is `creating` has no data yet; `deleting`/`deleted`/`error` ones cannot be snapshotted.
+DEFAULT_VOLUME_STATES: tuple[str, ...] = ("in-use", "available")
+
+T = TypeVar("T")
 
 
 class InvalidInputError(ValueError):
@@ -33,6 +43,15 @@ class Instance:
 
 
 @dataclass(frozen=True)
+class Volume:
+    volume_id: str
+    state: str
+    tags: Mapping[str, str]
+    # Empty for an `available` volume; several with EBS Multi-Attach.
+    instance_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Resolution:
     """Instances found, and explicit ids that matched nothing (unknown, terminated, or in another region)."""
 
@@ -40,10 +59,91 @@ class Resolution:
     missing: tuple[str, ...]
 
 
-def validate_instance_id(value: str) -> str:
-    if not isinstance(value, str) or not INSTANCE_ID_PATTERN.match(value):
-        raise InvalidInputError("instance_id", value, "must be 'i-' followed by 8 or 17 lowercase hex digits")
+@dataclass(frozen=True)
+class VolumeResolution:
+    """Volumes found, and explicit ids that matched nothing (unknown, deleted, or in another region)."""
+
+    volumes: tuple[Volume, ...]
+    missing: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ResourceKind(Generic[T]):
+    """What differs between describing instances and volumes; everything else is shared."""
+
+    id_field: str
+    id_pattern: re.Pattern[str]
+    id_prefix: str
+    paginator: str
+    id_filter: str
+    state_filter: str
+    page_size: int
+    read_page: Callable[[Mapping[str, Any]], Iterable[T]]
+    key: Callable[[T], str]
+
+
+def _instances(page: Mapping[str, Any]) -> Iterable[Instance]:
+    for reservation in page.get("Reservations", []):
+        for raw in reservation.get("Instances", []):
+            yield Instance(
+                instance_id=raw["InstanceId"],
+                state=raw.get("State", {}).get("Name", "unknown"),
+                tags=_tags(raw),
+            )
+
+
+def _volumes(page: Mapping[str, Any]) -> Iterable[Volume]:
+    for raw in page.get("Volumes", []):
+        yield Volume(
+            volume_id=raw["VolumeId"],
+            state=raw.get("State", "unknown"),
+            tags=_tags(raw),
+            instance_ids=tuple(sorted({a["InstanceId"] for a in raw.get("Attachments", []) if "InstanceId" in a})),
+        )
+
+
+def _tags(raw: Mapping[str, Any]) -> dict[str, str]:
+    return {tag["Key"]: tag["Value"] for tag in raw.get("Tags", [])}
+
+
+INSTANCES = ResourceKind[Instance](
+    id_field="instance_id",
+    id_pattern=re.compile(r"^i-(?:[0-9a-f]{8}|[0-9a-f]{17})$"),
+    id_prefix="i-",
+    paginator="describe_instances",
+    id_filter="instance-id",
+    state_filter="instance-state-name",
+    page_size=PAGE_SIZE,
+    read_page=_instances,
+    key=lambda instance: instance.instance_id,
+)
+VOLUMES = ResourceKind[Volume](
+    id_field="volume_id",
+    id_pattern=re.compile(r"^vol-(?:[0-9a-f]{8}|[0-9a-f]{17})$"),
+    id_prefix="vol-",
+    paginator="describe_volumes",
+    id_filter="volume-id",
+    state_filter="status",
+    page_size=VOLUME_PAGE_SIZE,
+    read_page=_volumes,
+    key=lambda volume: volume.volume_id,
+)
+
+
+def _validate_id(kind: ResourceKind[Any], value: str) -> str:
+    if not isinstance(value, str) or not kind.id_pattern.match(value):
+        raise InvalidInputError(
+            kind.id_field, value, f"must be {kind.id_prefix!r} followed by 8 or 17 lowercase hex digits"
+        )
     return value
+
+
+def validate_instance_id(value: str) -> str:
+    return _validate_id(INSTANCES, value)
+
+
+def validate_volume_id(value: str) -> str:
+    return _validate_id(VOLUMES, value)
 
 
 def validate_tag_key(key: str) -> str:
@@ -80,35 +180,45 @@ def resolve_instances(
     target_tags: Mapping[str, str],
     states: Sequence[str] = DEFAULT_STATES,
 ) -> Resolution:
-    """Union of the explicit ids and the instances carrying every target tag, in the given states.
+    """Union of the explicit ids and the instances carrying every target tag, in the given states."""
+    instances, missing = _resolve(ec2, INSTANCES, instance_ids, target_tags, states)
+    return Resolution(instances=instances, missing=missing)
 
-    Explicit ids go into an `instance-id` filter rather than `InstanceIds`, so one unknown id cannot fail the
-    whole call; ids that matched nothing come back in `missing` for the caller to report.
-    """
-    state_filter = {"Name": "instance-state-name", "Values": list(states)}
-    found: dict[str, Instance] = {}
-    for ids in chunked(sorted(set(instance_ids)), MAX_FILTER_VALUES):
-        found.update(_describe(ec2, [{"Name": "instance-id", "Values": ids}, state_filter]))
-    missing = tuple(sorted(set(instance_ids) - set(found)))
+
+def resolve_volumes(
+    ec2: Any,
+    volume_ids: Sequence[str],
+    target_tags: Mapping[str, str],
+    states: Sequence[str] = DEFAULT_VOLUME_STATES,
+) -> VolumeResolution:
+    """Union of the explicit ids and the volumes carrying every target tag, in the given states."""
+    volumes, missing = _resolve(ec2, VOLUMES, volume_ids, target_tags, states)
+    return VolumeResolution(volumes=volumes, missing=missing)
+
+
+def _resolve(
+    ec2: Any,
+    kind: ResourceKind[T],
+    ids: Sequence[str],
+    target_tags: Mapping[str, str],
+    states: Sequence[str],
+) -> tuple[tuple[T, ...], tuple[str, ...]]:
+    """Explicit ids go into an id filter rather than `InstanceIds`/`VolumeIds`, so one unknown id cannot fail
+    the whole call; ids that matched nothing come back as missing for the caller to report."""
+    state_filter = {"Name": kind.state_filter, "Values": list(states)}
+    found: dict[str, T] = {}
+    for chunk in chunked(sorted(set(ids)), MAX_FILTER_VALUES):
+        found.update(_describe(ec2, kind, [{"Name": kind.id_filter, "Values": chunk}, state_filter]))
+    missing = tuple(sorted(set(ids) - set(found)))
     if target_tags:
-        found.update(_describe(ec2, [*tag_filters(target_tags), state_filter]))
-    return Resolution(instances=tuple(found[key] for key in sorted(found)), missing=missing)
+        found.update(_describe(ec2, kind, [*tag_filters(target_tags), state_filter]))
+    return tuple(found[key] for key in sorted(found)), missing
 
 
-def _describe(ec2: Any, filters: list[dict[str, Any]]) -> dict[str, Instance]:
-    result: dict[str, Instance] = {}
-    paginator = ec2.get_paginator("describe_instances")
-    for page in paginator.paginate(Filters=filters, PaginationConfig={"PageSize": PAGE_SIZE}):
-        for instance in _instances(page):
-            result[instance.instance_id] = instance
+def _describe(ec2: Any, kind: ResourceKind[T], filters: list[dict[str, Any]]) -> dict[str, T]:
+    result: dict[str, T] = {}
+    paginator = ec2.get_paginator(kind.paginator)
+    for page in paginator.paginate(Filters=filters, PaginationConfig={"PageSize": kind.page_size}):
+        for item in kind.read_page(page):
+            result[kind.key(item)] = item
     return result
-
-
-def _instances(page: Mapping[str, Any]) -> Iterable[Instance]:
-    for reservation in page.get("Reservations", []):
-        for raw in reservation.get("Instances", []):
-            yield Instance(
-                instance_id=raw["InstanceId"],
-                state=raw.get("State", {}).get("Name", "unknown"),
-                tags={tag["Key"]: tag["Value"] for tag in raw.get("Tags", [])},
-            )

@@ -1,7 +1,9 @@
 """Tier 1: the function roles allow exactly what the code calls, and destructive EC2 actions are tag-bound.
 
-The called actions come from an AST scan of `lambda_src/ops_automation` (see tests/support/python_scan.py);
-the allowed ones from the `aws_iam_policy_document` statements attached to the function roles.
+The called actions come from an AST scan of the code the module's Lambda handlers reach in
+`lambda_src/ops_automation`: their handler module plus the shared-core definitions it uses, transitively (see
+tests/support/python_scan.py), so a core function only another module uses demands nothing of this policy.
+The allowed ones come from the `aws_iam_policy_document` statements attached to the function roles.
 """
 
 from __future__ import annotations
@@ -164,12 +166,32 @@ def all_statements() -> list[Statement]:
     return business + plumbing
 
 
+def _values_of(value: Any, key: str) -> list[Any]:
+    if isinstance(value, dict):
+        return [v for k, item in value.items() for v in ([item] if k == key else _values_of(item, key))]
+    if isinstance(value, list):
+        return [v for item in value for v in _values_of(item, key)]
+    return []
+
+
+@cache
+def handler_modules() -> tuple[str, ...]:
+    """The Python modules of the `handler`s ami-backup gives modules/internal (`package.module.function`)."""
+    handlers = {str(h) for call in calls_to(load_module(AMI_BACKUP), "internal") for h in _values_of(call, "handler")}
+    modules = tuple(sorted({handler.rpartition(".")[0] for handler in handlers}))
+    assert modules and all(m.startswith(f"{PACKAGE.name}.") for m in modules), (
+        f"modules/ami-backup passes no handler of the {PACKAGE.name} package to modules/internal: {handlers}"
+    )
+    return modules
+
+
 @cache
 def code_calls() -> list[ApiCall]:
-    calls, unattributed = boto_calls(PACKAGE)
+    calls, unattributed = boto_calls(PACKAGE, handler_modules=handler_modules())
     assert not unattributed, (
-        "calls whose AWS service cannot be told from the code (name the client variable after its service, "
-        f"e.g. `ec2`, or assign it from `factory.client('ec2', ...)`): {unattributed}"
+        "calls whose AWS service or operation cannot be told from the code (name the client variable after its "
+        "service, e.g. `ec2`, or assign it from `factory.client('ec2', ...)`; name paginators and waiters with "
+        f"a string literal or a constant): {unattributed}"
     )
     assert calls, "the AST scan found no AWS call at all: the scan or the package is broken"
     return calls
