@@ -12,6 +12,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 from scripts.local_aws import local_aws
@@ -30,6 +31,7 @@ class Outcome:
     week: scenario.WeekReport
     state: scenario.FinalState
     terraform_environments: dict[str, dict[str, str]]
+    business_policies: dict[str, dict[str, Any]]  # IAM documents as deployed, keyed planner/worker
     region: str
     seconds: float
 
@@ -54,12 +56,20 @@ def outcome(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Outcome]:
             deployment = scenario.deployment_from_terraform(aws, run.outputs)
             week = scenario.run_week(aws, deployment)
             state = scenario.final_state(aws, deployment)
+            iam = aws.client("iam")
+            business_policies = {
+                function: iam.get_role_policy(RoleName=f"{deployment.policy_name}-{function}", PolicyName="business")[
+                    "PolicyDocument"
+                ]
+                for function in ("planner", "worker")
+            }
         region = aws.region
     yield Outcome(
         run=run,
         week=week,
         state=state,
         terraform_environments=run.outputs["function_environments"],
+        business_policies=business_policies,
         region=region,
         seconds=time.monotonic() - started,
     )
@@ -186,3 +196,55 @@ def test_terraform_destroy_succeeds(outcome: Outcome) -> None:
         f"total {outcome.seconds:.0f}s; {len(outcome.week.backups)} backups created, "
         f"{len(outcome.week.purged)} purged, {len(outcome.state.ledger)} ledger items"
     )
+
+
+def _statements(document: dict[str, Any]) -> list[dict[str, Any]]:
+    statements = document["Statement"]
+    return [statements] if isinstance(statements, dict) else list(statements)
+
+
+def _listed(value: str | list[str]) -> list[str]:
+    return [value] if isinstance(value, str) else list(value)
+
+
+def test_deployed_policies_keep_destruction_and_creation_bound_to_ownership_tags(outcome: Outcome) -> None:
+    """The documents as the real provider rendered and deployed them (composed with source_policy_documents,
+    which the mock-provider tests of tier 2 cannot render)."""
+    policy = outcome.week.deployment.policy_name
+    ownership = {MANAGED_BY: "terraform-aws-ops-automation", POLICY: policy}
+    worker = _statements(outcome.business_policies["worker"])
+    for action, condition_key in (
+        ("ec2:DeregisterImage", "aws:ResourceTag"),
+        ("ec2:DeleteSnapshot", "aws:ResourceTag"),
+    ):
+        granting = [statement for statement in worker if action in _listed(statement["Action"])]
+        assert granting, action
+        for statement in granting:
+            assert "*" not in _listed(statement["Resource"]), action
+            equals = statement["Condition"]["StringEquals"]
+            assert {key: _listed(equals[f"{condition_key}/{key}"]) for key in ownership} == {
+                key: [value] for key, value in ownership.items()
+            }, action
+    creating_backups = [
+        statement
+        for statement in worker
+        if "ec2:CreateImage" in _listed(statement["Action"])
+        and any(":image/" in arn or ":snapshot/" in arn for arn in _listed(statement["Resource"]))
+    ]
+    assert creating_backups
+    for statement in creating_backups:
+        equals = statement["Condition"]["StringEquals"]
+        assert {key: _listed(equals[f"aws:RequestTag/{key}"]) for key in ownership} == {
+            key: [value] for key, value in ownership.items()
+        }
+
+
+def test_deployed_policies_allow_every_resource_only_to_describe_and_assume_nothing(outcome: Outcome) -> None:
+    for function, document in outcome.business_policies.items():
+        for statement in _statements(document):
+            actions = _listed(statement["Action"])
+            assert "sts:AssumeRole" not in actions, function  # the example has no target roles
+            if "*" in _listed(statement["Resource"]):
+                assert all(action.startswith("ec2:Describe") for action in actions), (function, actions)
+    planner_actions = {a for s in _statements(outcome.business_policies["planner"]) for a in _listed(s["Action"])}
+    assert planner_actions == {"ec2:DescribeInstances", "ec2:DescribeImages"}
