@@ -39,7 +39,7 @@ resource "aws_cloudwatch_metric_alarm" "failure_metrics" {
 
   alarm_name          = "${var.name}-${each.key}"
   alarm_description   = "${var.service_name} policy ${var.name} reported ${each.key}."
-  namespace           = "OpsAutomation"
+  namespace           = local.metrics_namespace
   metric_name         = each.key
   dimensions          = { service = var.service_name, policy = var.name }
   statistic           = "Sum"

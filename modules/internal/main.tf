@@ -16,12 +16,15 @@ locals {
     "arn:${local.partition}:lambda:${local.region}:017000801446:layer:AWSLambdaPowertoolsPythonV3-${replace(var.runtime, ".", "")}-${var.architecture}:${local.powertools_layer_version}",
   )
 
+  # One name for where the handlers publish (EMF) and where the failure alarms look.
+  metrics_namespace = "OpsAutomation"
+
   queue_consumer = one([for key, fn in var.functions : key if fn.consumes_queue])
   scheduled      = { for key, fn in var.functions : key => fn if fn.schedule != null }
 
   function_environment = merge(var.environment, {
     POWERTOOLS_SERVICE_NAME      = var.service_name
-    POWERTOOLS_METRICS_NAMESPACE = "OpsAutomation"
+    POWERTOOLS_METRICS_NAMESPACE = local.metrics_namespace
     POWERTOOLS_LOG_LEVEL         = var.log_level
     OPS_POLICY_NAME              = var.name
     OPS_WORK_QUEUE_URL           = aws_sqs_queue.work.url
