@@ -16,10 +16,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from moto.core import DEFAULT_ACCOUNT_ID
+from moto.sns.models import sns_backends
 from moto.sqs.models import sqs_backends
 
 if TYPE_CHECKING:
-    from ops_automation.ami_backup import Runtime
+    from ops_automation.ami_backup.handlers import AmiRuntime
 
 # Lambda sets these before it imports the handler module, and Powertools reads them at import time.
 os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "ami-backup")
@@ -32,7 +33,7 @@ POLICY = "nightly"
 START = datetime(2024, 5, 1, 1, 0, tzinfo=UTC)
 QUEUE = "ops-automation-nightly-work"
 LEDGER_TABLE = "ops-automation-nightly-ledger"
-IDEMPOTENCY_TABLE = "ops-automation-nightly-idempotency"
+ALERT_TOPIC = "ops-automation-nightly-alerts"
 EVENTS_DIR = Path(__file__).resolve().parents[3] / "shared" / "events"
 
 
@@ -57,8 +58,11 @@ class FakeContext:
     invoked_function_arn: str = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:ops-automation-nightly"
     aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
 
+    remaining_ms: list[int] = field(default_factory=lambda: [300_000])
+
     def get_remaining_time_in_millis(self) -> int:
-        return 300_000
+        # A test can script the clock of the invocation: each call pops the next value, the last one stays.
+        return self.remaining_ms.pop(0) if len(self.remaining_ms) > 1 else self.remaining_ms[0]
 
 
 def function_env(
@@ -69,7 +73,7 @@ def function_env(
         "OPS_POLICY_NAME": POLICY,
         "OPS_WORK_QUEUE_URL": queue_url,
         "OPS_LEDGER_TABLE": LEDGER_TABLE,
-        "OPS_IDEMPOTENCY_TABLE": IDEMPOTENCY_TABLE,
+        "OPS_ALERT_TOPIC_ARN": "",
         "OPS_TARGET_REGIONS": "[]",
         "OPS_TARGET_ROLE_ARNS": "[]",
         "OPS_INSTANCE_IDS": "[]",
@@ -107,11 +111,18 @@ def emitted_metrics(stdout: str) -> Counter[str]:
         document = json.loads(line)
         for directive in document["_aws"]["CloudWatchMetrics"]:
             assert directive["Namespace"] == "OpsAutomation"
-            assert sorted(directive["Dimensions"][0]) == ["policy", "service"]
+            # One dimension: the metric count (and cost) does not grow with the number of policies.
+            assert directive["Dimensions"] == [["service"]]
             for metric in directive["Metrics"]:
                 value = document[metric["Name"]]
                 totals[metric["Name"]] += int(sum(value) if isinstance(value, list) else value)
     return totals
+
+
+def alerts_sent() -> list[dict[str, Any]]:
+    """Every alert the handlers published to the test topic, as the JSON bodies they sent."""
+    topic = next(t for t in sns_backends[ACCOUNT][REGION].topics.values() if t.name == ALERT_TOPIC)
+    return [json.loads(notification[1]) | {"_subject": notification[2]} for notification in topic.sent_notifications]
 
 
 def take_messages() -> list[dict[str, Any]]:
@@ -175,7 +186,8 @@ class Infra:
     ec2: Any
     sqs: Any
     dynamodb: Any
+    alert_topic_arn: str
 
 
 # Sets the function environment, installs a runtime on the test clock, and returns it.
-Configure = Callable[..., "Runtime"]
+Configure = Callable[..., "AmiRuntime"]

@@ -1,21 +1,114 @@
 """Fixtures for the Lambda package tests: moto AWS with fidelity patches, a fixed clock, the function
-environment, API-call counting, log capture."""
+environment, API-call counting and recording, log capture."""
 
 from __future__ import annotations
 
+import json
 import logging
-from collections import Counter
-from collections.abc import Iterator
+import sys
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
-from aws_harness import IDEMPOTENCY_TABLE, LEDGER_TABLE, QUEUE, REGION, Captured, Clock, Configure, Infra, function_env
+from aws_harness import ALERT_TOPIC, LEDGER_TABLE, QUEUE, REGION, Captured, Clock, Configure, Infra, function_env
 from moto import mock_aws
-from moto_aws_fidelity import MotoFidelity, moto_fidelity
+from tests.support.moto_fidelity import MotoFidelity, faithful_aws
 
-from ops_automation import ami_backup
-from ops_automation.clients import ClientFactory
+from ops_automation.ami_backup import handlers
+from ops_automation.core import observability
+from ops_automation.core.clients import ClientFactory
+from ops_automation.core.runtime import build_runtime
+
+# What each Lambda handler was seen calling on AWS in these tests (the botocore event of every request), by the
+# handler string a Terraform module deploys. tests/hcl checks it against the rendered IAM policies.
+OBSERVED_CALLS_FILE = Path(__file__).resolve().parents[1] / "contracts" / "observed_api_calls.json"
+HANDLER_ENTRY_POINTS = {"plan_handler", "work_handler"}
+_observed: dict[str, set[str]] = defaultdict(set)
+
+
+def _calling_handler() -> str | None:
+    frame = sys._getframe(2)
+    while frame is not None:
+        module = frame.f_globals.get("__name__", "")
+        if frame.f_code.co_name in HANDLER_ENTRY_POINTS and module.startswith("ops_automation."):
+            return f"{module}.{frame.f_code.co_name}"
+        frame = frame.f_back  # type: ignore[assignment]
+    return None
+
+
+def _record(model: Any, **_: Any) -> None:
+    handler = _calling_handler()
+    if handler is not None:
+        service = model.service_model.metadata.get("signingName") or model.service_model.service_name
+        _observed[handler].add(f"{service}:{model.name}")
+
+
+def hook_every_request(monkeypatch: pytest.MonkeyPatch, on_request: Callable[..., None]) -> None:
+    """Call `on_request(model=...)` before every AWS request of every client a ClientFactory makes (each page of a
+    paginator is one request)."""
+    original = ClientFactory.client
+    hooked: set[int] = set()
+
+    def client(self: ClientFactory, *args: Any, **kwargs: Any) -> Any:
+        made = original(self, *args, **kwargs)
+        if id(made) not in hooked:
+            hooked.add(id(made))
+            made.meta.events.register("before-call.*.*", on_request)
+        return made
+
+    monkeypatch.setattr(ClientFactory, "client", client)
+
+
+@pytest.fixture(autouse=True)
+def record_api_calls(monkeypatch: pytest.MonkeyPatch) -> None:
+    hook_every_request(monkeypatch, _record)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """With the whole folder run, the observed calls must equal the committed contract file (write it with
+    OPS_WRITE_CONTRACTS=1); on a partial run they must be a subset of it."""
+    import os
+
+    if not _observed or exitstatus != 0:
+        return
+    observed = {handler: sorted(calls) for handler, calls in sorted(_observed.items())}
+    if os.environ.get("OPS_WRITE_CONTRACTS") == "1":
+        OBSERVED_CALLS_FILE.parent.mkdir(parents=True, exist_ok=True)
+        OBSERVED_CALLS_FILE.write_text(json.dumps(observed, indent=2) + "\n", encoding="utf-8")
+        return
+    committed = json.loads(OBSERVED_CALLS_FILE.read_text(encoding="utf-8")) if OBSERVED_CALLS_FILE.exists() else {}
+    new = {
+        h: sorted(set(c) - set(committed.get(h, []))) for h, c in observed.items() if set(c) - set(committed.get(h, []))
+    }
+    here = Path(__file__).parent
+    collected = {Path(str(item.path)) for item in session.items}
+    whole_run = (
+        set(here.glob("test_*.py")) <= collected
+        and not session.config.option.keyword
+        and not session.config.option.markexpr
+    )
+    stale = (
+        {
+            h: sorted(set(c) - set(observed.get(h, [])))
+            for h, c in committed.items()
+            if set(c) - set(observed.get(h, []))
+        }
+        if whole_run
+        else {}
+    )
+    if new or stale:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        message = (
+            f"{OBSERVED_CALLS_FILE} is out of date (re-run with OPS_WRITE_CONTRACTS=1 and review the diff): "
+            f"called but not recorded {new}; recorded but never called {stale}"
+        )
+        if reporter is not None:
+            reporter.ensure_newline()
+            reporter.write_line(message, red=True)
 
 
 @pytest.fixture
@@ -41,7 +134,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 @pytest.fixture
 def fidelity(aws: None, clock: Clock) -> Iterator[MotoFidelity]:
-    with moto_fidelity(clock) as patched:
+    with faithful_aws(clock) as patched:
         yield patched
 
 
@@ -59,57 +152,63 @@ def infra(aws: None) -> Infra:
         ],
         BillingMode="PAY_PER_REQUEST",
     )
-    dynamodb.create_table(
-        TableName=IDEMPOTENCY_TABLE,
-        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
+    topic_arn = boto3.client("sns", region_name=REGION).create_topic(Name=ALERT_TOPIC)["TopicArn"]
+    return Infra(
+        queue_url=queue_url,
+        ec2=boto3.client("ec2", region_name=REGION),
+        sqs=sqs,
+        dynamodb=dynamodb,
+        alert_topic_arn=topic_arn,
     )
-    return Infra(queue_url=queue_url, ec2=boto3.client("ec2", region_name=REGION), sqs=sqs, dynamodb=dynamodb)
 
 
 @pytest.fixture
 def configure(infra: Infra, clock: Clock, monkeypatch: pytest.MonkeyPatch) -> Configure:
-    """Set the function environment and install a runtime using the test clock; returns the runtime."""
+    """Set the function environment and install planner and worker runtimes on the test clock; returns the
+    worker's. Alerts go to the test topic unless OPS_ALERT_TOPIC_ARN is overridden."""
 
-    def apply(**overrides: str) -> ami_backup.Runtime:
-        for name, value in function_env(infra.queue_url, **overrides).items():
+    def apply(**overrides: str) -> handlers.AmiRuntime:
+        env = function_env(infra.queue_url, **{"OPS_ALERT_TOPIC_ARN": infra.alert_topic_arn, **overrides})
+        for name, value in env.items():
             monkeypatch.setenv(name, value)
-        runtime = ami_backup.build_runtime(clock=clock)
-        monkeypatch.setattr(ami_backup, "_runtime", runtime)
-        return runtime
+        built = {}
+        for name, lazy, attempts in (
+            ("planner", handlers.planner_runtime, 8),
+            ("worker", handlers.worker_runtime, 3),
+        ):
+            built[name] = build_runtime(
+                handlers.SERVICE,
+                handlers.AmiBackupConfig.from_env(),
+                handlers.CommonConfig.from_env(),
+                clock=clock,
+                max_attempts=attempts,
+            )
+            lazy.install(built[name])
+        return built["worker"]
 
-    monkeypatch.setattr(ami_backup, "_runtime", None)
+    monkeypatch.setattr(handlers.planner_runtime, "_value", None)
+    monkeypatch.setattr(handlers.worker_runtime, "_value", None)
     return apply
 
 
 @pytest.fixture
-def api_calls(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
+def api_calls(monkeypatch: pytest.MonkeyPatch, record_api_calls: None) -> Counter[str]:
     """Counts the AWS API requests (every page of a paginator is one) made through ClientFactory clients."""
     calls: Counter[str] = Counter()
-    original = ClientFactory.client
-    hooked: set[int] = set()
 
     def count(model: Any, **_: Any) -> None:
         calls[f"{model.service_model.service_name}.{model.name}"] += 1
 
-    def client(self: ClientFactory, *args: Any, **kwargs: Any) -> Any:
-        made = original(self, *args, **kwargs)
-        if id(made) not in hooked:
-            hooked.add(id(made))
-            made.meta.events.register("before-call.*.*", count)
-        return made
-
-    monkeypatch.setattr(ClientFactory, "client", client)
+    hook_every_request(monkeypatch, count)
     return calls
 
 
 @pytest.fixture
 def logs() -> Iterator[Captured]:
     handler = Captured()
-    handler.setFormatter(ami_backup.logger.registered_formatter)
+    handler.setFormatter(observability.logger.registered_formatter)
     # Powertools' Logger wraps the standard logger of the same name; attach beside its stdout handler.
-    standard = logging.getLogger(ami_backup.logger.name)
+    standard = logging.getLogger(observability.logger.name)
     standard.addHandler(handler)
     yield handler
     standard.removeHandler(handler)

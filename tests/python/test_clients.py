@@ -8,12 +8,12 @@ import boto3
 import pytest
 from aws_harness import REGION, Clock
 
-from ops_automation.clients import ClientFactory, account_of_role
+from ops_automation.core.clients import ClientFactory, account_of_role
 
 ROLE = "arn:aws:iam::111122223333:role/ops-automation-target"
 
 
-def test_clients_use_adaptive_retries_and_are_cached_per_role_region_service(aws: None) -> None:
+def test_clients_use_standard_retries_and_are_cached_per_role_region_service(aws: None) -> None:
     factory = ClientFactory("ops-automation-nightly")
     ec2 = factory.client("ec2", "eu-west-1")
     assert factory.client("ec2", "eu-west-1") is ec2
@@ -21,7 +21,7 @@ def test_clients_use_adaptive_retries_and_are_cached_per_role_region_service(aws
     assert factory.client("ec2") is factory.client("ec2", REGION)
     assert ec2.meta.region_name == "eu-west-1"
     # botocore stores max_attempts=10 retries as 11 attempts in total.
-    assert ec2.meta.config.retries == {"mode": "adaptive", "total_max_attempts": 11}
+    assert ec2.meta.config.retries == {"mode": "standard", "total_max_attempts": 4}
 
 
 def test_role_clients_use_assumed_credentials_with_the_policy_session_name(aws: None, clock: Clock) -> None:

@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 from aws_harness import function_env
 
-from ops_automation.config import AmiBackupConfig, ConfigError
+from ops_automation.ami_backup.decisions import AmiBackupConfig
+from ops_automation.core.config import CommonConfig
+from ops_automation.core.errors import ConfigError
 
 LAMBDA_SRC = Path(__file__).resolve().parents[2] / "lambda_src"
 
@@ -25,18 +27,20 @@ def test_full_environment_is_parsed() -> None:
             OPS_DRY_RUN="TRUE",
         )
     )
-    assert config.policy_name == "nightly"
-    assert config.target_regions == ("us-east-1", "eu-west-1")
-    assert config.target_role_arns == ("arn:aws:iam::111122223333:role/backup",)
-    assert config.instance_ids == ("i-0123456789abcdef0", "i-01234567")
-    assert config.target_tag_map == {"Backup": "nightly"}
-    assert (config.generations, config.max_age_days, config.dry_run, config.no_reboot) == (3, 30, True, True)
-    assert config.completion_timeout_minutes == 60
-    assert config.ledger_ttl_days == 90
+    assert CommonConfig.from_env(function_env()).policy_name == "nightly"
+    assert CommonConfig.from_env(function_env()).alert_topic_arn is None
+    assert config.scope.regions == ("us-east-1", "eu-west-1")
+    assert config.scope.role_arns == ("arn:aws:iam::111122223333:role/backup",)
+    assert config.targets.instance_ids == ("i-0123456789abcdef0", "i-01234567")
+    assert config.targets.tag_map == {"Backup": "nightly"}
+    retention = config.retention
+    assert (retention.generations, retention.max_age_days, retention.dry_run, config.no_reboot) == (3, 30, True, True)
+    assert config.completion.timeout_minutes == 60
+    assert config.completion.ledger_ttl_days == 90
 
 
 def test_empty_max_age_means_none() -> None:
-    assert AmiBackupConfig.from_env(function_env(OPS_MAX_AGE_DAYS="")).max_age_days is None
+    assert AmiBackupConfig.from_env(function_env(OPS_MAX_AGE_DAYS="")).retention.max_age_days is None
 
 
 @pytest.mark.parametrize(
@@ -59,6 +63,7 @@ def test_empty_max_age_means_none() -> None:
 def test_malformed_variables_are_named_with_their_value(variable: str, value: str, reason: str) -> None:
     with pytest.raises(ConfigError, match=reason) as caught:
         AmiBackupConfig.from_env(function_env(**{variable: value}))
+        CommonConfig.from_env(function_env(**{variable: value}))
     assert caught.value.variable == variable
     assert caught.value.value == value
     assert variable in str(caught.value)
@@ -70,6 +75,7 @@ def test_every_variable_is_required(variable: str) -> None:
     del env[variable]
     with pytest.raises(ConfigError) as caught:
         AmiBackupConfig.from_env(env)
+        CommonConfig.from_env(env)
     assert caught.value.variable == variable
 
 
@@ -81,6 +87,8 @@ def test_no_targets_at_all_is_rejected_rather_than_meaning_everything() -> None:
 def test_handlers_import_without_environment_or_aws() -> None:
     # A clean interpreter with no AWS region, credentials or OPS_* variables, as a unit test or a linter sees it.
     env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(LAMBDA_SRC)}
-    code = "import ops_automation.ami_backup as m; assert callable(m.plan_handler) and callable(m.work_handler)"
+    code = (
+        "import ops_automation.ami_backup.handlers as m; assert callable(m.plan_handler) and callable(m.work_handler)"
+    )
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr

@@ -11,15 +11,21 @@ from typing import Any
 import pytest
 from aws_harness import EVENTS_DIR
 
-from ops_automation.events import (
+from ops_automation.ami_backup.decisions import CreateImageMessage, decode_create_image
+from ops_automation.core import events
+from ops_automation.core.errors import MalformedEventError
+from ops_automation.core.events import (
     AmiStateChange,
-    CheckImageMessage,
-    CreateImageMessage,
-    MalformedEventError,
+    CheckMessage,
+    PurgeSnapshotsMessage,
     parse_schedule_event,
-    parse_work_body,
     to_body,
 )
+
+
+def parse_work_body(body: object) -> object:
+    """The ami-backup worker's view: the core's kinds and events plus `create_image`."""
+    return events.parse_work_body(body, {"create_image": decode_create_image})
 
 
 def _sample_files() -> list[Path]:
@@ -125,7 +131,7 @@ def test_malformed_schedule_payloads_say_why(payload: Any, reason: str) -> None:
 
 def test_work_messages_round_trip() -> None:
     create = CreateImageMessage("nightly", "i-0123456789abcdef0", "us-east-1", None, "2024-05-01T01:00:00Z")
-    check = CheckImageMessage(
+    check = CheckMessage(
         "nightly",
         "ami-0123456789abcdef0",
         "i-0123456789abcdef0",
@@ -134,8 +140,12 @@ def test_work_messages_round_trip() -> None:
         "2024-05-01T01:00:00Z",
         "2024-05-01T02:00:00Z",
     )
+    purge = PurgeSnapshotsMessage(
+        "nightly", "us-east-1", None, ("snap-0123456789abcdef0",), ("ami-0123456789abcdef0",), "2024-05-02T01:00:00Z", 3
+    )
     assert parse_work_body(to_body(create)) == create
     assert parse_work_body(to_body(check)) == check
+    assert parse_work_body(to_body(purge)) == purge
     assert json.loads(to_body(create))["kind"] == "create_image"
     assert check.deadline_time == datetime(2024, 5, 1, 2, 0, tzinfo=UTC)
 
@@ -188,6 +198,16 @@ def test_malformed_instance_tags_are_rejected(instance_tags: Any) -> None:
             "role_arn",
         ),
         ('{"detail-type": "EC2 AMI State Change", "region": "r", "account": "1", "detail": "{}"}', "no detail object"),
+        (
+            '{"kind": "purge_snapshots", "policy": "p", "region": "r", "role_arn": null, "snapshot_ids": ["vol-1"], '
+            '"released_image_ids": [], "deadline": "2024-05-01T01:00:00Z"}',
+            "snapshot_ids",
+        ),
+        (
+            '{"kind": "purge_snapshots", "policy": "p", "region": "r", "role_arn": null, "snapshot_ids": [], '
+            '"released_image_ids": [], "deadline": "2024-05-01T01:00:00Z", "attempt": 0}',
+            "attempt",
+        ),
         (
             '{"detail-type": "EC2 AMI State Change", "region": "r", "account": "1", "resources": [], '
             '"detail": {"State": "available"}}',

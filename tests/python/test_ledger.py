@@ -9,9 +9,9 @@ import boto3
 import pytest
 from aws_harness import LEDGER_TABLE, REGION, START, Infra
 
-from ops_automation.ledger import DynamoLedger, InMemoryLedger, Ledger, LedgerKey
+from ops_automation.core.ledger import DynamoLedger, InMemoryLedger, Ledger, LedgerKey
 
-KEY = LedgerKey("ami-backup", "nightly", "local", REGION, "i-01234567", "2024-05-01T01:00:00Z", "ami-0123456789abcdef0")
+KEY = LedgerKey("ami-backup", "nightly", "local", REGION, "ami-0123456789abcdef0")
 
 
 @pytest.fixture(params=["dynamodb", "memory"])
@@ -24,16 +24,20 @@ def ledger(request: pytest.FixtureRequest) -> Iterator[Ledger]:
 
 
 def test_key_layout_follows_the_design() -> None:
-    assert KEY.pk == f"ami-backup#nightly#local#{REGION}#i-01234567"
-    assert KEY.sk == "2024-05-01T01:00:00Z#ami-0123456789abcdef0"
+    # An AMI event names only the image: one GetItem by (pk, image id) says whether it is this policy's.
+    assert KEY.pk == f"ami-backup#nightly#local#{REGION}"
+    assert KEY.sk == "ami-0123456789abcdef0"
 
 
 def test_first_transition_creates_the_entry_with_ttl(ledger: Ledger) -> None:
     assert ledger.get(KEY) is None
-    assert ledger.transition(KEY, "pending", START, 90, from_states={"pending"})
+    assert ledger.transition(
+        KEY, "pending", START, 90, from_states={"pending"}, source_id="i-01234567", slot="2024-05-01T01:00:00Z"
+    )
     entry = ledger.get(KEY)
     assert entry is not None
     assert (entry.state, entry.created_at) == ("pending", "2024-05-01T01:00:00Z")
+    assert (entry.source_id, entry.slot, entry.reason) == ("i-01234567", "2024-05-01T01:00:00Z", "")
     assert entry.expires_at == int((START + timedelta(days=90)).timestamp())
 
 
@@ -59,7 +63,17 @@ def test_unconditional_transition_always_applies(ledger: Ledger) -> None:
     assert entry is not None and entry.state == "deleted"
 
 
+def test_later_transitions_keep_source_and_slot_and_record_the_reason(ledger: Ledger) -> None:
+    ledger.transition(KEY, "pending", START, 90, source_id="i-01234567", slot="2024-05-01T01:00:00Z")
+    ledger.transition(KEY, "failed", START, 90, from_states={"pending"}, reason="still pending past its deadline")
+    entry = ledger.get(KEY)
+    assert entry is not None
+    assert (entry.state, entry.source_id, entry.reason) == ("failed", "i-01234567", "still pending past its deadline")
+
+
 def test_dynamodb_items_carry_exactly_the_design_attributes(infra: Infra) -> None:
-    DynamoLedger(infra.dynamodb, LEDGER_TABLE).transition(KEY, "pending", START, 90)
+    DynamoLedger(infra.dynamodb, LEDGER_TABLE).transition(
+        KEY, "pending", START, 90, source_id="i-01234567", slot="2024-05-01T01:00:00Z"
+    )
     [item] = infra.dynamodb.scan(TableName=LEDGER_TABLE)["Items"]
-    assert set(item) == {"pk", "sk", "resource_id", "state", "created_at", "updated_at", "expires_at"}
+    assert set(item) == {"pk", "sk", "source_id", "slot", "state", "created_at", "updated_at", "expires_at"}

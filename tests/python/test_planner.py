@@ -17,13 +17,18 @@ from aws_harness import (
     Configure,
     FakeContext,
     Infra,
+    alerts_sent,
     emitted_metrics,
     run_instances,
     take_messages,
 )
+from botocore.exceptions import ClientError
 
-from ops_automation import ami_backup
-from ops_automation.events import CreateImageMessage, format_time, to_body
+from ops_automation.ami_backup import handlers
+from ops_automation.ami_backup.decisions import CreateImageMessage, carried_tags
+from ops_automation.core.errors import PartialFailure
+from ops_automation.core.events import format_time, to_body
+from ops_automation.core.fanout import BatchSender, enqueue
 
 SCHEDULE = {"scheduled_time": "2024-05-01T01:00:00.123Z"}
 SLOT = "2024-05-01T01:00:00Z"
@@ -41,13 +46,14 @@ def test_tagged_and_explicit_instances_get_one_message_each(
     run_instances(infra.ec2, 2, {"Backup": "weekly"})
     configure(OPS_INSTANCE_IDS=json.dumps(explicit))
 
-    summary = ami_backup.plan_handler(SCHEDULE, FakeContext())
+    summary = handlers.plan_handler(SCHEDULE, FakeContext())
 
     messages = _create_messages()
     assert sorted(m["instance_id"] for m in messages) == sorted([*tagged, *explicit])
     assert {(m["policy"], m["region"], m["role_arn"], m["slot"]) for m in messages} == {(POLICY, REGION, None, SLOT)}
-    assert summary == {"slot": SLOT, "dry_run": False, "planned": 4, "enqueued": 4}
-    assert emitted_metrics(capsys.readouterr().out)["TargetsPlanned"] == 4
+    assert summary == {"slot": SLOT, "dry_run": False, "planned": 4, "enqueued": 4, "not_found": []}
+    # Planned targets are a log key, not a metric: a successful run sends no custom metric at all.
+    assert emitted_metrics(capsys.readouterr().out) == {}
 
 
 def test_messages_carry_the_copyable_instance_tags_from_the_listing(configure: Configure, infra: Infra) -> None:
@@ -55,7 +61,7 @@ def test_messages_carry_the_copyable_instance_tags_from_the_listing(configure: C
     [instance] = run_instances(infra.ec2, 1, tags)
     configure()
 
-    ami_backup.plan_handler(SCHEDULE, FakeContext())
+    handlers.plan_handler(SCHEDULE, FakeContext())
 
     [message] = _create_messages()
     assert message["instance_id"] == instance
@@ -67,7 +73,7 @@ def test_without_tag_copying_messages_carry_no_tags(configure: Configure, infra:
     run_instances(infra.ec2, 2, {"Backup": "nightly", "Name": "web"})
     configure(OPS_COPY_INSTANCE_TAGS="false")
 
-    ami_backup.plan_handler(SCHEDULE, FakeContext())
+    handlers.plan_handler(SCHEDULE, FakeContext())
 
     messages = _create_messages()
     assert len(messages) == 2
@@ -76,7 +82,7 @@ def test_without_tag_copying_messages_carry_no_tags(configure: Configure, infra:
 
 def test_carried_tags_drop_reserved_and_ownership_keys_and_keep_at_most_50() -> None:
     tags = {f"k{n:02d}": "v" for n in range(60)} | {"aws:autoscaling:groupName": "asg", "ops-automation:slot": "x"}
-    carried = ami_backup.carried_tags(tags)
+    carried = carried_tags(tags)
     assert list(carried) == [f"k{n:02d}" for n in range(50)]
 
 
@@ -89,11 +95,11 @@ def test_scheduler_default_notification_time_becomes_the_slot(configure: Configu
         "time": "2024-05-02T01:00:00Z",
         "detail": "{}",
     }
-    ami_backup.plan_handler(event, FakeContext())
+    handlers.plan_handler(event, FakeContext())
     assert [m["slot"] for m in _create_messages()] == ["2024-05-02T01:00:00Z"]
 
 
-def test_missing_explicit_id_is_reported_after_the_others_are_enqueued(
+def test_missing_explicit_id_is_alerted_without_failing_the_run(
     configure: Configure, infra: Infra, capsys: pytest.CaptureFixture[str], logs: Any
 ) -> None:
     present = run_instances(infra.ec2, 2, {"Backup": "nightly"})
@@ -102,15 +108,29 @@ def test_missing_explicit_id_is_reported_after_the_others_are_enqueued(
     unknown = "i-0123456789abcdef0"
     configure(OPS_INSTANCE_IDS=json.dumps([terminated, unknown]))
 
-    with pytest.raises(ami_backup.PartialFailure) as caught:
-        ami_backup.plan_handler(SCHEDULE, FakeContext())
+    # Permanent for this slot: retrying the invocation would re-enqueue the whole fleet and still not find them.
+    summary = handlers.plan_handler(SCHEDULE, FakeContext())
 
     assert sorted(m["instance_id"] for m in _create_messages()) == sorted(present)
-    assert len(caught.value.failures) == 2
-    assert any(unknown in failure for failure in caught.value.failures)
-    errors = logs.matching("ERROR", "instance not found in any target region")
-    assert sorted(record["instance_id"] for record in errors) == sorted([terminated, unknown])
+    assert len(summary["not_found"]) == 2
+    assert any(unknown in failure for failure in summary["not_found"])
+    # One alert for the run, naming each instance that was not backed up and why.
+    [alert] = alerts_sent()
+    assert alert["alert"] == "backups not planned" and alert["policy"] == POLICY
+    assert sorted(failure.split(":")[0] for failure in alert["failures"]) == sorted([terminated, unknown])
     assert emitted_metrics(capsys.readouterr().out)["BackupsFailed"] == 2
+
+
+def test_a_policy_that_matches_nothing_fails_loudly(configure: Configure, infra: Infra) -> None:
+    run_instances(infra.ec2, 2, {"Backup": "nightly"})
+    configure(OPS_TARGET_TAGS=json.dumps({"Backup": "nighlty"}))  # the typo that must not go quiet
+
+    with pytest.raises(PartialFailure, match="no instance matched"):
+        handlers.plan_handler(SCHEDULE, FakeContext())
+
+    assert _create_messages() == []
+    [alert] = alerts_sent()
+    assert "nighlty" in alert["failures"][0]
 
 
 def test_multi_region_plans_each_region_and_an_id_found_in_one_region_is_not_missing(
@@ -120,7 +140,7 @@ def test_multi_region_plans_each_region_and_an_id_found_in_one_region_is_not_mis
     there = run_instances(boto3.client("ec2", region_name=OTHER_REGION), 1)
     configure(OPS_TARGET_REGIONS=json.dumps([REGION, OTHER_REGION]), OPS_INSTANCE_IDS=json.dumps(there))
 
-    ami_backup.plan_handler(SCHEDULE, FakeContext())
+    handlers.plan_handler(SCHEDULE, FakeContext())
 
     assert sorted((m["region"], m["instance_id"]) for m in _create_messages()) == sorted(
         [(REGION, here[0]), (OTHER_REGION, there[0])]
@@ -132,16 +152,16 @@ def test_a_failing_region_does_not_stop_the_others(
 ) -> None:
     healthy = run_instances(infra.ec2, 2, {"Backup": "nightly"})
     configure(OPS_TARGET_REGIONS=json.dumps([OTHER_REGION, REGION]))
-    original = ami_backup.resolve_instances
+    original = handlers.stream_instances
 
-    def resolve(ec2: Any, *args: Any, **kwargs: Any) -> Any:
+    def stream(ec2: Any, *args: Any, **kwargs: Any) -> Any:
         if ec2.meta.region_name == OTHER_REGION:
-            raise ami_backup.ClientError({"Error": {"Code": "UnauthorizedOperation", "Message": "no"}}, "Describe")
+            raise ClientError({"Error": {"Code": "UnauthorizedOperation", "Message": "no"}}, "Describe")
         return original(ec2, *args, **kwargs)
 
-    monkeypatch.setattr(ami_backup, "resolve_instances", resolve)
-    with pytest.raises(ami_backup.PartialFailure, match=OTHER_REGION):
-        ami_backup.plan_handler(SCHEDULE, FakeContext())
+    monkeypatch.setattr(handlers, "stream_instances", stream)
+    with pytest.raises(PartialFailure, match=OTHER_REGION):
+        handlers.plan_handler(SCHEDULE, FakeContext())
     assert sorted(m["instance_id"] for m in _create_messages()) == sorted(healthy)
     assert emitted_metrics(capsys.readouterr().out)["BackupsFailed"] == 1
 
@@ -153,7 +173,7 @@ def test_calls_grow_with_batches_and_pages_not_with_targets(
     configure()
     api_calls.clear()
 
-    ami_backup.plan_handler(SCHEDULE, FakeContext())
+    handlers.plan_handler(SCHEDULE, FakeContext())
 
     assert len(_create_messages()) == 25
     assert api_calls == Counter({"ec2.DescribeInstances": 1, "sqs.SendMessageBatch": 3})
@@ -188,7 +208,7 @@ def _messages(count: int) -> list[CreateImageMessage]:
 def test_partially_failed_batch_entries_are_retried_alone() -> None:
     sqs = FakeSqs({"3": False, "7": False})
     messages = _messages(12)
-    assert ami_backup.enqueue(sqs, "url", messages) == []
+    assert enqueue(sqs, "url", messages) == []
     assert sqs.calls == [[str(n) for n in range(10)], ["3", "7"], ["0", "1"]]
     assert sorted(sqs.delivered) == sorted(m.instance_id for m in messages)
 
@@ -197,13 +217,20 @@ def test_partially_failed_batch_entries_are_retried_alone() -> None:
     ("sizes", "expected"),
     [
         ([], []),
-        ([100] * 25, [range(0, 10), range(10, 20), range(20, 25)]),
-        ([100_000, 100_000, 62_144, 1], [range(0, 3), range(3, 4)]),
-        ([200_000, 100_000, 100_000, 200_000], [range(0, 1), range(1, 3), range(3, 4)]),
+        ([100] * 25, [10, 10, 5]),
+        ([100_000, 100_000, 62_000, 1], [3, 1]),
+        ([200_000, 100_000, 100_000, 200_000], [1, 2, 1]),
     ],
 )
-def test_batches_hold_at_most_ten_entries_and_256_kib_of_bodies(sizes: list[int], expected: list[range]) -> None:
-    assert ami_backup.batch_ranges(sizes) == expected
+def test_batches_hold_at_most_ten_entries_and_256_kib_of_bodies(sizes: list[int], expected: list[int]) -> None:
+    sqs = FakeSqs({})
+    sender: BatchSender[CreateImageMessage] = BatchSender(sqs, "url")
+    for n, size in enumerate(sizes):
+        base = len(to_body(CreateImageMessage(POLICY, f"i-{n:08x}", REGION, None, SLOT, {"k": ""})).encode())
+        sender.add(CreateImageMessage(POLICY, f"i-{n:08x}", REGION, None, SLOT, {"k": "v" * max(0, size - base)}))
+    sender.flush()
+    assert [len(call) for call in sqs.calls] == expected
+    assert sender.sent == len(sizes) and sender.unsent == []
 
 
 def test_messages_with_many_long_tags_are_split_to_fit_the_batch_limit() -> None:
@@ -213,7 +240,7 @@ def test_messages_with_many_long_tags_are_split_to_fit_the_batch_limit() -> None
     body_bytes = len(to_body(messages[0]).encode())
     sqs = FakeSqs({})
 
-    assert ami_backup.enqueue(sqs, "url", messages) == []
+    assert enqueue(sqs, "url", messages) == []
 
     assert body_bytes < 100_000  # far below SQS's 256 KiB per message
     assert max(sqs.batch_bytes) <= 256 * 1024
@@ -224,7 +251,7 @@ def test_messages_with_many_long_tags_are_split_to_fit_the_batch_limit() -> None
 def test_sender_faults_are_not_retried_and_come_back_unsent() -> None:
     sqs = FakeSqs({"1": True})
     messages = _messages(3)
-    assert ami_backup.enqueue(sqs, "url", messages) == [messages[1]]
+    assert enqueue(sqs, "url", messages) == [messages[1]]
     assert len(sqs.calls) == 1
 
 
@@ -233,13 +260,19 @@ def test_unsent_work_fails_the_run_after_the_rest_is_enqueued(
 ) -> None:
     instances = run_instances(infra.ec2, 3, {"Backup": "nightly"})
     configure()
-    original = ami_backup.enqueue
-    monkeypatch.setattr(
-        ami_backup, "enqueue", lambda sqs, url, messages: original(sqs, url, messages[1:]) + messages[:1]
-    )
-    with pytest.raises(ami_backup.PartialFailure, match="not enqueued"):
-        ami_backup.plan_handler(SCHEDULE, FakeContext())
-    assert sorted(m["instance_id"] for m in _create_messages()) == sorted(instances)[1:]
+    original = BatchSender.flush
+
+    def flush_losing_the_first_message(self: BatchSender[Any]) -> None:
+        if self.sent == 0 and self._pending:
+            self.unsent.append(self._pending.pop(0)[0])
+        original(self)
+
+    monkeypatch.setattr(BatchSender, "flush", flush_losing_the_first_message)
+    with pytest.raises(PartialFailure, match="not enqueued"):
+        handlers.plan_handler(SCHEDULE, FakeContext())
+    [alert] = alerts_sent()
+    [lost] = [failure.split(":")[0] for failure in alert["failures"]]
+    assert sorted(m["instance_id"] for m in _create_messages()) == sorted(set(instances) - {lost})
     assert emitted_metrics(capsys.readouterr().out)["BackupsFailed"] == 1
 
 
@@ -271,7 +304,7 @@ def test_dry_run_enqueues_nothing_and_reports_what_retention_would_delete(
     clock.now = START.replace(day=4)
     api_calls.clear()
 
-    summary = ami_backup.plan_handler({"scheduled_time": format_time(clock.now)}, FakeContext())
+    summary = handlers.plan_handler({"scheduled_time": format_time(clock.now)}, FakeContext())
 
     assert take_messages() == []
     plan = {entry["instance_id"]: entry for entry in summary["plan"]}

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ops_automation.retention import RetentionItem, RetentionPlan, plan_retention
+from ops_automation.core.retention import RetentionItem, RetentionPlan, plan_retention
 
 NOW = datetime(2024, 6, 1, tzinfo=UTC)
 STATES = ("pending", "available", "failed")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ops_automation import tagging
+from ops_automation.core import tagging
 
 
 def test_ownership_tags_carry_managed_by_policy_and_sources() -> None:

@@ -13,9 +13,9 @@ from aws_harness import REGION, run_instances
 from moto.core.responses import ActionResult
 from moto.ec2.responses.elastic_block_store import ElasticBlockStore
 
-from ops_automation import targeting
-from ops_automation.targeting import (
-    InvalidInputError,
+from ops_automation.core import targeting
+from ops_automation.core.errors import InvalidInputError
+from ops_automation.core.targeting import (
     resolve_instances,
     resolve_volumes,
     tag_filters,

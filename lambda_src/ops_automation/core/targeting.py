@@ -11,6 +11,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+from .errors import InvalidInputError
+
 MAX_TAG_KEY_LENGTH = 128
 # EC2 accepts up to 200 values per filter; one below keeps a margin against that documented ceiling.
 MAX_FILTER_VALUES = 199
@@ -23,16 +25,6 @@ DEFAULT_STATES: tuple[str, ...] = ("running", "stopping", "stopped")
 DEFAULT_VOLUME_STATES: tuple[str, ...] = ("in-use", "available")
 
 T = TypeVar("T")
-
-
-class InvalidInputError(ValueError):
-    """A user-supplied identifier or filter is malformed."""
-
-    def __init__(self, field: str, value: object, reason: str) -> None:
-        super().__init__(f"{field}={value!r}: {reason}")
-        self.field = field
-        self.value = value
-        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -196,6 +188,59 @@ def resolve_volumes(
     return VolumeResolution(volumes=volumes, missing=missing)
 
 
+class Stream(Generic[T]):
+    """Targets page by page, each target once: memory is bounded by a page, not by the fleet.
+
+    Explicit ids go into an id filter rather than `InstanceIds`/`VolumeIds`, so one unknown id cannot fail the whole
+    call; once the id pages are consumed, `missing` holds the ids that matched nothing, for the caller to report."""
+
+    def __init__(
+        self,
+        ec2: Any,
+        kind: ResourceKind[T],
+        ids: Sequence[str],
+        target_tags: Mapping[str, str],
+        states: Sequence[str],
+    ) -> None:
+        self._ec2 = ec2
+        self._kind = kind
+        self._ids = sorted(set(ids))
+        self._tags = dict(target_tags)
+        self._states = list(states)
+        self.missing: tuple[str, ...] = ()
+
+    def pages(self) -> Iterator[tuple[T, ...]]:
+        kind = self._kind
+        state_filter = {"Name": kind.state_filter, "Values": self._states}
+        seen: set[str] = set()
+        filter_sets = [
+            [{"Name": kind.id_filter, "Values": chunk}, state_filter] for chunk in chunked(self._ids, MAX_FILTER_VALUES)
+        ]
+        for filters in filter_sets:
+            yield from self._new_pages(filters, seen)
+        self.missing = tuple(sorted(set(self._ids) - seen))
+        if self._tags:
+            yield from self._new_pages([*tag_filters(self._tags), state_filter], seen)
+
+    def _new_pages(self, filters: list[dict[str, Any]], seen: set[str]) -> Iterator[tuple[T, ...]]:
+        paginator = self._ec2.get_paginator(self._kind.paginator)
+        for page in paginator.paginate(Filters=filters, PaginationConfig={"PageSize": self._kind.page_size}):
+            fresh = []
+            for item in self._kind.read_page(page):
+                key = self._kind.key(item)
+                if key not in seen:
+                    seen.add(key)
+                    fresh.append(item)
+            if fresh:
+                yield tuple(fresh)
+
+
+def stream_instances(
+    ec2: Any, instance_ids: Sequence[str], target_tags: Mapping[str, str], states: Sequence[str] = DEFAULT_STATES
+) -> Stream[Instance]:
+    return Stream(ec2, INSTANCES, instance_ids, target_tags, states)
+
+
 def _resolve(
     ec2: Any,
     kind: ResourceKind[T],
@@ -203,22 +248,6 @@ def _resolve(
     target_tags: Mapping[str, str],
     states: Sequence[str],
 ) -> tuple[tuple[T, ...], tuple[str, ...]]:
-    """Explicit ids go into an id filter rather than `InstanceIds`/`VolumeIds`, so one unknown id cannot fail
-    the whole call; ids that matched nothing come back as missing for the caller to report."""
-    state_filter = {"Name": kind.state_filter, "Values": list(states)}
-    found: dict[str, T] = {}
-    for chunk in chunked(sorted(set(ids)), MAX_FILTER_VALUES):
-        found.update(_describe(ec2, kind, [{"Name": kind.id_filter, "Values": chunk}, state_filter]))
-    missing = tuple(sorted(set(ids) - set(found)))
-    if target_tags:
-        found.update(_describe(ec2, kind, [*tag_filters(target_tags), state_filter]))
-    return tuple(found[key] for key in sorted(found)), missing
-
-
-def _describe(ec2: Any, kind: ResourceKind[T], filters: list[dict[str, Any]]) -> dict[str, T]:
-    result: dict[str, T] = {}
-    paginator = ec2.get_paginator(kind.paginator)
-    for page in paginator.paginate(Filters=filters, PaginationConfig={"PageSize": kind.page_size}):
-        for item in kind.read_page(page):
-            result[kind.key(item)] = item
-    return result
+    stream = Stream(ec2, kind, ids, target_tags, states)
+    found = {kind.key(item): item for page in stream.pages() for item in page}
+    return tuple(found[key] for key in sorted(found)), stream.missing

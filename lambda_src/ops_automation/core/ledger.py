@@ -1,4 +1,9 @@
-"""What each module created and what became of it (docs/DESIGN.md, "Ledger table")."""
+"""What each module created and what became of it (docs/DESIGN.md, "Ledger table").
+
+One item per resource, keyed so that a state event naming only the resource id (an AMI event carries nothing else)
+finds it with one GetItem: no item means the resource is not this policy's, and no EC2 call is needed to say so.
+Transitions are conditional, so side effects tied to them (a metric, an alert) happen once.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +14,10 @@ from typing import Any, Literal, Protocol
 
 from botocore.exceptions import ClientError
 
+from .errors import error_code
 from .events import format_time
 
+# pending: requested; available: complete and retention applied; failed: failed or timed out; deleted: retired.
 LedgerState = Literal["pending", "available", "failed", "deleted"]
 LOCAL_ACCOUNT = "local"
 
@@ -21,26 +28,27 @@ class LedgerKey:
     policy: str
     account: str  # account id of an assumed role, or LOCAL_ACCOUNT for the function's own account
     region: str
-    source_id: str
-    slot: str
     resource_id: str
 
     @property
     def pk(self) -> str:
-        return f"{self.service}#{self.policy}#{self.account}#{self.region}#{self.source_id}"
+        return f"{self.service}#{self.policy}#{self.account}#{self.region}"
 
     @property
     def sk(self) -> str:
-        return f"{self.slot}#{self.resource_id}"
+        return self.resource_id
 
 
 @dataclass(frozen=True)
 class LedgerEntry:
     key: LedgerKey
     state: LedgerState
+    source_id: str
+    slot: str
     created_at: str
     updated_at: str
     expires_at: int
+    reason: str = ""
 
 
 class Ledger(Protocol):
@@ -51,10 +59,12 @@ class Ledger(Protocol):
         now: datetime,
         ttl_days: int,
         from_states: Collection[LedgerState] | None = None,
+        source_id: str | None = None,
+        slot: str | None = None,
+        reason: str | None = None,
     ) -> bool:
-        """Move to `to_state` if the entry is absent or in `from_states` (any state when None).
-
-        Returns whether this call made the change, so side effects (metrics) happen once."""
+        """Move to `to_state` if the entry is absent or in `from_states` (any state when None); `source_id`,
+        `slot` and `reason` are stored when given. Returns whether this call made the change."""
 
     def get(self, key: LedgerKey) -> LedgerEntry | None: ...
 
@@ -74,16 +84,24 @@ class InMemoryLedger:
         now: datetime,
         ttl_days: int,
         from_states: Collection[LedgerState] | None = None,
+        source_id: str | None = None,
+        slot: str | None = None,
+        reason: str | None = None,
     ) -> bool:
         current = self.entries.get((key.pk, key.sk))
+        stamp = format_time(now)
         if current is None:
-            stamp = format_time(now)
-            self.entries[(key.pk, key.sk)] = LedgerEntry(key, to_state, stamp, stamp, _expires_at(now, ttl_days))
-            return True
-        if from_states is not None and current.state not in from_states:
+            current = LedgerEntry(key, to_state, source_id or "", slot or "", stamp, stamp, 0)
+        elif from_states is not None and current.state not in from_states:
             return False
         self.entries[(key.pk, key.sk)] = replace(
-            current, state=to_state, updated_at=format_time(now), expires_at=_expires_at(now, ttl_days)
+            current,
+            state=to_state,
+            updated_at=stamp,
+            expires_at=_expires_at(now, ttl_days),
+            source_id=source_id or current.source_id,
+            slot=slot or current.slot,
+            reason=current.reason if reason is None else reason,
         )
         return True
 
@@ -103,14 +121,25 @@ class DynamoLedger:
         now: datetime,
         ttl_days: int,
         from_states: Collection[LedgerState] | None = None,
+        source_id: str | None = None,
+        slot: str | None = None,
+        reason: str | None = None,
     ) -> bool:
-        stamp = format_time(now)
         values: dict[str, Any] = {
             ":state": {"S": to_state},
-            ":now": {"S": stamp},
+            ":now": {"S": format_time(now)},
             ":expires": {"N": str(_expires_at(now, ttl_days))},
-            ":resource": {"S": key.resource_id},
         }
+        sets = [
+            "#state = :state",
+            "updated_at = :now",
+            "expires_at = :expires",
+            "created_at = if_not_exists(created_at, :now)",
+        ]
+        for attribute, value in (("source_id", source_id), ("slot", slot), ("reason", reason)):
+            if value is not None:
+                values[f":{attribute}"] = {"S": value}
+                sets.append(f"{attribute} = :{attribute}")
         condition: dict[str, Any] = {}
         if from_states is not None:
             names = [f":from{index}" for index in range(len(from_states))]
@@ -121,21 +150,19 @@ class DynamoLedger:
             self._dynamodb.update_item(
                 TableName=self._table,
                 Key={"pk": {"S": key.pk}, "sk": {"S": key.sk}},
-                UpdateExpression=(
-                    "SET #state = :state, updated_at = :now, expires_at = :expires, resource_id = :resource, "
-                    "created_at = if_not_exists(created_at, :now)"
-                ),
+                UpdateExpression="SET " + ", ".join(sets),
                 ExpressionAttributeNames={"#state": "state"},
                 ExpressionAttributeValues=values,
                 **condition,
             )
         except ClientError as error:
-            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+            if error_code(error) == "ConditionalCheckFailedException":
                 return False
             raise
         return True
 
     def get(self, key: LedgerKey) -> LedgerEntry | None:
+        # Strongly consistent: a check that runs right after the event's transition must see it.
         response = self._dynamodb.get_item(
             TableName=self._table, Key={"pk": {"S": key.pk}, "sk": {"S": key.sk}}, ConsistentRead=True
         )
@@ -145,7 +172,10 @@ class DynamoLedger:
         return LedgerEntry(
             key=key,
             state=item["state"]["S"],
+            source_id=item.get("source_id", {}).get("S", ""),
+            slot=item.get("slot", {}).get("S", ""),
             created_at=item["created_at"]["S"],
             updated_at=item["updated_at"]["S"],
             expires_at=int(item["expires_at"]["N"]),
+            reason=item.get("reason", {}).get("S", ""),
         )

@@ -1,7 +1,9 @@
 """Function configuration, read from the environment the internal Terraform module sets.
 
-Every variable is required (except that `OPS_MAX_AGE_DAYS` may be empty): a variable the module forgot must fail
-loudly on the first invocation instead of silently falling back to a default.
+The module encodes typed groups (`scope`, `targets`, `retention`, `completion`) into `OPS_*` variables; each group
+has exactly one reader here, and a module's config composes the groups it uses. Every variable is required
+(`OPS_MAX_AGE_DAYS` and `OPS_ALERT_TOPIC_ARN` may be empty): a variable the module forgot fails loudly on the first
+invocation instead of silently falling back to a default.
 """
 
 from __future__ import annotations
@@ -12,17 +14,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .targeting import InvalidInputError, validate_instance_id, validate_target_tags
+from .errors import ConfigError, InvalidInputError
+from .targeting import validate_instance_id, validate_target_tags
 
 MAX_GENERATIONS = 1000
+Environ = Mapping[str, str]
 
 
-class ConfigError(InvalidInputError):
-    """A configuration variable is missing or malformed; the field is the environment variable's name."""
-
-    @property
-    def variable(self) -> str:
-        return self.field
+def environ_of(environ: Environ | None) -> Environ:
+    return os.environ if environ is None else environ
 
 
 @dataclass(frozen=True)
@@ -32,85 +32,107 @@ class CommonConfig:
     policy_name: str
     work_queue_url: str
     ledger_table: str
-    idempotency_table: str
+    alert_topic_arn: str | None
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> CommonConfig:
-        env = os.environ if environ is None else environ
+    def from_env(cls, environ: Environ | None = None) -> CommonConfig:
+        env = environ_of(environ)
         return cls(
             policy_name=_required(env, "OPS_POLICY_NAME"),
             work_queue_url=_required(env, "OPS_WORK_QUEUE_URL"),
             ledger_table=_required(env, "OPS_LEDGER_TABLE"),
-            idempotency_table=_required(env, "OPS_IDEMPOTENCY_TABLE"),
+            alert_topic_arn=_optional_text(env, "OPS_ALERT_TOPIC_ARN"),
         )
 
 
 @dataclass(frozen=True)
-class AmiBackupConfig:
-    """Settings of the ami-backup planner and worker (both get the same set)."""
+class ScopeConfig:
+    """Where a policy acts: regions ([] = the function's own) x accounts (role ARNs, [] = the function's own)."""
 
-    common: CommonConfig
-    target_regions: tuple[str, ...]
-    target_role_arns: tuple[str, ...]
-    instance_ids: tuple[str, ...]
-    target_tags: tuple[tuple[str, str], ...]
-    generations: int
-    max_age_days: int | None
-    no_reboot: bool
-    copy_instance_tags: bool
-    dry_run: bool
-    completion_timeout_minutes: int
-    ledger_ttl_days: int
-
-    @property
-    def policy_name(self) -> str:
-        return self.common.policy_name
-
-    @property
-    def target_tag_map(self) -> dict[str, str]:
-        return dict(self.target_tags)
+    regions: tuple[str, ...]
+    role_arns: tuple[str, ...]
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> AmiBackupConfig:
-        env = os.environ if environ is None else environ
+    def from_env(cls, environ: Environ | None = None) -> ScopeConfig:
+        env = environ_of(environ)
+        return cls(regions=_string_list(env, "OPS_TARGET_REGIONS"), role_arns=_string_list(env, "OPS_TARGET_ROLE_ARNS"))
+
+
+@dataclass(frozen=True)
+class InstanceTargetConfig:
+    """Which instances: explicit ids and/or instances carrying every target tag; never empty."""
+
+    instance_ids: tuple[str, ...]
+    tags: tuple[tuple[str, str], ...]
+
+    @property
+    def tag_map(self) -> dict[str, str]:
+        return dict(self.tags)
+
+    @classmethod
+    def from_env(cls, environ: Environ | None = None) -> InstanceTargetConfig:
+        env = environ_of(environ)
         instance_ids = _string_list(env, "OPS_INSTANCE_IDS")
         try:
             for instance_id in instance_ids:
                 validate_instance_id(instance_id)
         except InvalidInputError as error:
             raise ConfigError("OPS_INSTANCE_IDS", env.get("OPS_INSTANCE_IDS"), str(error)) from error
-        target_tags = _string_map(env, "OPS_TARGET_TAGS")
+        tags = _string_map(env, "OPS_TARGET_TAGS")
         try:
-            validate_target_tags(target_tags)
+            validate_target_tags(tags)
         except InvalidInputError as error:
             raise ConfigError("OPS_TARGET_TAGS", env.get("OPS_TARGET_TAGS"), str(error)) from error
-        if not instance_ids and not target_tags:
+        if not instance_ids and not tags:
             # An empty target must never widen into "every instance of the account".
             raise ConfigError("OPS_INSTANCE_IDS", env.get("OPS_INSTANCE_IDS"), "no instance ids and no target tags")
+        return cls(instance_ids=instance_ids, tags=tuple(sorted(tags.items())))
+
+
+@dataclass(frozen=True)
+class RetentionConfig:
+    generations: int
+    max_age_days: int | None
+    dry_run: bool
+
+    @classmethod
+    def from_env(cls, environ: Environ | None = None) -> RetentionConfig:
+        env = environ_of(environ)
         return cls(
-            common=CommonConfig.from_env(env),
-            target_regions=_string_list(env, "OPS_TARGET_REGIONS"),
-            target_role_arns=_string_list(env, "OPS_TARGET_ROLE_ARNS"),
-            instance_ids=instance_ids,
-            target_tags=tuple(sorted(target_tags.items())),
             generations=_int(env, "OPS_GENERATIONS", minimum=1, maximum=MAX_GENERATIONS),
             max_age_days=_optional_int(env, "OPS_MAX_AGE_DAYS", minimum=1),
-            no_reboot=_bool(env, "OPS_NO_REBOOT"),
-            copy_instance_tags=_bool(env, "OPS_COPY_INSTANCE_TAGS"),
-            dry_run=_bool(env, "OPS_DRY_RUN"),
-            completion_timeout_minutes=_int(env, "OPS_COMPLETION_TIMEOUT_MINUTES", minimum=1),
+            dry_run=boolean(env, "OPS_DRY_RUN"),
+        )
+
+
+@dataclass(frozen=True)
+class CompletionConfig:
+    timeout_minutes: int
+    ledger_ttl_days: int
+
+    @classmethod
+    def from_env(cls, environ: Environ | None = None) -> CompletionConfig:
+        env = environ_of(environ)
+        return cls(
+            timeout_minutes=_int(env, "OPS_COMPLETION_TIMEOUT_MINUTES", minimum=1),
             ledger_ttl_days=_int(env, "OPS_LEDGER_TTL_DAYS", minimum=1),
         )
 
 
-def _required(env: Mapping[str, str], name: str) -> str:
+def _required(env: Environ, name: str) -> str:
     value = env.get(name)
     if value is None or not value.strip():
         raise ConfigError(name, value, "is required")
     return value.strip()
 
 
-def _json(env: Mapping[str, str], name: str) -> Any:
+def _optional_text(env: Environ, name: str) -> str | None:
+    if name not in env:
+        raise ConfigError(name, None, "is required (set it to an empty string for none)")
+    return env[name].strip() or None
+
+
+def _json(env: Environ, name: str) -> Any:
     raw = _required(env, name)
     try:
         return json.loads(raw)
@@ -118,21 +140,21 @@ def _json(env: Mapping[str, str], name: str) -> Any:
         raise ConfigError(name, raw, f"is not valid JSON ({error.msg})") from error
 
 
-def _string_list(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+def _string_list(env: Environ, name: str) -> tuple[str, ...]:
     value = _json(env, name)
     if not isinstance(value, list) or not all(isinstance(item, str) and item for item in value):
         raise ConfigError(name, env.get(name), "must be a JSON list of non-empty strings")
     return tuple(dict.fromkeys(value))
 
 
-def _string_map(env: Mapping[str, str], name: str) -> dict[str, str]:
+def _string_map(env: Environ, name: str) -> dict[str, str]:
     value = _json(env, name)
     if not isinstance(value, dict) or not all(isinstance(item, str) for item in value.values()):
         raise ConfigError(name, env.get(name), "must be a JSON object of string values")
     return dict(value)
 
 
-def _int(env: Mapping[str, str], name: str, minimum: int, maximum: int | None = None) -> int:
+def _int(env: Environ, name: str, minimum: int, maximum: int | None = None) -> int:
     raw = _required(env, name)
     try:
         value = int(raw)
@@ -144,7 +166,7 @@ def _int(env: Mapping[str, str], name: str, minimum: int, maximum: int | None = 
     return value
 
 
-def _optional_int(env: Mapping[str, str], name: str, minimum: int) -> int | None:
+def _optional_int(env: Environ, name: str, minimum: int) -> int | None:
     if name not in env:
         raise ConfigError(name, None, "is required (set it to an empty string for none)")
     if not env[name].strip():
@@ -152,7 +174,8 @@ def _optional_int(env: Mapping[str, str], name: str, minimum: int) -> int | None
     return _int(env, name, minimum=minimum)
 
 
-def _bool(env: Mapping[str, str], name: str) -> bool:
+def boolean(env: Environ, name: str) -> bool:
+    """A `true|false` variable (also for module-specific settings)."""
     raw = _required(env, name)
     if raw.lower() not in ("true", "false"):
         raise ConfigError(name, raw, "must be true or false")

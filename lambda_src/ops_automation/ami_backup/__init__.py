@@ -1,0 +1,1 @@
+"""Module `ami-backup`: an AMI per instance on a schedule, N generations kept (handlers in `handlers`)."""

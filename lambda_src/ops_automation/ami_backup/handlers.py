@@ -1,0 +1,334 @@
+"""AMI backups: a scheduled planner that fans out work, and an SQS worker that creates, completes and retires.
+
+schedule → `plan_handler` streams the targets and enqueues one `create_image` per instance → `work_handler`
+creates the AMI (tagged at creation; the deterministic name makes a repeated delivery adopt it) and records it
+as pending → the `EC2 AMI State Change` event, or the delayed check as the safety net, completes it once →
+retention deregisters older managed AMIs of that instance → their snapshots are purged later, with retries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from functools import partial
+from typing import Any
+
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.exceptions import BotoCoreError, ClientError
+
+from ..core import tagging
+from ..core.clients import PLANNER_ATTEMPTS, WORKER_ATTEMPTS
+from ..core.completion import Observation, complete, request_completion
+from ..core.config import CommonConfig
+from ..core.errors import (
+    DUPLICATE_AMI_NAME,
+    IMAGE_GONE_ERRORS,
+    INCORRECT_INSTANCE_STATE,
+    INSTANCE_GONE_ERRORS,
+    MalformedEventError,
+    PartialFailure,
+    error_code,
+)
+from ..core.events import (
+    AmiStateChange,
+    CheckMessage,
+    PurgeSnapshotsMessage,
+    parse_schedule_event,
+    parse_time,
+    parse_work_body,
+)
+from ..core.fanout import BatchSender
+from ..core.ledger import LedgerEntry
+from ..core.observability import count, logger, metrics
+from ..core.purge import handle_purge, list_images, retire_images
+from ..core.retention import RetentionItem, plan_retention
+from ..core.runtime import Lazy, Runtime, build_runtime
+from ..core.scope import Target, target_of_event, targets_of
+from ..core.targeting import Instance, stream_instances
+from ..core.worker import RetryLater, consume
+from .decisions import (
+    TRANSIENT_INSTANCE_STATES,
+    AmiBackupConfig,
+    CreateImageMessage,
+    carried_tags,
+    create_image_request,
+    decode_create_image,
+    image_state,
+    retention_item,
+    source_filters,
+)
+
+SERVICE = "ami-backup"
+DECODERS = {"create_image": decode_create_image}
+
+AmiRuntime = Runtime[AmiBackupConfig]
+
+
+class RetentionError(RuntimeError):
+    """Some deregistrations failed after the others were attempted; raising retries the item."""
+
+
+def _build(max_attempts: int) -> AmiRuntime:
+    return build_runtime(SERVICE, AmiBackupConfig.from_env(), CommonConfig.from_env(), max_attempts=max_attempts)
+
+
+# One per function (each Lambda function runs one of the two handlers): the planner retries a throttled listing
+# a few more times in process, the worker backs off through SQS.
+planner_runtime: Lazy[AmiRuntime] = Lazy(partial(_build, PLANNER_ATTEMPTS))
+worker_runtime: Lazy[AmiRuntime] = Lazy(partial(_build, WORKER_ATTEMPTS))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Planner
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+def plan_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    rt = planner_runtime()
+    slot = parse_schedule_event(event).slot
+    config = rt.config
+    logger.append_keys(policy=rt.policy)
+    # Retryable: a target that could not be listed, work that could not be enqueued. A retry of the invocation
+    # re-lists every target (the duplicates it enqueues collide on the AMI name), so it is worth it only for these.
+    failures: list[str] = []
+    # Permanent for this slot (an explicit id that no longer exists): alerted, not retried.
+    missing: list[str] = []
+    sender: BatchSender[CreateImageMessage] | None = None
+    if not config.retention.dry_run:
+        sender = BatchSender(rt.clients.client("sqs"), rt.common.work_queue_url)
+    found: set[str] = set()
+    dry_run_targets: dict[Target, list[Instance]] = {}
+    for target in targets_of(config.scope, rt.clients.default_region):
+        try:
+            ec2 = rt.clients.client("ec2", target.region, target.role_arn)
+            stream = stream_instances(ec2, config.targets.instance_ids, config.targets.tag_map)
+            for page in stream.pages():
+                for instance in page:
+                    found.add(instance.instance_id)
+                    if sender is None:
+                        dry_run_targets.setdefault(target, []).append(instance)
+                    else:
+                        sender.add(_create_message(rt, target, instance, slot))
+        except (ClientError, BotoCoreError) as error:
+            logger.exception("target resolution failed", extra={"target": target.describe()})
+            failures.append(f"{target.describe()}: {error}")
+    if sender is not None:
+        sender.flush()
+        failures.extend(f"{message.instance_id}: not enqueued" for message in sender.unsent)
+
+    for instance_id in sorted(set(config.targets.instance_ids) - found):
+        missing.append(f"{instance_id}: not found (unknown, terminated, or outside the target regions)")
+    if not found and not failures:
+        # A tag typo or an emptied fleet must not go quiet: a policy that backs up nothing is a failure.
+        failures.append(
+            f"no instance matched instance_ids={list(config.targets.instance_ids)} tags={config.targets.tag_map}"
+        )
+    summary: dict[str, Any] = {"slot": slot, "dry_run": config.retention.dry_run, "planned": len(found)}
+    if sender is None:
+        summary["plan"] = _dry_run_plan(rt, dry_run_targets, slot)
+        logger.info("dry run: nothing enqueued", extra={"plan": summary["plan"], "slot": slot})
+    else:
+        summary["enqueued"] = sender.sent
+        logger.info("backups planned", extra={"slot": slot, "enqueued": sender.sent})
+    if failures or missing:
+        count("BackupsFailed", len(failures) + len(missing))
+        rt.alerts.send("backups not planned", {"slot": slot, "failures": [*failures, *missing]})
+    if failures:
+        raise PartialFailure(failures)
+    summary["not_found"] = missing
+    return summary
+
+
+def _create_message(rt: AmiRuntime, target: Target, instance: Instance, slot: str) -> CreateImageMessage:
+    tags = carried_tags(instance.tags) if rt.config.copy_instance_tags else None
+    return CreateImageMessage(rt.policy, instance.instance_id, target.region, target.role_arn, slot, tags)
+
+
+def _dry_run_plan(rt: AmiRuntime, targets: Mapping[Target, list[Instance]], slot: str) -> list[dict[str, Any]]:
+    """What each instance's next successful backup would purge, from one listing of the policy's AMIs per target."""
+    new_backup_time = parse_time(slot, "slot")
+    plan: list[dict[str, Any]] = []
+    for target, instances in targets.items():
+        ec2 = rt.clients.client("ec2", target.region, target.role_arn)
+        by_instance: dict[str, list[RetentionItem]] = {}
+        for image in list_images(ec2, [{"Name": f"tag:{tagging.POLICY}", "Values": [rt.policy]}]):
+            item = retention_item(image, rt.policy)
+            if item is not None:
+                source = tagging.tag_dict(image.get("Tags")).get(tagging.SOURCE_INSTANCE, "")
+                by_instance.setdefault(source, []).append(item)
+        for instance in instances:
+            upcoming = RetentionItem(id="(next backup)", created_at=new_backup_time, state="available", managed=True)
+            retention = _plan(rt, [*by_instance.get(instance.instance_id, []), upcoming])
+            plan.append(
+                {
+                    "region": target.region,
+                    "role_arn": target.role_arn,
+                    "instance_id": instance.instance_id,
+                    "would_delete": [{"image_id": d.item.id, "reason": d.reason} for d in retention.delete],
+                }
+            )
+    return plan
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Worker
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+def work_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
+    rt = worker_runtime()
+    logger.append_keys(policy=rt.policy)
+    return consume(
+        event,
+        context,
+        sqs=lambda: rt.clients.client("sqs"),
+        queue_url=rt.common.work_queue_url,
+        decode=lambda body: parse_work_body(body, DECODERS),
+        handle=partial(handle_item, rt),
+    )
+
+
+def handle_item(rt: AmiRuntime, item: Any) -> dict[str, Any]:
+    if not isinstance(item, AmiStateChange) and item.policy != rt.policy:
+        raise MalformedEventError(f"message for policy {item.policy!r} reached policy {rt.policy!r}")
+    if isinstance(item, CreateImageMessage):
+        return create_backup(rt, item)
+    if isinstance(item, CheckMessage):
+        return complete_image(rt, Target(item.region, item.role_arn), item.resource_id, item)
+    if isinstance(item, PurgeSnapshotsMessage):
+        return handle_purge(rt, item)
+    if isinstance(item, AmiStateChange):
+        if item.state not in ("available", "failed"):
+            return {"image_id": item.image_id, "outcome": "ignored"}
+        return complete_image(rt, target_of_event(rt.config.scope, item.region, item.account), item.image_id, None)
+    raise MalformedEventError(f"no handler for {type(item).__name__}")
+
+
+def create_backup(rt: AmiRuntime, message: CreateImageMessage) -> dict[str, Any]:
+    """One CreateImage (no lookup first): a repeated delivery collides on the deterministic name and adopts the
+    image, so the slot gets one AMI whatever happens."""
+    target = Target(message.region, message.role_arn)
+    ec2 = rt.clients.client("ec2", target.region, target.role_arn)
+    log_keys = {"instance_id": message.instance_id, "region": target.region, "slot": message.slot}
+    request = create_image_request(rt.policy, message, rt.config.no_reboot)
+    try:
+        image_id, outcome = str(ec2.create_image(**request)["ImageId"]), "created"
+    except ClientError as error:
+        code = error_code(error)
+        if code == DUPLICATE_AMI_NAME:
+            adopted = _adopt_by_name(rt, ec2, request["Name"])
+            if adopted is None:
+                return _cannot_back_up(
+                    rt,
+                    log_keys,
+                    "ForeignImage",
+                    f"the AMI name {request['Name']} is taken by an AMI this policy does not own",
+                )
+            image_id, outcome = adopted, "reused"
+        elif code == INCORRECT_INSTANCE_STATE:
+            state = _instance_state(ec2, message.instance_id)
+            if state in TRANSIENT_INSTANCE_STATES:
+                raise RetryLater(
+                    f"instance {message.instance_id} is {state}; CreateImage needs running or stopped"
+                ) from error
+            return _cannot_back_up(rt, log_keys, code, f"instance is {state or 'gone'}")
+        elif code in INSTANCE_GONE_ERRORS:
+            return _cannot_back_up(rt, log_keys, code, str(error))
+        else:
+            raise
+    requested = request_completion(
+        rt,
+        target,
+        image_id,
+        message.instance_id,
+        message.slot,
+        rt.config.completion.timeout_minutes,
+        rt.config.completion.ledger_ttl_days,
+    )
+    logger.info(
+        "image requested", extra={**log_keys, "image_id": image_id, "outcome": outcome, "check_scheduled": requested}
+    )
+    return {"instance_id": message.instance_id, "image_id": image_id, "outcome": outcome}
+
+
+def _cannot_back_up(rt: AmiRuntime, log_keys: Mapping[str, Any], code: str, reason: str) -> dict[str, Any]:
+    """Permanent for this slot: alert once and drop the item (retrying cannot help)."""
+    rt.alerts.send("instance cannot be backed up", {**log_keys, "error_code": code, "reason": reason})
+    count("BackupsFailed")
+    return {"instance_id": log_keys["instance_id"], "outcome": "failed", "error_code": code}
+
+
+def _adopt_by_name(rt: AmiRuntime, ec2: Any, name: str) -> str | None:
+    for image in list_images(ec2, [{"Name": "name", "Values": [name]}]):
+        return str(image["ImageId"]) if tagging.is_owned(image.get("Tags"), rt.policy) else None
+    # The name is taken but the image is not listed yet (eventual consistency): try again later.
+    raise RetryLater(f"AMI name {name} is taken but not listed yet")
+
+
+def _instance_state(ec2: Any, instance_id: str) -> str | None:
+    """A filter, not `InstanceIds`: filtered calls draw on EC2's standard describe bucket rather than the smaller
+    one for unfiltered, unpaginated calls, and an unknown id answers empty instead of failing."""
+    response = ec2.describe_instances(Filters=[{"Name": "instance-id", "Values": [instance_id]}], MaxResults=5)
+    instances = [instance for reservation in response["Reservations"] for instance in reservation["Instances"]]
+    return str(instances[0]["State"]["Name"]) if instances else None
+
+
+def complete_image(rt: AmiRuntime, target: Target, image_id: str, check: CheckMessage | None) -> dict[str, Any]:
+    ec2 = rt.clients.client("ec2", target.region, target.role_arn)
+    return complete(
+        rt,
+        target,
+        image_id,
+        check,
+        observe=partial(_observe, rt, ec2, image_id),
+        finish=partial(_retain, rt, ec2, target),
+        ttl_days=rt.config.completion.ledger_ttl_days,
+    )
+
+
+def _observe(rt: AmiRuntime, ec2: Any, image_id: str, entry: LedgerEntry) -> Observation:
+    """One listing of the source instance's managed AMIs: it tells the new image's state and is what retention
+    needs next. Only if the new image is not listed yet (eventual consistency) is it described by id."""
+    listing = list_images(ec2, source_filters(rt.policy, entry.source_id))
+    image = next((image for image in listing if image["ImageId"] == image_id), None)
+    if image is None:
+        image = _describe_image(ec2, image_id)
+        if image is not None:
+            listing.append(image)
+    if image is None:
+        return Observation(state=None, reason="the AMI no longer exists", listing=listing)
+    reason = str(image.get("StateReason", {}).get("Message") or "")
+    return Observation(state=image_state(image), reason=reason, listing=listing)
+
+
+def _describe_image(ec2: Any, image_id: str) -> dict[str, Any] | None:
+    try:
+        images = ec2.describe_images(ImageIds=[image_id]).get("Images", [])
+    except ClientError as error:
+        if error_code(error) in IMAGE_GONE_ERRORS:
+            return None
+        raise
+    return images[0] if images else None
+
+
+def _plan(rt: AmiRuntime, items: list[RetentionItem]) -> Any:
+    retention = rt.config.retention
+    return plan_retention(items, retention.generations, retention.max_age_days, rt.clock())
+
+
+def _retain(rt: AmiRuntime, ec2: Any, target: Target, entry: LedgerEntry, observation: Observation) -> dict[str, Any]:
+    """Retention for the source instance, now that its newest backup is available."""
+    images = {image["ImageId"]: image for image in observation.listing}
+    items = [item for item in (retention_item(image, rt.policy) for image in images.values()) if item is not None]
+    plan = _plan(rt, items)
+    if rt.config.retention.dry_run:
+        logger.info("dry run: nothing retired", extra={"would_delete": list(plan.delete_ids)})
+        return {"deleted": [], "would_delete": list(plan.delete_ids)}
+    retirement = retire_images(rt, ec2, target, plan, images, rt.config.completion.ledger_ttl_days)
+    if retirement.errors:
+        raise RetentionError(f"retention for {entry.source_id} incomplete: " + "; ".join(retirement.errors))
+    return {"deleted": list(retirement.deregistered), "snapshots_scheduled": list(retirement.snapshot_ids)}

@@ -1,0 +1,29 @@
+"""Failure messages to the policy's SNS topic: the instance (or snapshot) and the reason, not just a counter."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from .observability import logger
+
+SUBJECT_LIMIT = 100  # SNS rejects longer subjects
+
+
+class Alerts:
+    def __init__(self, sns: Callable[[], Any], topic_arn: str | None, service: str, policy: str) -> None:
+        self._sns = sns
+        self._topic_arn = topic_arn
+        self._service = service
+        self._policy = policy
+
+    def send(self, what: str, details: Mapping[str, Any]) -> None:
+        """Log at ERROR and publish one message. A failed publish raises, so the work item is retried: callers
+        publish before the ledger transition that marks the failure, so an alert is sent at least once."""
+        body = {"service": self._service, "policy": self._policy, "alert": what, **details}
+        logger.error(what, extra={"alert": body})
+        if self._topic_arn is None:
+            return
+        subject = f"[{self._service}/{self._policy}] {what}"[:SUBJECT_LIMIT]
+        self._sns().publish(TopicArn=self._topic_arn, Subject=subject, Message=json.dumps(body, indent=2, default=str))

@@ -1,0 +1,241 @@
+"""Typed records for every payload the functions receive, and the work-queue messages every module shares.
+
+A module adds its own message kinds by passing decoders to `parse_work_body`; the delayed `check` and
+`purge_snapshots` messages and the EC2 state events are the core's.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Any, ClassVar, Literal
+
+from .errors import MalformedEventError
+
+AMI_STATE_CHANGE = "EC2 AMI State Change"
+SLOT_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+
+
+@dataclass(frozen=True)
+class ScheduleTrigger:
+    scheduled_time: datetime
+
+    @property
+    def slot(self) -> str:
+        return format_time(self.scheduled_time)
+
+
+@dataclass(frozen=True)
+class WorkMessage:
+    """Base of every message the functions put on their work queue."""
+
+    # Fields left out of the body when None, so that older readers see the format they know.
+    OMIT_WHEN_NONE: ClassVar[frozenset[str]] = frozenset()
+
+
+@dataclass(frozen=True)
+class CheckMessage(WorkMessage):
+    """Delayed safety net: complete `resource_id` if its state event never came, alert past `deadline`."""
+
+    policy: str
+    resource_id: str
+    source_id: str
+    region: str
+    role_arn: str | None
+    slot: str
+    deadline: str
+    kind: Literal["check"] = "check"
+
+    @property
+    def deadline_time(self) -> datetime:
+        return parse_time(self.deadline, "deadline")
+
+
+@dataclass(frozen=True)
+class PurgeSnapshotsMessage(WorkMessage):
+    """Snapshots of images this policy deregistered, deleted later (and retried) until `deadline`."""
+
+    policy: str
+    region: str
+    role_arn: str | None
+    snapshot_ids: tuple[str, ...]
+    # Images already deregistered: DescribeImages may still list them for a while; they do not keep a snapshot.
+    released_image_ids: tuple[str, ...]
+    deadline: str
+    attempt: int = 1
+    kind: Literal["purge_snapshots"] = "purge_snapshots"
+
+    @property
+    def deadline_time(self) -> datetime:
+        return parse_time(self.deadline, "deadline")
+
+
+@dataclass(frozen=True)
+class AmiStateChange:
+    image_id: str
+    state: str
+    region: str
+    account: str
+    error_message: str
+
+
+Decoder = Callable[[Mapping[str, Any]], Any]
+
+
+def format_time(moment: datetime) -> str:
+    """UTC, seconds precision: the form of slots, deadlines and the `slot` tag."""
+    if moment.tzinfo is None:
+        raise ValueError("naive datetime: all times here are UTC-aware")
+    return moment.astimezone(UTC).strftime(SLOT_FORMAT)
+
+
+def parse_time(value: object, field: str) -> datetime:
+    if not isinstance(value, str) or not value:
+        raise MalformedEventError(f"{field} must be an ISO-8601 UTC timestamp, got {value!r}")
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as error:
+        raise MalformedEventError(f"{field} is not an ISO-8601 timestamp: {value!r}") from error
+    if moment.tzinfo is None:
+        raise MalformedEventError(f"{field} has no time zone: {value!r}")
+    return moment.astimezone(UTC).replace(microsecond=0)
+
+
+def parse_schedule_event(event: object) -> ScheduleTrigger:
+    """Accept our Scheduler input (`scheduled_time`), Scheduler's camelCase context attributes, and the
+    EventBridge envelope of a Scheduler default notification or a scheduled rule (`time`)."""
+    if not isinstance(event, Mapping):
+        raise MalformedEventError(f"schedule payload must be a JSON object, got {type(event).__name__}")
+    for key in ("scheduled_time", "scheduledTime"):
+        if key in event:
+            return ScheduleTrigger(parse_time(event[key], key))
+    if event.get("detail-type") == "Scheduled Event" and "time" in event:
+        return ScheduleTrigger(parse_time(event["time"], "time"))
+    raise MalformedEventError("schedule payload has none of scheduled_time, scheduledTime, or a Scheduled Event time")
+
+
+def _check(payload: Mapping[str, Any]) -> CheckMessage:
+    return CheckMessage(
+        policy=text(payload, "policy"),
+        resource_id=text(payload, "resource_id"),
+        source_id=text(payload, "source_id"),
+        region=text(payload, "region"),
+        role_arn=optional_text(payload, "role_arn"),
+        slot=time_field(payload, "slot"),
+        deadline=time_field(payload, "deadline"),
+    )
+
+
+def _purge(payload: Mapping[str, Any]) -> PurgeSnapshotsMessage:
+    attempt = payload.get("attempt", 1)
+    if not isinstance(attempt, int) or isinstance(attempt, bool) or attempt < 1:
+        raise MalformedEventError(f"message field 'attempt' must be a positive integer, got {attempt!r}")
+    return PurgeSnapshotsMessage(
+        policy=text(payload, "policy"),
+        region=text(payload, "region"),
+        role_arn=optional_text(payload, "role_arn"),
+        snapshot_ids=text_list(payload, "snapshot_ids", prefix="snap-"),
+        released_image_ids=text_list(payload, "released_image_ids", prefix="ami-"),
+        deadline=time_field(payload, "deadline"),
+        attempt=attempt,
+    )
+
+
+CORE_DECODERS: Mapping[str, Decoder] = {"check": _check, "purge_snapshots": _purge}
+EVENT_DECODERS: Mapping[str, Decoder] = {AMI_STATE_CHANGE: lambda event: _ami_state_change(event)}
+
+
+def parse_work_body(body: object, module_decoders: Mapping[str, Decoder]) -> Any:
+    """Decode one SQS record body: a message of the core's or the module's kinds, or a forwarded state event."""
+    if not isinstance(body, str):
+        raise MalformedEventError(f"message body must be a string, got {type(body).__name__}")
+    try:
+        payload = json.loads(body)
+    except json.JSONDecodeError as error:
+        raise MalformedEventError(f"message body is not JSON: {error.msg}") from error
+    if not isinstance(payload, dict):
+        raise MalformedEventError("message body must be a JSON object")
+    kind = payload.get("kind")
+    decoders = {**CORE_DECODERS, **module_decoders}
+    if isinstance(kind, str) and kind in decoders:
+        return decoders[kind](payload)
+    detail_type = payload.get("detail-type")
+    if isinstance(detail_type, str) and detail_type in EVENT_DECODERS:
+        return EVENT_DECODERS[detail_type](payload)
+    if kind is not None:
+        raise MalformedEventError(f"unknown message kind {kind!r}")
+    raise MalformedEventError(f"not a work message nor a known state event (detail-type={detail_type!r})")
+
+
+def to_body(message: WorkMessage) -> str:
+    """JSON body. Non-ASCII stays unescaped: SQS counts UTF-8 bytes, and `\\uXXXX` escapes would make tags in other
+    scripts up to three times larger. Tags come from EC2's XML responses, so they only hold characters SQS accepts."""
+    body = asdict(message)
+    for key in message.OMIT_WHEN_NONE:
+        if body.get(key) is None:
+            body.pop(key, None)
+    return json.dumps(body, sort_keys=True, ensure_ascii=False)
+
+
+def _ami_state_change(event: Mapping[str, Any]) -> AmiStateChange:
+    detail = event.get("detail")
+    if not isinstance(detail, Mapping):
+        raise MalformedEventError("AMI state change event has no detail object")
+    image_id = detail.get("ImageId") or _image_id_from_resources(event.get("resources"))
+    if not isinstance(image_id, str) or not image_id.startswith("ami-"):
+        raise MalformedEventError(f"AMI state change event has no image id (detail.ImageId={detail.get('ImageId')!r})")
+    return AmiStateChange(
+        image_id=image_id,
+        state=text(detail, "State", where="detail"),
+        region=text(event, "region"),
+        account=text(event, "account"),
+        error_message=str(detail.get("ErrorMessage") or ""),
+    )
+
+
+def _image_id_from_resources(resources: object) -> str | None:
+    if isinstance(resources, list) and resources and isinstance(resources[0], str) and "image/" in resources[0]:
+        return resources[0].rsplit("image/", 1)[1]
+    return None
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Field readers for message decoders (modules use them for their own kinds)
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def text(payload: Mapping[str, Any], key: str, where: str = "message") -> str:
+    value = payload.get(key)
+    if not isinstance(value, str) or not value:
+        raise MalformedEventError(f"{where} field {key!r} must be a non-empty string, got {value!r}")
+    return value
+
+
+def optional_text(payload: Mapping[str, Any], key: str) -> str | None:
+    if key not in payload:
+        raise MalformedEventError(f"message field {key!r} is missing (use null for none)")
+    if payload[key] is None:
+        return None
+    return text(payload, key)
+
+
+def time_field(payload: Mapping[str, Any], key: str) -> str:
+    return format_time(parse_time(payload.get(key), key))
+
+
+def text_list(payload: Mapping[str, Any], key: str, prefix: str = "") -> tuple[str, ...]:
+    value = payload.get(key)
+    if not isinstance(value, list) or not all(isinstance(item, str) and item.startswith(prefix) for item in value):
+        raise MalformedEventError(f"message field {key!r} must be a list of {prefix or ''}... strings, got {value!r}")
+    return tuple(value)
+
+
+def optional_tags(payload: Mapping[str, Any], key: str) -> dict[str, str] | None:
+    value = payload.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        raise MalformedEventError(f"message field {key!r} must be an object of string tag values")
+    return dict(value)

@@ -1,0 +1,219 @@
+"""Applying a retention plan: deregister images, then delete their snapshots — only what this policy owns, never a
+snapshot another AMI still uses, and never silently leaving one behind.
+
+Right after DeregisterImage, DeleteSnapshot often fails with `InvalidSnapshot.InUse` (eventual consistency), and
+DescribeImages may still list the deregistered image for a while. So snapshots are not deleted inline: a delayed
+`purge_snapshots` message deletes them later and is re-sent with back-off until each snapshot is deleted, proven
+to be used by another registered AMI (disabled AMIs included), or found not to be ours; a snapshot still failing
+at the deadline is named in an alert.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from . import tagging
+from .errors import IMAGE_GONE_ERRORS, SNAPSHOT_GONE_ERRORS, error_code
+from .events import PurgeSnapshotsMessage, format_time
+from .fanout import backoff_seconds, send_delayed
+from .ledger import LedgerKey
+from .observability import count, logger
+from .retention import RetentionPlan
+from .runtime import Runtime
+from .scope import Target
+from .targeting import MAX_FILTER_VALUES, PAGE_SIZE, chunked
+
+# The first purge waits for DescribeImages/DeleteSnapshot to catch up with the deregistration.
+FIRST_PURGE_DELAY_SECONDS = 300
+PURGE_DEADLINE = timedelta(hours=24)
+
+
+@dataclass(frozen=True)
+class Retirement:
+    deregistered: tuple[str, ...]
+    snapshot_ids: tuple[str, ...]
+    errors: tuple[str, ...]
+
+
+@dataclass
+class SnapshotPurge:
+    deleted: list[str] = field(default_factory=list)
+    gone: list[str] = field(default_factory=list)
+    used_by_other_images: dict[str, list[str]] = field(default_factory=dict)
+    not_owned: list[str] = field(default_factory=list)
+    # Snapshot id -> error code: to try again later.
+    retry: dict[str, str] = field(default_factory=dict)
+
+
+def snapshot_ids(images: Iterable[Mapping[str, Any]]) -> list[str]:
+    ids = {
+        mapping["Ebs"]["SnapshotId"]
+        for image in images
+        for mapping in image.get("BlockDeviceMappings", [])
+        if mapping.get("Ebs", {}).get("SnapshotId")
+    }
+    return sorted(ids)
+
+
+def list_images(ec2: Any, filters: list[dict[str, Any]], include_disabled: bool = False) -> list[dict[str, Any]]:
+    paginator = ec2.get_paginator("describe_images")
+    extra = {"IncludeDisabled": True} if include_disabled else {}
+    pages = paginator.paginate(Owners=["self"], Filters=filters, PaginationConfig={"PageSize": PAGE_SIZE}, **extra)
+    return [image for page in pages for image in page.get("Images", [])]
+
+
+def retire_images(
+    rt: Runtime[Any],
+    ec2: Any,
+    target: Target,
+    plan: RetentionPlan,
+    images_by_id: Mapping[str, Mapping[str, Any]],
+    ttl_days: int,
+) -> Retirement:
+    """Deregister the plan's images that carry this policy's ownership tags, record them as deleted, and schedule the
+    deletion of their snapshots. One failing image does not stop the others."""
+    deregistered: list[Mapping[str, Any]] = []
+    errors: list[str] = []
+    for decision in plan.delete:
+        image = images_by_id[decision.item.id]
+        log_keys = {"image_id": decision.item.id, "region": target.region}
+        if not tagging.is_owned(image.get("Tags"), rt.policy):
+            logger.warning("retention skipped an image without ownership tags", extra=log_keys)
+            continue
+        try:
+            ec2.deregister_image(ImageId=decision.item.id)
+        except ClientError as error:
+            if error_code(error) not in IMAGE_GONE_ERRORS:
+                logger.error("deregister failed", extra={**log_keys, "error_code": error_code(error)})
+                errors.append(f"{decision.item.id}: {error_code(error)}")
+                continue
+        logger.info("image deregistered", extra={**log_keys, "reason": decision.reason})
+        deregistered.append(image)
+        key = LedgerKey(rt.service, rt.policy, target.account, target.region, decision.item.id)
+        rt.ledger.transition(key, "deleted", rt.clock(), ttl_days, reason=decision.reason)
+    if deregistered:
+        # A count in the log, not a metric: every metric name is billed for each hour it receives data.
+        logger.info("retention applied", extra={"region": target.region, "deregistered": len(deregistered)})
+    snapshots = snapshot_ids(deregistered)
+    if snapshots:
+        now = rt.clock()
+        message = PurgeSnapshotsMessage(
+            rt.policy,
+            target.region,
+            target.role_arn,
+            tuple(snapshots),
+            tuple(str(image["ImageId"]) for image in deregistered),
+            format_time(now + PURGE_DEADLINE),
+        )
+        send_delayed(rt.clients.client("sqs"), rt.common.work_queue_url, message, FIRST_PURGE_DELAY_SECONDS)
+    return Retirement(tuple(str(image["ImageId"]) for image in deregistered), tuple(snapshots), tuple(errors))
+
+
+def purge_snapshots(
+    ec2: Any, policy: str, candidates: Sequence[str], released_image_ids: Iterable[str]
+) -> SnapshotPurge:
+    """Delete the candidates that this policy owns and no registered AMI (disabled ones included) maps."""
+    result = SnapshotPurge()
+    released = set(released_image_ids)
+    in_use: dict[str, list[str]] = {}
+    for chunk in chunked(sorted(candidates), MAX_FILTER_VALUES):
+        # IncludeDisabled: a disabled AMI is omitted by default but still needs its snapshots.
+        for image in list_images(
+            ec2, [{"Name": "block-device-mapping.snapshot-id", "Values": chunk}], include_disabled=True
+        ):
+            if image["ImageId"] in released or image.get("State") == "deregistered":
+                continue
+            for snapshot in set(snapshot_ids([image])) & set(chunk):
+                in_use.setdefault(snapshot, []).append(str(image["ImageId"]))
+    result.used_by_other_images = in_use
+    owned, existing = _owned_snapshots(ec2, [s for s in candidates if s not in in_use], policy)
+    for snapshot_id in candidates:
+        log_keys = {"snapshot_id": snapshot_id}
+        if snapshot_id in in_use:
+            logger.info("snapshot kept: another AMI uses it", extra={**log_keys, "image_ids": in_use[snapshot_id]})
+        elif snapshot_id not in existing:
+            result.gone.append(snapshot_id)
+        elif snapshot_id not in owned:
+            logger.warning("snapshot kept: no ownership tags", extra=log_keys)
+            result.not_owned.append(snapshot_id)
+        else:
+            _delete(ec2, snapshot_id, result)
+    return result
+
+
+def _delete(ec2: Any, snapshot_id: str, result: SnapshotPurge) -> None:
+    try:
+        ec2.delete_snapshot(SnapshotId=snapshot_id)
+    except ClientError as error:
+        code = error_code(error)
+        if code in SNAPSHOT_GONE_ERRORS:
+            result.gone.append(snapshot_id)
+        else:
+            # InvalidSnapshot.InUse here is the deregistration not yet visible: transient, retried.
+            logger.warning("snapshot deletion deferred", extra={"snapshot_id": snapshot_id, "error_code": code})
+            result.retry[snapshot_id] = code
+        return
+    result.deleted.append(snapshot_id)
+    logger.info("snapshot deleted", extra={"snapshot_id": snapshot_id})
+
+
+def _owned_snapshots(ec2: Any, candidates: Sequence[str], policy: str) -> tuple[set[str], set[str]]:
+    owned: set[str] = set()
+    existing: set[str] = set()
+    paginator = ec2.get_paginator("describe_snapshots")
+    # Filter rather than SnapshotIds: one id deleted meanwhile would otherwise fail the whole call.
+    for chunk in chunked(sorted(candidates), MAX_FILTER_VALUES):
+        pages = paginator.paginate(
+            OwnerIds=["self"],
+            Filters=[{"Name": "snapshot-id", "Values": chunk}],
+            PaginationConfig={"PageSize": PAGE_SIZE},
+        )
+        for page in pages:
+            for snapshot in page.get("Snapshots", []):
+                existing.add(snapshot["SnapshotId"])
+                if tagging.is_owned(snapshot.get("Tags"), policy):
+                    owned.add(snapshot["SnapshotId"])
+    return owned, existing
+
+
+def handle_purge(rt: Runtime[Any], message: PurgeSnapshotsMessage) -> dict[str, Any]:
+    """One attempt; what must be retried goes back on the queue with back-off, or is alerted past the deadline."""
+    ec2 = rt.clients.client("ec2", message.region, message.role_arn)
+    result = purge_snapshots(ec2, rt.policy, message.snapshot_ids, message.released_image_ids)
+    summary: dict[str, Any] = {
+        "deleted": result.deleted,
+        "kept_in_use": sorted(result.used_by_other_images),
+        "not_owned": result.not_owned,
+    }
+    if not result.retry:
+        return {**summary, "outcome": "purged"}
+    now = rt.clock()
+    if now >= message.deadline_time:
+        rt.alerts.send(
+            "snapshots left behind after their AMI was deregistered",
+            {
+                "region": message.region,
+                "role_arn": message.role_arn,
+                "snapshots": result.retry,
+                "deregistered_image_ids": list(message.released_image_ids),
+                "attempts": message.attempt,
+            },
+        )
+        count("SnapshotsLeaked", len(result.retry))
+        return {**summary, "outcome": "leaked", "leaked": sorted(result.retry)}
+    retry = PurgeSnapshotsMessage(
+        message.policy,
+        message.region,
+        message.role_arn,
+        tuple(sorted(result.retry)),
+        message.released_image_ids,
+        message.deadline,
+        message.attempt + 1,
+    )
+    send_delayed(rt.clients.client("sqs"), rt.common.work_queue_url, retry, backoff_seconds(message.attempt + 1))
+    return {**summary, "outcome": "retrying", "retry": sorted(result.retry)}
