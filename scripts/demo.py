@@ -1,9 +1,13 @@
 """`make demo`: a simulated week of AMI backups against a local AWS, as a readable report.
 
-With terraform and a hashicorp/aws provider mirror, examples/ami-backup is applied to a local AWS (moto on
-127.0.0.1) and the handlers run with the configuration Terraform deployed (the tier-3 path); without them the
-same week runs in-process (moto's mock) on resources built like the module's. The report says which path ran.
-Everything is removed afterwards: `terraform destroy`, the local AWS, the temporary folder.
+examples/ami-backup is applied with terraform to a local AWS (moto on 127.0.0.1) and the handlers run with the
+configuration Terraform deployed (the tier-3 path). Everything is removed afterwards: `terraform destroy`, the
+local AWS, the temporary folder.
+
+terraform and a hashicorp/aws provider mirror are required. There is no fallback without them: the former
+in-process path built the module's resources and environment from a hand-written Python copy of the Terraform,
+which could drift from the HCL unnoticed, so a demo on it could show a deployment that does not exist. Without
+terraform the demo says what is missing and exits with status 2.
 """
 
 from __future__ import annotations
@@ -19,11 +23,13 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 # The import roots pytest uses (pyproject.toml `pythonpath`): the Lambda package and the repository.
 sys.path[:0] = [str(REPO_ROOT / "lambda_src"), str(REPO_ROOT)]
 
-from scripts.local_aws import in_process_aws, local_aws  # noqa: E402
+from scripts.local_aws import local_aws  # noqa: E402
 from tests.e2e import scenario  # noqa: E402
 from tests.support.terraform_env import TerraformUnavailable, require_terraform  # noqa: E402
 
 RULE = "-" * 96
+# Exit status when the demo cannot run at all (terraform or the provider mirror missing); 1 = it ran and went wrong.
+CANNOT_RUN = 2
 
 
 def _local(week: scenario.WeekReport, slot: str, layout: str = "%m-%d") -> str:
@@ -131,25 +137,22 @@ def run_with_terraform(region: str) -> tuple[scenario.WeekReport, scenario.Final
     return week, state
 
 
-def run_in_process(region: str) -> tuple[scenario.WeekReport, scenario.FinalState]:
-    with in_process_aws(region) as aws:
-        deployment = scenario.in_process_deployment(aws)
-        print(f"simulating {scenario.DAYS} days ...", flush=True)
-        week = scenario.run_week(aws, deployment)
-        return week, scenario.final_state(aws, deployment)
-
-
 def main() -> int:
     started = time.monotonic()
     region = scenario.example_region()
     try:
         require_terraform()
     except TerraformUnavailable as unavailable:
-        print(f"path: in-process (terraform path unavailable: {unavailable.reason})")
-        week, state = run_in_process(region)
-    else:
-        print("path: terraform apply against a local AWS (tier-3 path)")
-        week, state = run_with_terraform(region)
+        print(
+            f"demo cannot run: {unavailable.reason}\n"
+            "It needs terraform on PATH and a local hashicorp/aws provider mirror, because it deploys\n"
+            "examples/ami-backup with terraform and runs the handlers with what Terraform deployed; there is\n"
+            "no in-process fallback (a Python copy of the Terraform configuration could drift from the HCL).",
+            file=sys.stderr,
+        )
+        return CANNOT_RUN
+    print("terraform apply of examples/ami-backup against a local AWS (tier-3 path)")
+    week, state = run_with_terraform(region)
     print(f"deployment: {week.deployment.how}")
     print_week(week, state)
     print(RULE)

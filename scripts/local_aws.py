@@ -2,38 +2,33 @@
 
 `local_aws()` serves moto on a free port of 127.0.0.1. The server runs *in this process*
 (`moto.server.ThreadedMotoServer` in a thread), not as a separate `moto_server` process: the moto fidelity
-patches (`tests/python/moto_aws_fidelity.py`) patch the in-process backends, and only an in-process server
-serves the patched backends. Terraform (another process) and the handlers (in-process, through
-`AWS_ENDPOINT_URL`) both reach it over HTTP, as they would reach AWS.
+patches (`tests/support/moto_fidelity.py`, entry point `faithful_aws()`) patch the in-process backends and
+response classes, and only an in-process server serves them. Terraform (another process) and the handlers
+(in-process, through `AWS_ENDPOINT_URL`) both reach it over HTTP, as they would reach AWS. The patches' state
+and helpers are `LocalAws.fidelity`; the scenario runs its simulated week inside
+`aws.fidelity.simulated_time(clock)`.
 
-`in_process_aws()` is the same AWS without a server (`mock_aws`), for when nothing outside this process
-needs to reach it.
+(There is no server-less variant any more: the demo's in-process path, a hand-written copy of the Terraform
+configuration, was dropped; tests that need no server use `mock_aws()` with `faithful_aws()` directly.)
 """
 
 from __future__ import annotations
 
-import base64
-import io
 import json
 import logging
 import os
 import time
 import urllib.error
 import urllib.request
-import zipfile
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import ExitStack, contextmanager
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
 from unittest import mock
 
 import boto3
-from moto import mock_aws
-from moto.awslambda.models import LambdaBackend, LayerVersion
-from moto.awslambda.utils import split_layer_arn
-from moto.events.utils import EventTemplateParser
 from moto.server import ThreadedMotoServer
-from moto.sqs.models import sqs_backends
+from tests.support.moto_fidelity import MotoFidelity, faithful_aws
 
 DEFAULT_REGION = "us-east-1"
 # moto's default account: the ARNs the local AWS hands out carry it.
@@ -50,8 +45,6 @@ MOTO_SETTINGS = {
     "MOTO_EC2_LOAD_DEFAULT_AMIS": "false",
 }
 STARTUP_TIMEOUT_SECONDS = 10.0
-# Publisher of the public Powertools for AWS Lambda layers that the modules attach by default.
-POWERTOOLS_LAYER_ACCOUNT = "017000801446"
 
 
 class LocalAwsError(RuntimeError):
@@ -59,10 +52,14 @@ class LocalAwsError(RuntimeError):
 
 
 class Aws(Protocol):
-    """What the scenario needs from an AWS: clients, and the environment a function runs with there."""
+    """What the scenario needs from an AWS: clients, the environment a function runs with there, and the
+    fidelity patches in force (for simulated time)."""
 
     @property
     def region(self) -> str: ...
+
+    @property
+    def fidelity(self) -> MotoFidelity: ...
 
     def client(self, service: str) -> Any: ...
 
@@ -87,14 +84,16 @@ def _boto_client(service: str, region: str, endpoint: str | None) -> Any:
 
 @dataclass(frozen=True)
 class LocalAws:
-    """A moto server on 127.0.0.1."""
+    """A moto server on 127.0.0.1, with the fidelity patches of `tests/support/moto_fidelity.py`."""
 
     endpoint: str
     region: str
+    fidelity: MotoFidelity
 
     def reset(self) -> None:
-        """Forget every resource (all services, accounts and regions)."""
+        """Forget every resource (all services, accounts and regions), and what the patches remembered."""
         _post(f"{self.endpoint}/moto-api/reset")
+        self.fidelity.forget()
 
     def client(self, service: str) -> Any:
         return _boto_client(service, self.region, self.endpoint)
@@ -102,19 +101,6 @@ class LocalAws:
     def process_environment(self) -> dict[str, str]:
         # botocore (>= 1.31) honours AWS_ENDPOINT_URL for every service: the handlers need no test hook.
         return {"AWS_ENDPOINT_URL": self.endpoint, **_runtime_environment(self.region)}
-
-
-@dataclass(frozen=True)
-class InProcessAws:
-    """moto's `mock_aws`: botocore calls of this process are answered without any network."""
-
-    region: str
-
-    def client(self, service: str) -> Any:
-        return _boto_client(service, self.region, None)
-
-    def process_environment(self) -> dict[str, str]:
-        return _runtime_environment(self.region)
 
 
 def _post(url: str) -> None:
@@ -138,84 +124,6 @@ def _wait_until_answering(endpoint: str) -> None:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Where moto differs from AWS in what a deployment and its event flow rely on
-# ---------------------------------------------------------------------------------------------------------------
-
-
-def _event_template_with_account() -> str:
-    # moto's default target input drops the event's `account`; EventBridge delivers the whole event.
-    template = EventTemplateParser.DEFAULT_EVENT_INPUT_TEMPLATE
-    if '"account"' in template:
-        return template
-    if '"version": "0",' not in template:
-        raise LocalAwsError(f"unexpected moto event template, cannot add the account field: {template}")
-    return template.replace('"version": "0",', '"version": "0", "account": "<account>",')
-
-
-def _without_sqs_push(original: Callable[..., Any]) -> Callable[..., Any]:
-    # moto hands every SQS message synchronously to a Docker-run Lambda as soon as it is sent. There is no
-    # Docker here, and the failed hand-overs would count as receives and push messages into the DLQ. The
-    # harness plays the Lambda service's poller instead: it receives, invokes the handler and deletes.
-    def create_event_source_mapping(self: LambdaBackend, spec: dict[str, Any]) -> Any:
-        mapping = original(self, spec)
-        for queue in sqs_backends[self.account_id][self.region_name].queues.values():
-            queue.lambda_event_source_mappings.pop(mapping.function_arn, None)
-        return mapping
-
-    return create_event_source_mapping
-
-
-def _empty_zip_base64() -> str:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w"):
-        pass
-    return base64.b64encode(buffer.getvalue()).decode("ascii")
-
-
-def _with_public_powertools_layers(original: Callable[..., Any]) -> Callable[..., Any]:
-    # AWS publishes the Powertools layers in every commercial region; moto only knows layers published in
-    # its own accounts and rejects a function that names one of them.
-    def layers_versions_by_arn(self: LambdaBackend, layer_version_arn: str) -> LayerVersion | None:
-        found = original(self, layer_version_arn)
-        arn = split_layer_arn(layer_version_arn)
-        if found is not None or arn.account != POWERTOOLS_LAYER_ACCOUNT:
-            return found
-        layer = LayerVersion(  # type: ignore[abstract]
-            {"LayerName": arn.layer_name, "Content": {"ZipFile": _empty_zip_base64()}},
-            account_id=arn.account,
-            region=arn.region,
-        )
-        layer.version = int(arn.version)
-        return layer
-
-    return layers_versions_by_arn
-
-
-@contextmanager
-def aws_fidelity() -> Iterator[None]:
-    """Patch the in-process moto backends where they differ from AWS in what deployments rely on."""
-    with ExitStack() as stack:
-        stack.enter_context(
-            mock.patch.object(EventTemplateParser, "DEFAULT_EVENT_INPUT_TEMPLATE", _event_template_with_account())
-        )
-        stack.enter_context(
-            mock.patch.object(
-                LambdaBackend,
-                "create_event_source_mapping",
-                _without_sqs_push(LambdaBackend.create_event_source_mapping),
-            )
-        )
-        stack.enter_context(
-            mock.patch.object(
-                LambdaBackend,
-                "layers_versions_by_arn",
-                _with_public_powertools_layers(LambdaBackend.layers_versions_by_arn),
-            )
-        )
-        yield
-
-
-# ---------------------------------------------------------------------------------------------------------------
 # Entry points
 # ---------------------------------------------------------------------------------------------------------------
 
@@ -223,7 +131,7 @@ def aws_fidelity() -> Iterator[None]:
 @contextmanager
 def local_aws(region: str = DEFAULT_REGION) -> Iterator[LocalAws]:
     """Serve moto on a free port of 127.0.0.1 for the duration of the block; it starts and ends empty."""
-    with mock.patch.dict(os.environ, MOTO_SETTINGS), aws_fidelity():
+    with mock.patch.dict(os.environ, MOTO_SETTINGS), faithful_aws() as fidelity:
         # One line per request on stderr would drown the test and demo output.
         werkzeug_logger = logging.getLogger("werkzeug")
         previous_level = werkzeug_logger.level
@@ -232,7 +140,7 @@ def local_aws(region: str = DEFAULT_REGION) -> Iterator[LocalAws]:
         server.start()
         try:
             host, port = server.get_host_and_port()
-            aws = LocalAws(endpoint=f"http://{host}:{port}", region=region)
+            aws = LocalAws(endpoint=f"http://{host}:{port}", region=region, fidelity=fidelity)
             _wait_until_answering(aws.endpoint)
             aws.reset()
             yield aws
@@ -240,13 +148,6 @@ def local_aws(region: str = DEFAULT_REGION) -> Iterator[LocalAws]:
         finally:
             server.stop()
             werkzeug_logger.setLevel(previous_level)
-
-
-@contextmanager
-def in_process_aws(region: str = DEFAULT_REGION) -> Iterator[InProcessAws]:
-    """moto's in-process mock with the same settings and patches as `local_aws`."""
-    with mock.patch.dict(os.environ, {**MOTO_SETTINGS, **DUMMY_CREDENTIALS}), aws_fidelity(), mock_aws():
-        yield InProcessAws(region=region)
 
 
 @contextmanager

@@ -6,9 +6,17 @@ polls the work queue, invokes the worker in-process with the function's deployed
 the worker reports as done) and EC2's event emitter (it publishes `EC2 AMI State Change` for each image that
 became available, on the local EventBridge, whose rule routes it to the work queue).
 
-Time is simulated: moto stamps images with the simulated clock (fidelity patch 4) and SQS measures delays and
-visibility timeouts with it, so the worker's delayed `check_image` messages come due without waiting 15 real
-minutes, and retention sees one backup per day instead of a week of backups made within one second.
+Time is simulated: moto stamps images with the simulated clock and SQS measures delays and visibility timeouts
+with it (`tests/support/moto_fidelity.py`, E4 and D4, through `aws.fidelity.simulated_time`), so the worker's
+delayed messages (`check_image`, `purge_snapshots`, any other kind) come due without waiting 15 real minutes,
+retention sees one backup per day instead of a week of backups made within one second, and the
+eventual-consistency windows of the patches (E7: DeleteSnapshot refused for a while after DeregisterImage;
+E9: deregistered AMIs still listed for a while) run on the same clock.
+
+The deployment is always the one Terraform applied (`terraform_applied` + `deployment_from_terraform`). The
+former in-process path (`in_process_deployment`, a hand-written Python copy of the module's resources and
+environment) was dropped: a copy of the Terraform drifts from it silently, which is what the tier-3 test exists
+to rule out.
 """
 
 from __future__ import annotations
@@ -27,14 +35,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from unittest import mock
 from zoneinfo import ZoneInfo
 
-from moto.sqs import models as sqs_models
-from scripts.local_aws import ACCOUNT_ID, DEFAULT_REGION, Aws, LambdaContext, LocalAws, handler_environment
-from tests.python import moto_aws_fidelity
+from scripts.local_aws import DEFAULT_REGION, Aws, LambdaContext, LocalAws, handler_environment
 from tests.support import terraform_env
 from tests.support.hcl_tree import load_module
+from tests.support.moto_fidelity import DEREGISTERED, MotoFidelity
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = Path("examples/ami-backup")
@@ -65,7 +71,10 @@ SQS_MAX_DELAY = timedelta(seconds=900)
 MAX_QUEUE_ROUNDS_PER_DAY = 50
 
 STATE_CHANGE = "EC2 AMI State Change"
-# Where a handler module caches what it builds on a cold start (ops_automation.ami_backup.runtime()).
+# What a handler module caches across warm invocations: every module-level lazy holder (an object with
+# `install(value)` and `_value`, like ops_automation.core.runtime.Lazy), and a plain `_runtime` attribute if the
+# module has one. Saved and restored per function (each Lambda function keeps its own warm container) and emptied
+# between invocations, so nothing cached by another function or an earlier test leaks in.
 WARM_STATE = "_runtime"
 DAILY_CRON = re.compile(r"^cron\((\d{1,2}) (\d{1,2}) \* \* \? \*\)$")
 
@@ -97,13 +106,10 @@ class SimulatedClock:
 
 
 @contextmanager
-def simulated_aws_time(clock: SimulatedClock) -> Iterator[moto_aws_fidelity.MotoFidelity]:
-    """EC2 image timestamps and SQS delays/visibility run on `clock`; also installs the EC2 fidelity patches."""
-    with (
-        moto_aws_fidelity.moto_fidelity(clock.now) as fidelity,
-        mock.patch.object(sqs_models, "unix_time_millis", lambda *_: clock.epoch_millis()),
-        mock.patch.object(sqs_models, "unix_time", lambda *_: clock.epoch_millis() / 1000),
-    ):
+def simulated_aws_time(aws: Aws, clock: SimulatedClock) -> Iterator[MotoFidelity]:
+    """EC2 image timestamps, the EC2 eventual-consistency windows and SQS delays/visibility run on `clock`
+    (the fidelity patches `local_aws()` installed for the server's whole life)."""
+    with aws.fidelity.simulated_time(clock.now, sqs=True) as fidelity:
         yield fidelity
 
 
@@ -138,8 +144,10 @@ class Deployment:
     generations: int
     planner_function: str
     worker_function: str
-    planner_handler: str  # Lambda handler setting, `module.function`
+    planner_handler: str  # Lambda handler setting, `package.module.function` (terraform output)
     worker_handler: str
+    planner_role: str  # IAM role name of the function, as deployed (its Role ARN's last part)
+    worker_role: str
     planner_environment: Mapping[str, str]
     worker_environment: Mapping[str, str]
     work_queue_url: str
@@ -219,11 +227,22 @@ def terraform_applied(aws: LocalAws, workdir: Path) -> Iterator[TerraformRun]:
 
 
 def deployment_from_terraform(aws: Aws, outputs: Mapping[str, Any]) -> Deployment:
-    """What Terraform deployed, read back from the local AWS the way the Lambda service would see it."""
+    """What Terraform deployed, read back from the local AWS the way the Lambda service would see it.
+
+    The handler strings are the example's outputs `planner_handler` / `worker_handler`; each must be the
+    handler the deployed function really has."""
     lambda_ = aws.client("lambda")
     planner = outputs["planner_function_name"]
     worker = outputs["worker_function_name"]
     configurations = {name: lambda_.get_function_configuration(FunctionName=name) for name in (planner, worker)}
+    handlers = {}
+    for function, output in ((planner, "planner_handler"), (worker, "worker_handler")):
+        if output not in outputs:
+            raise KeyError(f"examples/ami-backup has no output {output!r}; the scenario takes the handler from it")
+        handlers[function] = str(outputs[output])
+        deployed = configurations[function]["Handler"]
+        if deployed != handlers[function]:
+            raise ValueError(f"output {output} = {handlers[function]!r}, but {function} is deployed with {deployed!r}")
     environments = {name: configuration["Environment"]["Variables"] for name, configuration in configurations.items()}
     schedule_name = outputs["schedule_arn"].rsplit("/", 1)[-1]
     schedule = aws.client("scheduler").get_schedule(Name=schedule_name)
@@ -232,8 +251,10 @@ def deployment_from_terraform(aws: Aws, outputs: Mapping[str, Any]) -> Deploymen
         generations=int(environments[planner]["OPS_GENERATIONS"]),
         planner_function=planner,
         worker_function=worker,
-        planner_handler=configurations[planner]["Handler"],
-        worker_handler=configurations[worker]["Handler"],
+        planner_handler=handlers[planner],
+        worker_handler=handlers[worker],
+        planner_role=configurations[planner]["Role"].rsplit("/", 1)[-1],
+        worker_role=configurations[worker]["Role"].rsplit("/", 1)[-1],
         planner_environment=environments[planner],
         worker_environment=environments[worker],
         work_queue_url=outputs["work_queue_url"],
@@ -244,92 +265,6 @@ def deployment_from_terraform(aws: Aws, outputs: Mapping[str, Any]) -> Deploymen
         schedule_timezone=schedule.get("ScheduleExpressionTimezone", "UTC"),
         schedule_input=schedule["Target"]["Input"],
         how="terraform apply of examples/ami-backup against a local AWS (moto server on 127.0.0.1)",
-    )
-
-
-def _resolve_variables(value: Any, variables: Mapping[str, Any]) -> Any:
-    """An example argument that is exactly `${var.x}` becomes the example variable's default."""
-    if isinstance(value, str) and value.startswith("${var.") and value.endswith("}"):
-        return variables[value[len("${var.") : -1]].get("default")
-    return value
-
-
-def in_process_deployment(aws: Aws) -> Deployment:
-    """The resources and function environment the module would create, made directly on `aws`.
-
-    The policy's settings are the example's module arguments (over the module's variable defaults), so this
-    path backs up the same policy as the Terraform path; names follow the internal module's conventions."""
-    module = load_module(REPO_ROOT / "modules/ami-backup")
-    internal = load_module(REPO_ROOT / "modules/internal")
-    example = load_module(REPO_ROOT / EXAMPLE)
-    call = next(call for call in example.module_calls.values() if call.get("source") == "../../modules/ami-backup")
-    settings: dict[str, Any] = {name: variable.get("default") for name, variable in module.variables.items()}
-    settings.update({name: _resolve_variables(value, example.variables) for name, value in call.items()})
-    name = str(settings["name"])
-    functions = module.module_calls["this"]["functions"]
-    worker_timeout = int(functions["worker"].get("timeout", 60))
-
-    sqs = aws.client("sqs")
-    dlq_url = sqs.create_queue(QueueName=f"{name}-dlq")["QueueUrl"]
-    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    redrive = json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 5})
-    work_url = sqs.create_queue(
-        QueueName=f"{name}-work",
-        Attributes={"VisibilityTimeout": str(6 * worker_timeout), "RedrivePolicy": redrive},
-    )["QueueUrl"]
-    work_arn = sqs.get_queue_attributes(QueueUrl=work_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    dynamodb = aws.client("dynamodb")
-    for table, keys in ((f"{name}-ledger", ("pk", "sk")), (f"{name}-idempotency", ("id",))):
-        dynamodb.create_table(
-            TableName=table,
-            BillingMode="PAY_PER_REQUEST",
-            AttributeDefinitions=[{"AttributeName": key, "AttributeType": "S"} for key in keys],
-            KeySchema=[
-                {"AttributeName": key, "KeyType": kind} for key, kind in zip(keys, ("HASH", "RANGE"), strict=False)
-            ],
-        )
-    events = aws.client("events")
-    events.put_rule(Name=f"{name}-ami-state", EventPattern=json.dumps(module.locals["ami_state_pattern"]))
-    events.put_targets(Rule=f"{name}-ami-state", Targets=[{"Id": "work-queue", "Arn": work_arn}])
-
-    environment = {
-        "POWERTOOLS_SERVICE_NAME": "ami-backup",
-        "POWERTOOLS_METRICS_NAMESPACE": "OpsAutomation",
-        "POWERTOOLS_LOG_LEVEL": "INFO",
-        "OPS_POLICY_NAME": name,
-        "OPS_WORK_QUEUE_URL": work_url,
-        "OPS_LEDGER_TABLE": f"{name}-ledger",
-        "OPS_IDEMPOTENCY_TABLE": f"{name}-idempotency",
-        "OPS_TARGET_REGIONS": json.dumps(settings["regions"]),
-        "OPS_TARGET_ROLE_ARNS": json.dumps(settings["target_role_arns"]),
-        "OPS_INSTANCE_IDS": json.dumps(settings["instance_ids"]),
-        "OPS_TARGET_TAGS": json.dumps(settings["target_tags"]),
-        "OPS_GENERATIONS": str(settings["generations"]),
-        "OPS_MAX_AGE_DAYS": "" if settings["max_age_days"] is None else str(settings["max_age_days"]),
-        "OPS_NO_REBOOT": str(settings["no_reboot"]).lower(),
-        "OPS_COPY_INSTANCE_TAGS": str(settings["copy_instance_tags"]).lower(),
-        "OPS_DRY_RUN": str(settings["dry_run"]).lower(),
-        "OPS_COMPLETION_TIMEOUT_MINUTES": str(settings["completion_timeout_minutes"]),
-        "OPS_LEDGER_TTL_DAYS": str(settings["ledger_ttl_days"]),
-    }
-    schedule_arn = f"arn:aws:scheduler:{aws.region}:{ACCOUNT_ID}:schedule/default/{name}-planner"
-    return Deployment(
-        policy_name=name,
-        generations=int(settings["generations"]),
-        planner_function=f"{name}-planner",
-        worker_function=f"{name}-worker",
-        planner_handler=str(functions["planner"]["handler"]),
-        worker_handler=str(functions["worker"]["handler"]),
-        planner_environment=environment,
-        worker_environment=environment,
-        work_queue_url=work_url,
-        dlq_url=dlq_url,
-        ledger_table=f"{name}-ledger",
-        schedule_arn=schedule_arn,
-        schedule_expression=str(settings["schedule_expression"]),
-        schedule_timezone=str(settings["schedule_timezone"]),
-        schedule_input=json.dumps(internal.locals["scheduler_context"]),
-        how="in-process: moto mock_aws, resources and function environment built like the module's",
     )
 
 
@@ -427,13 +362,17 @@ class WeekReport:
 
 
 def _message_kind(body: str) -> str:
+    """A label for the day's message count: the work item's `kind` (check_image, purge_snapshots, any new
+    kind as is), an event's `detail-type`, else `unknown`/`malformed`. Never raises: counting must not fail on
+    a kind it has not seen."""
     try:
         payload = json.loads(body)
-    except json.JSONDecodeError:
+    except (TypeError, ValueError):
         return "malformed"
     if not isinstance(payload, dict):
         return "malformed"
-    return str(payload.get("kind") or payload.get("detail-type") or "unknown")
+    kind = payload.get("kind") or payload.get("detail-type")
+    return kind if isinstance(kind, str) and kind else "unknown"
 
 
 def sqs_event(messages: Sequence[Mapping[str, Any]], queue_arn: str, region: str) -> dict[str, Any]:
@@ -510,6 +449,41 @@ def captured_output(sink: HandlerLog) -> Iterator[None]:
                     sink.lines.append(line)
 
 
+def _lazy_holders(module: Any) -> dict[str, Any]:
+    return {
+        name: value
+        for name, value in vars(module).items()
+        if not isinstance(value, type) and callable(getattr(value, "install", None)) and hasattr(value, "_value")
+    }
+
+
+def _install_warm_state(module: Any, container: Mapping[str, Any]) -> None:
+    """Put a function's warm state (empty on its cold start) into the handler module."""
+    for name, holder in _lazy_holders(module).items():
+        holder.install(container.get(name))
+    if hasattr(module, WARM_STATE):
+        setattr(module, WARM_STATE, container.get(WARM_STATE))
+
+
+def _take_warm_state(module: Any) -> dict[str, Any]:
+    """Take the function's warm state out of the handler module, leaving it cold for the next function."""
+    state = {}
+    for name, holder in _lazy_holders(module).items():
+        state[name] = holder._value
+        holder.install(None)
+    if hasattr(module, WARM_STATE):
+        state[WARM_STATE] = getattr(module, WARM_STATE)
+        setattr(module, WARM_STATE, None)
+    return state
+
+
+def _registered(ec2: Any, **request: Any) -> list[dict[str, Any]]:
+    """DescribeImages without the AMIs AWS still lists for a while after DeregisterImage (State
+    `deregistered`, fidelity patch E9): what the account holds, as the report and the assertions need it."""
+    pages = ec2.get_paginator("describe_images").paginate(**request)
+    return [image for page in pages for image in page["Images"] if image["State"] != DEREGISTERED]
+
+
 class Week:
     """Drives the deployed policy through simulated days."""
 
@@ -528,7 +502,7 @@ class Week:
         self.announced: set[str] = set()
         self.log = HandlerLog()
         # One warm container per function, as Lambda keeps them: each has its own cached runtime.
-        self._containers: dict[str, Any] = {}
+        self._containers: dict[str, dict[str, Any]] = {}
         self._invocations = 0
 
     # -- the Lambda service --------------------------------------------------------------------------------
@@ -545,12 +519,12 @@ class Week:
         module_name, _, attribute = handler.rpartition(".")
         with handler_environment(self.aws, environment), captured_output(self.log):
             module = importlib.import_module(module_name)
-            setattr(module, WARM_STATE, self._containers.get(function))
+            container = self._containers.setdefault(function, {})
+            _install_warm_state(module, container)
             try:
                 return getattr(module, attribute)(event, context)
             finally:
-                self._containers[function] = getattr(module, WARM_STATE)
-                setattr(module, WARM_STATE, None)
+                container.update(_take_warm_state(module))
 
     def plan(self, slot: datetime) -> dict[str, Any]:
         event = scheduler_input(self.deployment.schedule_input, slot, self.deployment.schedule_arn, self._invocations)
@@ -612,8 +586,7 @@ class Week:
     # -- EC2's event emitter -------------------------------------------------------------------------------
 
     def _own_images(self) -> list[dict[str, Any]]:
-        pages = self.ec2.get_paginator("describe_images").paginate(Owners=["self"])
-        return [image for page in pages for image in page["Images"]]
+        return _registered(self.ec2, Owners=["self"])
 
     def announce_state_changes(self) -> int:
         """Publish `EC2 AMI State Change` for every image that reached available/failed since the last call.
@@ -663,8 +636,7 @@ class Week:
 
     def _managed_images(self) -> dict[str, dict[str, Any]]:
         policy_filter = [{"Name": "tag:ops-automation:policy", "Values": [self.deployment.policy_name]}]
-        pages = self.ec2.get_paginator("describe_images").paginate(Owners=["self"], Filters=policy_filter)
-        return {image["ImageId"]: image for page in pages for image in page["Images"]}
+        return {image["ImageId"]: image for image in _registered(self.ec2, Owners=["self"], Filters=policy_filter)}
 
     def run_day(self, slot: datetime, number: int) -> DayReport:
         day = DayReport(slot=format_slot(slot))
@@ -699,7 +671,7 @@ def run_week(aws: Aws, deployment: Deployment, days: int = DAYS) -> WeekReport:
     """Create the fleet, then run `days` daily slots ending before now."""
     slots = daily_slots(deployment.schedule_expression, deployment.schedule_timezone, days, datetime.now(UTC))
     clock = SimulatedClock(slots[0] - timedelta(hours=1))
-    with simulated_aws_time(clock):
+    with simulated_aws_time(aws, clock):
         fleet = create_fleet(aws)
         week = Week(aws, deployment, fleet, clock)
         reports = [week.run_day(slot, number) for number, slot in enumerate(slots, start=1)]
@@ -734,11 +706,7 @@ def _queue_total(sqs: Any, url: str) -> int:
 def final_state(aws: Aws, deployment: Deployment) -> FinalState:
     ec2 = aws.client("ec2")
     sqs = aws.client("sqs")
-    images = {
-        image["ImageId"]: image
-        for page in ec2.get_paginator("describe_images").paginate(Owners=["self"])
-        for image in page["Images"]
-    }
+    images = {image["ImageId"]: image for image in _registered(ec2, Owners=["self"])}
     snapshots = {
         snapshot["SnapshotId"]: snapshot
         for page in ec2.get_paginator("describe_snapshots").paginate(OwnerIds=["self"])

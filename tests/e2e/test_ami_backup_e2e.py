@@ -57,11 +57,10 @@ def outcome(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Outcome]:
             week = scenario.run_week(aws, deployment)
             state = scenario.final_state(aws, deployment)
             iam = aws.client("iam")
+            roles = {"planner": deployment.planner_role, "worker": deployment.worker_role}
             business_policies = {
-                function: iam.get_role_policy(RoleName=f"{deployment.policy_name}-{function}", PolicyName="business")[
-                    "PolicyDocument"
-                ]
-                for function in ("planner", "worker")
+                function: iam.get_role_policy(RoleName=role, PolicyName="business")["PolicyDocument"]
+                for function, role in roles.items()
             }
         region = aws.region
     yield Outcome(
@@ -151,14 +150,14 @@ def test_purged_backups_lose_their_snapshots(outcome: Outcome) -> None:
 def test_ledger_records_every_backup_and_its_fate(outcome: Outcome) -> None:
     deployment = outcome.week.deployment
     region = outcome.region
-    by_image = {item["resource_id"]: item for item in outcome.state.ledger}
+    # Keyed by the image: an AMI event, which names nothing else, finds its item with one GetItem.
+    by_image = {item["sk"]: item for item in outcome.state.ledger}
     assert set(by_image) == set(outcome.week.backups)
     purged = {backup.image_id for backup in outcome.week.purged}
     for image_id, backup in outcome.week.backups.items():
         item = by_image[image_id]
-        assert item["pk"].startswith(f"ami-backup#{deployment.policy_name}#")
-        assert item["pk"].endswith(f"#{region}#{backup.instance_id}")
-        assert item["sk"] == f"{backup.slot}#{image_id}"
+        assert item["pk"] == f"ami-backup#{deployment.policy_name}#local#{region}"
+        assert (item["source_id"], item["slot"]) == (backup.instance_id, backup.slot)
         assert item["state"] == ("deleted" if image_id in purged else "available"), image_id
         assert int(item["expires_at"]) > time.time()
 
