@@ -36,9 +36,14 @@ output "ledger_table_name" {
   value       = module.ami_backup.ledger_table_name
 }
 
-output "idempotency_table_name" {
-  description = "Name of the Powertools idempotency DynamoDB table."
-  value       = module.ami_backup.idempotency_table_name
+output "planner_handler" {
+  description = "Lambda handler string of the planner."
+  value       = module.ami_backup.planner_handler
+}
+
+output "worker_handler" {
+  description = "Lambda handler string of the worker."
+  value       = module.ami_backup.worker_handler
 }
 
 output "schedule_arn" {

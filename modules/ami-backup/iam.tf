@@ -1,145 +1,107 @@
-# Business permissions of the two functions: exactly the EC2/STS calls of
-# lambda_src/ops_automation/ami_backup.py. Logs, queue, tables, KMS and X-Ray come from the internal
-# module. Mutating actions never get a "*" resource, and every one is bound to the ownership tags
-# (docs/DESIGN.md): creation must apply them, destruction requires them.
+# Business permissions of the two functions: exactly the EC2 calls of
+# lambda_src/ops_automation/ami_backup (handlers and the core they use). The internal module adds the
+# ownership conditions (ownership = "request" on creation, "resource" on destruction), the
+# sts:AssumeRole on target_role_arns, and the plumbing (logs, queue, ledger, alert topic, key, X-Ray).
 
 locals {
-  partition = data.aws_partition.current.partition
+  partition  = data.aws_partition.current.partition
+  region     = data.aws_region.current.id
+  account_id = data.aws_caller_identity.current.account_id
 
-  managed_by_value = "terraform-aws-ops-automation"
-  managed_by_key   = "ops-automation:managed-by"
-  policy_key       = "ops-automation:policy"
-
-  instance_arns = ["arn:${local.partition}:ec2:*:*:instance/*"]
   image_arns    = ["arn:${local.partition}:ec2:*::image/*"]
   snapshot_arns = ["arn:${local.partition}:ec2:*::snapshot/*"]
-}
 
-data "aws_iam_policy_document" "planner_ec2" {
-  # Describe* calls have no resource-level permissions.
-  statement {
-    sid       = "ReadInstancesAndImages"
-    actions   = ["ec2:DescribeInstances", "ec2:DescribeImages"]
-    resources = ["*"]
-  }
-}
+  # Where listed instances can live: the deployment region and account unless regions/target roles
+  # widen it, to exactly one region or account where only one is given.
+  target_accounts = distinct([for arn in var.target_role_arns : split(":", arn)[4]])
+  instance_region = length(var.regions) == 0 ? local.region : length(var.regions) == 1 ? var.regions[0] : "*"
+  instance_account = (
+    length(local.target_accounts) == 0 ? local.account_id :
+    length(local.target_accounts) == 1 ? local.target_accounts[0] : "*"
+  )
 
-data "aws_iam_policy_document" "worker_ec2" {
-  # No ec2:DescribeInstances: the instance tags to copy arrive in the create_image message.
-  statement {
-    sid       = "ReadImagesSnapshots"
-    actions   = ["ec2:DescribeImages", "ec2:DescribeSnapshots"]
-    resources = ["*"]
-  }
+  # CreateImage is authorised on the source instance too: only the targeted instances may be imaged
+  # (and, with no_reboot = false, rebooted), so a message forged onto the queue cannot reach others.
+  create_image_on_instances = concat(
+    length(var.target_tags) == 0 ? [] : [{
+      sid       = "CreateImageFromTaggedInstances"
+      actions   = ["ec2:CreateImage"]
+      resources = ["arn:${local.partition}:ec2:*:*:instance/*"]
+      ownership = "none"
+      conditions = [for key in sort(keys(var.target_tags)) : {
+        test     = "StringEquals"
+        variable = "aws:ResourceTag/${key}"
+        values   = [var.target_tags[key]]
+      }]
+    }],
+    length(var.instance_ids) == 0 ? [] : [{
+      sid        = "CreateImageFromListedInstances"
+      actions    = ["ec2:CreateImage"]
+      resources  = [for id in var.instance_ids : "arn:${local.partition}:ec2:${local.instance_region}:${local.instance_account}:instance/${id}"]
+      ownership  = "none"
+      conditions = []
+    }],
+  )
 
-  # CreateImage is authorised on the source instance and on the image and snapshots it creates.
-  statement {
-    sid       = "CreateImageFromInstance"
-    actions   = ["ec2:CreateImage"]
-    resources = local.instance_arns
-  }
-
-  statement {
-    sid       = "CreateImageOnlyWithOwnershipTags"
-    actions   = ["ec2:CreateImage"]
-    resources = concat(local.image_arns, local.snapshot_arns)
-
-    condition {
-      test     = "StringEquals"
-      variable = "aws:RequestTag/${local.managed_by_key}"
-      values   = [local.managed_by_value]
-    }
-
-    condition {
-      test     = "StringEquals"
-      variable = "aws:RequestTag/${local.policy_key}"
-      values   = [var.name]
-    }
-  }
-
-  # Tags given to CreateImage (TagSpecifications) are authorised as CreateTags; existing resources
-  # can never be re-tagged, so ownership tags cannot be forged onto foreign AMIs.
-  statement {
-    sid       = "TagOnlyOnCreateImage"
-    actions   = ["ec2:CreateTags"]
-    resources = concat(local.image_arns, local.snapshot_arns)
-
-    condition {
-      test     = "StringEquals"
-      variable = "ec2:CreateAction"
-      values   = ["CreateImage"]
-    }
-  }
-
-  statement {
-    sid       = "DeregisterOwnImages"
-    actions   = ["ec2:DeregisterImage"]
-    resources = local.image_arns
-
-    condition {
-      test     = "StringEquals"
-      variable = "aws:ResourceTag/${local.managed_by_key}"
-      values   = [local.managed_by_value]
-    }
-
-    condition {
-      test     = "StringEquals"
-      variable = "aws:ResourceTag/${local.policy_key}"
-      values   = [var.name]
-    }
-  }
-
-  statement {
-    sid       = "DeleteOwnSnapshots"
-    actions   = ["ec2:DeleteSnapshot"]
-    resources = local.snapshot_arns
-
-    condition {
-      test     = "StringEquals"
-      variable = "aws:ResourceTag/${local.managed_by_key}"
-      values   = [local.managed_by_value]
-    }
-
-    condition {
-      test     = "StringEquals"
-      variable = "aws:ResourceTag/${local.policy_key}"
-      values   = [var.name]
-    }
-  }
-}
-
-# What each function's role gets: its EC2 permissions, plus the cross-account hop when target roles are set.
-data "aws_iam_policy_document" "assume_target_roles" {
-  dynamic "statement" {
-    for_each = length(var.target_role_arns) == 0 ? [] : [var.target_role_arns]
-
-    content {
-      sid       = "AssumeTargetRoles"
-      actions   = ["sts:AssumeRole"]
-      resources = statement.value
-    }
-  }
-}
-
-data "aws_iam_policy_document" "planner" {
-  source_policy_documents = [
-    data.aws_iam_policy_document.planner_ec2.json,
-    data.aws_iam_policy_document.assume_target_roles.json,
+  planner_statements = [
+    {
+      # Describe* calls have no resource-level permissions. DescribeImages: the dry-run report.
+      sid        = "ReadInstancesAndImages"
+      actions    = ["ec2:DescribeInstances", "ec2:DescribeImages"]
+      resources  = ["*"]
+      ownership  = "none"
+      conditions = []
+    },
   ]
-}
 
-data "aws_iam_policy_document" "worker" {
-  source_policy_documents = [
-    data.aws_iam_policy_document.worker_ec2.json,
-    data.aws_iam_policy_document.assume_target_roles.json,
-  ]
-}
-
-# The role each target account provides: both functions work through it, so it needs the EC2
-# permissions of both (same ownership conditions) and nothing else.
-data "aws_iam_policy_document" "target_role" {
-  source_policy_documents = [
-    data.aws_iam_policy_document.planner_ec2.json,
-    data.aws_iam_policy_document.worker_ec2.json,
-  ]
+  worker_statements = concat(
+    [
+      {
+        # DescribeInstances only after IncorrectInstanceState, to tell a stopping instance (retried in
+        # the same slot) from a gone one; the tags to copy arrive in the create_image message.
+        sid        = "ReadInstancesImagesSnapshots"
+        actions    = ["ec2:DescribeInstances", "ec2:DescribeImages", "ec2:DescribeSnapshots"]
+        resources  = ["*"]
+        ownership  = "none"
+        conditions = []
+      },
+    ],
+    local.create_image_on_instances,
+    [
+      {
+        sid        = "CreateImageOnlyWithOwnershipTags"
+        actions    = ["ec2:CreateImage"]
+        resources  = concat(local.image_arns, local.snapshot_arns)
+        ownership  = "request"
+        conditions = []
+      },
+      {
+        # Tags given to CreateImage (TagSpecifications) are authorised as CreateTags; existing
+        # resources can never be re-tagged, so ownership tags cannot be forged onto foreign AMIs.
+        sid       = "TagOnlyOnCreateImage"
+        actions   = ["ec2:CreateTags"]
+        resources = concat(local.image_arns, local.snapshot_arns)
+        ownership = "request"
+        conditions = [{
+          test     = "StringEquals"
+          variable = "ec2:CreateAction"
+          values   = ["CreateImage"]
+        }]
+      },
+      {
+        sid        = "DeregisterOwnImages"
+        actions    = ["ec2:DeregisterImage"]
+        resources  = local.image_arns
+        ownership  = "resource"
+        conditions = []
+      },
+      {
+        sid        = "DeleteOwnSnapshots"
+        actions    = ["ec2:DeleteSnapshot"]
+        resources  = local.snapshot_arns
+        ownership  = "resource"
+        conditions = []
+      },
+    ],
+  )
 }

@@ -9,24 +9,12 @@ data "aws_partition" "current" {
   }
 }
 
+data "aws_region" "current" {}
+
+data "aws_caller_identity" "current" {}
+
 locals {
   service_name = "ami-backup"
-
-  # Contract with lambda_src/ops_automation/config.py (docs/DESIGN.md): JSON for lists and maps,
-  # "true"/"false" for booleans, "" for an absent number.
-  environment = {
-    OPS_TARGET_REGIONS             = jsonencode(var.regions)
-    OPS_TARGET_ROLE_ARNS           = jsonencode(var.target_role_arns)
-    OPS_INSTANCE_IDS               = jsonencode(var.instance_ids)
-    OPS_TARGET_TAGS                = jsonencode(var.target_tags)
-    OPS_GENERATIONS                = tostring(var.generations)
-    OPS_MAX_AGE_DAYS               = var.max_age_days == null ? "" : tostring(var.max_age_days)
-    OPS_NO_REBOOT                  = tostring(var.no_reboot)
-    OPS_COPY_INSTANCE_TAGS         = tostring(var.copy_instance_tags)
-    OPS_DRY_RUN                    = tostring(var.dry_run)
-    OPS_COMPLETION_TIMEOUT_MINUTES = tostring(var.completion_timeout_minutes)
-    OPS_LEDGER_TTL_DAYS            = tostring(var.ledger_ttl_days)
-  }
 
   ami_state_pattern = {
     source        = ["aws.ec2"]
@@ -45,19 +33,22 @@ module "this" {
 
   functions = {
     planner = {
-      handler     = "ops_automation.ami_backup.plan_handler"
+      handler     = "ops_automation.ami_backup.handlers.plan_handler"
       description = "Resolves the instances of AMI backup policy ${var.name} and enqueues one work item each."
-      policy_json = data.aws_iam_policy_document.planner.json
+      # Pages of 1,000 instances and SendMessageBatch calls must end well within the timeout even when
+      # the account's EC2 API throttles.
+      timeout    = 300
+      statements = local.planner_statements
       schedule = {
         expression = var.schedule_expression
         timezone   = var.schedule_timezone
       }
     }
     worker = {
-      handler        = "ops_automation.ami_backup.work_handler"
+      handler        = "ops_automation.ami_backup.handlers.work_handler"
       description    = "Creates, checks and retires the AMIs of backup policy ${var.name}."
       timeout        = 300
-      policy_json    = data.aws_iam_policy_document.worker.json
+      statements     = local.worker_statements
       consumes_queue = true
     }
   }
@@ -66,8 +57,31 @@ module "this" {
     ami-state = jsonencode(local.ami_state_pattern)
   }
 
-  environment     = local.environment
-  failure_metrics = ["BackupsFailed"]
+  # The OPS_* contract (docs/DESIGN.md) is encoded by the internal module from these typed groups.
+  scope = {
+    regions   = var.regions
+    role_arns = var.target_role_arns
+  }
+  targets = {
+    instance_ids = var.instance_ids
+    tags         = var.target_tags
+  }
+  retention = {
+    generations  = var.generations
+    max_age_days = var.max_age_days
+    dry_run      = var.dry_run
+  }
+  completion = {
+    timeout_minutes = var.completion_timeout_minutes
+    ledger_ttl_days = var.ledger_ttl_days
+  }
+  environment = {
+    OPS_NO_REBOOT          = tostring(var.no_reboot)
+    OPS_COPY_INSTANCE_TAGS = tostring(var.copy_instance_tags)
+  }
+
+  queue_consumer_max_concurrency = var.worker_max_concurrency
+  missed_run_alarm_hours         = var.missed_run_alarm_hours
 
   log_retention_days     = var.log_retention_days
   kms_key_arn            = var.kms_key_arn

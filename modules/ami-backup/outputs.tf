@@ -12,6 +12,11 @@ output "planner_function_arn" {
   value       = module.this.function_arns["planner"]
 }
 
+output "planner_handler" {
+  description = "Lambda handler string of the planner."
+  value       = module.this.function_handlers["planner"]
+}
+
 output "worker_function_name" {
   description = "Name of the worker function consuming the work queue."
   value       = module.this.function_names["worker"]
@@ -20,6 +25,11 @@ output "worker_function_name" {
 output "worker_function_arn" {
   description = "ARN of the worker function consuming the work queue."
   value       = module.this.function_arns["worker"]
+}
+
+output "worker_handler" {
+  description = "Lambda handler string of the worker."
+  value       = module.this.function_handlers["worker"]
 }
 
 output "function_environment_variables" {
@@ -44,17 +54,22 @@ output "worker_role_arn" {
 
 output "planner_policy_json" {
   description = "Business IAM policy of the planner (EC2/STS), as attached to its role."
-  value       = data.aws_iam_policy_document.planner.json
+  value       = module.this.business_policy_jsons["planner"]
 }
 
 output "worker_policy_json" {
   description = "Business IAM policy of the worker (EC2/STS), as attached to its role."
-  value       = data.aws_iam_policy_document.worker.json
+  value       = module.this.business_policy_jsons["worker"]
 }
 
 output "target_role_policy_json" {
-  description = "IAM policy each role in target_role_arns needs: the EC2 permissions of both functions, with the same ownership conditions."
-  value       = data.aws_iam_policy_document.target_role.json
+  description = "IAM policy each role in target_role_arns needs: the EC2 permissions of both functions with the same ownership conditions, without sts:AssumeRole."
+  value       = module.this.target_role_policy_json
+}
+
+output "kms_key_policy_json" {
+  description = "Key policy statements kms_key_arn needs for the service principals of this module (EventBridge rule to the encrypted queues, CloudWatch Logs)."
+  value       = module.this.kms_key_policy_json
 }
 
 output "log_group_names" {
@@ -115,16 +130,16 @@ output "ledger_table_name" {
   value       = module.this.ledger_table_name
 }
 
-output "idempotency_table_name" {
-  description = "Name of the Powertools idempotency DynamoDB table."
-  value       = module.this.idempotency_table_name
-}
-
 ################################################################################
 # Alarms
 ################################################################################
 
 output "alarm_arns" {
-  description = "CloudWatch alarm ARNs: function errors, dead-letter messages and BackupsFailed."
+  description = "CloudWatch alarm ARNs: dead-letter messages, planner missed runs, and the event rule's failed invocations when kms_key_arn is set."
   value       = module.this.alarm_arns
+}
+
+output "missed_run_alarm_hours" {
+  description = "Hours without a planner run before the backups-stopped alarm fires; null when the schedule runs less often than CloudWatch can watch (no such alarm)."
+  value       = lookup(module.this.missed_run_alarm_hours, "planner", null)
 }

@@ -160,18 +160,42 @@ variable "ledger_ttl_days" {
   }
 }
 
+variable "worker_max_concurrency" {
+  description = "Maximum concurrent worker invocations by the work queue (SQS event source maximum concurrency, 2-1000), so one slot cannot starve the account's EC2 API."
+  type        = number
+  nullable    = false
+  default     = 5
+
+  validation {
+    condition     = var.worker_max_concurrency >= 2 && var.worker_max_concurrency <= 1000 && floor(var.worker_max_concurrency) == var.worker_max_concurrency
+    error_message = "worker_max_concurrency must be a whole number between 2 and 1000 (Lambda ScalingConfig.MaximumConcurrency); got ${jsonencode(var.worker_max_concurrency)}."
+  }
+}
+
 ################################################################################
 # Operations
 ################################################################################
 
 variable "alarm_sns_topic_arn" {
-  description = "SNS topic notified by the alarms (function errors, dead-letter messages, failed backups); null means alarms without actions."
+  description = "SNS topic receiving a message per failed backup from the functions and the alarms (dead-letter messages, missed runs); null means neither."
   type        = string
   default     = null
 
   validation {
     condition     = var.alarm_sns_topic_arn == null || can(regex("^arn:aws[a-z-]*:sns:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]{1,256}$", var.alarm_sns_topic_arn))
     error_message = "alarm_sns_topic_arn must be an SNS topic ARN (arn:<partition>:sns:<region>:<account>:<name>) or null; got ${jsonencode(var.alarm_sns_topic_arn)}."
+  }
+}
+
+variable "missed_run_alarm_hours" {
+  description = "Hours without a planner run before the backups-stopped alarm fires; null derives it from schedule_expression (interval between runs plus one hour)."
+  type        = number
+  default     = null
+
+  # CloudWatch: Period (3600 s here) x EvaluationPeriods must not exceed 604,800 s (7 days).
+  validation {
+    condition     = var.missed_run_alarm_hours == null || try(var.missed_run_alarm_hours >= 1 && var.missed_run_alarm_hours <= 168 && floor(var.missed_run_alarm_hours) == var.missed_run_alarm_hours, false)
+    error_message = "missed_run_alarm_hours must be null or a whole number between 1 and 168 (CloudWatch evaluates an alarm over at most 7 days); got ${jsonencode(var.missed_run_alarm_hours)}."
   }
 }
 
@@ -188,7 +212,7 @@ variable "log_retention_days" {
 }
 
 variable "kms_key_arn" {
-  description = "Customer managed KMS key ARN for function environment, logs, queues and tables; null means AWS-owned/managed keys."
+  description = "Customer managed KMS key ARN (same region) for function environment, logs, queues, table and schedule; its policy needs kms_key_policy_json, and null means AWS-owned/managed keys."
   type        = string
   default     = null
 
@@ -217,7 +241,7 @@ variable "tracing_enabled" {
 }
 
 variable "point_in_time_recovery" {
-  description = "Whether point-in-time recovery is enabled on the ledger and idempotency tables."
+  description = "Whether point-in-time recovery is enabled on the ledger table."
   type        = bool
   nullable    = false
   default     = true

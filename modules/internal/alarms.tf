@@ -1,21 +1,7 @@
-resource "aws_cloudwatch_metric_alarm" "function_errors" {
-  for_each = var.functions
-
-  alarm_name          = "${var.name}-${each.key}-errors"
-  alarm_description   = "${var.name}-${each.key} raised an unhandled error."
-  namespace           = "AWS/Lambda"
-  metric_name         = "Errors"
-  dimensions          = { FunctionName = aws_lambda_function.this[each.key].function_name }
-  statistic           = "Sum"
-  period              = 300
-  evaluation_periods  = 1
-  threshold           = 0
-  comparison_operator = "GreaterThanThreshold"
-  treat_missing_data  = "notBreaching"
-  alarm_actions       = local.alarm_actions
-  ok_actions          = local.alarm_actions
-  tags                = merge(var.tags, { Name = "${var.name}-${each.key}-errors" })
-}
+################################################################################
+# Alarms: every final failure ends in the DLQ; a schedule that stops running is an alarm too.
+# Individual failures are published to alarm_sns_topic_arn by the handlers themselves.
+################################################################################
 
 resource "aws_cloudwatch_metric_alarm" "dlq" {
   alarm_name          = "${var.name}-dlq-messages"
@@ -34,14 +20,60 @@ resource "aws_cloudwatch_metric_alarm" "dlq" {
   tags                = merge(var.tags, { Name = "${var.name}-dlq-messages" })
 }
 
-resource "aws_cloudwatch_metric_alarm" "failure_metrics" {
-  for_each = toset(var.failure_metrics)
+locals {
+  # Hours between two runs of a schedule: rate(N unit) -> N unit (minutes rounded up to an hour), a
+  # cron that fires every day -> 24, anything else (weekly or monthly crons, at()) -> 168 or more.
+  schedule_interval_hours = {
+    for key, fn in local.scheduled : key => (
+      can(regex("^rate\\(\\s*[0-9]+\\s+minutes?\\s*\\)$", fn.schedule.expression)) ? ceil(tonumber(regex("[0-9]+", fn.schedule.expression)) / 60) :
+      can(regex("^rate\\(\\s*[0-9]+\\s+hours?\\s*\\)$", fn.schedule.expression)) ? tonumber(regex("[0-9]+", fn.schedule.expression)) :
+      can(regex("^rate\\(\\s*[0-9]+\\s+days?\\s*\\)$", fn.schedule.expression)) ? 24 * tonumber(regex("[0-9]+", fn.schedule.expression)) :
+      can(regex("^cron\\(\\s*\\S+\\s+\\S+\\s+[*?]\\s+\\*\\s+[*?]\\s+\\S+\\s*\\)$", fn.schedule.expression)) ? 24 :
+      168
+    )
+  }
 
-  alarm_name          = "${var.name}-${each.key}"
-  alarm_description   = "${var.service_name} policy ${var.name} reported ${each.key}."
-  namespace           = local.metrics_namespace
-  metric_name         = each.key
-  dimensions          = { service = var.service_name, policy = var.name }
+  # One hour of grace over the interval (Scheduler retries and late deliveries), within CloudWatch's
+  # limit of 7 days for Period x EvaluationPeriods (604,800 s, PutMetricAlarm). A schedule that runs less
+  # often than that (weekly with no grace left, monthly, at()) cannot be watched this way: it gets no
+  # missed-run alarm unless missed_run_alarm_hours says otherwise, rather than one that is in ALARM for
+  # most of its interval.
+  missed_run_hours = {
+    for key, hours in local.schedule_interval_hours : key => coalesce(var.missed_run_alarm_hours, hours + 1)
+    if var.missed_run_alarm_hours != null || hours + 1 <= 168
+  }
+}
+
+resource "aws_cloudwatch_metric_alarm" "missed_run" {
+  for_each = local.missed_run_hours
+
+  alarm_name          = "${var.name}-${each.key}-missed-run"
+  alarm_description   = "${var.name}-${each.key} was not invoked for ${local.missed_run_hours[each.key]} hours: its schedule stopped, was disabled or cannot invoke it."
+  namespace           = "AWS/Lambda"
+  metric_name         = "Invocations"
+  dimensions          = { FunctionName = aws_lambda_function.this[each.key].function_name }
+  statistic           = "Sum"
+  period              = 3600
+  evaluation_periods  = local.missed_run_hours[each.key]
+  threshold           = 1
+  comparison_operator = "LessThanThreshold"
+  # No invocation means no data point at all: missing data is the failure this alarm is for.
+  treat_missing_data = "breaching"
+  alarm_actions      = local.alarm_actions
+  ok_actions         = local.alarm_actions
+  tags               = merge(var.tags, { Name = "${var.name}-${each.key}-missed-run" })
+}
+
+# With a customer managed key, EventBridge needs the key to deliver to the encrypted queues; a key
+# policy without it drops events with no error anywhere but this metric.
+resource "aws_cloudwatch_metric_alarm" "event_rule_failed_invocations" {
+  for_each = var.kms_key_arn == null ? {} : var.event_patterns
+
+  alarm_name          = "${var.name}-${each.key}-failed-invocations"
+  alarm_description   = "EventBridge rule ${var.name}-${each.key} could not deliver events to the work queue (check the KMS key policy: kms_key_policy_json)."
+  namespace           = "AWS/Events"
+  metric_name         = "FailedInvocations"
+  dimensions          = { RuleName = aws_cloudwatch_event_rule.this[each.key].name }
   statistic           = "Sum"
   period              = 300
   evaluation_periods  = 1
@@ -50,5 +82,5 @@ resource "aws_cloudwatch_metric_alarm" "failure_metrics" {
   treat_missing_data  = "notBreaching"
   alarm_actions       = local.alarm_actions
   ok_actions          = local.alarm_actions
-  tags                = merge(var.tags, { Name = "${var.name}-${each.key}" })
+  tags                = merge(var.tags, { Name = "${var.name}-${each.key}-failed-invocations" })
 }

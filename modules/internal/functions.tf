@@ -90,6 +90,11 @@ resource "aws_lambda_event_source_mapping" "work" {
   batch_size              = 10
   function_response_types = ["ReportBatchItemFailures"]
 
+  # One slot must not starve the account's EC2 API (shared token buckets): cap the consumers.
+  scaling_config {
+    maximum_concurrency = var.queue_consumer_max_concurrency
+  }
+
   # Lambda checks the role can receive from the queue when the mapping is created.
   depends_on = [aws_iam_role_policy.plumbing]
 }

@@ -1,4 +1,110 @@
 ################################################################################
+# Business policies: the central ownership rule (docs/DESIGN.md)
+################################################################################
+
+locals {
+  ownership_tags = {
+    "ops-automation:managed-by" = "terraform-aws-ops-automation"
+    "ops-automation:policy"     = var.name
+  }
+
+  # ownership = "request": the call must apply both ownership tags (creation); "resource": the resource
+  # must already carry both (acting on existing resources); "none": reads and non-owned inputs.
+  ownership_conditions = {
+    none = []
+    request = [for key, value in local.ownership_tags : {
+      test     = "StringEquals"
+      variable = "aws:RequestTag/${key}"
+      values   = [value]
+    }]
+    resource = [for key, value in local.ownership_tags : {
+      test     = "StringEquals"
+      variable = "aws:ResourceTag/${key}"
+      values   = [value]
+    }]
+  }
+
+  # Every function's statements with the ownership conditions added; sids prefixed with the function
+  # key so the union below stays unique.
+  business_statements = {
+    for key, fn in var.functions : key => [
+      for s in fn.statements : {
+        sid        = s.sid
+        union_sid  = "${join("", [for part in split("-", key) : title(part)])}${s.sid}"
+        actions    = s.actions
+        resources  = s.resources
+        conditions = concat(s.conditions, local.ownership_conditions[s.ownership])
+      }
+    ]
+  }
+
+  target_role_arns = var.scope == null ? [] : var.scope.role_arns
+  # IAM rejects a policy without statements: a function with neither gets no business policy.
+  business_functions = {
+    for key, fn in var.functions : key => fn if length(fn.statements) > 0 || length(local.target_role_arns) > 0
+  }
+}
+
+data "aws_iam_policy_document" "business" {
+  for_each = local.business_functions
+
+  dynamic "statement" {
+    for_each = local.business_statements[each.key]
+
+    content {
+      sid       = statement.value.sid
+      actions   = statement.value.actions
+      resources = statement.value.resources
+
+      dynamic "condition" {
+        for_each = statement.value.conditions
+
+        content {
+          test     = condition.value.test
+          variable = condition.value.variable
+          values   = condition.value.values
+        }
+      }
+    }
+  }
+
+  # The cross-account hop: only to the roles of scope.role_arns.
+  dynamic "statement" {
+    for_each = length(local.target_role_arns) == 0 ? [] : [local.target_role_arns]
+
+    content {
+      sid       = "AssumeTargetRoles"
+      actions   = ["sts:AssumeRole"]
+      resources = statement.value
+    }
+  }
+}
+
+# What each role of scope.role_arns (spoke accounts) needs: the business statements of every function,
+# with the same ownership conditions, and no sts:AssumeRole (a target role cannot hop further).
+data "aws_iam_policy_document" "target_role" {
+  dynamic "statement" {
+    for_each = flatten([for key in sort(keys(var.functions)) : local.business_statements[key]])
+
+    content {
+      sid       = statement.value.union_sid
+      actions   = statement.value.actions
+      resources = statement.value.resources
+
+      dynamic "condition" {
+        for_each = statement.value.conditions
+
+        content {
+          test     = condition.value.test
+          variable = condition.value.variable
+          values   = condition.value.values
+        }
+      }
+    }
+  }
+}
+
+################################################################################
 # Function roles
 ################################################################################
 
@@ -17,22 +123,30 @@ data "aws_iam_policy_document" "lambda_assume" {
 resource "aws_iam_role" "this" {
   for_each = var.functions
 
-  name               = "${var.name}-${each.key}"
-  description        = "Execution role of ${var.name}-${each.key} (${var.service_name})."
+  name               = local.role_names[each.key]
+  description        = "Execution role of ${var.name}-${each.key} (${var.service_name}) in ${local.region}."
   assume_role_policy = data.aws_iam_policy_document.lambda_assume.json
-  tags               = merge(var.tags, { Name = "${var.name}-${each.key}" })
+  tags               = merge(var.tags, { Name = local.role_names[each.key] })
+
+  lifecycle {
+    precondition {
+      condition     = length(local.role_names[each.key]) <= 64
+      error_message = "IAM role name ${jsonencode(local.role_names[each.key])} (name ${jsonencode(var.name)} + function ${jsonencode(each.key)} + region ${jsonencode(local.region)}) is ${length(local.role_names[each.key])} characters; IAM allows 64: shorten name."
+    }
+  }
 }
 
 resource "aws_iam_role_policy" "business" {
-  for_each = var.functions
+  for_each = local.business_functions
 
   name   = "business"
   role   = aws_iam_role.this[each.key].id
-  policy = each.value.policy_json
+  policy = data.aws_iam_policy_document.business[each.key].json
 }
 
-# What every function needs to run inside this module, whatever its business: its own logs, the
-# module's queue and tables, the key, and X-Ray. Scoped to the module's own resources.
+# What every function needs to run inside this module, whatever its business, scoped to the module's
+# own resources and to what each function does: only the queue consumer receives from the queue and
+# touches the ledger.
 data "aws_iam_policy_document" "plumbing" {
   for_each = var.functions
 
@@ -43,14 +157,26 @@ data "aws_iam_policy_document" "plumbing" {
   }
 
   statement {
-    sid = "WorkQueue"
-    actions = [
-      "sqs:SendMessage",
-      "sqs:ReceiveMessage",
-      "sqs:DeleteMessage",
-      "sqs:GetQueueAttributes",
-    ]
+    sid       = "WorkQueueSend"
+    actions   = ["sqs:SendMessage"]
     resources = [aws_sqs_queue.work.arn]
+  }
+
+  # The event source mapping polls and deletes with the consumer's role; the consumer's code changes
+  # the visibility of throttled records to back off through SQS.
+  dynamic "statement" {
+    for_each = each.value.consumes_queue ? [aws_sqs_queue.work.arn] : []
+
+    content {
+      sid = "WorkQueueConsume"
+      actions = [
+        "sqs:ReceiveMessage",
+        "sqs:DeleteMessage",
+        "sqs:GetQueueAttributes",
+        "sqs:ChangeMessageVisibility",
+      ]
+      resources = [statement.value]
+    }
   }
 
   # Lambda sends failed asynchronous (scheduled) invocations to the on-failure destination with the
@@ -65,15 +191,26 @@ data "aws_iam_policy_document" "plumbing" {
     }
   }
 
-  statement {
-    sid = "Tables"
-    actions = [
-      "dynamodb:GetItem",
-      "dynamodb:PutItem",
-      "dynamodb:UpdateItem",
-      "dynamodb:DeleteItem",
-    ]
-    resources = [aws_dynamodb_table.ledger.arn, aws_dynamodb_table.idempotency.arn]
+  # Conditional writes (UpdateItem) and reads of the ledger; no PutItem/DeleteItem.
+  dynamic "statement" {
+    for_each = each.value.consumes_queue ? [aws_dynamodb_table.ledger.arn] : []
+
+    content {
+      sid       = "Ledger"
+      actions   = ["dynamodb:GetItem", "dynamodb:UpdateItem"]
+      resources = [statement.value]
+    }
+  }
+
+  # The handlers publish one message per failure themselves.
+  dynamic "statement" {
+    for_each = var.alarm_sns_topic_arn == null ? [] : [var.alarm_sns_topic_arn]
+
+    content {
+      sid       = "AlertTopic"
+      actions   = ["sns:Publish"]
+      resources = [statement.value]
+    }
   }
 
   dynamic "statement" {
@@ -132,10 +269,17 @@ data "aws_iam_policy_document" "scheduler_assume" {
 resource "aws_iam_role" "scheduler" {
   for_each = local.scheduled
 
-  name               = "${var.name}-${each.key}-scheduler"
-  description        = "Lets EventBridge Scheduler invoke ${var.name}-${each.key}."
+  name               = local.scheduler_role_names[each.key]
+  description        = "Lets EventBridge Scheduler invoke ${var.name}-${each.key} in ${local.region}."
   assume_role_policy = data.aws_iam_policy_document.scheduler_assume.json
-  tags               = merge(var.tags, { Name = "${var.name}-${each.key}-scheduler" })
+  tags               = merge(var.tags, { Name = local.scheduler_role_names[each.key] })
+
+  lifecycle {
+    precondition {
+      condition     = length(local.scheduler_role_names[each.key]) <= 64
+      error_message = "IAM role name ${jsonencode(local.scheduler_role_names[each.key])} (name ${jsonencode(var.name)} + function ${jsonencode(each.key)} + region ${jsonencode(local.region)} + -scheduler) is ${length(local.scheduler_role_names[each.key])} characters; IAM allows 64: shorten name."
+    }
+  }
 }
 
 data "aws_iam_policy_document" "scheduler" {

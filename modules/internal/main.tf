@@ -5,8 +5,10 @@ data "aws_region" "current" {}
 data "aws_caller_identity" "current" {}
 
 locals {
-  partition  = data.aws_partition.current.partition
-  region     = data.aws_region.current.name
+  partition = data.aws_partition.current.partition
+  # `id` is the region name in hashicorp/aws 5.x and 6.x alike; `name` is deprecated in 6.x (use
+  # `region` there) and `region` does not exist in 5.x.
+  region     = data.aws_region.current.id
   account_id = data.aws_caller_identity.current.account_id
 
   # Pinned so that a plan never changes under the user's feet; bump it deliberately.
@@ -16,21 +18,53 @@ locals {
     "arn:${local.partition}:lambda:${local.region}:017000801446:layer:AWSLambdaPowertoolsPythonV3-${replace(var.runtime, ".", "")}-${var.architecture}:${local.powertools_layer_version}",
   )
 
-  # One name for where the handlers publish (EMF) and where the failure alarms look.
+  # One name for where the handlers publish (EMF, dimension `service` only).
   metrics_namespace = "OpsAutomation"
 
   queue_consumer = one([for key, fn in var.functions : key if fn.consumes_queue])
   scheduled      = { for key, fn in var.functions : key => fn if fn.schedule != null }
 
-  function_environment = merge(var.environment, {
-    POWERTOOLS_SERVICE_NAME      = var.service_name
-    POWERTOOLS_METRICS_NAMESPACE = local.metrics_namespace
-    POWERTOOLS_LOG_LEVEL         = var.log_level
-    OPS_POLICY_NAME              = var.name
-    OPS_WORK_QUEUE_URL           = aws_sqs_queue.work.url
-    OPS_LEDGER_TABLE             = aws_dynamodb_table.ledger.name
-    OPS_IDEMPOTENCY_TABLE        = aws_dynamodb_table.idempotency.name
-  })
+  # IAM role names are global per account (everything else here is regional): the region in the name
+  # lets one policy name be deployed in several regions of an account.
+  role_names           = { for key, fn in var.functions : key => "${var.name}-${key}-${local.region}" }
+  scheduler_role_names = { for key, fn in local.scheduled : key => "${var.name}-${key}-${local.region}-scheduler" }
+
+  # Environment contract (docs/DESIGN.md, read by lambda_src/ops_automation/core/config.py): JSON for
+  # lists and maps, "true"/"false" for booleans, "" for an absent number; a null group sets nothing.
+  scope_environment = var.scope == null ? {} : {
+    OPS_TARGET_REGIONS   = jsonencode(var.scope.regions)
+    OPS_TARGET_ROLE_ARNS = jsonencode(var.scope.role_arns)
+  }
+  targets_environment = var.targets == null ? {} : {
+    OPS_INSTANCE_IDS = jsonencode(var.targets.instance_ids)
+    OPS_TARGET_TAGS  = jsonencode(var.targets.tags)
+  }
+  retention_environment = var.retention == null ? {} : {
+    OPS_GENERATIONS  = tostring(var.retention.generations)
+    OPS_MAX_AGE_DAYS = var.retention.max_age_days == null ? "" : tostring(var.retention.max_age_days)
+    OPS_DRY_RUN      = tostring(var.retention.dry_run)
+  }
+  completion_environment = var.completion == null ? {} : {
+    OPS_COMPLETION_TIMEOUT_MINUTES = tostring(var.completion.timeout_minutes)
+    OPS_LEDGER_TTL_DAYS            = tostring(var.completion.ledger_ttl_days)
+  }
+
+  function_environment = merge(
+    var.environment,
+    local.scope_environment,
+    local.targets_environment,
+    local.retention_environment,
+    local.completion_environment,
+    {
+      POWERTOOLS_SERVICE_NAME      = var.service_name
+      POWERTOOLS_METRICS_NAMESPACE = local.metrics_namespace
+      POWERTOOLS_LOG_LEVEL         = var.log_level
+      OPS_POLICY_NAME              = var.name
+      OPS_WORK_QUEUE_URL           = aws_sqs_queue.work.url
+      OPS_LEDGER_TABLE             = aws_dynamodb_table.ledger.name
+      OPS_ALERT_TOPIC_ARN          = var.alarm_sns_topic_arn == null ? "" : var.alarm_sns_topic_arn
+    },
+  )
 
   # Scheduler substitutes these placeholders at each invocation, so a handler learns its slot even
   # when a retry delivers it late.

@@ -22,6 +22,11 @@ output "function_timeouts" {
   value       = { for key, fn in aws_lambda_function.this : key => fn.timeout }
 }
 
+output "function_handlers" {
+  description = "Lambda handler strings of the functions, keyed like var.functions."
+  value       = { for key, fn in aws_lambda_function.this : key => fn.handler }
+}
+
 output "role_arns" {
   description = "Execution role ARNs of the functions, keyed like var.functions."
   value       = { for key, role in aws_iam_role.this : key => role.arn }
@@ -30,6 +35,26 @@ output "role_arns" {
 output "role_names" {
   description = "Execution role names of the functions, keyed like var.functions."
   value       = { for key, role in aws_iam_role.this : key => role.name }
+}
+
+output "business_policy_jsons" {
+  description = "Business IAM policy of each function as attached to its role (ownership conditions and sts:AssumeRole included), keyed like var.functions."
+  value       = { for key, doc in data.aws_iam_policy_document.business : key => doc.json }
+}
+
+output "plumbing_policy_jsons" {
+  description = "Plumbing IAM policy of each function (logs, queue, ledger, alert topic, key, X-Ray), keyed like var.functions."
+  value       = { for key, doc in data.aws_iam_policy_document.plumbing : key => doc.json }
+}
+
+output "target_role_policy_json" {
+  description = "IAM policy each role in scope.role_arns needs: the business statements of every function with their ownership conditions, without sts:AssumeRole."
+  value       = data.aws_iam_policy_document.target_role.json
+}
+
+output "kms_key_policy_json" {
+  description = "Key policy statements for kms_key_arn: the service principals (EventBridge, CloudWatch Logs) that use the key for this module, bound to its rules and log groups."
+  value       = data.aws_iam_policy_document.kms_key.json
 }
 
 output "log_group_names" {
@@ -115,25 +140,20 @@ output "ledger_table_arn" {
   value       = aws_dynamodb_table.ledger.arn
 }
 
-output "idempotency_table_name" {
-  description = "Name of the Powertools idempotency DynamoDB table."
-  value       = aws_dynamodb_table.idempotency.name
-}
-
-output "idempotency_table_arn" {
-  description = "ARN of the Powertools idempotency DynamoDB table."
-  value       = aws_dynamodb_table.idempotency.arn
-}
-
 ################################################################################
 # Alarms
 ################################################################################
 
 output "alarm_arns" {
-  description = "CloudWatch alarm ARNs: function errors, DLQ messages and failure metrics."
+  description = "CloudWatch alarm ARNs: DLQ messages, missed runs of each scheduled function, and event rules' failed invocations when a KMS key is set."
   value = merge(
-    { for key, alarm in aws_cloudwatch_metric_alarm.function_errors : "${key}-errors" => alarm.arn },
     { dlq-messages = aws_cloudwatch_metric_alarm.dlq.arn },
-    { for key, alarm in aws_cloudwatch_metric_alarm.failure_metrics : key => alarm.arn },
+    { for key, alarm in aws_cloudwatch_metric_alarm.missed_run : "${key}-missed-run" => alarm.arn },
+    { for key, alarm in aws_cloudwatch_metric_alarm.event_rule_failed_invocations : "${key}-failed-invocations" => alarm.arn },
   )
+}
+
+output "missed_run_alarm_hours" {
+  description = "Hours without an invocation before the missed-run alarm of each scheduled function fires, keyed by function."
+  value       = local.missed_run_hours
 }

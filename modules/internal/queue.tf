@@ -20,9 +20,11 @@ resource "aws_sqs_queue" "work" {
   kms_master_key_id                 = var.kms_key_arn
   kms_data_key_reuse_period_seconds = var.kms_key_arn == null ? null : 300
 
+  # The worker backs off throttled records by changing their visibility, and every back-off is a
+  # receive: 10 receives leave room for those before a record is given up to the DLQ.
   redrive_policy = jsonencode({
     deadLetterTargetArn = aws_sqs_queue.dlq.arn
-    maxReceiveCount     = 5
+    maxReceiveCount     = 10
   })
 
   tags = merge(var.tags, { Name = "${var.name}-work" })

@@ -37,35 +37,3 @@ resource "aws_dynamodb_table" "ledger" {
 
   tags = merge(var.tags, { Name = "${var.name}-ledger" })
 }
-
-# Layout required by Powertools idempotency (DynamoDBPersistenceLayer defaults).
-resource "aws_dynamodb_table" "idempotency" {
-  name         = "${var.name}-idempotency"
-  billing_mode = "PAY_PER_REQUEST"
-  hash_key     = "id"
-
-  attribute {
-    name = "id"
-    type = "S"
-  }
-
-  ttl {
-    attribute_name = "expiration"
-    enabled        = true
-  }
-
-  point_in_time_recovery {
-    enabled = var.point_in_time_recovery
-  }
-
-  dynamic "server_side_encryption" {
-    for_each = var.kms_key_arn == null ? [] : [var.kms_key_arn]
-
-    content {
-      enabled     = true
-      kms_key_arn = server_side_encryption.value
-    }
-  }
-
-  tags = merge(var.tags, { Name = "${var.name}-idempotency" })
-}

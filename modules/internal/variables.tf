@@ -54,8 +54,18 @@ variable "functions" {
     timeout                        = optional(number, 60)
     memory_size                    = optional(number, 256)
     reserved_concurrent_executions = optional(number, -1)
-    policy_json                    = string
     consumes_queue                 = optional(bool, false)
+    statements = optional(list(object({
+      sid       = string
+      actions   = list(string)
+      resources = list(string)
+      ownership = optional(string, "none")
+      conditions = optional(list(object({
+        test     = string
+        variable = string
+        values   = list(string)
+      })), [])
+    })), [])
     schedule = optional(object({
       expression = string
       timezone   = optional(string, "UTC")
@@ -89,8 +99,44 @@ variable "functions" {
   }
 
   validation {
-    condition     = alltrue([for f in values(var.functions) : can(jsondecode(f.policy_json).Statement)])
-    error_message = "functions[*].policy_json must be an IAM policy document in JSON (with a Statement); invalid in: ${jsonencode(var.functions == null ? null : [for k, f in var.functions : k if !can(jsondecode(f.policy_json).Statement)])}."
+    condition = alltrue(flatten([
+      for f in values(var.functions) : [
+        for s in f.statements : can(regex("^[A-Za-z0-9]{1,64}$", s.sid)) && contains(["none", "request", "resource"], s.ownership) && length(s.actions) > 0 && length(s.resources) > 0
+      ]
+    ]))
+    error_message = "functions[*].statements entries need an alphanumeric sid, at least one action and one resource, and ownership none, request or resource; invalid: ${jsonencode(var.functions == null ? null : { for k, f in var.functions : k => [for s in f.statements : s if !(can(regex("^[A-Za-z0-9]{1,64}$", s.sid)) && contains(["none", "request", "resource"], s.ownership) && length(s.actions) > 0 && length(s.resources) > 0)] })}."
+  }
+
+  # The central rule (docs/DESIGN.md): a statement that creates, copies, changes or destroys images or
+  # snapshots is bound to the ownership tags: "request" when it creates them, "resource" when it acts on
+  # existing ones.
+  validation {
+    condition = alltrue(flatten([
+      for f in values(var.functions) : [
+        for s in f.statements : s.ownership != "none" || !(
+          anytrue([for a in s.actions : can(regex("^ec2:(Create|Copy|Delete|Deregister|Register|Modify|Reset|Enable|Disable|Restore|Lock|Unlock)", a))]) &&
+          anytrue([for r in s.resources : can(regex(":(image|snapshot)/", r))])
+        )
+      ]
+    ]))
+    error_message = "functions[*].statements that create, copy, change or destroy images or snapshots need ownership request (creation) or resource (existing resources), not none; invalid: ${jsonencode(var.functions == null ? null : { for k, f in var.functions : k => [for s in f.statements : s.sid if !(s.ownership != "none" || !(anytrue([for a in s.actions : can(regex("^ec2:(Create|Copy|Delete|Deregister|Register|Modify|Reset|Enable|Disable|Restore|Lock|Unlock)", a))]) && anytrue([for r in s.resources : can(regex(":(image|snapshot)/", r))])))] })}."
+  }
+
+  # Describe/Get/List calls have no resource-level permissions for many services; anything else names its resources.
+  validation {
+    condition = alltrue(flatten([
+      for f in values(var.functions) : [
+        for s in f.statements : !contains(s.resources, "*") || alltrue([for a in s.actions : can(regex("^[a-z0-9-]+:(Describe|Get|List)[A-Za-z]+$", a))])
+      ]
+    ]))
+    error_message = "functions[*].statements may use the \"*\" resource only with read actions (Describe*, Get*, List*); invalid: ${jsonencode(var.functions == null ? null : { for k, f in var.functions : k => [for s in f.statements : s.sid if !(!contains(s.resources, "*") || alltrue([for a in s.actions : can(regex("^[a-z0-9-]+:(Describe|Get|List)[A-Za-z]+$", a))]))] })}."
+  }
+
+  validation {
+    condition = alltrue(flatten([
+      for f in values(var.functions) : [for s in f.statements : [for a in s.actions : can(regex("^[a-z0-9-]+:[A-Za-z0-9]+$", a))]]
+    ]))
+    error_message = "functions[*].statements actions must be single service:Action names without wildcards; invalid: ${jsonencode(var.functions == null ? null : flatten([for f in values(var.functions) : [for s in f.statements : [for a in s.actions : a if !can(regex("^[a-z0-9-]+:[A-Za-z0-9]+$", a))]]]))}."
   }
 
   validation {
@@ -108,6 +154,79 @@ variable "functions" {
   }
 }
 
+variable "queue_consumer_max_concurrency" {
+  description = "Maximum concurrent invocations of the queue consumer by the SQS event source (2-1000, Lambda ScalingConfig.MaximumConcurrency)."
+  type        = number
+  nullable    = false
+  default     = 5
+
+  validation {
+    condition     = var.queue_consumer_max_concurrency >= 2 && var.queue_consumer_max_concurrency <= 1000 && floor(var.queue_consumer_max_concurrency) == var.queue_consumer_max_concurrency
+    error_message = "queue_consumer_max_concurrency must be a whole number between 2 and 1000 (Lambda ScalingConfig.MaximumConcurrency); got ${jsonencode(var.queue_consumer_max_concurrency)}."
+  }
+}
+
+################################################################################
+# Environment contract (docs/DESIGN.md): typed groups encoded into OPS_* variables
+################################################################################
+
+variable "scope" {
+  description = "Accounts and regions the functions work in (OPS_TARGET_REGIONS, OPS_TARGET_ROLE_ARNS); null leaves the group out."
+  type = object({
+    regions   = optional(list(string), [])
+    role_arns = optional(list(string), [])
+  })
+  default = null
+
+  validation {
+    condition     = var.scope == null || alltrue([for r in try(var.scope.regions, []) : can(regex("^[a-z]{2}(-[a-z]+)+-[0-9]$", r))])
+    error_message = "scope.regions entries must be AWS region names such as ap-northeast-1; invalid: ${jsonencode(var.scope == null ? null : [for r in var.scope.regions : r if !can(regex("^[a-z]{2}(-[a-z]+)+-[0-9]$", r))])}."
+  }
+
+  validation {
+    condition     = var.scope == null || alltrue([for arn in try(var.scope.role_arns, []) : can(regex("^arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]+$", arn))])
+    error_message = "scope.role_arns entries must be IAM role ARNs (arn:<partition>:iam::<account>:role/<name>); invalid: ${jsonencode(var.scope == null ? null : [for arn in var.scope.role_arns : arn if !can(regex("^arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]+$", arn))])}."
+  }
+}
+
+variable "targets" {
+  description = "Resources the functions act on (OPS_INSTANCE_IDS, OPS_TARGET_TAGS); null leaves the group out."
+  type = object({
+    instance_ids = optional(list(string), [])
+    tags         = optional(map(string), {})
+  })
+  default = null
+}
+
+variable "retention" {
+  description = "Retention of what the functions create (OPS_GENERATIONS, OPS_MAX_AGE_DAYS, OPS_DRY_RUN); null leaves the group out."
+  type = object({
+    generations  = number
+    max_age_days = optional(number)
+    dry_run      = optional(bool, false)
+  })
+  default = null
+
+  validation {
+    condition     = var.retention == null || try(var.retention.generations >= 1 && floor(var.retention.generations) == var.retention.generations, false)
+    error_message = "retention.generations must be a whole number of at least 1; got ${jsonencode(var.retention)}."
+  }
+}
+
+variable "completion" {
+  description = "How long asynchronous work may take and how long its ledger records live (OPS_COMPLETION_TIMEOUT_MINUTES, OPS_LEDGER_TTL_DAYS); null leaves the group out."
+  type = object({
+    timeout_minutes = number
+    ledger_ttl_days = number
+  })
+  default = null
+
+  validation {
+    condition     = var.completion == null || try(var.completion.timeout_minutes >= 1 && var.completion.ledger_ttl_days >= 1, false)
+    error_message = "completion.timeout_minutes and completion.ledger_ttl_days must be at least 1; got ${jsonencode(var.completion)}."
+  }
+}
+
 variable "environment" {
   description = "Module-specific environment variables added to every function, next to the internal OPS_*/POWERTOOLS_* ones."
   type        = map(string)
@@ -122,11 +241,15 @@ variable "environment" {
   validation {
     condition = length(setintersection(keys(var.environment), [
       "POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL", "OPS_POLICY_NAME",
-      "OPS_WORK_QUEUE_URL", "OPS_LEDGER_TABLE", "OPS_IDEMPOTENCY_TABLE",
+      "OPS_WORK_QUEUE_URL", "OPS_LEDGER_TABLE", "OPS_ALERT_TOPIC_ARN", "OPS_TARGET_REGIONS", "OPS_TARGET_ROLE_ARNS",
+      "OPS_INSTANCE_IDS", "OPS_TARGET_TAGS", "OPS_GENERATIONS", "OPS_MAX_AGE_DAYS", "OPS_DRY_RUN",
+      "OPS_COMPLETION_TIMEOUT_MINUTES", "OPS_LEDGER_TTL_DAYS",
     ])) == 0
-    error_message = "environment must not set variables the internal module owns; reserved names given: ${jsonencode(var.environment == null ? null : sort(setintersection(keys(var.environment), [
+    error_message = "environment must not set variables the internal module owns (use scope, targets, retention and completion); reserved names given: ${jsonencode(var.environment == null ? null : sort(setintersection(keys(var.environment), [
       "POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL", "OPS_POLICY_NAME",
-      "OPS_WORK_QUEUE_URL", "OPS_LEDGER_TABLE", "OPS_IDEMPOTENCY_TABLE",
+      "OPS_WORK_QUEUE_URL", "OPS_LEDGER_TABLE", "OPS_ALERT_TOPIC_ARN", "OPS_TARGET_REGIONS", "OPS_TARGET_ROLE_ARNS",
+      "OPS_INSTANCE_IDS", "OPS_TARGET_TAGS", "OPS_GENERATIONS", "OPS_MAX_AGE_DAYS", "OPS_DRY_RUN",
+      "OPS_COMPLETION_TIMEOUT_MINUTES", "OPS_LEDGER_TTL_DAYS",
     ])))}."
   }
 }
@@ -234,7 +357,7 @@ variable "kms_key_arn" {
 }
 
 variable "point_in_time_recovery" {
-  description = "Whether point-in-time recovery is enabled on the ledger and idempotency tables."
+  description = "Whether point-in-time recovery is enabled on the ledger table."
   type        = bool
   nullable    = false
   default     = true
@@ -255,14 +378,14 @@ variable "alarm_sns_topic_arn" {
   }
 }
 
-variable "failure_metrics" {
-  description = "EMF metric names (namespace OpsAutomation, dimensions service and policy) that raise an alarm when their sum is above 0."
-  type        = list(string)
-  nullable    = false
-  default     = []
+variable "missed_run_alarm_hours" {
+  description = "Hours without an invocation of a scheduled function before its missed-run alarm fires; null derives it from the schedule expression."
+  type        = number
+  default     = null
 
+  # CloudWatch: Period x EvaluationPeriods <= 604,800 s (7 days) for periods of an hour or more.
   validation {
-    condition     = alltrue([for m in var.failure_metrics : can(regex("^[A-Za-z][A-Za-z0-9]{0,63}$", m))])
-    error_message = "failure_metrics entries must be 1-64 letters and digits, starting with a letter; invalid: ${jsonencode(var.failure_metrics == null ? null : [for m in var.failure_metrics : m if !can(regex("^[A-Za-z][A-Za-z0-9]{0,63}$", m))])}."
+    condition     = var.missed_run_alarm_hours == null || try(var.missed_run_alarm_hours >= 1 && var.missed_run_alarm_hours <= 168 && floor(var.missed_run_alarm_hours) == var.missed_run_alarm_hours, false)
+    error_message = "missed_run_alarm_hours must be null or a whole number between 1 and 168 (CloudWatch evaluates an alarm over at most 7 days); got ${jsonencode(var.missed_run_alarm_hours)}."
   }
 }

@@ -1,18 +1,25 @@
-"""Tier 1: every environment variable the Python reads is set by the modules, and every one they set is read."""
+"""Tier 1: for every public module, every environment variable its handlers' code reads is set, and every one
+it sets is read.
+
+What a module sets comes from modules/internal: its own variables, the OPS_* of each typed group (scope,
+targets, retention, completion) the module passes, and the extras of `environment`. What the code reads is
+scanned in the code its handlers run on (`ops_automation/<module>/` and the shared `core/`).
+"""
 
 from __future__ import annotations
 
 import re
 from typing import Any
 
-from tests.support.hcl_tree import Module, calls_to, load_module, resolve_locals
-from tests.support.python_scan import ENV_NAME, env_var_reads
+import pytest
+from tests.support.hcl_tree import Module, automation_modules, internal_call, load_module, module_functions
+from tests.support.python_scan import ENV_NAME, env_var_reads, handler_code
 from tests.support.terraform_env import repo_root
 
 ROOT = repo_root()
 PACKAGE = ROOT / "lambda_src" / "ops_automation"
 INTERNAL = ROOT / "modules" / "internal"
-AMI_BACKUP = ROOT / "modules" / "ami-backup"
+MODULES = automation_modules()
 
 # Set by the module but never read by name in our code: Powertools reads them itself.
 READ_BY_POWERTOOLS = {
@@ -22,6 +29,7 @@ READ_BY_POWERTOOLS = {
 }
 # Read by our code but set by the Lambda runtime, not by Terraform.
 SET_BY_LAMBDA_RUNTIME = {"AWS_REGION", "AWS_DEFAULT_REGION", "AWS_LAMBDA_FUNCTION_NAME"}
+GROUPS = ("scope", "targets", "retention", "completion")
 
 # `KEY = value` inside an HCL object expression that python-hcl2 left as a string (merge({...}), etc.).
 _OBJECT_KEY_IN_EXPRESSION = re.compile(r'(?:(?<=[{,\s])|^)"?([A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+)"?\s*=(?!=)')
@@ -39,30 +47,42 @@ def env_keys(value: Any) -> set[str]:
     return set()
 
 
-def function_environment(internal: Module) -> Any:
-    functions = [body for (kind, _), body in internal.resources.items() if kind == "aws_lambda_function"]
-    assert functions, "modules/internal defines no aws_lambda_function"
-    return resolve_locals([fn.get("environment") for fn in functions], internal.locals)
+def _internal() -> Module:
+    return load_module(INTERNAL)
 
 
-def _passthrough_variables(environment: Any) -> set[str]:
-    return set(re.findall(r"\bvar\.([a-z_][a-z0-9_]*)", str(environment)))
+def internal_always() -> set[str]:
+    """What internal sets for every function: the literal map inside local.function_environment."""
+    environment = _internal().locals.get("function_environment")
+    assert environment, "modules/internal has no local.function_environment"
+    return env_keys(environment)
 
 
-def module_set_env() -> dict[str, str]:
-    """Env var name -> which module sets it (internal's own map, plus what ami-backup passes in)."""
-    internal = load_module(INTERNAL)
-    environment = function_environment(internal)
-    found = dict.fromkeys(env_keys(environment), "modules/internal")
-    caller = load_module(AMI_BACKUP)
-    calls = calls_to(caller, "internal")
-    assert calls, "modules/ami-backup does not call modules/internal"
-    for variable in _passthrough_variables(environment) & set(internal.variables):
-        for call in calls:
-            if variable in call:
-                value = resolve_locals(call[variable], caller.locals)
-                found.update(dict.fromkeys(env_keys(value), "modules/ami-backup"))
+def group_variables(group: str) -> set[str]:
+    value = _internal().locals.get(f"{group}_environment")
+    assert value is not None, f"modules/internal has no local.{group}_environment"
+    return env_keys(value)
+
+
+def module_set_env(module_dir: Any) -> dict[str, str]:
+    """Env var name -> where it comes from, for one public module."""
+    call = internal_call(module_dir)
+    found = dict.fromkeys(internal_always(), "modules/internal")
+    for group in GROUPS:
+        if group in call:
+            found.update(dict.fromkeys(group_variables(group), f"modules/internal ({group})"))
+    found.update(dict.fromkeys(env_keys(call.get("environment", {})), f"modules/{module_dir.name} (environment)"))
     return found
+
+
+def code_reads(module_dir: Any) -> dict[str, list[str]]:
+    handlers = {fn.handler for fn in module_functions(module_dir)}
+    paths = {path for handler in handlers for path in handler_code(PACKAGE, handler)}
+    missing = sorted(h for h in handlers if not handler_code(PACKAGE, h))
+    assert not missing, f"{module_dir.name}: handler modules not found in {PACKAGE.relative_to(ROOT)}: {missing}"
+    reads = env_var_reads(*sorted(paths))
+    assert reads, f"{module_dir.name}: the env scan found no variable at all: the scan or the package is broken"
+    return reads
 
 
 def test_env_key_extraction_reads_maps_and_expressions() -> None:
@@ -70,27 +90,37 @@ def test_env_key_extraction_reads_maps_and_expressions() -> None:
     assert env_keys(value) == {"OPS_A", "OPS_B", "OPS_C"}
 
 
-def test_every_variable_the_code_reads_is_set_by_the_module() -> None:
-    reads = env_var_reads(PACKAGE)
-    assert reads, "the env scan found no variable at all: the scan or the package is broken"
-    set_by_module = module_set_env()
+def test_internal_encodes_every_group() -> None:
+    for group in GROUPS:
+        assert group in _internal().variables, f"modules/internal has no variable {group!r}"
+        assert group_variables(group), f"local.{group}_environment sets no variable"
+    assert "OPS_ALERT_TOPIC_ARN" in internal_always()
+    assert "OPS_IDEMPOTENCY_TABLE" not in internal_always()
+
+
+@pytest.mark.parametrize("module_dir", MODULES, ids=[p.name for p in MODULES])
+def test_every_variable_the_code_reads_is_set_by_the_module(module_dir: Any) -> None:
+    set_by_module = module_set_env(module_dir)
     missing = {
-        name: where for name, where in reads.items() if name not in set_by_module and name not in SET_BY_LAMBDA_RUNTIME
+        name: where
+        for name, where in code_reads(module_dir).items()
+        if name not in set_by_module and name not in SET_BY_LAMBDA_RUNTIME
     }
-    assert not missing, f"read by the code but set by no module: {missing}"
+    assert not missing, f"{module_dir.name}: read by the code but set by no module: {missing}"
 
 
-def test_every_variable_the_module_sets_is_read() -> None:
-    reads = env_var_reads(PACKAGE)
+@pytest.mark.parametrize("module_dir", MODULES, ids=[p.name for p in MODULES])
+def test_every_variable_the_module_sets_is_read(module_dir: Any) -> None:
+    reads = code_reads(module_dir)
     unread = {
-        name: module
-        for name, module in module_set_env().items()
+        name: origin
+        for name, origin in module_set_env(module_dir).items()
         if name not in reads and name not in READ_BY_POWERTOOLS
     }
-    assert not unread, f"set by the module but read by nothing: {unread}"
+    assert not unread, f"{module_dir.name}: set by the module but read by nothing: {unread}"
 
 
 def test_powertools_variables_are_set() -> None:
-    """The exemption above only holds if the module really sets them (Powertools falls back silently)."""
-    missing = set(READ_BY_POWERTOOLS) - set(module_set_env())
+    """The exemption above only holds if internal really sets them (Powertools falls back silently)."""
+    missing = set(READ_BY_POWERTOOLS) - internal_always()
     assert not missing, f"Powertools variables not set by modules/internal: {sorted(missing)}"

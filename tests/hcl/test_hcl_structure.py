@@ -7,22 +7,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.support.hcl_tree import load_module, load_tf, public_modules, terraform_dirs, tf_files
+from tests.support.hcl_tree import automation_modules, load_module, load_tf, public_modules, terraform_dirs, tf_files
 from tests.support.terraform_env import PACKAGE_FILE, repo_root
 
 ROOT = repo_root()
-AMI_BACKUP = ROOT / "modules" / "ami-backup"
-# Inputs of ami-backup whose valid range is narrower than their type (issue #2).
-AMI_BACKUP_VALIDATED = (
-    "name",
-    "instance_ids",
-    "generations",
-    "max_age_days",
-    "schedule_expression",
-    "log_retention_days",
-    "target_role_arns",
-    "regions",
-)
+PUBLIC = automation_modules()
+# Inputs of every public module whose valid range is narrower than their type, by name or naming convention:
+# numbers are covered by test_numeric_public_inputs_are_bounded.
+_CONSTRAINED_INPUT = re.compile(r"^(name|schedule_expression|log_retention_days|regions|.*_ids|.*_arns?)$")
+CONSTRAINED = [
+    (module_dir, name)
+    for module_dir in PUBLIC
+    for name in load_module(module_dir).variables
+    if _CONSTRAINED_INPUT.match(name) and name not in {"tags"}
+]
 # More than one sentence: a sentence end followed by a capitalised word (`e.g. The` is no sentence end).
 _SECOND_SENTENCE = re.compile(r"(?<!\be\.g)(?<!\bi\.e)[.!?]\s+[A-Z]")
 
@@ -41,7 +39,7 @@ TF_DIRS = terraform_dirs()
 
 def test_the_tree_has_terraform() -> None:
     assert (ROOT / "modules" / "internal").is_dir(), "modules/internal is missing"
-    assert AMI_BACKUP.is_dir(), "modules/ami-backup is missing"
+    assert PUBLIC, "no public module under modules/"
     assert any(_rel(d).startswith("examples/") for d in TF_DIRS), "no example under examples/ has .tf files"
 
 
@@ -90,10 +88,9 @@ def _validations(body: dict[str, object]) -> list[dict[str, object]]:
     return validations if isinstance(validations, list) else [validations]  # type: ignore[list-item]
 
 
-@pytest.mark.parametrize("variable", AMI_BACKUP_VALIDATED)
-def test_constrained_ami_backup_input_is_validated(variable: str) -> None:
-    variables = load_module(AMI_BACKUP).variables
-    assert variable in variables, f"modules/ami-backup has no variable {variable!r}"
+@pytest.mark.parametrize(("module_dir", "variable"), CONSTRAINED, ids=[f"{m.name}/{v}" for m, v in CONSTRAINED])
+def test_constrained_public_input_is_validated(module_dir: Path, variable: str) -> None:
+    variables = load_module(module_dir).variables
     validations = _validations(variables[variable])
     assert validations, f"variable {variable} has no validation block"
     for validation in validations:

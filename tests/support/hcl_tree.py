@@ -142,3 +142,101 @@ def resolve_locals(value: Any, locals_: dict[str, Any], depth: int = 10) -> Any:
     # `${local.x}` in a template becomes its text; `local.x` inside a larger expression (`concat(local.a,
     # local.b)`) becomes an HCL literal of its value (JSON is valid HCL for strings, lists and maps).
     return _BARE_LOCAL.sub(literal, _EMBEDDED_LOCAL.sub(substitute, value))
+
+
+# --- what a public module hands modules/internal ------------------------------------------------------------
+
+INTERNAL_FOLDER = "internal"
+_STRING = re.compile(r'"([^"]*)"')
+
+
+@dataclass(frozen=True)
+class BusinessStatement:
+    """One entry of `functions[*].statements` as a public module writes it (actions and ownership)."""
+
+    sid: str
+    actions: tuple[str, ...]
+    ownership: str
+    condition_variables: tuple[str, ...]
+    resource_kinds: tuple[str, ...]  # "image", "snapshot", "instance", "*"...
+
+
+def _resource_kinds(text: str) -> tuple[str, ...]:
+    kinds = set(re.findall(r":([a-z-]+)/", text))
+    if re.search(r'(resources\s*=\s*|^)\[\s*"\*"', text):
+        kinds.add("*")
+    return tuple(sorted(kinds))
+
+
+def business_statements(value: Any) -> list[BusinessStatement]:
+    """The statements of one function: plain HCL lists are read as data; statements built by an expression
+    (`concat(...)` of literal objects and conditionals) are read from its text, which python-hcl2 keeps."""
+    if isinstance(value, list):
+        return [
+            BusinessStatement(
+                sid=str(item.get("sid")),
+                actions=tuple(str(a) for a in item.get("actions", [])),
+                ownership=str(item.get("ownership", "none")),
+                condition_variables=tuple(str(c.get("variable")) for c in item.get("conditions", []) or []),
+                resource_kinds=_resource_kinds(json.dumps(item.get("resources", []))),
+            )
+            for item in value
+            if isinstance(item, dict)
+        ]
+    text = str(value).replace("\\", "")
+    found = []
+    for segment in re.split(r"(?=\{\s*sid\s*=)", text):
+        sid = re.match(r'\{\s*sid\s*=\s*"([A-Za-z0-9]+)"', segment)
+        if not sid:
+            continue
+        actions = re.search(r"actions\s*=\s*\[([^\]]*)\]", segment)
+        ownership = re.search(r'ownership\s*=\s*"([a-z]+)"', segment)
+        resources = segment.split("resources", 1)[-1].split("ownership", 1)[0]
+        found.append(
+            BusinessStatement(
+                sid=sid.group(1),
+                actions=tuple(_STRING.findall(actions.group(1))) if actions else (),
+                ownership=ownership.group(1) if ownership else "none",
+                condition_variables=tuple(re.findall(r'variable\s*=\s*"([^"]+)"', segment)),
+                resource_kinds=_resource_kinds("resources" + resources),
+            )
+        )
+    return found
+
+
+@dataclass(frozen=True)
+class ModuleFunction:
+    module: str  # public module folder name
+    key: str  # functions map key (planner, worker, ...)
+    handler: str
+    consumes_queue: bool
+    scheduled: bool
+    statements: tuple[BusinessStatement, ...]
+
+
+def internal_call(module_dir: Path) -> dict[str, Any]:
+    caller = load_module(module_dir)
+    calls = calls_to(caller, INTERNAL_FOLDER)
+    assert len(calls) == 1, f"{module_dir.name} must call modules/{INTERNAL_FOLDER} exactly once, found {len(calls)}"
+    return {key: resolve_locals(value, caller.locals) for key, value in calls[0].items()}
+
+
+def module_functions(module_dir: Path) -> list[ModuleFunction]:
+    functions = internal_call(module_dir).get("functions")
+    assert isinstance(functions, dict) and functions, f"{module_dir.name} passes no functions map to internal"
+    return [
+        ModuleFunction(
+            module=module_dir.name,
+            key=key,
+            handler=str(body.get("handler")),
+            consumes_queue=str(body.get("consumes_queue", False)).lower() == "true",
+            scheduled="schedule" in body,
+            statements=tuple(business_statements(body.get("statements", []))),
+        )
+        for key, body in functions.items()
+    ]
+
+
+def automation_modules(root: Path | None = None) -> list[Path]:
+    """Every public module built on modules/internal (each is checked by the contract tests)."""
+    return [path for path in public_modules(root) if path.name != INTERNAL_FOLDER]

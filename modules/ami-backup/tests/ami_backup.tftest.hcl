@@ -10,6 +10,7 @@ mock_provider "aws" {
 
   mock_data "aws_region" {
     defaults = {
+      id   = "ap-northeast-1"
       name = "ap-northeast-1"
     }
   }
@@ -20,7 +21,6 @@ mock_provider "aws" {
     }
   }
 
-  # Mocked data sources return random strings; the internal module validates policy_json as JSON.
   mock_data "aws_iam_policy_document" {
     defaults = {
       json = "{\"Version\":\"2012-10-17\",\"Statement\":[]}"
@@ -36,123 +36,124 @@ variables {
   generations         = 3
 }
 
-run "create_image_requires_ownership_request_tags" {
+run "statements_carry_the_ownership_they_need" {
   command = plan
 
   assert {
-    condition = anytrue([
-      for s in data.aws_iam_policy_document.worker_ec2.statement :
-      tolist(s.actions) == tolist(["ec2:CreateImage"])
-      && toset(s.resources) == toset(["arn:aws:ec2:*::image/*", "arn:aws:ec2:*::snapshot/*"])
-      && toset([for c in s.condition : "${c.test} ${c.variable}=${join(",", c.values)}"]) == toset([
-        "StringEquals aws:RequestTag/ops-automation:managed-by=terraform-aws-ops-automation",
-        "StringEquals aws:RequestTag/ops-automation:policy=nightly",
-      ])
+    condition = alltrue([
+      for s in local.worker_statements : s.ownership == "request"
+      if anytrue([for r in s.resources : strcontains(r, ":image/") || strcontains(r, ":snapshot/")]) && anytrue([for a in s.actions : startswith(a, "ec2:Create")])
     ])
-    error_message = "CreateImage on image/* and snapshot/* must require both ownership request tags."
-  }
-
-  assert {
-    condition = anytrue([
-      for s in data.aws_iam_policy_document.worker_ec2.statement :
-      tolist(s.actions) == tolist(["ec2:CreateImage"]) && tolist(s.resources) == tolist(["arn:aws:ec2:*:*:instance/*"])
-    ])
-    error_message = "CreateImage must be allowed on the source instance."
+    error_message = "CreateImage and CreateTags on images and snapshots must require the ownership request tags."
   }
 
   assert {
     condition = alltrue([
-      for s in data.aws_iam_policy_document.worker_ec2.statement :
-      toset([for c in s.condition : "${c.variable}=${join(",", c.values)}"]) == toset(["ec2:CreateAction=CreateImage"])
+      for s in local.worker_statements : s.ownership == "resource"
+      if contains(s.actions, "ec2:DeregisterImage") || contains(s.actions, "ec2:DeleteSnapshot")
+    ])
+    error_message = "DeregisterImage and DeleteSnapshot must require the ownership resource tags."
+  }
+
+  assert {
+    condition = alltrue([
+      for s in local.worker_statements : tolist([for c in s.conditions : "${c.variable}=${join(",", c.values)}"]) == tolist(["ec2:CreateAction=CreateImage"])
       if contains(s.actions, "ec2:CreateTags")
     ])
     error_message = "CreateTags must only be allowed as part of CreateImage."
   }
-}
-
-run "destruction_requires_ownership_resource_tags" {
-  command = plan
 
   assert {
-    condition = alltrue(flatten([
-      for action in ["ec2:DeregisterImage", "ec2:DeleteSnapshot"] : [
-        for s in data.aws_iam_policy_document.worker_ec2.statement :
-        toset([for c in s.condition : "${c.test} ${c.variable}=${join(",", c.values)}"]) == toset([
-          "StringEquals aws:ResourceTag/ops-automation:managed-by=terraform-aws-ops-automation",
-          "StringEquals aws:ResourceTag/ops-automation:policy=nightly",
-        ])
-        if contains(s.actions, action)
-      ]
-    ]))
-    error_message = "DeregisterImage and DeleteSnapshot must be conditioned on both ownership resource tags."
-  }
-
-  assert {
-    condition = length([
-      for s in data.aws_iam_policy_document.worker_ec2.statement : s
-      if contains(s.actions, "ec2:DeregisterImage") || contains(s.actions, "ec2:DeleteSnapshot")
-    ]) == 2
-    error_message = "DeregisterImage and DeleteSnapshot must each have exactly one (conditioned) statement."
-  }
-}
-
-run "no_wildcard_resource_on_mutating_actions" {
-  command = plan
-
-  assert {
-    condition = alltrue(flatten([
-      for doc in [data.aws_iam_policy_document.planner_ec2, data.aws_iam_policy_document.worker_ec2, data.aws_iam_policy_document.assume_target_roles] : [
-        for s in doc.statement : alltrue([for a in s.actions : startswith(a, "ec2:Describe")])
-        if contains(s.resources, "*")
-      ]
-    ]))
+    condition = alltrue([
+      for s in concat(local.planner_statements, local.worker_statements) : alltrue([for a in s.actions : startswith(a, "ec2:Describe")])
+      if contains(s.resources, "*")
+    ])
     error_message = "Only read-only Describe* actions may use a * resource."
   }
 
   assert {
-    condition     = toset(flatten([for s in data.aws_iam_policy_document.planner_ec2.statement : s.actions])) == toset(["ec2:DescribeInstances", "ec2:DescribeImages"])
-    error_message = "Without target roles the planner may only describe instances and images."
+    condition     = toset(flatten([for s in local.planner_statements : s.actions])) == toset(["ec2:DescribeInstances", "ec2:DescribeImages"])
+    error_message = "The planner may only describe instances and images."
   }
 
   assert {
-    condition = toset(flatten([for s in data.aws_iam_policy_document.worker_ec2.statement : s.actions])) == toset([
-      "ec2:DescribeImages", "ec2:DescribeSnapshots", "ec2:CreateImage", "ec2:CreateTags",
+    condition = toset(flatten([for s in local.worker_statements : s.actions])) == toset([
+      "ec2:DescribeInstances", "ec2:DescribeImages", "ec2:DescribeSnapshots", "ec2:CreateImage", "ec2:CreateTags",
       "ec2:DeregisterImage", "ec2:DeleteSnapshot",
     ])
-    error_message = "Without target roles the worker's actions are exactly the EC2 calls of the handler (no DescribeInstances: tags come in the message)."
+    error_message = "The worker's actions are exactly the EC2 calls of the handler."
   }
 }
 
-run "cross_account_roles_are_assumable_and_passed_on" {
+run "create_image_on_tagged_instances_only" {
   command = plan
 
   variables {
-    target_role_arns = ["arn:aws:iam::444455556666:role/ops-automation-target"]
-    regions          = ["ap-northeast-1", "us-east-1"]
+    target_tags = { Backup = "daily", Env = "prod" }
   }
 
   assert {
     condition = anytrue([
-      for s in data.aws_iam_policy_document.assume_target_roles.statement :
-      tolist(s.actions) == tolist(["sts:AssumeRole"]) && tolist(s.resources) == tolist(var.target_role_arns)
+      for s in local.worker_statements :
+      s.sid == "CreateImageFromTaggedInstances" && tolist(s.resources) == tolist(["arn:aws:ec2:*:*:instance/*"])
+      && toset([for c in s.conditions : "${c.test} ${c.variable}=${join(",", c.values)}"]) == toset([
+        "StringEquals aws:ResourceTag/Backup=daily", "StringEquals aws:ResourceTag/Env=prod",
+      ])
     ])
-    error_message = "The functions must be able to assume exactly the target roles."
+    error_message = "Tag-targeted, CreateImage on instances must require every target tag on the instance."
   }
 
   assert {
-    condition = alltrue([
-      for doc in [data.aws_iam_policy_document.planner, data.aws_iam_policy_document.worker] :
-      contains(doc.source_policy_documents, data.aws_iam_policy_document.assume_target_roles.json)
-    ])
-    error_message = "Both functions' policies must include the cross-account statement."
+    condition     = alltrue([for s in local.worker_statements : s.sid != "CreateImageFromListedInstances"])
+    error_message = "Without instance_ids there is no statement on listed instances."
+  }
+}
+
+run "create_image_on_listed_instances_only" {
+  command = plan
+
+  variables {
+    target_tags  = {}
+    instance_ids = ["i-0123456789abcdef0", "i-12345678"]
   }
 
   assert {
-    condition = alltrue([
-      for s in concat(data.aws_iam_policy_document.planner_ec2.statement, data.aws_iam_policy_document.worker_ec2.statement) :
-      !contains(s.actions, "sts:AssumeRole")
+    condition = anytrue([
+      for s in local.worker_statements :
+      s.sid == "CreateImageFromListedInstances" && tolist(s.resources) == tolist([
+        "arn:aws:ec2:ap-northeast-1:111122223333:instance/i-0123456789abcdef0",
+        "arn:aws:ec2:ap-northeast-1:111122223333:instance/i-12345678",
+      ])
     ])
-    error_message = "The EC2 documents (also the target role's policy) must not allow hopping to further roles."
+    error_message = "Id-targeted, CreateImage is allowed on exactly those instances of the deployment account and region."
+  }
+
+  assert {
+    condition     = alltrue([for s in local.worker_statements : s.sid != "CreateImageFromTaggedInstances"])
+    error_message = "Without target_tags there is no statement on tagged instances."
+  }
+}
+
+run "listed_instances_in_other_regions_and_accounts" {
+  command = plan
+
+  variables {
+    instance_ids     = ["i-0123456789abcdef0"]
+    regions          = ["ap-northeast-1", "us-east-1"]
+    target_role_arns = ["arn:aws:iam::444455556666:role/ops-automation-target"]
+  }
+
+  assert {
+    condition = anytrue([
+      for s in local.worker_statements :
+      s.sid == "CreateImageFromListedInstances" && tolist(s.resources) == tolist(["arn:aws:ec2:*:444455556666:instance/i-0123456789abcdef0"])
+    ])
+    error_message = "Instance ARNs must widen to * only where several regions or accounts are targeted."
+  }
+
+  assert {
+    condition     = length([for s in local.worker_statements : s if startswith(s.sid, "CreateImageFrom")]) == 2
+    error_message = "Both tag- and id-targeted, both instance statements are needed."
   }
 
   assert {
@@ -173,8 +174,18 @@ run "schedule_queue_and_environment_wiring" {
   }
 
   assert {
-    condition     = output.function_timeouts["worker"] == 300 && output.work_queue_visibility_timeout_seconds >= 6 * output.function_timeouts["worker"]
-    error_message = "The work queue visibility timeout must be at least 6 x the worker timeout (300 s)."
+    condition     = output.function_timeouts["worker"] == 300 && output.function_timeouts["planner"] == 300 && output.work_queue_visibility_timeout_seconds >= 6 * output.function_timeouts["worker"]
+    error_message = "Planner and worker get 300 s; the work queue visibility timeout must be at least 6 x the worker timeout."
+  }
+
+  assert {
+    condition     = output.planner_handler == "ops_automation.ami_backup.handlers.plan_handler" && output.worker_handler == "ops_automation.ami_backup.handlers.work_handler"
+    error_message = "The handler strings must follow the ops_automation/<module>/handlers.py layout."
+  }
+
+  assert {
+    condition     = output.missed_run_alarm_hours == 25
+    error_message = "A daily schedule alarms after 24 h + 1 h without a planner run."
   }
 
   assert {
@@ -186,13 +197,15 @@ run "schedule_queue_and_environment_wiring" {
       output.function_environment_variables["OPS_DRY_RUN"] == "false" &&
       output.function_environment_variables["OPS_COMPLETION_TIMEOUT_MINUTES"] == "240" &&
       output.function_environment_variables["OPS_LEDGER_TTL_DAYS"] == "400" &&
+      output.function_environment_variables["OPS_ALERT_TOPIC_ARN"] == "" &&
       jsondecode(output.function_environment_variables["OPS_TARGET_TAGS"]) == { Backup = "daily" } &&
       jsondecode(output.function_environment_variables["OPS_INSTANCE_IDS"]) == [] &&
       jsondecode(output.function_environment_variables["OPS_TARGET_REGIONS"]) == [] &&
       output.function_environment_variables["POWERTOOLS_SERVICE_NAME"] == "ami-backup" &&
-      output.function_environment_variables["OPS_POLICY_NAME"] == "nightly"
+      output.function_environment_variables["OPS_POLICY_NAME"] == "nightly" &&
+      !contains(keys(output.function_environment_variables), "OPS_IDEMPOTENCY_TABLE")
     )
-    error_message = "The functions' environment must follow DESIGN.md (JSON lists/maps, true/false, empty max age)."
+    error_message = "The functions' environment must follow the contract (JSON lists/maps, true/false, empty max age, no idempotency table)."
   }
 }
 
@@ -200,11 +213,12 @@ run "max_age_and_flags_reach_the_environment" {
   command = plan
 
   variables {
-    max_age_days       = 30
-    dry_run            = true
-    no_reboot          = false
-    copy_instance_tags = false
-    instance_ids       = ["i-0123456789abcdef0", "i-12345678"]
+    max_age_days        = 30
+    dry_run             = true
+    no_reboot           = false
+    copy_instance_tags  = false
+    instance_ids        = ["i-0123456789abcdef0", "i-12345678"]
+    alarm_sns_topic_arn = "arn:aws:sns:ap-northeast-1:111122223333:alerts"
   }
 
   assert {
@@ -213,6 +227,7 @@ run "max_age_and_flags_reach_the_environment" {
       output.function_environment_variables["OPS_DRY_RUN"] == "true" &&
       output.function_environment_variables["OPS_NO_REBOOT"] == "false" &&
       output.function_environment_variables["OPS_COPY_INSTANCE_TAGS"] == "false" &&
+      output.function_environment_variables["OPS_ALERT_TOPIC_ARN"] == var.alarm_sns_topic_arn &&
       tolist(jsondecode(output.function_environment_variables["OPS_INSTANCE_IDS"])) == var.instance_ids
     )
     error_message = "Optional inputs must reach the functions' environment."
@@ -347,4 +362,24 @@ run "rejects_aws_tag_key" {
   }
 
   expect_failures = [var.target_tags]
+}
+
+run "rejects_worker_concurrency_below_two" {
+  command = plan
+
+  variables {
+    worker_max_concurrency = 1
+  }
+
+  expect_failures = [var.worker_max_concurrency]
+}
+
+run "rejects_missed_run_hours_over_seven_days" {
+  command = plan
+
+  variables {
+    missed_run_alarm_hours = 200
+  }
+
+  expect_failures = [var.missed_run_alarm_hours]
 }

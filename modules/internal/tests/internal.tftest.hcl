@@ -10,6 +10,7 @@ mock_provider "aws" {
 
   mock_data "aws_region" {
     defaults = {
+      id   = "ap-northeast-1"
       name = "ap-northeast-1"
     }
   }
@@ -70,9 +71,11 @@ variables {
   service_name = "test-service"
   functions = {
     planner = {
-      handler     = "ops_automation.test.plan_handler"
+      handler     = "ops_automation.test.handlers.plan_handler"
       description = "Plans work."
-      policy_json = "{\"Version\":\"2012-10-17\",\"Statement\":[]}"
+      statements = [
+        { sid = "Read", actions = ["ec2:DescribeInstances"], resources = ["*"] },
+      ]
       schedule = {
         expression = "cron(0 1 * * ? *)"
         timezone   = "Asia/Tokyo"
@@ -80,18 +83,26 @@ variables {
       }
     }
     worker = {
-      handler        = "ops_automation.test.work_handler"
-      description    = "Does work."
-      timeout        = 300
-      policy_json    = "{\"Version\":\"2012-10-17\",\"Statement\":[]}"
+      handler     = "ops_automation.test.handlers.work_handler"
+      description = "Does work."
+      timeout     = 300
+      statements = [
+        { sid = "Create", actions = ["ec2:CreateSnapshot"], resources = ["arn:aws:ec2:*::snapshot/*"], ownership = "request" },
+        {
+          sid        = "Delete"
+          actions    = ["ec2:DeleteSnapshot"]
+          resources  = ["arn:aws:ec2:*::snapshot/*"]
+          ownership  = "resource"
+          conditions = [{ test = "StringLike", variable = "ec2:Description", values = ["x*"] }]
+        },
+      ]
       consumes_queue = true
     }
   }
   event_patterns = {
     ami-state = "{\"source\":[\"aws.ec2\"]}"
   }
-  environment     = { OPS_EXTRA = "x" }
-  failure_metrics = ["BackupsFailed"]
+  environment = { OPS_EXTRA = "x" }
 }
 
 run "functions_logs_and_layer" {
@@ -123,20 +134,116 @@ run "functions_logs_and_layer" {
   }
 
   assert {
-    condition = alltrue([
-      for k in ["POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL", "OPS_POLICY_NAME", "OPS_WORK_QUEUE_URL", "OPS_LEDGER_TABLE", "OPS_IDEMPOTENCY_TABLE", "OPS_EXTRA"] :
-      contains(keys(aws_lambda_function.this["worker"].environment[0].variables), k)
+    condition = toset(keys(aws_lambda_function.this["worker"].environment[0].variables)) == toset([
+      "POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL", "OPS_POLICY_NAME",
+      "OPS_WORK_QUEUE_URL", "OPS_LEDGER_TABLE", "OPS_ALERT_TOPIC_ARN", "OPS_EXTRA",
     ])
-    error_message = "Functions must receive the internal variables plus var.environment."
+    error_message = "Without groups, functions receive exactly the internal variables plus var.environment (no idempotency table)."
   }
 
   assert {
     condition = (
       aws_lambda_function.this["worker"].environment[0].variables["POWERTOOLS_SERVICE_NAME"] == "test-service" &&
       aws_lambda_function.this["worker"].environment[0].variables["POWERTOOLS_METRICS_NAMESPACE"] == "OpsAutomation" &&
-      aws_lambda_function.this["worker"].environment[0].variables["OPS_POLICY_NAME"] == "nightly"
+      aws_lambda_function.this["worker"].environment[0].variables["OPS_POLICY_NAME"] == "nightly" &&
+      aws_lambda_function.this["worker"].environment[0].variables["OPS_ALERT_TOPIC_ARN"] == ""
     )
-    error_message = "Service name, metrics namespace and policy name must follow DESIGN.md."
+    error_message = "Service name, metrics namespace, policy name and an empty alert topic must follow the contract."
+  }
+
+  assert {
+    condition     = output.function_handlers["planner"] == "ops_automation.test.handlers.plan_handler"
+    error_message = "function_handlers must expose the handler strings."
+  }
+}
+
+run "environment_groups_are_encoded_once" {
+  command = plan
+
+  variables {
+    scope      = { regions = ["ap-northeast-1", "us-east-1"], role_arns = ["arn:aws:iam::444455556666:role/target"] }
+    targets    = { instance_ids = ["i-0123456789abcdef0"], tags = { Backup = "daily" } }
+    retention  = { generations = 3 }
+    completion = { timeout_minutes = 240, ledger_ttl_days = 400 }
+  }
+
+  assert {
+    condition = (
+      jsondecode(output.function_environment_variables["OPS_TARGET_REGIONS"]) == ["ap-northeast-1", "us-east-1"] &&
+      jsondecode(output.function_environment_variables["OPS_TARGET_ROLE_ARNS"]) == ["arn:aws:iam::444455556666:role/target"] &&
+      jsondecode(output.function_environment_variables["OPS_INSTANCE_IDS"]) == ["i-0123456789abcdef0"] &&
+      jsondecode(output.function_environment_variables["OPS_TARGET_TAGS"]) == { Backup = "daily" } &&
+      output.function_environment_variables["OPS_GENERATIONS"] == "3" &&
+      output.function_environment_variables["OPS_MAX_AGE_DAYS"] == "" &&
+      output.function_environment_variables["OPS_DRY_RUN"] == "false" &&
+      output.function_environment_variables["OPS_COMPLETION_TIMEOUT_MINUTES"] == "240" &&
+      output.function_environment_variables["OPS_LEDGER_TTL_DAYS"] == "400"
+    )
+    error_message = "The typed groups must be encoded as in the contract: JSON lists/maps, strings for numbers, empty for a null max age, true/false."
+  }
+
+  assert {
+    condition     = keys(aws_lambda_function.this["planner"].environment[0].variables) == keys(aws_lambda_function.this["worker"].environment[0].variables)
+    error_message = "Every function of a module gets the same environment."
+  }
+
+  assert {
+    condition = anytrue([
+      for s in data.aws_iam_policy_document.business["planner"].statement :
+      s.sid == "AssumeTargetRoles" && tolist(s.actions) == tolist(["sts:AssumeRole"]) && tolist(s.resources) == tolist(["arn:aws:iam::444455556666:role/target"])
+    ])
+    error_message = "Every function must be able to assume exactly scope.role_arns."
+  }
+
+  assert {
+    condition     = alltrue([for s in data.aws_iam_policy_document.target_role.statement : !contains(s.actions, "sts:AssumeRole")])
+    error_message = "The target role policy must not allow hopping further."
+  }
+
+  assert {
+    condition = toset([for s in data.aws_iam_policy_document.target_role.statement : s.sid]) == toset([
+      "PlannerRead", "WorkerCreate", "WorkerDelete",
+    ])
+    error_message = "The target role policy is the union of every function's business statements, with sids prefixed by function."
+  }
+}
+
+run "ownership_conditions_are_added" {
+  command = plan
+
+  assert {
+    condition = anytrue([
+      for s in data.aws_iam_policy_document.business["worker"].statement :
+      s.sid == "Create" && toset([for c in s.condition : "${c.test} ${c.variable}=${join(",", c.values)}"]) == toset([
+        "StringEquals aws:RequestTag/ops-automation:managed-by=terraform-aws-ops-automation",
+        "StringEquals aws:RequestTag/ops-automation:policy=nightly",
+      ])
+    ])
+    error_message = "ownership = request must require both ownership tags on the request."
+  }
+
+  assert {
+    condition = anytrue([
+      for s in data.aws_iam_policy_document.business["worker"].statement :
+      s.sid == "Delete" && toset([for c in s.condition : "${c.test} ${c.variable}=${join(",", c.values)}"]) == toset([
+        "StringLike ec2:Description=x*",
+        "StringEquals aws:ResourceTag/ops-automation:managed-by=terraform-aws-ops-automation",
+        "StringEquals aws:ResourceTag/ops-automation:policy=nightly",
+      ])
+    ])
+    error_message = "ownership = resource must require both ownership tags on the resource, next to the statement's own conditions."
+  }
+
+  assert {
+    condition = alltrue([
+      for s in data.aws_iam_policy_document.business["planner"].statement : length(s.condition) == 0
+    ])
+    error_message = "ownership = none adds no condition."
+  }
+
+  assert {
+    condition     = alltrue([for doc in data.aws_iam_policy_document.business : alltrue([for s in doc.statement : s.sid != "AssumeTargetRoles"])])
+    error_message = "Without scope.role_arns no function may assume roles."
   }
 }
 
@@ -161,6 +268,11 @@ run "queue_and_consumer" {
   assert {
     condition     = aws_lambda_event_source_mapping.work.batch_size == 10 && contains(aws_lambda_event_source_mapping.work.function_response_types, "ReportBatchItemFailures")
     error_message = "The consumer must receive batches of 10 and report partial batch failures."
+  }
+
+  assert {
+    condition     = aws_lambda_event_source_mapping.work.scaling_config[0].maximum_concurrency == 5
+    error_message = "The event source must cap the consumer's concurrency (default 5)."
   }
 
   assert {
@@ -223,6 +335,29 @@ run "schedule_and_async_config" {
   }
 }
 
+run "role_names_carry_the_region" {
+  command = plan
+
+  assert {
+    condition     = aws_iam_role.this["worker"].name == "nightly-worker-ap-northeast-1" && aws_iam_role.scheduler["planner"].name == "nightly-planner-ap-northeast-1-scheduler"
+    error_message = "IAM role names are global per account: they must carry the region."
+  }
+}
+
+run "rejects_role_names_over_64_characters" {
+  command = plan
+
+  variables {
+    name = "a-policy-name-of-32-characters-x"
+    functions = {
+      function-key-16x = { handler = "m.a", description = "a", consumes_queue = true, schedule = { expression = "rate(1 day)" } }
+    }
+  }
+
+  # 32 + 16 characters and the region fill the function role's 64; "-scheduler" does not fit.
+  expect_failures = [aws_iam_role.scheduler]
+}
+
 run "tables" {
   command = plan
 
@@ -232,13 +367,8 @@ run "tables" {
   }
 
   assert {
-    condition     = aws_dynamodb_table.idempotency.hash_key == "id" && aws_dynamodb_table.idempotency.ttl[0].attribute_name == "expiration"
-    error_message = "Idempotency table must use Powertools' layout (id, expiration)."
-  }
-
-  assert {
     condition     = aws_dynamodb_table.ledger.billing_mode == "PAY_PER_REQUEST" && aws_dynamodb_table.ledger.point_in_time_recovery[0].enabled
-    error_message = "Tables must be on demand with point-in-time recovery by default."
+    error_message = "The ledger must be on demand with point-in-time recovery by default."
   }
 }
 
@@ -246,21 +376,66 @@ run "alarms_without_topic" {
   command = plan
 
   assert {
-    condition     = length(aws_cloudwatch_metric_alarm.function_errors) == 2 && aws_cloudwatch_metric_alarm.function_errors["worker"].metric_name == "Errors"
-    error_message = "Every function needs an Errors alarm."
+    condition     = length(aws_cloudwatch_metric_alarm.dlq.alarm_actions) == 0
+    error_message = "Without a topic, alarms have no actions."
   }
 
   assert {
     condition = (
-      aws_cloudwatch_metric_alarm.failure_metrics["BackupsFailed"].namespace == "OpsAutomation" &&
-      aws_cloudwatch_metric_alarm.failure_metrics["BackupsFailed"].dimensions == tomap({ service = "test-service", policy = "nightly" })
+      length(aws_cloudwatch_metric_alarm.missed_run) == 1 &&
+      aws_cloudwatch_metric_alarm.missed_run["planner"].namespace == "AWS/Lambda" &&
+      aws_cloudwatch_metric_alarm.missed_run["planner"].metric_name == "Invocations" &&
+      aws_cloudwatch_metric_alarm.missed_run["planner"].comparison_operator == "LessThanThreshold" &&
+      aws_cloudwatch_metric_alarm.missed_run["planner"].threshold == 1 &&
+      aws_cloudwatch_metric_alarm.missed_run["planner"].treat_missing_data == "breaching" &&
+      aws_cloudwatch_metric_alarm.missed_run["planner"].period == 3600 &&
+      aws_cloudwatch_metric_alarm.missed_run["planner"].evaluation_periods == 25
     )
-    error_message = "Failure metric alarms must watch the EMF metric with the service and policy dimensions."
+    error_message = "A daily schedule gets a missed-run alarm over 24 h + 1 h of grace, missing data breaching."
   }
 
   assert {
-    condition     = length(aws_cloudwatch_metric_alarm.dlq.alarm_actions) == 0
-    error_message = "Without a topic, alarms have no actions."
+    condition     = length(aws_cloudwatch_metric_alarm.event_rule_failed_invocations) == 0
+    error_message = "Without a KMS key, no FailedInvocations alarm (nothing can drop events silently)."
+  }
+}
+
+run "missed_run_hours_follow_the_schedule" {
+  command = plan
+
+  variables {
+    functions = {
+      hourly   = { handler = "m.a", description = "a", consumes_queue = true, schedule = { expression = "rate(6 hours)" } }
+      minutes  = { handler = "m.b", description = "b", schedule = { expression = "rate(30 minutes)" } }
+      weekly   = { handler = "m.c", description = "c", schedule = { expression = "cron(0 1 ? * MON *)" } }
+      biweekly = { handler = "m.d", description = "d", schedule = { expression = "rate(14 days)" } }
+    }
+  }
+
+  assert {
+    condition = (
+      output.missed_run_alarm_hours["hourly"] == 7 && output.missed_run_alarm_hours["minutes"] == 2 &&
+      !contains(keys(output.missed_run_alarm_hours), "weekly") && !contains(keys(output.missed_run_alarm_hours), "biweekly")
+    )
+    error_message = "rate(N unit) -> its interval plus one hour; schedules beyond CloudWatch's 7 days get no missed-run alarm."
+  }
+
+  assert {
+    condition     = toset(keys(aws_cloudwatch_metric_alarm.missed_run)) == toset(["hourly", "minutes"])
+    error_message = "A weekly or rarer schedule must get no missed-run alarm (it would be in ALARM for most of its interval)."
+  }
+}
+
+run "missed_run_hours_override" {
+  command = plan
+
+  variables {
+    missed_run_alarm_hours = 30
+  }
+
+  assert {
+    condition     = aws_cloudwatch_metric_alarm.missed_run["planner"].evaluation_periods == 30
+    error_message = "missed_run_alarm_hours must override the derived value."
   }
 }
 
@@ -280,13 +455,18 @@ run "alarms_with_topic_kms_and_tracing" {
   }
 
   assert {
+    condition     = aws_lambda_function.this["worker"].environment[0].variables["OPS_ALERT_TOPIC_ARN"] == var.alarm_sns_topic_arn
+    error_message = "The handlers must learn the alert topic from OPS_ALERT_TOPIC_ARN."
+  }
+
+  assert {
     condition     = aws_sqs_queue.work.kms_master_key_id == var.kms_key_arn && aws_sqs_queue.dlq.kms_master_key_id == var.kms_key_arn
     error_message = "Queues must use the customer key when given."
   }
 
   assert {
     condition     = aws_dynamodb_table.ledger.server_side_encryption[0].kms_key_arn == var.kms_key_arn && !aws_dynamodb_table.ledger.point_in_time_recovery[0].enabled
-    error_message = "Tables must use the customer key when given, and honour the PITR switch."
+    error_message = "The ledger must use the customer key when given, and honour the PITR switch."
   }
 
   assert {
@@ -300,23 +480,70 @@ run "alarms_with_topic_kms_and_tracing" {
   }
 
   assert {
-    condition     = toset([for s in data.aws_iam_policy_document.plumbing["worker"].statement : s.sid]) == toset(["OwnLogGroup", "WorkQueue", "Tables", "Kms", "XRay"])
-    error_message = "The worker's plumbing policy must add Kms and XRay statements when enabled."
+    condition = toset([for s in data.aws_iam_policy_document.plumbing["worker"].statement : s.sid]) == toset([
+      "OwnLogGroup", "WorkQueueSend", "WorkQueueConsume", "Ledger", "AlertTopic", "Kms", "XRay",
+    ])
+    error_message = "The worker's plumbing policy must add the alert topic, Kms and XRay statements when enabled."
+  }
+
+  assert {
+    condition = (
+      length(aws_cloudwatch_metric_alarm.event_rule_failed_invocations) == 1 &&
+      aws_cloudwatch_metric_alarm.event_rule_failed_invocations["ami-state"].namespace == "AWS/Events" &&
+      aws_cloudwatch_metric_alarm.event_rule_failed_invocations["ami-state"].metric_name == "FailedInvocations" &&
+      aws_cloudwatch_metric_alarm.event_rule_failed_invocations["ami-state"].dimensions == tomap({ RuleName = "nightly-ami-state" })
+    )
+    error_message = "With a KMS key, each event rule's FailedInvocations must raise an alarm."
+  }
+}
+
+run "kms_key_policy_names_every_service_principal" {
+  command = plan
+
+  assert {
+    condition = anytrue([
+      for s in data.aws_iam_policy_document.kms_key.statement :
+      s.sid == "EventBridgeRulesToEncryptedQueues"
+      && toset(flatten([for p in s.principals : p.identifiers])) == toset(["events.amazonaws.com"])
+      && length(s.condition) == 0
+    ])
+    error_message = "EventBridge must be allowed to use the key, without conditions its delivery may not carry."
+  }
+
+  assert {
+    condition = anytrue([
+      for s in data.aws_iam_policy_document.kms_key.statement :
+      s.sid == "CloudWatchLogsLogGroups"
+      && toset(flatten([for p in s.principals : p.identifiers])) == toset(["logs.ap-northeast-1.amazonaws.com"])
+      && toset(flatten([for c in s.condition : c.values if c.variable == "kms:EncryptionContext:aws:logs:arn"])) == toset([
+        "arn:aws:logs:ap-northeast-1:111122223333:log-group:/aws/lambda/nightly-planner",
+        "arn:aws:logs:ap-northeast-1:111122223333:log-group:/aws/lambda/nightly-worker",
+      ])
+    ])
+    error_message = "CloudWatch Logs' regional principal must be bound to the module's log groups by encryption context."
   }
 }
 
 # apply (against the mock) because resource ARNs in the policies are unknown at plan time.
-run "plumbing_minimal_without_options" {
+run "plumbing_least_privilege" {
   command = apply
 
   assert {
-    condition     = toset([for s in data.aws_iam_policy_document.plumbing["worker"].statement : s.sid]) == toset(["OwnLogGroup", "WorkQueue", "Tables"])
-    error_message = "Without key and tracing, the worker's plumbing is logs, queue and tables only."
+    condition     = toset([for s in data.aws_iam_policy_document.plumbing["worker"].statement : s.sid]) == toset(["OwnLogGroup", "WorkQueueSend", "WorkQueueConsume", "Ledger"])
+    error_message = "Without key, topic and tracing, the consumer's plumbing is logs, queue send/consume and the ledger."
   }
 
   assert {
-    condition     = toset([for s in data.aws_iam_policy_document.plumbing["planner"].statement : s.sid]) == toset(["OwnLogGroup", "WorkQueue", "AsyncFailureDestination", "Tables"])
-    error_message = "A scheduled function may also send to the DLQ (its async failure destination)."
+    condition     = toset([for s in data.aws_iam_policy_document.plumbing["planner"].statement : s.sid]) == toset(["OwnLogGroup", "WorkQueueSend", "AsyncFailureDestination"])
+    error_message = "A scheduled function that does not consume the queue gets no receive/delete and no table access."
+  }
+
+  assert {
+    condition = alltrue([
+      for s in data.aws_iam_policy_document.plumbing["worker"].statement :
+      toset(s.actions) == toset(["dynamodb:GetItem", "dynamodb:UpdateItem"]) if s.sid == "Ledger"
+    ])
+    error_message = "The ledger grant is GetItem and UpdateItem only."
   }
 
   assert {
@@ -387,8 +614,64 @@ run "rejects_two_queue_consumers" {
 
   variables {
     functions = {
-      a = { handler = "m.a", description = "a", policy_json = "{\"Statement\":[]}", consumes_queue = true }
-      b = { handler = "m.b", description = "b", policy_json = "{\"Statement\":[]}", consumes_queue = true }
+      a = { handler = "m.a", description = "a", consumes_queue = true }
+      b = { handler = "m.b", description = "b", consumes_queue = true }
+    }
+  }
+
+  expect_failures = [var.functions]
+}
+
+run "rejects_unowned_destruction" {
+  command = plan
+
+  variables {
+    functions = {
+      a = { handler = "m.a", description = "a", consumes_queue = true, statements = [
+        { sid = "Delete", actions = ["ec2:DeleteSnapshot"], resources = ["arn:aws:ec2:*::snapshot/*"] },
+      ] }
+    }
+  }
+
+  expect_failures = [var.functions]
+}
+
+run "rejects_unowned_image_creation" {
+  command = plan
+
+  variables {
+    functions = {
+      a = { handler = "m.a", description = "a", consumes_queue = true, statements = [
+        { sid = "Create", actions = ["ec2:CreateImage"], resources = ["arn:aws:ec2:*::image/*"], ownership = "none" },
+      ] }
+    }
+  }
+
+  expect_failures = [var.functions]
+}
+
+run "rejects_wildcard_resource_on_mutating_action" {
+  command = plan
+
+  variables {
+    functions = {
+      a = { handler = "m.a", description = "a", consumes_queue = true, statements = [
+        { sid = "Create", actions = ["ec2:CreateImage"], resources = ["*"], ownership = "request" },
+      ] }
+    }
+  }
+
+  expect_failures = [var.functions]
+}
+
+run "rejects_unknown_ownership_and_wildcard_actions" {
+  command = plan
+
+  variables {
+    functions = {
+      a = { handler = "m.a", description = "a", consumes_queue = true, statements = [
+        { sid = "Any", actions = ["ec2:*"], resources = ["arn:aws:ec2:*::image/*"], ownership = "mine" },
+      ] }
     }
   }
 
@@ -400,7 +683,7 @@ run "rejects_bad_schedule_expression" {
 
   variables {
     functions = {
-      a = { handler = "m.a", description = "a", policy_json = "{\"Statement\":[]}", consumes_queue = true, schedule = { expression = "0 1 * * *" } }
+      a = { handler = "m.a", description = "a", consumes_queue = true, schedule = { expression = "0 1 * * *" } }
     }
   }
 
@@ -411,10 +694,30 @@ run "rejects_reserved_environment_key" {
   command = plan
 
   variables {
-    environment = { OPS_POLICY_NAME = "other" }
+    environment = { OPS_TARGET_REGIONS = "[]" }
   }
 
   expect_failures = [var.environment]
+}
+
+run "rejects_max_concurrency_below_two" {
+  command = plan
+
+  variables {
+    queue_consumer_max_concurrency = 1
+  }
+
+  expect_failures = [var.queue_consumer_max_concurrency]
+}
+
+run "rejects_missed_run_hours_over_seven_days" {
+  command = plan
+
+  variables {
+    missed_run_alarm_hours = 169
+  }
+
+  expect_failures = [var.missed_run_alarm_hours]
 }
 
 run "rejects_unsupported_log_retention" {
