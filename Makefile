@@ -8,7 +8,7 @@ SECURITY_VENV ?= .venv-security
 LAMBDA_PYTHON ?= $(shell (ls -d "$$(pyenv root 2>/dev/null)"/versions/3.13*/bin/python3.13 2>/dev/null || command -v python3.13) | tail -n 1)
 RUNTIME_VENV ?= .venv-lambda-runtime
 
-.PHONY: help venv test lint unit runtime demo docs lock security clean
+.PHONY: help venv test lint unit runtime demo docs lock security clean bench
 
 help:
 	@echo "make demo      simulate a week of AMI backups against a local AWS and print the report"
@@ -18,6 +18,7 @@ help:
 	@echo "make docs      regenerate the Inputs/Outputs tables of the module READMEs"
 	@echo "make lock      re-pin requirements*.txt from requirements*.in with pip-tools"
 	@echo "make security  checkov over modules/ and examples/ in its own virtualenv"
+	@echo "make bench     calls, memory, import time, zip size and monthly cost vs the origin design (bench/RESULTS.md)"
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -27,8 +28,8 @@ $(STAMP): requirements.txt requirements-dev.txt
 venv: $(STAMP)
 
 lint: $(STAMP)
-	$(PY) -m ruff check lambda_src tests scripts
-	$(PY) -m ruff format --check lambda_src tests scripts
+	$(PY) -m ruff check lambda_src tests scripts bench
+	$(PY) -m ruff format --check lambda_src tests scripts bench
 	$(PY) -m mypy
 
 test: lint runtime
@@ -50,6 +51,9 @@ unit: $(STAMP)
 demo: $(STAMP)
 	$(PY) scripts/demo.py
 
+bench: $(STAMP)
+	$(PY) -m bench
+
 docs: $(STAMP)
 	$(PY) scripts/readme_tables.py --write
 
@@ -61,7 +65,7 @@ lock: $(STAMP)
 security: $(STAMP)
 	test -x $(SECURITY_VENV)/bin/checkov || ($(PYTHON) -m venv $(SECURITY_VENV) && \
 		$(SECURITY_VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-security.txt)
-	$(SECURITY_VENV)/bin/checkov --quiet --compact --skip-download -d modules --framework terraform
+	$(SECURITY_VENV)/bin/checkov --quiet --compact --skip-download -d modules -d examples --framework terraform
 
 clean:
 	rm -rf $(VENV) $(SECURITY_VENV) $(RUNTIME_VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -98,7 +98,9 @@ def plan_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any
     sender: BatchSender[CreateImageMessage] | None = None
     if not config.retention.dry_run:
         sender = BatchSender(rt.clients.client("sqs"), rt.common.work_queue_url)
-    found: set[str] = set()
+    planned = 0
+    # Explicit ids no target has found yet; the streams keep the only per-instance set (their seen ids).
+    unmatched = set(config.targets.instance_ids)
     dry_run_targets: dict[Target, list[Instance]] = {}
     for target in targets_of(config.scope, rt.clients.default_region):
         try:
@@ -106,11 +108,12 @@ def plan_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any
             stream = stream_instances(ec2, config.targets.instance_ids, config.targets.tag_map)
             for page in stream.pages():
                 for instance in page:
-                    found.add(instance.instance_id)
+                    planned += 1
                     if sender is None:
                         dry_run_targets.setdefault(target, []).append(instance)
                     else:
                         sender.add(_create_message(rt, target, instance, slot))
+            unmatched &= set(stream.missing)
         except (ClientError, BotoCoreError) as error:
             logger.exception("target resolution failed", extra={"target": target.describe()})
             failures.append(f"{target.describe()}: {error}")
@@ -118,14 +121,14 @@ def plan_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any
         sender.flush()
         failures.extend(f"{message.instance_id}: not enqueued" for message in sender.unsent)
 
-    for instance_id in sorted(set(config.targets.instance_ids) - found):
+    for instance_id in sorted(unmatched):
         missing.append(f"{instance_id}: not found (unknown, terminated, or outside the target regions)")
-    if not found and not failures:
+    if not planned and not failures:
         # A tag typo or an emptied fleet must not go quiet: a policy that backs up nothing is a failure.
         failures.append(
             f"no instance matched instance_ids={list(config.targets.instance_ids)} tags={config.targets.tag_map}"
         )
-    summary: dict[str, Any] = {"slot": slot, "dry_run": config.retention.dry_run, "planned": len(found)}
+    summary: dict[str, Any] = {"slot": slot, "dry_run": config.retention.dry_run, "planned": planned}
     if sender is None:
         summary["plan"] = _dry_run_plan(rt, dry_run_targets, slot)
         logger.info("dry run: nothing enqueued", extra={"plan": summary["plan"], "slot": slot})

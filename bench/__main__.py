@@ -1,0 +1,265 @@
+"""`make bench`: measure everything in one run, print the table, write bench/results/*.json, bench/RESULTS.md,
+bench/cost_inputs.json and the cost section of modules/ami-backup/README.md."""
+
+from __future__ import annotations
+
+import json
+import sys
+import warnings
+from dataclasses import asdict
+from typing import Any
+
+from . import ROOT, footprint, model, planner, readme, throttle
+from . import calls as calls_bench
+from .cost import ISSUE_OLD_FIGURE_20, PRICES, money, project
+
+RESULTS = ROOT / "bench" / "results"
+REPORT = ROOT / "bench" / "RESULTS.md"
+CALLS_FLEET = 20
+PLANNER_FLEETS = (1_000, 10_000)
+COST_FLEETS = (20, 200, 2_000)
+
+
+def _row(figure: str, ours: str, baseline: str, target: str = "") -> str:
+    return f"| {figure} | {ours} | {baseline} | {target} |"
+
+
+def measure() -> dict[str, Any]:
+    ours, base = calls_bench.measure(CALLS_FLEET)
+    ours_usage = model.ours_usage(ours)
+    origin_usage = model.origin_usage(base, ours_usage.log_bytes_each)
+    return {
+        "calls": {"ours": ours.calls.as_dict(), "baseline": base.as_dict()},
+        "usage": {"ours": asdict(ours_usage), "origin": asdict(origin_usage)},
+        "planner_check": planner.check_against_moto(),
+        "planner": {
+            "ours": [asdict(planner.run_stand_in(n)) for n in PLANNER_FLEETS],
+            "baseline": [asdict(planner.baseline_peak(n)) for n in PLANNER_FLEETS],
+        },
+        "imports": footprint.cold_imports(),
+        "zip_bytes": footprint.zip_bytes(),
+        "throttle": throttle.measure(),
+    }
+
+
+def figures(results: dict[str, Any]) -> list[str]:
+    ours_c, base_c = results["calls"]["ours"], results["calls"]["baseline"]
+    rows = [
+        "| figure | ours | baseline (origin design) | target |",
+        "|---|---|---|---|",
+        _row(
+            f"EC2 calls / instance / daily cycle, besides deletions ({CALLS_FLEET} instances)",
+            f"{ours_c['per_instance_ec2']:.2f}",
+            f"{base_c['per_instance_ec2']:.2f}",
+            "≤ 2 (issue: 6 before)",
+        ),
+        _row(
+            "all AWS calls / instance / daily cycle, besides deletions",
+            f"{ours_c['per_instance_all']:.2f}",
+            f"{base_c['per_instance_all']:.2f}",
+            "≤ 8 (issue: 12.1 before)",
+        ),
+    ]
+    for mine, theirs in zip(results["planner"]["ours"], results["planner"]["baseline"], strict=True):
+        n = mine["instances"]
+        rows.append(_row(f"planner calls at {n:,} instances", _calls(mine["calls"]), _calls(theirs["calls"])))
+        rows.append(
+            _row(f"planner peak memory at {n:,} (tracemalloc)", _mb(mine["peak_bytes"]), _mb(theirs["peak_bytes"]))
+        )
+    ours_p = results["planner"]["ours"]
+    growth = (ours_p[-1]["peak_bytes"] - ours_p[0]["peak_bytes"]) / (ours_p[-1]["instances"] - ours_p[0]["instances"])
+    rows.append(_row("planner memory growth per extra instance", f"{growth:.0f} B (the sets of seen ids)", "", ""))
+    imports = results["imports"]
+    ratio = imports["ops_automation.ami_backup.handlers_ratio"]
+    rows.append(_row("cold import of handlers vs `import boto3`", f"{ratio:.2f}x", "", "≤ 1.5x"))
+    rows.append(_row("function zip", f"{results['zip_bytes'] / 1024:.1f} KB", "", "< 100 KB"))
+    rows.extend(throttle_rows(results["throttle"]))
+    for n in COST_FLEETS:
+        ours = project(model_usage(results, "ours"), n)
+        origin = project(model_usage(results, "origin"), n)
+        rows.append(
+            _row(
+                f"monthly cost at {n:,} instances (after always-free tiers)",
+                f"{money(ours.total)} ({money(ours.total_after_free_tier)})",
+                f"{money(origin.total)} ({money(origin.total_after_free_tier)})",
+                f"≤ $0.50 at 20 (issue: {money(ISSUE_OLD_FIGURE_20)} before)" if n == 20 else "",
+            )
+        )
+    return rows
+
+
+def _ratio(throttled: float, plain: float) -> str:
+    return f"{throttled:.1f} s / {plain:.1f} s = {throttled / plain:.2f}x"
+
+
+def _records(phase: dict[str, Any]) -> str:
+    return f"{phase['done_first']} / {phase['deferred_first']} / {phase['lost']} / {phase['dead_lettered']}"
+
+
+def throttle_rows(t: dict[str, Any]) -> list[str]:
+    """Item 3: throttled time relative to unthrottled, simulated clock (latency and retry sleeps, not this machine)."""
+    timeout, budget = t["timeout_s"], f"< {throttle.BUDGET_SHARE:.0%} of {t['timeout_s']} s"
+    p, mine, theirs = t["planner"], t["planner"]["ours"], t["planner"]["baseline"]
+    share = f"{p['share']:.0%}"
+
+    def verdict(run: dict[str, Any]) -> str:
+        within = "under" if run["seconds"] < throttle.BUDGET_SHARE * timeout else "NOT under"
+        over = "; exceeds the timeout" if run["exceeds_timeout"] else ""
+        return f"{run['timeout_share']:.1%} of its {timeout} s timeout ({within} 80 %{over})"
+
+    rows = [
+        _row(
+            f"planner at {p['instances']:,} instances, {share} of EC2 requests throttled: simulated time "
+            "throttled / unthrottled",
+            f"{_ratio(mine['throttled']['seconds'], mine['unthrottled']['seconds'])}; {verdict(mine['throttled'])}; "
+            f"{mine['throttled']['throttled']} of its EC2 attempts throttled (worst case for one request: "
+            f"{t['worst_backoff_s']['planner']:.0f} s of retry sleeps)",
+            f"{_ratio(theirs['throttled']['seconds'], theirs['unthrottled']['seconds'])}; "
+            f"{verdict(theirs['throttled'])}; {theirs['throttled']['throttled']} attempts throttled",
+            budget,
+        )
+    ]
+    for key, label in (("worker", share), ("worker_storm", f"{t['worker_storm']['share']:.0%} (a storm)")):
+        w = t[key]
+        plain, hot = w["ours"]["unthrottled"], w["ours"]["throttled"]
+        base_plain, base_hot = w["baseline"]["unthrottled"], w["baseline"]["throttled"]
+        create, completion = hot["create_image"], hot["completion"]
+        base_verdict = "exceeds" if base_hot["exceeds_timeout"] else "within"
+        rows += [
+            _row(
+                f"worker, {label} of EC2 requests throttled: one invocation on a batch of {w['records']} "
+                "create_image records, simulated time throttled / unthrottled",
+                _ratio(create["first_invocation_s"], plain["create_image"]["first_invocation_s"]),
+                f"{_ratio(base_hot['seconds'], base_plain['seconds'])} (its {w['records']} backups with completion "
+                f"and retention inline, adaptive retries in process); {base_verdict} the {timeout} s timeout",
+                "ours < baseline",
+            ),
+            _row(
+                f"worker, {label}: one invocation on the completion batch ({w['records']} AMI `available` events, "
+                "retention included)",
+                _ratio(completion["first_invocation_s"], plain["completion"]["first_invocation_s"]),
+                "(inline above)",
+            ),
+            _row(
+                f"worker, {label}: records done / deferred to SQS / lost / dead-lettered in the first invocation "
+                "(create; completion)",
+                f"{_records(create)}; {_records(completion)}",
+                f"{base_hot['done']} done, {base_hot['failed']} failed"
+                + (
+                    f" (in process, past its {timeout} s timeout: Lambda would end it there and redeliver the batch)"
+                    if base_hot["exceeds_timeout"]
+                    else ""
+                ),
+                "lost = 0",
+            ),
+            _row(
+                f"worker, {label}: time until every record is done, SQS redelivering deferred records after their "
+                "back-off (create + completion) vs unthrottled",
+                f"{create['total_s']:.1f} s + {completion['total_s']:.1f} s in "
+                f"{create['invocations'] + completion['invocations']} invocations (longest "
+                f"{max(create['max_invocation_s'], completion['max_invocation_s']):.1f} s) vs "
+                f"{plain['create_image']['total_s']:.1f} s + {plain['completion']['total_s']:.1f} s",
+                f"{base_hot['seconds']:.1f} s vs {base_plain['seconds']:.1f} s, in one invocation",
+                "every invocation < 80 % of 300 s",
+            ),
+        ]
+    return rows
+
+
+def model_usage(results: dict[str, Any], design: str) -> Any:
+    from .cost import CycleUsage
+
+    return CycleUsage(**results["usage"][design])
+
+
+def _calls(calls: dict[str, int]) -> str:
+    return ", ".join(f"{name.split('.')[1]} {count:,}" for name, count in sorted(calls.items()))
+
+
+def _mb(value: int) -> str:
+    return f"{value / 1e6:.2f} MB"
+
+
+def throttle_notes(t: dict[str, Any]) -> str:
+    modes = t["retry_modes"]
+    return "\n".join(
+        [
+            "## Throttling (item 3), how it is measured",
+            "",
+            f"- Simulated clock, never this machine's: every HTTP attempt costs {t['latency_s']['ec2'] * 1000:.0f} ms "
+            f"(EC2) or {t['latency_s']['other'] * 1000:.0f} ms (other services); botocore's real retry sleeps, its "
+            f"jitter (seeded) and adaptive mode's token bucket advance the same clock. EC2 attempts are answered "
+            f"`RequestLimitExceeded` from a seeded RNG (seed {t['seed']}); moto does not act on them.",
+            f"- Retries: ours {modes['ours']['planner']} (planner) and {modes['ours']['worker']} (worker), from "
+            f"`ops_automation.core.clients`; the baseline {modes['baseline']['planner']}.",
+            "- Planner: on moto, 1,000 instances in reservations of 100. Ours makes one DescribeInstances per 1,000 "
+            "instances, so a 20 % share throttles it or not at all: the worst case of its retries is given instead.",
+            "- Worker: steady state (3 generations present). Ours runs on a simulated queue: batches of up to 10 "
+            "visible records, ChangeMessageVisibility honoured (the worker's back-off: 30 s, 60 s, ... capped at "
+            "900 s), receives counted, the DLQ after 10 receives; deferred records are redelivered after their "
+            "back-off until done. A record is done when SQS deleted it *and* its AMI (create) or its ledger entry "
+            "`available` (completion) exists; lost = deleted without that, or never finished. The baseline "
+            "backs up the same instances in one invocation (no queue: it retries in process).",
+            f"- At 20 % the worker's {modes['ours']['worker'].split(', ')[1]} absorbs the throttles in process "
+            "(short jittered sleeps) and nothing is deferred; the storm row shows the deferral path.",
+        ]
+    )
+
+
+def report(results: dict[str, Any], table: list[str]) -> str:
+    ours, origin = model_usage(results, "ours"), model_usage(results, "origin")
+    sources = "\n".join(
+        f"- {key}: ${p.usd:.10g} per {p.per}, free {p.free:g}/month — {p.source}" for key, p in PRICES.items()
+    )
+    check = results["planner_check"]
+    return "\n".join(
+        [
+            "# Benchmark results (generated by `make bench`; do not edit)",
+            "",
+            *table,
+            "",
+            f"Stand-in EC2/SQS checked against moto on {check['instances']} instances: same calls "
+            f"{check['same_calls']}, same messages {check['same_messages']}.",
+            "",
+            throttle_notes(results["throttle"]),
+            "",
+            readme.section(ours, origin).replace("## Cost", "## Cost, line by line"),
+            "",
+            "## Prices (us-east-1 list prices)",
+            "",
+            sources,
+            "",
+            "- SQS event source mapping: Lambda long-polls with 5 pollers when idle and scales down to 5; the further "
+            "optimisation to 2 is not available when maximum concurrency is set "
+            "(https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-scaling.html).",
+            "- CloudWatch custom metrics are prorated by the hour and metered only in hours a metric receives data "
+            "(https://aws.amazon.com/cloudwatch/pricing/); modelled as metric names x active hours / 730.",
+            "- AWS service events (EC2 AMI State Change) on the default bus are free; Scheduler has 14 M free "
+            "invocations a month (https://aws.amazon.com/eventbridge/pricing/).",
+            "",
+            "Raw figures: bench/results/*.json (not committed).",
+        ]
+    )
+
+
+def main() -> int:
+    warnings.simplefilter("ignore")
+    results = measure()
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    for name, value in results.items():
+        (RESULTS / f"{name}.json").write_text(json.dumps(value, indent=2, default=str) + "\n", encoding="utf-8")
+    ours, origin = model_usage(results, "ours"), model_usage(results, "origin")
+    model.save_inputs(ours, origin)
+    readme.write(readme.section(ours, origin))
+    table = figures(results)
+    REPORT.write_text(report(results, table) + "\n", encoding="utf-8")
+    print("\n".join(table))
+    print(
+        f"\nwrote {REPORT.relative_to(ROOT)}, {model.INPUTS_FILE.relative_to(ROOT)}, bench/results/*.json and "
+        f"the cost section of {readme.README.relative_to(ROOT)}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
