@@ -15,15 +15,14 @@ from unittest import mock
 
 import boto3
 import botocore.endpoint
-from aws_harness import ALERT_TOPIC, LEDGER_TABLE, QUEUE, REGION, Clock, function_env
+from aws_harness import REGION, Clock, create_policy_resources, function_env, install_runtimes
 from botocore.awsrequest import AWSResponse
 from botocore.retries import bucket, standard
 from moto import mock_aws
 from moto.core.botocore_stubber import BotocoreStubber, MockRawResponse
 
 from ops_automation.ami_backup import handlers
-from ops_automation.core.clients import PLANNER_ATTEMPTS, WORKER_ATTEMPTS, ClientFactory
-from ops_automation.core.runtime import build_runtime
+from ops_automation.core.clients import ClientFactory
 
 from . import ROOT  # noqa: F401 - puts lambda_src and tests/python on the path
 
@@ -214,18 +213,7 @@ def moto_account() -> Iterator[Infra]:
         mock.patch.object(BotocoreStubber, "__call__", _stubber_call(BotocoreStubber.__call__)),
         mock_aws(),
     ):
-        queue_url = boto3.client("sqs", region_name=REGION).create_queue(QueueName=QUEUE)["QueueUrl"]
-        boto3.client("dynamodb", region_name=REGION).create_table(
-            TableName=LEDGER_TABLE,
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-            AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
-        topic_arn = boto3.client("sns", region_name=REGION).create_topic(Name=ALERT_TOPIC)["TopicArn"]
-        yield Infra(queue_url, topic_arn)
+        yield Infra(*create_policy_resources())
 
 
 @contextmanager
@@ -233,12 +221,7 @@ def installed(infra: Infra, clock: Clock | Callable[[], Any], **overrides: str) 
     """The function environment and both runtimes on `clock`, as modules/internal wires them."""
     env = function_env(infra.queue_url, **{"OPS_ALERT_TOPIC_ARN": infra.topic_arn, **overrides})
     with patched_env(env):
-        for lazy, attempts in (
-            (handlers.planner_runtime, PLANNER_ATTEMPTS),
-            (handlers.worker_runtime, WORKER_ATTEMPTS),
-        ):
-            config, common = handlers.AmiBackupConfig.from_env(), handlers.CommonConfig.from_env()
-            lazy.install(build_runtime(handlers.SERVICE, config, common, clock=clock, max_attempts=attempts))
+        install_runtimes(clock)
         try:
             yield
         finally:

@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import boto3
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.sns.models import sns_backends
 from moto.sqs.models import sqs_backends
@@ -178,6 +179,42 @@ def run_instances(ec2: Any, count: int, tags: dict[str, str] | None = None) -> l
             {"ResourceType": "instance", "Tags": [{"Key": k, "Value": v} for k, v in tags.items()]}
         ]
     return [instance["InstanceId"] for instance in ec2.run_instances(**kwargs)["Instances"]]
+
+
+def create_policy_resources() -> tuple[str, str]:
+    """On the active moto: the work queue, ledger table and alert topic modules/internal creates for a policy.
+    Returns the queue URL and the topic ARN."""
+    queue_url: str = boto3.client("sqs", region_name=REGION).create_queue(QueueName=QUEUE)["QueueUrl"]
+    boto3.client("dynamodb", region_name=REGION).create_table(
+        TableName=LEDGER_TABLE,
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    topic_arn: str = boto3.client("sns", region_name=REGION).create_topic(Name=ALERT_TOPIC)["TopicArn"]
+    return queue_url, topic_arn
+
+
+def install_runtimes(clock: Callable[[], datetime]) -> AmiRuntime:
+    """Both functions' runtimes built from the current environment on `clock`, with the retry budgets the
+    handlers use; returns the worker's."""
+    # Imported here: this module sets the Powertools variables Lambda sets before the handler is imported.
+    from ops_automation.ami_backup import handlers
+    from ops_automation.core.clients import PLANNER_ATTEMPTS, WORKER_ATTEMPTS
+    from ops_automation.core.runtime import build_runtime
+
+    built = {}
+    for name, lazy, attempts in (
+        ("planner", handlers.planner_runtime, PLANNER_ATTEMPTS),
+        ("worker", handlers.worker_runtime, WORKER_ATTEMPTS),
+    ):
+        config, common = handlers.AmiBackupConfig.from_env(), handlers.CommonConfig.from_env()
+        built[name] = build_runtime(handlers.SERVICE, config, common, clock=clock, max_attempts=attempts)
+        lazy.install(built[name])
+    return built["worker"]
 
 
 @dataclass(frozen=True)

@@ -13,14 +13,22 @@ from typing import Any
 
 import boto3
 import pytest
-from aws_harness import ALERT_TOPIC, LEDGER_TABLE, QUEUE, REGION, Captured, Clock, Configure, Infra, function_env
+from aws_harness import (
+    REGION,
+    Captured,
+    Clock,
+    Configure,
+    Infra,
+    create_policy_resources,
+    function_env,
+    install_runtimes,
+)
 from moto import mock_aws
 from tests.support.moto_fidelity import MotoFidelity, faithful_aws
 
 from ops_automation.ami_backup import handlers
 from ops_automation.core import observability
 from ops_automation.core.clients import ClientFactory
-from ops_automation.core.runtime import build_runtime
 
 # What each Lambda handler was seen calling on AWS in these tests (the botocore event of every request), by the
 # handler string a Terraform module deploys. tests/hcl checks it against the rendered IAM policies.
@@ -140,24 +148,12 @@ def fidelity(aws: None, clock: Clock) -> Iterator[MotoFidelity]:
 
 @pytest.fixture
 def infra(aws: None) -> Infra:
-    sqs = boto3.client("sqs", region_name=REGION)
-    dynamodb = boto3.client("dynamodb", region_name=REGION)
-    queue_url = sqs.create_queue(QueueName=QUEUE)["QueueUrl"]
-    dynamodb.create_table(
-        TableName=LEDGER_TABLE,
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "S"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
-    topic_arn = boto3.client("sns", region_name=REGION).create_topic(Name=ALERT_TOPIC)["TopicArn"]
+    queue_url, topic_arn = create_policy_resources()
     return Infra(
         queue_url=queue_url,
         ec2=boto3.client("ec2", region_name=REGION),
-        sqs=sqs,
-        dynamodb=dynamodb,
+        sqs=boto3.client("sqs", region_name=REGION),
+        dynamodb=boto3.client("dynamodb", region_name=REGION),
         alert_topic_arn=topic_arn,
     )
 
@@ -171,20 +167,7 @@ def configure(infra: Infra, clock: Clock, monkeypatch: pytest.MonkeyPatch) -> Co
         env = function_env(infra.queue_url, **{"OPS_ALERT_TOPIC_ARN": infra.alert_topic_arn, **overrides})
         for name, value in env.items():
             monkeypatch.setenv(name, value)
-        built = {}
-        for name, lazy, attempts in (
-            ("planner", handlers.planner_runtime, 8),
-            ("worker", handlers.worker_runtime, 3),
-        ):
-            built[name] = build_runtime(
-                handlers.SERVICE,
-                handlers.AmiBackupConfig.from_env(),
-                handlers.CommonConfig.from_env(),
-                clock=clock,
-                max_attempts=attempts,
-            )
-            lazy.install(built[name])
-        return built["worker"]
+        return install_runtimes(clock)
 
     monkeypatch.setattr(handlers.planner_runtime, "_value", None)
     monkeypatch.setattr(handlers.worker_runtime, "_value", None)
