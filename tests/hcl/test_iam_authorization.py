@@ -1,0 +1,126 @@
+"""Tier 1: every IAM statement means on AWS what the module says it means.
+
+moto's IAM checks actions only; resource types and condition keys are where a policy silently fails on AWS (a
+condition key the action does not support never matches: an Allow that never allows, or an ownership rule that
+protects nothing). The judge here is the Service Authorization Reference, as the machine-readable copy the
+`parliament` package ships (`iam_definition.json`): for every business statement of every public module,
+- each action exists for its service;
+- each resource kind the statement names is a resource type of the action, and `*` is used only for actions
+  that have no resource type (Describe* and the like);
+- each condition key (those written, and those internal adds for the ownership) is supported by a resource type
+  of the action that the statement names, or by the action itself, or is a global `aws:` key.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tests.support.hcl_tree import BusinessStatement, ModuleFunction, automation_modules, module_functions
+
+FUNCTIONS = [fn for module_dir in automation_modules() for fn in module_functions(module_dir)]
+STATEMENTS = [(fn, statement) for fn in FUNCTIONS for statement in fn.statements]
+OWNERSHIP_KEYS = {
+    "request": ("aws:RequestTag/ops-automation:managed-by", "aws:RequestTag/ops-automation:policy"),
+    "resource": ("aws:ResourceTag/ops-automation:managed-by", "aws:ResourceTag/ops-automation:policy"),
+    "none": (),
+}
+# Global keys AWS evaluates for every request, whatever the action (IAM user guide, "AWS global condition context
+# keys"); the tag keys are not among them: they depend on the resource type.
+GLOBAL_KEYS = re.compile(
+    r"^aws:(SourceArn|SourceAccount|SourceOrgID|PrincipalOrgID|PrincipalArn|PrincipalAccount|"
+    r"CalledVia|ViaAWSService|SecureTransport|RequestedRegion|SourceIp|SourceVpc|SourceVpce)$"
+)
+
+
+@cache
+def definitions() -> dict[str, dict[str, Any]]:
+    spec = importlib.util.find_spec("parliament")
+    assert spec is not None and spec.origin, "parliament (requirements-dev) is not installed"
+    data = json.loads((Path(spec.origin).parent / "iam_definition.json").read_text(encoding="utf-8"))
+    return {service["prefix"]: service for service in data}
+
+
+def privilege(action: str) -> dict[str, Any]:
+    service, name = action.split(":", 1)
+    assert service in definitions(), f"{action}: no service {service!r} in the Service Authorization Reference"
+    found = [p for p in definitions()[service]["privileges"] if p["privilege"] == name]
+    assert found, f"{action}: no such action in the Service Authorization Reference"
+    return found[0]
+
+
+def resource_types(action: str) -> dict[str, list[str]]:
+    """Resource type (without the required-marker *) -> its condition keys; '' holds the action's own keys."""
+    return {r["resource_type"].rstrip("*"): r["condition_keys"] for r in privilege(action)["resource_types"]}
+
+
+def key_matches(key: str, supported: list[str]) -> bool:
+    for pattern in supported:
+        regex = "^" + re.escape(pattern).replace(re.escape("${TagKey}"), ".+") + "$"
+        if re.match(regex, key, flags=re.IGNORECASE):
+            return True
+    return False
+
+
+def _id(item: tuple[ModuleFunction, BusinessStatement]) -> str:
+    fn, statement = item
+    return f"{fn.module}/{fn.key}/{statement.sid}"
+
+
+def test_the_reference_knows_the_actions_this_project_relies_on() -> None:
+    # A guard against a stale or broken data file making every other check here vacuous.
+    assert "instance" in resource_types("ec2:CreateImage")
+    assert key_matches("aws:ResourceTag/Backup", resource_types("ec2:DeleteSnapshot")["snapshot"])
+    assert not key_matches("aws:ResourceTag/Backup", resource_types("ec2:CreateImage")["image"])
+
+
+@pytest.mark.parametrize("item", STATEMENTS, ids=[_id(item) for item in STATEMENTS])
+def test_actions_and_resource_types_exist(item: tuple[ModuleFunction, BusinessStatement]) -> None:
+    _, statement = item
+    for action in statement.actions:
+        types = resource_types(action)
+        named = [kind for kind in statement.resource_kinds if kind != "*"]
+        for kind in named:
+            assert kind in types, f"{action} has no resource type {kind!r} (it has {sorted(t for t in types if t)})"
+        if "*" in statement.resource_kinds:
+            assert set(types) <= {""}, f"{action} supports resource types {sorted(types)}: name them, not *"
+
+
+@pytest.mark.parametrize("item", STATEMENTS, ids=[_id(item) for item in STATEMENTS])
+def test_condition_keys_are_supported_where_they_are_used(item: tuple[ModuleFunction, BusinessStatement]) -> None:
+    _, statement = item
+    keys = {*statement.condition_variables, *OWNERSHIP_KEYS[statement.ownership]}
+    for action in statement.actions:
+        types = resource_types(action)
+        for key in keys:
+            if GLOBAL_KEYS.match(key):
+                continue
+            supported = [k for kind in (*statement.resource_kinds, "") for k in types.get(kind, [])]
+            assert key_matches(key, supported), (
+                f"{action} on {statement.resource_kinds}: condition key {key} is not supported there; "
+                "the statement would never match on AWS"
+            )
+
+
+def test_ownership_bound_statements_actually_bind() -> None:
+    """Each destroying action's ownership condition is on a resource type that carries tags."""
+    destroying = [(fn, s) for fn, s in STATEMENTS if s.ownership == "resource"]
+    assert destroying, "no statement with ownership = resource: the ownership rule is not exercised"
+    for _fn, statement in destroying:
+        for action in statement.actions:
+            for kind in statement.resource_kinds:
+                assert key_matches("aws:ResourceTag/ops-automation:policy", resource_types(action)[kind])
+
+
+def test_every_plumbing_action_exists() -> None:
+    from tests.hcl.test_iam_contract import plumbing
+
+    actions = {action for statement in plumbing() for action in statement.actions}
+    assert {"sqs:ReceiveMessage", "dynamodb:UpdateItem"} <= actions
+    for action in sorted(actions):
+        privilege(action)
