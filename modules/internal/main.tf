@@ -29,6 +29,10 @@ locals {
   role_names           = { for key, fn in var.functions : key => "${var.name}-${key}-${local.region}" }
   scheduler_role_names = { for key, fn in local.scheduled : key => "${var.name}-${key}-${local.region}-scheduler" }
 
+  # Receives of a work item before the redrive gives it up to the DLQ; the worker knows it too, so the last
+  # failing receive sends an alert naming the item.
+  max_receive_count = 10
+
   # Environment contract (docs/DESIGN.md, read by lambda_src/ops_automation/core/config.py): JSON for
   # lists and maps, "true"/"false" for booleans, "" for an absent number; a null group sets nothing.
   scope_environment = var.scope == null ? {} : {
@@ -63,6 +67,7 @@ locals {
       OPS_WORK_QUEUE_URL           = aws_sqs_queue.work.url
       OPS_LEDGER_TABLE             = aws_dynamodb_table.ledger.name
       OPS_ALERT_TOPIC_ARN          = var.alarm_sns_topic_arn == null ? "" : var.alarm_sns_topic_arn
+      OPS_MAX_RECEIVE_COUNT        = tostring(local.max_receive_count)
     },
   )
 

@@ -24,7 +24,7 @@ resource "aws_sqs_queue" "work" {
   # receive: 10 receives leave room for those before a record is given up to the DLQ.
   redrive_policy = jsonencode({
     deadLetterTargetArn = aws_sqs_queue.dlq.arn
-    maxReceiveCount     = 10
+    maxReceiveCount     = local.max_receive_count
   })
 
   tags = merge(var.tags, { Name = "${var.name}-work" })

@@ -241,13 +241,13 @@ variable "environment" {
   validation {
     condition = length(setintersection(keys(var.environment), [
       "POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL", "OPS_POLICY_NAME",
-      "OPS_WORK_QUEUE_URL", "OPS_LEDGER_TABLE", "OPS_ALERT_TOPIC_ARN", "OPS_TARGET_REGIONS", "OPS_TARGET_ROLE_ARNS",
+      "OPS_WORK_QUEUE_URL", "OPS_LEDGER_TABLE", "OPS_ALERT_TOPIC_ARN", "OPS_MAX_RECEIVE_COUNT", "OPS_TARGET_REGIONS", "OPS_TARGET_ROLE_ARNS",
       "OPS_INSTANCE_IDS", "OPS_TARGET_TAGS", "OPS_GENERATIONS", "OPS_MAX_AGE_DAYS", "OPS_DRY_RUN",
       "OPS_COMPLETION_TIMEOUT_MINUTES", "OPS_LEDGER_TTL_DAYS",
     ])) == 0
     error_message = "environment must not set variables the internal module owns (use scope, targets, retention and completion); reserved names given: ${jsonencode(var.environment == null ? null : sort(setintersection(keys(var.environment), [
       "POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL", "OPS_POLICY_NAME",
-      "OPS_WORK_QUEUE_URL", "OPS_LEDGER_TABLE", "OPS_ALERT_TOPIC_ARN", "OPS_TARGET_REGIONS", "OPS_TARGET_ROLE_ARNS",
+      "OPS_WORK_QUEUE_URL", "OPS_LEDGER_TABLE", "OPS_ALERT_TOPIC_ARN", "OPS_MAX_RECEIVE_COUNT", "OPS_TARGET_REGIONS", "OPS_TARGET_ROLE_ARNS",
       "OPS_INSTANCE_IDS", "OPS_TARGET_TAGS", "OPS_GENERATIONS", "OPS_MAX_AGE_DAYS", "OPS_DRY_RUN",
       "OPS_COMPLETION_TIMEOUT_MINUTES", "OPS_LEDGER_TTL_DAYS",
     ])))}."

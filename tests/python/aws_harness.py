@@ -75,6 +75,7 @@ def function_env(
         "OPS_WORK_QUEUE_URL": queue_url,
         "OPS_LEDGER_TABLE": LEDGER_TABLE,
         "OPS_ALERT_TOPIC_ARN": "",
+        "OPS_MAX_RECEIVE_COUNT": "10",
         "OPS_TARGET_REGIONS": "[]",
         "OPS_TARGET_ROLE_ARNS": "[]",
         "OPS_INSTANCE_IDS": "[]",
@@ -133,14 +134,14 @@ def take_messages() -> list[dict[str, Any]]:
     return [json.loads(message.body) | {"_delayed_until_ms": message.delayed_until} for message in messages]
 
 
-def sqs_event(bodies: list[str]) -> dict[str, Any]:
+def sqs_event(bodies: list[str], receive_count: int = 1) -> dict[str, Any]:
     return {
         "Records": [
             {
                 "messageId": str(uuid.uuid4()),
                 "receiptHandle": "handle",
                 "body": body,
-                "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "1714989721000"},
+                "attributes": {"ApproximateReceiveCount": str(receive_count), "SentTimestamp": "1714989721000"},
                 "messageAttributes": {},
                 "md5OfBody": hashlib.md5(body.encode()).hexdigest(),
                 "eventSource": "aws:sqs",

@@ -390,6 +390,27 @@ def test_malformed_record_fails_alone_with_a_reason(
     assert len(fleet.images()) == 1
 
 
+def test_an_item_failing_on_its_last_receive_is_named_in_an_alert_before_the_dead_letter_queue(
+    fleet: Fleet, configure: Configure
+) -> None:
+    configure()
+    body = '{"kind": "delete_everything"}'
+
+    early = handlers.work_handler(sqs_event([body], receive_count=9), FakeContext())
+    assert len(early["batchItemFailures"]) == 1 and alerts_sent() == []
+
+    last = handlers.work_handler(sqs_event([body], receive_count=10), FakeContext())
+
+    # Still failed (the redrive moves it to the DLQ, whose alarm cannot say what it was), and named first.
+    assert len(last["batchItemFailures"]) == 1
+    [alert] = alerts_sent()
+    assert (alert["alert"], alert["body"], alert["why"]) == (
+        "work item given up to the dead-letter queue",
+        body,
+        "malformed",
+    )
+
+
 def test_message_for_another_policy_is_rejected(fleet: Fleet, configure: Configure) -> None:
     configure()
     body = json.dumps(

@@ -192,6 +192,11 @@ def work_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFa
         queue_url=rt.common.work_queue_url,
         decode=lambda body: parse_work_body(body, DECODERS),
         handle=partial(handle_item, rt),
+        give_up=lambda record, why: rt.alerts.send(
+            "work item given up to the dead-letter queue",
+            {"message_id": record.message_id, "why": why, "body": record.body[:4000]},
+        ),
+        max_receive_count=rt.common.max_receive_count,
     )
 
 

@@ -33,6 +33,8 @@ class CommonConfig:
     work_queue_url: str
     ledger_table: str
     alert_topic_arn: str | None
+    # Receives before the queue's redrive gives a work item up to the dead-letter queue.
+    max_receive_count: int
 
     @classmethod
     def from_env(cls, environ: Environ | None = None) -> CommonConfig:
@@ -42,6 +44,7 @@ class CommonConfig:
             work_queue_url=_required(env, "OPS_WORK_QUEUE_URL"),
             ledger_table=_required(env, "OPS_LEDGER_TABLE"),
             alert_topic_arn=_optional_text(env, "OPS_ALERT_TOPIC_ARN"),
+            max_receive_count=_int(env, "OPS_MAX_RECEIVE_COUNT", minimum=1, maximum=1000),
         )
 
 

@@ -55,11 +55,18 @@ def consume(
     queue_url: str,
     decode: Callable[[str], Any],
     handle: Callable[[Any], dict[str, Any]],
+    give_up: Callable[[SQSRecord, str], None],
+    max_receive_count: int,
 ) -> PartialItemFailureResponse:
+    """`give_up(record, why)` is called when a record fails on its last receive: the redrive moves it to the
+    dead-letter queue next, and the alarm on that queue cannot say which item it was."""
     batch = _Batch(context, context.get_remaining_time_in_millis())
 
     def defer(record: SQSRecord, why: str) -> None:
         receives = int(record.attributes.approximate_receive_count or 1)
+        if receives >= max_receive_count:
+            give_up(record, why)
+            return
         seconds = backoff_seconds(receives)
         try:
             sqs().change_message_visibility(

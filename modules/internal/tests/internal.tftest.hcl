@@ -136,7 +136,7 @@ run "functions_logs_and_layer" {
   assert {
     condition = toset(keys(aws_lambda_function.this["worker"].environment[0].variables)) == toset([
       "POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL", "OPS_POLICY_NAME",
-      "OPS_WORK_QUEUE_URL", "OPS_LEDGER_TABLE", "OPS_ALERT_TOPIC_ARN", "OPS_EXTRA",
+      "OPS_WORK_QUEUE_URL", "OPS_LEDGER_TABLE", "OPS_ALERT_TOPIC_ARN", "OPS_MAX_RECEIVE_COUNT", "OPS_EXTRA",
     ])
     error_message = "Without groups, functions receive exactly the internal variables plus var.environment (no idempotency table)."
   }
@@ -146,7 +146,8 @@ run "functions_logs_and_layer" {
       aws_lambda_function.this["worker"].environment[0].variables["POWERTOOLS_SERVICE_NAME"] == "test-service" &&
       aws_lambda_function.this["worker"].environment[0].variables["POWERTOOLS_METRICS_NAMESPACE"] == "OpsAutomation" &&
       aws_lambda_function.this["worker"].environment[0].variables["OPS_POLICY_NAME"] == "nightly" &&
-      aws_lambda_function.this["worker"].environment[0].variables["OPS_ALERT_TOPIC_ARN"] == ""
+      aws_lambda_function.this["worker"].environment[0].variables["OPS_ALERT_TOPIC_ARN"] == "" &&
+      aws_lambda_function.this["worker"].environment[0].variables["OPS_MAX_RECEIVE_COUNT"] == "10"
     )
     error_message = "Service name, metrics namespace, policy name and an empty alert topic must follow the contract."
   }
