@@ -15,7 +15,7 @@ from unittest import mock
 
 import boto3
 import botocore.endpoint
-from aws_harness import REGION, Clock, create_policy_resources, function_env, install_runtimes
+from aws_harness import MOTO_ENVIRONMENT, REGION, Clock, create_policy_resources, function_env, install_runtimes
 from botocore.awsrequest import AWSResponse
 from botocore.retries import bucket, standard
 from moto import mock_aws
@@ -25,16 +25,6 @@ from ops_automation.ami_backup import handlers
 from ops_automation.core.clients import ClientFactory
 
 from . import ROOT  # noqa: F401 - puts lambda_src and tests/python on the path
-
-AWS_ENV = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_SECURITY_TOKEN": "testing",
-    "AWS_SESSION_TOKEN": "testing",
-    "AWS_DEFAULT_REGION": REGION,
-    "AWS_REGION": REGION,
-    "MOTO_EC2_LOAD_DEFAULT_AMIS": "false",
-}
 
 
 @dataclass
@@ -209,7 +199,7 @@ def _stubber_call(original: Callable[..., Any]) -> Callable[..., Any]:
 def moto_account() -> Iterator[Infra]:
     """A fresh moto account with the module's queue, ledger table and alert topic."""
     with (
-        patched_env(AWS_ENV),
+        patched_env(MOTO_ENVIRONMENT),
         mock.patch.object(BotocoreStubber, "__call__", _stubber_call(BotocoreStubber.__call__)),
         mock_aws(),
     ):

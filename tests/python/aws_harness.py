@@ -28,6 +28,17 @@ os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "ami-backup")
 os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "OpsAutomation")
 
 REGION = "us-east-1"
+# The process environment of every in-process moto here (tests and bench): dummy credentials, and no public
+# AMIs and snapshots that a real account's Owners=self listings never return.
+MOTO_ENVIRONMENT = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SECURITY_TOKEN": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": REGION,
+    "AWS_REGION": REGION,
+    "MOTO_EC2_LOAD_DEFAULT_AMIS": "false",
+}
 OTHER_REGION = "eu-west-1"
 ACCOUNT = DEFAULT_ACCOUNT_ID
 POLICY = "nightly"

@@ -10,11 +10,12 @@ import io
 import json
 import zipfile
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import boto3
 import pytest
+from aws_harness import MOTO_ENVIRONMENT, REGION, START, Clock
 from botocore.exceptions import ClientError
 from moto import mock_aws
 from tests.support.moto_fidelity import (
@@ -24,42 +25,22 @@ from tests.support.moto_fidelity import (
     faithful_aws,
 )
 
-REGION = "us-east-1"
-START = datetime(2024, 5, 1, 1, 0, tzinfo=UTC)
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = START
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, delta: timedelta) -> None:
-        self.now += delta
-
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
+def clock() -> Clock:
+    return Clock()
 
 
 @pytest.fixture
 def moto_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-        "MOTO_EC2_LOAD_DEFAULT_AMIS": "false",
-    }.items():
+    for name, value in MOTO_ENVIRONMENT.items():
         monkeypatch.setenv(name, value)
     with mock_aws():
         yield
 
 
 @pytest.fixture
-def faithful(moto_env: None, clock: FakeClock) -> Iterator[MotoFidelity]:
+def faithful(moto_env: None, clock: Clock) -> Iterator[MotoFidelity]:
     with faithful_aws(clock, sqs_time=True) as fidelity:
         yield fidelity
 
@@ -139,10 +120,8 @@ def test_terminated_through_the_api_is_refused_too(faithful: MotoFidelity, ec2: 
     assert _code(error) == "IncorrectInstanceState"
 
 
-def test_images_and_their_snapshots_carry_the_fidelity_clock(
-    faithful: MotoFidelity, ec2: Any, clock: FakeClock
-) -> None:
-    clock.advance(timedelta(days=3))
+def test_images_and_their_snapshots_carry_the_fidelity_clock(faithful: MotoFidelity, ec2: Any, clock: Clock) -> None:
+    clock.advance(days=3)
     image_id = _image(ec2, _instance(ec2), "stamped")
     [image] = ec2.describe_images(ImageIds=[image_id])["Images"]
     [snapshot] = ec2.describe_snapshots(SnapshotIds=[faithful.snapshot_of(REGION, image_id)])["Snapshots"]
@@ -188,7 +167,7 @@ def test_snapshot_filter_matches_every_mapping_and_delete_refuses_a_mapped_snaps
 
 
 def test_delete_snapshot_right_after_deregister_is_in_use_for_the_window(
-    faithful: MotoFidelity, ec2: Any, clock: FakeClock
+    faithful: MotoFidelity, ec2: Any, clock: Clock
 ) -> None:
     image_id = _image(ec2, _instance(ec2), "to-purge")
     snapshot_id = faithful.snapshot_of(REGION, image_id)
@@ -204,7 +183,7 @@ def test_delete_snapshot_right_after_deregister_is_in_use_for_the_window(
 
 
 def test_after_the_window_a_snapshot_another_ami_maps_is_still_in_use(
-    faithful: MotoFidelity, ec2: Any, clock: FakeClock
+    faithful: MotoFidelity, ec2: Any, clock: Clock
 ) -> None:
     instance_id = _instance(ec2)
     owner = _image(ec2, instance_id, "owner")
@@ -212,14 +191,14 @@ def test_after_the_window_a_snapshot_another_ami_maps_is_still_in_use(
     snapshot_id = faithful.snapshot_of(REGION, owner)
     faithful.share_snapshot(REGION, borrower, snapshot_id)
     ec2.deregister_image(ImageId=owner)
-    clock.advance(DEFAULT_SNAPSHOT_IN_USE_WINDOW * 10)
+    clock.now += DEFAULT_SNAPSHOT_IN_USE_WINDOW * 10
     with pytest.raises(ClientError) as error:
         ec2.delete_snapshot(SnapshotId=snapshot_id)
     assert _code(error) == "InvalidSnapshot.InUse"
     assert borrower in error.value.response["Error"]["Message"]
 
 
-def test_the_in_use_window_is_a_parameter(moto_env: None, ec2: Any, clock: FakeClock) -> None:
+def test_the_in_use_window_is_a_parameter(moto_env: None, ec2: Any, clock: Clock) -> None:
     with faithful_aws(clock, snapshot_in_use_window=timedelta(0)) as fidelity:
         image_id = _image(ec2, _instance(ec2), "no-window")
         snapshot_id = fidelity.snapshot_of(REGION, image_id)
@@ -227,11 +206,11 @@ def test_the_in_use_window_is_a_parameter(moto_env: None, ec2: Any, clock: FakeC
         ec2.delete_snapshot(SnapshotId=snapshot_id)
 
 
-def test_denied_snapshot_deletion_is_unauthorized(faithful: MotoFidelity, ec2: Any, clock: FakeClock) -> None:
+def test_denied_snapshot_deletion_is_unauthorized(faithful: MotoFidelity, ec2: Any, clock: Clock) -> None:
     image_id = _image(ec2, _instance(ec2), "foreign")
     snapshot_id = faithful.snapshot_of(REGION, image_id)
     ec2.deregister_image(ImageId=image_id)
-    clock.advance(DEFAULT_SNAPSHOT_IN_USE_WINDOW)
+    clock.now += DEFAULT_SNAPSHOT_IN_USE_WINDOW
     faithful.deny_snapshot_deletion(snapshot_id)
     with pytest.raises(ClientError) as error:
         ec2.delete_snapshot(SnapshotId=snapshot_id)
@@ -270,9 +249,9 @@ def test_describe_images_omits_disabled_amis_unless_include_disabled(faithful: M
     assert attribute["LaunchPermissions"] == []
 
 
-def test_a_disabled_ami_still_holds_its_snapshots(faithful: MotoFidelity, ec2: Any, clock: FakeClock) -> None:
+def test_a_disabled_ami_still_holds_its_snapshots(faithful: MotoFidelity, ec2: Any, clock: Clock) -> None:
     _, disabled, snapshot_id = _disabled_setup(faithful, ec2)
-    clock.advance(timedelta(days=1))
+    clock.advance(days=1)
     with pytest.raises(ClientError) as error:
         ec2.delete_snapshot(SnapshotId=snapshot_id)
     assert _code(error) == "InvalidSnapshot.InUse"
@@ -291,7 +270,7 @@ def test_disable_image_helper_is_the_api(faithful: MotoFidelity, ec2: Any) -> No
 
 
 def test_deregistered_amis_stay_listed_as_deregistered_for_a_while(
-    faithful: MotoFidelity, ec2: Any, clock: FakeClock
+    faithful: MotoFidelity, ec2: Any, clock: Clock
 ) -> None:
     instance_id = _instance(ec2)
     kept = _image(
@@ -305,7 +284,7 @@ def test_deregistered_amis_stay_listed_as_deregistered_for_a_while(
     for request in ({"Owners": ["self"]}, {"ImageIds": [gone]}, {"Filters": tag_filter}):
         states = {image["ImageId"]: image["State"] for image in ec2.describe_images(**request)["Images"]}
         assert states.get(gone) == "deregistered", request
-    clock.advance(DEFAULT_DEREGISTERED_LISTED_WINDOW)
+    clock.now += DEFAULT_DEREGISTERED_LISTED_WINDOW
     assert _ids(ec2.describe_images(Owners=["self"])["Images"]) == {kept}
     # "... and then return empty results": by id, no error.
     assert ec2.describe_images(ImageIds=[gone])["Images"] == []
@@ -409,15 +388,15 @@ def test_sqs_messages_wait_for_a_poller_instead_of_a_push_to_docker(faithful: Mo
     assert len(sqs.receive_message(QueueUrl=queue_url)["Messages"]) == 1
 
 
-def test_sqs_delays_and_visibility_run_on_the_fidelity_clock(faithful: MotoFidelity, clock: FakeClock) -> None:
+def test_sqs_delays_and_visibility_run_on_the_fidelity_clock(faithful: MotoFidelity, clock: Clock) -> None:
     sqs = boto3.client("sqs", region_name=REGION)
     queue_url = sqs.create_queue(QueueName="delayed", Attributes={"VisibilityTimeout": "300"})["QueueUrl"]
     sqs.send_message(QueueUrl=queue_url, MessageBody="later", DelaySeconds=900)
     assert sqs.receive_message(QueueUrl=queue_url).get("Messages", []) == []
-    clock.advance(timedelta(seconds=901))
+    clock.advance(seconds=901)
     [message] = sqs.receive_message(QueueUrl=queue_url)["Messages"]
     assert sqs.receive_message(QueueUrl=queue_url).get("Messages", []) == []  # in flight
-    clock.advance(timedelta(seconds=301))
+    clock.advance(seconds=301)
     assert sqs.receive_message(QueueUrl=queue_url)["Messages"][0]["Body"] == message["Body"]
 
 
@@ -428,7 +407,7 @@ def test_faithful_aws_is_entered_once_and_simulated_time_restores_the_clocks(mot
     with faithful_aws() as fidelity:
         with pytest.raises(RuntimeError), faithful_aws():
             pass
-        other = FakeClock()
+        other = Clock()
         with fidelity.simulated_time(other):
             assert fidelity.now() == START and fidelity.sqs_clock is other
         assert fidelity.clock is None and fidelity.sqs_clock is None
@@ -441,7 +420,7 @@ def test_the_http_server_honours_the_patched_parameters() -> None:
     Terraform and the deployed handlers reach it."""
     from scripts.local_aws import local_aws
 
-    clock = FakeClock()
+    clock = Clock()
     with local_aws(REGION) as aws, aws.fidelity.simulated_time(clock):
         ec2 = aws.client("ec2")
         instance_id = _instance(ec2)

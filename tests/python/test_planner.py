@@ -28,7 +28,7 @@ from ops_automation.ami_backup import handlers
 from ops_automation.ami_backup.decisions import CreateImageMessage, carried_tags
 from ops_automation.core.errors import PartialFailure
 from ops_automation.core.events import format_time, to_body
-from ops_automation.core.fanout import BatchSender, enqueue
+from ops_automation.core.fanout import BatchSender
 
 SCHEDULE = {"scheduled_time": "2024-05-01T01:00:00.123Z"}
 SLOT = "2024-05-01T01:00:00Z"
@@ -199,6 +199,15 @@ class FakeSqs:
         failed_ids = {entry["Id"] for entry in failed}
         self.delivered += [json.loads(e["MessageBody"])["instance_id"] for e in Entries if e["Id"] not in failed_ids]
         return {"Successful": [{"Id": e["Id"]} for e in Entries if e["Id"] not in failed_ids], "Failed": failed}
+
+
+def enqueue(sqs: Any, queue_url: str, messages: list[CreateImageMessage]) -> list[CreateImageMessage]:
+    """Send every message through one BatchSender, as the planner does; returns those that never got through."""
+    sender: BatchSender[CreateImageMessage] = BatchSender(sqs, queue_url)
+    for message in messages:
+        sender.add(message)
+    sender.flush()
+    return sender.unsent
 
 
 def _messages(count: int) -> list[CreateImageMessage]:

@@ -71,15 +71,6 @@ class BatchSender(Generic[M]):
         self.unsent.extend(message for message, _ in pending.values())
 
 
-def enqueue(sqs: Any, queue_url: str, messages: list[M]) -> list[M]:
-    """Send every message in batches; returns those that never got through."""
-    sender: BatchSender[M] = BatchSender(sqs, queue_url)
-    for message in messages:
-        sender.add(message)
-    sender.flush()
-    return sender.unsent
-
-
 def send_delayed(sqs: Any, queue_url: str, message: WorkMessage, delay_seconds: float) -> None:
     delay = int(min(SQS_MAX_DELAY_SECONDS, max(0, delay_seconds)))
     sqs.send_message(QueueUrl=queue_url, MessageBody=to_body(message), DelaySeconds=delay)
