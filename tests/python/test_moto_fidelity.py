@@ -1,6 +1,6 @@
 """The moto fidelity patches (tests/support/moto_fidelity.py) behave as the AWS documents they cite say.
 
-Each test drives the patched moto through boto3, as the handlers do; the patch letters (E1..E10, D1..D4) are
+Each test drives the patched moto through boto3, as the handlers do; the patch letters (E1..E16, D1..D4) are
 the module's. Where AWS leaves a duration open, the tests use the patch's parameter, not a number of their own.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 import json
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -20,6 +20,8 @@ from botocore.exceptions import ClientError
 from moto import mock_aws
 from tests.support.moto_fidelity import (
     DEFAULT_DEREGISTERED_LISTED_WINDOW,
+    DEFAULT_LOCKED_SNAPSHOT_ERROR,
+    DEFAULT_SNAPSHOT_COMPLETION_TIME,
     DEFAULT_SNAPSHOT_IN_USE_WINDOW,
     MotoFidelity,
     faithful_aws,
@@ -333,6 +335,399 @@ def test_deregister_without_the_flag_deletes_nothing(faithful: MotoFidelity, ec2
     assert ec2.describe_snapshots(SnapshotIds=[snapshot_id])["Snapshots"]
 
 
+# -- E11-E16: EBS snapshots --------------------------------------------------------------------------------
+
+
+def _volume(
+    ec2: Any,
+    instance_id: str | None = None,
+    device: str = "/dev/sdf",
+    volume_type: str = "gp3",
+    tags: dict[str, str] | None = None,
+) -> str:
+    """A volume in the instance's zone, attached at `device` when an instance is given."""
+    zone = "us-east-1a"
+    if instance_id is not None:
+        [reservation] = ec2.describe_instances(InstanceIds=[instance_id])["Reservations"]
+        zone = reservation["Instances"][0]["Placement"]["AvailabilityZone"]
+    specification = [{"ResourceType": "volume", "Tags": [{"Key": k, "Value": v} for k, v in (tags or {}).items()]}]
+    volume_id = str(
+        ec2.create_volume(
+            Size=20,
+            AvailabilityZone=zone,
+            VolumeType=volume_type,
+            **({"TagSpecifications": specification} if tags else {}),
+        )["VolumeId"]
+    )
+    if instance_id is not None:
+        ec2.attach_volume(VolumeId=volume_id, InstanceId=instance_id, Device=device)
+    return volume_id
+
+
+def _root_volume(ec2: Any, instance_id: str) -> str:
+    [reservation] = ec2.describe_instances(InstanceIds=[instance_id])["Reservations"]
+    instance = reservation["Instances"][0]
+    [root] = [m for m in instance["BlockDeviceMappings"] if m["DeviceName"] == instance["RootDeviceName"]]
+    return str(root["Ebs"]["VolumeId"])
+
+
+def _snapshot(ec2: Any, snapshot_id: str) -> dict[str, Any]:
+    [snapshot] = ec2.describe_snapshots(SnapshotIds=[snapshot_id])["Snapshots"]
+    return dict(snapshot)
+
+
+def _tags(item: dict[str, Any]) -> dict[str, str]:
+    return {tag["Key"]: tag["Value"] for tag in item.get("Tags", [])}
+
+
+def test_a_new_snapshot_is_pending_then_completed_on_the_fidelity_clock(
+    faithful: MotoFidelity, ec2: Any, clock: Clock
+) -> None:
+    clock.advance(days=2)
+    created = ec2.create_snapshot(VolumeId=_volume(ec2), Description="nightly")
+    assert (created["State"], created["Progress"], created["StartTime"]) == ("pending", "0%", clock.now)
+    started = clock.now
+    clock.now = started + DEFAULT_SNAPSHOT_COMPLETION_TIME - timedelta(seconds=1)
+    described = _snapshot(ec2, created["SnapshotId"])
+    assert described["State"] == "pending" and described["Progress"] != "100%"
+    assert ec2.describe_snapshots(Filters=[{"Name": "status", "Values": ["pending"]}])["Snapshots"]
+    clock.now = started + DEFAULT_SNAPSHOT_COMPLETION_TIME
+    described = _snapshot(ec2, created["SnapshotId"])
+    assert (described["State"], described["Progress"], described["StartTime"]) == ("completed", "100%", started)
+
+
+def test_the_completion_time_is_a_parameter(moto_env: None, ec2: Any, clock: Clock) -> None:
+    with faithful_aws(clock, snapshot_completion_time=timedelta(hours=3)):
+        snapshot_id = ec2.create_snapshot(VolumeId=_volume(ec2))["SnapshotId"]
+        clock.advance(hours=2, minutes=59)
+        assert _snapshot(ec2, snapshot_id)["State"] == "pending"
+        clock.advance(minutes=1)
+        assert _snapshot(ec2, snapshot_id)["State"] == "completed"
+
+
+def test_create_snapshots_answers_each_state_with_one_start_time(
+    faithful: MotoFidelity, ec2: Any, clock: Clock
+) -> None:
+    instance_id = _instance(ec2)
+    _volume(ec2, instance_id, "/dev/sdf")
+    _volume(ec2, instance_id, "/dev/sdg")
+    snapshots = ec2.create_snapshots(InstanceSpecification={"InstanceId": instance_id})["Snapshots"]
+    assert len(snapshots) == 3  # root and two data volumes
+    assert {(s["State"], s["Progress"], s["StartTime"]) for s in snapshots} == {("pending", "0%", clock.now)}
+    clock.advance(seconds=DEFAULT_SNAPSHOT_COMPLETION_TIME.total_seconds())
+    assert {_snapshot(ec2, s["SnapshotId"])["State"] for s in snapshots} == {"completed"}
+
+
+@pytest.mark.parametrize("state", ["pending", "completed", "error", "recoverable", "recovering"])
+def test_set_snapshot_state_pins_a_documented_state(faithful: MotoFidelity, ec2: Any, clock: Clock, state: str) -> None:
+    snapshot_id = ec2.create_snapshot(VolumeId=_volume(ec2))["SnapshotId"]
+    faithful.set_snapshot_state(REGION, snapshot_id, state, "volume read error" if state == "error" else "")
+    clock.advance(days=1)
+    described = _snapshot(ec2, snapshot_id)
+    assert described["State"] == state
+    assert described.get("StateMessage") == ("volume read error" if state == "error" else None)
+    listed = ec2.describe_snapshots(Filters=[{"Name": "status", "Values": [state]}])["Snapshots"]
+    assert [s["SnapshotId"] for s in listed] == [snapshot_id]
+    with pytest.raises(ValueError):
+        faithful.set_snapshot_state(REGION, snapshot_id, "available")
+
+
+def test_an_error_in_a_multi_volume_set_fails_its_pending_snapshots(
+    faithful: MotoFidelity, ec2: Any, clock: Clock
+) -> None:
+    instance_id = _instance(ec2)
+    _volume(ec2, instance_id, "/dev/sdf")
+    _volume(ec2, instance_id, "/dev/sdg")
+    first, *others = (
+        s["SnapshotId"] for s in ec2.create_snapshots(InstanceSpecification={"InstanceId": instance_id})["Snapshots"]
+    )
+    alone = ec2.create_snapshot(VolumeId=_volume(ec2))["SnapshotId"]  # not of the set
+    faithful.set_snapshot_state(REGION, first, "error", "internal error")
+    assert {_snapshot(ec2, s)["State"] for s in others} == {"error"}
+    assert _snapshot(ec2, alone)["State"] == "pending"
+    clock.advance(days=1)
+    assert {_snapshot(ec2, s)["State"] for s in [first, *others]} == {"error"}
+
+
+def test_snapshots_of_create_image_keep_moto_behaviour(faithful: MotoFidelity, ec2: Any) -> None:
+    image_id = _image(ec2, _instance(ec2), "ami-snapshots")
+    snapshot = _snapshot(ec2, faithful.snapshot_of(REGION, image_id))
+    assert (snapshot["State"], snapshot["Progress"]) == ("completed", "100%")
+
+
+def test_create_snapshot_takes_its_tags_and_description(faithful: MotoFidelity, ec2: Any) -> None:
+    created = ec2.create_snapshot(
+        VolumeId=_volume(ec2, tags={"team": "data"}),
+        Description="ops-automation nightly",
+        TagSpecifications=[{"ResourceType": "snapshot", "Tags": [{"Key": "policy", "Value": "nightly"}]}],
+    )
+    described = _snapshot(ec2, created["SnapshotId"])
+    assert _tags(created) == _tags(described) == {"policy": "nightly"}  # volume tags are not copied
+    assert described["Description"] == "ops-automation nightly"
+
+
+def test_create_snapshots_excludes_volumes_and_copies_volume_tags(
+    faithful: MotoFidelity, ec2: Any, clock: Clock
+) -> None:
+    instance_id = _instance(ec2)
+    kept = _volume(ec2, instance_id, "/dev/sdf", tags={"team": "data", "policy": "from-volume"})
+    skipped = _volume(ec2, instance_id, "/dev/sdg", tags={"team": "scratch"})
+    request_tags = [{"ResourceType": "snapshot", "Tags": [{"Key": "policy", "Value": "nightly"}]}]
+    snapshots = ec2.create_snapshots(
+        InstanceSpecification={"InstanceId": instance_id, "ExcludeBootVolume": True, "ExcludeDataVolumeIds": [skipped]},
+        Description="set of nightly",
+        CopyTagsFromSource="volume",
+        TagSpecifications=request_tags,
+    )["Snapshots"]
+    assert [s["VolumeId"] for s in snapshots] == [kept]
+    described = _snapshot(ec2, snapshots[0]["SnapshotId"])
+    assert _tags(described) == {"team": "data", "policy": "nightly"}  # the request's tags win
+    assert described["Description"] == "set of nightly"
+    # Without CopyTagsFromSource, only the request's tags; without exclusions, every attached volume.
+    clock.advance(seconds=15)
+    snapshots = ec2.create_snapshots(InstanceSpecification={"InstanceId": instance_id}, TagSpecifications=request_tags)[
+        "Snapshots"
+    ]
+    assert {s["VolumeId"] for s in snapshots} == {_root_volume(ec2, instance_id), kept, skipped}
+    assert {tuple(_tags(s).items()) for s in snapshots} == {(("policy", "nightly"),)}
+
+
+def test_create_snapshots_refuses_what_the_instance_specification_forbids(faithful: MotoFidelity, ec2: Any) -> None:
+    instance_id = _instance(ec2)
+    data = _volume(ec2, instance_id)
+    forbidden: list[dict[str, Any]] = [
+        {"InstanceId": instance_id, "ExcludeDataVolumeIds": [_root_volume(ec2, instance_id)]},
+        {"InstanceId": instance_id, "ExcludeDataVolumeIds": [f"vol-{n:017x}" for n in range(41)]},
+        {"InstanceId": instance_id, "ExcludeBootVolume": True, "ExcludeDataVolumeIds": [data]},
+    ]
+    for specification in forbidden:
+        with pytest.raises(ClientError) as error:
+            ec2.create_snapshots(InstanceSpecification=specification)
+        assert _code(error) == "InvalidParameterValue", specification
+    assert ec2.describe_snapshots()["Snapshots"] == []
+    # An excluded id that is not attached excludes nothing (not documented; assumed).
+    snapshots = ec2.create_snapshots(
+        InstanceSpecification={"InstanceId": instance_id, "ExcludeDataVolumeIds": [_volume(ec2)]}
+    )["Snapshots"]
+    assert len(snapshots) == 2
+
+
+# -- E13-E14: per-volume rate and concurrency --------------------------------------------------------------
+
+
+def test_a_snapshot_of_a_volume_within_15_seconds_of_the_last_is_refused(
+    faithful: MotoFidelity, ec2: Any, clock: Clock
+) -> None:
+    instance_id = _instance(ec2)
+    volume_id = _volume(ec2, instance_id)
+    ec2.create_snapshot(VolumeId=volume_id)
+    clock.advance(seconds=14)
+    with pytest.raises(ClientError) as error:
+        ec2.create_snapshot(VolumeId=volume_id)
+    assert _code(error) == "SnapshotCreationPerVolumeRateExceeded"
+    # CreateSnapshots too, as a whole: the root volume is not snapshotted either.
+    with pytest.raises(ClientError) as error:
+        ec2.create_snapshots(InstanceSpecification={"InstanceId": instance_id})
+    assert _code(error) == "SnapshotCreationPerVolumeRateExceeded"
+    assert len(ec2.describe_snapshots()["Snapshots"]) == 1
+    clock.advance(seconds=1)
+    assert len(ec2.create_snapshots(InstanceSpecification={"InstanceId": instance_id})["Snapshots"]) == 2
+    clock.advance(seconds=14)
+    with pytest.raises(ClientError) as error:
+        ec2.create_snapshot(VolumeId=volume_id)
+    assert _code(error) == "SnapshotCreationPerVolumeRateExceeded"
+    ec2.create_snapshot(VolumeId=_volume(ec2))  # another volume is not affected
+
+
+def _snapshots_15_seconds_apart(ec2: Any, clock: Clock, volume_id: str, count: int) -> list[str]:
+    made = []
+    for _ in range(count):
+        made.append(str(ec2.create_snapshot(VolumeId=volume_id)["SnapshotId"]))
+        clock.advance(seconds=15)
+    return made
+
+
+def test_a_volume_holds_five_incomplete_snapshots_deleted_pending_ones_included(
+    faithful: MotoFidelity, ec2: Any, clock: Clock
+) -> None:
+    volume_id = _volume(ec2)
+    made = _snapshots_15_seconds_apart(ec2, clock, volume_id, 5)
+    with pytest.raises(ClientError) as error:
+        ec2.create_snapshot(VolumeId=volume_id)
+    assert _code(error) == "ConcurrentSnapshotLimitExceeded"
+    # Deleting a pending snapshot frees nothing until it would have completed; it leaves DescribeSnapshots at once.
+    ec2.delete_snapshot(SnapshotId=made[0])
+    assert made[0] not in {s["SnapshotId"] for s in ec2.describe_snapshots()["Snapshots"]}
+    with pytest.raises(ClientError) as error:
+        ec2.create_snapshot(VolumeId=volume_id)
+    assert _code(error) == "ConcurrentSnapshotLimitExceeded"
+    # A snapshot in error counts until it is deleted; completed ones do not count.
+    faithful.set_snapshot_state(REGION, made[1], "error", "internal error")
+    clock.now = START + DEFAULT_SNAPSHOT_COMPLETION_TIME + timedelta(minutes=5)
+    for _ in range(4):
+        ec2.create_snapshot(VolumeId=volume_id)
+        clock.advance(seconds=15)
+    with pytest.raises(ClientError) as error:
+        ec2.create_snapshot(VolumeId=volume_id)
+    assert _code(error) == "ConcurrentSnapshotLimitExceeded"
+    ec2.delete_snapshot(SnapshotId=made[1])
+    ec2.create_snapshot(VolumeId=volume_id)
+
+
+@pytest.mark.parametrize("volume_type", ["st1", "sc1"])
+def test_an_st1_or_sc1_volume_holds_one_pending_snapshot(
+    faithful: MotoFidelity, ec2: Any, clock: Clock, volume_type: str
+) -> None:
+    volume_id = _volume(ec2, volume_type=volume_type)
+    [first] = _snapshots_15_seconds_apart(ec2, clock, volume_id, 1)
+    with pytest.raises(ClientError) as error:
+        ec2.create_snapshot(VolumeId=volume_id)
+    assert _code(error) == "ConcurrentSnapshotLimitExceeded"
+    faithful.set_snapshot_state(REGION, first, "completed")
+    ec2.create_snapshot(VolumeId=volume_id)
+
+
+# -- E15: snapshot lock; archive tier ----------------------------------------------------------------------
+
+
+def test_a_governance_lock_stops_deletion_until_unlocked(faithful: MotoFidelity, ec2: Any, clock: Clock) -> None:
+    snapshot_id = ec2.create_snapshot(VolumeId=_volume(ec2))["SnapshotId"]
+    clock.advance(days=1)
+    faithful.lock_snapshot(REGION, snapshot_id, mode="governance")
+    with pytest.raises(ClientError) as error:
+        ec2.delete_snapshot(SnapshotId=snapshot_id)
+    assert _code(error) == DEFAULT_LOCKED_SNAPSHOT_ERROR == faithful.locked_snapshot_error
+    faithful.unlock_snapshot(REGION, snapshot_id)
+    ec2.delete_snapshot(SnapshotId=snapshot_id)
+
+
+def test_a_compliance_lock_holds_until_it_expires_from_completion(
+    faithful: MotoFidelity, ec2: Any, clock: Clock
+) -> None:
+    snapshot_id = ec2.create_snapshot(VolumeId=_volume(ec2))["SnapshotId"]
+    faithful.lock_snapshot(REGION, snapshot_id, mode="compliance", duration=timedelta(days=1))  # while pending
+    with pytest.raises(ValueError):
+        faithful.unlock_snapshot(REGION, snapshot_id)
+    # The duration starts when the snapshot completes.
+    for elapsed in (timedelta(days=1), DEFAULT_SNAPSHOT_COMPLETION_TIME + timedelta(days=1) - timedelta(seconds=1)):
+        clock.now = START + elapsed
+        with pytest.raises(ClientError) as error:
+            ec2.delete_snapshot(SnapshotId=snapshot_id)
+        assert _code(error) == "OperationNotPermitted", elapsed
+    clock.now = START + DEFAULT_SNAPSHOT_COMPLETION_TIME + timedelta(days=1)
+    ec2.delete_snapshot(SnapshotId=snapshot_id)
+
+
+def test_describe_locked_snapshots_answers_the_locks(faithful: MotoFidelity, ec2: Any, clock: Clock) -> None:
+    governed, timed, free = (ec2.create_snapshot(VolumeId=_volume(ec2))["SnapshotId"] for _ in range(3))
+    clock.advance(days=1)
+    faithful.lock_snapshot(REGION, governed, mode="governance")
+    faithful.lock_snapshot(REGION, timed, mode="compliance", duration=timedelta(days=7))
+    answer = ec2.describe_locked_snapshots(SnapshotIds=[governed, timed, free])["Snapshots"]
+    states = {entry["SnapshotId"]: entry["LockState"] for entry in answer}
+    assert states == {governed: "governance", timed: "compliance"}  # no entry for a snapshot without a lock
+    [entry] = [entry for entry in answer if entry["SnapshotId"] == timed]
+    assert (entry["LockDuration"], entry["LockCreatedOn"], entry["LockExpiresOn"]) == (
+        7,
+        clock.now,
+        clock.now + timedelta(days=7),
+    )
+    clock.advance(days=7)
+    expired = ec2.describe_locked_snapshots(Filters=[{"Name": "lock-state", "Values": ["expired"]}])["Snapshots"]
+    assert [entry["SnapshotId"] for entry in expired] == [timed]
+    ec2.delete_snapshot(SnapshotId=timed)
+
+
+def test_a_lock_placed_while_pending_is_cancelled_when_the_snapshot_fails(faithful: MotoFidelity, ec2: Any) -> None:
+    snapshot_id = ec2.create_snapshot(VolumeId=_volume(ec2))["SnapshotId"]
+    faithful.lock_snapshot(REGION, snapshot_id, mode="compliance")
+    faithful.set_snapshot_state(REGION, snapshot_id, "error", "internal error")
+    ec2.delete_snapshot(SnapshotId=snapshot_id)
+    failed = ec2.create_snapshot(VolumeId=_volume(ec2))["SnapshotId"]
+    faithful.set_snapshot_state(REGION, failed, "error")
+    with pytest.raises(ValueError):  # only pending or completed snapshots can be locked
+        faithful.lock_snapshot(REGION, failed)
+
+
+def test_deregister_with_delete_associated_snapshots_keeps_a_locked_one(faithful: MotoFidelity, ec2: Any) -> None:
+    image_id = _image(ec2, _instance(ec2), "locked-snapshot")
+    snapshot_id = faithful.snapshot_of(REGION, image_id)
+    faithful.lock_snapshot(REGION, snapshot_id)
+    response = ec2.deregister_image(ImageId=image_id, DeleteAssociatedSnapshots=True)
+    assert response["DeleteSnapshotResults"] == [{"SnapshotId": snapshot_id, "ReturnCode": "client-error"}]
+    assert _snapshot(ec2, snapshot_id)["SnapshotId"] == snapshot_id
+
+
+def test_an_archived_snapshot_is_listed_in_the_archive_tier_and_can_be_deleted(
+    faithful: MotoFidelity, ec2: Any, clock: Clock
+) -> None:
+    instance_id = _instance(ec2)
+    snapshot_id = ec2.create_snapshot(VolumeId=_volume(ec2))["SnapshotId"]
+    with pytest.raises(ValueError):  # pending: AWS archives completed snapshots only
+        faithful.archive_snapshot(REGION, snapshot_id)
+    clock.advance(days=30)
+    faithful.archive_snapshot(REGION, snapshot_id)
+    assert _snapshot(ec2, snapshot_id)["StorageTier"] == "archive"
+    archived = ec2.describe_snapshots(Filters=[{"Name": "storage-tier", "Values": ["archive"]}])["Snapshots"]
+    assert [s["SnapshotId"] for s in archived] == [snapshot_id]
+    ec2.delete_snapshot(SnapshotId=snapshot_id)  # allowed; AWS only bills the rest of the 90-day minimum
+    # A snapshot an AMI uses is archived only once every such AMI is disabled.
+    image_id = _image(ec2, instance_id, "archived-ami")
+    ami_snapshot = faithful.snapshot_of(REGION, image_id)
+    with pytest.raises(ValueError):
+        faithful.archive_snapshot(REGION, ami_snapshot)
+    ec2.disable_image(ImageId=image_id)
+    faithful.archive_snapshot(REGION, ami_snapshot)
+    assert _snapshot(ec2, ami_snapshot)["StorageTier"] == "archive"
+
+
+# -- E16: unknown and malformed ids; fault injection --------------------------------------------------------
+
+
+def test_unknown_deleted_and_malformed_sources_get_the_documented_codes(faithful: MotoFidelity, ec2: Any) -> None:
+    deleted = _volume(ec2)
+    ec2.delete_volume(VolumeId=deleted)
+    cases: list[tuple[Callable[[], Any], str]] = [
+        (lambda: ec2.create_snapshot(VolumeId="vol-0123456789abcdef0"), "InvalidVolume.NotFound"),
+        (lambda: ec2.create_snapshot(VolumeId=deleted), "InvalidVolume.NotFound"),
+        (lambda: ec2.create_snapshot(VolumeId="vol-not-a-volume"), "InvalidVolumeID.Malformed"),
+        (
+            lambda: ec2.create_snapshots(InstanceSpecification={"InstanceId": "i-0123456789abcdef0"}),
+            "InvalidInstanceID.NotFound",
+        ),
+        (
+            lambda: ec2.create_snapshots(InstanceSpecification={"InstanceId": "i-nope"}),
+            "InvalidInstanceID.Malformed",
+        ),
+    ]
+    for call, code in cases:
+        with pytest.raises(ClientError) as error:
+            call()
+        assert _code(error) == code
+
+
+def test_injected_create_snapshot_faults_reach_the_caller_and_heal(
+    faithful: MotoFidelity, ec2: Any, clock: Clock
+) -> None:
+    instance_id = _instance(ec2)
+    volume_id = _volume(ec2, instance_id)
+    faithful.fail_create_snapshot(volume_id, "IncorrectState")
+    faithful.fail_create_snapshot(instance_id, "InternalError")
+    with pytest.raises(ClientError) as error:
+        ec2.create_snapshot(VolumeId=volume_id)
+    assert _code(error) == "IncorrectState"
+    with pytest.raises(ClientError) as error:
+        ec2.create_snapshots(InstanceSpecification={"InstanceId": instance_id})
+    assert _code(error) == "InternalError"
+    assert faithful.create_snapshot_attempts == [volume_id, instance_id]
+    assert ec2.describe_snapshots()["Snapshots"] == []
+    faithful.fail_create_snapshot(volume_id, None)
+    faithful.fail_create_snapshot(instance_id, None)
+    ec2.create_snapshot(VolumeId=volume_id)
+    clock.advance(seconds=15)
+    assert len(ec2.create_snapshots(InstanceSpecification={"InstanceId": instance_id})["Snapshots"]) == 2
+
+
 # -- D1-D4: deployments and the event flow -----------------------------------------------------------------
 
 
@@ -432,3 +827,36 @@ def test_the_http_server_honours_the_patched_parameters() -> None:
         response = ec2.deregister_image(ImageId=enabled, DeleteAssociatedSnapshots=True)
         assert [item["ReturnCode"] for item in response["DeleteSnapshotResults"]] == ["success"]
         assert ec2.describe_images(ImageIds=[enabled])["Images"][0]["State"] == "deregistered"
+        # EBS snapshots: the parameters moto ignores, and the states on the fidelity clock (E11, E12).
+        kept = _volume(ec2, instance_id, "/dev/sdf", tags={"team": "data"})
+        skipped = _volume(ec2, instance_id, "/dev/sdg")
+        [snapshot] = ec2.create_snapshots(
+            InstanceSpecification={
+                "InstanceId": instance_id,
+                "ExcludeBootVolume": True,
+                "ExcludeDataVolumeIds": [skipped],
+            },
+            CopyTagsFromSource="volume",
+        )["Snapshots"]
+        assert (snapshot["VolumeId"], snapshot["State"], _tags(snapshot)) == (kept, "pending", {"team": "data"})
+        clock.advance(seconds=DEFAULT_SNAPSHOT_COMPLETION_TIME.total_seconds())
+        assert _snapshot(ec2, snapshot["SnapshotId"])["State"] == "completed"
+
+
+def test_a_snapshot_copy_has_an_arbitrary_volume_id_and_the_fidelity_start_time(
+    faithful: MotoFidelity, ec2: Any, clock: Clock
+) -> None:
+    """E18."""
+    volume = ec2.create_volume(AvailabilityZone=f"{REGION}a", Size=8)["VolumeId"]
+    source = ec2.create_snapshot(VolumeId=volume)["SnapshotId"]
+    clock.advance(hours=2)
+    copied = ec2.copy_snapshot(SourceSnapshotId=source, SourceRegion=REGION)["SnapshotId"]
+    [listed] = ec2.describe_snapshots(OwnerIds=["self"], Filters=[{"Name": "snapshot-id", "Values": [copied]}])[
+        "Snapshots"
+    ]
+    assert listed["VolumeId"] != volume
+    assert listed["StartTime"] == clock.now
+    [original] = ec2.describe_snapshots(OwnerIds=["self"], Filters=[{"Name": "snapshot-id", "Values": [source]}])[
+        "Snapshots"
+    ]
+    assert original["VolumeId"] == volume

@@ -31,20 +31,51 @@ EC2 images and snapshots
       (`deregistered_listed_window`, on the fidelity clock).
   E10 DeregisterImage(DeleteAssociatedSnapshots=True) deletes the AMI's snapshots that no other AMI uses and
       reports each in `DeleteSnapshotResults` (moto ignores the flag and keeps them all).
+EBS snapshots (CreateSnapshot, CreateSnapshots, DescribeSnapshots, DeleteSnapshot)
+  E11 Snapshots of CreateSnapshot/CreateSnapshots start `pending` (Progress "0%") with StartTime on the fidelity
+      clock and become `completed` `snapshot_completion_time` later (default 10 minutes, an assumption), unless a
+      test pins a state (`set_snapshot_state`: pending, completed, error with a StateMessage, recoverable,
+      recovering); an error in a multi-volume set puts its other pending snapshots in error too; the
+      CreateSnapshots answer carries each snapshot's State. Snapshots of CreateImage keep moto's behaviour.
+  E12 CreateSnapshots honours ExcludeDataVolumeIds (moto ignores it; the root volume or more than 40 ids fail),
+      CopyTagsFromSource=volume (moto ignores it), and fails when nothing is left to snapshot.
+  E13 A new snapshot of a volume less than 15 s after the previous one fails with
+      `SnapshotCreationPerVolumeRateExceeded` (fidelity clock).
+  E14 A volume holds at most 5 pending or failed (`error`) snapshots (1 for st1/sc1), those deleted while pending
+      included until they would have completed; the next request fails with `ConcurrentSnapshotLimitExceeded`.
+  E15 A locked snapshot (`lock_snapshot`, governance or compliance) cannot be deleted until it is unlocked or its
+      lock expires; a lock placed while pending is cancelled if the snapshot fails. The error code is not
+      documented: `OperationNotPermitted` is assumed (`fidelity.locked_snapshot_error`).
+  E16 Malformed ids: CreateSnapshot `InvalidVolumeID.Malformed`, CreateSnapshots `InvalidInstanceID.Malformed`
+      (moto answers NotFound).
+  E17 DescribeLockedSnapshots (moto: not implemented) answers the locks of `lock_snapshot`, expired ones with
+      LockState `expired`.
+  E18 CopySnapshot gives the copy an arbitrary VolumeId (`vol-ffffffff`; moto reuses the source's volume) and a
+      StartTime on the fidelity clock. (Copies are still `completed` at once: the pending phase of copies is
+      not modelled yet.)
+  Checked, moto already matches: CreateSnapshot/CreateSnapshots tag the snapshots from a `snapshot`
+  TagSpecification and set Description; ExcludeBootVolume; unknown or deleted volume `InvalidVolume.NotFound`,
+  unknown instance `InvalidInstanceID.NotFound`; an archived snapshot (`archive_snapshot`) shows StorageTier
+  `archive` and can be deleted (AWS documents only a charge for the rest of the 90-day minimum).
 Deployments and event flow
   D1  EventBridge delivers the whole event to a target, `account` included.
   D2  No SQS push to a Docker-run Lambda: the harness plays the Lambda poller.
   D3  The public Powertools for AWS Lambda layers exist.
   D4  SQS delays and visibility timeouts run on the fidelity clock when asked (`sqs_time=True` or
       `fidelity.simulated_time(clock)`).
-Fault injection (not fidelity; explicit test helpers)
-  `fail_create_image`, `deny_snapshot_deletion`, `set_instance_state`.
+Fault injection and setup (not fidelity; explicit test helpers)
+  `fail_create_image`, `deny_snapshot_deletion`, `set_instance_state`; for EBS snapshots `fail_create_snapshot`
+  (CreateSnapshot of a volume or CreateSnapshots of an instance answers an error code), `set_snapshot_state`,
+  `lock_snapshot`/`unlock_snapshot`, `archive_snapshot`.
 """
 
 from __future__ import annotations
 
 import base64
+import copy
 import io
+import re
+import uuid
 import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -61,8 +92,9 @@ from moto.core.responses import ActionResult
 from moto.ec2.exceptions import EC2ClientError, InvalidSnapshotInUse
 from moto.ec2.models import ec2_backends
 from moto.ec2.models.amis import Ami, AmiBackend
-from moto.ec2.models.elastic_block_store import EBSBackend
+from moto.ec2.models.elastic_block_store import EBSBackend, Snapshot, Volume
 from moto.ec2.responses.amis import AmisResponse
+from moto.ec2.responses.elastic_block_store import ElasticBlockStore
 from moto.events.utils import EventTemplateParser
 from moto.sqs import models as sqs_models
 from moto.sqs.models import sqs_backends
@@ -92,6 +124,31 @@ DEFAULT_DEREGISTERED_LISTED_WINDOW = timedelta(minutes=3)
 # Publisher of the public Powertools for AWS Lambda (Python) layers in the commercial regions (D3).
 POWERTOOLS_LAYER_ACCOUNT = "017000801446"
 
+# EBS snapshots (E11-E17). States of the SnapshotState enumeration (API_Snapshot). Pending snapshots and, as the
+# error-code list says, snapshots in an incomplete state "such as 'error'" count against the per-volume limit
+# (E14); what `recoverable` and `recovering` mean is not documented, so they do not count.
+PENDING = "pending"
+COMPLETED = "completed"
+ERROR = "error"
+SNAPSHOT_STATES = (PENDING, COMPLETED, ERROR, "recoverable", "recovering")
+INCOMPLETE_SNAPSHOT_STATES = frozenset({PENDING, ERROR})
+RATE_EXCEEDED = "SnapshotCreationPerVolumeRateExceeded"
+CONCURRENT_LIMIT_EXCEEDED = "ConcurrentSnapshotLimitExceeded"
+INVALID_PARAMETER_VALUE = "InvalidParameterValue"
+# Documented figures: 15 s between snapshots of a volume (E13); 5 pending snapshots per volume, 1 for st1/sc1
+# (E14); up to 40 excluded data volumes per CreateSnapshots (E12).
+SNAPSHOT_RATE_INTERVAL = timedelta(seconds=15)
+CONCURRENT_SNAPSHOTS_PER_VOLUME = 5
+CONCURRENT_SNAPSHOTS_PER_VOLUME_TYPE = {"st1": 1, "sc1": 1}
+MAX_EXCLUDED_DATA_VOLUMES = 40
+# Assumed where AWS documents no figure or code (E11, E15); both are settable on the MotoFidelity.
+DEFAULT_SNAPSHOT_COMPLETION_TIME = timedelta(minutes=10)
+DEFAULT_LOCKED_SNAPSHOT_ERROR = "OperationNotPermitted"
+LOCK_MODES = ("governance", "compliance")
+# Resource id forms (E16): the prefix and 8 or 17 hexadecimal characters.
+VOLUME_ID = re.compile(r"vol-(?:[0-9a-f]{8}|[0-9a-f]{17})")
+INSTANCE_ID = re.compile(r"i-(?:[0-9a-f]{8}|[0-9a-f]{17})")
+
 
 def _aware(moment: datetime) -> datetime:
     """moto works in naive UTC; test clocks may be aware. Compare everything as aware UTC."""
@@ -105,12 +162,43 @@ class _Deregistration:
     snapshots: tuple[str, ...]
 
 
+@dataclass
+class _SnapshotRecord:
+    """A snapshot CreateSnapshot or CreateSnapshots made (E11, E13, E14); kept after its deletion."""
+
+    account_id: str
+    region: str
+    volume_id: str
+    started: datetime
+    set_id: str | None
+    deleted: bool = False
+    deleted_while_pending: bool = False
+
+
+@dataclass
+class _Pin:
+    """A state a test pinned with `set_snapshot_state`, and when."""
+
+    state: str
+    message: str
+    at: datetime
+
+
+@dataclass
+class _Lock:
+    mode: str
+    locked_at: datetime
+    duration: timedelta | None
+    locked_while_pending: bool
+
+
 class MotoFidelity:
     """State of the patches, and the helpers tests use to set up AWS situations moto cannot reach by itself.
 
     The helper API of the former `tests/python/moto_aws_fidelity.MotoFidelity` is kept: `backend`,
     `set_image_state`, `share_snapshot`, `snapshot_of`, `snapshots_mapped_by`, `fail_create_image`,
-    `create_image_attempts`, `clock`."""
+    `create_image_attempts`, `clock`. For EBS snapshots: `set_snapshot_state`, `lock_snapshot`, `unlock_snapshot`,
+    `archive_snapshot`, `fail_create_snapshot`, `create_snapshot_attempts`."""
 
     def __init__(
         self,
@@ -119,18 +207,28 @@ class MotoFidelity:
         *,
         snapshot_in_use_window: timedelta = DEFAULT_SNAPSHOT_IN_USE_WINDOW,
         deregistered_listed_window: timedelta = DEFAULT_DEREGISTERED_LISTED_WINDOW,
+        snapshot_completion_time: timedelta = DEFAULT_SNAPSHOT_COMPLETION_TIME,
     ) -> None:
         self.clock = clock
         self.sqs_clock: Clock | None = None
         self.account_id = account_id
         self.snapshot_in_use_window = snapshot_in_use_window
         self.deregistered_listed_window = deregistered_listed_window
+        self.snapshot_completion_time = snapshot_completion_time
+        self.snapshot_rate_interval = SNAPSHOT_RATE_INTERVAL
+        self.locked_snapshot_error = DEFAULT_LOCKED_SNAPSHOT_ERROR
         self.extra_snapshots: dict[str, list[str]] = {}
         self.create_image_faults: dict[str, str] = {}
         self.create_image_attempts: list[str] = []
         self.denied_snapshot_deletions: set[str] = set()
         # (account, region) -> image id -> what was deregistered, when.
         self.deregistrations: dict[tuple[str, str], dict[str, _Deregistration]] = {}
+        # EBS snapshots, by snapshot id (ids are unique across accounts and regions).
+        self.snapshot_records: dict[str, _SnapshotRecord] = {}
+        self.snapshot_pins: dict[str, _Pin] = {}
+        self.snapshot_locks: dict[str, _Lock] = {}
+        self.create_snapshot_faults: dict[str, str] = {}
+        self.create_snapshot_attempts: list[str] = []
 
     def forget(self) -> None:
         """Drop what the patches remembered about resources (after moto's own reset); clocks stay."""
@@ -139,6 +237,11 @@ class MotoFidelity:
         self.create_image_attempts.clear()
         self.denied_snapshot_deletions.clear()
         self.deregistrations.clear()
+        self.snapshot_records.clear()
+        self.snapshot_pins.clear()
+        self.snapshot_locks.clear()
+        self.create_snapshot_faults.clear()
+        self.create_snapshot_attempts.clear()
 
     # -- time ----------------------------------------------------------------------------------------------
 
@@ -212,6 +315,75 @@ class MotoFidelity:
         else:
             self.denied_snapshot_deletions.discard(snapshot_id)
 
+    # -- EBS snapshot helpers (setup and fault injection) ---------------------------------------------------
+
+    def set_snapshot_state(self, region: str, snapshot_id: str, state: str, message: str = "") -> None:
+        """E11: pin a snapshot's State (pending, completed, error, recoverable, recovering) from now on, in place of
+        the completion on the fidelity clock; `message` is the StateMessage DescribeSnapshots shows (for `error`).
+        As AWS documents for multi-volume sets, `error` on one snapshot of a CreateSnapshots set puts the set's
+        other pending snapshots in error too. Works on any snapshot, those of CreateImage included."""
+        if state not in SNAPSHOT_STATES:
+            raise ValueError(f"unknown snapshot state {state!r}; one of {SNAPSHOT_STATES}")
+        self.backend(region).get_snapshot(snapshot_id)  # InvalidSnapshot.NotFound: fail the test early
+        now = self.now()
+        self.snapshot_pins[snapshot_id] = _Pin(state, message, now)
+        record = self.snapshot_records.get(snapshot_id)
+        if state != ERROR or record is None or record.set_id is None:
+            return
+        for other_id, other in self.snapshot_records.items():
+            if other.set_id == record.set_id and not other.deleted and self.snapshot_state(other_id) == PENDING:
+                self.snapshot_pins[other_id] = _Pin(ERROR, message, now)
+
+    def lock_snapshot(
+        self, region: str, snapshot_id: str, mode: str = "governance", *, duration: timedelta | None = None
+    ) -> None:
+        """E15: lock a snapshot as LockSnapshot does (moto has no LockSnapshot). Only `pending` or `completed`
+        snapshots can be locked. Without `duration` the lock holds until `unlock_snapshot` (governance) or for
+        good (compliance); with one, it expires `duration` after the lock, or after the snapshot completes when
+        it was locked while pending. Compliance cooling-off periods are not modelled (locked at once)."""
+        if mode not in LOCK_MODES:
+            raise ValueError(f"unknown lock mode {mode!r}; one of {LOCK_MODES}")
+        state = self.backend(region).get_snapshot(snapshot_id).status  # E11: as DescribeSnapshots reports it
+        if state not in (PENDING, COMPLETED):
+            raise ValueError(f"only pending or completed snapshots can be locked; {snapshot_id} is {state}")
+        self.snapshot_locks[snapshot_id] = _Lock(mode, self.now(), duration, locked_while_pending=state == PENDING)
+
+    def unlock_snapshot(self, region: str, snapshot_id: str) -> None:
+        """E15: UnlockSnapshot. A compliance lock cannot be unlocked (no cooling-off period is modelled)."""
+        self.backend(region).get_snapshot(snapshot_id)
+        lock = self.snapshot_locks.get(snapshot_id)
+        if lock is not None and lock.mode == "compliance":
+            raise ValueError(f"{snapshot_id} is locked in compliance mode and cannot be unlocked")
+        self.snapshot_locks.pop(snapshot_id, None)
+
+    def archive_snapshot(self, region: str, snapshot_id: str) -> None:
+        """Move a snapshot to the archive tier, as ModifySnapshotTier(StorageTier=archive) does once the archive
+        completes (moto's own ModifySnapshotTier, stamped on the fidelity clock). AWS archives only `completed`
+        snapshots whose AMIs, if any, are all disabled; anything else fails the test here."""
+        backend = self.backend(region)
+        snapshot = backend.get_snapshot(snapshot_id)
+        if snapshot.status != COMPLETED:
+            raise ValueError(f"only completed snapshots can be archived; {snapshot_id} is {snapshot.status}")
+        enabled = [
+            image_id
+            for image_id in self.registered_users(backend, snapshot_id)
+            if backend.amis[image_id].state != DISABLED
+        ]
+        if enabled:
+            raise ValueError(f"{snapshot_id} is used by AMIs that are not disabled: {enabled}")
+        backend.modify_snapshot_tier(snapshot_id, "archive")
+        stamp = self.now().replace(tzinfo=None)
+        snapshot.last_tiering_start_time = stamp
+        snapshot.archival_complete_time = stamp
+
+    def fail_create_snapshot(self, volume_or_instance_id: str, error_code: str | None) -> None:
+        """Fault injection: CreateSnapshot of this volume, or CreateSnapshots of this instance, answers
+        `error_code` (None: heal). Every attempt is recorded in `create_snapshot_attempts`."""
+        if error_code is None:
+            self.create_snapshot_faults.pop(volume_or_instance_id, None)
+        else:
+            self.create_snapshot_faults[volume_or_instance_id] = error_code
+
     # -- model ---------------------------------------------------------------------------------------------
 
     def _deregistrations(self, backend: Any) -> dict[str, _Deregistration]:
@@ -272,6 +444,138 @@ class MotoFidelity:
             images = [ami for ami in images if ami.state != DISABLED]
         return images
 
+    # -- EBS snapshot model (E11-E15) ----------------------------------------------------------------------
+
+    def snapshot_state(self, snapshot_id: str, stored: str = COMPLETED) -> str:
+        """E11: the State AWS reports now - a pinned state; else, for a snapshot of CreateSnapshot(s), `pending`
+        until `snapshot_completion_time` after its start and `completed` from then on; else what moto holds."""
+        pin = self.snapshot_pins.get(snapshot_id)
+        if pin is not None:
+            return pin.state
+        record = self.snapshot_records.get(snapshot_id)
+        if record is None:
+            return stored
+        return COMPLETED if self.now() >= record.started + self.snapshot_completion_time else PENDING
+
+    def snapshot_progress(self, snapshot_id: str, state: str) -> str:
+        """E11: "100%" when completed; otherwise the share of `snapshot_completion_time` elapsed, at most "99%",
+        frozen when a state other than pending was pinned (AWS documents no progress curve; "0%" at creation)."""
+        record = self.snapshot_records.get(snapshot_id)
+        if state == COMPLETED:
+            return "100%"
+        if record is None or self.snapshot_completion_time <= timedelta(0):
+            return "0%"
+        pin = self.snapshot_pins.get(snapshot_id)
+        until = pin.at if pin is not None and pin.state != PENDING else self.now()
+        done = int(100 * ((until - record.started) / self.snapshot_completion_time))
+        return f"{max(0, min(99, done))}%"
+
+    def snapshot_message(self, snapshot_id: str) -> str | None:
+        pin = self.snapshot_pins.get(snapshot_id)
+        return pin.message if pin is not None and pin.message else None
+
+    def _completed_since(self, snapshot_id: str) -> datetime | None:
+        """When the snapshot reached `completed`, if it has (for a lock placed while pending, E15)."""
+        pin = self.snapshot_pins.get(snapshot_id)
+        if pin is not None:
+            return pin.at if pin.state == COMPLETED else None
+        record = self.snapshot_records.get(snapshot_id)
+        if record is None:
+            return None
+        done = record.started + self.snapshot_completion_time
+        return done if self.now() >= done else None
+
+    def lock_state(self, snapshot: Snapshot) -> str | None:
+        """E15, E17: the LockState of `snapshot` (governance, compliance or expired), None when it has no lock."""
+        lock = self.snapshot_locks.get(snapshot.id)
+        if lock is None:
+            return None
+        if lock.locked_while_pending and snapshot.status == ERROR:
+            return None  # "If you lock a snapshot while it is in the pending state and the snapshot creation fails"
+        start = self.lock_duration_start(snapshot.id)
+        if lock.duration is not None and start is not None and self.now() >= start + lock.duration:
+            return "expired"
+        return lock.mode
+
+    def lock_duration_start(self, snapshot_id: str) -> datetime | None:
+        """When the lock's duration started: at the lock, or when the snapshot completed if locked while pending."""
+        lock = self.snapshot_locks[snapshot_id]
+        return self._completed_since(snapshot_id) if lock.locked_while_pending else lock.locked_at
+
+    def lock_mode(self, snapshot: Snapshot) -> str | None:
+        """E15: the mode of the lock in force on `snapshot`, or None when no lock stops its deletion."""
+        state = self.lock_state(snapshot)
+        return state if state in LOCK_MODES else None
+
+    def admit_snapshot(self, backend: Any, volume: Volume, now: datetime) -> None:
+        """E13, E14: refuse a new snapshot of `volume` too soon after the previous one, or beyond the number of
+        incomplete snapshots the volume may hold. Only snapshots of CreateSnapshot(s) count."""
+        records = [
+            (snapshot_id, record)
+            for snapshot_id, record in self.snapshot_records.items()
+            if (record.account_id, record.region, record.volume_id)
+            == (backend.account_id, backend.region_name, volume.id)
+        ]
+        if records and now - max(record.started for _, record in records) < self.snapshot_rate_interval:
+            raise EC2ClientError(
+                RATE_EXCEEDED,
+                "The maximum per volume CreateSnapshot request rate has been exceeded. "
+                "Use an increasing or variable sleep interval between requests.",
+            )
+        incomplete = 0
+        for snapshot_id, record in records:
+            if record.deleted:
+                still_running = now < record.started + self.snapshot_completion_time
+                incomplete += int(record.deleted_while_pending and still_running)
+            else:
+                incomplete += int(self.snapshot_state(snapshot_id) in INCOMPLETE_SNAPSHOT_STATES)
+        limit = CONCURRENT_SNAPSHOTS_PER_VOLUME_TYPE.get(volume.volume_type, CONCURRENT_SNAPSHOTS_PER_VOLUME)
+        if incomplete >= limit:
+            raise EC2ClientError(
+                CONCURRENT_LIMIT_EXCEEDED, "Maximum allowed in-progress snapshots for a single volume exceeded."
+            )
+
+    def create_volume_snapshots(
+        self,
+        backend: Any,
+        volumes: list[Volume],
+        description: str | None,
+        tags: dict[str, str],
+        *,
+        copy_volume_tags: bool,
+        set_id: str | None,
+    ) -> list[Snapshot]:
+        """E11-E14: one snapshot per volume, all started at the same moment of the fidelity clock, or none."""
+        now = self.now()
+        for volume in volumes:
+            self.admit_snapshot(backend, volume, now)
+        made = []
+        for volume in volumes:
+            snapshot = backend.create_snapshot(volume.id, description)
+            snapshot.start_time = now.replace(tzinfo=None)  # moto keeps naive UTC
+            if copy_volume_tags:
+                snapshot.add_tags({tag["key"]: tag["value"] for tag in volume.get_tags()})
+            snapshot.add_tags(tags)
+            self.snapshot_records[snapshot.id] = _SnapshotRecord(
+                backend.account_id, backend.region_name, volume.id, now, set_id
+            )
+            made.append(snapshot)
+        return made
+
+    def note_deleted(self, snapshot_id: str) -> None:
+        """E14 bookkeeping: a snapshot deleted while pending still runs (and counts) until it would complete."""
+        record = self.snapshot_records.get(snapshot_id)
+        if record is not None and not record.deleted:
+            record.deleted_while_pending = self.snapshot_state(snapshot_id) == PENDING
+            record.deleted = True
+        self.snapshot_pins.pop(snapshot_id, None)
+        self.snapshot_locks.pop(snapshot_id, None)
+
+    def injected_snapshot_fault(self, resource_id: str) -> None:
+        self.create_snapshot_attempts.append(resource_id)
+        if resource_id in self.create_snapshot_faults:
+            raise EC2ClientError(self.create_snapshot_faults[resource_id], "injected fault")
+
 
 _ORIGINAL: dict[str, Any] = {
     "create_image": AmiBackend.create_image,
@@ -279,6 +583,7 @@ _ORIGINAL: dict[str, Any] = {
     "deregister_image": AmiBackend.deregister_image,
     "disable_image": AmiBackend.disable_image,
     "delete_snapshot": EBSBackend.delete_snapshot,
+    "copy_snapshot": EBSBackend.copy_snapshot,
     "create_event_source_mapping": LambdaBackend.create_event_source_mapping,
     "layers_versions_by_arn": LambdaBackend.layers_versions_by_arn,
     "unix_time": sqs_models.unix_time,
@@ -390,15 +695,45 @@ def _delete_snapshot(fidelity: MotoFidelity) -> Callable[..., Any]:
         `snapshot_in_use_window` (default 60 s, an assumption; AWS names no figure) after the AMI's
         deregistration, measured on the fidelity clock, DeleteSnapshot of its snapshots fails; then it
         succeeds unless another registered AMI maps the snapshot.
+
+        E15 - "Amazon EBS snapshot lock concepts": governance mode - "To delete a snapshot after it has been
+        locked in governance mode, you must first unlock the snapshot or you must wait for the lock to expire";
+        compliance mode - it can be deleted only once the lock expires; "A snapshot can't be deleted during the
+        cooling-off period", https://docs.aws.amazon.com/ebs/latest/userguide/snapshot-lock-concepts.html;
+        "Considerations for Amazon EBS snapshot lock": "If you lock a snapshot while it is in the pending state,
+        and you lock it for a specific duration, the lock duration starts only when the snapshot reaches the
+        completed state. The snapshot can't be deleted while it is in the pending state."; "If you lock a snapshot
+        while it is in the pending state and the snapshot creation fails for any reason, the lock is canceled.",
+        https://docs.aws.amazon.com/ebs/latest/userguide/snapshot-lock-considerations.html - moto has no locks.
+        The error code is documented nowhere (neither DeleteSnapshot, LockSnapshot nor the error-code list name
+        one): `fidelity.locked_snapshot_error`, default `OperationNotPermitted` ("The specified operation is not
+        allowed", the documented code of the nearest case, termination protection), is an assumption - code
+        should treat any refusal as "keep and retry later", not match this string.
+
+        E14 - "Delete an Amazon EBS snapshot": "Although you can delete a snapshot that is still in progress, the
+        snapshot must complete before the deletion takes effect ... If you are also at your concurrent snapshot
+        limit, and you attempt to take an additional snapshot, you might get a ConcurrentSnapshotLimitExceeded
+        error.", https://docs.aws.amazon.com/ebs/latest/userguide/ebs-deleting-snapshot.html - the snapshot leaves
+        DescribeSnapshots at once (as in moto) but keeps counting against its volume's limit until it would have
+        completed.
         """
         if snapshot_id in fidelity.denied_snapshot_deletions:
             raise EC2ClientError(
                 UNAUTHORIZED, f"You are not authorized to perform this operation (ec2:DeleteSnapshot {snapshot_id})."
             )
+        snapshot = self.snapshots.get(snapshot_id)
+        mode = fidelity.lock_mode(snapshot) if snapshot is not None else None
+        if mode is not None:
+            raise EC2ClientError(
+                fidelity.locked_snapshot_error,
+                f"The snapshot {snapshot_id} is locked in {mode} mode and can't be deleted.",
+            )
         users = fidelity.registered_users(self, snapshot_id) or fidelity.recently_deregistered_users(self, snapshot_id)
         if users:
             raise InvalidSnapshotInUse(snapshot_id, users[0])
-        return _ORIGINAL["delete_snapshot"](self, snapshot_id)
+        deleted = _ORIGINAL["delete_snapshot"](self, snapshot_id)
+        fidelity.note_deleted(snapshot_id)
+        return deleted
 
     return delete_snapshot
 
@@ -463,9 +798,11 @@ def _deregister_image_response(fidelity: MotoFidelity) -> Callable[..., ActionRe
 
         Emulated: the AMI is deregistered in every case; each snapshot it mapped is `skipped` when another
         registered AMI (disabled ones included) maps it, `missing-permissions` when `deny_snapshot_deletion`
-        marked it, else deleted (`success`) - AWS deletes them as part of the call, so the eventual-consistency
-        window of E7 does not apply to them. Without the flag the response has no DeleteSnapshotResults and
-        nothing is deleted.
+        marked it, `client-error` when it is gone or locked (E15; "You can deregister an AMI that has associated
+        snapshots that are locked", snapshot-lock-considerations; which code a locked one gets is not documented,
+        `client-error` is assumed), else deleted (`success`) - AWS deletes them as part of the call, so the
+        eventual-consistency window of E7 does not apply to them. Without the flag the response has no
+        DeleteSnapshotResults and nothing is deleted.
         """
         image_id = self._get_param("ImageId")
         delete_snapshots = bool(self._get_bool_param("DeleteAssociatedSnapshots", False))
@@ -482,16 +819,234 @@ def _deregister_image_response(fidelity: MotoFidelity) -> Callable[..., ActionRe
                     code = "skipped"
                 elif snapshot_id in fidelity.denied_snapshot_deletions:
                     code = "missing-permissions"
-                elif snapshot_id not in backend.snapshots:
+                elif snapshot_id not in backend.snapshots or fidelity.lock_mode(backend.snapshots[snapshot_id]):
                     code = "client-error"
                 else:
                     _ORIGINAL["delete_snapshot"](backend, snapshot_id)
+                    fidelity.note_deleted(snapshot_id)
                     code = "success"
                 outcomes.append({"SnapshotId": snapshot_id, "ReturnCode": code})
             result["DeleteSnapshotResults"] = outcomes
         return ActionResult(result)
 
     return deregister_image
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# EBS snapshots: CreateSnapshot, CreateSnapshots, DescribeSnapshots (E11-E16; DeleteSnapshot above)
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _snapshot_properties(fidelity: MotoFidelity) -> dict[str, property]:
+    def status(self: Snapshot) -> str:
+        """E11. The snapshot State as AWS reports it over time.
+
+        "Create Amazon EBS snapshots" (Amazon EBS User Guide): "Snapshot creation is asynchronous. The snapshot is
+        created immediately, but it remains in the pending state until all of data has been transferred to Amazon
+        S3. This can take several hours to complete, depending on the number of modified blocks on the volume.",
+        https://docs.aws.amazon.com/ebs/latest/userguide/ebs-creating-snapshot.html; "Snapshot - Amazon Elastic
+        Compute Cloud": State `pending | completed | error | recoverable | recovering`, StateMessage (error
+        details, returned by DescribeSnapshots), Progress, StartTime,
+        https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_Snapshot.html - moto makes every snapshot
+        `completed` ("100%") at once, on the wall clock, and leaves State out of the CreateSnapshots answer
+        (its SnapshotInfo names the member `state`, moto's attribute is `status`).
+
+        Modelled for snapshots of CreateSnapshot and CreateSnapshots only: StartTime is the fidelity clock at the
+        request; State is `pending` until `snapshot_completion_time` later (default 10 minutes - an assumption:
+        AWS documents "several hours" for large or first snapshots and no figure for small incremental ones; a
+        parameter), then `completed`; `set_snapshot_state` pins any state. Progress is "0%" at the start and
+        "100%" when completed. Multi-volume sets - "Create Amazon EBS snapshots" (Amazon EC2 User Guide, the
+        edition before the EBS User Guide): "If any one snapshot for the multi-volume snapshot set fails, all of
+        the other snapshots display an error status",
+        https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/ebs-creating-snapshot.html - pinning `error` on one
+        snapshot of a set pins its pending siblings too. Snapshots of CreateImage (and CopySnapshot) keep moto's
+        state (the AMI tests pin their image states with E5); `set_snapshot_state` still pins them."""
+        return fidelity.snapshot_state(self.id, self.__dict__.get("status", COMPLETED))
+
+    def set_status(self: Snapshot, value: str) -> None:
+        self.__dict__["status"] = value
+
+    def progress(self: Snapshot) -> str:
+        return fidelity.snapshot_progress(self.id, self.status)
+
+    def status_message(self: Snapshot) -> str | None:
+        return fidelity.snapshot_message(self.id)
+
+    return {
+        "status": property(status, set_status),
+        "state": property(status),  # the CreateSnapshots answer (SnapshotInfo `state`)
+        "progress": property(progress),
+        "status_message": property(status_message),
+    }
+
+
+def _create_snapshot_response(fidelity: MotoFidelity) -> Callable[..., ActionResult]:
+    def create_snapshot(self: ElasticBlockStore) -> ActionResult:
+        """E11, E13, E14, E16. CreateSnapshot of one volume.
+
+        "CreateSnapshot - Amazon Elastic Compute Cloud" (Description, TagSpecifications: "The tags to apply to
+        the snapshot during creation"), https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_CreateSnapshot.html
+        - moto already honours both; kept as it does them.
+
+        E13 - "Error codes for the Amazon EC2 API": `SnapshotCreationPerVolumeRateExceeded` "The rate limit for
+        creating concurrent snapshots of an EBS volume has been exceeded. Wait at least 15 seconds between
+        concurrent volume snapshots.", https://docs.aws.amazon.com/ec2/latest/devguide/errors-overview.html -
+        moto has no such limit. Modelled: a snapshot of a volume less than 15 s (fidelity clock,
+        `fidelity.snapshot_rate_interval`) after the previous CreateSnapshot(s) snapshot of that volume - even a
+        completed or deleted one, an assumption for the rare case of a snapshot completing within 15 s - fails.
+
+        E14 - same page, `ConcurrentSnapshotLimitExceeded`: "You've reached the limit on the number of concurrent
+        snapshots you can create on the specified volume. Wait until the 'pending' requests have completed, and
+        check that you do not have snapshots that are in an incomplete state, such as 'error', which count against
+        your concurrent snapshot limit."; "Create Amazon EBS snapshots" (Amazon EC2 User Guide, above): "There is
+        a limit of one pending snapshot for a single st1 or sc1 volume, or five pending snapshots for a single
+        volume of the other volume types." - moto has no such limit. Modelled: snapshots of the volume that are
+        pending or in error (`recoverable`/`recovering` are not documented and do not count) plus those deleted
+        while pending and not yet due (DeleteSnapshot, E14) count; at 5 (1 for st1/sc1) the request fails. The
+        rate is checked first (an assumption). Snapshots of CreateImage do not count (not modelled).
+
+        E16 - "Error codes for the Amazon EC2 API": `InvalidVolumeID.Malformed` "The specified volume ID is not
+        valid."; `InvalidVolume.NotFound` "The specified volume does not exist." - moto answers NotFound for a
+        malformed id too; it already answers NotFound for an unknown or deleted volume.
+        """
+        volume_id = self._get_param("VolumeId")
+        description = self._get_param("Description")
+        tags = self._parse_tag_specification().get("snapshot", {})
+        self.error_on_dryrun()
+        fidelity.injected_snapshot_fault(volume_id)
+        if not VOLUME_ID.fullmatch(str(volume_id)):
+            raise EC2ClientError("InvalidVolumeID.Malformed", f'Invalid id: "{volume_id}"')
+        backend = self.ec2_backend
+        volume = backend.get_volume(volume_id)
+        [snapshot] = fidelity.create_volume_snapshots(
+            backend, [volume], description, tags, copy_volume_tags=False, set_id=None
+        )
+        return ActionResult(snapshot)
+
+    return create_snapshot
+
+
+def _create_snapshots_response(fidelity: MotoFidelity) -> Callable[..., ActionResult]:
+    def create_snapshots(self: ElasticBlockStore) -> ActionResult:
+        """E11-E14, E16. CreateSnapshots: one crash-consistent snapshot per attached volume of an instance.
+
+        E12 - "CreateSnapshots - Amazon Elastic Compute Cloud": CopyTagsFromSource "Copies the tags from the
+        specified volume to corresponding snapshot." (valid value `volume`); Description "A description
+        propagated to every snapshot specified by the instance.",
+        https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_CreateSnapshots.html; "InstanceSpecification":
+        ExcludeBootVolume "Excludes the root volume from being snapshotted."; ExcludeDataVolumeIds "The IDs of the
+        data (non-root) volumes to exclude from the multi-volume snapshot set. If you specify the ID of the root
+        volume, the request fails. To exclude the root volume, use ExcludeBootVolume. You can specify up to 40
+        volume IDs per request.", https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_InstanceSpecification.html
+        - moto honours Description, TagSpecifications and ExcludeBootVolume, but ignores ExcludeDataVolumeIds and
+        CopyTagsFromSource ("not yet implemented"). Modelled: excluded data volumes are left out; the root
+        volume's id among them, more than 40 ids, or another CopyTagsFromSource value fail with
+        `InvalidParameterValue` (AWS documents the failure, not its code: assumed). Copied volume tags go on
+        first, the request's tags over them (order not documented: assumed). Not documented, assumed: an
+        excluded id that is not attached to the instance excludes nothing and is no error; a request that leaves
+        no volume to snapshot fails with `InvalidParameterValue`.
+
+        E11, E13, E14 as CreateSnapshot: all snapshots of the set share one StartTime, and the request fails as
+        a whole (no snapshot made) when any of its volumes is refused. The set's snapshots fail together (E11).
+
+        E16 - "Error codes for the Amazon EC2 API": `InvalidInstanceID.Malformed`; moto already answers
+        `InvalidInstanceID.NotFound` for an unknown instance.
+        """
+        spec = self._get_param("InstanceSpecification", {}) or {}
+        description = self._get_param("Description", "")
+        copy_tags = self._get_param("CopyTagsFromSource")
+        tags = self._parse_tag_specification().get("snapshot", {})
+        self.error_on_dryrun()
+        instance_id = str(spec.get("InstanceId", ""))
+        fidelity.injected_snapshot_fault(instance_id)
+        if not INSTANCE_ID.fullmatch(instance_id):
+            raise EC2ClientError("InvalidInstanceID.Malformed", f'Invalid id: "{instance_id}"')
+        if copy_tags not in (None, "volume"):
+            raise EC2ClientError(
+                INVALID_PARAMETER_VALUE, f"Value ({copy_tags}) for parameter CopyTagsFromSource is invalid."
+            )
+        backend = self.ec2_backend
+        instance = backend.get_instance(instance_id)
+        exclude_boot = str(spec.get("ExcludeBootVolume", False)).lower() == "true"
+        excluded = list(spec.get("ExcludeDataVolumeIds") or [])
+        if len(excluded) > MAX_EXCLUDED_DATA_VOLUMES:
+            raise EC2ClientError(
+                INVALID_PARAMETER_VALUE,
+                f"You can exclude up to {MAX_EXCLUDED_DATA_VOLUMES} data volumes; got {len(excluded)}.",
+            )
+        mappings = list(instance.get_block_device_mapping)
+        root = {mapping.volume_id for device, mapping in mappings if device == instance.root_device_name}
+        if root & set(excluded):
+            raise EC2ClientError(
+                INVALID_PARAMETER_VALUE,
+                f"The root volume {sorted(root)[0]} cannot be in ExcludeDataVolumeIds; use ExcludeBootVolume.",
+            )
+        selected = [
+            mapping.volume_id
+            for device, mapping in mappings
+            if mapping.volume_id not in excluded and not (exclude_boot and device == instance.root_device_name)
+        ]
+        if not selected:
+            raise EC2ClientError(INVALID_PARAMETER_VALUE, f"No volumes of instance {instance_id} are left to snapshot.")
+        snapshots = fidelity.create_volume_snapshots(
+            backend,
+            [backend.get_volume(volume_id) for volume_id in selected],
+            description,
+            tags,
+            copy_volume_tags=copy_tags == "volume",
+            set_id=uuid.uuid4().hex,
+        )
+        return ActionResult({"Snapshots": snapshots})
+
+    return create_snapshots
+
+
+def _describe_locked_snapshots_response(fidelity: MotoFidelity) -> Callable[..., ActionResult]:
+    def describe_locked_snapshots(self: ElasticBlockStore) -> ActionResult:
+        """E17. DescribeLockedSnapshots - moto does not implement it ("The describe_locked_snapshots action has not
+        been implemented").
+
+        "DescribeLockedSnapshots - Amazon Elastic Compute Cloud": "Describes the lock status for a snapshot.";
+        SnapshotId.N, Filter `lock-state` (compliance-cooloff | governance | compliance | expired); the answer's
+        LockedSnapshotsInfo: OwnerId, SnapshotId, LockState, LockDuration, LockCreatedOn, LockDurationStartTime,
+        LockExpiresOn, https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_DescribeLockedSnapshots.html;
+        lock states: "Amazon EBS snapshot lock concepts" (E15, above) - `expired`: "The snapshot was locked in
+        compliance or governance mode but the lock has expired. The snapshot is not locked and can be deleted."
+
+        Answered from the locks of `lock_snapshot`: one entry per locked snapshot of the region (expired locks
+        included, cancelled ones - a snapshot locked while pending that failed - not), narrowed to SnapshotIds and
+        the lock-state filter. Not documented, assumed: an id without a lock, or unknown, is left out without an
+        error; one page (no NextToken; MaxResults ignored). `compliance-cooloff` never appears (no cooling-off
+        period is modelled).
+        """
+        snapshot_ids = set(self._get_param("SnapshotIds", []) or [])
+        wanted = self._filters_from_querystring().get("lock-state")
+        self.error_on_dryrun()
+        backend = self.ec2_backend
+        entries = []
+        for snapshot_id, lock in sorted(fidelity.snapshot_locks.items()):
+            snapshot = backend.snapshots.get(snapshot_id)
+            if snapshot is None or (snapshot_ids and snapshot_id not in snapshot_ids):
+                continue
+            state = fidelity.lock_state(snapshot)
+            if state is None or (wanted and state not in wanted):
+                continue
+            entry: dict[str, Any] = {
+                "OwnerId": snapshot.owner_id,
+                "SnapshotId": snapshot_id,
+                "LockState": state,
+                "LockCreatedOn": lock.locked_at,
+            }
+            start = fidelity.lock_duration_start(snapshot_id)
+            if lock.duration is not None:
+                entry["LockDuration"] = max(1, lock.duration.days)
+                if start is not None:
+                    entry["LockDurationStartTime"] = start
+                    entry["LockExpiresOn"] = start + lock.duration
+            entries.append(entry)
+        return ActionResult({"Snapshots": entries})
+
+    return describe_locked_snapshots
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -582,13 +1137,15 @@ def faithful_aws(
     sqs_time: bool = False,
     snapshot_in_use_window: timedelta = DEFAULT_SNAPSHOT_IN_USE_WINDOW,
     deregistered_listed_window: timedelta = DEFAULT_DEREGISTERED_LISTED_WINDOW,
+    snapshot_completion_time: timedelta = DEFAULT_SNAPSHOT_COMPLETION_TIME,
     account_id: str = DEFAULT_ACCOUNT_ID,
 ) -> Iterator[MotoFidelity]:
     """Install every patch for the duration of the block; yields the `MotoFidelity` with the helpers.
 
     `clock` (a callable returning a datetime; naive means UTC) stamps images and measures the
     eventual-consistency windows; None means the wall clock. `sqs_time=True` runs SQS on `clock` too (D4).
-    The windows of E7 and E9 are parameters; `timedelta(0)` switches one off. Not re-entrant: patch once, and
+    The windows of E7 and E9 are parameters; `timedelta(0)` switches one off. `snapshot_completion_time` (E11)
+    is how long a new EBS snapshot stays pending. Not re-entrant: patch once, and
     use `fidelity.simulated_time(clock)` to change clocks inside (as tests/e2e/scenario.py does inside the
     server of scripts/local_aws.py)."""
     if _ACTIVE:
@@ -600,6 +1157,7 @@ def faithful_aws(
         account_id,
         snapshot_in_use_window=snapshot_in_use_window,
         deregistered_listed_window=deregistered_listed_window,
+        snapshot_completion_time=snapshot_completion_time,
     )
     fidelity.sqs_clock = clock if sqs_time else None
     with ExitStack() as stack:
@@ -613,6 +1171,15 @@ def faithful_aws(
         # EC2 API parameters moto does not read (response level: both paths parse requests here)
         patch(mock.patch.object(AmisResponse, "describe_images", _describe_images_response(fidelity)))
         patch(mock.patch.object(AmisResponse, "deregister_image", _deregister_image_response(fidelity)))
+        # EBS snapshots (model properties at backend level; the requests whose parameters moto ignores at response
+        # level)
+        for name, value in _snapshot_properties(fidelity).items():
+            patch(mock.patch.object(Snapshot, name, value, create=True))
+        patch(mock.patch.object(ElasticBlockStore, "create_snapshot", _create_snapshot_response(fidelity)))
+        patch(mock.patch.object(ElasticBlockStore, "create_snapshots", _create_snapshots_response(fidelity)))
+        patch(mock.patch.object(EBSBackend, "copy_snapshot", _copy_snapshot(fidelity)))
+        locked = _describe_locked_snapshots_response(fidelity)
+        patch(mock.patch.object(ElasticBlockStore, "describe_locked_snapshots", locked, create=True))
         # Deployments and the event flow
         patch(mock.patch.object(EventTemplateParser, "DEFAULT_EVENT_INPUT_TEMPLATE", _event_template_with_account()))
         patch(mock.patch.object(LambdaBackend, "create_event_source_mapping", _create_event_source_mapping))
@@ -624,6 +1191,26 @@ def faithful_aws(
             yield fidelity
         finally:
             _ACTIVE.remove(fidelity)
+
+
+# Any volume id that is no volume: AWS does not say which it uses, only that it is arbitrary.
+COPY_VOLUME_ID = "vol-ffffffff"
+
+
+def _copy_snapshot(fidelity: MotoFidelity) -> Callable[..., Snapshot]:
+    def copy_snapshot(self: EBSBackend, *args: Any, **kwargs: Any) -> Snapshot:
+        """E18. "The ID of the volume that was used to create the snapshot. Snapshots created by a copy snapshot
+        operation have an arbitrary volume ID that you should not use for any purpose." (Amazon EC2 API
+        Reference, Snapshot data type, `VolumeId`:
+        https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_Snapshot.html)"""
+        snapshot: Snapshot = _ORIGINAL["copy_snapshot"](self, *args, **kwargs)
+        arbitrary = copy.copy(snapshot.volume)
+        arbitrary.id = COPY_VOLUME_ID
+        snapshot.volume = arbitrary
+        snapshot.start_time = fidelity.now().replace(tzinfo=None)  # moto keeps naive UTC
+        return snapshot
+
+    return copy_snapshot
 
 
 def _block_device_mappings(fidelity: MotoFidelity) -> Callable[[Ami], list[dict[str, Any]]]:
