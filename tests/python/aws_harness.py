@@ -103,6 +103,30 @@ def function_env(
     return env
 
 
+def ebs_function_env(
+    queue_url: str = "https://sqs.us-east-1.amazonaws.com/123456789012/q", **overrides: str
+) -> dict[str, str]:
+    """The environment the internal Terraform module gives both ebs-snapshot functions (volume mode, by tag)."""
+    env = {
+        key: value
+        for key, value in function_env(queue_url).items()
+        if key not in ("OPS_NO_REBOOT", "OPS_COPY_INSTANCE_TAGS")
+    }
+    env.update(
+        {
+            "OPS_TARGET_TAGS": "{}",
+            "OPS_VOLUME_IDS": "[]",
+            "OPS_VOLUME_TAGS": json.dumps({"Backup": "hourly"}),
+            "OPS_EXCLUDE_VOLUME_TAGS": "{}",
+            "OPS_EXCLUDE_ROOT_VOLUME": "false",
+            "OPS_SNAPSHOT_MODE": "volume",
+            "OPS_COPY_VOLUME_TAGS": "true",
+        }
+    )
+    env.update(overrides)
+    return env
+
+
 class Captured(logging.Handler):
     def __init__(self) -> None:
         super().__init__()
@@ -168,6 +192,41 @@ def work_body(message: dict[str, Any]) -> str:
     return json.dumps({key: value for key, value in message.items() if not key.startswith("_")})
 
 
+def snapshot_event(snapshot_id: str, volume_id: str, result: str = "succeeded", region: str = REGION) -> str:
+    """An `EBS Snapshot Notification` (createSnapshot) from the AWS sample, with the sample's ARN layout."""
+    sample = json.loads((EVENTS_DIR / "normalized" / "ebs-snapshot-create-succeeded.json").read_text())
+    sample["region"] = region
+    sample["account"] = ACCOUNT
+    sample["detail"].update(
+        result=result,
+        cause="" if result == "succeeded" else f"Snapshot {snapshot_id} is in status error",
+        snapshot_id=f"arn:aws:ec2::{region}:snapshot/{snapshot_id}",
+        source=f"arn:aws:ec2::{region}:volume/{volume_id}",
+    )
+    sample["resources"] = [sample["detail"]["snapshot_id"]]
+    return json.dumps(sample)
+
+
+def snapshots_event(snapshots: dict[str, str], result: str = "succeeded", region: str = REGION) -> str:
+    """An `EBS Multi-Volume Snapshots Completion Status` (createSnapshots) from the AWS sample; `snapshots` maps
+    snapshot id to volume id."""
+    sample = json.loads((EVENTS_DIR / "normalized" / "ebs-snapshots-create-multi-succeeded.json").read_text())
+    sample["region"] = region
+    sample["account"] = ACCOUNT
+    status = "completed" if result == "succeeded" else "error"
+    sample["detail"]["result"] = result
+    sample["detail"]["snapshots"] = [
+        {
+            "snapshot_id": f"arn:aws:ec2::{region}:snapshot/{snapshot_id}",
+            "source": f"arn:aws:ec2::{region}:volume/{volume_id}",
+            "status": status,
+        }
+        for snapshot_id, volume_id in snapshots.items()
+    ]
+    sample["resources"] = [entry["snapshot_id"] for entry in sample["detail"]["snapshots"]]
+    return json.dumps(sample)
+
+
 def ami_event(image_id: str, state: str, region: str = REGION, account: str = ACCOUNT) -> str:
     """An `EC2 AMI State Change` event as EventBridge publishes it, from the AWS sample's shape."""
     event = {
@@ -210,20 +269,24 @@ def create_policy_resources() -> tuple[str, str]:
     return queue_url, topic_arn
 
 
-def install_runtimes(clock: Callable[[], datetime]) -> AmiRuntime:
-    """Both functions' runtimes built from the current environment on `clock`, with the retry budgets the
-    handlers use; returns the worker's."""
+def install_runtimes(clock: Callable[[], datetime], module: str = "ami_backup") -> Any:
+    """Both functions' runtimes of `module` (ami_backup, ebs_snapshot) built from the current environment on
+    `clock`, with the retry budgets the handlers use; returns the worker's."""
     # Imported here: this module sets the Powertools variables Lambda sets before the handler is imported.
-    from ops_automation.ami_backup import handlers
+    import importlib
+
     from ops_automation.core.clients import PLANNER_ATTEMPTS, WORKER_ATTEMPTS
+    from ops_automation.core.config import CommonConfig
     from ops_automation.core.runtime import build_runtime
 
+    handlers = importlib.import_module(f"ops_automation.{module}.handlers")
+    config_class = {"ami_backup": "AmiBackupConfig", "ebs_snapshot": "EbsSnapshotConfig"}[module]
     built = {}
     for name, lazy, attempts in (
         ("planner", handlers.planner_runtime, PLANNER_ATTEMPTS),
         ("worker", handlers.worker_runtime, WORKER_ATTEMPTS),
     ):
-        config, common = handlers.AmiBackupConfig.from_env(), handlers.CommonConfig.from_env()
+        config, common = getattr(handlers, config_class).from_env(), CommonConfig.from_env()
         built[name] = build_runtime(handlers.SERVICE, config, common, clock=clock, max_attempts=attempts)
         lazy.install(built[name])
     return built["worker"]

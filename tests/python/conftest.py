@@ -21,6 +21,7 @@ from aws_harness import (
     Configure,
     Infra,
     create_policy_resources,
+    ebs_function_env,
     function_env,
     install_runtimes,
 )
@@ -30,6 +31,7 @@ from tests.support.moto_fidelity import MotoFidelity, faithful_aws
 from ops_automation.ami_backup import handlers
 from ops_automation.core import observability
 from ops_automation.core.clients import ClientFactory
+from ops_automation.ebs_snapshot import handlers as ebs_handlers
 
 # What each Lambda handler was seen calling on AWS in these tests (the botocore event of every request), by the
 # handler string a Terraform module deploys. tests/hcl checks it against the rendered IAM policies.
@@ -164,6 +166,22 @@ def configure(infra: Infra, clock: Clock, monkeypatch: pytest.MonkeyPatch) -> Co
 
     monkeypatch.setattr(handlers.planner_runtime, "_value", None)
     monkeypatch.setattr(handlers.worker_runtime, "_value", None)
+    return apply
+
+
+@pytest.fixture
+def configure_ebs(infra: Infra, clock: Clock, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Any]:
+    """As `configure`, for the ebs-snapshot functions; returns the worker's runtime."""
+
+    def apply(**overrides: str) -> ebs_handlers.EbsRuntime:
+        env = ebs_function_env(infra.queue_url, **{"OPS_ALERT_TOPIC_ARN": infra.alert_topic_arn, **overrides})
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        runtime: ebs_handlers.EbsRuntime = install_runtimes(clock, "ebs_snapshot")
+        return runtime
+
+    monkeypatch.setattr(ebs_handlers.planner_runtime, "_value", None)
+    monkeypatch.setattr(ebs_handlers.worker_runtime, "_value", None)
     return apply
 
 

@@ -8,11 +8,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from aws_harness import function_env
+from aws_harness import ebs_function_env, function_env
 
 from ops_automation.ami_backup.decisions import AmiBackupConfig
 from ops_automation.core.config import CommonConfig
 from ops_automation.core.errors import ConfigError
+from ops_automation.ebs_snapshot.decisions import EbsSnapshotConfig
 
 LAMBDA_SRC = Path(__file__).resolve().parents[2] / "lambda_src"
 
@@ -79,6 +80,16 @@ def test_every_variable_is_required(variable: str) -> None:
     assert caught.value.variable == variable
 
 
+@pytest.mark.parametrize("variable", sorted(ebs_function_env()))
+def test_every_ebs_snapshot_variable_is_required(variable: str) -> None:
+    env = ebs_function_env()
+    del env[variable]
+    with pytest.raises(ConfigError) as caught:
+        EbsSnapshotConfig.from_env(env)
+        CommonConfig.from_env(env)
+    assert caught.value.variable == variable
+
+
 def test_no_targets_at_all_is_rejected_rather_than_meaning_everything() -> None:
     with pytest.raises(ConfigError, match="no instance ids and no target tags"):
         AmiBackupConfig.from_env(function_env(OPS_INSTANCE_IDS="[]", OPS_TARGET_TAGS="{}"))
@@ -88,7 +99,8 @@ def test_handlers_import_without_environment_or_aws() -> None:
     # A clean interpreter with no AWS region, credentials or OPS_* variables, as a unit test or a linter sees it.
     env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(LAMBDA_SRC)}
     code = (
-        "import ops_automation.ami_backup.handlers as m; assert callable(m.plan_handler) and callable(m.work_handler)"
+        "import ops_automation.ami_backup.handlers as m, ops_automation.ebs_snapshot.handlers as e; "
+        "assert all(callable(f) for f in (m.plan_handler, m.work_handler, e.plan_handler, e.work_handler))"
     )
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr

@@ -54,13 +54,15 @@ def _kind(event: Any) -> str:
         return "ami"
     if event.get("detail-type") == "Scheduled Event" or "scheduledTime" in event:
         return "schedule"
+    if event.get("detail-type") in (events.EBS_SNAPSHOT_NOTIFICATION, events.EBS_MULTI_VOLUME_SNAPSHOTS):
+        return "ebs"
     return "other"
 
 
 @needs_samples
 def test_the_sample_folder_holds_every_kind_we_subscribe_to() -> None:
     kinds = {_kind(_load(path)) for path in SAMPLES}
-    assert {"sqs", "ami", "schedule", "other"} <= kinds
+    assert {"sqs", "ami", "schedule", "ebs", "other"} <= kinds
 
 
 @needs_samples
@@ -97,9 +99,22 @@ def test_every_sample_event_is_parsed_or_rejected_with_a_reason(path: Path) -> N
         expected = event.get("scheduledTime") or event["time"]
         assert trigger.slot == expected
         assert trigger.scheduled_time.tzinfo is not None
+    elif kind == "ebs":
+        parsed = parse_work_body(json.dumps(event))
+        assert isinstance(parsed, events.SnapshotEvent)
+        entries = event["detail"].get("snapshots") or [event["detail"]]
+        # Ids from whichever ARN layout the sample uses; the account from the envelope, never from the ARN.
+        assert parsed.snapshot_ids == tuple(entry["snapshot_id"].rsplit("/", 1)[1] for entry in entries)
+        assert parsed.source_ids == tuple(entry["source"].rsplit("/", 1)[1] for entry in entries)
+        assert (parsed.event, parsed.result, parsed.account) == (
+            event["detail"]["event"],
+            event["detail"]["result"],
+            event["account"],
+        )
+        assert parsed.region in (event["region"], events.arn_region(entries[0]["snapshot_id"]))
     else:
-        # EBS, instance-state, SSM and CloudTrail events are other modules' business: the ami-backup worker
-        # must reject them with a reason instead of misreading them.
+        # Instance-state, SSM and CloudTrail events are other modules' business: a backup worker must reject them
+        # with a reason instead of misreading them.
         with pytest.raises(MalformedEventError, match="not a work message"):
             parse_work_body(json.dumps(event))
 

@@ -77,3 +77,26 @@ def test_dynamodb_items_carry_exactly_the_design_attributes(infra: Infra) -> Non
     )
     [item] = infra.dynamodb.scan(TableName=LEDGER_TABLE)["Items"]
     assert set(item) == {"pk", "sk", "source_id", "slot", "state", "created_at", "updated_at", "expires_at"}
+
+
+def test_refs_are_stored_and_kept_until_replaced(ledger: Ledger) -> None:
+    ledger.transition(KEY, "pending", START, 90)
+    ledger.transition(KEY, "available", START, 90, refs=["snap-0123456789abcdef0", "snap-0123456789abcdef1"])
+    ledger.transition(KEY, "deleted", START, 90)
+    entry = ledger.get(KEY)
+    assert entry is not None
+    assert entry.refs == ("snap-0123456789abcdef0", "snap-0123456789abcdef1")
+
+
+def test_a_fenced_transition_applies_only_to_the_entry_as_last_read(ledger: Ledger) -> None:
+    ledger.transition(KEY, "pending", START, 90)
+    read = ledger.get(KEY)
+    assert read is not None
+    later = START + timedelta(minutes=20)
+    assert ledger.transition(KEY, "pending", later, 90, from_states={"pending"}, expected_updated_at=read.updated_at)
+    # A second delivery that read the same entry before the first one's write loses.
+    assert not ledger.transition(
+        KEY, "pending", later, 90, from_states={"pending"}, expected_updated_at=read.updated_at
+    )
+    missing = LedgerKey("ami-backup", "nightly", "local", REGION, "absent")
+    assert not ledger.transition(missing, "pending", START, 90, expected_updated_at=read.updated_at)

@@ -35,7 +35,6 @@ from ..core.events import (
     PurgeSnapshotsMessage,
     parse_schedule_event,
     parse_time,
-    parse_work_body,
 )
 from ..core.fanout import BatchSender
 from ..core.ledger import LedgerEntry
@@ -45,7 +44,7 @@ from ..core.retention import RetentionItem, plan_retention
 from ..core.runtime import Lazy, Runtime, build_runtime
 from ..core.scope import Target, target_of_event, targets_of
 from ..core.targeting import Instance, stream_instances
-from ..core.worker import RetryLater, consume
+from ..core.worker import RetryLater, consume_work
 from .decisions import (
     TRANSIENT_INSTANCE_STATES,
     AmiBackupConfig,
@@ -184,20 +183,7 @@ def _dry_run_plan(rt: AmiRuntime, targets: Mapping[Target, list[Instance]], slot
 @metrics.log_metrics
 def work_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     rt = worker_runtime()
-    logger.append_keys(policy=rt.policy)
-    return consume(
-        event,
-        context,
-        sqs=lambda: rt.clients.client("sqs"),
-        queue_url=rt.common.work_queue_url,
-        decode=lambda body: parse_work_body(body, DECODERS),
-        handle=partial(handle_item, rt),
-        give_up=lambda record, why: rt.alerts.send(
-            "work item given up to the dead-letter queue",
-            {"message_id": record.message_id, "why": why, "body": record.body[:4000]},
-        ),
-        max_receive_count=rt.common.max_receive_count,
-    )
+    return consume_work(rt, event, context, DECODERS, partial(handle_item, rt))
 
 
 def handle_item(rt: AmiRuntime, item: Any) -> dict[str, Any]:

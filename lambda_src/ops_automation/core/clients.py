@@ -21,6 +21,8 @@ def retry_config(max_attempts: int) -> Config:
     return Config(retries={"mode": "standard", "max_attempts": max_attempts})
 
 
+SINGLE_ATTEMPT = Config(retries={"mode": "standard", "total_max_attempts": 1})
+
 # Assumed-role credentials last an hour, warm containers live longer: renew well before expiry.
 CREDENTIAL_RENEWAL_MARGIN = timedelta(minutes=10)
 
@@ -65,15 +67,18 @@ class ClientFactory:
             raise NoRegionError("no AWS region configured for this function")
         return region
 
-    def client(self, service: str, region: str | None = None, role_arn: str | None = None) -> Any:
+    def client(self, service: str, region: str | None = None, role_arn: str | None = None, retries: bool = True) -> Any:
+        """`retries=False` for calls that take no client token (CreateSnapshot): an SDK retry after a timeout or a
+        5xx could make the resource twice; the caller decides what an unknown outcome means."""
         region = region or self.default_region
         if role_arn is not None and self._role_needs_renewal(role_arn):
             self._roles[role_arn] = self._assume(role_arn)
             self._clients = {key: value for key, value in self._clients.items() if key[0] != role_arn}
-        key = (role_arn, region, service)
+        key = (role_arn, region, service if retries else f"{service}#once")
         if key not in self._clients:
             session = self._session if role_arn is None else self._roles[role_arn].session
-            self._clients[key] = session.client(service, region_name=region, config=self._config)
+            config = self._config if retries else SINGLE_ATTEMPT
+            self._clients[key] = session.client(service, region_name=region, config=config)
         return self._clients[key]
 
     def _role_needs_renewal(self, role_arn: str) -> bool:

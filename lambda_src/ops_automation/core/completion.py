@@ -86,8 +86,11 @@ def complete(
     observe: Callable[[LedgerEntry], Observation],
     finish: Callable[[LedgerEntry, Observation], dict[str, Any]],
     ttl_days: int,
+    discard: Callable[[LedgerEntry, Observation], dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """Shared by the state event (check None) and the delayed check: act on the resource's state, once."""
+    """Shared by the state event (check None) and the delayed check: act on the resource's state, once.
+    `discard` removes what a failure left behind (EBS snapshots in `error` count against the volume's limit of
+    concurrent snapshots), and nothing else."""
     key = ledger_key(rt, target, resource_id)
     entry = rt.ledger.get(key)
     result: dict[str, Any] = {"resource_id": resource_id}
@@ -116,9 +119,11 @@ def complete(
             else observation.reason
         ) or ("disappeared before completion" if observation.state is None else "failed")
         rt.alerts.send("backup failed; nothing purged", {**log_keys, "reason": reason})
+        discarded = discard(entry, observation) if discard is not None and action == "fail" else {}
         if rt.ledger.transition(key, "failed", now, ttl_days, from_states={"pending"}, reason=reason):
             count("BackupsFailed")
-        return {**result, "outcome": "timed_out" if action == "time_out" else "failed", "reason": reason}
+        outcome = "timed_out" if action == "time_out" else "failed"
+        return {**result, "outcome": outcome, "reason": reason, **discarded}
     if action != "complete":
         return {**result, "outcome": action}
 

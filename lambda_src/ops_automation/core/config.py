@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import ConfigError, InvalidInputError
-from .targeting import validate_instance_id, validate_target_tags
+from .targeting import validate_instance_id, validate_target_tags, validate_volume_id
 
 MAX_GENERATIONS = 1000
 Environ = Mapping[str, str]
@@ -75,21 +75,67 @@ class InstanceTargetConfig:
     @classmethod
     def from_env(cls, environ: Environ | None = None) -> InstanceTargetConfig:
         env = environ_of(environ)
-        instance_ids = _string_list(env, "OPS_INSTANCE_IDS")
-        try:
-            for instance_id in instance_ids:
-                validate_instance_id(instance_id)
-        except InvalidInputError as error:
-            raise ConfigError("OPS_INSTANCE_IDS", env.get("OPS_INSTANCE_IDS"), str(error)) from error
-        tags = _string_map(env, "OPS_TARGET_TAGS")
-        try:
-            validate_target_tags(tags)
-        except InvalidInputError as error:
-            raise ConfigError("OPS_TARGET_TAGS", env.get("OPS_TARGET_TAGS"), str(error)) from error
+        instance_ids = _instance_ids(env)
+        tags = _tags(env, "OPS_TARGET_TAGS")
         if not instance_ids and not tags:
             # An empty target must never widen into "every instance of the account".
             raise ConfigError("OPS_INSTANCE_IDS", env.get("OPS_INSTANCE_IDS"), "no instance ids and no target tags")
         return cls(instance_ids=instance_ids, tags=tuple(sorted(tags.items())))
+
+
+@dataclass(frozen=True)
+class VolumeTargetConfig:
+    """Which EBS volumes: explicit volume ids, volumes carrying every volume tag, and/or the volumes attached to the
+    targeted instances (the root volume optionally left out); a volume carrying any exclusion tag never counts."""
+
+    volume_ids: tuple[str, ...]
+    volume_tags: tuple[tuple[str, str], ...]
+    instances: InstanceTargetConfig
+    exclude_volume_tags: tuple[tuple[str, str], ...]
+    exclude_root_volume: bool
+
+    @property
+    def volume_tag_map(self) -> dict[str, str]:
+        return dict(self.volume_tags)
+
+    @property
+    def targets_volumes(self) -> bool:
+        return bool(self.volume_ids or self.volume_tags)
+
+    @property
+    def targets_instances(self) -> bool:
+        return bool(self.instances.instance_ids or self.instances.tags)
+
+    def excludes(self, volume_tags: Mapping[str, str]) -> bool:
+        return any(volume_tags.get(key) == value for key, value in self.exclude_volume_tags)
+
+    @classmethod
+    def from_env(cls, environ: Environ | None = None) -> VolumeTargetConfig:
+        env = environ_of(environ)
+        volume_ids = _string_list(env, "OPS_VOLUME_IDS")
+        try:
+            for volume_id in volume_ids:
+                validate_volume_id(volume_id)
+        except InvalidInputError as error:
+            raise ConfigError("OPS_VOLUME_IDS", env.get("OPS_VOLUME_IDS"), str(error)) from error
+        volume_tags = _tags(env, "OPS_VOLUME_TAGS")
+        exclude = _tags(env, "OPS_EXCLUDE_VOLUME_TAGS")
+        instances = InstanceTargetConfig(
+            instance_ids=_instance_ids(env), tags=tuple(sorted(_tags(env, "OPS_TARGET_TAGS").items()))
+        )
+        config = cls(
+            volume_ids=volume_ids,
+            volume_tags=tuple(sorted(volume_tags.items())),
+            instances=instances,
+            exclude_volume_tags=tuple(sorted(exclude.items())),
+            exclude_root_volume=boolean(env, "OPS_EXCLUDE_ROOT_VOLUME"),
+        )
+        if not config.targets_volumes and not config.targets_instances:
+            # An empty target must never widen into "every volume of the account".
+            raise ConfigError(
+                "OPS_VOLUME_IDS", env.get("OPS_VOLUME_IDS"), "no volume ids, volume tags, instance ids or instance tags"
+            )
+        return config
 
 
 @dataclass(frozen=True)
@@ -120,6 +166,25 @@ class CompletionConfig:
             timeout_minutes=_int(env, "OPS_COMPLETION_TIMEOUT_MINUTES", minimum=1),
             ledger_ttl_days=_int(env, "OPS_LEDGER_TTL_DAYS", minimum=1),
         )
+
+
+def _instance_ids(env: Environ) -> tuple[str, ...]:
+    instance_ids = _string_list(env, "OPS_INSTANCE_IDS")
+    try:
+        for instance_id in instance_ids:
+            validate_instance_id(instance_id)
+    except InvalidInputError as error:
+        raise ConfigError("OPS_INSTANCE_IDS", env.get("OPS_INSTANCE_IDS"), str(error)) from error
+    return instance_ids
+
+
+def _tags(env: Environ, name: str) -> dict[str, str]:
+    tags = _string_map(env, name)
+    try:
+        validate_target_tags(tags)
+    except InvalidInputError as error:
+        raise ConfigError(name, env.get(name), str(error)) from error
+    return tags
 
 
 def _required(env: Environ, name: str) -> str:

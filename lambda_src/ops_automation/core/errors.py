@@ -24,6 +24,23 @@ SNAPSHOT_IN_USE = "InvalidSnapshot.InUse"
 INSTANCE_GONE_ERRORS = frozenset({"InvalidInstanceID.NotFound", "InvalidInstanceID.Malformed"})
 INCORRECT_INSTANCE_STATE = "IncorrectInstanceState"
 DUPLICATE_AMI_NAME = "InvalidAMIName.Duplicate"
+VOLUME_GONE_ERRORS = frozenset({"InvalidVolume.NotFound", "InvalidVolumeID.Malformed"})
+# Account-wide snapshot quotas: too many pending snapshots in the region passes by itself (retried); the regional
+# snapshot quota does not until someone raises it or deletes snapshots (alerted).
+PENDING_SNAPSHOT_LIMIT = "PendingSnapshotLimitExceeded"
+SNAPSHOT_QUOTA_ERRORS = frozenset({"SnapshotLimitExceeded"})
+# A volume accepts a new snapshot only every 15 seconds and holds at most 5 pending ones (1 for st1/sc1); the
+# IncorrectState/InvalidState errors mean "the previous snapshot request on this volume has not completed" (EC2 API
+# error codes). All pass by themselves and concern one volume, not the account's API: retried, never the slot's end.
+SNAPSHOT_RATE_ERRORS = frozenset(
+    {
+        "SnapshotCreationPerVolumeRateExceeded",
+        "ConcurrentSnapshotLimitExceeded",
+        "IncorrectState",
+        "InvalidState",
+        PENDING_SNAPSHOT_LIMIT,
+    }
+)
 
 
 class InvalidInputError(ValueError):
@@ -58,6 +75,13 @@ class PartialFailure(RuntimeError):
 
 def error_code(error: ClientError) -> str:
     return str(error.response.get("Error", {}).get("Code", ""))
+
+
+def made_nothing(error: ClientError) -> bool:
+    """Whether a refused request certainly created nothing: a client error (4xx) or a throttle. A 5xx or a lost
+    response leaves the outcome unknown."""
+    status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 400)
+    return status < 500 or error_code(error) in THROTTLING_ERRORS
 
 
 def is_throttling(error: BaseException) -> bool:

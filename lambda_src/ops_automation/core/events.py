@@ -7,6 +7,7 @@ A module adds its own message kinds by passing decoders to `parse_work_body`; th
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -15,6 +16,9 @@ from typing import Any, ClassVar, Literal
 from .errors import MalformedEventError
 
 AMI_STATE_CHANGE = "EC2 AMI State Change"
+EBS_SNAPSHOT_NOTIFICATION = "EBS Snapshot Notification"
+EBS_MULTI_VOLUME_SNAPSHOTS = "EBS Multi-Volume Snapshots Completion Status"
+_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-[0-9]$")
 SLOT_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
 
@@ -81,6 +85,27 @@ class AmiStateChange:
     error_message: str
 
 
+@dataclass(frozen=True)
+class SnapshotEvent:
+    """`EBS Snapshot Notification` (one snapshot) or `EBS Multi-Volume Snapshots Completion Status` (a set).
+
+    The events carry snapshot and source ARNs and a result, never tags: whether a snapshot is ours is for the
+    ledger to say."""
+
+    event: str  # createSnapshot, createSnapshots, copySnapshot, ...
+    result: str  # succeeded or failed
+    cause: str
+    snapshot_ids: tuple[str, ...]
+    # Volume ids (createSnapshot(s)) or source snapshot ids (copySnapshot), in the order of snapshot_ids.
+    source_ids: tuple[str, ...]
+    region: str
+    account: str
+
+    @property
+    def succeeded(self) -> bool:
+        return self.result == "succeeded"
+
+
 Decoder = Callable[[Mapping[str, Any]], Any]
 
 
@@ -144,7 +169,11 @@ def _purge(payload: Mapping[str, Any]) -> PurgeSnapshotsMessage:
 
 
 CORE_DECODERS: Mapping[str, Decoder] = {"check": _check, "purge_snapshots": _purge}
-EVENT_DECODERS: Mapping[str, Decoder] = {AMI_STATE_CHANGE: lambda event: _ami_state_change(event)}
+EVENT_DECODERS: Mapping[str, Decoder] = {
+    AMI_STATE_CHANGE: lambda event: _ami_state_change(event),
+    EBS_SNAPSHOT_NOTIFICATION: lambda event: _snapshot_event(event),
+    EBS_MULTI_VOLUME_SNAPSHOTS: lambda event: _snapshot_event(event),
+}
 
 
 def parse_work_body(body: object, module_decoders: Mapping[str, Decoder]) -> Any:
@@ -193,6 +222,48 @@ def _ami_state_change(event: Mapping[str, Any]) -> AmiStateChange:
         account=text(event, "account"),
         error_message=str(detail.get("ErrorMessage") or ""),
     )
+
+
+def _snapshot_event(event: Mapping[str, Any]) -> SnapshotEvent:
+    detail = event.get("detail")
+    if not isinstance(detail, Mapping):
+        raise MalformedEventError("EBS snapshot event has no detail object")
+    entries = detail.get("snapshots") if "snapshots" in detail else [detail]
+    if not isinstance(entries, list) or not entries or not all(isinstance(entry, Mapping) for entry in entries):
+        raise MalformedEventError(f"EBS snapshot event has no snapshots (detail.snapshots={entries!r})")
+    arns = [text(entry, "snapshot_id", where="detail") for entry in entries]
+    envelope_region = text(event, "region")
+    return SnapshotEvent(
+        event=text(detail, "event", where="detail"),
+        result=text(detail, "result", where="detail"),
+        cause=str(detail.get("cause") or ""),
+        snapshot_ids=tuple(resource_id(arn, "snapshot/", "snap-") for arn in arns),
+        source_ids=tuple(_source_id(entry.get("source")) for entry in entries),
+        # The snapshot's own region; the envelope's where an ARN layout carries none.
+        region=arn_region(arns[0]) or envelope_region,
+        account=text(event, "account"),
+    )
+
+
+def resource_id(arn_or_id: str, marker: str, prefix: str) -> str:
+    """The id after `snapshot/` (or `volume/`...) whatever the ARN layout: AWS documents three for EBS events
+    (`arn:aws:ec2::REGION:snapshot/..`, `arn:aws:ec2:REGION::snapshot/..`, `arn:aws:ec2:REGION:ACCOUNT:snapshot/..`)."""
+    candidate = arn_or_id.rsplit(marker, 1)[-1]
+    if not candidate.startswith(prefix) or not re.fullmatch(r"[a-z]+-[0-9a-f]+", candidate):
+        raise MalformedEventError(f"not a {prefix}... id or ARN: {arn_or_id!r}")
+    return candidate
+
+
+def arn_region(arn: str) -> str | None:
+    """The region field of an ARN in any of the documented EBS layouts (4th or 5th field), if it has one."""
+    fields = arn.split(":")
+    return next((field for field in fields[3:5] if _REGION.match(field)), None) if len(fields) >= 6 else None
+
+
+def _source_id(source: object) -> str:
+    if not isinstance(source, str) or not source:
+        return ""
+    return source.rsplit("/", 1)[-1]
 
 
 def _image_id_from_resources(resources: object) -> str | None:

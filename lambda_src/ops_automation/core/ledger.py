@@ -7,7 +7,7 @@ Transitions are conditional, so side effects tied to them (a metric, an alert) h
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
@@ -49,6 +49,9 @@ class LedgerEntry:
     updated_at: str
     expires_at: int
     reason: str = ""
+    # Resources a request made (the snapshots of one CreateSnapshots call), so a repeated delivery finds them
+    # without asking EC2.
+    refs: tuple[str, ...] = ()
 
 
 class Ledger(Protocol):
@@ -62,9 +65,12 @@ class Ledger(Protocol):
         source_id: str | None = None,
         slot: str | None = None,
         reason: str | None = None,
+        refs: Sequence[str] | None = None,
+        expected_updated_at: str | None = None,
     ) -> bool:
-        """Move to `to_state` if the entry is absent or in `from_states` (any state when None); `source_id`,
-        `slot` and `reason` are stored when given. Returns whether this call made the change."""
+        """Move to `to_state` if the entry is absent or in `from_states` (any state when None) and, when
+        `expected_updated_at` is given, still as last read (a fencing token); `source_id`, `slot`, `reason` and
+        `refs` are stored when given. Returns whether this call made the change."""
 
     def get(self, key: LedgerKey) -> LedgerEntry | None: ...
 
@@ -87,9 +93,13 @@ class InMemoryLedger:
         source_id: str | None = None,
         slot: str | None = None,
         reason: str | None = None,
+        refs: Sequence[str] | None = None,
+        expected_updated_at: str | None = None,
     ) -> bool:
         current = self.entries.get((key.pk, key.sk))
         stamp = format_time(now)
+        if expected_updated_at is not None and (current is None or current.updated_at != expected_updated_at):
+            return False
         if current is None:
             current = LedgerEntry(key, to_state, source_id or "", slot or "", stamp, stamp, 0)
         elif from_states is not None and current.state not in from_states:
@@ -102,6 +112,7 @@ class InMemoryLedger:
             source_id=source_id or current.source_id,
             slot=slot or current.slot,
             reason=current.reason if reason is None else reason,
+            refs=current.refs if refs is None else tuple(refs),
         )
         return True
 
@@ -124,6 +135,8 @@ class DynamoLedger:
         source_id: str | None = None,
         slot: str | None = None,
         reason: str | None = None,
+        refs: Sequence[str] | None = None,
+        expected_updated_at: str | None = None,
     ) -> bool:
         values: dict[str, Any] = {
             ":state": {"S": to_state},
@@ -140,12 +153,20 @@ class DynamoLedger:
             if value is not None:
                 values[f":{attribute}"] = {"S": value}
                 sets.append(f"{attribute} = :{attribute}")
+        if refs is not None:
+            values[":refs"] = {"L": [{"S": ref} for ref in refs]}
+            sets.append("refs = :refs")
         condition: dict[str, Any] = {}
         if from_states is not None:
             names = [f":from{index}" for index in range(len(from_states))]
             values.update({name: {"S": state} for name, state in zip(names, sorted(from_states), strict=True)})
             clauses = ["attribute_not_exists(pk)", *([f"#state IN ({', '.join(names)})"] if names else [])]
             condition["ConditionExpression"] = " OR ".join(clauses)
+        if expected_updated_at is not None:
+            values[":expected"] = {"S": expected_updated_at}
+            fence = "updated_at = :expected"
+            existing = condition.get("ConditionExpression")
+            condition["ConditionExpression"] = f"({existing}) AND {fence}" if existing else fence
         try:
             self._dynamodb.update_item(
                 TableName=self._table,
@@ -178,4 +199,5 @@ class DynamoLedger:
             updated_at=item["updated_at"]["S"],
             expires_at=int(item["expires_at"]["N"]),
             reason=item.get("reason", {}).get("S", ""),
+            refs=tuple(ref["S"] for ref in item.get("refs", {}).get("L", [])),
         )

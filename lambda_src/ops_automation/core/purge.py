@@ -18,7 +18,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from . import tagging
-from .errors import IMAGE_GONE_ERRORS, SNAPSHOT_GONE_ERRORS, error_code
+from .errors import IMAGE_GONE_ERRORS, SNAPSHOT_GONE_ERRORS, SNAPSHOT_IN_USE, THROTTLING_ERRORS, error_code
 from .events import PurgeSnapshotsMessage, format_time
 from .fanout import backoff_seconds, send_delayed
 from .ledger import LedgerKey
@@ -26,11 +26,13 @@ from .observability import count, logger
 from .retention import RetentionPlan
 from .runtime import Runtime
 from .scope import Target
+from .snapshots import SnapshotSet, is_archived, list_snapshots_by_id, locked_snapshot_ids
 from .targeting import MAX_FILTER_VALUES, PAGE_SIZE, chunked
 
 # The first purge waits for DescribeImages/DeleteSnapshot to catch up with the deregistration.
 FIRST_PURGE_DELAY_SECONDS = 300
 PURGE_DEADLINE = timedelta(hours=24)
+RETRIED_DELETE_ERRORS = frozenset({SNAPSHOT_IN_USE, *THROTTLING_ERRORS})
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,11 @@ class SnapshotPurge:
     gone: list[str] = field(default_factory=list)
     used_by_other_images: dict[str, list[str]] = field(default_factory=dict)
     not_owned: list[str] = field(default_factory=list)
+    # Kept on purpose by their owner (snapshot lock), or in the archive tier: reported, never retried.
+    locked: list[str] = field(default_factory=list)
+    archived: list[str] = field(default_factory=list)
+    # Checked and free to delete (not deleted yet when only classified).
+    deletable: list[str] = field(default_factory=list)
     # Snapshot id -> error code: to try again later.
     retry: dict[str, str] = field(default_factory=dict)
 
@@ -117,7 +124,19 @@ def retire_images(
 def purge_snapshots(
     ec2: Any, policy: str, candidates: Sequence[str], released_image_ids: Iterable[str]
 ) -> SnapshotPurge:
-    """Delete the candidates that this policy owns and no registered AMI (disabled ones included) maps."""
+    """Delete the candidates that this policy owns and no registered AMI (disabled ones included) maps; keep (and
+    report) locked ones and those in the archive tier."""
+    result = classify_snapshots(ec2, policy, candidates, released_image_ids, check_locks=False)
+    for snapshot_id in result.deletable:
+        _delete(ec2, snapshot_id, result)
+    return result
+
+
+def classify_snapshots(
+    ec2: Any, policy: str, candidates: Sequence[str], released_image_ids: Iterable[str], check_locks: bool = True
+) -> SnapshotPurge:
+    """Which candidates may be deleted, and why each other one is kept; deletes nothing. Without `check_locks` a
+    lock is found only when a deletion is refused (one call fewer when nothing is locked, as is usual)."""
     result = SnapshotPurge()
     released = set(released_image_ids)
     in_use: dict[str, list[str]] = {}
@@ -131,7 +150,8 @@ def purge_snapshots(
             for snapshot in set(snapshot_ids([image])) & set(chunk):
                 in_use.setdefault(snapshot, []).append(str(image["ImageId"]))
     result.used_by_other_images = in_use
-    owned, existing = _owned_snapshots(ec2, [s for s in candidates if s not in in_use], policy)
+    owned, existing, archived = _owned_snapshots(ec2, [s for s in candidates if s not in in_use], policy)
+    locked = locked_snapshot_ids(ec2, owned - archived) if check_locks and owned - archived else set()
     for snapshot_id in candidates:
         log_keys = {"snapshot_id": snapshot_id}
         if snapshot_id in in_use:
@@ -141,8 +161,15 @@ def purge_snapshots(
         elif snapshot_id not in owned:
             logger.warning("snapshot kept: no ownership tags", extra=log_keys)
             result.not_owned.append(snapshot_id)
+        elif snapshot_id in archived:
+            # Deleting it early is billed for the rest of the archive tier's minimum period: the owner's call.
+            logger.warning("snapshot kept: in the archive tier", extra=log_keys)
+            result.archived.append(snapshot_id)
+        elif snapshot_id in locked:
+            logger.warning("snapshot kept: locked", extra=log_keys)
+            result.locked.append(snapshot_id)
         else:
-            _delete(ec2, snapshot_id, result)
+            result.deletable.append(snapshot_id)
     return result
 
 
@@ -153,6 +180,11 @@ def _delete(ec2: Any, snapshot_id: str, result: SnapshotPurge) -> None:
         code = error_code(error)
         if code in SNAPSHOT_GONE_ERRORS:
             result.gone.append(snapshot_id)
+        elif code not in RETRIED_DELETE_ERRORS and snapshot_id in locked_snapshot_ids(ec2, [snapshot_id]):
+            # Refused with a code AWS does not document for locks: the lock is asked for, and a locked snapshot is
+            # kept on purpose by its owner, never retried.
+            logger.warning("snapshot kept: locked", extra={"snapshot_id": snapshot_id, "error_code": code})
+            result.locked.append(snapshot_id)
         else:
             # InvalidSnapshot.InUse here is the deregistration not yet visible: transient, retried.
             logger.warning("snapshot deletion deferred", extra={"snapshot_id": snapshot_id, "error_code": code})
@@ -162,23 +194,17 @@ def _delete(ec2: Any, snapshot_id: str, result: SnapshotPurge) -> None:
     logger.info("snapshot deleted", extra={"snapshot_id": snapshot_id})
 
 
-def _owned_snapshots(ec2: Any, candidates: Sequence[str], policy: str) -> tuple[set[str], set[str]]:
+def _owned_snapshots(ec2: Any, candidates: Sequence[str], policy: str) -> tuple[set[str], set[str], set[str]]:
     owned: set[str] = set()
     existing: set[str] = set()
-    paginator = ec2.get_paginator("describe_snapshots")
-    # Filter rather than SnapshotIds: one id deleted meanwhile would otherwise fail the whole call.
-    for chunk in chunked(sorted(candidates), MAX_FILTER_VALUES):
-        pages = paginator.paginate(
-            OwnerIds=["self"],
-            Filters=[{"Name": "snapshot-id", "Values": chunk}],
-            PaginationConfig={"PageSize": PAGE_SIZE},
-        )
-        for page in pages:
-            for snapshot in page.get("Snapshots", []):
-                existing.add(snapshot["SnapshotId"])
-                if tagging.is_owned(snapshot.get("Tags"), policy):
-                    owned.add(snapshot["SnapshotId"])
-    return owned, existing
+    archived: set[str] = set()
+    for snapshot in list_snapshots_by_id(ec2, candidates):
+        existing.add(snapshot["SnapshotId"])
+        if tagging.is_owned(snapshot.get("Tags"), policy):
+            owned.add(snapshot["SnapshotId"])
+        if is_archived(snapshot):
+            archived.add(snapshot["SnapshotId"])
+    return owned, existing, archived
 
 
 def handle_purge(rt: Runtime[Any], message: PurgeSnapshotsMessage) -> dict[str, Any]:
@@ -189,13 +215,17 @@ def handle_purge(rt: Runtime[Any], message: PurgeSnapshotsMessage) -> dict[str, 
         "deleted": result.deleted,
         "kept_in_use": sorted(result.used_by_other_images),
         "not_owned": result.not_owned,
+        "locked": result.locked,
+        "archived": result.archived,
     }
     if not result.retry:
         return {**summary, "outcome": "purged"}
     now = rt.clock()
     if now >= message.deadline_time:
         rt.alerts.send(
-            "snapshots left behind after their AMI was deregistered",
+            "snapshots left behind after their AMI was deregistered"
+            if message.released_image_ids
+            else "snapshots left behind: their deletion kept failing",
             {
                 "region": message.region,
                 "role_arn": message.role_arn,
@@ -217,3 +247,77 @@ def handle_purge(rt: Runtime[Any], message: PurgeSnapshotsMessage) -> dict[str, 
     )
     send_delayed(rt.clients.client("sqs"), rt.common.work_queue_url, retry, backoff_seconds(message.attempt + 1))
     return {**summary, "outcome": "retrying", "retry": sorted(result.retry)}
+
+
+def retire_snapshot_sets(
+    rt: Runtime[Any],
+    ec2: Any,
+    target: Target,
+    plan: RetentionPlan,
+    sets_by_key: Mapping[str, SnapshotSet],
+    ttl_days: int,
+) -> dict[str, Any]:
+    """Delete the plan's sets whole: a set one of whose snapshots must stay (used by an AMI, locked, in the archive
+    tier, not owned) is kept entirely, the others are deleted entirely. What must be retried goes to a delayed
+    `purge_snapshots` message (the same retries and final alert as an AMI's snapshots)."""
+    retired = [sets_by_key[decision.item.id] for decision in plan.delete]
+    candidates = [snapshot_id for snapshot_set in retired for snapshot_id in snapshot_set.ids]
+    if not candidates:
+        return {"deleted": [], "kept": {}}
+    # Locks are asked for up front only where one locked snapshot must keep others (multi-volume sets).
+    check_locks = any(len(snapshot_set.ids) > 1 for snapshot_set in retired)
+    checked = classify_snapshots(ec2, rt.policy, candidates, (), check_locks=check_locks)
+    reasons = {
+        **{snapshot_id: "used by " + ", ".join(images) for snapshot_id, images in checked.used_by_other_images.items()},
+        **{snapshot_id: "not owned by this policy" for snapshot_id in checked.not_owned},
+        **{snapshot_id: "locked" for snapshot_id in checked.locked},
+        **{snapshot_id: "archive tier" for snapshot_id in checked.archived},
+    }
+    result = SnapshotPurge(gone=list(checked.gone))
+    kept: dict[str, dict[str, str]] = {}
+    for snapshot_set in retired:
+        holding = {snapshot_id: reasons[snapshot_id] for snapshot_id in snapshot_set.ids if snapshot_id in reasons}
+        if holding:
+            kept[snapshot_set.key] = holding
+            continue
+        for snapshot_id in snapshot_set.ids:
+            if snapshot_id in checked.deletable:
+                _delete(ec2, snapshot_id, result)
+        locked_now = {snapshot_id: "locked" for snapshot_id in snapshot_set.ids if snapshot_id in result.locked}
+        if locked_now:
+            # A lock found only when the deletion was refused (single-snapshot sets are not asked for up front).
+            kept[snapshot_set.key] = locked_now
+            continue
+        # Retired once deletion started; the purge message's retries and final alert account for the rest.
+        rt.ledger.transition(
+            LedgerKey(rt.service, rt.policy, target.account, target.region, snapshot_set.key),
+            "deleted",
+            rt.clock(),
+            ttl_days,
+            reason="retention",
+        )
+    _retry_later(rt, target, result.retry)
+    if kept:
+        logger.info("retention kept whole sets", extra={"region": target.region, "kept": kept})
+    return {"deleted": result.deleted, "kept": kept, "retrying": sorted(result.retry)}
+
+
+def discard_failed(rt: Runtime[Any], ec2: Any, target: Target, snapshot_set: SnapshotSet) -> dict[str, Any]:
+    """Delete the set's own snapshots in `error`: they are no backup, and they count against the volume's limit of
+    concurrent snapshots until deleted (5 per volume, 1 for st1/sc1), so keeping them would stop its backups."""
+    failed = list(snapshot_set.failed_ids)
+    if not failed:
+        return {}
+    result = purge_snapshots(ec2, rt.policy, failed, ())
+    _retry_later(rt, target, result.retry)
+    return {"discarded": result.deleted, "discard_retrying": sorted(result.retry)}
+
+
+def _retry_later(rt: Runtime[Any], target: Target, retry: Mapping[str, str]) -> None:
+    """Deletions refused for a passing reason go to a delayed `purge_snapshots` message, retried until 24 hours."""
+    if not retry:
+        return
+    message = PurgeSnapshotsMessage(
+        rt.policy, target.region, target.role_arn, tuple(sorted(retry)), (), format_time(rt.clock() + PURGE_DEADLINE)
+    )
+    send_delayed(rt.clients.client("sqs"), rt.common.work_queue_url, message, backoff_seconds(1))

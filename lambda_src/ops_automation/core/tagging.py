@@ -13,6 +13,8 @@ SOURCE_INSTANCE = f"{PREFIX}source-instance"
 SOURCE_VOLUME = f"{PREFIX}source-volume"
 SOURCE_SNAPSHOT = f"{PREFIX}source-snapshot"
 SLOT = f"{PREFIX}slot"
+# The crash-consistent set one CreateSnapshots call made: its snapshots are kept or retired together.
+SNAPSHOT_SET = f"{PREFIX}snapshot-set"
 
 MAX_TAGS_PER_RESOURCE = 50
 _SOURCE_KEYS = {
@@ -20,11 +22,13 @@ _SOURCE_KEYS = {
     "source_volume": SOURCE_VOLUME,
     "source_snapshot": SOURCE_SNAPSHOT,
     "slot": SLOT,
+    "snapshot_set": SNAPSHOT_SET,
 }
 
 
 def ownership_tags(policy: str, **sources: str | None) -> dict[str, str]:
-    """Tags for a new resource; `sources` takes source_instance, source_volume, source_snapshot and slot."""
+    """Tags for a new resource; `sources` takes source_instance, source_volume, source_snapshot, slot and
+    snapshot_set."""
     unknown = set(sources) - set(_SOURCE_KEYS)
     if unknown:
         raise TypeError(f"unknown ownership source(s): {sorted(unknown)}")

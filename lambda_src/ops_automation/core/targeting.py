@@ -32,6 +32,13 @@ class Instance:
     instance_id: str
     state: str
     tags: Mapping[str, str]
+    root_device_name: str | None = None
+    # (device name, volume id) of every attached EBS volume, from the same DescribeInstances page.
+    ebs_volumes: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def root_volume_id(self) -> str | None:
+        return next((volume for device, volume in self.ebs_volumes if device == self.root_device_name), None)
 
 
 @dataclass(frozen=True)
@@ -81,6 +88,12 @@ def _instances(page: Mapping[str, Any]) -> Iterable[Instance]:
                 instance_id=raw["InstanceId"],
                 state=raw.get("State", {}).get("Name", "unknown"),
                 tags=_tags(raw),
+                root_device_name=raw.get("RootDeviceName"),
+                ebs_volumes=tuple(
+                    (mapping.get("DeviceName", ""), mapping["Ebs"]["VolumeId"])
+                    for mapping in raw.get("BlockDeviceMappings", [])
+                    if mapping.get("Ebs", {}).get("VolumeId")
+                ),
             )
 
 
@@ -239,6 +252,24 @@ def stream_instances(
     ec2: Any, instance_ids: Sequence[str], target_tags: Mapping[str, str], states: Sequence[str] = DEFAULT_STATES
 ) -> Stream[Instance]:
     return Stream(ec2, INSTANCES, instance_ids, target_tags, states)
+
+
+def stream_volumes(
+    ec2: Any, volume_ids: Sequence[str], target_tags: Mapping[str, str], states: Sequence[str] = DEFAULT_VOLUME_STATES
+) -> Stream[Volume]:
+    return Stream(ec2, VOLUMES, volume_ids, target_tags, states)
+
+
+def volumes_attached_to(ec2: Any, instance_ids: Sequence[str]) -> Iterator[Volume]:
+    """The volumes attached to the given instances (one page of them at a time), for their tags."""
+    paginator = ec2.get_paginator(VOLUMES.paginator)
+    for chunk in chunked(sorted(set(instance_ids)), MAX_FILTER_VALUES):
+        pages = paginator.paginate(
+            Filters=[{"Name": "attachment.instance-id", "Values": chunk}],
+            PaginationConfig={"PageSize": VOLUMES.page_size},
+        )
+        for page in pages:
+            yield from _volumes(page)
 
 
 def _resolve(

@@ -8,7 +8,7 @@ slot must not starve the account's EC2 API, and no run may end near its timeout.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,8 +18,10 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from .errors import MalformedEventError, is_throttling
+from .events import Decoder, parse_work_body
 from .fanout import backoff_seconds
 from .observability import logger
+from .runtime import Runtime
 
 # Stop starting records once this share of the invocation's time is used.
 TIME_BUDGET_SHARE = 0.6
@@ -100,3 +102,28 @@ def consume(
             raise
 
     return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
+
+
+def consume_work(
+    rt: Runtime[Any],
+    event: dict[str, Any],
+    context: LambdaContext,
+    decoders: Mapping[str, Decoder],
+    handle: Callable[[Any], dict[str, Any]],
+) -> PartialItemFailureResponse:
+    """A module's work handler: its message kinds (`decoders`) and the core's, each handled by `handle`; a record
+    failing on its last receive is named in an alert."""
+    logger.append_keys(policy=rt.policy)
+    return consume(
+        event,
+        context,
+        sqs=lambda: rt.clients.client("sqs"),
+        queue_url=rt.common.work_queue_url,
+        decode=lambda body: parse_work_body(body, decoders),
+        handle=handle,
+        give_up=lambda record, why: rt.alerts.send(
+            "work item given up to the dead-letter queue",
+            {"message_id": record.message_id, "why": why, "body": record.body[:4000]},
+        ),
+        max_receive_count=rt.common.max_receive_count,
+    )
