@@ -59,8 +59,10 @@ locals {
       {
         # DescribeInstances only after IncorrectInstanceState, to tell a stopping instance (retried in
         # the same slot) from a gone one; the tags to copy arrive in the create_image message.
+        # DescribeLockedSnapshots only after a refused DeleteSnapshot: a locked snapshot is kept and
+        # reported, not retried (AWS does not document the error code DeleteSnapshot returns for a lock).
         sid        = "ReadInstancesImagesSnapshots"
-        actions    = ["ec2:DescribeInstances", "ec2:DescribeImages", "ec2:DescribeSnapshots"]
+        actions    = ["ec2:DescribeInstances", "ec2:DescribeImages", "ec2:DescribeSnapshots", "ec2:DescribeLockedSnapshots"]
         resources  = ["*"]
         ownership  = "none"
         conditions = []

@@ -39,9 +39,14 @@ locals {
     OPS_TARGET_REGIONS   = jsonencode(var.scope.regions)
     OPS_TARGET_ROLE_ARNS = jsonencode(var.scope.role_arns)
   }
+  # Every targets variable is set whenever the group is given, whatever the module uses of it.
   targets_environment = var.targets == null ? {} : {
-    OPS_INSTANCE_IDS = jsonencode(var.targets.instance_ids)
-    OPS_TARGET_TAGS  = jsonencode(var.targets.tags)
+    OPS_INSTANCE_IDS        = jsonencode(var.targets.instance_ids)
+    OPS_TARGET_TAGS         = jsonencode(var.targets.tags)
+    OPS_VOLUME_IDS          = jsonencode(var.targets.volume_ids)
+    OPS_VOLUME_TAGS         = jsonencode(var.targets.volume_tags)
+    OPS_EXCLUDE_VOLUME_TAGS = jsonencode(var.targets.exclude_volume_tags)
+    OPS_EXCLUDE_ROOT_VOLUME = tostring(var.targets.exclude_root_volume)
   }
   retention_environment = var.retention == null ? {} : {
     OPS_GENERATIONS  = tostring(var.retention.generations)

@@ -190,12 +190,22 @@ variable "scope" {
 }
 
 variable "targets" {
-  description = "Resources the functions act on (OPS_INSTANCE_IDS, OPS_TARGET_TAGS); null leaves the group out."
+  description = "Resources the functions act on (OPS_INSTANCE_IDS, OPS_TARGET_TAGS, OPS_VOLUME_IDS, OPS_VOLUME_TAGS, OPS_EXCLUDE_VOLUME_TAGS, OPS_EXCLUDE_ROOT_VOLUME); null leaves the group out."
   type = object({
     instance_ids = optional(list(string), [])
     tags         = optional(map(string), {})
+    # EBS volumes: listed or tagged volumes, and filters on the volumes of targeted instances.
+    volume_ids          = optional(list(string), [])
+    volume_tags         = optional(map(string), {})
+    exclude_volume_tags = optional(map(string), {})
+    exclude_root_volume = optional(bool, false)
   })
   default = null
+
+  validation {
+    condition     = var.targets == null || alltrue([for id in try(var.targets.volume_ids, []) : can(regex("^vol-([0-9a-f]{8}|[0-9a-f]{17})$", id))])
+    error_message = "targets.volume_ids entries must be EBS volume ids: vol- followed by 8 or 17 lowercase hex digits; invalid: ${jsonencode(var.targets == null ? null : [for id in var.targets.volume_ids : id if !can(regex("^vol-([0-9a-f]{8}|[0-9a-f]{17})$", id))])}."
+  }
 }
 
 variable "retention" {
@@ -242,13 +252,15 @@ variable "environment" {
     condition = length(setintersection(keys(var.environment), [
       "POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL", "OPS_POLICY_NAME",
       "OPS_WORK_QUEUE_URL", "OPS_LEDGER_TABLE", "OPS_ALERT_TOPIC_ARN", "OPS_MAX_RECEIVE_COUNT", "OPS_TARGET_REGIONS", "OPS_TARGET_ROLE_ARNS",
-      "OPS_INSTANCE_IDS", "OPS_TARGET_TAGS", "OPS_GENERATIONS", "OPS_MAX_AGE_DAYS", "OPS_DRY_RUN",
+      "OPS_INSTANCE_IDS", "OPS_TARGET_TAGS", "OPS_VOLUME_IDS", "OPS_VOLUME_TAGS", "OPS_EXCLUDE_VOLUME_TAGS",
+      "OPS_EXCLUDE_ROOT_VOLUME", "OPS_GENERATIONS", "OPS_MAX_AGE_DAYS", "OPS_DRY_RUN",
       "OPS_COMPLETION_TIMEOUT_MINUTES", "OPS_LEDGER_TTL_DAYS",
     ])) == 0
     error_message = "environment must not set variables the internal module owns (use scope, targets, retention and completion); reserved names given: ${jsonencode(var.environment == null ? null : sort(setintersection(keys(var.environment), [
       "POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL", "OPS_POLICY_NAME",
       "OPS_WORK_QUEUE_URL", "OPS_LEDGER_TABLE", "OPS_ALERT_TOPIC_ARN", "OPS_MAX_RECEIVE_COUNT", "OPS_TARGET_REGIONS", "OPS_TARGET_ROLE_ARNS",
-      "OPS_INSTANCE_IDS", "OPS_TARGET_TAGS", "OPS_GENERATIONS", "OPS_MAX_AGE_DAYS", "OPS_DRY_RUN",
+      "OPS_INSTANCE_IDS", "OPS_TARGET_TAGS", "OPS_VOLUME_IDS", "OPS_VOLUME_TAGS", "OPS_EXCLUDE_VOLUME_TAGS",
+      "OPS_EXCLUDE_ROOT_VOLUME", "OPS_GENERATIONS", "OPS_MAX_AGE_DAYS", "OPS_DRY_RUN",
       "OPS_COMPLETION_TIMEOUT_MINUTES", "OPS_LEDGER_TTL_DAYS",
     ])))}."
   }

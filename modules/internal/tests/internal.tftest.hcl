@@ -184,6 +184,16 @@ run "environment_groups_are_encoded_once" {
   }
 
   assert {
+    condition = (
+      output.function_environment_variables["OPS_VOLUME_IDS"] == "[]" &&
+      output.function_environment_variables["OPS_VOLUME_TAGS"] == "{}" &&
+      output.function_environment_variables["OPS_EXCLUDE_VOLUME_TAGS"] == "{}" &&
+      output.function_environment_variables["OPS_EXCLUDE_ROOT_VOLUME"] == "false"
+    )
+    error_message = "A targets group without volume attributes still sets the volume variables, to their defaults ([], {}, {}, false)."
+  }
+
+  assert {
     condition     = keys(aws_lambda_function.this["planner"].environment[0].variables) == keys(aws_lambda_function.this["worker"].environment[0].variables)
     error_message = "Every function of a module gets the same environment."
   }
@@ -206,6 +216,42 @@ run "environment_groups_are_encoded_once" {
       "PlannerRead", "WorkerCreate", "WorkerDelete",
     ])
     error_message = "The target role policy is the union of every function's business statements, with sids prefixed by function."
+  }
+}
+
+run "targets_group_encodes_volume_targets" {
+  command = plan
+
+  variables {
+    targets = {
+      volume_ids          = ["vol-0123456789abcdef0", "vol-12345678"]
+      volume_tags         = { Snapshot = "hourly", Env = "prod" }
+      exclude_volume_tags = { Scratch = "true" }
+      exclude_root_volume = true
+    }
+  }
+
+  assert {
+    condition = (
+      jsondecode(output.function_environment_variables["OPS_VOLUME_IDS"]) == ["vol-0123456789abcdef0", "vol-12345678"] &&
+      jsondecode(output.function_environment_variables["OPS_VOLUME_TAGS"]) == { Env = "prod", Snapshot = "hourly" } &&
+      jsondecode(output.function_environment_variables["OPS_EXCLUDE_VOLUME_TAGS"]) == { Scratch = "true" } &&
+      output.function_environment_variables["OPS_EXCLUDE_ROOT_VOLUME"] == "true"
+    )
+    error_message = "Volume targets must be encoded like the instance ones: JSON lists/maps and true/false."
+  }
+
+  assert {
+    condition = (
+      output.function_environment_variables["OPS_INSTANCE_IDS"] == "[]" &&
+      output.function_environment_variables["OPS_TARGET_TAGS"] == "{}"
+    )
+    error_message = "Instance targets default to an empty list and map when only volumes are targeted."
+  }
+
+  assert {
+    condition     = aws_lambda_function.this["planner"].environment[0].variables["OPS_VOLUME_IDS"] == aws_lambda_function.this["worker"].environment[0].variables["OPS_VOLUME_IDS"]
+    error_message = "Every function of a module gets the same volume targets."
   }
 }
 
@@ -699,6 +745,26 @@ run "rejects_reserved_environment_key" {
   }
 
   expect_failures = [var.environment]
+}
+
+run "rejects_reserved_volume_environment_key" {
+  command = plan
+
+  variables {
+    environment = { OPS_EXCLUDE_ROOT_VOLUME = "true" }
+  }
+
+  expect_failures = [var.environment]
+}
+
+run "rejects_malformed_volume_id" {
+  command = plan
+
+  variables {
+    targets = { volume_ids = ["vol-0123456789ABCDEF0", "vol-123", "i-0123456789abcdef0"] }
+  }
+
+  expect_failures = [var.targets]
 }
 
 run "rejects_max_concurrency_below_two" {

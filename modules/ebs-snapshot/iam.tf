@@ -1,0 +1,207 @@
+# Business permissions of the two functions: exactly the EC2 calls of
+# lambda_src/ops_automation/ebs_snapshot (handlers and the core they use), for the chosen snapshot_mode
+# only. The internal module adds the ownership conditions (ownership = "request" on creation, "resource" on
+# destruction), the sts:AssumeRole on target_role_arns, and the plumbing (logs, queue, ledger, alert topic,
+# key, X-Ray).
+#
+# Service Authorization Reference (Amazon EC2): CreateSnapshot is authorised on the source volume and on the
+# new snapshot; CreateSnapshots on the source instance, each of its volumes and each new snapshot. The
+# volume and instance resource types support aws:ResourceTag, the snapshot aws:RequestTag, so the sources
+# and the snapshots get statements of their own: the sources with ownership "none" (they are not ours),
+# limited to the targets; the snapshots with ownership "request".
+
+locals {
+  partition  = data.aws_partition.current.partition
+  region     = data.aws_region.current.id
+  account_id = data.aws_caller_identity.current.account_id
+
+  snapshot_arns   = ["arn:${local.partition}:ec2:*::snapshot/*"]
+  any_volume_arns = ["arn:${local.partition}:ec2:*:*:volume/*"]
+
+  # Where listed volumes and instances can live: the deployment region and account unless regions/target
+  # roles widen it, to exactly one region or account where only one is given.
+  target_accounts = distinct([for arn in var.target_role_arns : split(":", arn)[4]])
+  listed_region   = length(var.regions) == 0 ? local.region : length(var.regions) == 1 ? var.regions[0] : "*"
+  listed_account = (
+    length(local.target_accounts) == 0 ? local.account_id :
+    length(local.target_accounts) == 1 ? local.target_accounts[0] : "*"
+  )
+
+  volume_mode       = var.snapshot_mode == "volume"
+  targets_instances = length(var.instance_ids) > 0 || length(var.instance_tags) > 0
+
+  # Volume mode: CreateSnapshot on the targeted volumes only. The volumes of targeted instances carry no
+  # tag known here, so instance targets need every volume (a forged message can then snapshot, never
+  # delete, a foreign volume; the snapshot still carries this policy's tags and is retired by retention).
+  create_snapshot_on_volumes = !local.volume_mode ? [] : concat(
+    !local.targets_instances ? [] : [{
+      sid        = "CreateSnapshotOfInstanceVolumes"
+      actions    = ["ec2:CreateSnapshot"]
+      resources  = local.any_volume_arns
+      ownership  = "none"
+      conditions = []
+    }],
+    local.targets_instances || length(var.volume_tags) == 0 ? [] : [{
+      sid       = "CreateSnapshotOfTaggedVolumes"
+      actions   = ["ec2:CreateSnapshot"]
+      resources = local.any_volume_arns
+      ownership = "none"
+      conditions = [for key in sort(keys(var.volume_tags)) : {
+        test     = "StringEquals"
+        variable = "aws:ResourceTag/${key}"
+        values   = [var.volume_tags[key]]
+      }]
+    }],
+    local.targets_instances || length(var.volume_ids) == 0 ? [] : [{
+      sid        = "CreateSnapshotOfListedVolumes"
+      actions    = ["ec2:CreateSnapshot"]
+      resources  = [for id in var.volume_ids : "arn:${local.partition}:ec2:${local.listed_region}:${local.listed_account}:volume/${id}"]
+      ownership  = "none"
+      conditions = []
+    }],
+    [
+      {
+        sid        = "CreateSnapshotOnlyWithOwnershipTags"
+        actions    = ["ec2:CreateSnapshot"]
+        resources  = local.snapshot_arns
+        ownership  = "request"
+        conditions = []
+      },
+      {
+        # Tags given to CreateSnapshot (TagSpecifications) are authorised as CreateTags; existing
+        # snapshots can never be re-tagged, so ownership tags cannot be forged onto foreign snapshots.
+        sid       = "TagOnlyOnCreateSnapshot"
+        actions   = ["ec2:CreateTags"]
+        resources = local.snapshot_arns
+        ownership = "request"
+        conditions = [{
+          test     = "StringEquals"
+          variable = "ec2:CreateAction"
+          values   = ["CreateSnapshot"]
+        }]
+      },
+    ],
+  )
+
+  # Instance mode: CreateSnapshots of the targeted instances only, on all of their volumes.
+  create_snapshots_of_instances = local.volume_mode ? [] : concat(
+    length(var.instance_tags) == 0 ? [] : [{
+      sid       = "CreateSnapshotsOfTaggedInstances"
+      actions   = ["ec2:CreateSnapshots"]
+      resources = ["arn:${local.partition}:ec2:*:*:instance/*"]
+      ownership = "none"
+      conditions = [for key in sort(keys(var.instance_tags)) : {
+        test     = "StringEquals"
+        variable = "aws:ResourceTag/${key}"
+        values   = [var.instance_tags[key]]
+      }]
+    }],
+    length(var.instance_ids) == 0 ? [] : [{
+      sid        = "CreateSnapshotsOfListedInstances"
+      actions    = ["ec2:CreateSnapshots"]
+      resources  = [for id in var.instance_ids : "arn:${local.partition}:ec2:${local.listed_region}:${local.listed_account}:instance/${id}"]
+      ownership  = "none"
+      conditions = []
+    }],
+    [
+      {
+        sid        = "CreateSnapshotsOfInstanceVolumes"
+        actions    = ["ec2:CreateSnapshots"]
+        resources  = local.any_volume_arns
+        ownership  = "none"
+        conditions = []
+      },
+      {
+        sid        = "CreateSnapshotsOnlyWithOwnershipTags"
+        actions    = ["ec2:CreateSnapshots"]
+        resources  = local.snapshot_arns
+        ownership  = "request"
+        conditions = []
+      },
+      {
+        sid       = "TagOnlyOnCreateSnapshots"
+        actions   = ["ec2:CreateTags"]
+        resources = local.snapshot_arns
+        ownership = "request"
+        conditions = [{
+          test     = "StringEquals"
+          variable = "ec2:CreateAction"
+          values   = ["CreateSnapshots"]
+        }]
+      },
+    ],
+  )
+
+  # Volumes encrypted with a customer managed key: what the EBS user guide asks of a principal using EBS
+  # encryption ("Requirements for Amazon EBS encryption"; Data Lifecycle Manager asks the same for its
+  # role), on exactly the listed keys. No AWS page says CreateSnapshot itself needs them; our code never
+  # calls KMS: EBS does, with the caller's permissions. Grants only for AWS resources.
+  # Only in requests EC2 makes on the function's behalf, in any target region.
+  through_ec2 = {
+    test     = "StringLike"
+    variable = "kms:ViaService"
+    values   = ["ec2.*.amazonaws.com"]
+  }
+  use_volume_keys = length(var.volume_kms_key_arns) == 0 ? [] : [
+    {
+      sid       = "GrantVolumeKeysToEbs"
+      actions   = ["kms:CreateGrant"]
+      resources = var.volume_kms_key_arns
+      ownership = "none"
+      conditions = [
+        {
+          test     = "Bool"
+          variable = "kms:GrantIsForAWSResource"
+          values   = ["true"]
+        },
+        local.through_ec2,
+      ]
+    },
+    {
+      sid        = "UseVolumeKeysThroughEbs"
+      actions    = ["kms:Decrypt", "kms:DescribeKey", "kms:GenerateDataKeyWithoutPlaintext", "kms:ReEncryptFrom", "kms:ReEncryptTo"]
+      resources  = var.volume_kms_key_arns
+      ownership  = "none"
+      conditions = [local.through_ec2]
+    },
+  ]
+
+  planner_statements = [
+    {
+      # Describe* calls have no resource-level permissions. DescribeSnapshots: the dry-run report.
+      sid        = "ReadInstancesVolumesSnapshots"
+      actions    = ["ec2:DescribeInstances", "ec2:DescribeVolumes", "ec2:DescribeSnapshots"]
+      resources  = ["*"]
+      ownership  = "none"
+      conditions = []
+    },
+  ]
+
+  worker_statements = concat(
+    [
+      {
+        # DescribeImages (IncludeDisabled): a snapshot used by a registered AMI, disabled ones included,
+        # is never deleted. DescribeLockedSnapshots: a locked snapshot is kept and reported (asked before
+        # deleting a multi-volume set, after a refused DeleteSnapshot otherwise: the error code
+        # DeleteSnapshot returns for a lock is not documented).
+        sid        = "ReadSnapshotsImagesLocks"
+        actions    = ["ec2:DescribeSnapshots", "ec2:DescribeImages", "ec2:DescribeLockedSnapshots"]
+        resources  = ["*"]
+        ownership  = "none"
+        conditions = []
+      },
+    ],
+    local.create_snapshot_on_volumes,
+    local.create_snapshots_of_instances,
+    local.use_volume_keys,
+    [
+      {
+        sid        = "DeleteOwnSnapshots"
+        actions    = ["ec2:DeleteSnapshot"]
+        resources  = local.snapshot_arns
+        ownership  = "resource"
+        conditions = []
+      },
+    ],
+  )
+}

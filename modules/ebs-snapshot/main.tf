@@ -1,0 +1,115 @@
+data "aws_partition" "current" {
+  lifecycle {
+    # Cross-variable input rules; kept here because validation blocks may only refer to other
+    # variables from Terraform 1.9 on, and this module supports 1.5.
+    precondition {
+      condition     = length(var.volume_ids) > 0 || length(var.volume_tags) > 0 || length(var.instance_ids) > 0 || length(var.instance_tags) > 0
+      error_message = "At least one of volume_ids, volume_tags, instance_ids or instance_tags must be non-empty: the policy needs something to snapshot."
+    }
+
+    precondition {
+      condition     = var.snapshot_mode != "instance" || ((length(var.instance_ids) > 0 || length(var.instance_tags) > 0) && length(var.volume_ids) == 0 && length(var.volume_tags) == 0)
+      error_message = "snapshot_mode = \"instance\" takes one crash-consistent set per instance: it needs instance_ids or instance_tags, and volume_ids and volume_tags must be empty (use snapshot_mode = \"volume\" for them); got instance_ids = ${jsonencode(var.instance_ids)}, instance_tags = ${jsonencode(var.instance_tags)}, volume_ids = ${jsonencode(var.volume_ids)}, volume_tags = ${jsonencode(var.volume_tags)}."
+    }
+  }
+}
+
+data "aws_region" "current" {}
+
+data "aws_caller_identity" "current" {}
+
+locals {
+  service_name = "ebs-snapshot"
+
+  # One rule, for the completion events of the mode's own call only (EBS user guide, "Amazon EventBridge
+  # events for Amazon EBS"): CreateSnapshot reports as `EBS Snapshot Notification` / createSnapshot with a
+  # result; CreateSnapshots has its own detail-type and reports every volume of the set in one event.
+  snapshot_state_pattern = {
+    source        = ["aws.ec2"]
+    "detail-type" = ["EBS Snapshot Notification"]
+    detail = {
+      event  = ["createSnapshot"]
+      result = ["succeeded", "failed"]
+    }
+  }
+  snapshot_set_state_pattern = {
+    source        = ["aws.ec2"]
+    "detail-type" = ["EBS Multi-Volume Snapshots Completion Status"]
+    detail = {
+      event = ["createSnapshots"]
+    }
+  }
+  event_rule_key = var.snapshot_mode == "instance" ? "snapshot-set-state" : "snapshot-state"
+  event_patterns = {
+    (local.event_rule_key) = var.snapshot_mode == "instance" ? jsonencode(local.snapshot_set_state_pattern) : jsonencode(local.snapshot_state_pattern)
+  }
+}
+
+module "this" {
+  source = "../internal"
+
+  name         = var.name
+  service_name = local.service_name
+
+  functions = {
+    planner = {
+      handler     = "ops_automation.ebs_snapshot.handlers.plan_handler"
+      description = "Resolves the volumes or instances of EBS snapshot policy ${var.name} and enqueues one work item each."
+      # Pages of volumes and instances and SendMessageBatch calls must end well within the timeout even
+      # when the account's EC2 API throttles.
+      timeout    = 300
+      statements = local.planner_statements
+      schedule = {
+        expression = var.schedule_expression
+        timezone   = var.schedule_timezone
+      }
+    }
+    worker = {
+      handler        = "ops_automation.ebs_snapshot.handlers.work_handler"
+      description    = "Creates, checks and retires the EBS snapshots of policy ${var.name}."
+      timeout        = 300
+      statements     = local.worker_statements
+      consumes_queue = true
+    }
+  }
+
+  event_patterns = local.event_patterns
+
+  # The OPS_* contract (docs/DESIGN.md) is encoded by the internal module from these typed groups.
+  scope = {
+    regions   = var.regions
+    role_arns = var.target_role_arns
+  }
+  targets = {
+    instance_ids        = var.instance_ids
+    tags                = var.instance_tags
+    volume_ids          = var.volume_ids
+    volume_tags         = var.volume_tags
+    exclude_volume_tags = var.exclude_volume_tags
+    exclude_root_volume = var.exclude_root_volume
+  }
+  retention = {
+    generations  = var.generations
+    max_age_days = var.max_age_days
+    dry_run      = var.dry_run
+  }
+  completion = {
+    timeout_minutes = var.completion_timeout_minutes
+    ledger_ttl_days = var.ledger_ttl_days
+  }
+  environment = {
+    OPS_SNAPSHOT_MODE    = var.snapshot_mode
+    OPS_COPY_VOLUME_TAGS = tostring(var.copy_volume_tags)
+  }
+
+  queue_consumer_max_concurrency = var.worker_max_concurrency
+  missed_run_alarm_hours         = var.missed_run_alarm_hours
+
+  log_retention_days     = var.log_retention_days
+  kms_key_arn            = var.kms_key_arn
+  powertools_layer_arn   = var.powertools_layer_arn
+  tracing_enabled        = var.tracing_enabled
+  point_in_time_recovery = var.point_in_time_recovery
+  alarm_sns_topic_arn    = var.alarm_sns_topic_arn
+  tags                   = var.tags
+}

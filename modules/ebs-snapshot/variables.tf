@@ -1,0 +1,315 @@
+################################################################################
+# Policy
+################################################################################
+
+variable "name" {
+  description = "Policy name: prefix of every resource this module creates and value of the ops-automation:policy tag on every snapshot."
+  type        = string
+  nullable    = false
+
+  validation {
+    condition     = can(regex("^[a-zA-Z][a-zA-Z0-9-]{0,31}$", var.name))
+    error_message = "name must be 1-32 characters: letters, digits and hyphens, starting with a letter; got ${jsonencode(var.name)}."
+  }
+}
+
+variable "schedule_expression" {
+  description = "EventBridge Scheduler expression of the snapshot slots: cron(...), rate(...) or at(...)."
+  type        = string
+  nullable    = false
+
+  validation {
+    condition     = can(regex("^(cron|rate|at)\\(.+\\)$", var.schedule_expression))
+    error_message = "schedule_expression must be an EventBridge Scheduler expression: cron(...), rate(...) or at(...); got ${jsonencode(var.schedule_expression)}."
+  }
+}
+
+variable "schedule_timezone" {
+  description = "IANA time zone the schedule expression is evaluated in (for example Asia/Tokyo)."
+  type        = string
+  nullable    = false
+  default     = "UTC"
+
+  validation {
+    condition     = can(regex("^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*$", var.schedule_timezone))
+    error_message = "schedule_timezone must be an IANA time zone name such as UTC or Asia/Tokyo; got ${jsonencode(var.schedule_timezone)}."
+  }
+}
+
+################################################################################
+# Targets
+################################################################################
+
+variable "volume_ids" {
+  description = "EBS volume ids to snapshot, in addition to the volumes matching volume_tags (volume mode only)."
+  type        = list(string)
+  nullable    = false
+  default     = []
+
+  validation {
+    condition     = alltrue([for id in var.volume_ids : can(regex("^vol-([0-9a-f]{8}|[0-9a-f]{17})$", id))])
+    error_message = "volume_ids entries must be EBS volume ids: vol- followed by 8 or 17 lowercase hex digits; invalid: ${jsonencode(var.volume_ids == null ? null : [for id in var.volume_ids : id if !can(regex("^vol-([0-9a-f]{8}|[0-9a-f]{17})$", id))])}."
+  }
+}
+
+variable "volume_tags" {
+  description = "Tags a volume must all carry to be snapshotted (key = value); combined with volume_ids (volume mode only)."
+  type        = map(string)
+  nullable    = false
+  default     = {}
+
+  validation {
+    condition     = alltrue([for k in keys(var.volume_tags) : length(k) >= 1 && length(k) <= 128 && !startswith(lower(k), "aws:")])
+    error_message = "volume_tags keys must be 1-128 characters and must not start with aws:; invalid: ${jsonencode(var.volume_tags == null ? null : [for k in keys(var.volume_tags) : k if !(length(k) >= 1 && length(k) <= 128 && !startswith(lower(k), "aws:"))])}."
+  }
+}
+
+variable "instance_ids" {
+  description = "EC2 instance ids whose attached EBS volumes are snapshotted, in addition to the instances matching instance_tags."
+  type        = list(string)
+  nullable    = false
+  default     = []
+
+  validation {
+    condition     = alltrue([for id in var.instance_ids : can(regex("^i-([0-9a-f]{8}|[0-9a-f]{17})$", id))])
+    error_message = "instance_ids entries must be EC2 instance ids: i- followed by 8 or 17 lowercase hex digits; invalid: ${jsonencode(var.instance_ids == null ? null : [for id in var.instance_ids : id if !can(regex("^i-([0-9a-f]{8}|[0-9a-f]{17})$", id))])}."
+  }
+}
+
+variable "instance_tags" {
+  description = "Tags an instance must all carry for its attached EBS volumes to be snapshotted (key = value); combined with instance_ids."
+  type        = map(string)
+  nullable    = false
+  default     = {}
+
+  validation {
+    condition     = alltrue([for k in keys(var.instance_tags) : length(k) >= 1 && length(k) <= 128 && !startswith(lower(k), "aws:")])
+    error_message = "instance_tags keys must be 1-128 characters and must not start with aws:; invalid: ${jsonencode(var.instance_tags == null ? null : [for k in keys(var.instance_tags) : k if !(length(k) >= 1 && length(k) <= 128 && !startswith(lower(k), "aws:"))])}."
+  }
+}
+
+variable "exclude_root_volume" {
+  description = "Leave out the root (boot) volume of the instances matched by instance_ids or instance_tags."
+  type        = bool
+  nullable    = false
+  default     = false
+}
+
+variable "exclude_volume_tags" {
+  description = "Tags that exclude a volume (key = value): a volume carrying any one of these pairs is never snapshotted, whichever target matched it."
+  type        = map(string)
+  nullable    = false
+  default     = {}
+
+  validation {
+    condition     = alltrue([for k in keys(var.exclude_volume_tags) : length(k) >= 1 && length(k) <= 128])
+    error_message = "exclude_volume_tags keys must be 1-128 characters; invalid: ${jsonencode(var.exclude_volume_tags == null ? null : [for k in keys(var.exclude_volume_tags) : k if !(length(k) >= 1 && length(k) <= 128)])}."
+  }
+}
+
+variable "snapshot_mode" {
+  description = "How snapshots are taken: volume (one CreateSnapshot per volume) or instance (one crash-consistent CreateSnapshots set per instance, which needs instance_ids or instance_tags)."
+  type        = string
+  nullable    = false
+  default     = "volume"
+
+  validation {
+    condition     = contains(["volume", "instance"], var.snapshot_mode)
+    error_message = "snapshot_mode must be volume or instance; got ${jsonencode(var.snapshot_mode)}."
+  }
+}
+
+variable "regions" {
+  description = "Regions to snapshot in; an empty list means the deployment region."
+  type        = list(string)
+  nullable    = false
+  default     = []
+
+  validation {
+    condition     = alltrue([for r in var.regions : can(regex("^[a-z]{2}(-[a-z]+)+-[0-9]$", r))])
+    error_message = "regions entries must be AWS region names such as ap-northeast-1; invalid: ${jsonencode(var.regions == null ? null : [for r in var.regions : r if !can(regex("^[a-z]{2}(-[a-z]+)+-[0-9]$", r))])}."
+  }
+}
+
+variable "target_role_arns" {
+  description = "IAM roles in other accounts to assume for snapshotting their volumes; an empty list means the deployment account only."
+  type        = list(string)
+  nullable    = false
+  default     = []
+
+  validation {
+    condition     = alltrue([for arn in var.target_role_arns : can(regex("^arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]+$", arn))])
+    error_message = "target_role_arns entries must be IAM role ARNs (arn:<partition>:iam::<account>:role/<name>); invalid: ${jsonencode(var.target_role_arns == null ? null : [for arn in var.target_role_arns : arn if !can(regex("^arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]+$", arn))])}."
+  }
+}
+
+variable "volume_kms_key_arns" {
+  description = "Customer managed KMS key ARNs that encrypt target volumes, which the worker (and target roles) may use through EBS while snapshotting; empty means none."
+  type        = list(string)
+  nullable    = false
+  default     = []
+
+  validation {
+    condition     = alltrue([for arn in var.volume_kms_key_arns : can(regex("^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/[A-Za-z0-9-]+$", arn))])
+    error_message = "volume_kms_key_arns entries must be KMS key ARNs (arn:<partition>:kms:<region>:<account>:key/<id>; aliases cannot grant key use); invalid: ${jsonencode(var.volume_kms_key_arns == null ? null : [for arn in var.volume_kms_key_arns : arn if !can(regex("^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/[A-Za-z0-9-]+$", arn))])}."
+  }
+}
+
+################################################################################
+# Snapshots and retention
+################################################################################
+
+variable "generations" {
+  description = "Number of good (completed) snapshots kept per volume in volume mode, or of complete snapshot sets per instance in instance mode; older ones are deleted."
+  type        = number
+  nullable    = false
+  default     = 7
+
+  validation {
+    condition     = var.generations >= 1 && var.generations <= 1000 && floor(var.generations) == var.generations
+    error_message = "generations must be a whole number between 1 and 1000; got ${jsonencode(var.generations)}."
+  }
+}
+
+variable "max_age_days" {
+  description = "Also delete good snapshots (sets) older than this many days, never keeping fewer than generations; null disables age-based retention."
+  type        = number
+  default     = null
+
+  validation {
+    condition     = var.max_age_days == null || try(var.max_age_days >= 1 && floor(var.max_age_days) == var.max_age_days, false)
+    error_message = "max_age_days must be null or a whole number of at least 1; got ${jsonencode(var.max_age_days)}."
+  }
+}
+
+variable "copy_volume_tags" {
+  description = "Copy each source volume's own tags onto its snapshots, next to the ownership tags."
+  type        = bool
+  nullable    = false
+  default     = true
+}
+
+variable "dry_run" {
+  description = "Plan and log what would be created and deleted without creating or deleting anything."
+  type        = bool
+  nullable    = false
+  default     = false
+}
+
+variable "completion_timeout_minutes" {
+  description = "Minutes a snapshot (set) may stay pending before the delayed check reports it as failed; a first, full snapshot of a large volume can take hours."
+  type        = number
+  nullable    = false
+  default     = 720
+
+  validation {
+    condition     = var.completion_timeout_minutes >= 15 && var.completion_timeout_minutes <= 1440 && floor(var.completion_timeout_minutes) == var.completion_timeout_minutes
+    error_message = "completion_timeout_minutes must be a whole number between 15 and 1440; got ${jsonencode(var.completion_timeout_minutes)}."
+  }
+}
+
+variable "ledger_ttl_days" {
+  description = "Days a ledger record is kept after its last update before DynamoDB expires it."
+  type        = number
+  nullable    = false
+  default     = 400
+
+  validation {
+    condition     = var.ledger_ttl_days >= 1 && floor(var.ledger_ttl_days) == var.ledger_ttl_days
+    error_message = "ledger_ttl_days must be a whole number of at least 1; got ${jsonencode(var.ledger_ttl_days)}."
+  }
+}
+
+variable "worker_max_concurrency" {
+  description = "Maximum concurrent worker invocations by the work queue (SQS event source maximum concurrency, 2-1000), so one slot cannot starve the account's EC2 API."
+  type        = number
+  nullable    = false
+  default     = 5
+
+  validation {
+    condition     = var.worker_max_concurrency >= 2 && var.worker_max_concurrency <= 1000 && floor(var.worker_max_concurrency) == var.worker_max_concurrency
+    error_message = "worker_max_concurrency must be a whole number between 2 and 1000 (Lambda ScalingConfig.MaximumConcurrency); got ${jsonencode(var.worker_max_concurrency)}."
+  }
+}
+
+################################################################################
+# Operations
+################################################################################
+
+variable "alarm_sns_topic_arn" {
+  description = "SNS topic receiving a message per failed snapshot from the functions and the alarms (dead-letter messages, missed runs); null means neither."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.alarm_sns_topic_arn == null || can(regex("^arn:aws[a-z-]*:sns:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]{1,256}$", var.alarm_sns_topic_arn))
+    error_message = "alarm_sns_topic_arn must be an SNS topic ARN (arn:<partition>:sns:<region>:<account>:<name>) or null; got ${jsonencode(var.alarm_sns_topic_arn)}."
+  }
+}
+
+variable "missed_run_alarm_hours" {
+  description = "Hours without a planner run before the backups-stopped alarm fires; null derives it from schedule_expression (interval between runs plus one hour)."
+  type        = number
+  default     = null
+
+  # CloudWatch: Period (3600 s here) x EvaluationPeriods must not exceed 604,800 s (7 days).
+  validation {
+    condition     = var.missed_run_alarm_hours == null || try(var.missed_run_alarm_hours >= 1 && var.missed_run_alarm_hours <= 168 && floor(var.missed_run_alarm_hours) == var.missed_run_alarm_hours, false)
+    error_message = "missed_run_alarm_hours must be null or a whole number between 1 and 168 (CloudWatch evaluates an alarm over at most 7 days); got ${jsonencode(var.missed_run_alarm_hours)}."
+  }
+}
+
+variable "log_retention_days" {
+  description = "Retention of the functions' CloudWatch log groups, in days."
+  type        = number
+  nullable    = false
+  default     = 30
+
+  validation {
+    condition     = contains([1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653], var.log_retention_days)
+    error_message = "log_retention_days must be one of the CloudWatch Logs values: 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653; got ${jsonencode(var.log_retention_days)}."
+  }
+}
+
+variable "kms_key_arn" {
+  description = "Customer managed KMS key ARN (same region) for function environment, logs, queues, table and schedule; its policy needs kms_key_policy_json, and null means AWS-owned/managed keys."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.kms_key_arn == null || can(regex("^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/[A-Za-z0-9-]+$", var.kms_key_arn))
+    error_message = "kms_key_arn must be a KMS key ARN (arn:<partition>:kms:<region>:<account>:key/<id>) or null; got ${jsonencode(var.kms_key_arn)}."
+  }
+}
+
+variable "powertools_layer_arn" {
+  description = "Powertools for AWS Lambda (Python) v3 layer version ARN; null means the public arm64/python3.13 layer of the deployment region."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.powertools_layer_arn == null || can(regex("^arn:aws[a-z-]*:lambda:[a-z0-9-]+:[0-9]{12}:layer:[A-Za-z0-9_-]+:[0-9]+$", var.powertools_layer_arn))
+    error_message = "powertools_layer_arn must be a Lambda layer version ARN (arn:<partition>:lambda:<region>:<account>:layer:<name>:<version>) or null; got ${jsonencode(var.powertools_layer_arn)}."
+  }
+}
+
+variable "tracing_enabled" {
+  description = "Whether the functions send traces to AWS X-Ray."
+  type        = bool
+  nullable    = false
+  default     = false
+}
+
+variable "point_in_time_recovery" {
+  description = "Whether point-in-time recovery is enabled on the ledger table."
+  type        = bool
+  nullable    = false
+  default     = true
+}
+
+variable "tags" {
+  description = "Tags added to every resource this module creates (not to the snapshots, which carry the ownership tags)."
+  type        = map(string)
+  nullable    = false
+  default     = {}
+}
