@@ -686,3 +686,29 @@ def test_a_check_past_its_deadline_on_a_pending_snapshot_alerts_once(
 
     assert len(alerts_sent()) == 1
     assert ebs.ledger()[check["resource_id"]] == "failed"
+
+
+def test_the_planner_hands_creates_out_at_a_pace_the_accounts_snapshot_bucket_keeps_up_with() -> None:
+    from ops_automation.core.fanout import BatchSender
+
+    class Sqs:
+        def __init__(self) -> None:
+            self.delays: list[int] = []
+
+        def send_message_batch(self, QueueUrl: str, Entries: list[dict[str, Any]]) -> dict[str, Any]:
+            self.delays.extend(entry.get("DelaySeconds", 0) for entry in Entries)
+            return {"Successful": [{"Id": entry["Id"]} for entry in Entries]}
+
+    sqs = Sqs()
+    sender = BatchSender(sqs, "queue", pace_per_second=handlers.CREATES_PER_SECOND)
+    for index in range(4000):
+        sender.add(
+            handlers.CreateSnapshotMessage(POLICY, f"vol-{index:08x}", None, REGION, None, "2024-05-01T01:00:00Z")
+        )
+    sender.flush()
+
+    assert sender.sent == 4000
+    # 2 per second: CreateSnapshot's bucket refills at 5 per second for the whole account.
+    assert sqs.delays[:5] == [0, 0, 1, 1, 2]
+    assert max(sqs.delays) == 900  # SQS's longest delay; beyond 1,800 items the rest arrive together
+    assert sqs.delays == sorted(sqs.delays)

@@ -31,18 +31,26 @@ class BatchSender(Generic[M]):
 
     sqs: Any
     queue_url: str
+    # Work items handed out per second at most, through per-message delays (None: all at once). Spreads calls
+    # that draw on a small EC2 token bucket shared with the account's other tools.
+    pace_per_second: float | None = None
     sent: int = 0
     unsent: list[M] = field(default_factory=list)
-    _pending: list[tuple[M, str]] = field(default_factory=list)
+    _pending: list[tuple[M, str, int]] = field(default_factory=list)
     _bytes: int = 0
+    _added: int = 0
 
     def add(self, message: M) -> None:
         body = to_body(message)
         size = len(body.encode())
         if self._pending and (len(self._pending) == SQS_BATCH_SIZE or self._bytes + size > SQS_MAX_BATCH_BYTES):
             self.flush()
-        self._pending.append((message, body))
+        delay = (
+            0 if self.pace_per_second is None else int(min(SQS_MAX_DELAY_SECONDS, self._added / self.pace_per_second))
+        )
+        self._pending.append((message, body, delay))
         self._bytes += size
+        self._added += 1
 
     def flush(self) -> None:
         pending = {str(index): entry for index, entry in enumerate(self._pending)}
@@ -52,10 +60,13 @@ class BatchSender(Generic[M]):
                 break
             response = self.sqs.send_message_batch(
                 QueueUrl=self.queue_url,
-                Entries=[{"Id": entry_id, "MessageBody": body} for entry_id, (_, body) in pending.items()],
+                Entries=[
+                    {"Id": entry_id, "MessageBody": body, **({"DelaySeconds": delay} if delay else {})}
+                    for entry_id, (_, body, delay) in pending.items()
+                ],
             )
             self.sent += len(response.get("Successful", []))
-            retry: dict[str, tuple[M, str]] = {}
+            retry: dict[str, tuple[M, str, int]] = {}
             for failed in response.get("Failed", []):
                 entry = pending[failed["Id"]]
                 logger.warning(
@@ -68,7 +79,7 @@ class BatchSender(Generic[M]):
                 else:
                     retry[failed["Id"]] = entry
             pending = retry
-        self.unsent.extend(message for message, _ in pending.values())
+        self.unsent.extend(message for message, _, _ in pending.values())
 
 
 def send_delayed(sqs: Any, queue_url: str, message: WorkMessage, delay_seconds: float) -> None:

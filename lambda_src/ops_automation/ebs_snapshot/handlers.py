@@ -67,6 +67,10 @@ from .decisions import (
 
 SERVICE = "ebs-snapshot"
 DECODERS = {"create_snapshot": decode_create_snapshot, "create_snapshots": decode_create_snapshots}
+# CreateSnapshot(s) draw on an EC2 bucket of 100 requests refilled at 5 per second per account and region, shared
+# with AWS Backup, Data Lifecycle Manager and every other tool: work items are handed out at 2 per second (per-message
+# SQS delays, up to 15 minutes: 1,800 items), so a large fleet never drains the bucket.
+CREATES_PER_SECOND = 2.0
 # The events of the calls this module makes; copySnapshot results (snapshot-copy's) are not this module's.
 OWN_EVENTS = frozenset({"createSnapshot", "createSnapshots"})
 
@@ -106,7 +110,7 @@ def plan_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any
     failures: list[str] = []
     sender: BatchSender[SnapshotRequest] | None = None
     if not config.retention.dry_run:
-        sender = BatchSender(rt.clients.client("sqs"), rt.common.work_queue_url)
+        sender = BatchSender(rt.clients.client("sqs"), rt.common.work_queue_url, pace_per_second=CREATES_PER_SECOND)
     planned = 0
     unmatched = _Unmatched(set(config.targets.volume_ids), set(config.targets.instances.instance_ids))
     dry_run_sources: dict[Target, list[str]] = {}
