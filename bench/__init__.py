@@ -1,4 +1,5 @@
-"""`make bench`: the cost and call figures of issue 5, each next to a baseline modelled on the origin design.
+"""`make bench`: the cost and call figures of issues 5 (ami-backup) and 6 (ebs-snapshot), each next to a baseline
+modelled on the origin design.
 
 Run as `python -m bench` from the repository root (lambda_src and tests/python are put on the path here)."""
 

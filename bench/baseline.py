@@ -1,12 +1,14 @@
-"""A naive baseline modelled on the origin design (uzresk/aws-auto-operations-using-lambda), run on the same moto.
+"""Naive baselines modelled on the origin design (uzresk/aws-auto-operations-using-lambda), run on the same moto.
 
-Sequential; one DescribeInstances per target instance; no pagination; one SendMessage per instance; CreateImage
-then tagging after `available`; DescribeImages per instance to find old generations; deregister and delete
-snapshots inline; a DynamoDB lock item per instance; botocore `adaptive` retries."""
+`Baseline` (ami-backup): sequential; one DescribeInstances per target instance; no pagination; one SendMessage per
+instance; CreateImage then tagging after `available`; DescribeImages per instance to find old generations;
+deregister and delete snapshots inline; a DynamoDB lock item per instance; botocore `adaptive` retries.
+`EbsBaseline` (ebs-snapshot): see its docstring."""
 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -71,3 +73,73 @@ class Baseline:
     def day(self, tag: tuple[str, str], slot: str) -> None:
         for instance_id in self.plan(tag):
             self.back_up(instance_id, slot)
+
+
+@dataclass
+class EbsBaseline:
+    """The origin's ebs-snapshot function (uzresk/aws-auto-operations-using-lambda, ebs-snapshot/EBSSnapshot.java),
+    run on the same moto: one scheduled invocation, sequential, nothing paginated, no events, queue or ledger.
+
+    Volume mode is the origin's code: one DescribeVolumes of the tagged volumes, then for each volume CreateSnapshot,
+    CreateTags (after creation), one DescribeSnapshots of its snapshots (its describe per target), and DeleteSnapshot
+    of the oldest completed ones beyond the generations (the new, pending snapshot counts as one). The origin has no
+    instance mode; it is modelled on its per-instance AMI function: one DescribeInstances of the tagged instances,
+    then for each instance DescribeInstances, CreateSnapshots (root excluded), CreateTags on the set, one
+    DescribeSnapshots of the instance's snapshots and DeleteSnapshot of every snapshot of the sets beyond the
+    generations."""
+
+    network: Network
+    generations: int = 3
+    ec2: Any = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.ec2 = self.network.client("ec2", config=ADAPTIVE)
+
+    def day(self, mode: str, tag: tuple[str, str], slot: str, after_listing: Callable[[], None] | None = None) -> None:
+        """One run: the listing of the tagged volumes (volume mode) or instances, then each target in turn."""
+        tag_filter = [{"Name": f"tag:{tag[0]}", "Values": [tag[1]]}]
+        if mode == "volume":
+            volumes = [v["VolumeId"] for v in self.ec2.describe_volumes(Filters=tag_filter)["Volumes"]]
+        else:
+            listing = self.ec2.describe_instances(Filters=tag_filter)
+            instances = [i["InstanceId"] for r in listing["Reservations"] for i in r["Instances"]]
+        if after_listing is not None:
+            after_listing()
+        if mode == "volume":
+            for volume_id in volumes:
+                self.snapshot_volume(volume_id, slot)
+        else:
+            for instance_id in instances:
+                self.snapshot_instance(instance_id, slot)
+
+    def snapshot_volume(self, volume_id: str, slot: str) -> None:
+        snapshot_id = str(self.ec2.create_snapshot(VolumeId=volume_id, Description="Created by Lambda")["SnapshotId"])
+        self._tag([snapshot_id], "VolumeId", volume_id, slot)
+        listing = self.ec2.describe_snapshots(
+            Filters=[{"Name": "volume-id", "Values": [volume_id]}, {"Name": "tag:VolumeId", "Values": [volume_id]}]
+        )
+        self._purge([[snapshot] for snapshot in listing["Snapshots"]])
+
+    def snapshot_instance(self, instance_id: str, slot: str) -> None:
+        self.ec2.describe_instances(InstanceIds=[instance_id])
+        specification = {"InstanceId": instance_id, "ExcludeBootVolume": True}
+        made = self.ec2.create_snapshots(InstanceSpecification=specification, Description="Created by Lambda")
+        self._tag([s["SnapshotId"] for s in made["Snapshots"]], "InstanceId", instance_id, slot)
+        listing = self.ec2.describe_snapshots(Filters=[{"Name": "tag:InstanceId", "Values": [instance_id]}])
+        sets: dict[str, list[dict[str, Any]]] = {}
+        for snapshot in listing["Snapshots"]:
+            request_date = next(t["Value"] for t in snapshot.get("Tags", []) if t["Key"] == "RequestDate")
+            sets.setdefault(request_date, []).append(snapshot)
+        self._purge(list(sets.values()))
+
+    def _tag(self, snapshot_ids: list[str], key: str, source_id: str, slot: str) -> None:
+        tags = [{"Key": key, "Value": source_id}, {"Key": "BackupType", "Value": "auto"}]
+        self.ec2.create_tags(Resources=snapshot_ids, Tags=[*tags, {"Key": "RequestDate", "Value": slot}])
+
+    def _purge(self, sets: list[list[dict[str, Any]]]) -> None:
+        """Oldest first; the sets beyond the generations go, their completed snapshots only (as the origin)."""
+        ordered = sorted(sets, key=lambda members: min(s["StartTime"] for s in members))
+        for members in ordered[: max(0, len(ordered) - self.generations)]:
+            for snapshot in members:
+                if snapshot["State"] == "completed":
+                    self.ec2.delete_snapshot(SnapshotId=snapshot["SnapshotId"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -65,6 +66,14 @@ def _snapshots_left(ec2: Any) -> int:
     return len(snapshots - used)
 
 
+def measured_day(network: Network, day: Callable[[Callable[[], None]], None]) -> tuple[Counter[str], Counter[str]]:
+    """The calls of one cycle, split where `day` calls its mark: after the planner (or the origin's listing)."""
+    network.calls.counts.clear()
+    marks: list[Counter[str]] = []
+    day(lambda: marks.append(Counter(network.calls.counts)))
+    return marks[0], network.calls.counts - marks[0]
+
+
 def measure_ours(n: int, generations: int = GENERATIONS) -> OursCycle:
     clock = Clock()
     network = Network()
@@ -79,11 +88,8 @@ def measure_ours(n: int, generations: int = GENERATIONS) -> OursCycle:
         for _day in range(generations):
             Driver(clock).day()
             clock.advance(days=1)
-        network.calls.counts.clear()
         driver = Driver(clock)
-        marks: list[Counter[str]] = []
-        driver.day(after_plan=lambda: marks.append(Counter(network.calls.counts)))
-        planner, worker = marks[0], network.calls.counts - marks[0]
+        planner, worker = measured_day(network, driver.day)
         retired = worker["ec2.DeregisterImage"]
         ec2_each, all_each = _per_instance(worker, OURS_RETIREMENT, retired, n)
         leaked = _snapshots_left(ec2)

@@ -35,7 +35,17 @@ PRICES: dict[str, Price] = {
     "sns_publishes": Price(0.50 / 1e6, "publish", 1e6, "https://aws.amazon.com/sns/pricing/"),
     "scheduler_invocations": Price(1.00 / 1e6, "invocation", 14e6, "https://aws.amazon.com/eventbridge/pricing/"),
     "eventbridge_aws_events": Price(0.0, "AWS service event", 0, "https://aws.amazon.com/eventbridge/pricing/"),
+    # Not a line of any projection: stated next to the ebs-snapshot figures (storage is billed by EBS whichever
+    # design makes the snapshots, per GB-month of the blocks each snapshot adds).
+    "ebs_snapshot_storage": Price(0.05, "GB-month (standard tier)", 0, "https://aws.amazon.com/ebs/pricing/"),
 }
+EXCLUDED_PRICES = frozenset({"ebs_snapshot_storage"})
+
+
+def price_sources(*keys: str) -> str:
+    """The sources of the prices of every projection line, and of `keys`."""
+    used = [key for key in PRICES if key not in EXCLUDED_PRICES or key in keys]
+    return ", ".join(sorted({PRICES[key].source for key in used}))
 
 
 @dataclass(frozen=True)
@@ -68,6 +78,7 @@ class CycleUsage:
     idle_sqs_requests_per_month: float
     checker_invocations_per_month: float = 0  # the origin's per-minute checker
     scheduler_invocations_per_day: float = 1
+    service_events: str = "AMI state"  # what the EventBridge rule forwards, for the line's name
 
 
 @dataclass(frozen=True)
@@ -105,7 +116,8 @@ def _calls(usage: CycleUsage, n: int, prefix: str) -> float:
     return each * n + fixed
 
 
-def _duration_s(usage: CycleUsage, n: int, latency: LatencyModel) -> float:
+def cycle_duration_s(usage: CycleUsage, n: int, latency: LatencyModel) -> float:
+    """Billed Lambda seconds of one cycle (the checker's aside)."""
     ec2 = usage.ec2_calls_each * n + _calls(usage, n, "ec2.")
     others = sum(usage.other_calls_each.values()) * n + sum(usage.fixed_calls.values()) - _calls(usage, n, "ec2.")
     invocations = usage.invocations_each * n + usage.invocations_fixed
@@ -115,7 +127,7 @@ def _duration_s(usage: CycleUsage, n: int, latency: LatencyModel) -> float:
 def project(usage: CycleUsage, n: int, latency: LatencyModel | None = None) -> Projection:
     latency = latency or LatencyModel()
     invocations = (usage.invocations_each * n + usage.invocations_fixed) * DAYS + usage.checker_invocations_per_month
-    gb_seconds = _duration_s(usage, n, latency) * DAYS * latency.memory_gb
+    gb_seconds = cycle_duration_s(usage, n, latency) * DAYS * latency.memory_gb
     gb_seconds += usage.checker_invocations_per_month * latency.invocation_s * latency.memory_gb
     sqs = (
         _calls(usage, n, "sqs.") * DAYS
@@ -136,7 +148,11 @@ def project(usage: CycleUsage, n: int, latency: LatencyModel | None = None) -> P
         _line("CloudWatch alarms", "alarms", usage.alarms),
         _line("SNS (alerts on failure only)", "sns_publishes", 0),
         _line("EventBridge Scheduler", "scheduler_invocations", usage.scheduler_invocations_per_day * DAYS),
-        _line("EventBridge AMI state events", "eventbridge_aws_events", usage.eventbridge_deliveries_each * n * DAYS),
+        _line(
+            f"EventBridge {usage.service_events} events",
+            "eventbridge_aws_events",
+            usage.eventbridge_deliveries_each * n * DAYS,
+        ),
     ]
     return Projection(usage.design, n, lines)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import random
 import time
@@ -15,13 +16,20 @@ from unittest import mock
 
 import boto3
 import botocore.endpoint
-from aws_harness import MOTO_ENVIRONMENT, REGION, Clock, create_policy_resources, function_env, install_runtimes
+from aws_harness import (
+    MOTO_ENVIRONMENT,
+    REGION,
+    Clock,
+    create_policy_resources,
+    ebs_function_env,
+    function_env,
+    install_runtimes,
+)
 from botocore.awsrequest import AWSResponse
 from botocore.retries import bucket, standard
 from moto import mock_aws
 from moto.core.botocore_stubber import BotocoreStubber, MockRawResponse
 
-from ops_automation.ami_backup import handlers
 from ops_automation.core.clients import ClientFactory
 
 from . import ROOT  # noqa: F401 - puts lambda_src and tests/python on the path
@@ -206,12 +214,20 @@ def moto_account() -> Iterator[Infra]:
         yield Infra(*create_policy_resources())
 
 
+# The function environment modules/internal gives each module's functions, by handler package.
+ENVIRONMENTS: dict[str, Callable[..., dict[str, str]]] = {"ami_backup": function_env, "ebs_snapshot": ebs_function_env}
+
+
 @contextmanager
-def installed(infra: Infra, clock: Clock | Callable[[], Any], **overrides: str) -> Iterator[None]:
-    """The function environment and both runtimes on `clock`, as modules/internal wires them."""
-    env = function_env(infra.queue_url, **{"OPS_ALERT_TOPIC_ARN": infra.topic_arn, **overrides})
+def installed(
+    infra: Infra, clock: Clock | Callable[[], Any], *, module: str = "ami_backup", **overrides: str
+) -> Iterator[None]:
+    """The function environment and both runtimes of `module` (ami_backup, ebs_snapshot) on `clock`, as
+    modules/internal wires them."""
+    handlers = importlib.import_module(f"ops_automation.{module}.handlers")
+    env = ENVIRONMENTS[module](infra.queue_url, **{"OPS_ALERT_TOPIC_ARN": infra.topic_arn, **overrides})
     with patched_env(env):
-        install_runtimes(clock)
+        install_runtimes(clock, module)
         try:
             yield
         finally:

@@ -1,15 +1,32 @@
-"""7. The cost section of modules/ami-backup/README.md, between its markers, generated from the cost model."""
+"""7. The cost sections of modules/ami-backup/README.md and modules/ebs-snapshot/README.md, between their markers,
+generated from the cost model and the committed inputs (bench/cost_inputs.json)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from . import ROOT
-from .cost import ISSUE_OLD_FIGURE_20, PRICES, CycleUsage, LatencyModel, money, project, table
+from .cost import (
+    ISSUE_OLD_FIGURE_20,
+    PRICES,
+    CycleUsage,
+    LatencyModel,
+    Projection,
+    cycle_duration_s,
+    money,
+    price_sources,
+    project,
+    table,
+)
+from .model import ModeInputs
 
 README = ROOT / "modules" / "ami-backup" / "README.md"
+EBS_README = ROOT / "modules" / "ebs-snapshot" / "README.md"
 BEGIN, END = "<!-- BEGIN_COST -->", "<!-- END_COST -->"
 SIZES = (20, 200)
+EBS_SIZES = (20, 200, 2_000)  # volumes
+LAMBDA_MAX_TIMEOUT_S = 900
 
 
 def section(ours: CycleUsage, origin: CycleUsage) -> str:
@@ -30,8 +47,138 @@ def section(ours: CycleUsage, origin: CycleUsage) -> str:
     parts += [
         "",
         f"Before issue 5 this module cost {money(ISSUE_OLD_FIGURE_20)}/month at 20 instances. "
-        "Prices: " + ", ".join(sorted({p.source for p in PRICES.values()})) + ".",
+        "Prices: " + price_sources() + ".",
     ]
+    return "\n".join(parts)
+
+
+def ebs_projection(inputs: ModeInputs, design: str, volumes: int) -> Projection:
+    """The projection at `volumes` volumes: as many units (volumes, or instance sets of `volumes_per_unit`)."""
+    usage = inputs.ours if design == "ours" else inputs.origin
+    return project(usage, volumes // inputs.volumes_per_unit)
+
+
+def _volumes(inputs: ModeInputs, n: int) -> str:
+    if inputs.volumes_per_unit == 1:
+        return f"{n:,} volumes"
+    return f"{n:,} volumes ({n // inputs.volumes_per_unit:,} instance sets)"
+
+
+def _calls_rows(inputs: Mapping[str, ModeInputs]) -> list[str]:
+    rows = [
+        "| mode | per | ours: EC2 | ours: other AWS | origin: EC2 | origin: other AWS |",
+        "|---|---|---|---|---|---|",
+    ]
+    for mode, m in inputs.items():
+        per = [(m.unit if m.volumes_per_unit == 1 else f"{m.unit} ({m.volumes_per_unit} volumes)", 1)]
+        if m.volumes_per_unit > 1:
+            per.append(("volume", m.volumes_per_unit))
+        for label, share in per:
+            ours, origin = m.calls_each["ours"], m.calls_each["origin"]
+            rows.append(
+                f"| {mode} | {label} | {ours['ec2'] / share:.2f} | {ours['other'] / share:.2f} | "
+                f"{origin['ec2'] / share:.2f} | {origin['other'] / share:.2f} |"
+            )
+    return rows
+
+
+def _totals_rows(inputs: Mapping[str, ModeInputs], sizes: Sequence[int]) -> list[str]:
+    header = " | ".join(f"{mode} mode: {design}" for mode in inputs for design in ("ours", "origin"))
+    rows = [f"| volumes | {header} |", "|---" * (1 + 2 * len(inputs)) + "|"]
+    for n in sizes:
+        cells = []
+        for m in inputs.values():
+            for design in ("ours", "origin"):
+                projection = ebs_projection(m, design, n)
+                cells.append(f"{money(projection.total)} ({money(projection.total_after_free_tier)})")
+        rows.append(f"| {n:,} | " + " | ".join(cells) + " |")
+    return rows
+
+
+def _origin_runtime(inputs: Mapping[str, ModeInputs], sizes: Sequence[int]) -> list[str]:
+    """The origin runs a whole cycle in one invocation: its modelled duration against Lambda's maximum timeout."""
+    latency = LatencyModel()
+    lines = [
+        "The origin makes a whole cycle in one invocation; past Lambda's "
+        f"{LAMBDA_MAX_TIMEOUT_S} s maximum it stops part-way and the",
+        "remaining volumes get no snapshot. Its modelled duration (ours spreads the cycle over invocations of at most",
+        "10 work items):",
+        "",
+    ]
+    for mode, m in inputs.items():
+        spans = []
+        for n in sizes:
+            seconds = cycle_duration_s(m.origin, n // m.volumes_per_unit, latency)
+            over = " (**past the maximum**)" if seconds > LAMBDA_MAX_TIMEOUT_S else ""
+            spans.append(f"{seconds:,.0f} s at {n:,} volumes{over}")
+        lines.append(f"- {mode} mode: {', '.join(spans)}")
+    return lines
+
+
+def _fixed_share(inputs: ModeInputs) -> str:
+    """How much of ours is the same whatever the fleet: the queue's idle polling and the alarms."""
+    lines = {line.item: line for line in ebs_projection(inputs, "ours", SIZES[0]).lines}
+    total = ebs_projection(inputs, "ours", SIZES[0]).total
+    idle = inputs.ours.idle_sqs_requests_per_month * PRICES["sqs_requests"].usd
+    fixed = idle + lines["CloudWatch alarms"].usd
+    return (
+        f"At {SIZES[0]} volumes (volume mode), {money(fixed)} of ours' {money(total)} a month is the same at any "
+        "fleet size: the work queue's idle\nlong polling (the event source mapping's 5 pollers) and the 2 alarms "
+        "(dead-letter messages, missed runs), both inside\nthe always-free tiers (1 M SQS requests, 10 alarms) "
+        "unless the account uses them up. The origin has neither, and\nnothing tells when it stops."
+    )
+
+
+def ebs_section(inputs: Mapping[str, ModeInputs], line_sizes: Sequence[int] = SIZES) -> str:
+    latency = LatencyModel()
+    volume = inputs["volume"]
+    storage = PRICES["ebs_snapshot_storage"]
+    parts = [
+        "## Cost",
+        "",
+        "Projected monthly cost as [`examples/ebs-snapshot`](../../examples/ebs-snapshot) schedules it (a daily",
+        "snapshot, 3 generations; 256 MB arm64 functions), us-east-1 list prices, generated by `make bench` from the",
+        "AWS calls, log bytes and metrics of one daily cycle measured at steady state (3 generations present, so the",
+        f"cycle also retires one) on {volume.units_measured * volume.volumes_per_unit} volumes. Instance mode is "
+        "measured on instances with 2 data volumes each, root volume",
+        "excluded: N volumes are N / 2 instance sets. Lambda duration is modelled at "
+        f"{latency.ec2_call_s * 1000:.0f} ms per EC2 call and",
+        f"{latency.other_call_s * 1000:.0f} ms per other call. Custom metrics are prorated by the hour in which "
+        "they receive data.",
+        "",
+        "The origin design (the ebs-snapshot function of uzresk/aws-auto-operations-using-lambda) is one scheduled",
+        "invocation that lists the tagged volumes unpaginated, then for each volume in turn calls CreateSnapshot,",
+        "CreateTags, DescribeSnapshots and DeleteSnapshot: no events, queue, ledger, metrics or alarms, and no check",
+        "that a snapshot it deletes is its own or unused by an AMI. It has no instance mode; that is modelled as, per",
+        "instance, DescribeInstances, CreateSnapshots, CreateTags, DescribeSnapshots and a DeleteSnapshot per",
+        "snapshot of the retired set.",
+        "",
+        "**EBS snapshot storage is excluded** from every figure below: EBS bills it per GB-month of the changed",
+        f"blocks each snapshot stores ({money(storage.usd)} per GB-month, standard tier, list price), the same "
+        "whichever design",
+        "makes the snapshots.",
+        "",
+        f"### AWS calls per daily cycle ({volume.units_measured * volume.volumes_per_unit} volumes, planner "
+        "included, retiring one generation included)",
+        "",
+        'Calls the functions make; "other AWS" is DynamoDB (the ledger) and SQS (work items, delayed checks). The',
+        "event source mapping's own receives and deletes are in the SQS line of the cost tables.",
+        "",
+        *_calls_rows(inputs),
+        "",
+        "### Monthly total (after the always-free tiers in brackets)",
+        "",
+        *_totals_rows(inputs, EBS_SIZES),
+        "",
+        *_origin_runtime(inputs, EBS_SIZES),
+        "",
+        _fixed_share(volume),
+    ]
+    for mode, m in inputs.items():
+        for n in line_sizes:
+            mine, theirs = ebs_projection(m, "ours", n), ebs_projection(m, "origin", n)
+            parts += ["", f"### {mode} mode, {_volumes(m, n)}", "", table(mine, theirs)]
+    parts += ["", "Prices: " + price_sources("ebs_snapshot_storage") + "."]
     return "\n".join(parts)
 
 

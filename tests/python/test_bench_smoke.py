@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import bench  # noqa: F401 - puts the paths the benchmark needs in place
 import pytest
-from bench import calls, footprint, model, planner, readme, throttle
-from bench.cost import project
+from bench import calls, ebs, footprint, model, planner, readme, throttle
+from bench.cost import LatencyModel, cycle_duration_s, project
 
 pytestmark = pytest.mark.tier1
 
@@ -94,3 +94,85 @@ def test_throttled_planner_stays_well_within_its_timeout() -> None:
     assert run["ours"]["under_budget"]
     assert run["ours"]["throttled"]["seconds"] < run["baseline"]["throttled"]["seconds"]
     assert run["baseline"]["ratio"] > 1
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# ebs-snapshot (issue 6): both modes, both designs, on 2 instances of 2 data volumes (4 volumes, 2 sets)
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def ebs_run() -> tuple[dict[str, dict[str, ebs.EbsCycle]], dict[str, model.ModeInputs]]:
+    return ebs.measure(instances=2)
+
+
+def test_ebs_steady_state_cycle_snapshots_each_volume_once_retires_one_generation_and_leaks_nothing(
+    ebs_run: tuple[dict[str, dict[str, ebs.EbsCycle]], dict[str, model.ModeInputs]],
+) -> None:
+    cycles, _inputs = ebs_run
+    volume, instance = cycles["volume"]["ours"], cycles["instance"]["ours"]
+    assert (volume.units, instance.units) == (4, 2)
+    assert volume.worker["ec2.CreateSnapshot"] == 4 and "ec2.CreateSnapshots" not in volume.worker
+    assert instance.worker["ec2.CreateSnapshots"] == 2 and "ec2.CreateSnapshot" not in instance.worker
+    for design in ("ours", "baseline"):
+        for mode in ebs.MODES:
+            cycle = cycles[mode][design]
+            assert cycle.retired_each == 1, (mode, design)
+            assert cycle.leaked_snapshots == 0, (mode, design)
+    assert volume.unfinished == instance.unfinished == 0
+    # Tagged at creation: no CreateTags afterwards (the origin tags each snapshot in a second call).
+    assert "ec2.CreateTags" not in volume.worker and "ec2.CreateTags" not in instance.worker
+    assert cycles["volume"]["baseline"].worker["ec2.CreateTags"] == 4
+
+
+def test_ebs_calls_per_volume_and_per_set_stay_within_bounds(
+    ebs_run: tuple[dict[str, dict[str, ebs.EbsCycle]], dict[str, model.ModeInputs]],
+) -> None:
+    cycles, _inputs = ebs_run
+    volume, instance = cycles["volume"]["ours"], cycles["instance"]["ours"]
+    # The planner lists by pages, not per target: one DescribeVolumes (and DescribeInstances) per 1,000.
+    assert sum(n for call, n in volume.planner.items() if call.startswith("ec2.")) == 1
+    assert sum(n for call, n in instance.planner.items() if call.startswith("ec2.")) <= 2
+    worker_ec2 = {
+        mode: sum(n for call, n in c.worker.items() if call.startswith("ec2.")) / c.units
+        for mode, c in (("volume", volume), ("instance", instance))
+    }
+    assert worker_ec2["volume"] <= 6
+    assert worker_ec2["instance"] <= 8
+    # A set of 2 volumes costs fewer EC2 calls than 2 volumes snapshotted one by one.
+    assert worker_ec2["instance"] < 2 * worker_ec2["volume"]
+    assert volume.other_each <= 12 and instance.other_each <= 16
+
+
+def test_the_committed_ebs_cost_inputs_match_a_fresh_measurement(
+    ebs_run: tuple[dict[str, dict[str, ebs.EbsCycle]], dict[str, model.ModeInputs]],
+) -> None:
+    _cycles, fresh = ebs_run
+    committed = model.load_ebs_inputs()
+    assert committed.keys() == fresh.keys() == set(ebs.MODES)
+    for mode, inputs in fresh.items():
+        assert inputs.ours.ec2_calls_each == committed[mode].ours.ec2_calls_each, mode
+        assert inputs.ours.other_calls_each.keys() == committed[mode].ours.other_calls_each.keys(), mode
+        assert inputs.ours.metric_names == committed[mode].ours.metric_names, mode
+        assert inputs.volumes_per_unit == committed[mode].volumes_per_unit, mode
+
+
+def test_the_ebs_readme_cost_section_is_what_the_cost_model_computes() -> None:
+    inputs = model.load_ebs_inputs()
+    assert readme.current(readme.EBS_README.read_text(encoding="utf-8")) == readme.ebs_section(inputs)
+
+
+def test_ebs_cost_grows_with_volumes_and_excludes_snapshot_storage() -> None:
+    inputs = model.load_ebs_inputs()
+    for mode, m in inputs.items():
+        totals = [readme.ebs_projection(m, "ours", n).total for n in readme.EBS_SIZES]
+        assert totals == sorted(totals) and totals[0] < totals[-1], mode
+        small, large = readme.ebs_projection(m, "ours", 20), readme.ebs_projection(m, "ours", 2000)
+        assert large.instances == 2000 // m.volumes_per_unit
+        line = {p.item: p for p in small.lines}, {p.item: p for p in large.lines}
+        for item in ("CloudWatch custom metrics (EMF)", "CloudWatch alarms"):
+            assert line[0][item].usd == line[1][item].usd
+        assert not any("storage" in item.lower() for item in line[0])
+    # The origin's single invocation cannot snapshot 2,000 volumes within Lambda's 15 minutes.
+    origin = inputs["volume"].origin
+    assert cycle_duration_s(origin, 2000, LatencyModel()) > readme.LAMBDA_MAX_TIMEOUT_S

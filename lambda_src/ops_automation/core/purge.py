@@ -133,10 +133,16 @@ def purge_snapshots(
 
 
 def classify_snapshots(
-    ec2: Any, policy: str, candidates: Sequence[str], released_image_ids: Iterable[str], check_locks: bool = True
+    ec2: Any,
+    policy: str,
+    candidates: Sequence[str],
+    released_image_ids: Iterable[str],
+    check_locks: bool = True,
+    listed: Iterable[Mapping[str, Any]] | None = None,
 ) -> SnapshotPurge:
     """Which candidates may be deleted, and why each other one is kept; deletes nothing. Without `check_locks` a
-    lock is found only when a deletion is refused (one call fewer when nothing is locked, as is usual)."""
+    lock is found only when a deletion is refused (one call fewer when nothing is locked, as is usual). `listed`:
+    the candidates as the caller listed them moments ago (tags included), instead of describing them again."""
     result = SnapshotPurge()
     released = set(released_image_ids)
     in_use: dict[str, list[str]] = {}
@@ -150,7 +156,9 @@ def classify_snapshots(
             for snapshot in set(snapshot_ids([image])) & set(chunk):
                 in_use.setdefault(snapshot, []).append(str(image["ImageId"]))
     result.used_by_other_images = in_use
-    owned, existing, archived = _owned_snapshots(ec2, [s for s in candidates if s not in in_use], policy)
+    unused = [s for s in candidates if s not in in_use]
+    snapshots = list(listed) if listed is not None else list_snapshots_by_id(ec2, unused)
+    owned, existing, archived = _owned_snapshots(snapshots, unused, policy)
     locked = locked_snapshot_ids(ec2, owned - archived) if check_locks and owned - archived else set()
     for snapshot_id in candidates:
         log_keys = {"snapshot_id": snapshot_id}
@@ -194,11 +202,16 @@ def _delete(ec2: Any, snapshot_id: str, result: SnapshotPurge) -> None:
     logger.info("snapshot deleted", extra={"snapshot_id": snapshot_id})
 
 
-def _owned_snapshots(ec2: Any, candidates: Sequence[str], policy: str) -> tuple[set[str], set[str], set[str]]:
+def _owned_snapshots(
+    snapshots: Iterable[Mapping[str, Any]], candidates: Sequence[str], policy: str
+) -> tuple[set[str], set[str], set[str]]:
     owned: set[str] = set()
     existing: set[str] = set()
     archived: set[str] = set()
-    for snapshot in list_snapshots_by_id(ec2, candidates):
+    wanted = set(candidates)
+    for snapshot in snapshots:
+        if snapshot["SnapshotId"] not in wanted:
+            continue
         existing.add(snapshot["SnapshotId"])
         if tagging.is_owned(snapshot.get("Tags"), policy):
             owned.add(snapshot["SnapshotId"])
@@ -266,7 +279,9 @@ def retire_snapshot_sets(
         return {"deleted": [], "kept": {}}
     # Locks are asked for up front only where one locked snapshot must keep others (multi-volume sets).
     check_locks = any(len(snapshot_set.ids) > 1 for snapshot_set in retired)
-    checked = classify_snapshots(ec2, rt.policy, candidates, (), check_locks=check_locks)
+    # The sets come from the completion's listing of moments ago: the snapshots are not described again.
+    listed = [snapshot for snapshot_set in retired for snapshot in snapshot_set.snapshots]
+    checked = classify_snapshots(ec2, rt.policy, candidates, (), check_locks=check_locks, listed=listed)
     reasons = {
         **{snapshot_id: "used by " + ", ".join(images) for snapshot_id, images in checked.used_by_other_images.items()},
         **{snapshot_id: "not owned by this policy" for snapshot_id in checked.not_owned},
