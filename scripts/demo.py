@@ -1,8 +1,9 @@
-"""`make demo`: a simulated week of AMI backups against a local AWS, as a readable report.
+"""`make demo`: a simulated week of AMI backups and a series of daily EBS snapshots against one local AWS, as a
+readable report with one section per module.
 
-examples/ami-backup is applied with terraform to a local AWS (moto on 127.0.0.1) and the handlers run with the
-configuration Terraform deployed (the tier-3 path). Everything is removed afterwards: `terraform destroy`, the
-local AWS, the temporary folder.
+examples/ami-backup and examples/ebs-snapshot are applied with terraform (at once) to a local AWS (moto on
+127.0.0.1) and the handlers run with the configuration Terraform deployed (the tier-3 path, tests/e2e). Everything
+is removed afterwards: `terraform destroy`, the local AWS, the temporary folder.
 
 terraform and a hashicorp/aws provider mirror are required. There is no fallback without them: the former
 in-process path built the module's resources and environment from a hand-written Python copy of the Terraform,
@@ -12,9 +13,12 @@ terraform the demo says what is missing and exits with status 2.
 
 from __future__ import annotations
 
+import json
 import sys
 import tempfile
 import time
+from collections import Counter
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -24,6 +28,8 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO_ROOT / "lambda_src"), str(REPO_ROOT)]
 
 from scripts.local_aws import local_aws  # noqa: E402
+from tests.e2e import ami_backup_scenario as ami  # noqa: E402
+from tests.e2e import ebs_snapshot_scenario as ebs  # noqa: E402
 from tests.e2e import scenario  # noqa: E402
 from tests.support.terraform_env import TerraformUnavailable, require_terraform  # noqa: E402
 
@@ -32,29 +38,29 @@ RULE = "-" * 96
 CANNOT_RUN = 2
 
 
-def _local(week: scenario.WeekReport, slot: str, layout: str = "%m-%d") -> str:
+def _local(week: ami.WeekReport, slot: str, layout: str = "%m-%d") -> str:
     """A slot (UTC) in the schedule's own time zone, as the policy's owner reads it."""
     moment = datetime.strptime(slot, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=ZoneInfo("UTC"))
     return moment.astimezone(ZoneInfo(week.deployment.schedule_timezone)).strftime(layout)
 
 
-def _name(week: scenario.WeekReport, instance_id: str) -> str:
+def _name(week: ami.WeekReport, instance_id: str) -> str:
     return week.fleet.names.get(instance_id, instance_id)
 
 
-def _fleet_order(week: scenario.WeekReport, instance_id: str) -> int:
+def _fleet_order(week: ami.WeekReport, instance_id: str) -> int:
     order = list(week.fleet.names)
     return order.index(instance_id) if instance_id in order else len(order)
 
 
-def _backups(week: scenario.WeekReport, backups: list[scenario.Backup]) -> str:
+def _backups(week: ami.WeekReport, backups: list[ami.Backup]) -> str:
     if not backups:
         return "-"
     ordered = sorted(backups, key=lambda b: _fleet_order(week, b.instance_id))
     return ", ".join(f"{_name(week, b.instance_id)} {b.image_id} ({_local(week, b.slot)})" for b in ordered)
 
 
-def print_week(week: scenario.WeekReport, state: scenario.FinalState) -> None:
+def print_week(week: ami.WeekReport, state: ami.FinalState) -> None:
     deployment = week.deployment
     fleet = week.fleet
     print(RULE)
@@ -64,7 +70,7 @@ def print_week(week: scenario.WeekReport, state: scenario.FinalState) -> None:
     )
     print(f"fleet: {', '.join(f'{_name(week, i)} ({i})' for i in fleet.backed_up)} tagged Backup=daily;")
     terminated = f"{_name(week, fleet.terminated)} ({fleet.terminated})"
-    print(f"       {terminated} tagged, terminated on day {scenario.TERMINATION_DAY};")
+    print(f"       {terminated} tagged, terminated on day {ami.TERMINATION_DAY};")
     print(f"       {_name(week, fleet.untagged)} ({fleet.untagged}) untagged;")
     print(f"       {fleet.unmanaged_image}: a hand-made AMI of {_name(week, fleet.backed_up[0])}, not managed")
     print(RULE)
@@ -72,7 +78,7 @@ def print_week(week: scenario.WeekReport, state: scenario.FinalState) -> None:
         messages = ", ".join(f"{count} {kind}" for kind, count in sorted(day.messages.items()))
         local = _local(week, day.slot, "%Y-%m-%d %H:%M %Z")
         print(f"day {number}: slot {day.slot} ({local})   messages handled: {messages}")
-        if number == scenario.TERMINATION_DAY:
+        if number == ami.TERMINATION_DAY:
             print(f"  terminated: {_name(week, fleet.terminated)} (before this slot)")
         print(f"  created ({len(day.created)}): {_backups(week, day.created)}")
         print(f"  purged  ({len(day.purged)}): {_backups(week, day.purged)}")
@@ -82,12 +88,12 @@ def print_week(week: scenario.WeekReport, state: scenario.FinalState) -> None:
         )
         print(f"  kept after the run: {kept}")
         if day.failed_records:
-            print(f"  FAILED records: {day.failed_records}")
+            print(f"  FAILED records: {[record[:200] for record in day.failed_records]}")
     print(RULE)
     print_final_table(week, state)
 
 
-def print_final_table(week: scenario.WeekReport, state: scenario.FinalState) -> None:
+def print_final_table(week: ami.WeekReport, state: ami.FinalState) -> None:
     fleet = week.fleet
     policy = week.deployment.policy_name
     kept: dict[str, list[str]] = {}
@@ -123,47 +129,210 @@ def print_final_table(week: scenario.WeekReport, state: scenario.FinalState) -> 
         print(f"  ERROR {line.get('message')} {line.get('instance_id', '')}")
 
 
-def run_with_terraform(region: str) -> tuple[scenario.WeekReport, scenario.FinalState]:
+# ---------------------------------------------------------------------------------------------------------------
+# ebs-snapshot
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _volume(series: ebs.SeriesReport, volume_id: str) -> str:
+    return series.volumes.names.get(volume_id, volume_id)
+
+
+def _volume_order(series: ebs.SeriesReport, volume_id: str) -> int:
+    order = list(series.volumes.names)
+    return order.index(volume_id) if volume_id in order else len(order)
+
+
+def _snapshots(series: ebs.SeriesReport, snapshots: list[ebs.Snapshot], local: bool = False) -> str:
+    if not snapshots:
+        return "-"
+    ordered = sorted(snapshots, key=lambda s: (_volume_order(series, s.volume_id), s.slot))
+    return ", ".join(
+        f"{_volume(series, s.volume_id)} {s.snapshot_id}" + (f" ({_slot_local(series, s.slot)})" if local else "")
+        for s in ordered
+    )
+
+
+def _slot_local(series: ebs.SeriesReport, slot: str, layout: str = "%m-%d") -> str:
+    moment = datetime.strptime(slot, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=ZoneInfo("UTC"))
+    return moment.astimezone(ZoneInfo(series.deployment.schedule_timezone)).strftime(layout)
+
+
+def _alert_line(series: ebs.SeriesReport, alert: dict[str, object]) -> str:
+    source = _volume(series, str(alert.get("source_id", "")))
+    detail = alert.get("error_code") or alert.get("reason") or ""
+    return f"{alert['alert']}: {source} {alert.get('resource_id', '')} ({detail})".replace("  ", " ")
+
+
+def print_series(series: ebs.SeriesReport, state: ebs.FinalState) -> None:
+    deployment = series.deployment
+    volumes = series.volumes
+    tags = ", ".join(
+        f"{key}={value}" for key, value in json.loads(deployment.planner_environment["OPS_VOLUME_TAGS"]).items()
+    )
+    print(RULE)
+    print(
+        f"policy {deployment.policy_name!r}: snapshot volumes tagged {tags}, keep {deployment.generations}, "
+        f"schedule {deployment.schedule_expression} {deployment.schedule_timezone}"
+    )
+    print(
+        f"volumes: db-data ({volumes.db_data}, attached to {volumes.names[volumes.instance]} {volumes.instance}), "
+        f"logs ({volumes.logs}), scratch ({volumes.scratch}) tagged {tags};"
+    )
+    print(f"         tmp ({volumes.untagged}) untagged")
+    print(RULE)
+    for number, run in enumerate(series.slots, start=1):
+        messages = ", ".join(f"{count} {kind}" for kind, count in sorted(run.messages.items()))
+        local = _slot_local(series, run.slot, "%Y-%m-%d %H:%M %Z")
+        print(f"slot {number}: {run.slot} ({local})   messages handled: {messages}")
+        for event in run.events:
+            print(f"  {event}")
+        print(f"  created ({len(run.created)}): {_snapshots(series, run.created)}")
+        if run.failed:
+            print(f"  went to error: {_snapshots(series, run.failed)} (discarded; nothing of its volume purged)")
+        for lost in run.lost_events:
+            volume = _volume(series, series.snapshots[lost].volume_id)
+            print(f"  event lost: {volume} {lost} (the delayed check completed it)")
+        if run.failed_records:
+            print(f"  handed back to SQS and retried: {len(run.failed_records)} work item(s) (per-volume rate limit)")
+        for alert in run.alerts:
+            print(f"  ALERT {_alert_line(series, alert)}")
+        print(f"  purged  ({len(run.purged)}): {_snapshots(series, run.purged, local=True)}")
+        kept = ", ".join(
+            f"{_volume(series, volume)} {len(run.kept[volume])}"
+            for volume in sorted(run.kept, key=lambda volume: _volume_order(series, volume))
+        )
+        print(f"  kept after the run: {kept}")
+    print(RULE)
+    print_series_table(series, state)
+
+
+def print_series_table(series: ebs.SeriesReport, state: ebs.FinalState) -> None:
+    volumes = series.volumes
+    policy = series.deployment.policy_name
+    kept: dict[str, list[str]] = {}
+    for snapshot in state.snapshots.values():
+        tags = {tag["Key"]: tag["Value"] for tag in snapshot.get("Tags", [])}
+        if tags.get("ops-automation:policy") == policy:
+            kept.setdefault(tags["ops-automation:source-volume"], []).append(tags["ops-automation:slot"])
+    created = Counter(snapshot.volume_id for snapshot in series.snapshots.values())
+    purged = Counter(snapshot.volume_id for snapshot in series.purged)
+    failed = Counter(snapshot.volume_id for snapshot in series.failed)
+    print(
+        f"{'volume':<8} {'id':<22} {'created':>7} {'purged':>6} {'error':>5} {'kept':>4}  kept snapshots (local date)"
+    )
+    for volume_id in (*volumes.tagged, volumes.untagged):
+        slots = " ".join(_slot_local(series, slot) for slot in sorted(kept.get(volume_id, []))) or "-"
+        gone = "" if volume_id in state.volumes else "  (volume deleted)"
+        print(
+            f"{_volume(series, volume_id):<8} {volume_id:<22} {created[volume_id]:>7} {purged[volume_id]:>6} "
+            f"{failed[volume_id]:>5} {len(kept.get(volume_id, [])):>4}  {slots}{gone}"
+        )
+    for snapshot_id, what in series.foreign.items():
+        status = "still there, untouched" if snapshot_id in state.snapshots else "GONE (unexpected)"
+        print(f"not the policy's: {snapshot_id} ({what}): {status}")
+    published = series.published
+    routed = sum(run.messages[ebs.SNAPSHOT_NOTIFICATION] for run in series.slots)
+    events = ", ".join(f"{count} {kind}" for kind, count in sorted(published.items()))
+    print(f"EBS events emitted: {events}; routed to the work queue by the rule: {routed}")
+    states = Counter(item["state"] for item in state.ledger)
+    print(f"ledger {series.deployment.ledger_table}: {len(state.ledger)} items {dict(sorted(states.items()))}")
+    errors = series.log.at("ERROR", "CRITICAL")
+    print(
+        f"alerts on the topic: {len(series.alerts)}; handler log lines: {len(series.log.lines)} "
+        f"({len(errors)} errors, one per alert); dead-letter queue: {state.dlq_messages}"
+    )
+
+
+def series_problems(series: ebs.SeriesReport, state: ebs.FinalState) -> list[str]:
+    found: list[str] = []
+    gone = [snapshot_id for snapshot_id in series.foreign if snapshot_id not in state.snapshots]
+    if gone:
+        found.append(f"snapshots made by others were deleted: {gone}")
+    left = [s.snapshot_id for s in (*series.purged, *series.failed) if s.snapshot_id in state.snapshots]
+    if left:
+        found.append(f"retired or failed snapshots left behind: {left}")
+    if state.dlq_messages:
+        found.append(f"{state.dlq_messages} message(s) in the ebs-snapshot dead-letter queue")
+    alerts = sorted(alert["alert"] for alert in series.alerts)
+    if sorted(str(line.get("message")) for line in series.log.at("ERROR", "CRITICAL")) != alerts:
+        found.append("the ebs-snapshot handlers logged errors besides the alerts the series provokes")
+    return found
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Both
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Results:
+    week: ami.WeekReport
+    ami_state: ami.FinalState
+    series: ebs.SeriesReport
+    ebs_state: ebs.FinalState
+    runs: dict[str, scenario.TerraformRun]
+
+
+def run_with_terraform() -> Results:
+    examples = [ami.EXAMPLE, ebs.EXAMPLE]
+    region = scenario.example_region(examples[0])
     with tempfile.TemporaryDirectory(prefix="ops-automation-demo-") as workdir, local_aws(region) as aws:
-        print(f"local AWS (moto) at {aws.endpoint}, region {region}")
-        print("terraform init + apply examples/ami-backup (moto takes ~25 s per SQS queue) ...", flush=True)
-        with scenario.terraform_applied(aws, Path(workdir)) as run:
-            print(f"applied in {run.apply_seconds:.0f}s; simulating {scenario.DAYS} days ...", flush=True)
-            deployment = scenario.deployment_from_terraform(aws, run.outputs)
-            week = scenario.run_week(aws, deployment)
-            state = scenario.final_state(aws, deployment)
+        print(f"local AWS (moto) at {aws.endpoint}")
+        names = " and ".join(example.as_posix() for example in examples)
+        print(f"terraform init + apply {names}, at once (moto takes ~25 s per SQS queue) ...", flush=True)
+        with scenario.applied_together(aws, Path(workdir), examples) as applied:
+            runs = {example.name: applied.run(example) for example in examples}
+            print("applied in " + ", ".join(f"{name} {run.apply_seconds:.0f}s" for name, run in runs.items()))
+            aws_ami = applied.aws_for(ami.EXAMPLE)
+            print(f"ami-backup: simulating {ami.DAYS} days ...", flush=True)
+            deployment = scenario.deployment_from_terraform(aws_ami, runs[ami.EXAMPLE.name].outputs, ami.EXAMPLE)
+            week = ami.run_week(aws_ami, deployment)
+            ami_state = ami.final_state(aws_ami, deployment)
+            applied.start_destroy(ami.EXAMPLE)
+            aws_ebs = applied.aws_for(ebs.EXAMPLE)
+            print(f"ebs-snapshot: simulating {ebs.SLOTS} daily slots ...", flush=True)
+            deployment = scenario.deployment_from_terraform(aws_ebs, runs[ebs.EXAMPLE.name].outputs, ebs.EXAMPLE)
+            series = ebs.run_series(aws_ebs, deployment)
+            ebs_state = ebs.final_state(aws_ebs, deployment)
             print("terraform destroy ...", flush=True)
-        print(f"destroyed in {run.destroy_seconds:.0f}s")
-    return week, state
+        print("destroyed in " + ", ".join(f"{name} {run.destroy_seconds:.0f}s" for name, run in runs.items()))
+    return Results(week, ami_state, series, ebs_state, runs)
 
 
 def main() -> int:
     started = time.monotonic()
-    region = scenario.example_region()
     try:
         require_terraform()
     except TerraformUnavailable as unavailable:
         print(
             f"demo cannot run: {unavailable.reason}\n"
             "It needs terraform on PATH and a local hashicorp/aws provider mirror, because it deploys\n"
-            "examples/ami-backup with terraform and runs the handlers with what Terraform deployed; there is\n"
-            "no in-process fallback (a Python copy of the Terraform configuration could drift from the HCL).",
+            "examples/ami-backup and examples/ebs-snapshot with terraform and runs the handlers with what Terraform\n"
+            "deployed; there is no in-process fallback (a Python copy of the Terraform configuration could drift\n"
+            "from the HCL).",
             file=sys.stderr,
         )
         return CANNOT_RUN
-    print("terraform apply of examples/ami-backup against a local AWS (tier-3 path)")
-    week, state = run_with_terraform(region)
-    print(f"deployment: {week.deployment.how}")
-    print_week(week, state)
+    print("terraform apply of examples/ami-backup and examples/ebs-snapshot against one local AWS (tier-3 path)")
+    results = run_with_terraform()
+    print()
+    print("=== ami-backup " + "=" * (len(RULE) - 15))
+    print(f"deployment: {results.week.deployment.how}")
+    print_week(results.week, results.ami_state)
+    print()
+    print("=== ebs-snapshot " + "=" * (len(RULE) - 17))
+    print(f"deployment: {results.series.deployment.how}")
+    print_series(results.series, results.ebs_state)
     print(RULE)
     print(f"demo finished in {time.monotonic() - started:.0f}s")
-    found = problems(week, state)
+    found = problems(results.week, results.ami_state) + series_problems(results.series, results.ebs_state)
     for problem in found:
         print(f"PROBLEM: {problem}")
     return 1 if found else 0
 
 
-def problems(week: scenario.WeekReport, state: scenario.FinalState) -> list[str]:
+def problems(week: ami.WeekReport, state: ami.FinalState) -> list[str]:
     """What a reader of the report must not miss: a demo that went wrong exits non-zero."""
     found: list[str] = []
     if week.fleet.unmanaged_image not in state.images:

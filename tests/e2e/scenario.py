@@ -1,35 +1,46 @@
-"""A simulated week of AMI backups against a local AWS: shared by the tier-3 test and `make demo`.
+"""The tier-3 harness shared by every module's simulated series and by `make demo`: examples applied with
+Terraform to one local AWS, and the AWS services moto cannot run, played in-process against what was deployed.
 
-The harness stands in for the AWS services that moto cannot run: EventBridge Scheduler (it invokes the planner
-with each day's `scheduled_time`, rendered from the schedule's own input template), the Lambda service (it
-polls the work queue, invokes the worker in-process with the function's deployed environment and deletes what
-the worker reports as done) and EC2's event emitter (it publishes `EC2 AMI State Change` for each image that
-became available, on the local EventBridge, whose rule routes it to the work queue).
+What the harness stands in for:
 
-Time is simulated: moto stamps images with the simulated clock and SQS measures delays and visibility timeouts
-with it (`tests/support/moto_fidelity.py`, E4 and D4, through `aws.fidelity.simulated_time`), so the worker's
-delayed messages (`check_image`, `purge_snapshots`, any other kind) come due without waiting 15 real minutes,
-retention sees one backup per day instead of a week of backups made within one second, and the
-eventual-consistency windows of the patches (E7: DeleteSnapshot refused for a while after DeregisterImage;
-E9: deregistered AMIs still listed for a while) run on the same clock.
+* EventBridge Scheduler: it invokes the planner with each slot's `scheduled_time`, rendered from the deployed
+  schedule's own input template (`DeployedPolicy.plan`);
+* the Lambda service: it polls the deployed work queue, invokes the worker in-process with the function's
+  deployed environment and handler, and deletes what the worker did not report as failed (`poll_once`);
+* the AWS service that emits state events (EC2 for AMIs and EBS snapshots): each module's scenario publishes the
+  events AWS would emit with PutEvents on the local default bus (`put_events`), and the rule Terraform created
+  routes them to the work queue - or does not, which the scenarios check.
 
-The deployment is always the one Terraform applied (`terraform_applied` + `deployment_from_terraform`). The
-former in-process path (`in_process_deployment`, a hand-written Python copy of the module's resources and
-environment) was dropped: a copy of the Terraform drifts from it silently, which is what the tier-3 test exists
-to rule out.
+Time is simulated: moto stamps images and snapshots with the simulated clock and SQS measures delays and
+visibility timeouts with it (`tests/support/moto_fidelity.py`, E4, E11 and D4, through
+`aws.fidelity.simulated_time`), so delayed checks come due without waiting 15 real minutes, retention sees one
+backup per slot instead of a series made within seconds, and the eventual-consistency windows and snapshot
+completion of the patches run on the same clock.
+
+Every example a run needs is applied to one local AWS at the start, all at once (`applied_together`): the
+provider waits ~25 s for each SQS queue and queue policy to settle on moto, so applies and destroys in parallel
+cost about as much as one. The scenarios then run one after the other (the simulated clock is process-wide),
+each on an empty EC2 account (`fresh_ec2`), and each example is destroyed in the background as soon as its
+scenario is done.
+
+The deployment is always the one Terraform applied (`deployment_from_terraform`): a hand-written copy of a
+module's resources and environment would drift from the HCL silently, which is what tier 3 exists to rule out.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import json
+import logging
 import os
 import re
 import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -37,15 +48,15 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from moto.ec2.models import ec2_backends
 from scripts.local_aws import DEFAULT_REGION, Aws, LambdaContext, LocalAws, handler_environment
 from tests.support import terraform_env
 from tests.support.hcl_tree import load_module
-from tests.support.moto_fidelity import DEREGISTERED, MotoFidelity
+from tests.support.moto_fidelity import MotoFidelity
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-EXAMPLE = Path("examples/ami-backup")
 OVERRIDE_FILE = "zz_e2e_override.tf"
-# Every service the module and its example use; the provider sends each to the local AWS.
+# Every service the modules and their examples use; the provider sends each to the local AWS.
 PROVIDER_SERVICES = (
     "iam",
     "lambda",
@@ -61,16 +72,10 @@ PROVIDER_SERVICES = (
     "kms",
 )
 
-BACKUP_TAG = {"Backup": "daily"}
-FLEET_SIZE = 4
-DAYS = 7
-# The tagged instance that is terminated on this day (1-based), before that day's run.
-TERMINATION_DAY = 4
 # Upper bound of SQS DelaySeconds: the longest a delayed check can wait before it is due.
 SQS_MAX_DELAY = timedelta(seconds=900)
-MAX_QUEUE_ROUNDS_PER_DAY = 50
+MAX_QUEUE_ROUNDS_PER_SLOT = 50
 
-STATE_CHANGE = "EC2 AMI State Change"
 # What a handler module caches across warm invocations: every module-level lazy holder (an object with
 # `install(value)` and `_value`, like ops_automation.core.runtime.Lazy), and a plain `_runtime` attribute if the
 # module has one. Saved and restored per function (each Lambda function keeps its own warm container) and emptied
@@ -90,16 +95,35 @@ class SimulatedClock:
 
     def __init__(self, start: datetime) -> None:
         self._offset = timedelta(0)
+        self._held: datetime | None = None
         self.set(start)
 
     def set(self, moment: datetime) -> None:
         self._offset = moment - datetime.now(UTC)
+        if self._held is not None:
+            self._held = moment
 
     def advance(self, delta: timedelta) -> None:
         self._offset += delta
+        if self._held is not None:
+            self._held += delta
 
     def now(self) -> datetime:
-        return datetime.now(UTC) + self._offset
+        return self._held if self._held is not None else datetime.now(UTC) + self._offset
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        """Time stands still in the block (it still jumps with `advance`), and flows on from there afterwards:
+        for steps that must happen within seconds of each other however slow the machine is."""
+        if self._held is not None:
+            yield
+            return
+        self._held = self.now()
+        try:
+            yield
+        finally:
+            moment, self._held = self._held, None
+            self.set(moment)
 
     def epoch_millis(self) -> float:
         return self.now().timestamp() * 1000
@@ -107,18 +131,18 @@ class SimulatedClock:
 
 @contextmanager
 def simulated_aws_time(aws: Aws, clock: SimulatedClock) -> Iterator[MotoFidelity]:
-    """EC2 image timestamps, the EC2 eventual-consistency windows and SQS delays/visibility run on `clock`
-    (the fidelity patches `local_aws()` installed for the server's whole life)."""
+    """EC2 image and snapshot timestamps, snapshot completion, the EC2 eventual-consistency windows and SQS
+    delays/visibility run on `clock` (the fidelity patches `local_aws()` installed for the server's whole life)."""
     with aws.fidelity.simulated_time(clock.now, sqs=True) as fidelity:
         yield fidelity
 
 
 def daily_slots(expression: str, timezone: str, days: int, now: datetime) -> list[datetime]:
     """The last `days` occurrences of a daily `cron(M H * * ? *)` schedule in `timezone` that lie at least an
-    hour before `now` (so the simulated week never runs ahead of the real clock), in UTC."""
+    hour before `now` (so the simulated series never runs ahead of the real clock), in UTC."""
     match = DAILY_CRON.match(expression)
     if match is None:
-        raise ValueError(f"the scenario simulates daily schedules, cron(M H * * ? *); got {expression!r}")
+        raise ValueError(f"the scenarios simulate daily schedules, cron(M H * * ? *); got {expression!r}")
     minute, hour = int(match.group(1)), int(match.group(2))
     local_now = (now - timedelta(hours=1)).astimezone(ZoneInfo(timezone))
     last = local_now.replace(hour=hour, minute=minute, second=0, microsecond=0)
@@ -133,8 +157,17 @@ def format_slot(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def fresh_ec2(aws: Aws) -> None:
+    """Empty the local account's EC2 (every region) and what the fidelity patches remembered about it, so each
+    scenario starts from an account of its own although the examples share one local AWS. Only EC2: the
+    deployments (IAM, Lambda, SQS, DynamoDB, EventBridge, SNS) stay. The examples create no EC2 resources."""
+    for account in list(ec2_backends.values()):
+        account.reset()
+    aws.fidelity.forget()
+
+
 # ---------------------------------------------------------------------------------------------------------------
-# Deployment: what the handlers need to know about the deployed policy
+# Deployment: what the handlers need to know about a deployed policy
 # ---------------------------------------------------------------------------------------------------------------
 
 
@@ -163,8 +196,9 @@ class Deployment:
 
 @dataclass
 class TerraformRun:
-    """The example applied against a local AWS; `destroyed` is set once `terraform destroy` succeeded."""
+    """An example applied against a local AWS; `destroyed` is set once `terraform destroy` succeeded."""
 
+    example: Path
     workdir: Path
     outputs: dict[str, Any]
     apply_seconds: float = 0.0
@@ -172,9 +206,9 @@ class TerraformRun:
     destroyed: bool = False
 
 
-def example_region() -> str:
+def example_region(example: Path) -> str:
     """The region the example deploys to by default: the local AWS serves that region."""
-    return str(load_module(REPO_ROOT / EXAMPLE).variables.get("region", {}).get("default") or DEFAULT_REGION)
+    return str(load_module(REPO_ROOT / example).variables.get("region", {}).get("default") or DEFAULT_REGION)
 
 
 def provider_override(endpoint: str, region: str) -> str:
@@ -201,32 +235,113 @@ def _output_values(raw: str) -> dict[str, Any]:
     return {name: output["value"] for name, output in json.loads(raw).items()}
 
 
+class AppliedExamples:
+    """Examples applied to one local AWS from one staged copy of the repository, each in its own region's view
+    of that AWS. Built by `applied_together`; destroys run in the background once started."""
+
+    def __init__(self, aws: LocalAws, workdir: Path, examples: Sequence[Path]) -> None:
+        self.aws = aws
+        self.examples = tuple(dict.fromkeys(examples))
+        _, mirror = terraform_env.require_terraform()
+        self._env = terraform_env.terraform_env(terraform_env.write_cli_config(workdir / "cli", mirror))
+        staged = terraform_env.staged_copy(workdir / "repo")
+        self._runs: dict[Path, TerraformRun] = {}
+        for example in self.examples:
+            folder = staged / example
+            override = provider_override(aws.endpoint, example_region(example))
+            (folder / OVERRIDE_FILE).write_text(override, encoding="utf-8")
+            # One after the other: `init` is quick, and the plugin cache is not safe for concurrent use.
+            terraform_env.run_terraform(["init", "-input=false", "-no-color"], folder, self._env)
+            self._runs[example] = TerraformRun(example=example, workdir=folder, outputs={})
+        self._pool = ThreadPoolExecutor(max_workers=max(1, len(self.examples)), thread_name_prefix="terraform")
+        self._applies: dict[Path, Future[TerraformRun]] = {}
+        self._destroys: dict[Path, Future[TerraformRun]] = {}
+
+    def aws_for(self, example: Path) -> LocalAws:
+        """The local AWS as seen from the example's region."""
+        return dataclasses.replace(self.aws, region=example_region(example))
+
+    def start_applies(self) -> None:
+        for example in self.examples:
+            self._applies[example] = self._pool.submit(self._apply, self._runs[example])
+
+    def run(self, example: Path) -> TerraformRun:
+        """The example's run once its apply finished (raises the apply's error)."""
+        return self._applies[example].result()
+
+    def start_destroy(self, example: Path) -> None:
+        if example not in self._destroys:
+            self._destroys[example] = self._pool.submit(self._destroy, self._runs[example])
+
+    def wait_destroyed(self, example: Path) -> TerraformRun:
+        """Start the example's destroy unless it is running, and wait for it (raises the destroy's error)."""
+        self.start_destroy(example)
+        return self._destroys[example].result()
+
+    def close(self) -> None:
+        """Destroy whatever is still applied (in parallel) and wait; the first error is raised after all ended."""
+        errors: list[BaseException] = []
+        for example, apply in self._applies.items():
+            try:
+                apply.result()
+            except BaseException as error:  # an apply that failed half-way still gets its destroy
+                errors.append(error)
+            self.start_destroy(example)
+        for destroy in self._destroys.values():
+            try:
+                destroy.result()
+            except BaseException as error:
+                errors.append(error)
+        self._pool.shutdown(wait=True)
+        if errors:
+            raise errors[0]
+
+    def _apply(self, run: TerraformRun) -> TerraformRun:
+        started = time.monotonic()
+        try:
+            terraform_env.run_terraform(["apply", "-auto-approve", "-input=false", "-no-color"], run.workdir, self._env)
+        finally:
+            run.apply_seconds = time.monotonic() - started
+        run.outputs = _output_values(terraform_env.run_terraform(["output", "-json"], run.workdir, self._env).stdout)
+        return run
+
+    def _destroy(self, run: TerraformRun) -> TerraformRun:
+        started = time.monotonic()
+        try:
+            terraform_env.run_terraform(
+                ["destroy", "-auto-approve", "-input=false", "-no-color"], run.workdir, self._env
+            )
+        finally:
+            run.destroy_seconds = time.monotonic() - started
+        run.destroyed = True
+        return run
+
+
 @contextmanager
-def terraform_applied(aws: LocalAws, workdir: Path) -> Iterator[TerraformRun]:
-    """`terraform apply` the example on `aws` from a staged copy in `workdir`; `terraform destroy` on exit.
+def applied_together(aws: LocalAws, workdir: Path, examples: Sequence[Path]) -> Iterator[AppliedExamples]:
+    """`terraform apply` every example on `aws` at once (from a staged copy in `workdir`); on exit, `terraform
+    destroy` those not destroyed yet, at once. `run(example)` waits for one example's apply.
 
     Raises `terraform_env.TerraformUnavailable` when terraform or the provider mirror is missing."""
-    _, mirror = terraform_env.require_terraform()
-    cli_config = terraform_env.write_cli_config(workdir / "cli", mirror)
-    env = terraform_env.terraform_env(cli_config)
-    staged = terraform_env.staged_copy(workdir / "repo")
-    example = staged / EXAMPLE
-    (example / OVERRIDE_FILE).write_text(provider_override(aws.endpoint, aws.region), encoding="utf-8")
-    terraform_env.run_terraform(["init", "-input=false", "-no-color"], example, env)
-    started = time.monotonic()
-    terraform_env.run_terraform(["apply", "-auto-approve", "-input=false", "-no-color"], example, env)
-    run = TerraformRun(workdir=example, outputs={}, apply_seconds=time.monotonic() - started)
+    applied = AppliedExamples(aws, workdir, examples)
     try:
-        run.outputs = _output_values(terraform_env.run_terraform(["output", "-json"], example, env).stdout)
-        yield run
+        applied.start_applies()
+        yield applied
     finally:
-        started = time.monotonic()
-        terraform_env.run_terraform(["destroy", "-auto-approve", "-input=false", "-no-color"], example, env)
-        run.destroy_seconds = time.monotonic() - started
-        run.destroyed = True
+        applied.close()
 
 
-def deployment_from_terraform(aws: Aws, outputs: Mapping[str, Any]) -> Deployment:
+def business_policies(aws: Aws, deployment: Deployment) -> dict[str, dict[str, Any]]:
+    """The business IAM documents of the planner and worker roles as deployed, keyed planner/worker."""
+    iam = aws.client("iam")
+    roles = {"planner": deployment.planner_role, "worker": deployment.worker_role}
+    return {
+        function: iam.get_role_policy(RoleName=role, PolicyName="business")["PolicyDocument"]
+        for function, role in roles.items()
+    }
+
+
+def deployment_from_terraform(aws: Aws, outputs: Mapping[str, Any], example: Path) -> Deployment:
     """What Terraform deployed, read back from the local AWS the way the Lambda service would see it.
 
     The handler strings are the example's outputs `planner_handler` / `worker_handler`; each must be the
@@ -238,7 +353,7 @@ def deployment_from_terraform(aws: Aws, outputs: Mapping[str, Any]) -> Deploymen
     handlers = {}
     for function, output in ((planner, "planner_handler"), (worker, "worker_handler")):
         if output not in outputs:
-            raise KeyError(f"examples/ami-backup has no output {output!r}; the scenario takes the handler from it")
+            raise KeyError(f"{example} has no output {output!r}; the scenario takes the handler from it")
         handlers[function] = str(outputs[output])
         deployed = configurations[function]["Handler"]
         if deployed != handlers[function]:
@@ -264,78 +379,13 @@ def deployment_from_terraform(aws: Aws, outputs: Mapping[str, Any]) -> Deploymen
         schedule_expression=schedule["ScheduleExpression"],
         schedule_timezone=schedule.get("ScheduleExpressionTimezone", "UTC"),
         schedule_input=schedule["Target"]["Input"],
-        how="terraform apply of examples/ami-backup against a local AWS (moto server on 127.0.0.1)",
+        how=f"terraform apply of {example.as_posix()} against a local AWS (moto server on 127.0.0.1)",
     )
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Fleet
+# What a slot's run and the handlers left
 # ---------------------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Fleet:
-    backed_up: tuple[str, ...]  # tagged, running all week
-    terminated: str  # tagged, terminated on TERMINATION_DAY
-    untagged: str
-    unmanaged_image: str  # someone's own AMI of a tagged instance: never ours to touch
-    unmanaged_snapshots: tuple[str, ...]
-    names: Mapping[str, str]  # instance id -> Name tag, for reports
-
-    @property
-    def tagged(self) -> tuple[str, ...]:
-        return (*self.backed_up, self.terminated)
-
-
-def _launch(ec2: Any, name: str, tags: Mapping[str, str]) -> str:
-    tag_list = [{"Key": "Name", "Value": name}, *({"Key": k, "Value": v} for k, v in tags.items())]
-    response = ec2.run_instances(
-        ImageId="ami-12345678",
-        MinCount=1,
-        MaxCount=1,
-        InstanceType="t3.micro",
-        TagSpecifications=[{"ResourceType": "instance", "Tags": tag_list}],
-    )
-    return str(response["Instances"][0]["InstanceId"])
-
-
-def create_fleet(aws: Aws) -> Fleet:
-    ec2 = aws.client("ec2")
-    names: dict[str, str] = {}
-    for index in range(FLEET_SIZE):
-        names[_launch(ec2, f"web-{index + 1}", BACKUP_TAG)] = f"web-{index + 1}"
-    backed_up = tuple(names)
-    terminated = _launch(ec2, "batch-1", BACKUP_TAG)
-    untagged = _launch(ec2, "bastion", {})
-    names.update({terminated: "batch-1", untagged: "bastion"})
-    image_id = ec2.create_image(InstanceId=backed_up[0], Name="golden-web-manual")["ImageId"]
-    image = ec2.describe_images(ImageIds=[image_id])["Images"][0]
-    snapshots = tuple(m["Ebs"]["SnapshotId"] for m in image["BlockDeviceMappings"] if "Ebs" in m)
-    return Fleet(backed_up, terminated, untagged, image_id, snapshots, names)
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# The week
-# ---------------------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Backup:
-    image_id: str
-    instance_id: str
-    slot: str
-    snapshots: tuple[str, ...]
-
-
-@dataclass
-class DayReport:
-    slot: str
-    created: list[Backup] = field(default_factory=list)
-    purged: list[Backup] = field(default_factory=list)
-    kept: dict[str, list[str]] = field(default_factory=dict)
-    messages: Counter[str] = field(default_factory=Counter)
-    failed_records: list[str] = field(default_factory=list)
-    clock_advances: int = 0
 
 
 @dataclass
@@ -349,22 +399,19 @@ class HandlerLog:
 
 
 @dataclass
-class WeekReport:
-    deployment: Deployment
-    fleet: Fleet
-    days: list[DayReport]
-    backups: dict[str, Backup]
-    log: HandlerLog
+class SlotReport:
+    """One scheduled slot's run: what the worker was handed, what it reported failed, how often time jumped."""
 
-    @property
-    def purged(self) -> list[Backup]:
-        return [backup for day in self.days for backup in day.purged]
+    slot: str
+    messages: Counter[str] = field(default_factory=Counter)
+    failed_records: list[str] = field(default_factory=list)
+    clock_advances: int = 0
 
 
-def _message_kind(body: str) -> str:
-    """A label for the day's message count: the work item's `kind` (check_image, purge_snapshots, any new
-    kind as is), an event's `detail-type`, else `unknown`/`malformed`. Never raises: counting must not fail on
-    a kind it has not seen."""
+def message_kind(body: str) -> str:
+    """A label for the slot's message count: the work item's `kind` (check, create_snapshot, any new kind as
+    is), an event's `detail-type`, else `unknown`/`malformed`. Never raises: counting must not fail on a kind
+    it has not seen."""
     try:
         payload = json.loads(body)
     except (TypeError, ValueError):
@@ -421,21 +468,41 @@ def scheduler_input(template: str, slot: datetime, schedule_arn: str, execution:
     return dict(_substituted(json.loads(template), attributes))
 
 
+def _stream_handlers() -> list[logging.StreamHandler[Any]]:
+    loggers = [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]
+    return [
+        handler
+        for logger in loggers
+        if isinstance(logger, logging.Logger)
+        for handler in logger.handlers
+        if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler)
+    ]
+
+
 @contextmanager
 def captured_output(sink: HandlerLog) -> Iterator[None]:
-    """Collect what a handler writes to stdout and stderr (CloudWatch Logs would get both), at the
-    file-descriptor level: the Powertools logger holds the stream it found at import time."""
+    """Collect what a handler writes to stdout and stderr (CloudWatch Logs would get both): at the
+    file-descriptor level, and through every log handler that writes to `sys.stdout`/`sys.stderr`. The Powertools
+    logger holds the stream it found when the handler module was imported, which is not file descriptor 1 when
+    pytest was capturing output then (at the collection of the tier-1 tests, say). Import the handler module
+    before the block: a logger made inside it would not be redirected."""
     sys.stdout.flush()
     sys.stderr.flush()
     saved = {fd: os.dup(fd) for fd in (1, 2)}
+    standard = {id(stream) for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__) if stream}
+    handlers = [handler for handler in _stream_handlers() if id(handler.stream) in standard]
     with tempfile.TemporaryFile(mode="w+b") as buffer:
+        # A duplicate of the buffer's descriptor shares its offset: lines written either way do not overwrite.
+        text = open(os.dup(buffer.fileno()), "w", encoding="utf-8", buffering=1)  # noqa: SIM115
+        previous = [(handler, handler.setStream(text)) for handler in handlers]
         for fd in saved:
             os.dup2(buffer.fileno(), fd)
         try:
             yield
         finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
+            for handler, stream in previous:
+                handler.setStream(stream)
+            text.close()
             for fd, original in saved.items():
                 os.dup2(original, fd)
                 os.close(original)
@@ -477,35 +544,28 @@ def _take_warm_state(module: Any) -> dict[str, Any]:
     return state
 
 
-def _registered(ec2: Any, **request: Any) -> list[dict[str, Any]]:
-    """DescribeImages without the AMIs AWS still lists for a while after DeregisterImage (State
-    `deregistered`, fidelity patch E9): what the account holds, as the report and the assertions need it."""
-    pages = ec2.get_paginator("describe_images").paginate(**request)
-    return [image for page in pages for image in page["Images"] if image["State"] != DEREGISTERED]
+# ---------------------------------------------------------------------------------------------------------------
+# Scheduler, the Lambda service and EventBridge, for one deployed policy
+# ---------------------------------------------------------------------------------------------------------------
 
 
-class Week:
-    """Drives the deployed policy through simulated days."""
+class DeployedPolicy:
+    """Runs a deployed policy's functions as AWS would: the planner on its schedule's input, the worker on
+    batches polled from its work queue; and puts events on the local default bus for the deployed rule."""
 
-    def __init__(self, aws: Aws, deployment: Deployment, fleet: Fleet, clock: SimulatedClock) -> None:
+    def __init__(self, aws: Aws, deployment: Deployment, clock: SimulatedClock) -> None:
         self.aws = aws
         self.deployment = deployment
-        self.fleet = fleet
         self.clock = clock
-        self.ec2 = aws.client("ec2")
         self.sqs = aws.client("sqs")
         self.events = aws.client("events")
         self.queue_arn = self.sqs.get_queue_attributes(QueueUrl=deployment.work_queue_url, AttributeNames=["QueueArn"])[
             "Attributes"
         ]["QueueArn"]
-        self.backups: dict[str, Backup] = {}
-        self.announced: set[str] = set()
         self.log = HandlerLog()
         # One warm container per function, as Lambda keeps them: each has its own cached runtime.
         self._containers: dict[str, dict[str, Any]] = {}
         self._invocations = 0
-
-    # -- the Lambda service --------------------------------------------------------------------------------
 
     def _invoke(self, function: str, handler: str, environment: Mapping[str, str], event: Any) -> Any:
         """Run `handler` as Lambda would: imported inside the function's environment (Powertools reads its
@@ -517,16 +577,19 @@ class Week:
             aws_request_id=f"00000000-0000-4000-8000-{self._invocations:012d}",
         )
         module_name, _, attribute = handler.rpartition(".")
-        with handler_environment(self.aws, environment), captured_output(self.log):
+        with handler_environment(self.aws, environment):
+            # Imported before the output is captured: the logger it makes must write where captured_output looks.
             module = importlib.import_module(module_name)
-            container = self._containers.setdefault(function, {})
-            _install_warm_state(module, container)
-            try:
-                return getattr(module, attribute)(event, context)
-            finally:
-                container.update(_take_warm_state(module))
+            with captured_output(self.log):
+                container = self._containers.setdefault(function, {})
+                _install_warm_state(module, container)
+                try:
+                    return getattr(module, attribute)(event, context)
+                finally:
+                    container.update(_take_warm_state(module))
 
     def plan(self, slot: datetime) -> dict[str, Any]:
+        """The planner, invoked as the deployed schedule would invoke it for `slot`."""
         event = scheduler_input(self.deployment.schedule_input, slot, self.deployment.schedule_arn, self._invocations)
         return dict(
             self._invoke(
@@ -537,7 +600,7 @@ class Week:
             )
         )
 
-    def _poll_once(self, day: DayReport) -> int:
+    def poll_once(self, report: SlotReport) -> int:
         """One Lambda poll: receive a batch, invoke the worker, delete all but the reported failures."""
         received = self.sqs.receive_message(
             QueueUrl=self.deployment.work_queue_url,
@@ -548,7 +611,7 @@ class Week:
         ).get("Messages", [])
         if not received:
             return 0
-        day.messages.update(_message_kind(message["Body"]) for message in received)
+        report.messages.update(message_kind(message["Body"]) for message in received)
         response = self._invoke(
             self.deployment.worker_function,
             self.deployment.worker_handler,
@@ -556,8 +619,8 @@ class Week:
             sqs_event(received, self.queue_arn, self.aws.region),
         )
         failed = {item["itemIdentifier"] for item in (response or {}).get("batchItemFailures", [])}
-        day.failed_records.extend(
-            f"{message['MessageId']}: {message['Body'][:200]}" for message in received if message["MessageId"] in failed
+        report.failed_records.extend(
+            f"{message['MessageId']}: {message['Body']}" for message in received if message["MessageId"] in failed
         )
         done = [message for message in received if message["MessageId"] not in failed]
         if done:
@@ -567,7 +630,7 @@ class Week:
             )
         return len(received)
 
-    def _queue_depths(self) -> tuple[int, int]:
+    def queue_depths(self) -> tuple[int, int]:
         """(delayed, in flight) messages of the work queue."""
         attributes = self.sqs.get_queue_attributes(
             QueueUrl=self.deployment.work_queue_url,
@@ -577,123 +640,68 @@ class Week:
             attributes["ApproximateNumberOfMessagesNotVisible"]
         )
 
-    def _visibility_timeout(self) -> timedelta:
+    def visibility_timeout(self) -> timedelta:
         attributes = self.sqs.get_queue_attributes(
             QueueUrl=self.deployment.work_queue_url, AttributeNames=["VisibilityTimeout"]
         )["Attributes"]
         return timedelta(seconds=int(attributes["VisibilityTimeout"]))
 
-    # -- EC2's event emitter -------------------------------------------------------------------------------
-
-    def _own_images(self) -> list[dict[str, Any]]:
-        return _registered(self.ec2, Owners=["self"])
-
-    def announce_state_changes(self) -> int:
-        """Publish `EC2 AMI State Change` for every image that reached available/failed since the last call.
-
-        EC2 emits these itself (for every AMI of the account, ours or not); here they are put on the local
-        default event bus, and the rule Terraform created routes them to the work queue. (AWS reserves the
-        `aws.*` sources for its services; moto accepts them, which is what lets the harness stand in for EC2.)
-        """
-        entries = []
-        for image in self._own_images():
-            if image["ImageId"] in self.announced or image["State"] not in ("available", "failed"):
-                continue
-            self.announced.add(image["ImageId"])
-            detail = {"RequestId": f"e2e-{image['ImageId']}", "ImageId": image["ImageId"], "State": image["State"]}
-            detail["ErrorMessage"] = image.get("StateReason", {}).get("Message", "")
-            entries.append(
-                {
-                    "Source": "aws.ec2",
-                    "DetailType": STATE_CHANGE,
-                    "Resources": [f"arn:aws:ec2:{self.aws.region}::image/{image['ImageId']}"],
-                    "Detail": json.dumps(detail),
-                    "Time": self.clock.now(),
-                }
-            )
+    def put_events(self, entries: Sequence[Mapping[str, Any]]) -> int:
+        """PutEvents on the local default bus, as the emitting AWS service would (AWS reserves the `aws.*`
+        sources for its services; moto accepts them, which is what lets the harness stand in for them)."""
         for start in range(0, len(entries), 10):
-            response = self.events.put_events(Entries=entries[start : start + 10])
+            response = self.events.put_events(Entries=list(entries[start : start + 10]))
             if response.get("FailedEntryCount"):
                 raise RuntimeError(f"put_events rejected entries: {response['Entries']}")
         return len(entries)
 
-    # -- a day ---------------------------------------------------------------------------------------------
-
-    def _drain(self, day: DayReport) -> None:
-        """Work the queue until it is empty: poll, let EC2 announce completed images, let delays elapse."""
-        for _round in range(MAX_QUEUE_ROUNDS_PER_DAY):
-            while self._poll_once(day):
+    def drain(
+        self,
+        report: SlotReport,
+        announce: Callable[[], int],
+        next_change: Callable[[], timedelta | None] = lambda: None,
+    ) -> None:
+        """Work the queue until it is empty: poll; let AWS announce what changed (`announce` publishes the
+        events and returns how many); else let simulated time run until the next delayed or returning message
+        is due, or until `next_change` (the time until AWS changes something by itself, such as a pending
+        snapshot completing), whichever comes first."""
+        for _round in range(MAX_QUEUE_ROUNDS_PER_SLOT):
+            while self.poll_once(report):
                 pass
-            if self.announce_state_changes():
+            if announce():
                 continue
-            delayed, in_flight = self._queue_depths()
+            delayed, in_flight = self.queue_depths()
             if not delayed and not in_flight:
                 return
-            # Nothing visible: let simulated time run until the next delayed or returning message is due.
-            self.clock.advance((SQS_MAX_DELAY if delayed else self._visibility_timeout()) + timedelta(seconds=1))
-            day.clock_advances += 1
-        raise RuntimeError(f"work queue not drained after {MAX_QUEUE_ROUNDS_PER_DAY} rounds on {day.slot}")
-
-    def _managed_images(self) -> dict[str, dict[str, Any]]:
-        policy_filter = [{"Name": "tag:ops-automation:policy", "Values": [self.deployment.policy_name]}]
-        return {image["ImageId"]: image for image in _registered(self.ec2, Owners=["self"], Filters=policy_filter)}
-
-    def run_day(self, slot: datetime, number: int) -> DayReport:
-        day = DayReport(slot=format_slot(slot))
-        self.clock.set(slot)
-        if number == TERMINATION_DAY:
-            self.ec2.terminate_instances(InstanceIds=[self.fleet.terminated])
-        before = self._managed_images()
-        self.plan(slot)
-        self._drain(day)
-        after = self._managed_images()
-        for image_id in sorted(set(after) - set(before)):
-            image = after[image_id]
-            tags = {tag["Key"]: tag["Value"] for tag in image.get("Tags", [])}
-            backup = Backup(
-                image_id=image_id,
-                instance_id=tags.get("ops-automation:source-instance", "?"),
-                slot=tags.get("ops-automation:slot", "?"),
-                snapshots=tuple(m["Ebs"]["SnapshotId"] for m in image.get("BlockDeviceMappings", []) if "Ebs" in m),
-            )
-            self.backups[image_id] = backup
-            day.created.append(backup)
-        day.purged = [self.backups[image_id] for image_id in sorted(set(before) - set(after))]
-        for image in sorted(after.values(), key=lambda image: image["CreationDate"]):
-            source = next(
-                (t["Value"] for t in image.get("Tags", []) if t["Key"] == "ops-automation:source-instance"), "?"
-            )
-            day.kept.setdefault(source, []).append(image["ImageId"])
-        return day
+            step = SQS_MAX_DELAY if delayed else self.visibility_timeout()
+            sooner = next_change()
+            if sooner is not None:
+                step = min(step, max(sooner, timedelta(0)))
+            self.clock.advance(step + timedelta(seconds=1))
+            report.clock_advances += 1
+        raise RuntimeError(f"work queue not drained after {MAX_QUEUE_ROUNDS_PER_SLOT} rounds on {report.slot}")
 
 
-def run_week(aws: Aws, deployment: Deployment, days: int = DAYS) -> WeekReport:
-    """Create the fleet, then run `days` daily slots ending before now."""
-    slots = daily_slots(deployment.schedule_expression, deployment.schedule_timezone, days, datetime.now(UTC))
-    clock = SimulatedClock(slots[0] - timedelta(hours=1))
-    with simulated_aws_time(aws, clock):
-        fleet = create_fleet(aws)
-        week = Week(aws, deployment, fleet, clock)
-        reports = [week.run_day(slot, number) for number, slot in enumerate(slots, start=1)]
-    return WeekReport(deployment=deployment, fleet=fleet, days=reports, backups=week.backups, log=week.log)
+# ---------------------------------------------------------------------------------------------------------------
+# What is left
+# ---------------------------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class FinalState:
-    """The account after the week, as the assertions and the report need it."""
-
-    images: dict[str, dict[str, Any]]  # every image of the account, by id
-    snapshots: dict[str, dict[str, Any]]  # every snapshot of the account, by id
-    ledger: list[dict[str, Any]]  # ledger items, plain values
-    dlq_messages: int
-    work_queue_messages: int
-
-
-def _plain(item: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+def plain_item(item: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """A DynamoDB item with its type wrappers removed (lists of strings and numbers as lists)."""
     return {name: next(iter(value.values())) for name, value in item.items()}
 
 
-def _queue_total(sqs: Any, url: str) -> int:
+def ledger_items(aws: Aws, table: str) -> list[dict[str, Any]]:
+    return [
+        plain_item(item)
+        for page in aws.client("dynamodb").get_paginator("scan").paginate(TableName=table)
+        for item in page["Items"]
+    ]
+
+
+def queue_total(sqs: Any, url: str) -> int:
+    """Every message of the queue: visible, delayed and in flight."""
     names = [
         "ApproximateNumberOfMessages",
         "ApproximateNumberOfMessagesDelayed",
@@ -701,26 +709,3 @@ def _queue_total(sqs: Any, url: str) -> int:
     ]
     attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=names)["Attributes"]
     return sum(int(attributes[name]) for name in names)
-
-
-def final_state(aws: Aws, deployment: Deployment) -> FinalState:
-    ec2 = aws.client("ec2")
-    sqs = aws.client("sqs")
-    images = {image["ImageId"]: image for image in _registered(ec2, Owners=["self"])}
-    snapshots = {
-        snapshot["SnapshotId"]: snapshot
-        for page in ec2.get_paginator("describe_snapshots").paginate(OwnerIds=["self"])
-        for snapshot in page["Snapshots"]
-    }
-    ledger = [
-        _plain(item)
-        for page in aws.client("dynamodb").get_paginator("scan").paginate(TableName=deployment.ledger_table)
-        for item in page["Items"]
-    ]
-    return FinalState(
-        images=images,
-        snapshots=snapshots,
-        ledger=ledger,
-        dlq_messages=_queue_total(sqs, deployment.dlq_url),
-        work_queue_messages=_queue_total(sqs, deployment.work_queue_url),
-    )

@@ -1,24 +1,22 @@
 """Tier 3: `terraform apply` examples/ami-backup against a local AWS, run a simulated week through the deployed
 resources with the real handlers, check what is left, then `terraform destroy`.
 
-Everything runs once (module fixture); each test checks one property of the outcome.
+Everything runs once (session-scoped fixture, shared with the other examples' tier 3 through tests/e2e/conftest.py:
+one local AWS, the applies at once); each test checks one property of the outcome.
 """
 
 from __future__ import annotations
 
-import os
-import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from scripts.local_aws import local_aws
+from tests.e2e import ami_backup_scenario as ami
 from tests.e2e import scenario
-from tests.support.terraform_env import TerraformUnavailable, require_terraform
 
+EXAMPLE = ami.EXAMPLE
 MANAGED_BY = "ops-automation:managed-by"
 POLICY = "ops-automation:policy"
 SOURCE_INSTANCE = "ops-automation:source-instance"
@@ -28,48 +26,32 @@ SLOT = "ops-automation:slot"
 @dataclass(frozen=True)
 class Outcome:
     run: scenario.TerraformRun
-    week: scenario.WeekReport
-    state: scenario.FinalState
+    week: ami.WeekReport
+    state: ami.FinalState
     terraform_environments: dict[str, dict[str, str]]
     business_policies: dict[str, dict[str, Any]]  # IAM documents as deployed, keyed planner/worker
     region: str
-    seconds: float
+    seconds: float  # the week and the reads after it
 
 
-def _not_run(reason: str) -> None:
-    message = f"TIER 3 NOT RUN: {reason}"
-    print(f"\n!!! {message} !!!", file=sys.stderr)
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"{message} (CI=true: a tier that cannot run is a failure)", pytrace=False)
-    pytest.skip(message)
-
-
-@pytest.fixture(scope="module")
-def outcome(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Outcome]:
-    try:
-        require_terraform()
-    except TerraformUnavailable as unavailable:
-        _not_run(unavailable.reason)
+@pytest.fixture(scope="session")
+def outcome(applied: scenario.AppliedExamples) -> Outcome:
+    """Session-scoped: the destroy check runs at the end of the session (tests/e2e/conftest.py)."""
+    run = applied.run(EXAMPLE)
     started = time.monotonic()
-    with local_aws(scenario.example_region()) as aws:
-        with scenario.terraform_applied(aws, tmp_path_factory.mktemp("e2e")) as run:
-            deployment = scenario.deployment_from_terraform(aws, run.outputs)
-            week = scenario.run_week(aws, deployment)
-            state = scenario.final_state(aws, deployment)
-            iam = aws.client("iam")
-            roles = {"planner": deployment.planner_role, "worker": deployment.worker_role}
-            business_policies = {
-                function: iam.get_role_policy(RoleName=role, PolicyName="business")["PolicyDocument"]
-                for function, role in roles.items()
-            }
-        region = aws.region
-    yield Outcome(
+    aws = applied.aws_for(EXAMPLE)
+    deployment = scenario.deployment_from_terraform(aws, run.outputs, EXAMPLE)
+    week = ami.run_week(aws, deployment)
+    state = ami.final_state(aws, deployment)
+    business_policies = scenario.business_policies(aws, deployment)
+    applied.start_destroy(EXAMPLE)
+    return Outcome(
         run=run,
         week=week,
         state=state,
         terraform_environments=run.outputs["function_environments"],
         business_policies=business_policies,
-        region=region,
+        region=aws.region,
         seconds=time.monotonic() - started,
     )
 
@@ -99,14 +81,14 @@ def test_deployed_functions_run_with_the_environment_terraform_reports(outcome: 
 
 def test_scenario_purges_within_the_week(outcome: Outcome) -> None:
     # Otherwise the retention assertions below would pass without retention ever running.
-    assert outcome.week.deployment.generations < scenario.DAYS - 1
+    assert outcome.week.deployment.generations < ami.DAYS - 1
     assert outcome.week.purged
 
 
 def test_every_live_tagged_instance_is_backed_up_once_per_day(outcome: Outcome) -> None:
     fleet = outcome.week.fleet
     for number, day in enumerate(outcome.week.days, start=1):
-        expected = set(fleet.backed_up) | ({fleet.terminated} if number < scenario.TERMINATION_DAY else set())
+        expected = set(fleet.backed_up) | ({fleet.terminated} if number < ami.TERMINATION_DAY else set())
         assert Counter(backup.instance_id for backup in day.created) == Counter(expected), day.slot
         assert {backup.slot for backup in day.created} == {day.slot}
 
@@ -119,7 +101,7 @@ def test_each_instance_keeps_exactly_its_generations(outcome: Outcome) -> None:
         kept = sorted(_tags(image)[SLOT] for image in by_instance[instance_id])
         assert kept == slots[-generations:], instance_id
     # The terminated instance is no longer planned; its last backups stay (never below N good ones).
-    terminated_slots = slots[: scenario.TERMINATION_DAY - 1]
+    terminated_slots = slots[: ami.TERMINATION_DAY - 1]
     kept = sorted(_tags(image)[SLOT] for image in by_instance[outcome.week.fleet.terminated])
     assert kept == terminated_slots[-generations:]
 
@@ -163,7 +145,7 @@ def test_ledger_records_every_backup_and_its_fate(outcome: Outcome) -> None:
 
 
 def test_ami_state_events_reach_the_worker_through_the_deployed_rule(outcome: Outcome) -> None:
-    routed = sum(day.messages[scenario.STATE_CHANGE] for day in outcome.week.days)
+    routed = sum(day.messages[ami.STATE_CHANGE] for day in outcome.week.days)
     # One event per image that became available: every backup, plus the unmanaged AMI of the fleet.
     assert routed == len(outcome.week.backups) + 1
 
@@ -188,11 +170,12 @@ def test_unmanaged_ami_is_untouched(outcome: Outcome) -> None:
     assert set(fleet.unmanaged_snapshots) <= set(outcome.state.snapshots)
 
 
-def test_terraform_destroy_succeeds(outcome: Outcome) -> None:
+def test_terraform_destroy_succeeds(outcome: Outcome, applied: scenario.AppliedExamples) -> None:
+    applied.wait_destroyed(EXAMPLE)
     assert outcome.run.destroyed
     print(
-        f"\ntier 3: apply {outcome.run.apply_seconds:.0f}s, destroy {outcome.run.destroy_seconds:.0f}s, "
-        f"total {outcome.seconds:.0f}s; {len(outcome.week.backups)} backups created, "
+        f"\ntier 3 ami-backup: apply {outcome.run.apply_seconds:.0f}s, destroy {outcome.run.destroy_seconds:.0f}s, "
+        f"week {outcome.seconds:.0f}s; {len(outcome.week.backups)} backups created, "
         f"{len(outcome.week.purged)} purged, {len(outcome.state.ledger)} ledger items"
     )
 

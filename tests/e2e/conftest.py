@@ -1,0 +1,94 @@
+"""Tier 3 runs every selected example on one local AWS: applied at once, scenarios one after the other, each
+destroyed in the background as soon as its scenario is done (see tests/e2e/scenario.py for why).
+
+Each test module names the example it needs in a module-level `EXAMPLE`; the session applies those of the
+selected modules only. The tests that check `terraform destroy` run after the other tier-3 tests, so that one
+example's destroy overlaps the next example's scenario instead of holding it up; the outcome fixtures of the test
+modules are session-scoped for that reason (a module-scoped one would be set up again for its destroy check).
+The local AWS ends with the last tier-3 test.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import ExitStack
+from pathlib import Path
+
+import pytest
+from scripts.local_aws import local_aws
+from tests.e2e import scenario
+from tests.support.terraform_env import TerraformUnavailable, require_terraform
+
+DESTROY_TESTS = "test_terraform_destroy_succeeds"
+E2E_DIR = Path(__file__).resolve().parent
+
+
+def not_run(reason: str) -> None:
+    message = f"TIER 3 NOT RUN: {reason}"
+    print(f"\n!!! {message} !!!", file=sys.stderr)
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{message} (CI=true: a tier that cannot run is a failure)", pytrace=False)
+    pytest.skip(message)
+
+
+def _in_tier3(item: pytest.Item) -> bool:
+    return E2E_DIR in item.path.resolve().parents
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The destroy checks go right after the last other tier-3 test (not to the end of the session: the local AWS
+    ends with tier 3)."""
+    destroys = [item for item in items if item.name == DESTROY_TESTS and _in_tier3(item)]
+    if not destroys:
+        return
+    rest = [item for item in items if item not in destroys]
+    last = max((index for index, item in enumerate(rest) if _in_tier3(item)), default=len(rest) - 1)
+    items[:] = [*rest[: last + 1], *destroys, *rest[last + 1 :]]
+
+
+def _examples(session: pytest.Session) -> list[Path]:
+    examples: dict[Path, None] = {}
+    for item in session.items:
+        example = getattr(getattr(item, "module", None), "EXAMPLE", None)
+        if _in_tier3(item) and isinstance(example, Path):
+            examples[example] = None
+    return list(examples)
+
+
+# The local AWS of the session, open from the first tier-3 test to the end of the last one.
+_open: list[ExitStack] = []
+
+
+def _close_local_aws() -> None:
+    while _open:
+        _open.pop().close()
+
+
+@pytest.fixture(scope="session")
+def applied(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[scenario.AppliedExamples]:
+    """The selected modules' examples, applied to one local AWS (`run(example)` waits for one apply)."""
+    try:
+        require_terraform()
+    except TerraformUnavailable as unavailable:
+        not_run(unavailable.reason)
+    examples = _examples(request.session)
+    region = scenario.example_region(examples[0]) if examples else scenario.DEFAULT_REGION
+    stack = ExitStack()
+    _open.append(stack)
+    try:
+        aws = stack.enter_context(local_aws(region))
+        yield stack.enter_context(scenario.applied_together(aws, tmp_path_factory.mktemp("e2e"), examples))
+    finally:
+        _close_local_aws()
+
+
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    """A session fixture would live until the session ends, but the local AWS must end with tier 3: its server and
+    the moto patches it holds (`faithful_aws`, not re-entrant) would otherwise be in the way of every later test
+    that uses `mock_aws`. Destroys what is still applied, then stops the server."""
+    if _in_tier3(item) and (nextitem is None or not _in_tier3(nextitem)):
+        _close_local_aws()

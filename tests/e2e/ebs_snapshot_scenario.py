@@ -1,0 +1,417 @@
+"""A simulated series of daily EBS snapshots through the deployed examples/ebs-snapshot: the tier-3 test and
+`make demo`.
+
+On the harness of `tests/e2e/scenario.py` (Scheduler, the Lambda service, simulated time), this module plays EC2:
+it publishes `EBS Snapshot Notification` for every snapshot of the account that reached `completed` or `error`
+- `createSnapshot` for the snapshots of CreateSnapshot, ours or not, `copySnapshot` for copies - on the local
+default bus, and the rule Terraform created must route the first and not the second. Snapshots are `pending` for
+`fidelity.snapshot_completion_time` (E11 of tests/support/moto_fidelity.py) on the simulated clock; the series
+lets time run to each completion, so the events arrive before the delayed checks, as they do on AWS.
+
+The account: four volumes and one instance. `db-data` (attached to the instance), `logs` and `scratch` carry the
+example's volume tag; `tmp` does not. Over `SLOTS` daily slots (generations from the deployed environment):
+
+* slot RATE_LIMITED_SLOT: someone snapshots db-data by hand just as the slot's work runs; EC2 refuses the
+  policy's snapshot for a while (`SnapshotCreationPerVolumeRateExceeded`, E13) and the worker backs off
+  through SQS; its own completed event is ignored by the worker (the snapshot is not the policy's);
+* slot COPY_SLOT: someone copies that manual snapshot; EC2 emits `copySnapshot`, which the rule must not route;
+* slot VOLUME_DELETED_SLOT: scratch is deleted after the planner ran and before the worker: one alert, no retry;
+* slot ERROR_SLOT: the new snapshot of logs goes to `error`: one alert, nothing purged for logs, the failed
+  snapshot discarded;
+* slot LOST_EVENT_SLOT: the completion event of db-data's snapshot is lost: the delayed check completes it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from scripts.local_aws import Aws
+from tests.e2e import scenario
+from tests.e2e.scenario import DeployedPolicy, Deployment, HandlerLog, SimulatedClock, SlotReport
+
+EXAMPLE = Path("examples/ebs-snapshot")
+SLOTS = 6
+RATE_LIMITED_SLOT = 2
+COPY_SLOT = 3
+VOLUME_DELETED_SLOT = 3
+ERROR_SLOT = 4
+LOST_EVENT_SLOT = 5
+ERROR_MESSAGE = "simulated: the snapshot could not be completed"
+
+SNAPSHOT_NOTIFICATION = "EBS Snapshot Notification"
+# "Snapshots created by the CopySnapshot action have an arbitrary volume ID that should not be used for any
+# purpose" (API_Snapshot, VolumeId); moto and AWS both show this one.
+COPY_VOLUME_ID = "vol-ffffffff"
+POLICY_TAG = "ops-automation:policy"
+SOURCE_VOLUME_TAG = "ops-automation:source-volume"
+SLOT_TAG = "ops-automation:slot"
+
+
+def _tags(resource: Mapping[str, Any]) -> dict[str, str]:
+    return {str(tag["Key"]): str(tag["Value"]) for tag in resource.get("Tags", [])}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The account
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Volumes:
+    db_data: str  # tagged, attached to `instance`
+    logs: str  # tagged, unattached
+    scratch: str  # tagged, deleted on VOLUME_DELETED_SLOT between the planner and the worker
+    untagged: str
+    instance: str
+    names: Mapping[str, str]  # volume or instance id -> Name tag, for reports
+
+    @property
+    def tagged(self) -> tuple[str, ...]:
+        return (self.db_data, self.logs, self.scratch)
+
+
+def create_volumes(aws: Aws, volume_tags: Mapping[str, str]) -> Volumes:
+    ec2 = aws.client("ec2")
+    zone = f"{aws.region}a"
+
+    def volume(name: str, tags: Mapping[str, str]) -> str:
+        tag_list = [{"Key": "Name", "Value": name}, *({"Key": k, "Value": v} for k, v in tags.items())]
+        return str(
+            ec2.create_volume(
+                AvailabilityZone=zone,
+                Size=8,
+                VolumeType="gp3",
+                TagSpecifications=[{"ResourceType": "volume", "Tags": tag_list}],
+            )["VolumeId"]
+        )
+
+    instance = ec2.run_instances(
+        ImageId="ami-12345678",
+        MinCount=1,
+        MaxCount=1,
+        InstanceType="t3.micro",
+        Placement={"AvailabilityZone": zone},
+        TagSpecifications=[{"ResourceType": "instance", "Tags": [{"Key": "Name", "Value": "db-1"}]}],
+    )["Instances"][0]["InstanceId"]
+    names = {"db-data": volume("db-data", volume_tags)}
+    ec2.attach_volume(VolumeId=names["db-data"], InstanceId=instance, Device="/dev/sdf")
+    names["logs"] = volume("logs", volume_tags)
+    names["scratch"] = volume("scratch", volume_tags)
+    names["tmp"] = volume("tmp", {})
+    by_id = {volume_id: name for name, volume_id in names.items()}
+    return Volumes(
+        db_data=names["db-data"],
+        logs=names["logs"],
+        scratch=names["scratch"],
+        untagged=names["tmp"],
+        instance=str(instance),
+        names={**by_id, str(instance): "db-1"},
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The series
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A snapshot the policy made, as EC2 listed it."""
+
+    snapshot_id: str
+    volume_id: str
+    slot: str  # its ops-automation:slot tag
+
+
+@dataclass
+class SlotRun(SlotReport):
+    created: list[Snapshot] = field(default_factory=list)  # made by the policy in this slot (failed ones too)
+    failed: list[Snapshot] = field(default_factory=list)  # of those, the ones that went to `error`
+    purged: list[Snapshot] = field(default_factory=list)  # the policy's snapshots retired in this slot
+    kept: dict[str, list[str]] = field(default_factory=dict)  # volume -> slots of its completed snapshots after
+    alerts: list[dict[str, Any]] = field(default_factory=list)  # what the alert topic's subscriber received
+    published: Counter[str] = field(default_factory=Counter)  # events EC2 emitted: "<event> <result>"
+    lost_events: list[str] = field(default_factory=list)  # snapshot ids whose completion event was lost
+    events: list[str] = field(default_factory=list)  # what else happened, for the report
+
+
+@dataclass
+class SeriesReport:
+    deployment: Deployment
+    volumes: Volumes
+    slots: list[SlotRun]
+    snapshots: dict[str, Snapshot]  # every snapshot the policy made, by id
+    foreign: dict[str, str]  # snapshots someone else made (the manual one, its copy) -> what they are
+    log: HandlerLog
+
+    @property
+    def purged(self) -> list[Snapshot]:
+        return [snapshot for run in self.slots for snapshot in run.purged]
+
+    @property
+    def failed(self) -> list[Snapshot]:
+        return [snapshot for run in self.slots for snapshot in run.failed]
+
+    @property
+    def alerts(self) -> list[dict[str, Any]]:
+        return [alert for run in self.slots for alert in run.alerts]
+
+    @property
+    def published(self) -> Counter[str]:
+        return sum((run.published for run in self.slots), Counter())
+
+
+class AlertInbox:
+    """An SQS queue subscribed to the deployed alert topic (OPS_ALERT_TOPIC_ARN), as an operator's subscription
+    would be: what the handlers published there, as SNS delivered it."""
+
+    def __init__(self, aws: Aws, topic_arn: str, name: str) -> None:
+        self.sqs = aws.client("sqs")
+        self.sns = aws.client("sns")
+        self.url = self.sqs.create_queue(QueueName=name)["QueueUrl"]
+        arn = self.sqs.get_queue_attributes(QueueUrl=self.url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        self.subscription = self.sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=arn)["SubscriptionArn"]
+
+    def take(self) -> list[dict[str, Any]]:
+        alerts: list[dict[str, Any]] = []
+        while True:
+            messages = self.sqs.receive_message(QueueUrl=self.url, MaxNumberOfMessages=10).get("Messages", [])
+            if not messages:
+                return alerts
+            for message in messages:
+                envelope = json.loads(message["Body"])
+                alerts.append({**json.loads(envelope["Message"]), "_subject": envelope.get("Subject", "")})
+                self.sqs.delete_message(QueueUrl=self.url, ReceiptHandle=message["ReceiptHandle"])
+
+    def close(self) -> None:
+        self.sns.unsubscribe(SubscriptionArn=self.subscription)
+        self.sqs.delete_queue(QueueUrl=self.url)
+
+
+class Series:
+    """Drives the deployed policy through simulated daily slots, and plays EC2 around it."""
+
+    def __init__(self, aws: Aws, deployment: Deployment, volumes: Volumes, clock: SimulatedClock) -> None:
+        self.aws = aws
+        self.deployment = deployment
+        self.volumes = volumes
+        self.clock = clock
+        self.policy = DeployedPolicy(aws, deployment, clock)
+        self.ec2 = aws.client("ec2")
+        self.snapshots: dict[str, Snapshot] = {}
+        self.foreign: dict[str, str] = {}
+        self.copies: dict[str, str] = {}  # copy -> its source snapshot
+        self.announced: set[str] = set()
+        self.run: SlotRun | None = None
+        self.number = 0
+
+    @property
+    def log(self) -> HandlerLog:
+        return self.policy.log
+
+    # -- EC2 -----------------------------------------------------------------------------------------------
+
+    def _all_snapshots(self) -> list[dict[str, Any]]:
+        pages = self.ec2.get_paginator("describe_snapshots").paginate(OwnerIds=["self"])
+        return [snapshot for page in pages for snapshot in page["Snapshots"]]
+
+    def _ours(self, snapshot: Mapping[str, Any]) -> Snapshot | None:
+        tags = _tags(snapshot)
+        if tags.get(POLICY_TAG) != self.deployment.policy_name:
+            return None
+        return Snapshot(str(snapshot["SnapshotId"]), str(snapshot["VolumeId"]), tags.get(SLOT_TAG, "?"))
+
+    def _arn(self, kind: str, resource_id: str) -> str:
+        # The layout of the AWS samples ("Create snapshot (createSnapshot)", EBS User Guide, "Amazon EventBridge
+        # events for Amazon EBS"): the region where an ARN has its account.
+        return f"arn:aws:ec2::{self.aws.region}:{kind}/{resource_id}"
+
+    def _event(self, snapshot: Mapping[str, Any]) -> dict[str, Any]:
+        """The `EBS Snapshot Notification` EC2 emits when the snapshot reached completed or error: the fields of the
+        EBS User Guide samples (../shared/events/ebs-snapshot-create-succeeded.json and -copy-succeeded.json, beside
+        the repository); the `cause` of a failed createSnapshot is not documented, that of createSnapshots is used
+        (as ebs-snapshot-create-failed.json, reconstructed, does)."""
+        snapshot_id = str(snapshot["SnapshotId"])
+        failed = snapshot["State"] == "error"
+        copy = snapshot["VolumeId"] == COPY_VOLUME_ID
+        source = (
+            self._arn("snapshot", self.copies.get(snapshot_id, ""))
+            if copy
+            else self._arn("volume", snapshot["VolumeId"])
+        )
+        detail = {
+            "event": "copySnapshot" if copy else "createSnapshot",
+            "result": "failed" if failed else "succeeded",
+            "cause": f"Snapshot {snapshot_id} is in status error" if failed else "",
+            "request-id": "",
+            "snapshot_id": self._arn("snapshot", snapshot_id),
+            "source": source,
+            "startTime": scenario.format_slot(snapshot["StartTime"]),
+            "endTime": scenario.format_slot(self.clock.now()),
+        }
+        if copy:
+            detail.update(incremental="true", transferType="standard")
+        return {
+            "Source": "aws.ec2",
+            "DetailType": SNAPSHOT_NOTIFICATION,
+            "Resources": [detail["snapshot_id"]],
+            "Detail": json.dumps(detail),
+            "Time": self.clock.now(),
+        }
+
+    def _fail_this_slots_logs_snapshot(self, listed: list[dict[str, Any]]) -> None:
+        """ERROR_SLOT: the policy's new snapshot of logs breaks while pending (EC2 sets `error`)."""
+        for snapshot in listed:
+            ours = self._ours(snapshot)
+            if (
+                ours is not None
+                and ours.volume_id == self.volumes.logs
+                and ours.slot == self.run_slot
+                and snapshot["State"] == "pending"
+            ):
+                self.aws.fidelity.set_snapshot_state(self.aws.region, ours.snapshot_id, "error", ERROR_MESSAGE)
+                snapshot["State"] = "error"
+
+    def announce(self) -> int:
+        """EC2's event emitter: one event per snapshot of the account that reached completed or error since the
+        last call (AWS emits them for every snapshot, whoever made it); lost on LOST_EVENT_SLOT for db-data's."""
+        assert self.run is not None
+        listed = self._all_snapshots()
+        if self.number == ERROR_SLOT:
+            self._fail_this_slots_logs_snapshot(listed)
+        entries = []
+        for snapshot in listed:
+            ours = self._ours(snapshot)
+            if ours is not None and ours.snapshot_id not in self.snapshots:
+                self.snapshots[ours.snapshot_id] = ours
+                self.run.created.append(ours)
+            if snapshot["SnapshotId"] in self.announced or snapshot["State"] not in ("completed", "error"):
+                continue
+            self.announced.add(snapshot["SnapshotId"])
+            if ours is not None and snapshot["State"] == "error":
+                self.run.failed.append(ours)
+            lost = self.number == LOST_EVENT_SLOT and ours is not None and ours.volume_id == self.volumes.db_data
+            if lost:
+                self.run.lost_events.append(str(snapshot["SnapshotId"]))
+                continue
+            entry = self._event(snapshot)
+            detail = json.loads(entry["Detail"])
+            self.run.published[f"{detail['event']} {detail['result']}"] += 1
+            entries.append(entry)
+        return self.policy.put_events(entries)
+
+    def next_completion(self) -> timedelta | None:
+        """How long until the next pending snapshot completes (E11: `snapshot_completion_time` after its start)."""
+        starts = [snapshot["StartTime"] for snapshot in self._all_snapshots() if snapshot["State"] == "pending"]
+        if not starts:
+            return None
+        return min(starts) + self.aws.fidelity.snapshot_completion_time - self.clock.now()
+
+    # -- a slot --------------------------------------------------------------------------------------------
+
+    @property
+    def run_slot(self) -> str:
+        assert self.run is not None
+        return self.run.slot
+
+    def _policy_snapshots(self) -> dict[str, dict[str, Any]]:
+        return {s["SnapshotId"]: s for s in self._all_snapshots() if self._ours(s) is not None}
+
+    def run_slot_number(self, slot: datetime, number: int, inbox: AlertInbox) -> SlotRun:
+        self.number = number
+        self.run = run = SlotRun(slot=scenario.format_slot(slot))
+        self.clock.set(slot)
+        if number == COPY_SLOT:
+            [manual] = [snapshot_id for snapshot_id, what in self.foreign.items() if what.startswith("manual")]
+            copy = self.ec2.copy_snapshot(
+                SourceSnapshotId=manual, SourceRegion=self.aws.region, Description="copy of the manual snapshot"
+            )["SnapshotId"]
+            self.copies[copy] = manual
+            self.foreign[copy] = f"copy of {manual}"
+            run.events.append(f"someone copied {manual} to {copy}")
+        before = self._policy_snapshots()
+        self.policy.plan(slot)
+        if number == VOLUME_DELETED_SLOT:
+            self.ec2.delete_volume(VolumeId=self.volumes.scratch)
+            run.events.append("scratch deleted after the planner ran, before the worker")
+        if number == RATE_LIMITED_SLOT:
+            # The same instant of simulated time for both, however long the worker takes to reach db-data: EC2
+            # refuses a second snapshot of a volume within 15 s (E13).
+            with self.clock.held():
+                manual = self.ec2.create_snapshot(VolumeId=self.volumes.db_data, Description="manual, before work")
+                self.foreign[manual["SnapshotId"]] = "manual snapshot of db-data"
+                run.events.append(f"someone snapshotted db-data by hand as the worker started: {manual['SnapshotId']}")
+                self.policy.poll_once(run)
+        self.policy.drain(run, self.announce, self.next_completion)
+        after = self._policy_snapshots()
+        failed = {snapshot.snapshot_id for snapshot in run.failed}
+        run.purged = [self.snapshots[s] for s in sorted(set(before) - set(after)) if s not in failed]
+        for snapshot in sorted(after.values(), key=lambda snapshot: snapshot["StartTime"]):
+            if snapshot["State"] == "completed":
+                run.kept.setdefault(str(snapshot["VolumeId"]), []).append(_tags(snapshot)[SLOT_TAG])
+        run.alerts = inbox.take()
+        return run
+
+
+def run_series(aws: Aws, deployment: Deployment, slots: int = SLOTS) -> SeriesReport:
+    """On an empty EC2 account, create the volumes, then run `slots` daily slots ending before now."""
+    moments = scenario.daily_slots(
+        deployment.schedule_expression, deployment.schedule_timezone, slots, datetime.now(UTC)
+    )
+    clock = SimulatedClock(moments[0] - timedelta(hours=1))
+    scenario.fresh_ec2(aws)
+    inbox = AlertInbox(aws, deployment.worker_environment["OPS_ALERT_TOPIC_ARN"], f"{deployment.policy_name}-e2e-inbox")
+    try:
+        with scenario.simulated_aws_time(aws, clock):
+            volumes = create_volumes(aws, json.loads(deployment.planner_environment["OPS_VOLUME_TAGS"]))
+            series = Series(aws, deployment, volumes, clock)
+            runs = [series.run_slot_number(moment, number, inbox) for number, moment in enumerate(moments, start=1)]
+    finally:
+        inbox.close()
+    return SeriesReport(
+        deployment=deployment,
+        volumes=volumes,
+        slots=runs,
+        snapshots=series.snapshots,
+        foreign=series.foreign,
+        log=series.log,
+    )
+
+
+@dataclass(frozen=True)
+class FinalState:
+    """The account after the series, as the assertions and the report need it."""
+
+    snapshots: dict[str, dict[str, Any]]  # every snapshot of the account, by id
+    volumes: dict[str, dict[str, Any]]  # every volume of the account, by id
+    ledger: list[dict[str, Any]]  # ledger items, plain values
+    dlq_messages: int
+    work_queue_messages: int
+
+
+def final_state(aws: Aws, deployment: Deployment) -> FinalState:
+    ec2 = aws.client("ec2")
+    sqs = aws.client("sqs")
+    snapshots = {
+        snapshot["SnapshotId"]: snapshot
+        for page in ec2.get_paginator("describe_snapshots").paginate(OwnerIds=["self"])
+        for snapshot in page["Snapshots"]
+    }
+    volumes = {
+        volume["VolumeId"]: volume
+        for page in ec2.get_paginator("describe_volumes").paginate()
+        for volume in page["Volumes"]
+    }
+    return FinalState(
+        snapshots=snapshots,
+        volumes=volumes,
+        ledger=scenario.ledger_items(aws, deployment.ledger_table),
+        dlq_messages=scenario.queue_total(sqs, deployment.dlq_url),
+        work_queue_messages=scenario.queue_total(sqs, deployment.work_queue_url),
+    )
