@@ -64,6 +64,10 @@ class CreateImageMessage(WorkMessage):
     instance_tags: dict[str, str] | None = None
     kind: Literal["create_image"] = "create_image"
 
+    @property
+    def source_id(self) -> str:
+        return self.instance_id
+
 
 def decode_create_image(payload: Mapping[str, Any]) -> CreateImageMessage:
     return CreateImageMessage(

@@ -8,13 +8,13 @@ retention deregisters older managed AMIs of that instance → their snapshots ar
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from functools import partial
 from typing import Any
 
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import ClientError
 
 from ..core import tagging
 from ..core.clients import PLANNER_ATTEMPTS, WORKER_ATTEMPTS
@@ -26,7 +26,6 @@ from ..core.errors import (
     INCORRECT_INSTANCE_STATE,
     INSTANCE_GONE_ERRORS,
     MalformedEventError,
-    PartialFailure,
     error_code,
 )
 from ..core.events import (
@@ -36,13 +35,13 @@ from ..core.events import (
     parse_schedule_event,
     parse_time,
 )
-from ..core.fanout import BatchSender
 from ..core.ledger import LedgerEntry
 from ..core.observability import count, logger, metrics
+from ..core.planner import plan_slot
 from ..core.purge import handle_purge, list_images, retire_images
 from ..core.retention import RetentionItem, plan_retention
 from ..core.runtime import Lazy, Runtime, build_runtime
-from ..core.scope import Target, target_of_event, targets_of
+from ..core.scope import Target, target_of_event
 from ..core.targeting import Instance, stream_instances
 from ..core.worker import RetryLater, consume_work
 from .decisions import (
@@ -87,60 +86,32 @@ worker_runtime: Lazy[AmiRuntime] = Lazy(partial(_build, WORKER_ATTEMPTS))
 def plan_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     rt = planner_runtime()
     slot = parse_schedule_event(event).slot
-    config = rt.config
+    targets = rt.config.targets
     logger.append_keys(policy=rt.policy)
-    # Retryable: a target that could not be listed, work that could not be enqueued. A retry of the invocation
-    # re-lists every target (the duplicates it enqueues collide on the AMI name), so it is worth it only for these.
-    failures: list[str] = []
-    # Permanent for this slot (an explicit id that no longer exists): alerted, not retried.
-    missing: list[str] = []
-    sender: BatchSender[CreateImageMessage] | None = None
-    if not config.retention.dry_run:
-        sender = BatchSender(rt.clients.client("sqs"), rt.common.work_queue_url)
-    planned = 0
     # Explicit ids no target has found yet; the streams keep the only per-instance set (their seen ids).
-    unmatched = set(config.targets.instance_ids)
-    dry_run_targets: dict[Target, list[Instance]] = {}
-    for target in targets_of(config.scope, rt.clients.default_region):
-        try:
-            ec2 = rt.clients.client("ec2", target.region, target.role_arn)
-            stream = stream_instances(ec2, config.targets.instance_ids, config.targets.tag_map)
-            for page in stream.pages():
-                for instance in page:
-                    planned += 1
-                    if sender is None:
-                        dry_run_targets.setdefault(target, []).append(instance)
-                    else:
-                        sender.add(_create_message(rt, target, instance, slot))
-            unmatched &= set(stream.missing)
-        except (ClientError, BotoCoreError) as error:
-            logger.exception("target resolution failed", extra={"target": target.describe()})
-            failures.append(f"{target.describe()}: {error}")
-    if sender is not None:
-        sender.flush()
-        failures.extend(f"{message.instance_id}: not enqueued" for message in sender.unsent)
+    unmatched = set(targets.instance_ids)
 
-    for instance_id in sorted(unmatched):
-        missing.append(f"{instance_id}: not found (unknown, terminated, or outside the target regions)")
-    if not planned and not failures:
-        # A tag typo or an emptied fleet must not go quiet: a policy that backs up nothing is a failure.
-        failures.append(
-            f"no instance matched instance_ids={list(config.targets.instance_ids)} tags={config.targets.tag_map}"
-        )
-    summary: dict[str, Any] = {"slot": slot, "dry_run": config.retention.dry_run, "planned": planned}
-    if sender is None:
-        summary["plan"] = _dry_run_plan(rt, dry_run_targets, slot)
-        logger.info("dry run: nothing enqueued", extra={"plan": summary["plan"], "slot": slot})
-    else:
-        summary["enqueued"] = sender.sent
-        logger.info("backups planned", extra={"slot": slot, "enqueued": sender.sent})
-    if failures or missing:
-        count("BackupsFailed", len(failures) + len(missing))
-        rt.alerts.send("backups not planned", {"slot": slot, "failures": [*failures, *missing]})
-    if failures:
-        raise PartialFailure(failures)
-    summary["not_found"] = missing
-    return summary
+    def work_of(ec2: Any, target: Target) -> Iterator[CreateImageMessage]:
+        nonlocal unmatched
+        stream = stream_instances(ec2, targets.instance_ids, targets.tag_map)
+        for page in stream.pages():
+            for instance in page:
+                yield _create_message(rt, target, instance, slot)
+        unmatched &= set(stream.missing)
+
+    return plan_slot(
+        rt,
+        slot,
+        work_of,
+        not_found=lambda: [
+            f"{instance_id}: not found (unknown, terminated, or outside the target regions)"
+            for instance_id in sorted(unmatched)
+        ],
+        nothing_matched=f"no instance matched instance_ids={list(targets.instance_ids)} tags={targets.tag_map}",
+        # A retry re-lists every target (the duplicates it enqueues collide on the AMI name).
+        nothing_matched_retryable=True,
+        dry_run_report=partial(_dry_run_plan, rt, slot=slot),
+    )
 
 
 def _create_message(rt: AmiRuntime, target: Target, instance: Instance, slot: str) -> CreateImageMessage:
@@ -148,11 +119,13 @@ def _create_message(rt: AmiRuntime, target: Target, instance: Instance, slot: st
     return CreateImageMessage(rt.policy, instance.instance_id, target.region, target.role_arn, slot, tags)
 
 
-def _dry_run_plan(rt: AmiRuntime, targets: Mapping[Target, list[Instance]], slot: str) -> list[dict[str, Any]]:
+def _dry_run_plan(
+    rt: AmiRuntime, targets: Mapping[Target, list[CreateImageMessage]], slot: str
+) -> list[dict[str, Any]]:
     """What each instance's next successful backup would purge, from one listing of the policy's AMIs per target."""
     new_backup_time = parse_time(slot, "slot")
     plan: list[dict[str, Any]] = []
-    for target, instances in targets.items():
+    for target, messages in targets.items():
         ec2 = rt.clients.client("ec2", target.region, target.role_arn)
         by_instance: dict[str, list[RetentionItem]] = {}
         for image in list_images(ec2, [{"Name": f"tag:{tagging.POLICY}", "Values": [rt.policy]}]):
@@ -160,14 +133,14 @@ def _dry_run_plan(rt: AmiRuntime, targets: Mapping[Target, list[Instance]], slot
             if item is not None:
                 source = tagging.tag_dict(image.get("Tags")).get(tagging.SOURCE_INSTANCE, "")
                 by_instance.setdefault(source, []).append(item)
-        for instance in instances:
+        for message in messages:
             upcoming = RetentionItem(id="(next backup)", created_at=new_backup_time, state="available", managed=True)
-            retention = _plan(rt, [*by_instance.get(instance.instance_id, []), upcoming])
+            retention = _plan(rt, [*by_instance.get(message.instance_id, []), upcoming])
             plan.append(
                 {
                     "region": target.region,
                     "role_arn": target.role_arn,
-                    "instance_id": instance.instance_id,
+                    "instance_id": message.instance_id,
                     "would_delete": [{"image_id": d.item.id, "reason": d.reason} for d in retention.delete],
                 }
             )

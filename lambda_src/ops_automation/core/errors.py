@@ -25,20 +25,19 @@ INSTANCE_GONE_ERRORS = frozenset({"InvalidInstanceID.NotFound", "InvalidInstance
 INCORRECT_INSTANCE_STATE = "IncorrectInstanceState"
 DUPLICATE_AMI_NAME = "InvalidAMIName.Duplicate"
 VOLUME_GONE_ERRORS = frozenset({"InvalidVolume.NotFound", "InvalidVolumeID.Malformed"})
-# Account-wide snapshot quotas: too many pending snapshots in the region passes by itself (retried); the regional
-# snapshot quota does not until someone raises it or deletes snapshots (alerted).
-PENDING_SNAPSHOT_LIMIT = "PendingSnapshotLimitExceeded"
+# The regional snapshot quota does not pass until someone raises it or deletes snapshots (alerted).
 SNAPSHOT_QUOTA_ERRORS = frozenset({"SnapshotLimitExceeded"})
 # A volume accepts a new snapshot only every 15 seconds and holds at most 5 pending ones (1 for st1/sc1); the
-# IncorrectState/InvalidState errors mean "the previous snapshot request on this volume has not completed" (EC2 API
-# error codes). All pass by themselves and concern one volume, not the account's API: retried, never the slot's end.
+# IncorrectState/InvalidState errors mean "the previous snapshot request on this volume has not completed", and the
+# region holds a limited number of pending snapshots (EC2 API error codes). All pass by themselves and are not the
+# account's API throttling: retried, never the slot's end.
 SNAPSHOT_RATE_ERRORS = frozenset(
     {
         "SnapshotCreationPerVolumeRateExceeded",
         "ConcurrentSnapshotLimitExceeded",
         "IncorrectState",
         "InvalidState",
-        PENDING_SNAPSHOT_LIMIT,
+        "PendingSnapshotLimitExceeded",
     }
 )
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import ClientError
 
 from ..core import tagging
 from ..core.claims import Claim, claim, claim_key, record_made, release, take_over
@@ -29,7 +29,6 @@ from ..core.errors import (
     VOLUME_GONE_ERRORS,
     InvalidInputError,
     MalformedEventError,
-    PartialFailure,
     error_code,
     made_nothing,
 )
@@ -40,13 +39,13 @@ from ..core.events import (
     parse_schedule_event,
     parse_time,
 )
-from ..core.fanout import BatchSender
 from ..core.ledger import LedgerEntry
 from ..core.observability import count, logger, metrics
+from ..core.planner import plan_slot
 from ..core.purge import discard_failed, handle_purge, retire_snapshot_sets
 from ..core.retention import RetentionItem, RetentionPlan, plan_retention
 from ..core.runtime import Lazy, Runtime, build_runtime
-from ..core.scope import Target, target_of_event, targets_of
+from ..core.scope import Target, target_of_event
 from ..core.snapshots import SnapshotSet, group_sets, list_snapshots, list_snapshots_by_id, retention_item
 from ..core.targeting import Instance, stream_instances, stream_volumes, volumes_attached_to
 from ..core.worker import RetryLater, consume_work
@@ -105,63 +104,27 @@ class _Unmatched:
 def plan_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     rt = planner_runtime()
     slot = parse_schedule_event(event).slot
-    config = rt.config
+    targets = rt.config.targets
     logger.append_keys(policy=rt.policy)
-    failures: list[str] = []
-    sender: BatchSender[SnapshotRequest] | None = None
-    if not config.retention.dry_run:
-        sender = BatchSender(rt.clients.client("sqs"), rt.common.work_queue_url, pace_per_second=CREATES_PER_SECOND)
-    planned = 0
-    unmatched = _Unmatched(set(config.targets.volume_ids), set(config.targets.instances.instance_ids))
-    dry_run_sources: dict[Target, list[str]] = {}
-    for target in targets_of(config.scope, rt.clients.default_region):
-        try:
-            ec2 = rt.clients.client("ec2", target.region, target.role_arn)
-            for message in _plan_target(rt, ec2, target, slot, unmatched):
-                planned += 1
-                if sender is None:
-                    dry_run_sources.setdefault(target, []).append(message.source_id)
-                else:
-                    sender.add(message)
-        except (ClientError, BotoCoreError) as error:
-            logger.exception("target resolution failed", extra={"target": target.describe()})
-            failures.append(f"{target.describe()}: {error}")
-    if sender is not None:
-        sender.flush()
-        failures.extend(f"{message.source_id}: not enqueued" for message in sender.unsent)
-
-    missing = [
-        f"{resource_id}: not found (unknown, deleted, or outside the target regions)"
-        for resource_id in sorted(unmatched.volumes | unmatched.instances)
-    ]
-    if not planned and not failures:
-        # A tag typo or an emptied fleet must not go quiet; retrying cannot help, so it is alerted, not raised.
-        targets = config.targets
-        missing.append(
+    unmatched = _Unmatched(set(targets.volume_ids), set(targets.instances.instance_ids))
+    summary = plan_slot(
+        rt,
+        slot,
+        lambda ec2, target: _plan_target(rt, ec2, target, slot, unmatched),
+        not_found=lambda: [
+            f"{resource_id}: not found (unknown, deleted, or outside the target regions)"
+            for resource_id in sorted(unmatched.volumes | unmatched.instances)
+        ],
+        nothing_matched=(
             f"nothing matched volume_ids={list(targets.volume_ids)} volume_tags={targets.volume_tag_map} "
             f"instance_ids={list(targets.instances.instance_ids)} instance_tags={targets.instances.tag_map}"
-        )
-        logger.warning("backups stopped: no target matched", extra={"slot": slot, "skipped": unmatched.skipped})
-    summary: dict[str, Any] = {
-        "slot": slot,
-        "mode": config.mode,
-        "dry_run": config.retention.dry_run,
-        "planned": planned,
-        "skipped": unmatched.skipped,
-    }
-    if sender is None:
-        summary["plan"] = _dry_run_plan(rt, dry_run_sources, slot)
-        logger.info("dry run: nothing enqueued", extra={"plan": summary["plan"], "slot": slot})
-    else:
-        summary["enqueued"] = sender.sent
-        logger.info("snapshots planned", extra={"slot": slot, "enqueued": sender.sent})
-    if failures or missing:
-        count("BackupsFailed", len(failures) + len(missing))
-        rt.alerts.send("backups not planned", {"slot": slot, "failures": [*failures, *missing]})
-    if failures:
-        raise PartialFailure(failures)
-    summary["not_found"] = missing
-    return summary
+        ),
+        # Retrying cannot help a tag typo or an emptied fleet: alerted, not raised.
+        nothing_matched_retryable=False,
+        dry_run_report=partial(_dry_run_plan, rt, slot=slot),
+        pace_per_second=CREATES_PER_SECOND,
+    )
+    return {**summary, "mode": rt.config.mode, "skipped": unmatched.skipped}
 
 
 def _plan_target(
@@ -240,16 +203,16 @@ def _set_message(
     )
 
 
-def _dry_run_plan(rt: EbsRuntime, sources: Mapping[Target, list[str]], slot: str) -> list[dict[str, Any]]:
+def _dry_run_plan(rt: EbsRuntime, sources: Mapping[Target, list[SnapshotRequest]], slot: str) -> list[dict[str, Any]]:
     """What each source's next successful set would retire, from one listing of the policy's snapshots per target."""
     new_set_time = parse_time(slot, "slot")
     plan: list[dict[str, Any]] = []
-    for target, source_ids in sources.items():
+    for target, messages in sources.items():
         ec2 = rt.clients.client("ec2", target.region, target.role_arn)
         by_source: dict[str, list[Mapping[str, Any]]] = {}
         for snapshot in list_snapshots(ec2, [{"Name": f"tag:{tagging.POLICY}", "Values": [rt.policy]}]):
             by_source.setdefault(source_of(snapshot, rt.config.mode), []).append(snapshot)
-        for source_id in source_ids:
+        for source_id in (message.source_id for message in messages):
             sets = [s for s in _source_sets(rt, target, source_id, by_source.get(source_id, [])) if not s.archived]
             items = [item for item in (retention_item(s, rt.policy) for s in sets) if item is not None]
             upcoming = RetentionItem(id="(next snapshot)", created_at=new_set_time, state="available", managed=True)
