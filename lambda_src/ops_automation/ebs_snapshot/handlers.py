@@ -148,8 +148,8 @@ def _plan_target(
     if not targets.targets_instances:
         return
     instances = stream_instances(ec2, targets.instances.instance_ids, targets.instances.tag_map)
+    needs_tags = bool(targets.exclude_volume_tags) or rt.config.copy_volume_tags
     for instance_page in instances.pages():
-        needs_tags = bool(targets.exclude_volume_tags) or rt.config.copy_volume_tags
         tags_by_volume = _volume_tags(ec2, instance_page) if needs_tags else {}
         for instance in instance_page:
             if volume_mode:
@@ -387,7 +387,7 @@ def _observe(rt: EbsRuntime, ec2: Any, target: Target, set_key: str, entry: Ledg
     unlisted = expected - {str(snapshot["SnapshotId"]) for snapshot in listing}
     if unlisted:
         listing.extend(list_snapshots_by_id(ec2, unlisted))
-    sets = _source_sets(rt, target, entry.source_id, listing)
+    sets = _source_sets(rt, target, entry.source_id, listing, known={entry.slot: held})
     this = next((s for s in sets if s.contains(set_key)), None)
     if this is None:
         sets.append(SnapshotSet(entry.slot, (), tuple(sorted(expected))))
@@ -398,17 +398,25 @@ def _observe(rt: EbsRuntime, ec2: Any, target: Target, set_key: str, entry: Ledg
 
 
 def _source_sets(
-    rt: EbsRuntime, target: Target, source_id: str, listing: Sequence[Mapping[str, Any]]
+    rt: EbsRuntime,
+    target: Target,
+    source_id: str,
+    listing: Sequence[Mapping[str, Any]],
+    known: Mapping[str, LedgerEntry | None] | None = None,
 ) -> list[SnapshotSet]:
     """The source's sets, with only what this policy made in them. Tags can be copied onto other snapshots (a copy
     of ours carries VolumeId vol-ffffffff), so a volume-mode snapshot must also be of the volume, and an
     instance-mode set is what its request recorded: a member not recorded is left out, a recorded one that is gone
-    makes the set incomplete (not a good backup). A set whose record expired is taken as listed."""
+    makes the set incomplete (not a good backup). A set whose record expired is taken as listed. `known`: records
+    the caller already read, by slot."""
     if rt.config.mode == "volume":
         return group_sets(snapshot for snapshot in listing if snapshot.get("VolumeId") == source_id)
     sets: list[SnapshotSet] = []
     for listed in group_sets(listing):
-        record = rt.ledger.get(claim_key(rt, target, source_id, listed.slot))
+        if known is not None and listed.slot in known:
+            record = known[listed.slot]
+        else:
+            record = rt.ledger.get(claim_key(rt, target, source_id, listed.slot))
         if record is None or not record.refs:
             sets.append(listed)
             continue
