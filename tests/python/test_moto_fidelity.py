@@ -1,6 +1,6 @@
 """The moto fidelity patches (tests/support/moto_fidelity.py) behave as the AWS documents they cite say.
 
-Each test drives the patched moto through boto3, as the handlers do; the patch letters (E1..E16, D1..D4) are
+Each test drives the patched moto through boto3, as the handlers do; the patch letters (E1..E23, D1..D4) are
 the module's. Where AWS leaves a duration open, the tests use the patch's parameter, not a number of their own.
 """
 
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import zipfile
 from collections.abc import Callable, Iterator
 from datetime import timedelta
@@ -15,7 +16,7 @@ from typing import Any
 
 import boto3
 import pytest
-from aws_harness import MOTO_ENVIRONMENT, REGION, START, Clock
+from aws_harness import MOTO_ENVIRONMENT, OTHER_REGION, REGION, START, Clock
 from botocore.exceptions import ClientError
 from moto import mock_aws
 from tests.support.moto_fidelity import (
@@ -860,3 +861,294 @@ def test_a_snapshot_copy_has_an_arbitrary_volume_id_and_the_fidelity_start_time(
         "Snapshots"
     ]
     assert original["VolumeId"] == volume
+
+
+# -- E19, E20: the snapshots of CreateImage and CopyImage ----------------------------------------------------
+
+CREATE_IMAGE_DESCRIPTION = re.compile(r"^Created by CreateImage\((i-[0-9a-f]{17})\) for (ami-[0-9a-f]{17})$")
+
+
+def _instance_with_root(ec2: Any, size: int) -> tuple[str, str]:
+    instance_id = str(
+        ec2.run_instances(
+            ImageId="ami-12345678",
+            MinCount=1,
+            MaxCount=1,
+            BlockDeviceMappings=[{"DeviceName": "/dev/sda1", "Ebs": {"VolumeSize": size, "VolumeType": "gp3"}}],
+        )["Instances"][0]["InstanceId"]
+    )
+    return instance_id, _root_volume(ec2, instance_id)
+
+
+def test_create_image_snapshots_the_instance_root_volume(faithful: MotoFidelity, ec2: Any) -> None:
+    """E19: VolumeId/VolumeSize of the snapshot and the AMI's root mapping are the root volume's (moto: 15 GiB)."""
+    instance_id, root = _instance_with_root(ec2, 30)
+    image_id = _image(ec2, instance_id, "root-volume")
+    snapshot = _snapshot(ec2, faithful.snapshot_of(REGION, image_id))
+    assert (snapshot["VolumeId"], snapshot["VolumeSize"]) == (root, 30)
+    assert CREATE_IMAGE_DESCRIPTION.match(snapshot["Description"]).groups() == (instance_id, image_id)  # type: ignore[union-attr]
+    by_volume = ec2.describe_snapshots(OwnerIds=["self"], Filters=[{"Name": "volume-id", "Values": [root]}])
+    assert [s["SnapshotId"] for s in by_volume["Snapshots"]] == [snapshot["SnapshotId"]]
+    [mapping] = ec2.describe_images(ImageIds=[image_id])["Images"][0]["BlockDeviceMappings"]
+    assert (mapping["Ebs"]["SnapshotId"], mapping["Ebs"]["VolumeSize"]) == (snapshot["SnapshotId"], 30)
+    root_type = ec2.describe_volumes(VolumeIds=[root])["Volumes"][0]["VolumeType"]
+    assert mapping["Ebs"]["VolumeType"] == root_type
+
+
+def test_create_image_description_with_the_volume_is_a_setting(faithful: MotoFidelity, ec2: Any) -> None:
+    """E19: the other observed form, `… for ami-… from vol-…` (AWS publishes none)."""
+    faithful.create_image_description_with_volume = True
+    instance_id, root = _instance_with_root(ec2, 12)
+    image_id = _image(ec2, instance_id, "with-volume")
+    description = _snapshot(ec2, faithful.snapshot_of(REGION, image_id))["Description"]
+    assert description == f"Created by CreateImage({instance_id}) for {image_id} from {root}"
+
+
+def test_copy_image_describes_and_tags_the_destination_snapshot(faithful: MotoFidelity, ec2: Any, clock: Clock) -> None:
+    """E20: the copy's snapshot, in the destination Region, with EC2's description, the tags of the request and
+    CopyImageTags, an arbitrary volume id, the source's size and the fidelity clock."""
+    instance_id, _ = _instance_with_root(ec2, 25)
+    source_image = _image(
+        ec2,
+        instance_id,
+        "copy-source",
+        TagSpecifications=[{"ResourceType": "image", "Tags": [{"Key": "team", "Value": "web"}]}],
+    )
+    source_snapshot = faithful.snapshot_of(REGION, source_image)
+    clock.advance(hours=3)
+    destination = boto3.client("ec2", region_name=OTHER_REGION)
+    copied = destination.copy_image(
+        SourceImageId=source_image,
+        SourceRegion=REGION,
+        Name="copy-destination",
+        CopyImageTags=True,
+        TagSpecifications=[
+            {"ResourceType": "image", "Tags": [{"Key": "copy", "Value": "yes"}]},
+            {"ResourceType": "snapshot", "Tags": [{"Key": "ops-automation:managed-by", "Value": "test"}]},
+        ],
+    )["ImageId"]
+    [snapshot] = destination.describe_snapshots(OwnerIds=["self"])["Snapshots"]
+    millis = f"{int(clock.now.timestamp() * 1000):,}"
+    assert snapshot["Description"] == (
+        f"Copied for DestinationAmi {copied} from SourceAmi {source_image} for SourceSnapshot {source_snapshot}. "
+        f"Task created on {millis}."
+    )
+    assert "," in millis
+    assert (snapshot["VolumeId"], snapshot["VolumeSize"], snapshot["StartTime"]) == ("vol-ffffffff", 25, clock.now)
+    assert _tags(snapshot) == {"ops-automation:managed-by": "test"}
+    [image] = destination.describe_images(ImageIds=[copied])["Images"]
+    assert _tags(image) == {"team": "web", "copy": "yes"}
+    assert image["BlockDeviceMappings"][0]["Ebs"]["SnapshotId"] == snapshot["SnapshotId"]
+    assert image["BlockDeviceMappings"][0]["Ebs"]["VolumeSize"] == 25
+    assert image["CreationDate"].startswith(clock.now.strftime("%Y-%m-%dT%H:%M:%S"))
+    # The source Region gains no snapshot; without CopyImageTags the source's tags stay behind.
+    assert [s["SnapshotId"] for s in ec2.describe_snapshots(OwnerIds=["self"])["Snapshots"]] == [source_snapshot]
+    plain = destination.copy_image(SourceImageId=source_image, SourceRegion=REGION, Name="plain-copy")["ImageId"]
+    assert _tags(destination.describe_images(ImageIds=[plain])["Images"][0]) == {}
+
+
+def test_copy_image_refuses_other_tag_resource_types(faithful: MotoFidelity, ec2: Any) -> None:
+    """E20: "If you specify other values for ResourceType, the request fails." (code assumed)."""
+    source_image = _image(ec2, _instance(ec2), "copy-refused")
+    with pytest.raises(ClientError) as error:
+        ec2.copy_image(
+            SourceImageId=source_image,
+            SourceRegion=REGION,
+            Name="copy-refused-2",
+            TagSpecifications=[{"ResourceType": "instance", "Tags": [{"Key": "k", "Value": "v"}]}],
+        )
+    assert _code(error) == "InvalidParameterValue"
+
+
+# -- E21: filter wildcards ------------------------------------------------------------------------------------
+
+
+def test_filter_values_match_with_the_documented_wildcards(faithful: MotoFidelity, ec2: Any) -> None:
+    """E21: `*`, `?` (exactly one character), backslash escapes; `[` is literal (moto: fnmatch classes)."""
+    volume = _volume(ec2)
+    descriptions = ["backup [daily]", "*literal", "Xliteral", "ab", "a"]
+    faithful.snapshot_rate_interval = timedelta(0)  # E13 is not what this test is about
+    ids = {}
+    for description in descriptions:
+        ids[description] = ec2.create_snapshot(VolumeId=volume, Description=description)["SnapshotId"]
+        faithful.set_snapshot_state(REGION, ids[description], "completed")  # E14: keep below the pending limit
+
+    def matching(*values: str) -> set[str]:
+        response = ec2.describe_snapshots(OwnerIds=["self"], Filters=[{"Name": "description", "Values": list(values)}])
+        return {description for description, snapshot_id in ids.items() if snapshot_id in _ids_of(response)}
+
+    assert matching("backup [daily]") == {"backup [daily]"}
+    assert matching("backup [d]aily]") == set()
+    assert matching("\\*literal") == {"*literal"}
+    assert matching("?literal") == {"*literal", "Xliteral"}
+    assert matching("a?") == {"ab"}
+    assert matching("a*") == {"ab", "a"}
+    assert matching("A*") == set()  # case-sensitive
+
+
+def _ids_of(response: dict[str, Any]) -> set[str]:
+    return {snapshot["SnapshotId"] for snapshot in response["Snapshots"]}
+
+
+def test_the_image_description_prefilters_find_ec2_written_descriptions(faithful: MotoFidelity, ec2: Any) -> None:
+    """E19-E21: the server-side filters a cleanup would use find the snapshots of CreateImage and CopyImage."""
+    image_id = _image(ec2, _instance(ec2), "prefilter")
+    copied = ec2.copy_image(SourceImageId=image_id, SourceRegion=REGION, Name="prefilter-copy")["ImageId"]
+    response = ec2.describe_snapshots(
+        OwnerIds=["self"],
+        Filters=[{"Name": "description", "Values": ["Created by CreateImage(*) for ami-*", "Copied for *"]}],
+    )
+    assert _ids_of(response) == {faithful.snapshot_of(REGION, image_id), faithful.snapshot_of(REGION, copied)}
+
+
+# -- E22: the Recycle Bin -------------------------------------------------------------------------------------
+
+
+def test_a_recycled_ami_is_listed_in_the_recycle_bin_until_purged(
+    faithful: MotoFidelity, ec2: Any, clock: Clock
+) -> None:
+    instance_id = _instance(ec2)
+    image_id = _image(ec2, instance_id, "recycled", Description="nightly backup")
+    kept = _image(ec2, instance_id, "kept")
+    entered = clock.now
+    faithful.recycle_image(REGION, image_id, retain_until=entered + timedelta(days=7))
+    [listed] = ec2.list_images_in_recycle_bin()["Images"]
+    assert listed == {
+        "ImageId": image_id,
+        "Name": "recycled",
+        "Description": "nightly backup",
+        "RecycleBinEnterTime": entered,
+        "RecycleBinExitTime": entered + timedelta(days=7),
+    }
+    assert [i["ImageId"] for i in ec2.list_images_in_recycle_bin(ImageIds=[image_id, kept])["Images"]] == [image_id]
+    # Deregistered: listed as such for the E9 window, then gone from DescribeImages.
+    assert ec2.describe_images(ImageIds=[image_id])["Images"][0]["State"] == "deregistered"
+    clock.advance(seconds=DEFAULT_DEREGISTERED_LISTED_WINDOW.total_seconds())
+    assert ec2.describe_images(ImageIds=[image_id])["Images"] == []
+    assert _ids(ec2.describe_images(Owners=["self"])["Images"]) == {kept}
+    assert len(ec2.list_images_in_recycle_bin()["Images"]) == 1
+    faithful.purge_recycled_image(REGION, image_id)
+    assert ec2.list_images_in_recycle_bin()["Images"] == []
+    # Without a purge, the AMI leaves the bin at its exit time (AWS deletes it then).
+    faithful.recycle_image(REGION, kept, retain_until=clock.now + timedelta(days=1))
+    clock.advance(days=1)
+    assert ec2.list_images_in_recycle_bin(ImageIds=[kept])["Images"] == []
+
+
+def test_the_snapshots_of_a_recycled_ami_can_be_deleted(faithful: MotoFidelity, ec2: Any, clock: Clock) -> None:
+    """E22: AWS documents that deleting them makes the AMI unrecoverable; it does not refuse (after E7's window)."""
+    image_id = _image(ec2, _instance(ec2), "recycled-snapshots")
+    snapshot_id = faithful.snapshot_of(REGION, image_id)
+    faithful.recycle_image(REGION, image_id, retain_until=clock.now + timedelta(days=30))
+    with pytest.raises(ClientError) as error:
+        ec2.delete_snapshot(SnapshotId=snapshot_id)
+    assert _code(error) == "InvalidSnapshot.InUse"
+    clock.advance(seconds=DEFAULT_SNAPSHOT_IN_USE_WINDOW.total_seconds())
+    ec2.delete_snapshot(SnapshotId=snapshot_id)
+    assert [i["ImageId"] for i in ec2.list_images_in_recycle_bin()["Images"]] == [image_id]
+
+
+def test_list_images_in_recycle_bin_pages_and_limits(faithful: MotoFidelity, ec2: Any, clock: Clock) -> None:
+    instance_id = _instance(ec2)
+    images = sorted(_image(ec2, instance_id, f"paged-{index}") for index in range(3))
+    for image_id in images:
+        faithful.recycle_image(REGION, image_id, retain_until=clock.now + timedelta(days=1))
+    first = ec2.list_images_in_recycle_bin(MaxResults=2)
+    second = ec2.list_images_in_recycle_bin(MaxResults=2, NextToken=first["NextToken"])
+    assert [i["ImageId"] for i in first["Images"] + second["Images"]] == images
+    assert "NextToken" not in second
+    paginated = ec2.get_paginator("list_images_in_recycle_bin").paginate(PaginationConfig={"PageSize": 1})
+    assert [i["ImageId"] for page in paginated for i in page["Images"]] == images
+    with pytest.raises(ClientError) as error:
+        ec2.list_images_in_recycle_bin(ImageIds=[f"ami-{index:017x}" for index in range(21)])
+    assert _code(error) == "InvalidParameterValue"
+    with pytest.raises(ClientError) as error:
+        ec2.list_images_in_recycle_bin(MaxResults=1001)
+    assert _code(error) == "InvalidParameterValue"
+    with pytest.raises(KeyError):
+        faithful.recycle_image(REGION, "ami-00000000000000000", retain_until=clock.now + timedelta(days=1))
+
+
+# -- E23: snapshot tiers --------------------------------------------------------------------------------------
+
+
+def test_snapshot_tier_status_filters_the_last_tiering_operation_and_pages(
+    faithful: MotoFidelity, ec2: Any, clock: Clock
+) -> None:
+    volume = _volume(ec2)
+    snapshots = []
+    for _ in range(3):
+        snapshots.append(ec2.create_snapshot(VolumeId=volume)["SnapshotId"])
+        clock.advance(minutes=15)  # E11: completed; E13: beyond the rate limit
+    standard, *archived = snapshots
+    clock.advance(days=1)
+    backdated = clock.now - timedelta(hours=6)
+    faithful.archive_snapshot(REGION, archived[0], at=backdated)
+    faithful.archive_snapshot(REGION, archived[1])
+    statuses = ec2.describe_snapshot_tier_status(
+        Filters=[{"Name": "last-tiering-operation", "Values": ["archival-completed"]}]
+    )["SnapshotTierStatuses"]
+    assert sorted(s["SnapshotId"] for s in statuses) == sorted(archived)
+    by_id = {s["SnapshotId"]: s for s in statuses}
+    assert by_id[archived[0]]["ArchivalCompleteTime"] == backdated
+    assert by_id[archived[1]]["ArchivalCompleteTime"] == clock.now
+    assert by_id[archived[1]]["LastTieringStartTime"] == clock.now
+    assert by_id[archived[1]]["StorageTier"] == "archive"
+    [plain] = ec2.describe_snapshot_tier_status(Filters=[{"Name": "snapshot-id", "Values": [standard]}])[
+        "SnapshotTierStatuses"
+    ]
+    assert plain["StorageTier"] == "standard" and "ArchivalCompleteTime" not in plain
+    assert (
+        ec2.describe_snapshot_tier_status(
+            Filters=[{"Name": "last-tiering-operation", "Values": ["temporary-restore-completed"]}]
+        )["SnapshotTierStatuses"]
+        == []
+    )
+    first = ec2.describe_snapshot_tier_status(MaxResults=2)
+    second = ec2.describe_snapshot_tier_status(MaxResults=2, NextToken=first["NextToken"])
+    assert sorted(s["SnapshotId"] for s in first["SnapshotTierStatuses"] + second["SnapshotTierStatuses"]) == sorted(
+        snapshots
+    )
+    with pytest.raises(ValueError):  # before the snapshot existed
+        faithful.archive_snapshot(REGION, standard, at=START - timedelta(days=1))
+
+
+def test_modify_snapshot_tier_runs_on_the_fidelity_clock(faithful: MotoFidelity, ec2: Any, clock: Clock) -> None:
+    snapshot_id = ec2.create_snapshot(VolumeId=_volume(ec2))["SnapshotId"]
+    clock.advance(days=2)
+    assert ec2.modify_snapshot_tier(SnapshotId=snapshot_id, StorageTier="archive")["TieringStartTime"] == clock.now
+    [status] = ec2.describe_snapshot_tier_status(Filters=[{"Name": "snapshot-id", "Values": [snapshot_id]}])[
+        "SnapshotTierStatuses"
+    ]
+    assert status["ArchivalCompleteTime"] == clock.now
+
+
+def test_describe_snapshots_pages_by_max_results(faithful: MotoFidelity, ec2: Any) -> None:
+    """E24: pages of MaxResults with a NextToken, as AWS documents; moto answers everything at once."""
+    # One volume each: the per-volume rate and pending limits (E13, E14) are not what this test is about.
+    volumes = [ec2.create_volume(AvailabilityZone=f"{REGION}a", Size=1)["VolumeId"] for _ in range(12)]
+    made = {ec2.create_snapshot(VolumeId=volume)["SnapshotId"] for volume in volumes}
+    pages = list(ec2.get_paginator("describe_snapshots").paginate(OwnerIds=["self"], PaginationConfig={"PageSize": 5}))
+    assert [len(page["Snapshots"]) for page in pages] == [5, 5, 2]
+    assert {s["SnapshotId"] for page in pages for s in page["Snapshots"]} == made
+
+
+def test_the_http_server_lists_the_recycle_bin_and_tier_status() -> None:
+    """E20, E22, E23 through `scripts.local_aws.local_aws()`, as the deployed handlers reach them."""
+    from scripts.local_aws import local_aws
+
+    clock = Clock()
+    with local_aws(REGION) as aws, aws.fidelity.simulated_time(clock):
+        ec2 = aws.client("ec2")
+        image_id = _image(ec2, _instance(ec2), "served")
+        copied = ec2.copy_image(SourceImageId=image_id, SourceRegion=REGION, Name="served-copy")["ImageId"]
+        copy_snapshot = aws.fidelity.snapshot_of(REGION, copied)
+        assert _snapshot(ec2, copy_snapshot)["Description"].startswith(f"Copied for DestinationAmi {copied} ")
+        aws.fidelity.recycle_image(REGION, image_id, retain_until=clock.now + timedelta(days=3))
+        assert [i["ImageId"] for i in ec2.list_images_in_recycle_bin()["Images"]] == [image_id]
+        ec2.disable_image(ImageId=copied)
+        aws.fidelity.archive_snapshot(REGION, copy_snapshot)
+        [status] = ec2.describe_snapshot_tier_status(
+            Filters=[{"Name": "last-tiering-operation", "Values": ["archival-completed"]}]
+        )["SnapshotTierStatuses"]
+        assert (status["SnapshotId"], status["ArchivalCompleteTime"]) == (copy_snapshot, clock.now)

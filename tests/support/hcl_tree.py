@@ -183,21 +183,22 @@ def business_statements(value: Any) -> list[BusinessStatement]:
             for item in value
             if isinstance(item, dict)
         ]
+    # HCL objects (`sid = "..."`) and the JSON literals `resolve_locals` puts in for `local.x` (`"sid": "..."`).
     text = str(value).replace("\\", "")
     found = []
-    for segment in re.split(r"(?=\{\s*sid\s*=)", text):
-        sid = re.match(r'\{\s*sid\s*=\s*"([A-Za-z0-9]+)"', segment)
+    for segment in re.split(r'(?=\{\s*"?sid"?\s*[=:])', text):
+        sid = re.match(r'\{\s*"?sid"?\s*[=:]\s*"([A-Za-z0-9]+)"', segment)
         if not sid:
             continue
-        actions = re.search(r"actions\s*=\s*\[([^\]]*)\]", segment)
-        ownership = re.search(r'ownership\s*=\s*"([a-z]+)"', segment)
+        actions = re.search(r'"?actions"?\s*[=:]\s*\[([^\]]*)\]', segment)
+        ownership = re.search(r'"?ownership"?\s*[=:]\s*"([a-z]+)"', segment)
         resources = segment.split("resources", 1)[-1].split("ownership", 1)[0]
         found.append(
             BusinessStatement(
                 sid=sid.group(1),
                 actions=tuple(_STRING.findall(actions.group(1))) if actions else (),
                 ownership=ownership.group(1) if ownership else "none",
-                condition_variables=tuple(re.findall(r'variable\s*=\s*"([^"]+)"', segment)),
+                condition_variables=tuple(re.findall(r'"?variable"?\s*[=:]\s*"([^"]+)"', segment)),
                 resource_kinds=_resource_kinds("resources" + resources),
             )
         )

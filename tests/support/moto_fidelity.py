@@ -53,6 +53,27 @@ EBS snapshots (CreateSnapshot, CreateSnapshots, DescribeSnapshots, DeleteSnapsho
   E18 CopySnapshot gives the copy an arbitrary VolumeId (`vol-ffffffff`; moto reuses the source's volume) and a
       StartTime on the fidelity clock. (Copies are still `completed` at once: the pending phase of copies is
       not modelled yet.)
+  E19 CreateImage snapshots the instance's root volume: the snapshot's VolumeId and VolumeSize, and the AMI's root
+      mapping (VolumeSize, VolumeType), are the root volume's (moto: a phantom 15 GiB `standard` volume). The
+      description stays moto's `Created by CreateImage(i-…) for ami-…`; AWS publishes no form, and the form with
+      ` from vol-…` is observed too: `fidelity.create_image_description_with_volume = True` writes that one.
+  E20 CopyImage writes EC2's description on the destination AMI's snapshot (`Copied for DestinationAmi ami-… from
+      SourceAmi ami-… for SourceSnapshot snap-…. Task created on <epoch ms, with commas>.`; an observed form, AWS
+      publishes none), gives it an arbitrary VolumeId (`vol-ffffffff`) and the source's VolumeSize, stamps the AMI
+      and snapshot on the fidelity clock, applies TagSpecifications (`image`, `snapshot`; any other type fails)
+      and CopyImageTags (moto: "Auto-created snapshot for AMI …", no tags).
+Filters, Recycle Bin, snapshot tiers
+  E21 EC2 filter values match as AWS documents: `*` any run, `?` exactly one character, a backslash escapes the
+      next character, everything else literal (moto: fnmatch, where `[...]` is a character class and a backslash no
+      escape).
+  E22 ListImagesInRecycleBin (moto: not implemented) answers the AMIs `recycle_image` deregistered into the
+      emulated Recycle Bin until `purge_recycled_image` or their RecycleBinExitTime (fidelity clock); ImageIds (at
+      most 20), MaxResults (1-1000), NextToken. A binned AMI is deregistered (DescribeImages as E9); its snapshots
+      can be deleted (AWS documents that this makes the AMI unrecoverable, no refusal).
+  E23 DescribeSnapshotTierStatus filters `last-tiering-operation` (moto: FilterNotImplementedError) and pages
+      with MaxResults/NextToken; ModifySnapshotTier (and `archive_snapshot`, optionally backdated with `at`)
+      stamp LastTieringStartTime and ArchivalCompleteTime on the fidelity clock.
+  E24 DescribeSnapshots pages by MaxResults/NextToken (moto answers every snapshot in one page whatever MaxResults).
   Checked, moto already matches: CreateSnapshot/CreateSnapshots tag the snapshots from a `snapshot`
   TagSpecification and set Description; ExcludeBootVolume; unknown or deleted volume `InvalidVolume.NotFound`,
   unknown instance `InvalidInstanceID.NotFound`; an archived snapshot (`archive_snapshot`) shows StorageTier
@@ -66,13 +87,22 @@ Deployments and event flow
 Fault injection and setup (not fidelity; explicit test helpers)
   `fail_create_image`, `deny_snapshot_deletion`, `set_instance_state`; for EBS snapshots `fail_create_snapshot`
   (CreateSnapshot of a volume or CreateSnapshots of an instance answers an error code), `set_snapshot_state`,
-  `lock_snapshot`/`unlock_snapshot`, `archive_snapshot`.
+  `lock_snapshot`/`unlock_snapshot`, `archive_snapshot`; for the Recycle Bin `recycle_image`,
+  `purge_recycled_image`.
+Performance (not fidelity; same answers): `fast_tags()` looks an EC2 resource's tags up directly instead of moto's
+  scan of every tag of the region, for benchmarks over thousands of snapshots (`check_fast_tags` proves the answers
+  equal on a sample).
+Not modelled: CreateImage and CopyImage make one snapshot per AMI (the root volume's; AWS snapshots every EBS
+volume of the instance); FullSnapshotSizeInBytes (AWS: the blocks written to the volume, which moto does not
+know); RestoreImageFromRecycleBin; the `aws:recycle-bin:resource-in-bin` tag of binned resources.
 """
 
 from __future__ import annotations
 
 import base64
 import copy
+import fnmatch
+import functools
 import io
 import re
 import uuid
@@ -89,12 +119,15 @@ from moto.awslambda.models import LambdaBackend, LayerVersion
 from moto.awslambda.utils import split_layer_arn
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.core.responses import ActionResult
+from moto.ec2 import utils as ec2_utils
 from moto.ec2.exceptions import EC2ClientError, InvalidSnapshotInUse
 from moto.ec2.models import ec2_backends
 from moto.ec2.models.amis import Ami, AmiBackend
+from moto.ec2.models.core import TaggedEC2Resource
 from moto.ec2.models.elastic_block_store import EBSBackend, Snapshot, Volume
 from moto.ec2.responses.amis import AmisResponse
 from moto.ec2.responses.elastic_block_store import ElasticBlockStore
+from moto.ec2.utils import EC2_PREFIX_TO_RESOURCE, get_prefix
 from moto.events.utils import EventTemplateParser
 from moto.sqs import models as sqs_models
 from moto.sqs.models import sqs_backends
@@ -148,6 +181,13 @@ LOCK_MODES = ("governance", "compliance")
 # Resource id forms (E16): the prefix and 8 or 17 hexadecimal characters.
 VOLUME_ID = re.compile(r"vol-(?:[0-9a-f]{8}|[0-9a-f]{17})")
 INSTANCE_ID = re.compile(r"i-(?:[0-9a-f]{8}|[0-9a-f]{17})")
+# Recycle Bin (E22): ListImagesInRecycleBin takes at most 20 ImageIds; MaxResults 1-1000, default 1000.
+RECYCLE_BIN_MAX_IDS = 20
+RECYCLE_BIN_MAX_RESULTS = 1000
+# Snapshot tiers (E23): the documented `last-tiering-operation` filter of DescribeSnapshotTierStatus.
+TIERING_OPERATION_FILTER = "last-tiering-operation"
+# Pagination tokens of the emulated actions (E22, E23); opaque to callers.
+PAGE_TOKEN_PREFIX = "fidelity-page-"
 
 
 def _aware(moment: datetime) -> datetime:
@@ -185,6 +225,15 @@ class _Pin:
 
 
 @dataclass
+class _Recycled:
+    """An AMI in the emulated Recycle Bin (E22)."""
+
+    ami: Ami
+    entered: datetime
+    exits: datetime
+
+
+@dataclass
 class _Lock:
     mode: str
     locked_at: datetime
@@ -198,7 +247,8 @@ class MotoFidelity:
     The helper API of the former `tests/python/moto_aws_fidelity.MotoFidelity` is kept: `backend`,
     `set_image_state`, `share_snapshot`, `snapshot_of`, `snapshots_mapped_by`, `fail_create_image`,
     `create_image_attempts`, `clock`. For EBS snapshots: `set_snapshot_state`, `lock_snapshot`, `unlock_snapshot`,
-    `archive_snapshot`, `fail_create_snapshot`, `create_snapshot_attempts`."""
+    `archive_snapshot`, `fail_create_snapshot`, `create_snapshot_attempts`. For the Recycle Bin: `recycle_image`,
+    `purge_recycled_image`."""
 
     def __init__(
         self,
@@ -229,6 +279,10 @@ class MotoFidelity:
         self.snapshot_locks: dict[str, _Lock] = {}
         self.create_snapshot_faults: dict[str, str] = {}
         self.create_snapshot_attempts: list[str] = []
+        # E19: AWS publishes no form of the CreateImage snapshot description; both are observed (assumed: without).
+        self.create_image_description_with_volume = False
+        # (account, region) -> image id -> the AMI in the emulated Recycle Bin (E22).
+        self.recycle_bin: dict[tuple[str, str], dict[str, _Recycled]] = {}
 
     def forget(self) -> None:
         """Drop what the patches remembered about resources (after moto's own reset); clocks stay."""
@@ -242,6 +296,7 @@ class MotoFidelity:
         self.snapshot_locks.clear()
         self.create_snapshot_faults.clear()
         self.create_snapshot_attempts.clear()
+        self.recycle_bin.clear()
 
     # -- time ----------------------------------------------------------------------------------------------
 
@@ -356,10 +411,14 @@ class MotoFidelity:
             raise ValueError(f"{snapshot_id} is locked in compliance mode and cannot be unlocked")
         self.snapshot_locks.pop(snapshot_id, None)
 
-    def archive_snapshot(self, region: str, snapshot_id: str) -> None:
+    def archive_snapshot(self, region: str, snapshot_id: str, *, at: datetime | None = None) -> None:
         """Move a snapshot to the archive tier, as ModifySnapshotTier(StorageTier=archive) does once the archive
         completes (moto's own ModifySnapshotTier, stamped on the fidelity clock). AWS archives only `completed`
-        snapshots whose AMIs, if any, are all disabled; anything else fails the test here."""
+        snapshots whose AMIs, if any, are all disabled; anything else fails the test here.
+
+        E23: LastTieringStartTime and ArchivalCompleteTime (DescribeSnapshotTierStatus) are `at` - default now on
+        the fidelity clock; an earlier moment backdates the archive (not before the snapshot's StartTime). AWS
+        documents no archiving duration: start and completion are the same moment (assumed)."""
         backend = self.backend(region)
         snapshot = backend.get_snapshot(snapshot_id)
         if snapshot.status != COMPLETED:
@@ -371,10 +430,35 @@ class MotoFidelity:
         ]
         if enabled:
             raise ValueError(f"{snapshot_id} is used by AMIs that are not disabled: {enabled}")
+        moment = self.now() if at is None else _aware(at)
+        if moment < _aware(snapshot.start_time):
+            raise ValueError(f"{snapshot_id} started at {snapshot.start_time}; it cannot be archived at {moment}")
         backend.modify_snapshot_tier(snapshot_id, "archive")
-        stamp = self.now().replace(tzinfo=None)
+        stamp = moment.replace(tzinfo=None)  # moto keeps naive UTC
         snapshot.last_tiering_start_time = stamp
         snapshot.archival_complete_time = stamp
+
+    # -- Recycle Bin helpers (E22) --------------------------------------------------------------------------
+
+    def recycle_image(self, region: str, image_id: str, retain_until: datetime) -> None:
+        """E22: deregister `image_id` into the emulated Recycle Bin, as DeregisterImage does when a retention rule
+        for AMIs matches it (moto has no Recycle Bin): the AMI is deregistered (DescribeImages as after any
+        DeregisterImage, E9; its snapshots stay) and ListImagesInRecycleBin lists it, entered now on the fidelity
+        clock, until `retain_until` (its RecycleBinExitTime: the retention period expires and AWS deletes it) or
+        `purge_recycled_image`."""
+        backend = self.backend(region)
+        ami = backend.amis[image_id]  # KeyError for an unknown or deregistered image: fail the test early
+        entered = self.now()
+        exits = _aware(retain_until)
+        if exits <= entered:
+            raise ValueError(f"retain_until {exits} is not after now ({entered})")
+        backend.deregister_image(image_id)
+        self._recycle_bin(backend)[image_id] = _Recycled(ami, entered, exits)
+
+    def purge_recycled_image(self, region: str, image_id: str) -> None:
+        """E22: the AMI's retention period expired and AWS deleted it for good: ListImagesInRecycleBin no longer
+        lists it and it cannot be restored. (Without this, the same happens at its RecycleBinExitTime.)"""
+        del self._recycle_bin(self.backend(region))[image_id]  # KeyError when it is not in the bin
 
     def fail_create_snapshot(self, volume_or_instance_id: str, error_code: str | None) -> None:
         """Fault injection: CreateSnapshot of this volume, or CreateSnapshots of this instance, answers
@@ -388,6 +472,14 @@ class MotoFidelity:
 
     def _deregistrations(self, backend: Any) -> dict[str, _Deregistration]:
         return self.deregistrations.setdefault((backend.account_id, backend.region_name), {})
+
+    def _recycle_bin(self, backend: Any) -> dict[str, _Recycled]:
+        return self.recycle_bin.setdefault((backend.account_id, backend.region_name), {})
+
+    def images_in_recycle_bin(self, backend: Any) -> list[_Recycled]:
+        """E22: the AMIs of the region in the bin now, by id; those past their exit time are gone."""
+        now = self.now()
+        return [record for _, record in sorted(self._recycle_bin(backend).items()) if now < record.exits]
 
     def _within(self, moment: datetime, window: timedelta) -> bool:
         return self.now() - moment < window
@@ -584,6 +676,7 @@ _ORIGINAL: dict[str, Any] = {
     "disable_image": AmiBackend.disable_image,
     "delete_snapshot": EBSBackend.delete_snapshot,
     "copy_snapshot": EBSBackend.copy_snapshot,
+    "modify_snapshot_tier": EBSBackend.modify_snapshot_tier,
     "create_event_source_mapping": LambdaBackend.create_event_source_mapping,
     "layers_versions_by_arn": LambdaBackend.layers_versions_by_arn,
     "unix_time": sqs_models.unix_time,
@@ -619,6 +712,20 @@ def _create_image(fidelity: MotoFidelity) -> Callable[..., Ami]:
 
         E4 - moto stamps the image (and its snapshot) with the wall clock; here with the fidelity clock, so a
         simulated week shows one backup per day.
+
+        E19 - same CreateImage page, BlockDeviceMapping: "You can't change the volume size using the VolumeSize
+        parameter. If you want a different volume size, you must first change the volume size of the source
+        instance."; "Snapshot - Amazon Elastic Compute Cloud": VolumeId "The ID of the volume that was used to
+        create the snapshot", VolumeSize "The size of the volume, in GiB.",
+        https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_Snapshot.html - moto snapshots a phantom
+        15 GiB `standard` volume (deleted at once) instead of the instance's root volume. Here the snapshot's
+        VolumeId and VolumeSize, and the AMI's root mapping (VolumeSize, VolumeType), are the root volume's as it
+        is at CreateImage. The description EC2 writes is published nowhere ("Deregister an Amazon EC2 AMI" only
+        says to find the snapshot by "the AMI ID in the Description column",
+        https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/deregister-ami.html); snapshots show
+        `Created by CreateImage(i-…) for ami-…` (moto's form, kept) and, in older accounts,
+        `Created by CreateImage(i-…) for ami-… from vol-…` - `fidelity.create_image_description_with_volume`
+        writes the latter (an observation, not a documented form).
         """
         fidelity.create_image_attempts.append(instance_id)
         if instance_id in fidelity.create_image_faults:
@@ -643,6 +750,16 @@ def _create_image(fidelity: MotoFidelity) -> Callable[..., Ami]:
             ami.ebs_snapshot.start_time = stamp
         for tag in snapshot_tags:
             ami.ebs_snapshot.add_tag(tag["Key"], tag["Value"])
+        root = [
+            mapping.volume_id
+            for device, mapping in instance.get_block_device_mapping
+            if device == instance.root_device_name and mapping.volume_id in self.volumes
+        ]
+        if root:
+            ami.ebs_snapshot.volume = copy.copy(self.volumes[root[0]])  # the volume as it is now
+            ami.fidelity_root_volume = True
+            if fidelity.create_image_description_with_volume:
+                ami.ebs_snapshot.description = f"{ami.ebs_snapshot.description} from {root[0]}"
         return ami
 
     return create_image
@@ -1180,6 +1297,16 @@ def faithful_aws(
         patch(mock.patch.object(EBSBackend, "copy_snapshot", _copy_snapshot(fidelity)))
         locked = _describe_locked_snapshots_response(fidelity)
         patch(mock.patch.object(ElasticBlockStore, "describe_locked_snapshots", locked, create=True))
+        # CopyImage, filters, Recycle Bin, snapshot tiers (E20-E23)
+        patch(mock.patch.object(AmisResponse, "copy_image", _copy_image_response(fidelity)))
+        patch(mock.patch.object(ec2_utils, "fnmatch", _AWS_WILDCARDS))
+        binned = _list_images_in_recycle_bin_response(fidelity)
+        patch(mock.patch.object(AmisResponse, "list_images_in_recycle_bin", binned, create=True))
+        tiers = _describe_snapshot_tier_status_response(fidelity)
+        patch(mock.patch.object(ElasticBlockStore, "describe_snapshot_tier_status", tiers))
+        paged = _describe_snapshots_paged(ElasticBlockStore.describe_snapshots)
+        patch(mock.patch.object(ElasticBlockStore, "describe_snapshots", paged))
+        patch(mock.patch.object(EBSBackend, "modify_snapshot_tier", _modify_snapshot_tier(fidelity)))
         # Deployments and the event flow
         patch(mock.patch.object(EventTemplateParser, "DEFAULT_EVENT_INPUT_TEMPLATE", _event_template_with_account()))
         patch(mock.patch.object(LambdaBackend, "create_event_source_mapping", _create_event_source_mapping))
@@ -1217,10 +1344,317 @@ def _block_device_mappings(fidelity: MotoFidelity) -> Callable[[Ami], list[dict[
     original = Ami.block_device_mappings
 
     def block_device_mappings(self: Ami) -> list[dict[str, Any]]:
-        """E6: the mappings of `share_snapshot` appear in DescribeImages' BlockDeviceMappings."""
+        """E6: the mappings of `share_snapshot` appear in DescribeImages' BlockDeviceMappings. E19, E20: the root
+        mapping of an AMI of CreateImage or CopyImage has its volume's size and type (moto: 15 GiB `standard`)."""
         mappings = list(original.fget(self))  # type: ignore[attr-defined]
+        if getattr(self, "fidelity_root_volume", False) and mappings:
+            volume = self.ebs_snapshot.volume
+            root = copy.deepcopy(mappings[0])
+            root["Ebs"].update(VolumeSize=volume.size, VolumeType=volume.volume_type)
+            mappings[0] = root
         for index, snapshot_id in enumerate(fidelity.extra_snapshots.get(self.id, [])):
             mappings.append({"DeviceName": f"/dev/sd{chr(ord('f') + index)}", "Ebs": {"SnapshotId": snapshot_id}})
         return mappings
 
     return block_device_mappings
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# CopyImage, filters, Recycle Bin, snapshot tiers (E20-E23)
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _copy_image_response(fidelity: MotoFidelity) -> Callable[..., ActionResult]:
+    def copy_image(self: AmisResponse) -> ActionResult:
+        """E20. CopyImage as AWS answers it in the destination Region (the Region of the request).
+
+        "CopyImage - Amazon Elastic Compute Cloud": TagSpecifications "The tags to apply to the new AMI and new
+        snapshots. You can tag the AMI, the snapshots, or both. To tag the new AMI, the value for ResourceType must
+        be image. To tag the new snapshots, the value for ResourceType must be snapshot. The same tag is applied to
+        all the new snapshots. If you specify other values for ResourceType, the request fails."; CopyImageTags
+        "Indicates whether to include your user-defined AMI tags when copying the AMI. The following tags will not
+        be copied: System tags (prefixed with aws:) ... Default: Your user-defined AMI tags are not copied.",
+        https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_CopyImage.html; "How Amazon EC2 AMI copy works":
+        "With an EBS-backed AMI, each of its backing snapshots is copied to an identical but distinct target
+        snapshot.", https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/how-ami-copy-works.html; "Snapshot -
+        Amazon Elastic Compute Cloud" (VolumeId): "Snapshots created by a copy snapshot operation have an arbitrary
+        volume ID that you should not use for any purpose.",
+        https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_Snapshot.html - moto ignores TagSpecifications
+        and CopyImageTags and describes the new snapshot "Auto-created snapshot for AMI ami-…", of a phantom
+        15 GiB volume, on the wall clock.
+
+        Here the destination snapshot gets the description EC2 writes - `Copied for DestinationAmi <new ami> from
+        SourceAmi <source ami> for SourceSnapshot <source snap>. Task created on <ms>.`, <ms> the request time in
+        epoch milliseconds with thousands separators. AWS publishes no form: this is the one observed in accounts
+        (an assumption, like the exact time it carries - here the fidelity clock at the request). The snapshot
+        gets VolumeId `vol-ffffffff` (E18), the source snapshot's VolumeSize, StartTime and the AMI's
+        CreationDate on the fidelity clock; the AMI's tags are the source's user-defined ones (CopyImageTags)
+        with the `image` specification's over them (order not documented: assumed), the snapshot's those of the
+        `snapshot` specification. Another ResourceType fails with `InvalidParameterValue` (the failure is
+        documented, not its code: assumed).
+        """
+        source_image_id = self._get_param("SourceImageId")
+        source_region = self._get_param("SourceRegion")
+        name = self._get_param("Name")
+        description = self._get_param("Description")
+        copy_tags = bool(self._get_bool_param("CopyImageTags", False))
+        specifications = self._get_param("TagSpecifications", []) or []
+        self.error_on_dryrun()
+        for specification in specifications:
+            if specification.get("ResourceType") not in ("image", "snapshot"):
+                raise EC2ClientError(
+                    INVALID_PARAMETER_VALUE,
+                    f"'{specification.get('ResourceType')}' is not a valid taggable resource type for this operation.",
+                )
+        tags = self._parse_tag_specification()
+        backend = self.ec2_backend
+        image: Ami = backend.copy_image(source_image_id, source_region, name, description)
+        source: Ami = ec2_backends[backend.account_id][source_region].amis[source_image_id]
+        now = fidelity.now()
+        stamp = now.replace(tzinfo=None)  # moto keeps naive UTC
+        snapshot = image.ebs_snapshot
+        arbitrary = copy.copy(source.ebs_snapshot.volume)
+        arbitrary.id = COPY_VOLUME_ID
+        snapshot.volume = arbitrary
+        snapshot.start_time = stamp
+        snapshot.description = (
+            f"Copied for DestinationAmi {image.id} from SourceAmi {source.id} for SourceSnapshot "
+            f"{source.ebs_snapshot.id}. Task created on {int(now.timestamp() * 1000):,}."
+        )
+        snapshot.add_tags(tags.get("snapshot", {}))
+        image.creation_date = stamp
+        image.fidelity_root_volume = True  # type: ignore[attr-defined]  # read by E19's mappings
+        if copy_tags:
+            image.add_tags({tag["key"]: tag["value"] for tag in source.get_tags() if not tag["key"].startswith("aws:")})
+        image.add_tags(tags.get("image", {}))
+        return ActionResult({"ImageId": image.id})
+
+    return copy_image
+
+
+@functools.lru_cache(maxsize=1024)
+def _aws_wildcard_pattern(pattern: str) -> re.Pattern[str]:
+    parts = []
+    index = 0
+    while index < len(pattern):
+        char = pattern[index]
+        if char == "\\" and index + 1 < len(pattern):
+            parts.append(re.escape(pattern[index + 1]))
+            index += 2
+            continue
+        parts.append(".*" if char == "*" else "." if char == "?" else re.escape(char))
+        index += 1
+    return re.compile("".join(parts), re.DOTALL)
+
+
+def _aws_wildcard_match(value: str, pattern: str) -> bool:
+    """E21. "You can use wildcards with the filter values: * matches zero or more characters, and ? matches exactly
+    one character. You can escape special characters using a backslash before the character. For example, a value
+    of \\*amazon\\?\\\\ searches for the literal string *amazon?\\." (Amazon EC2 API, filters; also AWS SDK for .NET
+    `Amazon.EC2.Model.Filter`: "Use a backslash to escape special characters",
+    https://docs.aws.amazon.com/sdkfornet1/latest/apidocs/html/T_Amazon_EC2_Model_Filter.htm); "Filter - Amazon
+    Elastic Compute Cloud": "Filter values are case-sensitive.",
+    https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_Filter.html - moto matches EC2 filter values with
+    Python's fnmatch, where `[...]` is a character class (so `[daily]` never matches itself) and a backslash is
+    an ordinary character. Here: `*`, `?` and backslash escapes as documented, every other character literal,
+    case-sensitive. A trailing lone backslash matches itself (not documented: assumed)."""
+    return _aws_wildcard_pattern(pattern).fullmatch(value) is not None
+
+
+# moto.ec2.utils uses its module `fnmatch` for filter values (`fnmatch.fnmatch`) and for tag filters
+# (`fnmatch.translate`); only the former changes.
+_AWS_WILDCARDS = SimpleNamespace(
+    fnmatch=_aws_wildcard_match, fnmatchcase=_aws_wildcard_match, translate=fnmatch.translate
+)
+
+
+def _page(items: list[Any], max_results: int | None, token: str | None) -> tuple[list[Any], str | None]:
+    """One page of `items` from the opaque `token`, and the token of the next page (None on the last)."""
+    start = 0
+    if token:
+        if not token.startswith(PAGE_TOKEN_PREFIX) or not token[len(PAGE_TOKEN_PREFIX) :].isdigit():
+            raise EC2ClientError(INVALID_PARAMETER_VALUE, f"Invalid NextToken: {token}")
+        start = int(token[len(PAGE_TOKEN_PREFIX) :])
+    end = len(items) if max_results is None else start + max_results
+    following = f"{PAGE_TOKEN_PREFIX}{end}" if end < len(items) else None
+    return items[start:end], following
+
+
+def _list_images_in_recycle_bin_response(fidelity: MotoFidelity) -> Callable[..., ActionResult]:
+    def list_images_in_recycle_bin(self: AmisResponse) -> ActionResult:
+        """E22. ListImagesInRecycleBin - moto does not implement it ("The list_images_in_recycle_bin action has
+        not been implemented").
+
+        "ListImagesInRecycleBin - Amazon Elastic Compute Cloud": "Lists one or more AMIs that are currently in the
+        Recycle Bin."; ImageId.N "Omit this parameter to list all of the AMIs that are in the Recycle Bin. You can
+        specify up to 20 IDs in a single request."; MaxResults "Valid Range: Minimum value of 1. Maximum value of
+        1000."; NextToken; the answer's imageSet of ImageRecycleBinInfo (ImageId, Name, Description,
+        RecycleBinEnterTime "The date and time when the AMI entered the Recycle Bin.", RecycleBinExitTime "The
+        date and time when the AMI is to be permanently deleted from the Recycle Bin."),
+        https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_ListImagesInRecycleBin.html,
+        https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_ImageRecycleBinInfo.html; "Recover deleted
+        AMIs from the Recycle Bin": "If you do not specify a value for --max-items, the command returns 1,000
+        items per page, by default.", https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/recycle-bin-working-with-amis.html;
+        "Considerations for Recycle Bin": "You can't manually delete a resource from the Recycle Bin. The resource
+        will be automatically deleted when its retention period expires."; "Before you can restore an AMI from the
+        Recycle Bin, you must first restore all of its associated snapshots from the Recycle Bin"; "If the
+        snapshots that are associated with the AMI are deleted from the Recycle Bin, the AMI is no longer
+        recoverable.", https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/recycle-bin-factors.html - the
+        snapshots of a binned AMI are therefore not held by it: DeleteSnapshot of them is not refused (beyond the
+        eventual-consistency window of E7 that follows every deregistration).
+
+        Answered from `recycle_image`: the region's binned AMIs, by id, until `purge_recycled_image` or their exit
+        time on the fidelity clock. Not documented, assumed: more than 20 ids or a MaxResults outside 1-1000 fail
+        with `InvalidParameterValue`; an id not in the bin is left out without an error.
+        """
+        image_ids = self._get_param("ImageIds", []) or []
+        max_results = self._get_int_param("MaxResults")
+        token = self._get_param("NextToken")
+        self.error_on_dryrun()
+        if len(image_ids) > RECYCLE_BIN_MAX_IDS:
+            raise EC2ClientError(
+                INVALID_PARAMETER_VALUE, f"You can specify up to {RECYCLE_BIN_MAX_IDS} image IDs; got {len(image_ids)}."
+            )
+        if max_results is not None and not 1 <= max_results <= RECYCLE_BIN_MAX_RESULTS:
+            raise EC2ClientError(
+                INVALID_PARAMETER_VALUE,
+                f"MaxResults must be between 1 and {RECYCLE_BIN_MAX_RESULTS}; got {max_results}.",
+            )
+        records = [
+            record
+            for record in fidelity.images_in_recycle_bin(self.ec2_backend)
+            if not image_ids or record.ami.id in image_ids
+        ]
+        page, following = _page(records, max_results or RECYCLE_BIN_MAX_RESULTS, token)
+        images = []
+        for record in page:
+            entry = {
+                "ImageId": record.ami.id,
+                "RecycleBinEnterTime": record.entered,
+                "RecycleBinExitTime": record.exits,
+            }
+            if record.ami.name is not None:
+                entry["Name"] = record.ami.name
+            if record.ami.description is not None:
+                entry["Description"] = record.ami.description
+            images.append(entry)
+        result: dict[str, Any] = {"Images": images}
+        if following is not None:
+            result["NextToken"] = following
+        return ActionResult(result)
+
+    return list_images_in_recycle_bin
+
+
+def _describe_snapshot_tier_status_response(fidelity: MotoFidelity) -> Callable[..., ActionResult]:
+    def describe_snapshot_tier_status(self: ElasticBlockStore) -> ActionResult:
+        """E23. DescribeSnapshotTierStatus with the documented filters and pagination.
+
+        "DescribeSnapshotTierStatus - Amazon Elastic Compute Cloud": Filter.N `snapshot-id`, `volume-id`,
+        `last-tiering-operation` ("The state of the last archive or restore action." archival-in-progress |
+        archival-completed | archival-failed | permanent-restore-… | temporary-restore-…); MaxResults, NextToken,
+        https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_DescribeSnapshotTierStatus.html;
+        "SnapshotTierStatus": SnapshotId, VolumeId, Status, OwnerId, Tags, StorageTier, LastTieringStartTime,
+        LastTieringProgress, LastTieringOperationStatus, LastTieringOperationStatusDetail, ArchivalCompleteTime
+        ("The date and time when the last archive process was completed."), RestoreExpiryTime,
+        https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_SnapshotTierStatus.html - moto answers the
+        fields and the snapshot-id/volume-id filters, but fails the `last-tiering-operation` filter
+        (FilterNotImplementedError) and ignores MaxResults/NextToken. Here the filter matches
+        LastTieringOperationStatus (a snapshot never tiered matches no value), and the answer is paged by snapshot
+        id. Fields without a value are left out, as AWS omits them.
+        """
+        filters = dict(self._filters_from_querystring() or {})
+        max_results = self._get_int_param("MaxResults")
+        token = self._get_param("NextToken")
+        self.error_on_dryrun()
+        operations = filters.pop(TIERING_OPERATION_FILTER, None)
+        snapshots = sorted(self.ec2_backend.describe_snapshot_tier_status(filters=filters), key=lambda s: s.id)
+        if operations is not None:
+            snapshots = [
+                snapshot
+                for snapshot in snapshots
+                if snapshot.last_tiering_operation_status is not None
+                and any(_aws_wildcard_match(snapshot.last_tiering_operation_status, value) for value in operations)
+            ]
+        page, following = _page(snapshots, max_results, token)
+        statuses = []
+        for snapshot in page:
+            entry = {
+                "SnapshotId": snapshot.id,
+                "VolumeId": snapshot.volume_id,
+                "Status": snapshot.status,
+                "OwnerId": snapshot.owner_id,
+                "Tags": snapshot.tag_set,
+                "StorageTier": snapshot.storage_tier,
+                "LastTieringStartTime": snapshot.last_tiering_start_time,
+                "LastTieringProgress": snapshot.last_tiering_progress,
+                "LastTieringOperationStatus": snapshot.last_tiering_operation_status,
+                "LastTieringOperationStatusDetail": snapshot.last_tiering_operation_status_detail,
+                "ArchivalCompleteTime": snapshot.archival_complete_time,
+                "RestoreExpiryTime": snapshot.restore_expiry_time,
+            }
+            statuses.append({key: value for key, value in entry.items() if value is not None})
+        result: dict[str, Any] = {"SnapshotTierStatuses": statuses}
+        if following is not None:
+            result["NextToken"] = following
+        return ActionResult(result)
+
+    return describe_snapshot_tier_status
+
+
+def _modify_snapshot_tier(fidelity: MotoFidelity) -> Callable[..., Snapshot]:
+    def modify_snapshot_tier(self: EBSBackend, snapshot_id: str, storage_tier: str) -> Snapshot:
+        """E23 (like E4): moto stamps the archive (TieringStartTime, LastTieringStartTime, ArchivalCompleteTime)
+        with the wall clock; here with the fidelity clock. "ModifySnapshotTier - Amazon Elastic Compute Cloud":
+        TieringStartTime "The date and time when the archive process was started.",
+        https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_ModifySnapshotTier.html - the archive still
+        completes at once, as in moto (AWS documents no duration)."""
+        snapshot: Snapshot = _ORIGINAL["modify_snapshot_tier"](self, snapshot_id, storage_tier)
+        stamp = fidelity.now().replace(tzinfo=None)  # moto keeps naive UTC
+        snapshot.last_tiering_start_time = stamp
+        snapshot.archival_complete_time = stamp
+        return snapshot
+
+    return modify_snapshot_tier
+
+
+def _describe_snapshots_paged(original: Callable[..., ActionResult]) -> Callable[..., ActionResult]:
+    def describe_snapshots(self: ElasticBlockStore) -> ActionResult:
+        """E24. "DescribeSnapshots - Amazon Elastic Compute Cloud": "MaxResults: The maximum number of snapshots
+        to return for this request. This value can be between 5 and 1,000; if this value is larger than 1,000,
+        only 1,000 results are returned", with NextToken for the next page,
+        https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_DescribeSnapshots.html - moto ignores both and
+        answers every snapshot at once, so a listing looks like one call at any size."""
+        answer = original(self)
+        result = dict(answer.result)  # type: ignore[call-overload]
+        page, following = _page(
+            list(result["Snapshots"]), self._get_int_param("MaxResults"), self._get_param("NextToken")
+        )
+        result["Snapshots"] = page
+        if following:
+            result["NextToken"] = following
+        return ActionResult(result)
+
+    return describe_snapshots
+
+
+def _direct_tags(self: Any) -> list[dict[str, str]]:
+    if not self.id:
+        return []
+    tags = self.ec2_backend.tags.get(self.id) or {}
+    kind = EC2_PREFIX_TO_RESOURCE.get(get_prefix(self.id), "")
+    return [{"resource_id": self.id, "key": k, "value": v, "resource_type": kind} for k, v in tags.items()]
+
+
+@contextmanager
+def fast_tags() -> Iterator[None]:
+    """Performance, not fidelity: moto finds a resource's tags by scanning every tag of the region (quadratic in
+    resources); this looks them up directly. Same answers (`check_fast_tags`); for benchmarks over thousands of
+    snapshots."""
+    with mock.patch.object(TaggedEC2Resource, "get_tags", _direct_tags):
+        yield
+
+
+def check_fast_tags(resources: list[Any]) -> bool:
+    """The direct lookup answers what moto's scan answers, for `resources`."""
+    return all(_direct_tags(r) == TaggedEC2Resource.get_tags(r) for r in resources)

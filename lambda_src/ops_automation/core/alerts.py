@@ -21,8 +21,15 @@ class Alerts:
     def send(self, what: str, details: Mapping[str, Any]) -> None:
         """Log at ERROR and publish one message. A failed publish raises, so the work item is retried: callers
         publish before the ledger transition that marks the failure, so an alert is sent at least once."""
+        self._publish(what, details, logger.error)
+
+    def report(self, what: str, details: Mapping[str, Any]) -> None:
+        """A finding the user must decide on, not a failure: logged at WARNING, published like an alert."""
+        self._publish(what, details, logger.warning)
+
+    def _publish(self, what: str, details: Mapping[str, Any], log: Callable[..., None]) -> None:
         body = {"service": self._service, "policy": self._policy, "alert": what, **details}
-        logger.error(what, extra={"alert": body})
+        log(what, extra={"alert": body})
         if self._topic_arn is None:
             return
         subject = f"[{self._service}/{self._policy}] {what}"[:SUBJECT_LIMIT]

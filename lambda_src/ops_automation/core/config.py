@@ -44,7 +44,7 @@ class CommonConfig:
             work_queue_url=_required(env, "OPS_WORK_QUEUE_URL"),
             ledger_table=_required(env, "OPS_LEDGER_TABLE"),
             alert_topic_arn=_optional_text(env, "OPS_ALERT_TOPIC_ARN"),
-            max_receive_count=_int(env, "OPS_MAX_RECEIVE_COUNT", minimum=1, maximum=1000),
+            max_receive_count=integer(env, "OPS_MAX_RECEIVE_COUNT", minimum=1, maximum=1000),
         )
 
 
@@ -148,7 +148,7 @@ class RetentionConfig:
     def from_env(cls, environ: Environ | None = None) -> RetentionConfig:
         env = environ_of(environ)
         return cls(
-            generations=_int(env, "OPS_GENERATIONS", minimum=1, maximum=MAX_GENERATIONS),
+            generations=integer(env, "OPS_GENERATIONS", minimum=1, maximum=MAX_GENERATIONS),
             max_age_days=_optional_int(env, "OPS_MAX_AGE_DAYS", minimum=1),
             dry_run=boolean(env, "OPS_DRY_RUN"),
         )
@@ -163,8 +163,8 @@ class CompletionConfig:
     def from_env(cls, environ: Environ | None = None) -> CompletionConfig:
         env = environ_of(environ)
         return cls(
-            timeout_minutes=_int(env, "OPS_COMPLETION_TIMEOUT_MINUTES", minimum=1),
-            ledger_ttl_days=_int(env, "OPS_LEDGER_TTL_DAYS", minimum=1),
+            timeout_minutes=integer(env, "OPS_COMPLETION_TIMEOUT_MINUTES", minimum=1),
+            ledger_ttl_days=integer(env, "OPS_LEDGER_TTL_DAYS", minimum=1),
         )
 
 
@@ -222,7 +222,7 @@ def _string_map(env: Environ, name: str) -> dict[str, str]:
     return dict(value)
 
 
-def _int(env: Environ, name: str, minimum: int, maximum: int | None = None) -> int:
+def integer(env: Environ, name: str, minimum: int, maximum: int | None = None) -> int:
     raw = _required(env, name)
     try:
         value = int(raw)
@@ -239,7 +239,7 @@ def _optional_int(env: Environ, name: str, minimum: int) -> int | None:
         raise ConfigError(name, None, "is required (set it to an empty string for none)")
     if not env[name].strip():
         return None
-    return _int(env, name, minimum=minimum)
+    return integer(env, name, minimum=minimum)
 
 
 def boolean(env: Environ, name: str) -> bool:

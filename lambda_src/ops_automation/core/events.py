@@ -18,6 +18,7 @@ from .errors import MalformedEventError
 AMI_STATE_CHANGE = "EC2 AMI State Change"
 EBS_SNAPSHOT_NOTIFICATION = "EBS Snapshot Notification"
 EBS_MULTI_VOLUME_SNAPSHOTS = "EBS Multi-Volume Snapshots Completion Status"
+CLOUDTRAIL_API_CALL = "AWS API Call via CloudTrail"
 _REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-[0-9]$")
 SLOT_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
@@ -83,6 +84,24 @@ class AmiStateChange:
     region: str
     account: str
     error_message: str
+
+
+@dataclass(frozen=True)
+class ApiCallEvent:
+    """A CloudTrail management event delivered by EventBridge (needs a trail in the account). A call that failed
+    carries `errorCode`/`errorMessage`; it changed nothing and must never be acted on."""
+
+    event_source: str
+    event_name: str
+    region: str
+    account: str
+    request_parameters: Mapping[str, Any]
+    error_code: str
+    error_message: str
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.error_code or self.error_message)
 
 
 @dataclass(frozen=True)
@@ -177,7 +196,8 @@ EVENT_DECODERS: Mapping[str, Decoder] = {
 
 
 def parse_work_body(body: object, module_decoders: Mapping[str, Decoder]) -> Any:
-    """Decode one SQS record body: a message of the core's or the module's kinds, or a forwarded state event."""
+    """Decode one SQS record body: a message of the core's or the module's kinds (keyed by `kind`), or a forwarded
+    event (keyed by `detail-type`: the EC2 state events, and the module's own)."""
     if not isinstance(body, str):
         raise MalformedEventError(f"message body must be a string, got {type(body).__name__}")
     try:
@@ -191,8 +211,9 @@ def parse_work_body(body: object, module_decoders: Mapping[str, Decoder]) -> Any
     if isinstance(kind, str) and kind in decoders:
         return decoders[kind](payload)
     detail_type = payload.get("detail-type")
-    if isinstance(detail_type, str) and detail_type in EVENT_DECODERS:
-        return EVENT_DECODERS[detail_type](payload)
+    event_decoders = {**EVENT_DECODERS, **module_decoders}
+    if isinstance(detail_type, str) and detail_type in event_decoders:
+        return event_decoders[detail_type](payload)
     if kind is not None:
         raise MalformedEventError(f"unknown message kind {kind!r}")
     raise MalformedEventError(f"not a work message nor a known state event (detail-type={detail_type!r})")
@@ -242,6 +263,27 @@ def _snapshot_event(event: Mapping[str, Any]) -> SnapshotEvent:
         # The snapshot's own region; the envelope's where an ARN layout carries none.
         region=arn_region(arns[0]) or envelope_region,
         account=text(event, "account"),
+    )
+
+
+def decode_api_call_event(event: Mapping[str, Any]) -> ApiCallEvent:
+    """A module that subscribes to CloudTrail events passes this as its decoder for `CLOUDTRAIL_API_CALL`; the
+    other modules reject such events as unknown."""
+    detail = event.get("detail")
+    if not isinstance(detail, Mapping):
+        raise MalformedEventError("CloudTrail event has no detail object")
+    parameters = detail.get("requestParameters")
+    if parameters is not None and not isinstance(parameters, Mapping):
+        raise MalformedEventError(f"CloudTrail event detail.requestParameters is not an object: {parameters!r}")
+    region = detail.get("awsRegion") or event.get("region")
+    return ApiCallEvent(
+        event_source=text(detail, "eventSource", where="detail"),
+        event_name=text(detail, "eventName", where="detail"),
+        region=region if isinstance(region, str) and region else text(event, "region"),
+        account=str(detail.get("recipientAccountId") or text(event, "account")),
+        request_parameters=dict(parameters or {}),
+        error_code=str(detail.get("errorCode") or ""),
+        error_message=str(detail.get("errorMessage") or ""),
     )
 
 

@@ -3,6 +3,10 @@ environment Lambda sets before the import)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
@@ -19,3 +23,14 @@ def count(name: str, value: int = 1) -> None:
     planned, images retired, snapshots deleted) are structured log keys and ledger records."""
     if value > 0:
         metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+
+
+@contextmanager
+def log_keys(**keys: Any) -> Iterator[None]:
+    """Keys on every log line of one work item. Appended keys outlive the invocation in a warm container, so they
+    are removed again when the item is done."""
+    logger.append_keys(**keys)
+    try:
+        yield
+    finally:
+        logger.remove_keys(list(keys))

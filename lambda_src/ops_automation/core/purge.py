@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, Literal
 
 from botocore.exceptions import ClientError
 
@@ -21,18 +21,54 @@ from . import tagging
 from .errors import IMAGE_GONE_ERRORS, SNAPSHOT_GONE_ERRORS, SNAPSHOT_IN_USE, THROTTLING_ERRORS, error_code
 from .events import PurgeSnapshotsMessage, format_time
 from .fanout import backoff_seconds, send_delayed
+from .image_links import image_of, recycle_bin_image_ids
 from .ledger import LedgerKey
 from .observability import count, logger
 from .retention import RetentionPlan
 from .runtime import Runtime
 from .scope import Target
-from .snapshots import SnapshotSet, is_archived, list_snapshots_by_id, locked_snapshot_ids
+from .snapshots import SnapshotSet, archive_minimum_passed, is_archived, list_snapshots_by_id, locked_snapshot_ids
 from .targeting import MAX_FILTER_VALUES, PAGE_SIZE, chunked
 
 # The first purge waits for DescribeImages/DeleteSnapshot to catch up with the deregistration.
 FIRST_PURGE_DELAY_SECONDS = 300
 PURGE_DEADLINE = timedelta(hours=24)
 RETRIED_DELETE_ERRORS = frozenset({SNAPSHOT_IN_USE, *THROTTLING_ERRORS})
+
+
+ArchivedRule = Literal["keep", "after_minimum", "always"]
+
+
+@dataclass(frozen=True)
+class DeletionRule:
+    """Which snapshots a caller may delete. `policy`: only that policy's (both ownership tags match); None: any
+    snapshot carrying this project's managed-by tag; `any_owner`: any snapshot of the account. A snapshot carrying
+    `keep_tag_key` is kept whatever the rule. Archived snapshots are kept (`keep`), deleted once their archive
+    tier's minimum period has passed (`after_minimum`), or deleted early at a charge for the rest of it (`always`)."""
+
+    policy: str | None
+    any_owner: bool = False
+    keep_tag_key: str | None = None
+    archived: ArchivedRule = "keep"
+
+    @classmethod
+    def of_policy(cls, policy: str) -> DeletionRule:
+        return cls(policy=policy)
+
+    def owns(self, tags: Mapping[str, str]) -> bool:
+        if self.any_owner:
+            return True
+        if self.policy is None:
+            return tagging.is_managed(tags)
+        return tagging.is_owned(tags, self.policy)
+
+    def excludes(self, tags: Mapping[str, str]) -> bool:
+        """IAM matches condition keys, tag keys included, without regard to case: so does the code, or a tag the
+        Deny protects would be attempted (and refused) again and again."""
+        if self.keep_tag_key is None:
+            return False
+        key = self.keep_tag_key.lower()
+        return any(tag_key.lower() == key for tag_key in tags)
 
 
 @dataclass(frozen=True)
@@ -51,6 +87,9 @@ class SnapshotPurge:
     # Kept on purpose by their owner (snapshot lock), or in the archive tier: reported, never retried.
     locked: list[str] = field(default_factory=list)
     archived: list[str] = field(default_factory=list)
+    # Carrying the rule's keep tag, or made for an AMI now in the Recycle Bin (restoring it needs them).
+    excluded: list[str] = field(default_factory=list)
+    in_recycle_bin: list[str] = field(default_factory=list)
     # Checked and free to delete (not deleted yet when only classified).
     deletable: list[str] = field(default_factory=list)
     # Snapshot id -> error code: to try again later.
@@ -122,29 +161,42 @@ def retire_images(
 
 
 def purge_snapshots(
-    ec2: Any, policy: str, candidates: Sequence[str], released_image_ids: Iterable[str]
+    ec2: Any,
+    rule: DeletionRule,
+    candidates: Sequence[str],
+    released_image_ids: Iterable[str],
+    listed: Iterable[Mapping[str, Any]] | None = None,
+    now: datetime | None = None,
 ) -> SnapshotPurge:
-    """Delete the candidates that this policy owns and no registered AMI (disabled ones included) maps; keep (and
-    report) locked ones and those in the archive tier."""
-    result = classify_snapshots(ec2, policy, candidates, released_image_ids, check_locks=False)
-    for snapshot_id in result.deletable:
+    """Delete the candidates the rule owns and no registered AMI (disabled ones included) maps; keep (and report)
+    locked ones, those in the archive tier (unless the rule says otherwise) and those of AMIs in the Recycle Bin."""
+    result = classify_snapshots(ec2, rule, candidates, released_image_ids, check_locks=False, listed=listed, now=now)
+    for index, snapshot_id in enumerate(result.deletable):
         _delete(ec2, snapshot_id, result)
+        if result.retry.get(snapshot_id) in THROTTLING_ERRORS:
+            # The account's DeleteSnapshot bucket is empty: the rest waits for the retry instead of draining it.
+            result.retry.update(dict.fromkeys(result.deletable[index + 1 :], result.retry[snapshot_id]))
+            break
     return result
 
 
 def classify_snapshots(
     ec2: Any,
-    policy: str,
+    rule: DeletionRule,
     candidates: Sequence[str],
     released_image_ids: Iterable[str],
     check_locks: bool = True,
     listed: Iterable[Mapping[str, Any]] | None = None,
+    now: datetime | None = None,
 ) -> SnapshotPurge:
     """Which candidates may be deleted, and why each other one is kept; deletes nothing. Without `check_locks` a
     lock is found only when a deletion is refused (one call fewer when nothing is locked, as is usual). `listed`:
-    the candidates as the caller listed them moments ago (tags included), instead of describing them again."""
+    the candidates as the caller listed them moments ago (tags and descriptions included), instead of describing
+    them again. `now` is needed when the rule deletes archived snapshots after their minimum period."""
     result = SnapshotPurge()
     released = set(released_image_ids)
+    # A deregistered AMI kept by a Recycle Bin retention rule can be restored only with its snapshots.
+    recycled = recycle_bin_image_ids(ec2, released) if released else set()
     in_use: dict[str, list[str]] = {}
     for chunk in chunked(sorted(candidates), MAX_FILTER_VALUES):
         # IncludeDisabled: a disabled AMI is omitted by default but still needs its snapshots.
@@ -158,7 +210,14 @@ def classify_snapshots(
     result.used_by_other_images = in_use
     unused = [s for s in candidates if s not in in_use]
     snapshots = list(listed) if listed is not None else list_snapshots_by_id(ec2, unused)
-    owned, existing, archived = _owned_snapshots(snapshots, unused, policy)
+    listing = _Listing.of(snapshots, unused, rule, recycled)
+    owned, existing, archived = listing.owned, listing.existing, listing.archived
+    if rule.archived == "always":
+        archived = set()
+    elif rule.archived == "after_minimum" and archived:
+        if now is None:
+            raise ValueError("classify_snapshots needs `now` to apply the archive tier's minimum period")
+        archived = archived - archive_minimum_passed(ec2, archived, now)
     locked = locked_snapshot_ids(ec2, owned - archived) if check_locks and owned - archived else set()
     for snapshot_id in candidates:
         log_keys = {"snapshot_id": snapshot_id}
@@ -166,6 +225,12 @@ def classify_snapshots(
             logger.info("snapshot kept: another AMI uses it", extra={**log_keys, "image_ids": in_use[snapshot_id]})
         elif snapshot_id not in existing:
             result.gone.append(snapshot_id)
+        elif snapshot_id in listing.recycled:
+            logger.info("snapshot kept: its AMI is in the Recycle Bin", extra=log_keys)
+            result.in_recycle_bin.append(snapshot_id)
+        elif snapshot_id in listing.excluded:
+            logger.info("snapshot kept: exclusion tag", extra={**log_keys, "tag_key": rule.keep_tag_key})
+            result.excluded.append(snapshot_id)
         elif snapshot_id not in owned:
             logger.warning("snapshot kept: no ownership tags", extra=log_keys)
             result.not_owned.append(snapshot_id)
@@ -202,38 +267,55 @@ def _delete(ec2: Any, snapshot_id: str, result: SnapshotPurge) -> None:
     logger.info("snapshot deleted", extra={"snapshot_id": snapshot_id})
 
 
-def _owned_snapshots(
-    snapshots: Iterable[Mapping[str, Any]], candidates: Sequence[str], policy: str
-) -> tuple[set[str], set[str], set[str]]:
-    owned: set[str] = set()
-    existing: set[str] = set()
-    archived: set[str] = set()
-    wanted = set(candidates)
-    for snapshot in snapshots:
-        if snapshot["SnapshotId"] not in wanted:
-            continue
-        existing.add(snapshot["SnapshotId"])
-        if tagging.is_owned(snapshot.get("Tags"), policy):
-            owned.add(snapshot["SnapshotId"])
-        if is_archived(snapshot):
-            archived.add(snapshot["SnapshotId"])
-    return owned, existing, archived
+@dataclass(frozen=True)
+class _Listing:
+    existing: set[str]
+    owned: set[str]
+    archived: set[str]
+    excluded: set[str]
+    recycled: set[str]
+
+    @classmethod
+    def of(
+        cls, snapshots: Iterable[Mapping[str, Any]], candidates: Sequence[str], rule: DeletionRule, recycled: set[str]
+    ) -> _Listing:
+        listing = cls(set(), set(), set(), set(), set())
+        wanted = set(candidates)
+        for snapshot in snapshots:
+            snapshot_id = str(snapshot["SnapshotId"])
+            if snapshot_id not in wanted:
+                continue
+            tags = tagging.tag_dict(snapshot.get("Tags"))
+            listing.existing.add(snapshot_id)
+            if rule.owns(tags):
+                listing.owned.add(snapshot_id)
+            if rule.excludes(tags):
+                listing.excluded.add(snapshot_id)
+            if is_archived(snapshot):
+                listing.archived.add(snapshot_id)
+            if recycled and image_of(snapshot) in recycled:
+                listing.recycled.add(snapshot_id)
+        return listing
 
 
-def handle_purge(rt: Runtime[Any], message: PurgeSnapshotsMessage) -> dict[str, Any]:
-    """One attempt; what must be retried goes back on the queue with back-off, or is alerted past the deadline."""
+def handle_purge(rt: Runtime[Any], message: PurgeSnapshotsMessage, rule: DeletionRule | None = None) -> dict[str, Any]:
+    """One attempt; what must be retried goes back on the queue with back-off, or is alerted past the deadline.
+    `rule`: what may be deleted (default: this policy's own snapshots)."""
     ec2 = rt.clients.client("ec2", message.region, message.role_arn)
-    result = purge_snapshots(ec2, rt.policy, message.snapshot_ids, message.released_image_ids)
+    rule = rule or DeletionRule.of_policy(rt.policy)
+    now = rt.clock()
+    result = purge_snapshots(ec2, rule, message.snapshot_ids, message.released_image_ids, now=now)
     summary: dict[str, Any] = {
         "deleted": result.deleted,
         "kept_in_use": sorted(result.used_by_other_images),
         "not_owned": result.not_owned,
         "locked": result.locked,
         "archived": result.archived,
+        "excluded": result.excluded,
+        "in_recycle_bin": result.in_recycle_bin,
     }
     if not result.retry:
         return {**summary, "outcome": "purged"}
-    now = rt.clock()
     if now >= message.deadline_time:
         rt.alerts.send(
             "snapshots left behind after their AMI was deregistered"
@@ -281,12 +363,15 @@ def retire_snapshot_sets(
     check_locks = any(len(snapshot_set.ids) > 1 for snapshot_set in retired)
     # The sets come from the completion's listing of moments ago: the snapshots are not described again.
     listed = [snapshot for snapshot_set in retired for snapshot in snapshot_set.snapshots]
-    checked = classify_snapshots(ec2, rt.policy, candidates, (), check_locks=check_locks, listed=listed)
+    checked = classify_snapshots(
+        ec2, DeletionRule.of_policy(rt.policy), candidates, (), check_locks=check_locks, listed=listed
+    )
     reasons = {
         **{snapshot_id: "used by " + ", ".join(images) for snapshot_id, images in checked.used_by_other_images.items()},
         **{snapshot_id: "not owned by this policy" for snapshot_id in checked.not_owned},
         **{snapshot_id: "locked" for snapshot_id in checked.locked},
         **{snapshot_id: "archive tier" for snapshot_id in checked.archived},
+        **{snapshot_id: "exclusion tag" for snapshot_id in checked.excluded},
     }
     result = SnapshotPurge(gone=list(checked.gone))
     kept: dict[str, dict[str, str]] = {}
@@ -311,7 +396,7 @@ def retire_snapshot_sets(
             ttl_days,
             reason="retention",
         )
-    _retry_later(rt, target, result.retry)
+    retry_later(rt, target, result.retry)
     if kept:
         logger.info("retention kept whole sets", extra={"region": target.region, "kept": kept})
     return {"deleted": result.deleted, "kept": kept, "retrying": sorted(result.retry)}
@@ -323,16 +408,23 @@ def discard_failed(rt: Runtime[Any], ec2: Any, target: Target, snapshot_set: Sna
     failed = list(snapshot_set.failed_ids)
     if not failed:
         return {}
-    result = purge_snapshots(ec2, rt.policy, failed, ())
-    _retry_later(rt, target, result.retry)
+    result = purge_snapshots(ec2, DeletionRule.of_policy(rt.policy), failed, ())
+    retry_later(rt, target, result.retry)
     return {"discarded": result.deleted, "discard_retrying": sorted(result.retry)}
 
 
-def _retry_later(rt: Runtime[Any], target: Target, retry: Mapping[str, str]) -> None:
+def retry_later(
+    rt: Runtime[Any], target: Target, retry: Mapping[str, str], released_image_ids: Sequence[str] = ()
+) -> None:
     """Deletions refused for a passing reason go to a delayed `purge_snapshots` message, retried until 24 hours."""
     if not retry:
         return
     message = PurgeSnapshotsMessage(
-        rt.policy, target.region, target.role_arn, tuple(sorted(retry)), (), format_time(rt.clock() + PURGE_DEADLINE)
+        rt.policy,
+        target.region,
+        target.role_arn,
+        tuple(sorted(retry)),
+        tuple(released_image_ids),
+        format_time(rt.clock() + PURGE_DEADLINE),
     )
     send_delayed(rt.clients.client("sqs"), rt.common.work_queue_url, message, backoff_seconds(1))

@@ -36,3 +36,15 @@ def role_for_account(role_arns: Iterable[str], account: str) -> str | None:
 
 def target_of_event(scope: ScopeConfig, region: str, account: str) -> Target:
     return Target(region, role_for_account(scope.role_arns, account))
+
+
+def event_target(scope: ScopeConfig, region: str, account: str, own_account: str, default_region: str) -> Target | None:
+    """The target an event's (region, account) is, or None when it is outside the scope: another region than the
+    policy's, the own account when the policy targets role accounts only, or an account the policy has no role for
+    (events forwarded from other accounts' buses)."""
+    if region not in (scope.regions or (default_region,)):
+        return None
+    role = role_for_account(scope.role_arns, account)
+    if role is not None:
+        return Target(region, role)
+    return Target(region, None) if not scope.role_arns and account == own_account else None

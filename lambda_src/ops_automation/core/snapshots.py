@@ -7,9 +7,9 @@ every snapshot in it completed, and it is kept or retired whole.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from . import tagging
@@ -26,13 +26,14 @@ SNAPSHOT_STATES: Mapping[str, State | None] = {
     "recoverable": None,
 }
 ARCHIVE_TIER = "archive"
+# An archived snapshot is billed for at least 90 days in the archive tier; deleting it earlier is charged for the
+# rest of that period (EBS snapshot archive pricing).
+ARCHIVE_MINIMUM = timedelta(days=90)
 
 
 def list_snapshots(ec2: Any, filters: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """This account's snapshots only (`OwnerIds=self`: without it the listing includes every public snapshot)."""
-    paginator = ec2.get_paginator("describe_snapshots")
-    pages = paginator.paginate(OwnerIds=["self"], Filters=filters, PaginationConfig={"PageSize": PAGE_SIZE})
-    return [snapshot for page in pages for snapshot in page.get("Snapshots", [])]
+    return [snapshot for page in snapshot_pages(ec2, filters) for snapshot in page]
 
 
 def list_snapshots_by_id(ec2: Any, snapshot_ids: Iterable[str]) -> list[dict[str, Any]]:
@@ -66,6 +67,28 @@ def locked_snapshot_ids(ec2: Any, snapshot_ids: Iterable[str]) -> set[str]:
     return locked
 
 
+def archive_minimum_passed(ec2: Any, snapshot_ids: Iterable[str], now: datetime) -> set[str]:
+    """The archived snapshots whose archival completed at least the archive tier's minimum period ago. One still
+    being archived, or whose archival time is not reported, has not passed it."""
+    passed: set[str] = set()
+    for chunk in chunked(sorted(set(snapshot_ids)), MAX_FILTER_VALUES):
+        paginator = ec2.get_paginator("describe_snapshot_tier_status")
+        for page in paginator.paginate(Filters=[{"Name": "snapshot-id", "Values": chunk}]):
+            for status in page.get("SnapshotTierStatuses", []):
+                archived_at = status.get("ArchivalCompleteTime")
+                archived = status.get("StorageTier") == ARCHIVE_TIER and isinstance(archived_at, datetime)
+                if archived and archived_at + ARCHIVE_MINIMUM <= now:
+                    passed.add(str(status["SnapshotId"]))
+    return passed
+
+
+def snapshot_pages(ec2: Any, filters: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
+    """This account's snapshots page by page (memory bounded by a page)."""
+    paginator = ec2.get_paginator("describe_snapshots")
+    for page in paginator.paginate(OwnerIds=["self"], Filters=filters, PaginationConfig={"PageSize": PAGE_SIZE}):
+        yield page.get("Snapshots", [])
+
+
 @dataclass(frozen=True)
 class SnapshotSet:
     slot: str
@@ -84,7 +107,7 @@ class SnapshotSet:
 
     @property
     def created_at(self) -> datetime:
-        return min(_start_time(snapshot) for snapshot in self.snapshots)
+        return min(start_time(snapshot) for snapshot in self.snapshots)
 
     @property
     def state(self) -> State | None:
@@ -119,7 +142,7 @@ class SnapshotSet:
         return all(tagging.is_owned(snapshot.get("Tags"), policy) for snapshot in self.snapshots)
 
 
-def _start_time(snapshot: Mapping[str, Any]) -> datetime:
+def start_time(snapshot: Mapping[str, Any]) -> datetime:
     started = snapshot["StartTime"]
     if isinstance(started, datetime):
         return started

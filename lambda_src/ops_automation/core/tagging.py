@@ -52,6 +52,12 @@ def is_owned(tags: Mapping[str, str] | Iterable[Mapping[str, Any]] | None, polic
     return as_dict.get(MANAGED_BY) == MANAGED_BY_VALUE and as_dict.get(POLICY) == policy
 
 
+def is_managed(tags: Mapping[str, str] | Iterable[Mapping[str, Any]] | None) -> bool:
+    """Created by this project, whichever policy: the precondition of a clean-up that serves every module."""
+    as_dict = tags if isinstance(tags, Mapping) else tag_dict(tags)
+    return as_dict.get(MANAGED_BY) == MANAGED_BY_VALUE
+
+
 def with_copied_tags(ownership: Mapping[str, str], copied: Mapping[str, str]) -> dict[str, str]:
     """Ownership tags plus copied tags, within EC2's 50-tag limit.
 

@@ -1,0 +1,102 @@
+"""Which AMI a snapshot was made for, and whether that AMI still needs it.
+
+The only link trusted here is the description EC2 itself writes on the snapshots it creates for an AMI
+(CreateImage, CopyImage), matched exactly. A snapshot that an AMI merely *uses* (an AMI registered from a backup
+snapshot) is not that AMI's: deleting it with the AMI would destroy someone else's backup.
+
+An AMI holds its snapshots while DescribeImages lists it in any state but `deregistered` (disabled AMIs are
+listed only with `IncludeDisabled`), and while it sits in the Recycle Bin (restoring it needs them).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+from . import tagging
+from .targeting import MAX_FILTER_VALUES, PAGE_SIZE, chunked
+
+# The descriptions EC2 writes (see the module README for the sources). Anchored: a description a person wrote, or
+# one a copy prefixed with "[Copied snap-… from …]", is not a link.
+_ID = r"[0-9a-f]{8}(?:[0-9a-f]{9})?"
+CREATE_IMAGE_DESCRIPTION = re.compile(
+    rf"^Created by CreateImage\((?P<instance>i-{_ID})\) for (?P<image>ami-{_ID})(?: from (?P<volume>vol-{_ID}))?$"
+)
+COPY_IMAGE_DESCRIPTION = re.compile(
+    rf"^Copied for DestinationAmi (?P<image>ami-{_ID}) from SourceAmi (?P<source_image>ami-{_ID})"
+    rf" for SourceSnapshot (?P<source_snapshot>snap-{_ID})\. Task created on (?P<task>[0-9,]+)\.$"
+)
+# Server-side prefilters (DescribeSnapshots filters accept `*` wildcards); the exact match above decides.
+ANY_IMAGE_SNAPSHOT_FILTER = {
+    "Name": "description",
+    "Values": ["Created by CreateImage(*", "Copied for DestinationAmi *"],
+}
+DEREGISTERED = "deregistered"
+# CopySnapshot gives a copy this arbitrary volume id ("Snapshots created by CopySnapshot have an arbitrary volume ID
+# that should not be used for any purpose", API_Snapshot). A CreateImage snapshot has its real source volume.
+COPY_VOLUME_ID = "vol-ffffffff"
+
+
+def image_of(snapshot: Mapping[str, Any]) -> str | None:
+    """The AMI the snapshot was created for, from its EC2-written description; None when it has no such link.
+
+    A copy that kept such a description (a DR copy made with `CopySnapshot(Description=<the original's>)`, or one
+    of this project's copies, tagged with its source snapshot) is not linked: its AMI never existed where it is."""
+    if tagging.SOURCE_SNAPSHOT in tagging.tag_dict(snapshot.get("Tags")):
+        return None
+    description = str(snapshot.get("Description") or "")
+    match = CREATE_IMAGE_DESCRIPTION.match(description)
+    if match:
+        return match.group("image") if snapshot.get("VolumeId") != COPY_VOLUME_ID else None
+    match = COPY_IMAGE_DESCRIPTION.match(description)
+    return match.group("image") if match else None
+
+
+def image_snapshot_filter(image_id: str) -> dict[str, Any]:
+    """The descriptions EC2 writes on the snapshots it made for `image_id`."""
+    return {
+        "Name": "description",
+        "Values": [
+            f"Created by CreateImage(*) for {image_id}",
+            f"Created by CreateImage(*) for {image_id} from vol-*",
+            f"Copied for DestinationAmi {image_id} from SourceAmi *",
+        ],
+    }
+
+
+def holding_image_ids(ec2: Any, image_ids: Iterable[str] | None = None) -> set[str]:
+    """The AMIs (the given ones, or all of the account's) that DescribeImages lists in a state other than
+    `deregistered`, disabled ones included: they hold their snapshots."""
+    if image_ids is None:
+        return {str(image["ImageId"]) for image in _images(ec2, []) if image.get("State") != DEREGISTERED}
+    holding: set[str] = set()
+    for chunk in chunked(sorted(set(image_ids)), MAX_FILTER_VALUES):
+        for image in _images(ec2, [{"Name": "image-id", "Values": chunk}]):
+            if image.get("State") != DEREGISTERED:
+                holding.add(str(image["ImageId"]))
+    return holding
+
+
+def recycle_bin_image_ids(ec2: Any, image_ids: Iterable[str] | None = None) -> set[str]:
+    """The AMIs (among the given ones, or all) in the Recycle Bin: restorable, so their snapshots must stay.
+
+    The whole bin is listed (usually one page) rather than asked for ids: AWS does not document how the call
+    answers an id that is not in the bin, and an error there must not stop every clean-up."""
+    paginator = ec2.get_paginator("list_images_in_recycle_bin")
+    binned = {str(image["ImageId"]) for page in paginator.paginate() for image in page.get("Images", [])}
+    return binned if image_ids is None else binned & set(image_ids)
+
+
+def _images(ec2: Any, filters: list[dict[str, Any]]) -> Iterator[Mapping[str, Any]]:
+    paginator = ec2.get_paginator("describe_images")
+    # An owner sees its deprecated AMIs anyway; asking for them says so.
+    pages = paginator.paginate(
+        Owners=["self"],
+        Filters=filters,
+        IncludeDisabled=True,
+        IncludeDeprecated=True,
+        PaginationConfig={"PageSize": PAGE_SIZE},
+    )
+    for page in pages:
+        yield from page.get("Images", [])
