@@ -61,8 +61,10 @@ locals {
         # the same slot) from a gone one; the tags to copy arrive in the create_image message.
         # DescribeLockedSnapshots only after a refused DeleteSnapshot: a locked snapshot is kept and
         # reported, not retried (AWS does not document the error code DeleteSnapshot returns for a lock).
+        # ListImagesInRecycleBin before purging a deregistered AMI's snapshots: AWS lets them be deleted
+        # while the AMI is in the Recycle Bin, and the AMI could then never be restored.
         sid        = "ReadInstancesImagesSnapshots"
-        actions    = ["ec2:DescribeInstances", "ec2:DescribeImages", "ec2:DescribeSnapshots", "ec2:DescribeLockedSnapshots"]
+        actions    = ["ec2:DescribeInstances", "ec2:DescribeImages", "ec2:DescribeSnapshots", "ec2:DescribeLockedSnapshots", "ec2:ListImagesInRecycleBin"]
         resources  = ["*"]
         ownership  = "none"
         conditions = []

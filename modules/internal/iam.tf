@@ -9,15 +9,22 @@ locals {
   }
 
   # ownership = "request": the call must apply both ownership tags (creation); "resource": the resource
-  # must already carry both (acting on existing resources); "none": reads and non-owned inputs.
+  # must already carry both (acting on existing resources), or only the managed-by tag with
+  # resource_ownership = "project" (a module acting on what any policy of this project created);
+  # "none": reads and non-owned inputs; "unowned": the explicit opt-out for destroying what this project
+  # did not create (validated: ec2:Delete*/Deregister* only).
+  resource_ownership_tags = var.resource_ownership == "policy" ? local.ownership_tags : {
+    for key, value in local.ownership_tags : key => value if key == "ops-automation:managed-by"
+  }
   ownership_conditions = {
-    none = []
+    none    = []
+    unowned = []
     request = [for key, value in local.ownership_tags : {
       test     = "StringEquals"
       variable = "aws:RequestTag/${key}"
       values   = [value]
     }]
-    resource = [for key, value in local.ownership_tags : {
+    resource = [for key, value in local.resource_ownership_tags : {
       test     = "StringEquals"
       variable = "aws:ResourceTag/${key}"
       values   = [value]
@@ -38,10 +45,23 @@ locals {
     ]
   }
 
+  # Explicit Deny statements of every function, sids prefixed like the business statements.
+  denial_statements = {
+    for key, fn in var.functions : key => [
+      for s in fn.denials : {
+        sid        = s.sid
+        union_sid  = "${join("", [for part in split("-", key) : title(part)])}${s.sid}"
+        actions    = s.actions
+        resources  = s.resources
+        conditions = s.conditions
+      }
+    ]
+  }
+
   target_role_arns = var.scope == null ? [] : var.scope.role_arns
   # IAM rejects a policy without statements: a function with neither gets no business policy.
   business_functions = {
-    for key, fn in var.functions : key => fn if length(fn.statements) > 0 || length(local.target_role_arns) > 0
+    for key, fn in var.functions : key => fn if length(fn.statements) > 0 || length(fn.denials) > 0 || length(local.target_role_arns) > 0
   }
 }
 
@@ -53,6 +73,27 @@ data "aws_iam_policy_document" "business" {
 
     content {
       sid       = statement.value.sid
+      actions   = statement.value.actions
+      resources = statement.value.resources
+
+      dynamic "condition" {
+        for_each = statement.value.conditions
+
+        content {
+          test     = condition.value.test
+          variable = condition.value.variable
+          values   = condition.value.values
+        }
+      }
+    }
+  }
+
+  dynamic "statement" {
+    for_each = local.denial_statements[each.key]
+
+    content {
+      sid       = statement.value.sid
+      effect    = "Deny"
       actions   = statement.value.actions
       resources = statement.value.resources
 
@@ -81,8 +122,30 @@ data "aws_iam_policy_document" "business" {
 }
 
 # What each role of scope.role_arns (spoke accounts) needs: the business statements of every function,
-# with the same ownership conditions, and no sts:AssumeRole (a target role cannot hop further).
+# with the same ownership conditions, their Deny statements, and no sts:AssumeRole (a target role cannot
+# hop further).
 data "aws_iam_policy_document" "target_role" {
+  dynamic "statement" {
+    for_each = flatten([for key in sort(keys(var.functions)) : local.denial_statements[key]])
+
+    content {
+      sid       = statement.value.union_sid
+      effect    = "Deny"
+      actions   = statement.value.actions
+      resources = statement.value.resources
+
+      dynamic "condition" {
+        for_each = statement.value.conditions
+
+        content {
+          test     = condition.value.test
+          variable = condition.value.variable
+          values   = condition.value.values
+        }
+      }
+    }
+  }
+
   dynamic "statement" {
     for_each = flatten([for key in sort(keys(var.functions)) : local.business_statements[key]])
 

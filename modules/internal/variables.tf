@@ -66,6 +66,18 @@ variable "functions" {
         values   = list(string)
       })), [])
     })), [])
+    # Explicit Deny statements (guard rails that win over every Allow, such as an exclusion tag); they
+    # grant nothing, so they carry no ownership.
+    denials = optional(list(object({
+      sid       = string
+      actions   = list(string)
+      resources = list(string)
+      conditions = optional(list(object({
+        test     = string
+        variable = string
+        values   = list(string)
+      })), [])
+    })), [])
     schedule = optional(object({
       expression = string
       timezone   = optional(string, "UTC")
@@ -101,10 +113,31 @@ variable "functions" {
   validation {
     condition = alltrue(flatten([
       for f in values(var.functions) : [
-        for s in f.statements : can(regex("^[A-Za-z0-9]{1,64}$", s.sid)) && contains(["none", "request", "resource"], s.ownership) && length(s.actions) > 0 && length(s.resources) > 0
+        for s in f.statements : can(regex("^[A-Za-z0-9]{1,64}$", s.sid)) && contains(["none", "request", "resource", "unowned"], s.ownership) && length(s.actions) > 0 && length(s.resources) > 0
       ]
     ]))
-    error_message = "functions[*].statements entries need an alphanumeric sid, at least one action and one resource, and ownership none, request or resource; invalid: ${jsonencode(var.functions == null ? null : { for k, f in var.functions : k => [for s in f.statements : s if !(can(regex("^[A-Za-z0-9]{1,64}$", s.sid)) && contains(["none", "request", "resource"], s.ownership) && length(s.actions) > 0 && length(s.resources) > 0)] })}."
+    error_message = "functions[*].statements entries need an alphanumeric sid, at least one action and one resource, and ownership none, request, resource or unowned; invalid: ${jsonencode(var.functions == null ? null : { for k, f in var.functions : k => [for s in f.statements : s if !(can(regex("^[A-Za-z0-9]{1,64}$", s.sid)) && contains(["none", "request", "resource", "unowned"], s.ownership) && length(s.actions) > 0 && length(s.resources) > 0)] })}."
+  }
+
+  # ownership = "unowned" is the explicit, reviewable opt-out of the central rule for a clean-up that must
+  # destroy what this project did not create (deregister-cleanup, scope = "any"): destroying actions only,
+  # never creation or change.
+  validation {
+    condition = alltrue(flatten([
+      for f in values(var.functions) : [
+        for s in f.statements : s.ownership != "unowned" || alltrue([for a in s.actions : can(regex("^ec2:(Delete|Deregister)[A-Za-z]+$", a))])
+      ]
+    ]))
+    error_message = "functions[*].statements with ownership unowned may only hold ec2:Delete*/ec2:Deregister* actions; invalid: ${jsonencode(var.functions == null ? null : { for k, f in var.functions : k => [for s in f.statements : s.sid if !(s.ownership != "unowned" || alltrue([for a in s.actions : can(regex("^ec2:(Delete|Deregister)[A-Za-z]+$", a))]))] })}."
+  }
+
+  validation {
+    condition = alltrue(flatten([
+      for f in values(var.functions) : [
+        for s in f.denials : can(regex("^[A-Za-z0-9]{1,64}$", s.sid)) && length(s.actions) > 0 && length(s.resources) > 0 && alltrue([for a in s.actions : can(regex("^[a-z0-9-]+:[A-Za-z0-9]+$", a))])
+      ]
+    ]))
+    error_message = "functions[*].denials entries need an alphanumeric sid, at least one single service:Action name and one resource; invalid: ${jsonencode(var.functions == null ? null : { for k, f in var.functions : k => [for s in f.denials : s.sid if !(can(regex("^[A-Za-z0-9]{1,64}$", s.sid)) && length(s.actions) > 0 && length(s.resources) > 0 && alltrue([for a in s.actions : can(regex("^[a-z0-9-]+:[A-Za-z0-9]+$", a))]))] })}."
   }
 
   # The central rule (docs/DESIGN.md): a statement that creates, copies, changes or destroys images or
@@ -151,6 +184,18 @@ variable "functions" {
       for f in values(var.functions) : f.schedule == null ? true : try(length(keys(jsondecode(f.schedule.input))) >= 0, false)
     ])
     error_message = "functions[*].schedule.input must be a JSON object; invalid: ${jsonencode(var.functions == null ? null : { for k, f in var.functions : k => f.schedule.input if !(f.schedule == null ? true : try(length(keys(jsondecode(f.schedule.input))) >= 0, false)) })}."
+  }
+}
+
+variable "resource_ownership" {
+  description = "What ownership = resource requires on existing resources: policy (both ownership tags, this policy's own resources) or project (the managed-by tag only, resources of any policy of this project)."
+  type        = string
+  nullable    = false
+  default     = "policy"
+
+  validation {
+    condition     = contains(["policy", "project"], var.resource_ownership)
+    error_message = "resource_ownership must be policy or project; got ${jsonencode(var.resource_ownership)}."
   }
 }
 

@@ -30,6 +30,14 @@ READ_BY_POWERTOOLS = {
 # Read by our code but set by the Lambda runtime, not by Terraform.
 SET_BY_LAMBDA_RUNTIME = {"AWS_REGION", "AWS_DEFAULT_REGION", "AWS_LAMBDA_FUNCTION_NAME"}
 GROUPS = ("scope", "targets", "retention", "completion")
+# The reader of each group in core/config.py: a module's config composes the groups it uses, and the scan of the
+# shared core sees every reader, so a group's variables are required only of a module whose package uses its reader.
+GROUP_READERS = {
+    "scope": ("ScopeConfig",),
+    "targets": ("InstanceTargetConfig", "VolumeTargetConfig"),
+    "retention": ("RetentionConfig",),
+    "completion": ("CompletionConfig",),
+}
 
 # `KEY = value` inside an HCL object expression that python-hcl2 left as a string (merge({...}), etc.).
 _OBJECT_KEY_IN_EXPRESSION = re.compile(r'(?:(?<=[{,\s])|^)"?([A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+)"?\s*=(?!=)')
@@ -98,13 +106,29 @@ def test_internal_encodes_every_group() -> None:
     assert "OPS_IDEMPOTENCY_TABLE" not in internal_always()
 
 
+def groups_composed(module_dir: Any) -> set[str]:
+    """The groups whose reader the module's own package names (its config composes them)."""
+    packages = {PACKAGE / fn.handler.split(".")[1] for fn in module_functions(module_dir)}
+    text = "\n".join(path.read_text(encoding="utf-8") for package in packages for path in package.glob("*.py"))
+    return {group for group, readers in GROUP_READERS.items() if any(re.search(rf"\b{r}\b", text) for r in readers)}
+
+
+def test_groups_composed_sees_the_readers_a_module_uses() -> None:
+    by_name = {module_dir.name: groups_composed(module_dir) for module_dir in MODULES}
+    assert by_name["ebs-snapshot"] == set(GROUPS)
+    if "deregister-cleanup" in by_name:
+        assert by_name["deregister-cleanup"] == {"scope"}
+
+
 @pytest.mark.parametrize("module_dir", MODULES, ids=[p.name for p in MODULES])
 def test_every_variable_the_code_reads_is_set_by_the_module(module_dir: Any) -> None:
     set_by_module = module_set_env(module_dir)
+    unused_groups = set(GROUPS) - groups_composed(module_dir)
+    not_needed = {name for group in unused_groups for name in group_variables(group)}
     missing = {
         name: where
         for name, where in code_reads(module_dir).items()
-        if name not in set_by_module and name not in SET_BY_LAMBDA_RUNTIME
+        if name not in set_by_module and name not in SET_BY_LAMBDA_RUNTIME and name not in not_needed
     }
     assert not missing, f"{module_dir.name}: read by the code but set by no module: {missing}"
 

@@ -29,6 +29,7 @@ OWNERSHIP_KEYS = {
     "request": ("aws:RequestTag/ops-automation:managed-by", "aws:RequestTag/ops-automation:policy"),
     "resource": ("aws:ResourceTag/ops-automation:managed-by", "aws:ResourceTag/ops-automation:policy"),
     "none": (),
+    "unowned": (),
 }
 # Global keys AWS evaluates for every request, whatever the action (IAM user guide, "AWS global condition context
 # keys"); the tag keys are not among them: they depend on the resource type.

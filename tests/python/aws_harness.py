@@ -127,6 +127,31 @@ def ebs_function_env(
     return env
 
 
+def cleanup_function_env(
+    queue_url: str = "https://sqs.us-east-1.amazonaws.com/123456789012/q", **overrides: str
+) -> dict[str, str]:
+    """The environment the internal Terraform module gives both deregister-cleanup functions (scope managed)."""
+    env = {
+        key: value
+        for key, value in function_env(queue_url).items()
+        if key.startswith(
+            ("OPS_POLICY", "OPS_WORK", "OPS_LEDGER_TABLE", "OPS_ALERT", "OPS_MAX_RECEIVE", "OPS_TARGET_R")
+        )
+    }
+    env.update(
+        {
+            "OPS_CLEANUP_SCOPE": "managed",
+            "OPS_CLEANUP_EXCLUSION_TAG_KEY": "ops-automation:keep",
+            "OPS_CLEANUP_GRACE_HOURS": "24",
+            "OPS_CLEANUP_DELETE_ARCHIVED_EARLY": "false",
+            "OPS_CLEANUP_DRY_RUN": "false",
+            "OPS_CLEANUP_PRICES": json.dumps({"standard": 0.05, "archive": 0.0125}),
+        }
+    )
+    env.update(overrides)
+    return env
+
+
 class Captured(logging.Handler):
     def __init__(self) -> None:
         super().__init__()
@@ -270,8 +295,8 @@ def create_policy_resources() -> tuple[str, str]:
 
 
 def install_runtimes(clock: Callable[[], datetime], module: str = "ami_backup") -> Any:
-    """Both functions' runtimes of `module` (ami_backup, ebs_snapshot) built from the current environment on
-    `clock`, with the retry budgets the handlers use; returns the worker's."""
+    """Both functions' runtimes of `module` (ami_backup, ebs_snapshot, deregister_cleanup) built from the current
+    environment on `clock`, with the retry budgets the handlers use; returns the worker's."""
     # Imported here: this module sets the Powertools variables Lambda sets before the handler is imported.
     import importlib
 
@@ -280,10 +305,16 @@ def install_runtimes(clock: Callable[[], datetime], module: str = "ami_backup") 
     from ops_automation.core.runtime import build_runtime
 
     handlers = importlib.import_module(f"ops_automation.{module}.handlers")
-    config_class = {"ami_backup": "AmiBackupConfig", "ebs_snapshot": "EbsSnapshotConfig"}[module]
+    config_class = {
+        "ami_backup": "AmiBackupConfig",
+        "ebs_snapshot": "EbsSnapshotConfig",
+        "deregister_cleanup": "DeregisterCleanupConfig",
+    }[module]
+    # The scheduled function's runtime: a planner, or deregister-cleanup's sweeper.
+    scheduled = getattr(handlers, "planner_runtime", None) or handlers.sweeper_runtime
     built = {}
     for name, lazy, attempts in (
-        ("planner", handlers.planner_runtime, PLANNER_ATTEMPTS),
+        ("planner", scheduled, PLANNER_ATTEMPTS),
         ("worker", handlers.worker_runtime, WORKER_ATTEMPTS),
     ):
         config, common = getattr(handlers, config_class).from_env(), CommonConfig.from_env()

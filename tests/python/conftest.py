@@ -20,6 +20,7 @@ from aws_harness import (
     Clock,
     Configure,
     Infra,
+    cleanup_function_env,
     create_policy_resources,
     ebs_function_env,
     function_env,
@@ -31,12 +32,13 @@ from tests.support.moto_fidelity import MotoFidelity, faithful_aws
 from ops_automation.ami_backup import handlers
 from ops_automation.core import observability
 from ops_automation.core.clients import ClientFactory
+from ops_automation.deregister_cleanup import handlers as cleanup_handlers
 from ops_automation.ebs_snapshot import handlers as ebs_handlers
 
 # What each Lambda handler was seen calling on AWS in these tests (the botocore event of every request), by the
 # handler string a Terraform module deploys. tests/hcl checks it against the rendered IAM policies.
 OBSERVED_CALLS_FILE = Path(__file__).resolve().parents[1] / "contracts" / "observed_api_calls.json"
-HANDLER_ENTRY_POINTS = {"plan_handler", "work_handler"}
+HANDLER_ENTRY_POINTS = {"plan_handler", "work_handler", "sweep_handler"}
 _observed: dict[str, set[str]] = defaultdict(set)
 
 
@@ -182,6 +184,22 @@ def configure_ebs(infra: Infra, clock: Clock, monkeypatch: pytest.MonkeyPatch) -
 
     monkeypatch.setattr(ebs_handlers.planner_runtime, "_value", None)
     monkeypatch.setattr(ebs_handlers.worker_runtime, "_value", None)
+    return apply
+
+
+@pytest.fixture
+def configure_cleanup(infra: Infra, clock: Clock, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Any]:
+    """As `configure`, for the deregister-cleanup functions; returns the worker's runtime."""
+
+    def apply(**overrides: str) -> cleanup_handlers.CleanupRuntime:
+        env = cleanup_function_env(infra.queue_url, **{"OPS_ALERT_TOPIC_ARN": infra.alert_topic_arn, **overrides})
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        runtime: cleanup_handlers.CleanupRuntime = install_runtimes(clock, "deregister_cleanup")
+        return runtime
+
+    monkeypatch.setattr(cleanup_handlers.sweeper_runtime, "_value", None)
+    monkeypatch.setattr(cleanup_handlers.worker_runtime, "_value", None)
     return apply
 
 

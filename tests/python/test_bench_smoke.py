@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import bench  # noqa: F401 - puts the paths the benchmark needs in place
 import pytest
-from bench import calls, ebs, footprint, model, planner, readme, throttle
+from bench import calls, cleanup, ebs, footprint, model, planner, readme, throttle
 from bench.cost import LatencyModel, cycle_duration_s, project
 
 pytestmark = pytest.mark.tier1
@@ -176,3 +176,75 @@ def test_ebs_cost_grows_with_volumes_and_excludes_snapshot_storage() -> None:
     # The origin's single invocation cannot snapshot 2,000 volumes within Lambda's 15 minutes.
     origin = inputs["volume"].origin
     assert cycle_duration_s(origin, 2000, LatencyModel()) > readme.LAMBDA_MAX_TIMEOUT_S
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# deregister-cleanup (issue 7): sweeps at 20 and 1,020 snapshots (1 and 2 pages), 3 AMIs on the event path
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def cleanup_run() -> cleanup.CleanupResults:
+    return cleanup.measure(sizes=(20, 1_020), amis=3)
+
+
+def test_cleanup_sweep_calls_grow_with_pages_not_snapshots(cleanup_run: cleanup.CleanupResults) -> None:
+    small, large = cleanup_run.sweeps
+    listing = {"ec2.DescribeImages": 1, "ec2.ListImagesInRecycleBin": 1}
+    assert {k: v for k, v in small.calls.items() if k.startswith("ec2.")} == {**listing, "ec2.DescribeSnapshots": 1}
+    assert {k: v for k, v in large.calls.items() if k.startswith("ec2.")} == {**listing, "ec2.DescribeSnapshots": 2}
+    assert large.verdicts == {"orphan": large.orphans, "image holds it": large.registered,
+                              "image in recycle bin": large.recycled}  # fmt: skip
+    assert large.purges_enqueued == min(-(-large.orphans // 20), cleanup.MAX_PURGES_PER_SWEEP)
+    assert small.tags_checked and large.tags_checked
+
+
+def test_cleanup_worker_purges_every_orphan_and_nothing_else(cleanup_run: cleanup.CleanupResults) -> None:
+    purge = cleanup_run.purge
+    assert purge.deleted == min(purge.orphans, 20 * purge.messages)
+    assert purge.orphans_left == purge.orphans - purge.deleted
+    assert purge.others_kept == purge.others > 0
+    assert purge.calls["ec2.DeleteSnapshot"] == purge.deleted
+    for call in ("ec2.DescribeImages", "ec2.DescribeSnapshots", "ec2.ListImagesInRecycleBin"):
+        assert purge.calls[call] == purge.messages, call
+
+
+def test_cleanup_event_path_deletes_once_and_the_origin_leaks_when_handled_at_once(
+    cleanup_run: cleanup.CleanupResults,
+) -> None:
+    days = {(d.design, d.timing): d for d in cleanup_run.days}
+    for timing in cleanup.TIMINGS:
+        ours = days[("ours", timing)]
+        assert (ours.deleted, ours.left, ours.sweep_orphans) == (ours.amis, 0, 0), timing
+        assert ours.repeat_calls == {"dynamodb.GetItem": ours.amis}  # the ledger answers a repeated event
+        assert ours.calls["ec2.DeleteSnapshot"] >= ours.amis
+    assert days[("origin", cleanup.TIMINGS[0])].left == days[("origin", cleanup.TIMINGS[0])].amis
+    assert days[("origin", cleanup.TIMINGS[1])].left == 0
+    other_form = next(d for d in cleanup_run.days if d.design.startswith("origin, "))
+    assert other_form.deleted == 0
+
+
+def test_the_committed_cleanup_cost_inputs_match_a_fresh_measurement(cleanup_run: cleanup.CleanupResults) -> None:
+    fresh, committed = cleanup_run.inputs, cleanup.load_inputs()
+    assert fresh.ours.ec2_calls_each == committed.ours.ec2_calls_each
+    assert fresh.ours.other_calls_each == committed.ours.other_calls_each
+    assert fresh.ours.metric_names == committed.ours.metric_names
+    assert fresh.origin.ec2_calls_each == committed.origin.ec2_calls_each
+    assert fresh.sweep_calls_fixed == committed.sweep_calls_fixed
+    assert fresh.repeat_each == committed.repeat_each
+
+
+def test_the_cleanup_readme_cost_section_is_what_the_cost_model_computes() -> None:
+    inputs = cleanup.load_inputs()
+    text = readme.CLEANUP_README.read_text(encoding="utf-8")
+    assert readme.current(text) == readme.cleanup_section(inputs)
+
+
+def test_cleanup_cost_grows_with_sources_and_monitoring_does_not() -> None:
+    inputs = cleanup.load_inputs()
+    totals = [project(inputs.usage("ours", n), n).total for n in readme.CLEANUP_SIZES]
+    assert totals == sorted(totals) and totals[0] < totals[-1]
+    assert inputs.pages(20) == 1 and inputs.pages(2000) == 40
+    small, large = ({line.item: line for line in project(inputs.usage("ours", n), n).lines} for n in (20, 2000))
+    for item in ("CloudWatch custom metrics (EMF)", "CloudWatch alarms", "EventBridge Scheduler"):
+        assert small[item].usd == large[item].usd

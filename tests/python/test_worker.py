@@ -679,6 +679,7 @@ def test_a_daily_cycle_costs_two_ec2_calls_and_seven_in_all_per_instance_besides
         "dynamodb.UpdateItem": 1,  # deleted
         "sqs.SendMessage": 1,  # the delayed snapshot purge
         "ec2.DescribeImages": 1,  # is the snapshot used by another AMI (disabled ones included)
+        "ec2.ListImagesInRecycleBin": 1,  # is the AMI in the Recycle Bin (restoring it needs the snapshot)
         "ec2.DescribeSnapshots": 1,  # is the snapshot ours
         "ec2.DeleteSnapshot": 1,
     }

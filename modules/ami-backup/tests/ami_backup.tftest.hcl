@@ -78,7 +78,7 @@ run "statements_carry_the_ownership_they_need" {
 
   assert {
     condition = toset(flatten([for s in local.worker_statements : s.actions])) == toset([
-      "ec2:DescribeInstances", "ec2:DescribeImages", "ec2:DescribeSnapshots", "ec2:DescribeLockedSnapshots",
+      "ec2:DescribeInstances", "ec2:DescribeImages", "ec2:DescribeSnapshots", "ec2:DescribeLockedSnapshots", "ec2:ListImagesInRecycleBin",
       "ec2:CreateImage", "ec2:CreateTags",
       "ec2:DeregisterImage", "ec2:DeleteSnapshot",
     ])

@@ -796,3 +796,88 @@ run "rejects_unsupported_log_retention" {
 
   expect_failures = [var.log_retention_days]
 }
+
+run "project_resource_ownership_unowned_and_denials" {
+  command = plan
+
+  variables {
+    resource_ownership = "project"
+    scope              = { role_arns = ["arn:aws:iam::444455556666:role/target"] }
+    functions = {
+      worker = {
+        handler        = "m.w"
+        description    = "w"
+        consumes_queue = true
+        statements = [
+          { sid = "DeleteOwned", actions = ["ec2:DeleteSnapshot"], resources = ["arn:aws:ec2:*::snapshot/*"], ownership = "resource" },
+          { sid = "DeleteAny", actions = ["ec2:DeleteSnapshot"], resources = ["arn:aws:ec2:*::snapshot/*"], ownership = "unowned" },
+        ]
+        denials = [
+          {
+            sid        = "Keep"
+            actions    = ["ec2:DeleteSnapshot"]
+            resources  = ["arn:aws:ec2:*::snapshot/*"]
+            conditions = [{ test = "Null", variable = "aws:ResourceTag/keep", values = ["false"] }]
+          },
+        ]
+      }
+    }
+  }
+
+  assert {
+    condition = anytrue([
+      for s in data.aws_iam_policy_document.business["worker"].statement :
+      s.sid == "DeleteOwned" && [for c in s.condition : "${c.test} ${c.variable}=${join(",", c.values)}"] == [
+        "StringEquals aws:ResourceTag/ops-automation:managed-by=terraform-aws-ops-automation",
+      ]
+    ])
+    error_message = "resource_ownership = project must require the managed-by tag only (resources of any policy of the project)."
+  }
+
+  assert {
+    condition = anytrue([
+      for s in data.aws_iam_policy_document.business["worker"].statement :
+      s.sid == "DeleteAny" && length(s.condition) == 0 && s.effect != "Deny"
+    ])
+    error_message = "ownership = unowned adds no condition."
+  }
+
+  assert {
+    condition = anytrue([
+      for s in data.aws_iam_policy_document.business["worker"].statement :
+      s.sid == "Keep" && s.effect == "Deny" && [for c in s.condition : "${c.test} ${c.variable}=${join(",", c.values)}"] == ["Null aws:ResourceTag/keep=false"]
+    ])
+    error_message = "denials are rendered as Deny statements with their own conditions only."
+  }
+
+  assert {
+    condition = anytrue([
+      for s in data.aws_iam_policy_document.target_role.statement : s.sid == "WorkerKeep" && s.effect == "Deny"
+    ])
+    error_message = "The target role policy carries the denials too."
+  }
+}
+
+run "rejects_unowned_creation" {
+  command = plan
+
+  variables {
+    functions = {
+      a = { handler = "m.a", description = "a", consumes_queue = true, statements = [
+        { sid = "Create", actions = ["ec2:CreateSnapshot"], resources = ["arn:aws:ec2:*::snapshot/*"], ownership = "unowned" },
+      ] }
+    }
+  }
+
+  expect_failures = [var.functions]
+}
+
+run "rejects_unknown_resource_ownership" {
+  command = plan
+
+  variables {
+    resource_ownership = "account"
+  }
+
+  expect_failures = [var.resource_ownership]
+}
