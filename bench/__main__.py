@@ -1,5 +1,6 @@
 """`make bench`: measure everything in one run, print the tables, write bench/results/*.json, bench/RESULTS.md,
-bench/cost_inputs.json and the cost sections of modules/ami-backup/README.md and modules/ebs-snapshot/README.md."""
+bench/cost_inputs.json and the cost sections of modules/ami-backup/README.md, modules/ebs-snapshot/README.md and
+modules/deregister-cleanup/README.md."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from collections import Counter
 from dataclasses import asdict
 from typing import Any
 
-from . import ROOT, ebs, footprint, model, planner, readme, throttle
+from . import ROOT, cleanup, ebs, footprint, model, planner, readme, throttle
 from . import calls as calls_bench
 from .cost import EXCLUDED_PRICES, ISSUE_OLD_FIGURE_20, PRICES, money, project
 
@@ -41,6 +42,7 @@ def measure() -> dict[str, Any]:
         "zip_bytes": footprint.zip_bytes(),
         "throttle": throttle.measure(),
         "ebs": measure_ebs(),
+        "cleanup": cleanup.measure().as_dict(),
     }
 
 
@@ -131,6 +133,97 @@ def ebs_calls_by_api(results: dict[str, Any]) -> list[str]:
                 f"{'' if base is None else f'{base:.2f}'} |"
             )
     return rows
+
+
+def cleanup_inputs(results: dict[str, Any]) -> cleanup.CleanupInputs:
+    return cleanup.CleanupInputs.from_dict(results["cleanup"]["inputs"])
+
+
+def _per(calls: dict[str, int], n: int, prefix: str = "") -> str:
+    return ", ".join(f"{call.split('.')[1]} {v / n:.2f}" for call, v in calls.items() if call.startswith(prefix))
+
+
+def cleanup_figures(results: dict[str, Any]) -> list[str]:
+    """Issue 7: the sweep by pages, the purge per orphan, the event path per AMI, ours next to the origin."""
+    c = results["cleanup"]
+    rows = ["| figure | ours | baseline (origin design) |", "|---|---|---|"]
+    for run in c["sweeps"]:
+        ec2 = {k: v for k, v in run["calls"].items() if k.startswith("ec2.")}
+        rows.append(
+            f"| sweep over {run['snapshots']:,} CreateImage snapshots ({run['orphans']:,} of deregistered AMIs, "
+            f"{run['registered']:,} of registered ones, {run['recycled']:,} of AMIs in the Recycle Bin): EC2 calls "
+            f"by API; per 1,000 snapshots | {_calls(ec2)}; {sum(ec2.values()) * 1000 / run['snapshots']:.2f} "
+            f"(SendMessageBatch {run['calls'].get('sqs.SendMessageBatch', 0)} for {run['purges_enqueued']} purge "
+            "messages) | no sweep: the orphans stay |"
+        )
+    p = c["purge"]
+    rows += [
+        f"| worker purge of the {p['orphans']:,} orphans found ({p['messages']} messages of 20, {p['invocations']} "
+        f"invocations as the paced messages come due): EC2 calls per orphan deleted | "
+        f"{_per(p['calls'], p['deleted'], 'ec2.')} (total {sum(p['calls'].values()) / p['deleted']:.2f}) | |",
+        f"| after the purge: orphans left for the next daily sweep (one sweep hands out at most "
+        f"{cleanup.MAX_PURGES_PER_SWEEP} messages of 20); snapshots of registered or binned AMIs kept | "
+        f"{p['orphans_left']}; {p['others_kept']} of {p['others']} | |",
+    ]
+    days = {(d["design"], d["timing"]): d for d in c["days"]}
+    for timing in cleanup.TIMINGS:
+        mine, theirs = days[("ours", timing)], days[("origin", timing)]
+        n = mine["amis"]
+        rows += [
+            f"| event path, {n} AMIs deregistered, each event handled {timing}: calls per AMI by API "
+            "(its delayed purge and any retry included) | "
+            f"{_per(mine['calls'], n)} | {_per(theirs['calls'], n)} |",
+            f"| ... invocations and SQS messages per AMI; snapshots deleted / left behind | "
+            f"{mine['invocations'] / n:.2f} and {mine['messages'] / n:.2f}; {mine['deleted']} / {mine['left']} | "
+            f"{theirs['invocations'] / n:.2f} and 0; {theirs['deleted']} / {theirs['left']} |",
+        ]
+    ours_day = days[("ours", cleanup.TIMINGS[0])]
+    other_form = next(d for d in c["days"] if d["design"].startswith("origin, "))
+    rows += [
+        f"| repeated event (CloudTrail rule on, or a redelivery): calls per AMI | "
+        f"{_per(ours_day['repeat_calls'], ours_day['amis'])} | (acts again) |",
+        f"| EC2's other observed description (`Created by CreateImage(i-…) for ami-…`, no ` from vol-…`): "
+        f"snapshots deleted / left behind after the window | {ours_day['amis']} / 0 (both forms read) | "
+        f"{other_form['deleted']} / {other_form['left']} (its filter needs ` from *`) |",
+    ]
+    inputs = cleanup_inputs(results)
+    for n in readme.CLEANUP_SIZES:
+        ours, origin = project(inputs.usage("ours", n), n), project(inputs.usage("origin", n), n)
+        rows.append(
+            f"| monthly cost at {n:,} AMIs deregistered a day, sweep over {n * inputs.snapshots_per_source:,} "
+            f"snapshots (after always-free tiers; storage excluded) | {money(ours.total)} "
+            f"({money(ours.total_after_free_tier)}) | {money(origin.total)} ({money(origin.total_after_free_tier)}) |"
+        )
+    return rows
+
+
+def cleanup_notes(results: dict[str, Any]) -> list[str]:
+    c = results["cleanup"]
+    return [
+        "### deregister-cleanup: how it is measured",
+        "",
+        "- moto made faithful, fixed clock, `managed` scope, snapshots tagged as ami-backup tags them. AMIs are made "
+        "with CreateImage at moto's backend (setup, not counted), one snapshot each, described as EC2 does "
+        "(`Created by CreateImage(i-…) for ami-… from vol-…`, the form the origin's filter needs; ours reads both).",
+        "- Sweep: one account grown to "
+        + " then ".join(f"{s['snapshots']:,}" for s in c["sweeps"])
+        + " snapshots (of every 20: 16 of deregistered AMIs, 3 of registered ones, 1 of an AMI deregistered into "
+        "the Recycle Bin with `fidelity.recycle_image`), past the 24-hour grace; the sweep reads only, so the "
+        "first sweep's messages are dropped and the last one's drained by the worker (delays honoured, batches "
+        "of up to 10 as they come due). DescribeSnapshots pages by MaxResults/NextToken as AWS documents "
+        "(fidelity E24; moto answers one page); the fidelity's `fast_tags` looks tags up directly instead of "
+        "moto's scan of every tag (same answer, checked in the run: "
+        f"{all(s['tags_checked'] for s in c['sweeps'])}).",
+        "- Event path: an account holding 20 snapshots per AMI deregistered that day; 20 AMIs deregistered, each "
+        "`deregistered` state event in its own invocation, handled at once (inside the fidelity's assumed 60 s "
+        "`InvalidSnapshot.InUse` window after DeregisterImage) or after that window; every message the worker "
+        "sends (delayed purges, retries) handled as it comes due; then the same events again; then the day's sweep. "
+        "The cost model uses the `at once` day.",
+        "- Baseline: `bench/baseline.py` `DeregisterBaseline`, the origin's deregister-image function on the same "
+        "moto and AMIs: one invocation per CloudTrail event, DescribeSnapshots by description, DeleteSnapshot per "
+        "snapshot, the first error ends it (logged, not retried). It checks neither `errorCode`, nor whether "
+        "another AMI uses a snapshot, nor whose the snapshot is.",
+    ]
 
 
 def figures(results: dict[str, Any]) -> list[str]:
@@ -297,7 +390,7 @@ def throttle_notes(t: dict[str, Any]) -> str:
     )
 
 
-def report(results: dict[str, Any], table: list[str], ebs_table: list[str]) -> str:
+def report(results: dict[str, Any], table: list[str], ebs_table: list[str], cleanup_table: list[str]) -> str:
     ours, origin = model_usage(results, "ours"), model_usage(results, "origin")
     sources = "\n".join(
         f"- {key}: ${p.usd:.10g} per {p.per}, free {p.free:g}/month — {p.source}"
@@ -332,6 +425,16 @@ def report(results: dict[str, Any], table: list[str], ebs_table: list[str]) -> s
             .replace("## Cost", "## ebs-snapshot cost, line by line")
             .replace("](../../examples/", "](../examples/"),
             "",
+            "## deregister-cleanup (issue 7): calls per 1,000 snapshots swept, per orphan, per AMI, and cost",
+            "",
+            *cleanup_table,
+            "",
+            *cleanup_notes(results),
+            "",
+            readme.cleanup_section(cleanup_inputs(results), readme.CLEANUP_SIZES).replace(
+                "## Cost", "## deregister-cleanup cost, line by line"
+            ),
+            "",
             "## Prices (us-east-1 list prices)",
             "",
             sources,
@@ -341,8 +444,11 @@ def report(results: dict[str, Any], table: list[str], ebs_table: list[str]) -> s
             "(https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-scaling.html).",
             "- CloudWatch custom metrics are prorated by the hour and metered only in hours a metric receives data "
             "(https://aws.amazon.com/cloudwatch/pricing/); modelled as metric names x active hours / 730.",
-            "- AWS service events (EC2 AMI State Change) on the default bus are free; Scheduler has 14 M free "
-            "invocations a month (https://aws.amazon.com/eventbridge/pricing/).",
+            "- AWS service events (EC2 AMI State Change) on the default bus are free, and so are AWS management "
+            'events delivered by CloudTrail (`AWS API Call via CloudTrail`, e.g. DeregisterImage): "AWS management '
+            'events are ingested by the event bus for free"; Scheduler has 14 M free invocations a month '
+            "(https://aws.amazon.com/eventbridge/pricing/). The trail such events need is not priced (CloudTrail's "
+            "first copy of management events is free).",
             "",
             "Raw figures: bench/results/*.json (not committed).",
         ]
@@ -357,16 +463,20 @@ def main() -> int:
         (RESULTS / f"{name}.json").write_text(json.dumps(value, indent=2, default=str) + "\n", encoding="utf-8")
     ours, origin = model_usage(results, "ours"), model_usage(results, "origin")
     ebs_modes = ebs_inputs(results)
-    model.save_inputs(ours, origin, ebs_modes)
+    cleanup_in = cleanup_inputs(results)
+    model.save_inputs(ours, origin, ebs_modes, cleanup_in.as_dict())
     readme.write(readme.section(ours, origin))
     readme.write(readme.ebs_section(ebs_modes), readme.EBS_README)
-    table, ebs_table = figures(results), ebs_figures(results)
-    REPORT.write_text(report(results, table, ebs_table) + "\n", encoding="utf-8")
+    readme.write(readme.cleanup_section(cleanup_in), readme.CLEANUP_README)
+    table, ebs_table, cleanup_table = figures(results), ebs_figures(results), cleanup_figures(results)
+    REPORT.write_text(report(results, table, ebs_table, cleanup_table) + "\n", encoding="utf-8")
     print("\n".join(table))
     print("\n" + "\n".join(ebs_table))
+    print("\n" + "\n".join(cleanup_table))
     print(
         f"\nwrote {REPORT.relative_to(ROOT)}, {model.INPUTS_FILE.relative_to(ROOT)}, bench/results/*.json and "
-        f"the cost sections of {readme.README.relative_to(ROOT)} and {readme.EBS_README.relative_to(ROOT)}"
+        f"the cost sections of {readme.README.relative_to(ROOT)}, {readme.EBS_README.relative_to(ROOT)} and "
+        f"{readme.CLEANUP_README.relative_to(ROOT)}"
     )
     return 0
 

@@ -143,3 +143,35 @@ class EbsBaseline:
             for snapshot in members:
                 if snapshot["State"] == "completed":
                     self.ec2.delete_snapshot(SnapshotId=snapshot["SnapshotId"])
+
+
+@dataclass
+class DeregisterBaseline:
+    """The origin's deregister-image function (uzresk/aws-auto-operations-using-lambda,
+    deregister-image/.../DeregisterImageFunction.java), run on the same moto: invoked by a CloudWatch Events rule on
+    the CloudTrail `DeregisterImage` call (one invocation per event, no queue, ledger or sweep), it reads the AMI id
+    from the request parameters (never `errorCode`), lists the snapshots described
+    `Created by CreateImage(*) for <ami> from *` (one unpaginated DescribeSnapshots, no owner filter) and deletes
+    each in turn: no in-use, scope or Recycle Bin check; the first error ends the invocation, which still
+    "succeeds" (the error is logged), so nothing is retried."""
+
+    network: Network
+    ec2: Any = field(init=False)
+    errors: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.ec2 = self.network.client("ec2", config=ADAPTIVE)
+
+    def on_event(self, image_id: str) -> list[str]:
+        """One invocation; returns the snapshots it deleted."""
+        deleted: list[str] = []
+        try:
+            listing = self.ec2.describe_snapshots(
+                Filters=[{"Name": "description", "Values": [f"Created by CreateImage(*) for {image_id} from *"]}]
+            )
+            for snapshot in listing["Snapshots"]:
+                self.ec2.delete_snapshot(SnapshotId=snapshot["SnapshotId"])
+                deleted.append(snapshot["SnapshotId"])
+        except ClientError as error:  # the origin's catch-all: logged, the invocation succeeds
+            self.errors.append(str(error))
+        return deleted

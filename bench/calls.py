@@ -18,10 +18,12 @@ from .driver import Driver, Invocations
 from .harness import Clock, Network, installed, moto_account, routed
 
 GENERATIONS = 3
-# Calls a retired AMI costs, apart from the cycle (what retention demands).
+# Calls a retired AMI costs, apart from the cycle (what retention demands): the purge of its snapshots asks the
+# Recycle Bin whether the AMI went there (a restorable AMI keeps them).
 OURS_RETIREMENT = Counter(
     {
         "ec2.DeregisterImage": 1,
+        "ec2.ListImagesInRecycleBin": 1,
         "ec2.DescribeImages": 1,
         "ec2.DescribeSnapshots": 1,
         "ec2.DeleteSnapshot": 1,

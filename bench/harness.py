@@ -20,6 +20,7 @@ from aws_harness import (
     MOTO_ENVIRONMENT,
     REGION,
     Clock,
+    cleanup_function_env,
     create_policy_resources,
     ebs_function_env,
     function_env,
@@ -215,15 +216,19 @@ def moto_account() -> Iterator[Infra]:
 
 
 # The function environment modules/internal gives each module's functions, by handler package.
-ENVIRONMENTS: dict[str, Callable[..., dict[str, str]]] = {"ami_backup": function_env, "ebs_snapshot": ebs_function_env}
+ENVIRONMENTS: dict[str, Callable[..., dict[str, str]]] = {
+    "ami_backup": function_env,
+    "ebs_snapshot": ebs_function_env,
+    "deregister_cleanup": cleanup_function_env,
+}
 
 
 @contextmanager
 def installed(
     infra: Infra, clock: Clock | Callable[[], Any], *, module: str = "ami_backup", **overrides: str
 ) -> Iterator[None]:
-    """The function environment and both runtimes of `module` (ami_backup, ebs_snapshot) on `clock`, as
-    modules/internal wires them."""
+    """The function environment and both runtimes of `module` (ami_backup, ebs_snapshot, deregister_cleanup) on
+    `clock`, as modules/internal wires them."""
     handlers = importlib.import_module(f"ops_automation.{module}.handlers")
     env = ENVIRONMENTS[module](infra.queue_url, **{"OPS_ALERT_TOPIC_ARN": infra.topic_arn, **overrides})
     with patched_env(env):
@@ -231,5 +236,5 @@ def installed(
         try:
             yield
         finally:
-            handlers.planner_runtime.install(None)
+            (getattr(handlers, "planner_runtime", None) or handlers.sweeper_runtime).install(None)
             handlers.worker_runtime.install(None)

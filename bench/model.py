@@ -15,6 +15,7 @@ from .driver import Invocations
 
 INPUTS_FILE = Path(__file__).resolve().parent / "cost_inputs.json"
 EBS_KEY = "ebs-snapshot"
+CLEANUP_KEY = "deregister-cleanup"
 ALARMS_OURS = 2  # the DLQ alarm and the "backups stopped" (missed run) alarm, at defaults (both modules)
 METRIC_HOURS_PER_DAY = 2  # the slot's hour, and the next one (delayed checks and snapshot purges)
 
@@ -119,8 +120,21 @@ class ModeInputs:
         return cls(**{**fields, "ours": CycleUsage(**fields["ours"]), "origin": CycleUsage(**fields["origin"])})
 
 
-def save_inputs(ours: CycleUsage, origin: CycleUsage, ebs: Mapping[str, ModeInputs], path: Path = INPUTS_FILE) -> None:
-    data = {"ours": asdict(ours), "origin": asdict(origin), EBS_KEY: {mode: asdict(m) for mode, m in ebs.items()}}
+def save_inputs(
+    ours: CycleUsage,
+    origin: CycleUsage,
+    ebs: Mapping[str, ModeInputs],
+    cleanup: Mapping[str, Any] | None = None,
+    path: Path = INPUTS_FILE,
+) -> None:
+    """`cleanup`: bench/cleanup.py's CleanupInputs as a dict (loaded back by `cleanup.load_inputs`)."""
+    data: dict[str, Any] = {
+        "ours": asdict(ours),
+        "origin": asdict(origin),
+        EBS_KEY: {mode: asdict(m) for mode, m in ebs.items()},
+    }
+    if cleanup is not None:
+        data[CLEANUP_KEY] = dict(cleanup)
     path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
 
 
