@@ -1,9 +1,10 @@
-"""`make demo`: a simulated week of AMI backups and a series of daily EBS snapshots against one local AWS, as a
-readable report with one section per module.
+"""`make demo`: a simulated week of AMI backups, a series of daily EBS snapshots and simulated days of clean-up after
+deregistration against one local AWS, as a readable report with one section per module.
 
-examples/ami-backup and examples/ebs-snapshot are applied with terraform (at once) to a local AWS (moto on
-127.0.0.1) and the handlers run with the configuration Terraform deployed (the tier-3 path, tests/e2e). Everything
-is removed afterwards: `terraform destroy`, the local AWS, the temporary folder.
+examples/ami-backup, examples/ebs-snapshot and examples/deregister-cleanup (plus a dry-run variant of it) are
+applied with terraform (at once) to a local AWS (moto on 127.0.0.1) and the handlers run with the configuration
+Terraform deployed (the tier-3 path, tests/e2e). Everything is removed afterwards: `terraform destroy`, the local
+AWS, the temporary folder.
 
 terraform and a hashicorp/aws provider mirror are required. There is no fallback without them: the former
 in-process path built the module's resources and environment from a hand-written Python copy of the Terraform,
@@ -29,6 +30,7 @@ sys.path[:0] = [str(REPO_ROOT / "lambda_src"), str(REPO_ROOT)]
 
 from scripts.local_aws import local_aws  # noqa: E402
 from tests.e2e import ami_backup_scenario as ami  # noqa: E402
+from tests.e2e import deregister_cleanup_scenario as dereg  # noqa: E402
 from tests.e2e import ebs_snapshot_scenario as ebs  # noqa: E402
 from tests.e2e import scenario  # noqa: E402
 from tests.support.terraform_env import TerraformUnavailable, require_terraform  # noqa: E402
@@ -261,7 +263,94 @@ def series_problems(series: ebs.SeriesReport, state: ebs.FinalState) -> list[str
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Both
+# deregister-cleanup
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _fate(report: dereg.CleanupReport, snapshot_id: str) -> str:
+    for day in report.days:
+        if snapshot_id in day.deleted:
+            return f"deleted on day {day.number}"
+    return "kept"
+
+
+def print_cleanup(report: dereg.CleanupReport, state: dereg.FinalState) -> None:
+    main = report.main
+    environment = main.worker_environment
+    print(RULE)
+    print(
+        f"policy {main.policy_name!r}: scope {environment['OPS_CLEANUP_SCOPE']}, grace "
+        f"{environment['OPS_CLEANUP_GRACE_HOURS']} h, sweep {main.schedule_expression} {main.schedule_timezone}; "
+        f"beside it {report.dry.policy_name!r} (dry run, CloudTrail rule) and ami-backup {report.backup.policy_name!r}"
+    )
+    routed = ", ".join(
+        f"{name} {dict(counts)}" for name, counts in sorted(report.sample_routing.items()) if name != "backup"
+    )
+    print(f"{len(report.samples)} published sample events put on the bus; routed to the work queues: {routed}")
+    print(RULE)
+    stories = (
+        ("fed", "deregistered; its event deleted the snapshot (the normalized copy was a duplicate)"),
+        ("race", "event handled at once: InvalidSnapshot.InUse, retried through the queue"),
+        ("lost", "deregistered by hand, event lost: in grace at the next sweep, swept the day after"),
+        ("shared-first", "its snapshot shared with another AMI: kept until that one went too"),
+        ("disabled-user", "its snapshot used by a disabled AMI"),
+        ("recycled", "in the Recycle Bin until its retention ended (day 3)"),
+        ("excluded", "snapshot tagged ops-automation:keep"),
+        ("unmanaged", "made by someone else (scope managed): reported, not deleted"),
+    )
+    for role, story in stories:
+        snapshot = report.amis.snapshots[role]
+        print(f"  {role:<14} {report.amis.images[role]} {snapshot}: {_fate(report, snapshot)} - {story}")
+    if report.denied_snapshot:
+        print(
+            f"  ami-backup     {report.denied_snapshot}: its deletion refused past ami-backup's deadline; "
+            f"{_fate(report, report.denied_snapshot)} by deregister-cleanup"
+        )
+    print(RULE)
+    for day in report.days:
+        sweep = day.sweep
+        print(
+            f"day {day.number} ({day.slot}): sweep {sweep.get('orphans')} orphan(s) enqueued "
+            f"{sweep.get('verdicts')}; deleted {len(day.deleted)}; dry run would delete "
+            f"{len(day.dry_sweep.get('would_delete', []))}"
+        )
+        for alert in day.alerts:
+            if alert["alert"] == dereg.OUT_OF_SCOPE:
+                print(
+                    f"  REPORT out of scope: {alert['orphans']} orphan(s), {alert['gib']} GiB, "
+                    f"at most ${alert['monthly_cost_usd_at_most']}/month: {alert['sample_snapshot_ids']}"
+                )
+            else:
+                print(f"  ALERT {alert['alert']}: {alert.get('snapshots')}")
+        for alert in day.backup_alerts:
+            print(f"  ami-backup ALERT {alert['alert']}: {alert.get('snapshots')}")
+    print(RULE)
+    print(
+        f"ledger {main.ledger_table}: {len(state.ledger)} items; dry-run deletions: {len(report.dry_deletions)}; "
+        f"dead-letter queues: {state.dlq_messages} + {state.dry_dlq_messages}"
+    )
+
+
+def cleanup_problems(report: dereg.CleanupReport, state: dereg.FinalState) -> list[str]:
+    found: list[str] = []
+    kept = [report.amis.snapshots[role] for role in ("disabled-user", "excluded", "unmanaged", "registered")]
+    if any(snapshot not in state.snapshots for snapshot in kept):
+        found.append("deregister-cleanup deleted a snapshot it had to keep")
+    gone = [report.amis.snapshots[role] for role in ("fed", "race", "lost", "shared-first", "recycled")]
+    if report.denied_snapshot:
+        gone.append(report.denied_snapshot)
+    left = [snapshot for snapshot in gone if snapshot in state.snapshots]
+    if left:
+        found.append(f"orphan snapshots left behind: {left}")
+    if report.dry_deletions:
+        found.append(f"the dry run deleted {report.dry_deletions}")
+    if report.failed_records or state.dlq_messages or state.dry_dlq_messages:
+        found.append("deregister-cleanup work items failed")
+    return found
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# All
 # ---------------------------------------------------------------------------------------------------------------
 
 
@@ -271,25 +360,40 @@ class Results:
     ami_state: ami.FinalState
     series: ebs.SeriesReport
     ebs_state: ebs.FinalState
+    cleanup: dereg.CleanupReport
+    cleanup_state: dereg.FinalState
     runs: dict[str, scenario.TerraformRun]
 
 
 def run_with_terraform() -> Results:
-    examples = [ami.EXAMPLE, ebs.EXAMPLE]
+    examples = [ami.EXAMPLE, ebs.EXAMPLE, dereg.EXAMPLE]
     region = scenario.example_region(examples[0])
     with tempfile.TemporaryDirectory(prefix="ops-automation-demo-") as workdir, local_aws(region) as aws:
         print(f"local AWS (moto) at {aws.endpoint}")
         names = " and ".join(example.as_posix() for example in examples)
         print(f"terraform init + apply {names}, at once (moto takes ~25 s per SQS queue) ...", flush=True)
-        with scenario.applied_together(aws, Path(workdir), examples) as applied:
-            runs = {example.name: applied.run(example) for example in examples}
+        with scenario.applied_together(aws, Path(workdir), examples, [dereg.DRY_RUN]) as applied:
+            runs = {example.name: applied.run(example) for example in (*examples, dereg.DRY_RUN.path)}
             print("applied in " + ", ".join(f"{name} {run.apply_seconds:.0f}s" for name, run in runs.items()))
             aws_ami = applied.aws_for(ami.EXAMPLE)
             print(f"ami-backup: simulating {ami.DAYS} days ...", flush=True)
             deployment = scenario.deployment_from_terraform(aws_ami, runs[ami.EXAMPLE.name].outputs, ami.EXAMPLE)
             week = ami.run_week(aws_ami, deployment)
             ami_state = ami.final_state(aws_ami, deployment)
-            applied.start_destroy(ami.EXAMPLE)
+            print(f"deregister-cleanup: simulating {dereg.DAYS} days beside ami-backup ...", flush=True)
+            aws_dereg = applied.aws_for(dereg.EXAMPLE)
+            outputs = {path.name: runs[path.name].outputs for path in (dereg.EXAMPLE, dereg.DRY_RUN.path)}
+            main = scenario.deployment_from_terraform(
+                aws_dereg, outputs[dereg.EXAMPLE.name], dereg.EXAMPLE, scheduled="sweeper"
+            )
+            dry = scenario.deployment_from_terraform(
+                aws_dereg, outputs[dereg.DRY_RUN.path.name], dereg.DRY_RUN.path, scheduled="sweeper"
+            )
+            ebs_queue = [runs[ebs.EXAMPLE.name].outputs["work_queue_url"]]
+            cleanup = dereg.run_days(aws_dereg, main, dry, deployment, ebs_queue)
+            cleanup_state = dereg.final_state(aws_dereg, main, dry)
+            for example in (ami.EXAMPLE, dereg.EXAMPLE, dereg.DRY_RUN.path):
+                applied.start_destroy(example)
             aws_ebs = applied.aws_for(ebs.EXAMPLE)
             print(f"ebs-snapshot: simulating {ebs.SLOTS} daily slots ...", flush=True)
             deployment = scenario.deployment_from_terraform(aws_ebs, runs[ebs.EXAMPLE.name].outputs, ebs.EXAMPLE)
@@ -297,7 +401,7 @@ def run_with_terraform() -> Results:
             ebs_state = ebs.final_state(aws_ebs, deployment)
             print("terraform destroy ...", flush=True)
         print("destroyed in " + ", ".join(f"{name} {run.destroy_seconds:.0f}s" for name, run in runs.items()))
-    return Results(week, ami_state, series, ebs_state, runs)
+    return Results(week, ami_state, series, ebs_state, cleanup, cleanup_state, runs)
 
 
 def main() -> int:
@@ -308,13 +412,16 @@ def main() -> int:
         print(
             f"demo cannot run: {unavailable.reason}\n"
             "It needs terraform on PATH and a local hashicorp/aws provider mirror, because it deploys\n"
-            "examples/ami-backup and examples/ebs-snapshot with terraform and runs the handlers with what Terraform\n"
-            "deployed; there is no in-process fallback (a Python copy of the Terraform configuration could drift\n"
-            "from the HCL).",
+            "examples/ami-backup, examples/ebs-snapshot and examples/deregister-cleanup with terraform and runs the\n"
+            "handlers with what Terraform deployed; there is no in-process fallback (a Python copy of the Terraform\n"
+            "configuration could drift from the HCL).",
             file=sys.stderr,
         )
         return CANNOT_RUN
-    print("terraform apply of examples/ami-backup and examples/ebs-snapshot against one local AWS (tier-3 path)")
+    print(
+        "terraform apply of examples/ami-backup, examples/ebs-snapshot and examples/deregister-cleanup against one"
+        " local AWS (tier-3 path)"
+    )
     results = run_with_terraform()
     print()
     print("=== ami-backup " + "=" * (len(RULE) - 15))
@@ -324,9 +431,17 @@ def main() -> int:
     print("=== ebs-snapshot " + "=" * (len(RULE) - 17))
     print(f"deployment: {results.series.deployment.how}")
     print_series(results.series, results.ebs_state)
+    print()
+    print("=== deregister-cleanup " + "=" * (len(RULE) - 23))
+    print(f"deployment: {results.cleanup.main.how}")
+    print_cleanup(results.cleanup, results.cleanup_state)
     print(RULE)
     print(f"demo finished in {time.monotonic() - started:.0f}s")
-    found = problems(results.week, results.ami_state) + series_problems(results.series, results.ebs_state)
+    found = (
+        problems(results.week, results.ami_state)
+        + series_problems(results.series, results.ebs_state)
+        + cleanup_problems(results.cleanup, results.cleanup_state)
+    )
     for problem in found:
         print(f"PROBLEM: {problem}")
     return 1 if found else 0

@@ -1,8 +1,11 @@
 """Tier 3 runs every selected example on one local AWS: applied at once, scenarios one after the other, each
 destroyed in the background as soon as its scenario is done (see tests/e2e/scenario.py for why).
 
-Each test module names the example it needs in a module-level `EXAMPLE`; the session applies those of the
-selected modules only. The tests that check `terraform destroy` run after the other tier-3 tests, so that one
+Each test module names the example it needs in a module-level `EXAMPLE`, and may name more: `USES` (examples
+another module owns that its scenario drives too - deregister-cleanup drives ami-backup) and `VARIANTS`
+(`scenario.Variant`: a second deployment of an example with some settings overridden). The session applies
+those of the selected modules only, all at once; an example is destroyed once every module using it called
+`start_destroy`. The tests that check `terraform destroy` run after the other tier-3 tests, so that one
 example's destroy overlaps the next example's scenario instead of holding it up; the outcome fixtures of the test
 modules are session-scoped for that reason (a module-scoped one would be set up again for its destroy check).
 The local AWS ends with the last tier-3 test.
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -48,13 +52,26 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items[:] = [*rest[: last + 1], *destroys, *rest[last + 1 :]]
 
 
-def _examples(session: pytest.Session) -> list[Path]:
-    examples: dict[Path, None] = {}
+def _examples(session: pytest.Session) -> tuple[list[Path], list[scenario.Variant], Counter[Path]]:
+    """The examples and variants the selected tier-3 modules need, and how many modules use each example."""
+    modules = {}
     for item in session.items:
-        example = getattr(getattr(item, "module", None), "EXAMPLE", None)
-        if _in_tier3(item) and isinstance(example, Path):
-            examples[example] = None
-    return list(examples)
+        module = getattr(item, "module", None)
+        if _in_tier3(item) and module is not None:
+            modules[module.__name__] = module
+    examples: dict[Path, None] = {}
+    variants: dict[Path, scenario.Variant] = {}
+    holders: Counter[Path] = Counter()
+    for module in modules.values():
+        used = [getattr(module, "EXAMPLE", None), *getattr(module, "USES", ())]
+        for example in used:
+            if isinstance(example, Path):
+                examples[example] = None
+                holders[example] += 1
+        for variant in getattr(module, "VARIANTS", ()):
+            variants[variant.path] = variant
+            holders[variant.path] += 1
+    return list(examples), list(variants.values()), holders
 
 
 # The local AWS of the session, open from the first tier-3 test to the end of the last one.
@@ -75,13 +92,14 @@ def applied(
         require_terraform()
     except TerraformUnavailable as unavailable:
         not_run(unavailable.reason)
-    examples = _examples(request.session)
+    examples, variants, holders = _examples(request.session)
     region = scenario.example_region(examples[0]) if examples else scenario.DEFAULT_REGION
     stack = ExitStack()
     _open.append(stack)
     try:
         aws = stack.enter_context(local_aws(region))
-        yield stack.enter_context(scenario.applied_together(aws, tmp_path_factory.mktemp("e2e"), examples))
+        workdir = tmp_path_factory.mktemp("e2e")
+        yield stack.enter_context(scenario.applied_together(aws, workdir, examples, variants, holders))
     finally:
         _close_local_aws()
 

@@ -30,11 +30,13 @@ module's resources and environment would drift from the HCL silently, which is w
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib
 import json
 import logging
 import os
 import re
+import shutil
 import sys
 import tempfile
 import time
@@ -46,6 +48,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from unittest import mock
 from zoneinfo import ZoneInfo
 
 from moto.ec2.models import ec2_backends
@@ -206,6 +209,26 @@ class TerraformRun:
     destroyed: bool = False
 
 
+@dataclass(frozen=True)
+class Variant:
+    """A second deployment of an example: a copy of its folder in the staged tree (`path`, beside the example, so
+    relative module sources still resolve) with `override` added as a Terraform override file - which can change
+    a variable's default (the policy name, so resources do not collide) and a module block's arguments. For a
+    setting the example has no variable for (deregister-cleanup's `dry_run`, `cloudtrail_events`), without a
+    hand-written copy of the example."""
+
+    example: Path
+    suffix: str
+    override: str
+
+    @property
+    def path(self) -> Path:
+        return self.example.parent / f"{self.example.name}--{self.suffix}"
+
+
+VARIANT_OVERRIDE_FILE = "zz_e2e_variant_override.tf"
+
+
 def example_region(example: Path) -> str:
     """The region the example deploys to by default: the local AWS serves that region."""
     return str(load_module(REPO_ROOT / example).variables.get("region", {}).get("default") or DEFAULT_REGION)
@@ -239,16 +262,30 @@ class AppliedExamples:
     """Examples applied to one local AWS from one staged copy of the repository, each in its own region's view
     of that AWS. Built by `applied_together`; destroys run in the background once started."""
 
-    def __init__(self, aws: LocalAws, workdir: Path, examples: Sequence[Path]) -> None:
+    def __init__(
+        self,
+        aws: LocalAws,
+        workdir: Path,
+        examples: Sequence[Path],
+        variants: Sequence[Variant] = (),
+        holders: Mapping[Path, int] | None = None,
+    ) -> None:
         self.aws = aws
-        self.examples = tuple(dict.fromkeys(examples))
+        self._variants = {variant.path: variant for variant in variants}
+        self.examples = tuple(dict.fromkeys([*examples, *self._variants]))
+        # How many users (test modules) must be done with an example before `start_destroy` destroys it.
+        self._holders: Counter[Path] = Counter({example: 1 for example in self.examples})
+        self._holders.update({example: count - 1 for example, count in (holders or {}).items() if count > 1})
         _, mirror = terraform_env.require_terraform()
         self._env = terraform_env.terraform_env(terraform_env.write_cli_config(workdir / "cli", mirror))
         staged = terraform_env.staged_copy(workdir / "repo")
+        for variant in self._variants.values():
+            shutil.copytree(staged / variant.example, staged / variant.path)
+            (staged / variant.path / VARIANT_OVERRIDE_FILE).write_text(variant.override, encoding="utf-8")
         self._runs: dict[Path, TerraformRun] = {}
         for example in self.examples:
             folder = staged / example
-            override = provider_override(aws.endpoint, example_region(example))
+            override = provider_override(aws.endpoint, self.region_of(example))
             (folder / OVERRIDE_FILE).write_text(override, encoding="utf-8")
             # One after the other: `init` is quick, and the plugin cache is not safe for concurrent use.
             terraform_env.run_terraform(["init", "-input=false", "-no-color"], folder, self._env)
@@ -257,9 +294,17 @@ class AppliedExamples:
         self._applies: dict[Path, Future[TerraformRun]] = {}
         self._destroys: dict[Path, Future[TerraformRun]] = {}
 
+    def region_of(self, example: Path) -> str:
+        variant = self._variants.get(example)
+        return example_region(variant.example if variant is not None else example)
+
     def aws_for(self, example: Path) -> LocalAws:
         """The local AWS as seen from the example's region."""
-        return dataclasses.replace(self.aws, region=example_region(example))
+        return dataclasses.replace(self.aws, region=self.region_of(example))
+
+    def live(self) -> list[Path]:
+        """The examples applied and not being destroyed (their rules still route events)."""
+        return [example for example in self.examples if example not in self._destroys]
 
     def start_applies(self) -> None:
         for example in self.examples:
@@ -270,12 +315,18 @@ class AppliedExamples:
         return self._applies[example].result()
 
     def start_destroy(self, example: Path) -> None:
+        """One user of the example is done with it: destroyed in the background once every user is."""
+        self._holders[example] -= 1
+        if self._holders[example] <= 0:
+            self._begin_destroy(example)
+
+    def _begin_destroy(self, example: Path) -> None:
         if example not in self._destroys:
             self._destroys[example] = self._pool.submit(self._destroy, self._runs[example])
 
     def wait_destroyed(self, example: Path) -> TerraformRun:
         """Start the example's destroy unless it is running, and wait for it (raises the destroy's error)."""
-        self.start_destroy(example)
+        self._begin_destroy(example)
         return self._destroys[example].result()
 
     def close(self) -> None:
@@ -286,7 +337,7 @@ class AppliedExamples:
                 apply.result()
             except BaseException as error:  # an apply that failed half-way still gets its destroy
                 errors.append(error)
-            self.start_destroy(example)
+            self._begin_destroy(example)
         for destroy in self._destroys.values():
             try:
                 destroy.result()
@@ -318,12 +369,19 @@ class AppliedExamples:
 
 
 @contextmanager
-def applied_together(aws: LocalAws, workdir: Path, examples: Sequence[Path]) -> Iterator[AppliedExamples]:
-    """`terraform apply` every example on `aws` at once (from a staged copy in `workdir`); on exit, `terraform
-    destroy` those not destroyed yet, at once. `run(example)` waits for one example's apply.
+def applied_together(
+    aws: LocalAws,
+    workdir: Path,
+    examples: Sequence[Path],
+    variants: Sequence[Variant] = (),
+    holders: Mapping[Path, int] | None = None,
+) -> Iterator[AppliedExamples]:
+    """`terraform apply` every example (and variant, by its `path`) on `aws` at once (from a staged copy in
+    `workdir`); on exit, `terraform destroy` those not destroyed yet, at once. `run(example)` waits for one
+    example's apply. `holders`: how many users must call `start_destroy(example)` before it is destroyed (1).
 
     Raises `terraform_env.TerraformUnavailable` when terraform or the provider mirror is missing."""
-    applied = AppliedExamples(aws, workdir, examples)
+    applied = AppliedExamples(aws, workdir, examples, variants, holders)
     try:
         applied.start_applies()
         yield applied
@@ -341,17 +399,21 @@ def business_policies(aws: Aws, deployment: Deployment) -> dict[str, dict[str, A
     }
 
 
-def deployment_from_terraform(aws: Aws, outputs: Mapping[str, Any], example: Path) -> Deployment:
+def deployment_from_terraform(
+    aws: Aws, outputs: Mapping[str, Any], example: Path, scheduled: str = "planner"
+) -> Deployment:
     """What Terraform deployed, read back from the local AWS the way the Lambda service would see it.
 
-    The handler strings are the example's outputs `planner_handler` / `worker_handler`; each must be the
-    handler the deployed function really has."""
+    `scheduled` names the function the schedule invokes (`planner`, or `sweeper` for deregister-cleanup): the
+    outputs `<scheduled>_function_name` / `<scheduled>_handler` and `worker_*` describe the two functions, kept
+    in the `planner_*` / `worker_*` fields. The handler strings must be the handlers the deployed functions
+    really have. `generations` is 0 for a module without retention (no OPS_GENERATIONS)."""
     lambda_ = aws.client("lambda")
-    planner = outputs["planner_function_name"]
+    planner = outputs[f"{scheduled}_function_name"]
     worker = outputs["worker_function_name"]
     configurations = {name: lambda_.get_function_configuration(FunctionName=name) for name in (planner, worker)}
     handlers = {}
-    for function, output in ((planner, "planner_handler"), (worker, "worker_handler")):
+    for function, output in ((planner, f"{scheduled}_handler"), (worker, "worker_handler")):
         if output not in outputs:
             raise KeyError(f"{example} has no output {output!r}; the scenario takes the handler from it")
         handlers[function] = str(outputs[output])
@@ -363,7 +425,7 @@ def deployment_from_terraform(aws: Aws, outputs: Mapping[str, Any], example: Pat
     schedule = aws.client("scheduler").get_schedule(Name=schedule_name)
     return Deployment(
         policy_name=environments[planner]["OPS_POLICY_NAME"],
-        generations=int(environments[planner]["OPS_GENERATIONS"]),
+        generations=int(environments[planner].get("OPS_GENERATIONS", "0")),
         planner_function=planner,
         worker_function=worker,
         planner_handler=handlers[planner],
@@ -553,10 +615,14 @@ class DeployedPolicy:
     """Runs a deployed policy's functions as AWS would: the planner on its schedule's input, the worker on
     batches polled from its work queue; and puts events on the local default bus for the deployed rule."""
 
-    def __init__(self, aws: Aws, deployment: Deployment, clock: SimulatedClock) -> None:
+    def __init__(self, aws: Aws, deployment: Deployment, clock: SimulatedClock, handler_clock: bool = False) -> None:
         self.aws = aws
         self.deployment = deployment
         self.clock = clock
+        # The handlers read the time from their runtime's clock (the wall clock). With `handler_clock`, the
+        # runtime a cold start builds gets the simulated clock instead, so what the handlers compute from "now"
+        # (purge deadlines, deregister-cleanup's grace period) runs on the simulated days.
+        self.handler_clock = handler_clock
         self.sqs = aws.client("sqs")
         self.events = aws.client("events")
         self.queue_arn = self.sqs.get_queue_attributes(QueueUrl=deployment.work_queue_url, AttributeNames=["QueueArn"])[
@@ -580,13 +646,22 @@ class DeployedPolicy:
         with handler_environment(self.aws, environment):
             # Imported before the output is captured: the logger it makes must write where captured_output looks.
             module = importlib.import_module(module_name)
-            with captured_output(self.log):
+            with captured_output(self.log), self._clock_of(module):
                 container = self._containers.setdefault(function, {})
                 _install_warm_state(module, container)
                 try:
                     return getattr(module, attribute)(event, context)
                 finally:
                     container.update(_take_warm_state(module))
+
+    @contextmanager
+    def _clock_of(self, module: Any) -> Iterator[None]:
+        build = getattr(module, "build_runtime", None)
+        if not self.handler_clock or build is None:
+            yield
+            return
+        with mock.patch.object(module, "build_runtime", functools.partial(build, clock=self.clock.now)):
+            yield
 
     def plan(self, slot: datetime) -> dict[str, Any]:
         """The planner, invoked as the deployed schedule would invoke it for `slot`."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from . import tagging
@@ -65,11 +66,30 @@ def image_snapshot_filter(image_id: str) -> dict[str, Any]:
     }
 
 
-def holding_image_ids(ec2: Any, image_ids: Iterable[str] | None = None) -> set[str]:
-    """The AMIs (the given ones, or all of the account's) that DescribeImages lists in a state other than
-    `deregistered`, disabled ones included: they hold their snapshots."""
-    if image_ids is None:
-        return {str(image["ImageId"]) for image in _images(ec2, []) if image.get("State") != DEREGISTERED}
+@dataclass(frozen=True)
+class Holds:
+    """What the account's AMIs hold: the AMIs listed in a state other than `deregistered` (disabled included), and
+    every snapshot one of them maps (its own, or one it was registered from)."""
+
+    image_ids: frozenset[str]
+    snapshot_ids: frozenset[str]
+
+
+def account_holds(ec2: Any) -> Holds:
+    """One listing of the account's AMIs in the region (pages of 1,000)."""
+    images = [image for image in _images(ec2, []) if image.get("State") != DEREGISTERED]
+    snapshots = {
+        str(mapping["Ebs"]["SnapshotId"])
+        for image in images
+        for mapping in image.get("BlockDeviceMappings", [])
+        if mapping.get("Ebs", {}).get("SnapshotId")
+    }
+    return Holds(frozenset(str(image["ImageId"]) for image in images), frozenset(snapshots))
+
+
+def holding_image_ids(ec2: Any, image_ids: Iterable[str]) -> set[str]:
+    """The given AMIs that DescribeImages lists in a state other than `deregistered`, disabled ones included: they
+    hold their snapshots."""
     holding: set[str] = set()
     for chunk in chunked(sorted(set(image_ids)), MAX_FILTER_VALUES):
         for image in _images(ec2, [{"Name": "image-id", "Values": chunk}]):

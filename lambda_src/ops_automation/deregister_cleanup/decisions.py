@@ -13,7 +13,7 @@ from ..core import config, tagging
 from ..core.config import ScopeConfig
 from ..core.errors import ConfigError
 from ..core.events import AmiStateChange, ApiCallEvent
-from ..core.image_links import DEREGISTERED
+from ..core.image_links import DEREGISTERED, Holds
 from ..core.purge import DeletionRule
 from ..core.snapshots import is_archived, start_time
 
@@ -27,8 +27,8 @@ LEDGER_TTL_DAYS = 30
 # `recoverable`/`recovering` ones are in the Recycle Bin, already deleted.
 SWEPT_STATES = frozenset({"completed", "error"})
 
-Verdict = Literal["orphan", "image holds it", "image in recycle bin", "not completed", "in grace period",
-                  "exclusion tag", "out of scope"]  # fmt: skip
+Verdict = Literal["orphan", "image holds it", "used by another image", "image in recycle bin", "not completed",
+                  "in grace period", "exclusion tag", "out of scope"]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -129,15 +129,17 @@ def deregistered_image(item: AmiStateChange | ApiCallEvent) -> str | None:
 def sweep_verdict(
     snapshot: Mapping[str, Any],
     image_id: str,
-    holding: set[str],
+    holds: Holds,
     recycled: set[str],
     cutoff: datetime,
     rule: DeletionRule,
 ) -> Verdict:
     """What the sweep makes of a snapshot EC2 created for `image_id`. Only an `orphan` is handed to the worker,
     which checks again (in use by any registered AMI, lock, archive tier) right before deleting."""
-    if image_id in holding:
+    if image_id in holds.image_ids:
         return "image holds it"
+    if snapshot.get("SnapshotId") in holds.snapshot_ids:
+        return "used by another image"
     if image_id in recycled:
         return "image in recycle bin"
     if snapshot.get("State") not in SWEPT_STATES:

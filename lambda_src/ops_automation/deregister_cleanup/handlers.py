@@ -256,7 +256,7 @@ class _Sweep:
         ec2 = self.rt.clients.client("ec2", target.region, target.role_arn)
         # Listed before the snapshots: an AMI registered after this listing has snapshots younger than the grace
         # period, so it is never taken for gone.
-        holding = image_links.holding_image_ids(ec2)
+        holds = image_links.account_holds(ec2)
         recycled = image_links.recycle_bin_image_ids(ec2)
         for page in snapshot_pages(ec2, [image_links.ANY_IMAGE_SNAPSHOT_FILTER]):
             orphans: list[tuple[str, str]] = []
@@ -264,7 +264,7 @@ class _Sweep:
                 image_id = image_links.image_of(snapshot)
                 if image_id is None:
                     continue
-                verdict = sweep_verdict(snapshot, image_id, holding, recycled, self.cutoff, self.rt.config.rule)
+                verdict = sweep_verdict(snapshot, image_id, holds, recycled, self.cutoff, self.rt.config.rule)
                 self.verdicts[verdict] = self.verdicts.get(verdict, 0) + 1
                 if verdict == "out of scope":
                     self.out_of_scope.add(target.region, snapshot, self.rt.config.prices)
