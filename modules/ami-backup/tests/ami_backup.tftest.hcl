@@ -65,10 +65,10 @@ run "statements_carry_the_ownership_they_need" {
 
   assert {
     condition = alltrue([
-      for s in concat(local.planner_statements, local.worker_statements) : alltrue([for a in s.actions : startswith(a, "ec2:Describe")])
+      for s in concat(local.planner_statements, local.worker_statements) : alltrue([for a in s.actions : startswith(a, "ec2:Describe") || a == "ec2:ListImagesInRecycleBin"])
       if contains(s.resources, "*")
     ])
-    error_message = "Only read-only Describe* actions may use a * resource."
+    error_message = "Only read-only Describe* actions (and ListImagesInRecycleBin, which has no resource type) may use a * resource."
   }
 
   assert {
