@@ -307,11 +307,22 @@ class Series:
         return self.policy.put_events(entries)
 
     def next_completion(self) -> timedelta | None:
-        """How long until the next pending snapshot completes (E11: `snapshot_completion_time` after its start)."""
-        starts = [snapshot["StartTime"] for snapshot in self._all_snapshots() if snapshot["State"] == "pending"]
-        if not starts:
+        """How long until the next pending snapshot completes (E11: `snapshot_completion_time` after its start; a
+        copy, E25: `snapshot_copy_time`)."""
+        fidelity = self.aws.fidelity
+        dues = [
+            snapshot["StartTime"]
+            + (
+                fidelity.snapshot_copy_time
+                if snapshot["VolumeId"] == COPY_VOLUME_ID
+                else fidelity.snapshot_completion_time
+            )
+            for snapshot in self._all_snapshots()
+            if snapshot["State"] == "pending"
+        ]
+        if not dues:
             return None
-        return min(starts) + self.aws.fidelity.snapshot_completion_time - self.clock.now()
+        return min(dues) - self.clock.now()
 
     # -- a slot --------------------------------------------------------------------------------------------
 

@@ -1,6 +1,6 @@
 """The moto fidelity patches (tests/support/moto_fidelity.py) behave as the AWS documents they cite say.
 
-Each test drives the patched moto through boto3, as the handlers do; the patch letters (E1..E23, D1..D4) are
+Each test drives the patched moto through boto3, as the handlers do; the patch letters (E1..E32, D1..D4) are
 the module's. Where AWS leaves a duration open, the tests use the patch's parameter, not a number of their own.
 """
 
@@ -20,9 +20,15 @@ from aws_harness import MOTO_ENVIRONMENT, OTHER_REGION, REGION, START, Clock
 from botocore.exceptions import ClientError
 from moto import mock_aws
 from tests.support.moto_fidelity import (
+    CONCURRENT_SNAPSHOT_COPIES_PER_REGION,
     DEFAULT_DEREGISTERED_LISTED_WINDOW,
+    DEFAULT_IMAGE_COPY_TIME,
+    DEFAULT_INCOMPLETE_SOURCE_ERROR,
+    DEFAULT_KMS_DENIED_MESSAGE,
     DEFAULT_LOCKED_SNAPSHOT_ERROR,
+    DEFAULT_MANAGED_KEY_SHARE_ERROR,
     DEFAULT_SNAPSHOT_COMPLETION_TIME,
+    DEFAULT_SNAPSHOT_COPY_TIME,
     DEFAULT_SNAPSHOT_IN_USE_WINDOW,
     MotoFidelity,
     faithful_aws,
@@ -1147,8 +1153,342 @@ def test_the_http_server_lists_the_recycle_bin_and_tier_status() -> None:
         aws.fidelity.recycle_image(REGION, image_id, retain_until=clock.now + timedelta(days=3))
         assert [i["ImageId"] for i in ec2.list_images_in_recycle_bin()["Images"]] == [image_id]
         ec2.disable_image(ImageId=copied)
+        clock.advance(seconds=aws.fidelity.image_copy_time.total_seconds())  # E32: only a completed copy archives
         aws.fidelity.archive_snapshot(REGION, copy_snapshot)
         [status] = ec2.describe_snapshot_tier_status(
             Filters=[{"Name": "last-tiering-operation", "Values": ["archival-completed"]}]
         )["SnapshotTierStatuses"]
         assert (status["SnapshotId"], status["ArchivalCompleteTime"]) == (copy_snapshot, clock.now)
+
+
+# -- E25-E32: copies across Regions and accounts ---------------------------------------------------------------
+
+DR_ACCOUNT = "222222222222"
+
+
+def _completed_snapshot(ec2: Any, clock: Clock, **tags: str) -> str:
+    """A snapshot of CreateSnapshot in `ec2`'s Region, completed (E11) by the time this returns."""
+    region = ec2.meta.region_name
+    volume = ec2.create_volume(AvailabilityZone=f"{region}a", Size=8)["VolumeId"]
+    specification = [{"ResourceType": "snapshot", "Tags": [{"Key": k, "Value": v} for k, v in tags.items()]}]
+    snapshot = str(ec2.create_snapshot(VolumeId=volume, TagSpecifications=specification if tags else [])["SnapshotId"])
+    clock.advance(seconds=DEFAULT_SNAPSHOT_COMPLETION_TIME.total_seconds())
+    return snapshot
+
+
+def _account_client(service: str, account_id: str, region: str) -> Any:
+    """A client acting in `account_id` through an assumed role, as a cross-account copier does (moto attributes
+    the role's credentials to its account)."""
+    credentials = boto3.client("sts", region_name=region).assume_role(
+        RoleArn=f"arn:aws:iam::{account_id}:role/dr-copier", RoleSessionName="dr-copy"
+    )["Credentials"]
+    return boto3.client(
+        service,
+        region_name=region,
+        aws_access_key_id=credentials["AccessKeyId"],
+        aws_secret_access_key=credentials["SecretAccessKey"],
+        aws_session_token=credentials["SessionToken"],
+    )
+
+
+def _key_arn(region: str, client: Any = None) -> str:
+    kms = client or boto3.client("kms", region_name=region)
+    return str(kms.create_key(Description="dr copies")["KeyMetadata"]["Arn"])
+
+
+def test_a_copy_is_made_in_the_destination_region_pending_then_completed(
+    faithful: MotoFidelity, ec2: Any, clock: Clock
+) -> None:
+    """E25 (and E18): requested in the destination Region with SourceRegion; tagged at creation; pending ("0%") on
+    the fidelity clock until `snapshot_copy_time` later. The source Region gains nothing (the origin's bug)."""
+    source = _completed_snapshot(ec2, clock)
+    destination = boto3.client("ec2", region_name=OTHER_REGION)
+    answer = destination.copy_snapshot(
+        SourceSnapshotId=source,
+        SourceRegion=REGION,
+        Description="dr copy",
+        TagSpecifications=[{"ResourceType": "snapshot", "Tags": [{"Key": "source-snapshot", "Value": source}]}],
+    )
+    copied = answer["SnapshotId"]
+    assert _tags(answer) == {"source-snapshot": source}
+    assert [s["SnapshotId"] for s in ec2.describe_snapshots(OwnerIds=["self"])["Snapshots"]] == [source]
+    snapshot = _snapshot(destination, copied)
+    assert (snapshot["State"], snapshot["Progress"], snapshot["VolumeId"]) == ("pending", "0%", "vol-ffffffff")
+    assert (snapshot["StartTime"], snapshot["Description"], _tags(snapshot)) == (
+        clock.now,
+        "dr copy",
+        {"source-snapshot": source},
+    )
+    clock.advance(seconds=DEFAULT_SNAPSHOT_COPY_TIME.total_seconds() / 2)
+    assert _snapshot(destination, copied)["Progress"] == "50%"
+    clock.advance(seconds=DEFAULT_SNAPSHOT_COPY_TIME.total_seconds() / 2)
+    assert (_snapshot(destination, copied)["State"], _snapshot(destination, copied)["Progress"]) == (
+        "completed",
+        "100%",
+    )
+
+
+def test_the_copy_time_is_a_parameter(moto_env: None, ec2: Any, clock: Clock) -> None:
+    """E25, E32: `timedelta(0)` completes copies at once, as moto does."""
+    with faithful_aws(clock, snapshot_copy_time=timedelta(0), image_copy_time=timedelta(0)):
+        source = _completed_snapshot(ec2, clock)
+        copied = ec2.copy_snapshot(SourceSnapshotId=source, SourceRegion=REGION)["SnapshotId"]
+        assert _snapshot(ec2, copied)["State"] == "completed"
+        image = ec2.copy_image(SourceImageId=_image(ec2, _instance(ec2), "now"), SourceRegion=REGION, Name="now-2")
+        assert ec2.describe_images(ImageIds=[image["ImageId"]])["Images"][0]["State"] == "available"
+
+
+def test_a_copy_can_end_in_error_and_copy_faults_reach_the_caller(
+    faithful: MotoFidelity, ec2: Any, clock: Clock
+) -> None:
+    """E25 helpers: `end_copy_in_error` (the copy runs, then ends in error with a StateMessage), `set_snapshot_state`
+    (at once) and `fail_copy_snapshot` (the request fails; healed with None)."""
+    source = _completed_snapshot(ec2, clock)
+    destination = boto3.client("ec2", region_name=OTHER_REGION)
+    failing = destination.copy_snapshot(SourceSnapshotId=source, SourceRegion=REGION)["SnapshotId"]
+    faithful.end_copy_in_error(failing, "copy broke")
+    assert _snapshot(destination, failing)["State"] == "pending"
+    clock.advance(seconds=DEFAULT_SNAPSHOT_COPY_TIME.total_seconds())
+    broken = _snapshot(destination, failing)
+    assert (broken["State"], broken["StateMessage"]) == ("error", "copy broke")
+    pinned = destination.copy_snapshot(SourceSnapshotId=source, SourceRegion=REGION)["SnapshotId"]
+    faithful.set_snapshot_state(OTHER_REGION, pinned, "error", "pinned")
+    assert _snapshot(destination, pinned)["State"] == "error"
+    faithful.fail_copy_snapshot(source, "InternalError")
+    with pytest.raises(ClientError) as error:
+        destination.copy_snapshot(SourceSnapshotId=source, SourceRegion=REGION)
+    assert _code(error) == "InternalError"
+    faithful.fail_copy_snapshot(source, None)
+    destination.copy_snapshot(SourceSnapshotId=source, SourceRegion=REGION)
+    assert faithful.copy_snapshot_attempts == [source] * 4
+
+
+def test_only_a_completed_source_can_be_copied(faithful: MotoFidelity, ec2: Any, clock: Clock) -> None:
+    """E26: a pending or failed source is refused (code assumed: IncorrectState); an unknown one is NotFound."""
+    volume = ec2.create_volume(AvailabilityZone=f"{REGION}a", Size=8)["VolumeId"]
+    pending = ec2.create_snapshot(VolumeId=volume)["SnapshotId"]
+    destination = boto3.client("ec2", region_name=OTHER_REGION)
+    with pytest.raises(ClientError) as error:
+        destination.copy_snapshot(SourceSnapshotId=pending, SourceRegion=REGION)
+    assert _code(error) == DEFAULT_INCOMPLETE_SOURCE_ERROR == "IncorrectState"
+    faithful.set_snapshot_state(REGION, pending, "error", "broken")
+    with pytest.raises(ClientError) as error:
+        destination.copy_snapshot(SourceSnapshotId=pending, SourceRegion=REGION)
+    assert _code(error) == "IncorrectState"
+    with pytest.raises(ClientError) as error:
+        destination.copy_snapshot(SourceSnapshotId="snap-0123456789abcdef0", SourceRegion=REGION)
+    assert _code(error) == "InvalidSnapshot.NotFound"
+    # A copy still pending cannot be copied on either.
+    source = _completed_snapshot(ec2, clock)
+    copied = destination.copy_snapshot(SourceSnapshotId=source, SourceRegion=REGION)["SnapshotId"]
+    with pytest.raises(ClientError) as error:
+        ec2.copy_snapshot(SourceSnapshotId=copied, SourceRegion=OTHER_REGION)
+    assert _code(error) == "IncorrectState"
+
+
+def test_twenty_pending_copies_per_destination_region(faithful: MotoFidelity, ec2: Any, clock: Clock) -> None:
+    """E27: the 21st concurrent copy into one Region is ResourceLimitExceeded; other Regions, failed copies and
+    completed ones do not count."""
+    assert CONCURRENT_SNAPSHOT_COPIES_PER_REGION == faithful.concurrent_snapshot_copies == 20
+    source = _completed_snapshot(ec2, clock)
+    destination = boto3.client("ec2", region_name=OTHER_REGION)
+    copies = [destination.copy_snapshot(SourceSnapshotId=source, SourceRegion=REGION)["SnapshotId"] for _ in range(20)]
+    with pytest.raises(ClientError) as error:
+        destination.copy_snapshot(SourceSnapshotId=source, SourceRegion=REGION)
+    assert _code(error) == "ResourceLimitExceeded"
+    ec2.copy_snapshot(SourceSnapshotId=source, SourceRegion=REGION)  # another destination Region
+    faithful.set_snapshot_state(OTHER_REGION, copies[0], "error", "broken")
+    extra = destination.copy_snapshot(SourceSnapshotId=source, SourceRegion=REGION)["SnapshotId"]
+    with pytest.raises(ClientError):
+        destination.copy_snapshot(SourceSnapshotId=source, SourceRegion=REGION)
+    destination.delete_snapshot(SnapshotId=extra)
+    destination.copy_snapshot(SourceSnapshotId=source, SourceRegion=REGION)
+    clock.advance(seconds=DEFAULT_SNAPSHOT_COPY_TIME.total_seconds())
+    destination.copy_snapshot(SourceSnapshotId=source, SourceRegion=REGION)
+    faithful.concurrent_snapshot_copies = 1
+    with pytest.raises(ClientError):
+        destination.copy_snapshot(SourceSnapshotId=source, SourceRegion=REGION)
+
+
+def test_copies_are_encrypted_as_requested(faithful: MotoFidelity, ec2: Any, clock: Clock) -> None:
+    """E28: Encrypted with KmsKeyId records the key; Encrypted alone uses the Region's default EBS key; an encrypted
+    source stays encrypted; KmsKeyId without encryption is refused."""
+    source = _completed_snapshot(ec2, clock)
+    destination = boto3.client("ec2", region_name=OTHER_REGION)
+    key = _key_arn(OTHER_REGION)
+    with_key = destination.copy_snapshot(SourceSnapshotId=source, SourceRegion=REGION, Encrypted=True, KmsKeyId=key)
+    assert (
+        _snapshot(destination, with_key["SnapshotId"])["Encrypted"],
+        _snapshot(destination, with_key["SnapshotId"])["KmsKeyId"],
+    ) == (True, key)
+    by_default = _snapshot(
+        destination,
+        destination.copy_snapshot(SourceSnapshotId=source, SourceRegion=REGION, Encrypted=True)["SnapshotId"],
+    )
+    managed = faithful.aws_managed_ebs_key(OTHER_REGION)
+    assert (by_default["Encrypted"], by_default["KmsKeyId"]) == (True, managed)
+    plain = _snapshot(
+        destination, destination.copy_snapshot(SourceSnapshotId=source, SourceRegion=REGION)["SnapshotId"]
+    )
+    assert plain["Encrypted"] is False and "KmsKeyId" not in plain
+    clock.advance(seconds=DEFAULT_SNAPSHOT_COPY_TIME.total_seconds())
+    again = _snapshot(
+        ec2, ec2.copy_snapshot(SourceSnapshotId=with_key["SnapshotId"], SourceRegion=OTHER_REGION)["SnapshotId"]
+    )
+    assert (again["Encrypted"], again["KmsKeyId"]) == (True, faithful.aws_managed_ebs_key(REGION))
+    with pytest.raises(ClientError) as error:
+        destination.copy_snapshot(SourceSnapshotId=source, SourceRegion=REGION, KmsKeyId=key)
+    assert _code(error) == "InvalidParameterCombination"
+
+
+def test_a_snapshot_shared_with_another_account_can_be_seen_and_copied(
+    faithful: MotoFidelity, ec2: Any, clock: Clock
+) -> None:
+    """E28: account B sees and copies A's snapshot once A shares it (CreateVolumePermission); the copy is B's, in
+    B's destination Region; before the share B cannot copy it and DescribeSnapshots leaves it out."""
+    source = _completed_snapshot(ec2, clock)
+    dr_source_region = _account_client("ec2", DR_ACCOUNT, REGION)
+    dr_destination = _account_client("ec2", DR_ACCOUNT, OTHER_REGION)
+    assert dr_source_region.describe_snapshots(SnapshotIds=[source])["Snapshots"] == []  # no access: left out
+    with pytest.raises(ClientError) as error:
+        dr_source_region.describe_snapshots(SnapshotIds=["snap-0123456789abcdef0"])
+    assert _code(error) == "InvalidSnapshot.NotFound"
+    with pytest.raises(ClientError) as error:
+        dr_destination.copy_snapshot(SourceSnapshotId=source, SourceRegion=REGION)
+    assert _code(error) == "InvalidSnapshot.NotFound"
+    ec2.modify_snapshot_attribute(
+        SnapshotId=source, Attribute="createVolumePermission", OperationType="add", UserIds=[DR_ACCOUNT]
+    )
+    [shared] = dr_source_region.describe_snapshots(SnapshotIds=[source])["Snapshots"]
+    assert shared["OwnerId"] == faithful.account_id
+    assert [
+        s["SnapshotId"] for s in dr_source_region.describe_snapshots(OwnerIds=[faithful.account_id])["Snapshots"]
+    ] == [source]
+    assert [
+        s["SnapshotId"] for s in dr_source_region.describe_snapshots(RestorableByUserIds=["self"])["Snapshots"]
+    ] == [source]
+    assert dr_source_region.describe_snapshots(OwnerIds=["self"])["Snapshots"] == []
+    copied = dr_destination.copy_snapshot(SourceSnapshotId=source, SourceRegion=REGION)["SnapshotId"]
+    assert _snapshot(dr_destination, copied)["OwnerId"] == DR_ACCOUNT
+    assert [s["SnapshotId"] for s in dr_destination.describe_snapshots(OwnerIds=["self"])["Snapshots"]] == [copied]
+    assert boto3.client("ec2", region_name=OTHER_REGION).describe_snapshots(OwnerIds=["self"])["Snapshots"] == []
+
+
+def test_a_snapshot_under_the_aws_managed_key_cannot_be_shared(faithful: MotoFidelity, ec2: Any, clock: Clock) -> None:
+    """E29: ModifySnapshotAttribute refuses a snapshot encrypted with `alias/aws/ebs` (code observed, assumed) and a
+    public share of an encrypted one; a customer managed key can be shared."""
+    source = _completed_snapshot(ec2, clock)
+    managed = faithful.encrypt_with_aws_managed_key(REGION, source)
+    assert _snapshot(ec2, source)["KmsKeyId"] == managed
+    with pytest.raises(ClientError) as error:
+        ec2.modify_snapshot_attribute(
+            SnapshotId=source, Attribute="createVolumePermission", OperationType="add", UserIds=[DR_ACCOUNT]
+        )
+    assert _code(error) == DEFAULT_MANAGED_KEY_SHARE_ERROR == "OperationNotPermitted"
+    by_default = ec2.copy_snapshot(SourceSnapshotId=source, SourceRegion=REGION)["SnapshotId"]  # stays aws/ebs
+    clock.advance(seconds=DEFAULT_SNAPSHOT_COPY_TIME.total_seconds())
+    with pytest.raises(ClientError):
+        ec2.modify_snapshot_attribute(
+            SnapshotId=by_default, Attribute="createVolumePermission", OperationType="add", UserIds=[DR_ACCOUNT]
+        )
+    key = _key_arn(REGION)
+    reencrypted = ec2.copy_snapshot(SourceSnapshotId=source, SourceRegion=REGION, Encrypted=True, KmsKeyId=key)
+    ec2.modify_snapshot_attribute(
+        SnapshotId=reencrypted["SnapshotId"],
+        Attribute="createVolumePermission",
+        OperationType="add",
+        UserIds=[DR_ACCOUNT],
+    )
+    with pytest.raises(ClientError):
+        ec2.modify_snapshot_attribute(
+            SnapshotId=reencrypted["SnapshotId"],
+            Attribute="createVolumePermission",
+            OperationType="add",
+            GroupNames=["all"],
+        )
+
+
+def test_a_denied_kms_key_fails_the_copy(faithful: MotoFidelity, ec2: Any, clock: Clock) -> None:
+    """E30: by default the copy is made and is in error (StateMessage; a CopyImage AMI `failed`); as a setting, the
+    request fails with CustomerKeyHasBeenRevoked. The source's key counts too."""
+    source = _completed_snapshot(ec2, clock)
+    destination = boto3.client("ec2", region_name=OTHER_REGION)
+    key = _key_arn(OTHER_REGION)
+    faithful.deny_kms_key(key)
+    denied = destination.copy_snapshot(SourceSnapshotId=source, SourceRegion=REGION, Encrypted=True, KmsKeyId=key)
+    snapshot = _snapshot(destination, denied["SnapshotId"])
+    assert (snapshot["State"], snapshot["StateMessage"]) == ("error", DEFAULT_KMS_DENIED_MESSAGE)
+    image = destination.copy_image(
+        SourceImageId=_image(ec2, _instance(ec2), "kms-source"),
+        SourceRegion=REGION,
+        Name="kms",
+        Encrypted=True,
+        KmsKeyId=key,
+    )["ImageId"]
+    [failed] = destination.describe_images(ImageIds=[image])["Images"]
+    assert (failed["State"], failed["StateReason"]["Code"]) == ("failed", "CustomerKeyHasBeenRevoked")
+    faithful.kms_denial_fails_request = True
+    with pytest.raises(ClientError) as error:
+        destination.copy_snapshot(SourceSnapshotId=source, SourceRegion=REGION, Encrypted=True, KmsKeyId=key)
+    assert _code(error) == "CustomerKeyHasBeenRevoked"
+    source_key = _key_arn(REGION)
+    faithful.deny_kms_key(key, denied=False)
+    encrypted_source = _snapshot(
+        ec2,
+        ec2.copy_snapshot(SourceSnapshotId=source, SourceRegion=REGION, Encrypted=True, KmsKeyId=source_key)[
+            "SnapshotId"
+        ],
+    )
+    clock.advance(seconds=DEFAULT_SNAPSHOT_COPY_TIME.total_seconds())
+    faithful.deny_kms_key(source_key)
+    with pytest.raises(ClientError) as error:
+        destination.copy_snapshot(SourceSnapshotId=encrypted_source["SnapshotId"], SourceRegion=REGION, KmsKeyId=key)
+    assert _code(error) == "CustomerKeyHasBeenRevoked"
+
+
+def test_copy_image_honours_the_client_token(faithful: MotoFidelity, ec2: Any) -> None:
+    """E31: the same ClientToken answers the same ImageId and makes nothing new; other parameters with it fail."""
+    source = _image(ec2, _instance(ec2), "token-source")
+    destination = boto3.client("ec2", region_name=OTHER_REGION)
+    first = destination.copy_image(SourceImageId=source, SourceRegion=REGION, Name="dr-copy", ClientToken="t-1")[
+        "ImageId"
+    ]
+    again = destination.copy_image(SourceImageId=source, SourceRegion=REGION, Name="dr-copy", ClientToken="t-1")[
+        "ImageId"
+    ]
+    assert first == again
+    assert [i["ImageId"] for i in destination.describe_images(Owners=["self"])["Images"]] == [first]
+    with pytest.raises(ClientError) as error:
+        destination.copy_image(SourceImageId=source, SourceRegion=REGION, Name="other", ClientToken="t-1")
+    assert _code(error) == "IdempotentParameterMismatch"
+    other = destination.copy_image(SourceImageId=source, SourceRegion=REGION, Name="dr-2", ClientToken="t-2")["ImageId"]
+    assert other != first
+
+
+def test_a_copied_ami_and_its_snapshot_are_pending_until_copied(faithful: MotoFidelity, ec2: Any, clock: Clock) -> None:
+    """E32: the AMI is pending and its snapshot pending for `image_copy_time`, then available/completed; encrypted
+    with the KmsKeyId asked; `set_image_state` still pins the AMI."""
+    source = _image(ec2, _instance(ec2), "ami-copy-source")
+    destination = boto3.client("ec2", region_name=OTHER_REGION)
+    key = _key_arn(OTHER_REGION)
+    copied = destination.copy_image(
+        SourceImageId=source, SourceRegion=REGION, Name="dr-copy", Encrypted=True, KmsKeyId=key
+    )["ImageId"]
+    snapshot_id = faithful.backend(OTHER_REGION).amis[copied].ebs_snapshot.id
+    assert destination.describe_images(ImageIds=[copied])["Images"][0]["State"] == "pending"
+    snapshot = _snapshot(destination, snapshot_id)
+    assert (snapshot["State"], snapshot["Progress"], snapshot["Encrypted"], snapshot["KmsKeyId"]) == (
+        "pending",
+        "0%",
+        True,
+        key,
+    )
+    clock.advance(seconds=DEFAULT_IMAGE_COPY_TIME.total_seconds())
+    assert destination.describe_images(ImageIds=[copied])["Images"][0]["State"] == "available"
+    assert _snapshot(destination, snapshot_id)["State"] == "completed"
+    pinned = destination.copy_image(SourceImageId=source, SourceRegion=REGION, Name="dr-pinned")["ImageId"]
+    faithful.set_image_state(OTHER_REGION, pinned, "failed")
+    assert destination.describe_images(ImageIds=[pinned])["Images"][0]["State"] == "failed"
+    assert [
+        i["ImageId"] for i in destination.describe_images(Filters=[{"Name": "state", "Values": ["pending"]}])["Images"]
+    ] == []

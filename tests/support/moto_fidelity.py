@@ -51,8 +51,7 @@ EBS snapshots (CreateSnapshot, CreateSnapshots, DescribeSnapshots, DeleteSnapsho
   E17 DescribeLockedSnapshots (moto: not implemented) answers the locks of `lock_snapshot`, expired ones with
       LockState `expired`.
   E18 CopySnapshot gives the copy an arbitrary VolumeId (`vol-ffffffff`; moto reuses the source's volume) and a
-      StartTime on the fidelity clock. (Copies are still `completed` at once: the pending phase of copies is
-      not modelled yet.)
+      StartTime on the fidelity clock (pending phase: E25).
   E19 CreateImage snapshots the instance's root volume: the snapshot's VolumeId and VolumeSize, and the AMI's root
       mapping (VolumeSize, VolumeType), are the root volume's (moto: a phantom 15 GiB `standard` volume). The
       description stays moto's `Created by CreateImage(i-…) for ami-…`; AWS publishes no form, and the form with
@@ -62,6 +61,33 @@ EBS snapshots (CreateSnapshot, CreateSnapshots, DescribeSnapshots, DeleteSnapsho
       publishes none), gives it an arbitrary VolumeId (`vol-ffffffff`) and the source's VolumeSize, stamps the AMI
       and snapshot on the fidelity clock, applies TagSpecifications (`image`, `snapshot`; any other type fails)
       and CopyImageTags (moto: "Auto-created snapshot for AMI …", no tags).
+Copies across Regions and accounts (CopySnapshot, CopyImage, ModifySnapshotAttribute, DescribeSnapshots)
+  E25 A CopySnapshot copy (made in the Region of the request, as moto already does) starts `pending` ("0%") and is
+      `completed` `snapshot_copy_time` later (default 30 minutes, an assumption), unless pinned (`set_snapshot_state`)
+      or made to end in `error` with a StateMessage (`end_copy_in_error`); moto: `completed` at once.
+  E26 Only a `completed` source can be copied: a pending or failed one is refused with `IncorrectState` (code not
+      documented: `fidelity.incomplete_source_error`); an unknown source stays `InvalidSnapshot.NotFound`.
+  E27 At most 20 pending CopySnapshot copies per account and destination Region (`fidelity.concurrent_snapshot_copies`);
+      the next request fails with `ResourceLimitExceeded`.
+  E28 Encryption and sharing of copies: Encrypted=true encrypts a copy of an unencrypted source, an encrypted source's
+      copy stays encrypted, with KmsKeyId or else the Region's default EBS key (moto: Encrypted ignored, no key);
+      KmsKeyId without encryption is `InvalidParameterCombination` (code assumed). A snapshot another account shared
+      with the caller (CreateVolumePermission user id or `all`) can be copied, and DescribeSnapshots lists it
+      (SnapshotIds, OwnerIds, RestorableByUserIds honoured); moto finds only the caller's own snapshots.
+  E29 ModifySnapshotAttribute refuses to share a snapshot encrypted with the AWS managed key `alias/aws/ebs`, and to
+      share an encrypted snapshot publicly (`OperationNotPermitted`, observed, not documented:
+      `fidelity.managed_key_share_error`); moto shares anything.
+  E30 A KMS key the caller may not use (`deny_kms_key`: destination key, default key or the source's key): the copy
+      is made and is `error` at once with StateMessage `fidelity.kms_denied_message` (a CopyImage AMI `failed`, its
+      StateReason Code `CustomerKeyHasBeenRevoked`); with `fidelity.kms_denial_fails_request = True` the request
+      fails with `CustomerKeyHasBeenRevoked` instead. AWS documents the code, not which of the two happens.
+  E31 CopyImage honours ClientToken: the same token answers the first ImageId; other parameters with it fail with
+      `IdempotentParameterMismatch` (moto: a new AMI each time).
+  E32 A CopyImage AMI is `pending`, its snapshot `pending` ("0%"), for `image_copy_time` (default 30 minutes, an
+      assumption), then `available`/`completed` (moto: available at once); `set_image_state` still pins the AMI.
+      Encrypted/KmsKeyId encrypt the copy's snapshot as E28 (moto ignores them).
+  Checked, moto already matches: CopySnapshot and CopyImage look the source up in SourceRegion and make the copy in
+  the Region of the request only; CopySnapshot applies its `snapshot` TagSpecifications and Description.
 Filters, Recycle Bin, snapshot tiers
   E21 EC2 filter values match as AWS documents: `*` any run, `?` exactly one character, a backslash escapes the
       next character, everything else literal (moto: fnmatch, where `[...]` is a character class and a backslash no
@@ -88,13 +114,17 @@ Fault injection and setup (not fidelity; explicit test helpers)
   `fail_create_image`, `deny_snapshot_deletion`, `set_instance_state`; for EBS snapshots `fail_create_snapshot`
   (CreateSnapshot of a volume or CreateSnapshots of an instance answers an error code), `set_snapshot_state`,
   `lock_snapshot`/`unlock_snapshot`, `archive_snapshot`; for the Recycle Bin `recycle_image`,
-  `purge_recycled_image`.
+  `purge_recycled_image`; for copies `fail_copy_snapshot` (CopySnapshot of a source answers an error code),
+  `end_copy_in_error`, `deny_kms_key`, `encrypt_with_aws_managed_key`, `aws_managed_ebs_key`.
 Performance (not fidelity; same answers): `fast_tags()` looks an EC2 resource's tags up directly instead of moto's
   scan of every tag of the region, for benchmarks over thousands of snapshots (`check_fast_tags` proves the answers
   equal on a sample).
 Not modelled: CreateImage and CopyImage make one snapshot per AMI (the root volume's; AWS snapshots every EBS
 volume of the instance); FullSnapshotSizeInBytes (AWS: the blocks written to the volume, which moto does not
-know); RestoreImageFromRecycleBin; the `aws:recycle-bin:resource-in-bin` tag of binned resources.
+know); RestoreImageFromRecycleBin; the `aws:recycle-bin:resource-in-bin` tag of binned resources. For copies:
+CompletionDurationMinutes (time-based copies) is accepted and ignored, and its missed-duration event is not
+emitted; CopyImage of an AMI shared from another account (moto looks only in the caller's account); EBS encryption
+by default; the limit on concurrent AMI copies; DescribeSnapshotAttribute stays moto's.
 """
 
 from __future__ import annotations
@@ -188,6 +218,23 @@ RECYCLE_BIN_MAX_RESULTS = 1000
 TIERING_OPERATION_FILTER = "last-tiering-operation"
 # Pagination tokens of the emulated actions (E22, E23); opaque to callers.
 PAGE_TOKEN_PREFIX = "fidelity-page-"
+# Copies (E25-E32). Documented: 20 concurrent snapshot copy requests per account and destination Region and the code
+# `ResourceLimitExceeded` (E27); `InvalidSnapshot.NotFound`; `CustomerKeyHasBeenRevoked` "The KMS key cannot be
+# accessed" (E30); `IdempotentParameterMismatch` (E31). Assumed where AWS names no value (settable on the
+# MotoFidelity): how long a copy runs (E25, E32), the code refusing a source that is not `completed` (E26), the code
+# refusing to share an `aws/ebs`-encrypted snapshot (E29, observed), the StateMessage of a KMS-denied copy (E30).
+CONCURRENT_SNAPSHOT_COPIES_PER_REGION = 20
+RESOURCE_LIMIT_EXCEEDED = "ResourceLimitExceeded"
+KMS_KEY_NOT_ACCESSIBLE = "CustomerKeyHasBeenRevoked"
+IDEMPOTENT_MISMATCH = "IdempotentParameterMismatch"
+DEFAULT_SNAPSHOT_COPY_TIME = timedelta(minutes=30)
+DEFAULT_IMAGE_COPY_TIME = timedelta(minutes=30)
+DEFAULT_INCOMPLETE_SOURCE_ERROR = "IncorrectState"
+DEFAULT_MANAGED_KEY_SHARE_ERROR = "OperationNotPermitted"
+DEFAULT_KMS_DENIED_MESSAGE = "Given key ID is not accessible"
+AWS_MANAGED_EBS_ALIAS = "alias/aws/ebs"
+AVAILABLE = "available"
+FAILED = "failed"
 
 
 def _aware(moment: datetime) -> datetime:
@@ -213,6 +260,20 @@ class _SnapshotRecord:
     set_id: str | None
     deleted: bool = False
     deleted_while_pending: bool = False
+
+
+@dataclass
+class _CopyRecord:
+    """A copy in progress or done (E25, E32): a snapshot of CopySnapshot or CopyImage, or an AMI of CopyImage."""
+
+    account_id: str
+    region: str
+    source_id: str
+    started: datetime
+    duration: timedelta
+    by_copy_image: bool = False
+    ends_in_error: str | None = None  # the StateMessage a copy ends with instead of completing (end_copy_in_error)
+    pinned: bool = False  # an AMI whose state was set after the copy started (set_image_state, deregistration, ...)
 
 
 @dataclass
@@ -248,7 +309,8 @@ class MotoFidelity:
     `set_image_state`, `share_snapshot`, `snapshot_of`, `snapshots_mapped_by`, `fail_create_image`,
     `create_image_attempts`, `clock`. For EBS snapshots: `set_snapshot_state`, `lock_snapshot`, `unlock_snapshot`,
     `archive_snapshot`, `fail_create_snapshot`, `create_snapshot_attempts`. For the Recycle Bin: `recycle_image`,
-    `purge_recycled_image`."""
+    `purge_recycled_image`. For copies: `fail_copy_snapshot`, `copy_snapshot_attempts`, `end_copy_in_error`,
+    `deny_kms_key`, `encrypt_with_aws_managed_key`, `aws_managed_ebs_key`."""
 
     def __init__(
         self,
@@ -258,6 +320,8 @@ class MotoFidelity:
         snapshot_in_use_window: timedelta = DEFAULT_SNAPSHOT_IN_USE_WINDOW,
         deregistered_listed_window: timedelta = DEFAULT_DEREGISTERED_LISTED_WINDOW,
         snapshot_completion_time: timedelta = DEFAULT_SNAPSHOT_COMPLETION_TIME,
+        snapshot_copy_time: timedelta = DEFAULT_SNAPSHOT_COPY_TIME,
+        image_copy_time: timedelta = DEFAULT_IMAGE_COPY_TIME,
     ) -> None:
         self.clock = clock
         self.sqs_clock: Clock | None = None
@@ -283,6 +347,21 @@ class MotoFidelity:
         self.create_image_description_with_volume = False
         # (account, region) -> image id -> the AMI in the emulated Recycle Bin (E22).
         self.recycle_bin: dict[tuple[str, str], dict[str, _Recycled]] = {}
+        # Copies (E25-E32): durations (assumed), the documented limit, the assumed codes and message.
+        self.snapshot_copy_time = snapshot_copy_time
+        self.image_copy_time = image_copy_time
+        self.concurrent_snapshot_copies = CONCURRENT_SNAPSHOT_COPIES_PER_REGION
+        self.incomplete_source_error = DEFAULT_INCOMPLETE_SOURCE_ERROR
+        self.managed_key_share_error = DEFAULT_MANAGED_KEY_SHARE_ERROR
+        self.kms_denied_message = DEFAULT_KMS_DENIED_MESSAGE
+        # E30: False - the copy is made and ends in `error` (AMI `failed`); True - the request fails at once.
+        self.kms_denial_fails_request = False
+        self.copy_records: dict[str, _CopyRecord] = {}  # snapshot id -> copy
+        self.image_copy_records: dict[str, _CopyRecord] = {}  # image id -> copy
+        self.copy_image_tokens: dict[tuple[str, str, str], tuple[tuple[Any, ...], str]] = {}
+        self.copy_snapshot_faults: dict[str, str] = {}
+        self.copy_snapshot_attempts: list[str] = []
+        self.denied_kms_keys: set[str] = set()
 
     def forget(self) -> None:
         """Drop what the patches remembered about resources (after moto's own reset); clocks stay."""
@@ -297,6 +376,12 @@ class MotoFidelity:
         self.create_snapshot_faults.clear()
         self.create_snapshot_attempts.clear()
         self.recycle_bin.clear()
+        self.copy_records.clear()
+        self.image_copy_records.clear()
+        self.copy_image_tokens.clear()
+        self.copy_snapshot_faults.clear()
+        self.copy_snapshot_attempts.clear()
+        self.denied_kms_keys.clear()
 
     # -- time ----------------------------------------------------------------------------------------------
 
@@ -468,6 +553,57 @@ class MotoFidelity:
         else:
             self.create_snapshot_faults[volume_or_instance_id] = error_code
 
+    # -- copy helpers (E25-E32; setup and fault injection) -----------------------------------------------------
+
+    def fail_copy_snapshot(self, source_snapshot_id: str, error_code: str | None) -> None:
+        """Fault injection: CopySnapshot of this source answers `error_code` (None: heal), in any destination Region
+        and account. Every attempt is recorded (source id) in `copy_snapshot_attempts`."""
+        if error_code is None:
+            self.copy_snapshot_faults.pop(source_snapshot_id, None)
+        else:
+            self.copy_snapshot_faults[source_snapshot_id] = error_code
+
+    def end_copy_in_error(self, snapshot_id: str, message: str = "Snapshot copy failed") -> None:
+        """Fault injection (E25): this pending copy (of CopySnapshot or CopyImage) runs its course and then ends in
+        `error` with `message` as its StateMessage, instead of `completed`. (`set_snapshot_state` puts it in error at
+        once.)"""
+        self.copy_records[snapshot_id].ends_in_error = message  # KeyError when it is not a copy
+
+    def deny_kms_key(self, key_arn: str, denied: bool = True) -> None:
+        """Fault injection (E30): the caller may not use this KMS key (its key policy or grants do not allow it, it
+        is disabled or pending deletion - moto's KMS linkage cannot tell). A CopySnapshot or CopyImage that needs it
+        - the destination KmsKeyId, the default key it falls back to, or the source's key - fails as E30 says."""
+        if denied:
+            self.denied_kms_keys.add(key_arn)
+        else:
+            self.denied_kms_keys.discard(key_arn)
+
+    def aws_managed_ebs_key(self, region: str, account_id: str | None = None) -> str:
+        """The ARN of the account's AWS managed key for EBS (`alias/aws/ebs`) in `region`, created as AWS creates it
+        on first use (moto's own KMS backend)."""
+        from moto.kms import kms_backends
+
+        kms = kms_backends[account_id or self.account_id][region]
+        if not kms.alias_exists(AWS_MANAGED_EBS_ALIAS):
+            key = kms.create_key(
+                policy="",
+                key_usage="ENCRYPT_DECRYPT",
+                key_spec="SYMMETRIC_DEFAULT",
+                description="Default master key that protects my EBS volumes when no other key is defined",
+                tags=None,
+            )
+            kms.create_alias(key.id, AWS_MANAGED_EBS_ALIAS)
+        return str(kms.describe_key(AWS_MANAGED_EBS_ALIAS).arn)
+
+    def encrypt_with_aws_managed_key(self, region: str, snapshot_id: str, account_id: str | None = None) -> str:
+        """Setup (E29): make a snapshot encrypted with the account's AWS managed key `alias/aws/ebs`, as a snapshot of
+        a volume encrypted by default is (moto's CreateSnapshot copies no encryption from volumes it made
+        unencrypted). Returns the key ARN."""
+        snapshot = ec2_backends[account_id or self.account_id][region].get_snapshot(snapshot_id)
+        snapshot.encrypted = True
+        snapshot.kms_key_id = self.aws_managed_ebs_key(region, account_id)
+        return str(snapshot.kms_key_id)
+
     # -- model ---------------------------------------------------------------------------------------------
 
     def _deregistrations(self, backend: Any) -> dict[str, _Deregistration]:
@@ -544,38 +680,57 @@ class MotoFidelity:
         pin = self.snapshot_pins.get(snapshot_id)
         if pin is not None:
             return pin.state
+        copied = self.copy_records.get(snapshot_id)
+        if copied is not None:
+            if self.now() < copied.started + copied.duration:
+                return PENDING
+            return ERROR if copied.ends_in_error is not None else COMPLETED
         record = self.snapshot_records.get(snapshot_id)
         if record is None:
             return stored
         return COMPLETED if self.now() >= record.started + self.snapshot_completion_time else PENDING
 
-    def snapshot_progress(self, snapshot_id: str, state: str) -> str:
-        """E11: "100%" when completed; otherwise the share of `snapshot_completion_time` elapsed, at most "99%",
-        frozen when a state other than pending was pinned (AWS documents no progress curve; "0%" at creation)."""
+    def _timeline(self, snapshot_id: str) -> tuple[datetime, timedelta] | None:
+        """When a modelled snapshot (E11) or copy (E25) started, and how long it runs."""
+        copied = self.copy_records.get(snapshot_id)
+        if copied is not None:
+            return copied.started, copied.duration
         record = self.snapshot_records.get(snapshot_id)
+        return (record.started, self.snapshot_completion_time) if record is not None else None
+
+    def snapshot_progress(self, snapshot_id: str, state: str) -> str:
+        """E11, E25: "100%" when completed; otherwise the share of the completion (or copy) time elapsed, at most
+        "99%", frozen when a state other than pending was pinned (AWS documents no progress curve; "0%" at
+        creation)."""
+        timeline = self._timeline(snapshot_id)
         if state == COMPLETED:
             return "100%"
-        if record is None or self.snapshot_completion_time <= timedelta(0):
+        if timeline is None or timeline[1] <= timedelta(0):
             return "0%"
+        started, duration = timeline
         pin = self.snapshot_pins.get(snapshot_id)
-        until = pin.at if pin is not None and pin.state != PENDING else self.now()
-        done = int(100 * ((until - record.started) / self.snapshot_completion_time))
+        until = pin.at if pin is not None and pin.state != PENDING else min(self.now(), started + duration)
+        done = int(100 * ((until - started) / duration))
         return f"{max(0, min(99, done))}%"
 
     def snapshot_message(self, snapshot_id: str) -> str | None:
         pin = self.snapshot_pins.get(snapshot_id)
-        return pin.message if pin is not None and pin.message else None
+        if pin is not None:
+            return pin.message or None
+        copied = self.copy_records.get(snapshot_id)
+        if copied is not None and copied.ends_in_error is not None and self.snapshot_state(snapshot_id) == ERROR:
+            return copied.ends_in_error
+        return None
 
     def _completed_since(self, snapshot_id: str) -> datetime | None:
         """When the snapshot reached `completed`, if it has (for a lock placed while pending, E15)."""
         pin = self.snapshot_pins.get(snapshot_id)
         if pin is not None:
             return pin.at if pin.state == COMPLETED else None
-        record = self.snapshot_records.get(snapshot_id)
-        if record is None:
+        timeline = self._timeline(snapshot_id)
+        if timeline is None or self.snapshot_state(snapshot_id) != COMPLETED:
             return None
-        done = record.started + self.snapshot_completion_time
-        return done if self.now() >= done else None
+        return timeline[0] + timeline[1]
 
     def lock_state(self, snapshot: Snapshot) -> str | None:
         """E15, E17: the LockState of `snapshot` (governance, compliance or expired), None when it has no lock."""
@@ -668,6 +823,74 @@ class MotoFidelity:
         if resource_id in self.create_snapshot_faults:
             raise EC2ClientError(self.create_snapshot_faults[resource_id], "injected fault")
 
+    # -- copy model (E25-E32) ------------------------------------------------------------------------------
+
+    def shared_snapshots(self, account_id: str, region: str) -> list[Snapshot]:
+        """E28: the snapshots of other accounts in `region` that `account_id` may use - CreateVolumePermission for
+        its account id, or public (group `all`)."""
+        found = []
+        for owner in list(ec2_backends.keys()):
+            if owner == account_id:
+                continue
+            for snapshot in ec2_backends[owner][region].snapshots.values():
+                if account_id in snapshot.create_volume_permission_userids or (
+                    "all" in snapshot.create_volume_permission_groups
+                ):
+                    found.append(snapshot)
+        return found
+
+    def visible_snapshot(self, account_id: str, region: str, snapshot_id: str) -> Snapshot:
+        """E28: the snapshot `account_id` sees under this id in `region` - its own, or one shared with it; anything
+        else does not exist for it (`InvalidSnapshot.NotFound`)."""
+        own = ec2_backends[account_id][region].snapshots.get(snapshot_id)
+        if own is not None:
+            return own
+        for snapshot in self.shared_snapshots(account_id, region):
+            if snapshot.id == snapshot_id:
+                return snapshot
+        raise EC2ClientError("InvalidSnapshot.NotFound", f"The snapshot '{snapshot_id}' does not exist.")
+
+    def is_aws_managed_key(self, account_id: str, region: str, key: str | None) -> bool:
+        """E29: whether `key` (ARN, id, alias or alias ARN) is the account's AWS managed key for EBS."""
+        if not key:
+            return False
+        from moto.kms import kms_backends
+
+        kms = kms_backends[account_id][region]
+        if key == AWS_MANAGED_EBS_ALIAS or key.endswith(f":{AWS_MANAGED_EBS_ALIAS}"):
+            return True
+        if not kms.alias_exists(AWS_MANAGED_EBS_ALIAS):
+            return False
+        managed = kms.describe_key(AWS_MANAGED_EBS_ALIAS)
+        return key in (managed.arn, managed.id)
+
+    def default_ebs_key(self, backend: Any) -> str:
+        """The key EBS encrypts with when no KmsKeyId is given: the Region's default KMS key for EBS (the AWS managed
+        `alias/aws/ebs` unless ModifyEbsDefaultKmsKeyId chose another), as moto's CreateVolume uses it."""
+        return str(backend.default_kms_key_id or backend._create_default_encryption_key())
+
+    def denied_key(self, *keys: str | None) -> str | None:
+        """E30: the first of `keys` that `deny_kms_key` denies, if any."""
+        return next((key for key in keys if key and key in self.denied_kms_keys), None)
+
+    def pending_snapshot_copies(self, account_id: str, region: str) -> int:
+        """E27: CopySnapshot copies of the account still pending in the destination `region` (not deleted)."""
+        backend = ec2_backends[account_id][region]
+        return sum(
+            1
+            for snapshot_id, record in self.copy_records.items()
+            if (record.account_id, record.region) == (account_id, region)
+            and not record.by_copy_image
+            and snapshot_id in backend.snapshots
+            and self.snapshot_state(snapshot_id) == PENDING
+        )
+
+    def start_copy(self, snapshot: Snapshot, source_id: str, *, by_copy_image: bool, duration: timedelta) -> None:
+        backend = snapshot.ec2_backend
+        self.copy_records[snapshot.id] = _CopyRecord(
+            backend.account_id, backend.region_name, source_id, self.now(), duration, by_copy_image=by_copy_image
+        )
+
 
 _ORIGINAL: dict[str, Any] = {
     "create_image": AmiBackend.create_image,
@@ -676,6 +899,7 @@ _ORIGINAL: dict[str, Any] = {
     "disable_image": AmiBackend.disable_image,
     "delete_snapshot": EBSBackend.delete_snapshot,
     "copy_snapshot": EBSBackend.copy_snapshot,
+    "add_create_volume_permission": EBSBackend.add_create_volume_permission,
     "modify_snapshot_tier": EBSBackend.modify_snapshot_tier,
     "create_event_source_mapping": LambdaBackend.create_event_source_mapping,
     "layers_versions_by_arn": LambdaBackend.layers_versions_by_arn,
@@ -976,8 +1200,8 @@ def _snapshot_properties(fidelity: MotoFidelity) -> dict[str, property]:
         edition before the EBS User Guide): "If any one snapshot for the multi-volume snapshot set fails, all of
         the other snapshots display an error status",
         https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/ebs-creating-snapshot.html - pinning `error` on one
-        snapshot of a set pins its pending siblings too. Snapshots of CreateImage (and CopySnapshot) keep moto's
-        state (the AMI tests pin their image states with E5); `set_snapshot_state` still pins them."""
+        snapshot of a set pins its pending siblings too. Snapshots of CreateImage keep moto's state (the AMI tests
+        pin their image states with E5); copies run their own course (E25, E32); `set_snapshot_state` pins any."""
         return fidelity.snapshot_state(self.id, self.__dict__.get("status", COMPLETED))
 
     def set_status(self: Snapshot, value: str) -> None:
@@ -1255,6 +1479,8 @@ def faithful_aws(
     snapshot_in_use_window: timedelta = DEFAULT_SNAPSHOT_IN_USE_WINDOW,
     deregistered_listed_window: timedelta = DEFAULT_DEREGISTERED_LISTED_WINDOW,
     snapshot_completion_time: timedelta = DEFAULT_SNAPSHOT_COMPLETION_TIME,
+    snapshot_copy_time: timedelta = DEFAULT_SNAPSHOT_COPY_TIME,
+    image_copy_time: timedelta = DEFAULT_IMAGE_COPY_TIME,
     account_id: str = DEFAULT_ACCOUNT_ID,
 ) -> Iterator[MotoFidelity]:
     """Install every patch for the duration of the block; yields the `MotoFidelity` with the helpers.
@@ -1262,9 +1488,10 @@ def faithful_aws(
     `clock` (a callable returning a datetime; naive means UTC) stamps images and measures the
     eventual-consistency windows; None means the wall clock. `sqs_time=True` runs SQS on `clock` too (D4).
     The windows of E7 and E9 are parameters; `timedelta(0)` switches one off. `snapshot_completion_time` (E11)
-    is how long a new EBS snapshot stays pending. Not re-entrant: patch once, and
-    use `fidelity.simulated_time(clock)` to change clocks inside (as tests/e2e/scenario.py does inside the
-    server of scripts/local_aws.py)."""
+    is how long a new EBS snapshot stays pending; `snapshot_copy_time` (E25) and `image_copy_time` (E32) how long a
+    copy of CopySnapshot or CopyImage does (`timedelta(0)`: copies complete at once, as in moto). Not re-entrant:
+    patch once, and use `fidelity.simulated_time(clock)` to change clocks inside (as tests/e2e/scenario.py does
+    inside the server of scripts/local_aws.py)."""
     if _ACTIVE:
         raise RuntimeError("faithful_aws() is already active; use its fidelity.simulated_time(clock) instead")
     if sqs_time and clock is None:
@@ -1275,6 +1502,8 @@ def faithful_aws(
         snapshot_in_use_window=snapshot_in_use_window,
         deregistered_listed_window=deregistered_listed_window,
         snapshot_completion_time=snapshot_completion_time,
+        snapshot_copy_time=snapshot_copy_time,
+        image_copy_time=image_copy_time,
     )
     fidelity.sqs_clock = clock if sqs_time else None
     with ExitStack() as stack:
@@ -1295,6 +1524,11 @@ def faithful_aws(
         patch(mock.patch.object(ElasticBlockStore, "create_snapshot", _create_snapshot_response(fidelity)))
         patch(mock.patch.object(ElasticBlockStore, "create_snapshots", _create_snapshots_response(fidelity)))
         patch(mock.patch.object(EBSBackend, "copy_snapshot", _copy_snapshot(fidelity)))
+        # Copies across Regions and accounts (E25-E32)
+        patch(mock.patch.object(ElasticBlockStore, "copy_snapshot", _copy_snapshot_response(fidelity)))
+        shared = _add_create_volume_permission(fidelity)
+        patch(mock.patch.object(EBSBackend, "add_create_volume_permission", shared))
+        patch(mock.patch.object(Ami, "state", _ami_state(fidelity), create=True))
         locked = _describe_locked_snapshots_response(fidelity)
         patch(mock.patch.object(ElasticBlockStore, "describe_locked_snapshots", locked, create=True))
         # CopyImage, filters, Recycle Bin, snapshot tiers (E20-E23)
@@ -1304,7 +1538,7 @@ def faithful_aws(
         patch(mock.patch.object(AmisResponse, "list_images_in_recycle_bin", binned, create=True))
         tiers = _describe_snapshot_tier_status_response(fidelity)
         patch(mock.patch.object(ElasticBlockStore, "describe_snapshot_tier_status", tiers))
-        paged = _describe_snapshots_paged(ElasticBlockStore.describe_snapshots)
+        paged = _describe_snapshots_paged(_describe_snapshots_shared(fidelity))
         patch(mock.patch.object(ElasticBlockStore, "describe_snapshots", paged))
         patch(mock.patch.object(EBSBackend, "modify_snapshot_tier", _modify_snapshot_tier(fidelity)))
         # Deployments and the event flow
@@ -1325,19 +1559,252 @@ COPY_VOLUME_ID = "vol-ffffffff"
 
 
 def _copy_snapshot(fidelity: MotoFidelity) -> Callable[..., Snapshot]:
-    def copy_snapshot(self: EBSBackend, *args: Any, **kwargs: Any) -> Snapshot:
-        """E18. "The ID of the volume that was used to create the snapshot. Snapshots created by a copy snapshot
-        operation have an arbitrary volume ID that you should not use for any purpose." (Amazon EC2 API
-        Reference, Snapshot data type, `VolumeId`:
-        https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_Snapshot.html)"""
-        snapshot: Snapshot = _ORIGINAL["copy_snapshot"](self, *args, **kwargs)
-        arbitrary = copy.copy(snapshot.volume)
-        arbitrary.id = COPY_VOLUME_ID
-        snapshot.volume = arbitrary
+    def copy_snapshot(
+        self: EBSBackend,
+        source_snapshot_id: str,
+        source_region: str,
+        description: str,
+        kms_key_id: str | None,
+        encrypted: bool = False,
+    ) -> Snapshot:
+        """E18, E25, E28 (backend level; the request's checks are in `_copy_snapshot_response`).
+
+        E18 - "The ID of the volume that was used to create the snapshot. Snapshots created by a copy snapshot
+        operation have an arbitrary volume ID that you should not use for any purpose." (Amazon EC2 API Reference,
+        Snapshot data type, `VolumeId`: https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_Snapshot.html) -
+        moto reuses the source's volume. StartTime is the fidelity clock.
+
+        E25 - the copy is made in the backend of the Region of the request (the destination; moto already does) and
+        starts `pending` (see `_copy_snapshot_response`).
+
+        E28 - the source is looked up among the snapshots the caller sees in SourceRegion, those shared with its
+        account included (moto looks only in the caller's own account); the copy belongs to the caller."""
+        source = fidelity.visible_snapshot(self.account_id, source_region, source_snapshot_id)  # type: ignore[attr-defined]
+        snapshot = Snapshot(
+            self,
+            ec2_utils.random_snapshot_id(),
+            volume=copy.copy(source.volume),
+            description=description,
+            encrypted=encrypted,
+            kms_key_id=kms_key_id,
+        )
+        snapshot.volume.id = COPY_VOLUME_ID
         snapshot.start_time = fidelity.now().replace(tzinfo=None)  # moto keeps naive UTC
+        self.snapshots[snapshot.id] = snapshot
         return snapshot
 
     return copy_snapshot
+
+
+def _copy_snapshot_response(fidelity: MotoFidelity) -> Callable[..., ActionResult]:
+    def copy_snapshot(self: ElasticBlockStore) -> ActionResult:
+        """E25-E28, E30. CopySnapshot, requested in the destination Region.
+
+        E25 - "CopySnapshot - Amazon Elastic Compute Cloud": "Copies a point-in-time snapshot of an EBS volume and
+        stores it in Amazon S3. You can copy a snapshot within the same Region, from one Region to another ... The
+        snapshot is copied to the regional endpoint that you send the HTTP request to"; TagSpecifications "The tags to
+        apply to the new snapshot.", https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_CopySnapshot.html;
+        "Amazon EventBridge events for Amazon EBS" (copySnapshot): the event is sent when the copy completes, with
+        `startTime` and `endTime` of the copy, result `succeeded` or `failed` - a failed copy is a snapshot (its
+        `snapshot_id` is "the ARN of the failed snapshot"),
+        https://docs.aws.amazon.com/ebs/latest/userguide/ebs-cloud-watch-events.html; "Snapshot": State
+        pending | completed | error, StateMessage, Progress,
+        https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_Snapshot.html - moto makes the copy `completed` at
+        once. Modelled: the copy is `pending` ("0%") from the request, on the fidelity clock, and `completed`
+        `snapshot_copy_time` later (default 30 minutes - an assumption: AWS documents no duration; a standard copy
+        completes "on a best-effort basis"); `set_snapshot_state` pins a state; `end_copy_in_error` makes it end in
+        `error` with a StateMessage instead. moto already copies in the destination Region only, honours
+        TagSpecifications (`snapshot`) and Description.
+
+        E26 - "Copy an Amazon EBS snapshot": "After you create a snapshot, and it has reached the completed state, you
+        can create a copy of it."; "You can copy any accessible snapshots that have a completed status",
+        https://docs.aws.amazon.com/ebs/latest/userguide/ebs-copy-snapshot.html - moto copies a pending or failed
+        snapshot. The code is not documented: `fidelity.incomplete_source_error`, default `IncorrectState` ("The
+        resource is in an incorrect state for the request", the documented code nearest to it, "Error codes for the
+        Amazon EC2 API", https://docs.aws.amazon.com/ec2/latest/devguide/errors-overview.html), is an assumption. An
+        unknown source is `InvalidSnapshot.NotFound` (moto already).
+
+        E27 - "Copy an Amazon EBS snapshot": "There is a limit of 20 concurrent snapshot copy requests per
+        destination Region. If you exceed this quota, you receive a ResourceLimitExceeded error." (earlier editions:
+        "Each account can have up to twenty concurrent snapshot copy requests to a single destination Region");
+        "Error codes": `ResourceLimitExceeded` "You have exceeded an Amazon EC2 resource limit. For example, you
+        might have too many snapshot copies in progress." - moto has no limit. Modelled: the account's pending
+        CopySnapshot copies in the destination Region count (`fidelity.concurrent_snapshot_copies`, 20); copies in
+        `error`, deleted copies and the snapshots of CopyImage do not (not documented: assumed).
+
+        E28 - "CopySnapshot": Encrypted "To encrypt a copy of an unencrypted snapshot if encryption by default is not
+        enabled, enable encryption using this parameter. Otherwise, omit this parameter. Encrypted snapshots are
+        encrypted, even if you omit this parameter"; KmsKeyId "If this parameter is not specified, your KMS key for
+        Amazon EBS is used. If KmsKeyId is specified, the encrypted state must be true."; "When copying snapshots to
+        a Region, copies of encrypted EBS snapshots remain encrypted ... By default, encrypted snapshot copies use the
+        default KMS key"; "Copy an Amazon EBS snapshot": "You can copy snapshots that you own and snapshots that are
+        shared with you, privately or publicly." - moto ignores Encrypted (an unencrypted source with Encrypted=true
+        gives an unencrypted copy), gives an encrypted source's copy no key, and finds only the caller's own
+        snapshots (a shared snapshot is NotFound). Here the copy is encrypted when the source is or Encrypted=true,
+        with KmsKeyId if given, else the Region's default EBS key (moto's, `alias/aws/ebs` unless changed); the
+        source may be a snapshot of another account shared with the caller (E28, `shared_snapshots`); the copy is the
+        caller's. KmsKeyId without Encrypted=true on an unencrypted source fails with `InvalidParameterCombination`
+        (the failure is documented, not its code: assumed).
+
+        E30 - a copy whose destination key, or whose encrypted source's key, the caller may not use (`deny_kms_key`;
+        moto has no KMS permissions). "CopySnapshot": "To copy an encrypted snapshot that has been shared from
+        another account, you must have permissions for the KMS key used to encrypt the snapshot."; "Share the KMS key
+        used to encrypt a shared Amazon EBS snapshot": users of the key need kms:DescribeKey, kms:CreateGrant,
+        kms:GenerateDataKey, kms:GenerateDataKeyWithoutPlaintext, kms:ReEncrypt, kms:Decrypt,
+        https://docs.aws.amazon.com/ebs/latest/userguide/share-kms-key.html. What a denied copy does is documented
+        only indirectly: EBS works with the key after the request (a CreateVolume with a disabled key is made and then
+        "fails" - the createVolume event, result `failed`, cause "arn:aws:kms:...:key/... is disabled."), a failed
+        copy is a snapshot ("Amazon EventBridge events for Amazon EBS", copySnapshot `failed`: "The value of
+        snapshot_id is the ARN of the failed snapshot",
+        https://docs.aws.amazon.com/ebs/latest/userguide/ebs-cloud-watch-events.html), and "Error codes for the
+        Amazon EC2 API" has `CustomerKeyHasBeenRevoked` "The KMS key cannot be accessed.". Modelled, by default: the
+        copy is made and is in `error` at once, StateMessage `fidelity.kms_denied_message` (default "Given key ID is
+        not accessible" - observed, not documented); with `fidelity.kms_denial_fails_request = True` the request
+        fails with `CustomerKeyHasBeenRevoked` instead. Code should handle both.
+        """
+        source_snapshot_id = self._get_param("SourceSnapshotId")
+        source_region = self._get_param("SourceRegion")
+        description = self._get_param("Description")
+        kms_key_id = self._get_param("KmsKeyId")
+        encrypted_flag = bool(self._get_bool_param("Encrypted", False))
+        tags = self._parse_tag_specification().get("snapshot", {})
+        self.error_on_dryrun()
+        backend = self.ec2_backend
+        fidelity.copy_snapshot_attempts.append(source_snapshot_id)
+        if source_snapshot_id in fidelity.copy_snapshot_faults:
+            raise EC2ClientError(fidelity.copy_snapshot_faults[source_snapshot_id], "injected fault")
+        source = fidelity.visible_snapshot(backend.account_id, source_region, source_snapshot_id)
+        if source.status != COMPLETED:
+            raise EC2ClientError(
+                fidelity.incomplete_source_error,
+                f"Snapshot {source_snapshot_id} is in state {source.status}; only completed snapshots can be copied.",
+            )
+        encrypted = bool(source.encrypted) or encrypted_flag
+        if kms_key_id and not encrypted:
+            raise EC2ClientError(
+                "InvalidParameterCombination", "KmsKeyId can be specified only when Encrypted is true."
+            )
+        if fidelity.pending_snapshot_copies(backend.account_id, backend.region_name) >= (
+            fidelity.concurrent_snapshot_copies
+        ):
+            raise EC2ClientError(
+                RESOURCE_LIMIT_EXCEEDED,
+                f"Too many snapshot copies in progress. The limit is {fidelity.concurrent_snapshot_copies} for this "
+                "destination region.",
+            )
+        key = (kms_key_id or fidelity.default_ebs_key(backend)) if encrypted else None
+        denied = fidelity.denied_key(source.kms_key_id if source.encrypted else None, key)
+        if denied is not None and fidelity.kms_denial_fails_request:
+            raise EC2ClientError(KMS_KEY_NOT_ACCESSIBLE, f"The KMS key {denied} cannot be accessed.")
+        snapshot = backend.copy_snapshot(source_snapshot_id, source_region, description, key, encrypted=encrypted)
+        snapshot.add_tags(tags)
+        fidelity.start_copy(snapshot, source.id, by_copy_image=False, duration=fidelity.snapshot_copy_time)
+        if denied is not None:
+            fidelity.snapshot_pins[snapshot.id] = _Pin(ERROR, fidelity.kms_denied_message, fidelity.now())
+        return ActionResult({"SnapshotId": snapshot.id, "Tags": snapshot.tag_set})
+
+    return copy_snapshot
+
+
+def _describe_snapshots_shared(fidelity: MotoFidelity) -> Callable[..., ActionResult]:
+    def describe_snapshots(self: ElasticBlockStore) -> ActionResult:
+        """E28. "DescribeSnapshots - Amazon Elastic Compute Cloud": "Describes the specified EBS snapshots available
+        to you or all of the EBS snapshots available to you. The snapshots available to you include public snapshots,
+        private snapshots that you own, and private snapshots owned by other AWS accounts for which you have explicit
+        create volume permissions."; "If you specify one or more snapshot IDs, only snapshots that have the specified
+        IDs are returned. If you specify an invalid snapshot ID, an error is returned. If you specify a snapshot ID
+        for which you do not have access, it is not included in the returned results."; "If you specify one or more
+        snapshot owners using the OwnerIds option, only snapshots from the specified owners and for which you have
+        access are returned."; "If you specify a list of restorable users, only snapshots with create snapshot
+        permissions for those users are returned.",
+        https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_DescribeSnapshots.html - moto lists only the
+        caller's own snapshots and ignores OwnerIds and RestorableByUserIds, so a snapshot shared with another account
+        is invisible there (SnapshotIds: NotFound). Here the answer is the caller's own snapshots and those of other
+        accounts in the Region shared with it (its account id or `all`), narrowed by SnapshotIds (an id that exists
+        nowhere in the Region is `InvalidSnapshot.NotFound`, one of another account not shared with the caller is left
+        out), OwnerIds (`self` is the caller) and RestorableByUserIds (`self` or account ids: snapshots shared with
+        them explicitly, and the caller's own for `self` or its own id - assumed), then by the filters. Paged by
+        E24."""
+        backend = self.ec2_backend
+        account = backend.account_id
+        snapshot_ids = self._get_param("SnapshotIds", []) or []
+        owners = {account if owner == "self" else owner for owner in self._get_param("OwnerIds", []) or []}
+        restorable = {account if user == "self" else user for user in self._get_param("RestorableByUserIds", []) or []}
+        filters = self._filters_from_querystring()
+        self.error_on_dryrun()
+        snapshots = [*backend.snapshots.values(), *fidelity.shared_snapshots(account, backend.region_name)]
+        if snapshot_ids:
+            known = {
+                snapshot_id
+                for owner in list(ec2_backends.keys())
+                for snapshot_id in ec2_backends[owner][backend.region_name].snapshots
+            }
+            missing = [snapshot_id for snapshot_id in snapshot_ids if snapshot_id not in known]
+            if missing:
+                raise EC2ClientError("InvalidSnapshot.NotFound", f"The snapshot '{missing[0]}' does not exist.")
+            snapshots = [snapshot for snapshot in snapshots if snapshot.id in snapshot_ids]
+        if owners:
+            snapshots = [snapshot for snapshot in snapshots if snapshot.owner_id in owners]
+        if restorable:
+            snapshots = [
+                snapshot
+                for snapshot in snapshots
+                if restorable & set(snapshot.create_volume_permission_userids)
+                or (snapshot.owner_id == account and account in restorable)
+            ]
+        if filters:
+            snapshots = ec2_utils.generic_filter(filters, snapshots)
+        return ActionResult({"Snapshots": snapshots})
+
+    return describe_snapshots
+
+
+def _add_create_volume_permission(fidelity: MotoFidelity) -> Callable[..., None]:
+    def add_create_volume_permission(self: Any, snapshot_id: str, user_ids: list[str], groups: list[str]) -> None:
+        """E29. "Share an Amazon EBS snapshot with other AWS accounts": "You can't share snapshots that are encrypted
+        with the default AWS managed key. You can only share snapshots that are encrypted with a customer managed
+        key."; "You can share only unencrypted snapshots publicly.",
+        https://docs.aws.amazon.com/ebs/latest/userguide/ebs-modifying-snapshot-permissions.html - moto shares any
+        snapshot. Here ModifySnapshotAttribute(CreateVolumePermission add) of a snapshot encrypted with the
+        account's `alias/aws/ebs` key (`encrypt_with_aws_managed_key`, or a copy encrypted by default, E28) fails,
+        as does sharing an encrypted snapshot publicly. AWS documents no code: `fidelity.managed_key_share_error`,
+        default `OperationNotPermitted` with "Encrypted snapshots with EBS default key cannot be shared", is the
+        answer observed from ModifySnapshotAttribute (reported in hashicorp/packer#7499; ModifyImageAttribute is
+        observed answering `InvalidParameter` for the AMI's snapshots) - an assumption."""
+        snapshot = self.get_snapshot(snapshot_id)
+        managed = snapshot.encrypted and fidelity.is_aws_managed_key(
+            self.account_id,
+            self.region_name,
+            snapshot.kms_key_id,
+        )
+        if (user_ids or groups) and managed:
+            raise EC2ClientError(
+                fidelity.managed_key_share_error, "Encrypted snapshots with EBS default key cannot be shared"
+            )
+        if groups and snapshot.encrypted:
+            raise EC2ClientError(fidelity.managed_key_share_error, "Encrypted snapshots cannot be shared publicly")
+        _ORIGINAL["add_create_volume_permission"](self, snapshot_id, user_ids=user_ids, groups=groups)
+
+    return add_create_volume_permission
+
+
+def _ami_state(fidelity: MotoFidelity) -> property:
+    def get_state(self: Ami) -> str:
+        """E32. The state of an AMI of CopyImage: `pending` for `image_copy_time` after the request, then what moto
+        holds (`available`); a state set since (`set_image_state`, deregistration, disabling) is shown as set."""
+        stored = str(self.__dict__.get("state", AVAILABLE))
+        record = fidelity.image_copy_records.get(self.id)
+        if record is None or record.pinned or fidelity.now() >= record.started + record.duration:
+            return stored
+        return PENDING
+
+    def set_state(self: Ami, value: str) -> None:
+        self.__dict__["state"] = value
+        record = fidelity.image_copy_records.get(self.__dict__.get("id", ""))
+        if record is not None:
+            record.pinned = True
+
+    return property(get_state, set_state)
 
 
 def _block_device_mappings(fidelity: MotoFidelity) -> Callable[[Ami], list[dict[str, Any]]]:
@@ -1392,6 +1859,31 @@ def _copy_image_response(fidelity: MotoFidelity) -> Callable[..., ActionResult]:
         with the `image` specification's over them (order not documented: assumed), the snapshot's those of the
         `snapshot` specification. Another ResourceType fails with `InvalidParameterValue` (the failure is
         documented, not its code: assumed).
+
+        E31 - same CopyImage page, ClientToken: "Unique, case-sensitive identifier you provide to ensure idempotency
+        of the request."; "Ensuring idempotency in Amazon EC2 API requests": a retry with the same client token
+        returns the result of the original request; `IdempotentParameterMismatch` "The request uses the same client
+        token as a previous, but non-identical request.",
+        https://docs.aws.amazon.com/ec2/latest/devguide/ec2-api-idempotency.html,
+        https://docs.aws.amazon.com/ec2/latest/devguide/errors-overview.html - moto ignores ClientToken and makes a
+        second AMI. Here a token is remembered per account and destination Region (for good: AWS documents token
+        expiry for some actions only, assumed) and answers the first ImageId; other parameters with it fail.
+
+        E32 - "Copy an Amazon EC2 AMI": "The time taken to complete the copy operation for cross-Region and
+        cross-account AMI copying is on a best-effort basis."; "How Amazon EC2 AMI copy works": "each of its backing
+        snapshots is copied to an identical but distinct target snapshot",
+        https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/CopyingAMIs.html,
+        https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/how-ami-copy-works.html; "Image" State
+        pending | available | failed ..., StateReason, https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_Image.html
+        - moto makes the copy `available` at once. Modelled: the AMI is `pending` and its snapshot `pending` ("0%")
+        for `image_copy_time` (default 30 minutes, an assumption: AWS documents no duration), then `available` /
+        `completed`; `set_image_state` and `set_snapshot_state` still pin either. Encrypted/KmsKeyId ("Specifies
+        whether the destination snapshots of the copied image should be encrypted. You can encrypt a copy of an
+        unencrypted snapshot, but you cannot create an unencrypted copy of an encrypted snapshot. The default KMS key
+        for Amazon EBS is used unless you specify a non-default ... KMS key using KmsKeyId") encrypt the copy's snapshot
+        as E28 does for CopySnapshot (moto ignores both). With a KMS key `deny_kms_key` denies (E30), the AMI is
+        `failed` with StateReason Code `CustomerKeyHasBeenRevoked` and its snapshot `error`, or the request fails
+        (`fidelity.kms_denial_fails_request`).
         """
         source_image_id = self._get_param("SourceImageId")
         source_region = self._get_param("SourceRegion")
@@ -1399,7 +1891,22 @@ def _copy_image_response(fidelity: MotoFidelity) -> Callable[..., ActionResult]:
         description = self._get_param("Description")
         copy_tags = bool(self._get_bool_param("CopyImageTags", False))
         specifications = self._get_param("TagSpecifications", []) or []
+        token = self._get_param("ClientToken")
+        encrypted_flag = bool(self._get_bool_param("Encrypted", False))
+        kms_key_id = self._get_param("KmsKeyId")
         self.error_on_dryrun()
+        backend = self.ec2_backend
+        request = (source_image_id, source_region, name, description, copy_tags, encrypted_flag, kms_key_id)
+        if token:
+            earlier = fidelity.copy_image_tokens.get((backend.account_id, backend.region_name, token))
+            if earlier is not None:
+                if earlier[0] != request:
+                    raise EC2ClientError(
+                        IDEMPOTENT_MISMATCH,
+                        "The client token you have provided is associated with a resource that is already created "
+                        "with different parameters.",
+                    )
+                return ActionResult({"ImageId": earlier[1]})
         for specification in specifications:
             if specification.get("ResourceType") not in ("image", "snapshot"):
                 raise EC2ClientError(
@@ -1407,10 +1914,36 @@ def _copy_image_response(fidelity: MotoFidelity) -> Callable[..., ActionResult]:
                     f"'{specification.get('ResourceType')}' is not a valid taggable resource type for this operation.",
                 )
         tags = self._parse_tag_specification()
-        backend = self.ec2_backend
-        image: Ami = backend.copy_image(source_image_id, source_region, name, description)
         source: Ami = ec2_backends[backend.account_id][source_region].amis[source_image_id]
+        source_snapshot = source.ebs_snapshot
+        encrypted = bool(source_snapshot.encrypted) or encrypted_flag
+        if kms_key_id and not encrypted:
+            raise EC2ClientError(
+                "InvalidParameterCombination", "KmsKeyId can be specified only when Encrypted is true."
+            )
+        key = (kms_key_id or fidelity.default_ebs_key(backend)) if encrypted else None
+        denied = fidelity.denied_key(source_snapshot.kms_key_id if source_snapshot.encrypted else None, key)
+        if denied is not None and fidelity.kms_denial_fails_request:
+            raise EC2ClientError(KMS_KEY_NOT_ACCESSIBLE, f"The KMS key {denied} cannot be accessed.")
+        image: Ami = backend.copy_image(source_image_id, source_region, name, description)
         now = fidelity.now()
+        if token:
+            fidelity.copy_image_tokens[(backend.account_id, backend.region_name, token)] = (request, image.id)
+        image.ebs_snapshot.encrypted = encrypted
+        image.ebs_snapshot.kms_key_id = key
+        fidelity.image_copy_records[image.id] = _CopyRecord(
+            backend.account_id, backend.region_name, source.id, now, fidelity.image_copy_time
+        )
+        fidelity.start_copy(
+            image.ebs_snapshot, source_snapshot.id, by_copy_image=True, duration=fidelity.image_copy_time
+        )
+        if denied is not None:
+            image.state = FAILED
+            image.state_reason = {  # type: ignore[attr-defined]
+                "Code": KMS_KEY_NOT_ACCESSIBLE,
+                "Message": f"{fidelity.kms_denied_message}: {denied}",
+            }
+            fidelity.snapshot_pins[image.ebs_snapshot.id] = _Pin(ERROR, fidelity.kms_denied_message, now)
         stamp = now.replace(tzinfo=None)  # moto keeps naive UTC
         snapshot = image.ebs_snapshot
         arbitrary = copy.copy(source.ebs_snapshot.volume)
