@@ -35,10 +35,11 @@ from ..core.events import (
     parse_schedule_event,
     parse_time,
 )
+from ..core.image_links import list_images
 from ..core.ledger import LedgerEntry
 from ..core.observability import count, logger, metrics
 from ..core.planner import plan_slot
-from ..core.purge import handle_purge, list_images, retire_images
+from ..core.purge import handle_purge, retire_images
 from ..core.retention import RetentionItem, plan_retention
 from ..core.runtime import Lazy, Runtime, build_runtime
 from ..core.scope import Target, target_of_event

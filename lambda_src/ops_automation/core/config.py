@@ -200,7 +200,8 @@ def _optional_text(env: Environ, name: str) -> str | None:
     return env[name].strip() or None
 
 
-def _json(env: Environ, name: str) -> Any:
+def json_value(env: Environ, name: str) -> Any:
+    """A required variable holding JSON, parsed; invalid JSON names the variable and its value."""
     raw = _required(env, name)
     try:
         return json.loads(raw)
@@ -209,14 +210,14 @@ def _json(env: Environ, name: str) -> Any:
 
 
 def _string_list(env: Environ, name: str) -> tuple[str, ...]:
-    value = _json(env, name)
+    value = json_value(env, name)
     if not isinstance(value, list) or not all(isinstance(item, str) and item for item in value):
         raise ConfigError(name, env.get(name), "must be a JSON list of non-empty strings")
     return tuple(dict.fromkeys(value))
 
 
 def _string_map(env: Environ, name: str) -> dict[str, str]:
-    value = _json(env, name)
+    value = json_value(env, name)
     if not isinstance(value, dict) or not all(isinstance(item, str) for item in value.values()):
         raise ConfigError(name, env.get(name), "must be a JSON object of string values")
     return dict(value)

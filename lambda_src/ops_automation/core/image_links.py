@@ -11,7 +11,7 @@ listed only with `IncludeDisabled`), and while it sits in the Recycle Bin (resto
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,16 +75,29 @@ class Holds:
     snapshot_ids: frozenset[str]
 
 
-def account_holds(ec2: Any) -> Holds:
-    """One listing of the account's AMIs in the region (pages of 1,000)."""
-    images = [image for image in _images(ec2, []) if image.get("State") != DEREGISTERED]
-    snapshots = {
+def list_images(ec2: Any, filters: list[dict[str, Any]], include_disabled: bool = False) -> list[dict[str, Any]]:
+    """This account's AMIs (an owner sees its deprecated ones without asking); disabled ones only when asked."""
+    paginator = ec2.get_paginator("describe_images")
+    extra = {"IncludeDisabled": True} if include_disabled else {}
+    pages = paginator.paginate(Owners=["self"], Filters=filters, PaginationConfig={"PageSize": PAGE_SIZE}, **extra)
+    return [image for page in pages for image in page.get("Images", [])]
+
+
+def snapshot_ids(images: Iterable[Mapping[str, Any]]) -> list[str]:
+    """Every snapshot the images map, sorted."""
+    ids = {
         str(mapping["Ebs"]["SnapshotId"])
         for image in images
         for mapping in image.get("BlockDeviceMappings", [])
         if mapping.get("Ebs", {}).get("SnapshotId")
     }
-    return Holds(frozenset(str(image["ImageId"]) for image in images), frozenset(snapshots))
+    return sorted(ids)
+
+
+def account_holds(ec2: Any) -> Holds:
+    """One listing of the account's AMIs in the region (pages of 1,000)."""
+    images = [image for image in list_images(ec2, [], include_disabled=True) if image.get("State") != DEREGISTERED]
+    return Holds(frozenset(str(image["ImageId"]) for image in images), frozenset(snapshot_ids(images)))
 
 
 def holding_image_ids(ec2: Any, image_ids: Iterable[str]) -> set[str]:
@@ -92,7 +105,7 @@ def holding_image_ids(ec2: Any, image_ids: Iterable[str]) -> set[str]:
     hold their snapshots."""
     holding: set[str] = set()
     for chunk in chunked(sorted(set(image_ids)), MAX_FILTER_VALUES):
-        for image in _images(ec2, [{"Name": "image-id", "Values": chunk}]):
+        for image in list_images(ec2, [{"Name": "image-id", "Values": chunk}], include_disabled=True):
             if image.get("State") != DEREGISTERED:
                 holding.add(str(image["ImageId"]))
     return holding
@@ -106,17 +119,3 @@ def recycle_bin_image_ids(ec2: Any, image_ids: Iterable[str] | None = None) -> s
     paginator = ec2.get_paginator("list_images_in_recycle_bin")
     binned = {str(image["ImageId"]) for page in paginator.paginate() for image in page.get("Images", [])}
     return binned if image_ids is None else binned & set(image_ids)
-
-
-def _images(ec2: Any, filters: list[dict[str, Any]]) -> Iterator[Mapping[str, Any]]:
-    paginator = ec2.get_paginator("describe_images")
-    # An owner sees its deprecated AMIs anyway; asking for them says so.
-    pages = paginator.paginate(
-        Owners=["self"],
-        Filters=filters,
-        IncludeDisabled=True,
-        IncludeDeprecated=True,
-        PaginationConfig={"PageSize": PAGE_SIZE},
-    )
-    for page in pages:
-        yield from page.get("Images", [])

@@ -21,14 +21,14 @@ from . import tagging
 from .errors import IMAGE_GONE_ERRORS, SNAPSHOT_GONE_ERRORS, SNAPSHOT_IN_USE, THROTTLING_ERRORS, error_code
 from .events import PurgeSnapshotsMessage, format_time
 from .fanout import backoff_seconds, send_delayed
-from .image_links import image_of, recycle_bin_image_ids
+from .image_links import image_of, list_images, recycle_bin_image_ids, snapshot_ids
 from .ledger import LedgerKey
 from .observability import count, logger
 from .retention import RetentionPlan
 from .runtime import Runtime
 from .scope import Target
 from .snapshots import SnapshotSet, archive_minimum_passed, is_archived, list_snapshots_by_id, locked_snapshot_ids
-from .targeting import MAX_FILTER_VALUES, PAGE_SIZE, chunked
+from .targeting import MAX_FILTER_VALUES, chunked
 
 # The first purge waits for DescribeImages/DeleteSnapshot to catch up with the deregistration.
 FIRST_PURGE_DELAY_SECONDS = 300
@@ -95,22 +95,16 @@ class SnapshotPurge:
     # Snapshot id -> error code: to try again later.
     retry: dict[str, str] = field(default_factory=dict)
 
-
-def snapshot_ids(images: Iterable[Mapping[str, Any]]) -> list[str]:
-    ids = {
-        mapping["Ebs"]["SnapshotId"]
-        for image in images
-        for mapping in image.get("BlockDeviceMappings", [])
-        if mapping.get("Ebs", {}).get("SnapshotId")
-    }
-    return sorted(ids)
-
-
-def list_images(ec2: Any, filters: list[dict[str, Any]], include_disabled: bool = False) -> list[dict[str, Any]]:
-    paginator = ec2.get_paginator("describe_images")
-    extra = {"IncludeDisabled": True} if include_disabled else {}
-    pages = paginator.paginate(Owners=["self"], Filters=filters, PaginationConfig={"PageSize": PAGE_SIZE}, **extra)
-    return [image for page in pages for image in page.get("Images", [])]
+    def kept(self) -> dict[str, list[str]]:
+        """Every snapshot kept on purpose, by reason (for reports)."""
+        return {
+            "kept_in_use": sorted(self.used_by_other_images),
+            "not_owned": self.not_owned,
+            "locked": self.locked,
+            "archived": self.archived,
+            "excluded": self.excluded,
+            "in_recycle_bin": self.in_recycle_bin,
+        }
 
 
 def retire_images(
@@ -147,16 +141,8 @@ def retire_images(
         logger.info("retention applied", extra={"region": target.region, "deregistered": len(deregistered)})
     snapshots = snapshot_ids(deregistered)
     if snapshots:
-        now = rt.clock()
-        message = PurgeSnapshotsMessage(
-            rt.policy,
-            target.region,
-            target.role_arn,
-            tuple(snapshots),
-            tuple(str(image["ImageId"]) for image in deregistered),
-            format_time(now + PURGE_DEADLINE),
-        )
-        send_delayed(rt.clients.client("sqs"), rt.common.work_queue_url, message, FIRST_PURGE_DELAY_SECONDS)
+        released = [str(image["ImageId"]) for image in deregistered]
+        schedule_purge(rt, target, snapshots, released, FIRST_PURGE_DELAY_SECONDS)
     return Retirement(tuple(str(image["ImageId"]) for image in deregistered), tuple(snapshots), tuple(errors))
 
 
@@ -305,15 +291,7 @@ def handle_purge(rt: Runtime[Any], message: PurgeSnapshotsMessage, rule: Deletio
     rule = rule or DeletionRule.of_policy(rt.policy)
     now = rt.clock()
     result = purge_snapshots(ec2, rule, message.snapshot_ids, message.released_image_ids, now=now)
-    summary: dict[str, Any] = {
-        "deleted": result.deleted,
-        "kept_in_use": sorted(result.used_by_other_images),
-        "not_owned": result.not_owned,
-        "locked": result.locked,
-        "archived": result.archived,
-        "excluded": result.excluded,
-        "in_recycle_bin": result.in_recycle_bin,
-    }
+    summary: dict[str, Any] = {"deleted": result.deleted, **result.kept()}
     if not result.retry:
         return {**summary, "outcome": "purged"}
     if now >= message.deadline_time:
@@ -417,14 +395,30 @@ def retry_later(
     rt: Runtime[Any], target: Target, retry: Mapping[str, str], released_image_ids: Sequence[str] = ()
 ) -> None:
     """Deletions refused for a passing reason go to a delayed `purge_snapshots` message, retried until 24 hours."""
-    if not retry:
-        return
-    message = PurgeSnapshotsMessage(
+    if retry:
+        schedule_purge(rt, target, sorted(retry), released_image_ids, backoff_seconds(1))
+
+
+def new_purge(
+    rt: Runtime[Any], target: Target, snapshot_ids: Sequence[str], released_image_ids: Sequence[str]
+) -> PurgeSnapshotsMessage:
+    """A first `purge_snapshots` message, due to be done within `PURGE_DEADLINE` from now."""
+    return PurgeSnapshotsMessage(
         rt.policy,
         target.region,
         target.role_arn,
-        tuple(sorted(retry)),
+        tuple(snapshot_ids),
         tuple(released_image_ids),
         format_time(rt.clock() + PURGE_DEADLINE),
     )
-    send_delayed(rt.clients.client("sqs"), rt.common.work_queue_url, message, backoff_seconds(1))
+
+
+def schedule_purge(
+    rt: Runtime[Any],
+    target: Target,
+    snapshot_ids: Sequence[str],
+    released_image_ids: Sequence[str],
+    delay_seconds: float,
+) -> None:
+    message = new_purge(rt, target, snapshot_ids, released_image_ids)
+    send_delayed(rt.clients.client("sqs"), rt.common.work_queue_url, message, delay_seconds)

@@ -3,7 +3,6 @@ scope allows, and what the sweep makes of one snapshot."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -101,10 +100,7 @@ class DeregisterCleanupConfig:
 def _prices(env: Mapping[str, str]) -> SnapshotPrices:
     name = "OPS_CLEANUP_PRICES"
     raw = env.get(name)
-    try:
-        value = json.loads(raw or "")
-    except json.JSONDecodeError as error:
-        raise ConfigError(name, raw, f"is not valid JSON ({error.msg})") from error
+    value = config.json_value(env, name)
     if not isinstance(value, dict) or set(value) != {"standard", "archive"}:
         raise ConfigError(name, raw, 'must be a JSON object {"standard": <USD per GiB-month>, "archive": <...>}')
     prices = {tier: value[tier] for tier in ("standard", "archive")}

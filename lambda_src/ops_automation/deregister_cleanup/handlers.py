@@ -27,13 +27,12 @@ from ..core.events import (
     ApiCallEvent,
     PurgeSnapshotsMessage,
     decode_api_call_event,
-    format_time,
     parse_schedule_event,
 )
-from ..core.fanout import SQS_MAX_DELAY_SECONDS, BatchSender, send_delayed
+from ..core.fanout import SQS_MAX_DELAY_SECONDS, BatchSender
 from ..core.ledger import LedgerKey
 from ..core.observability import count, log_keys, logger, metrics
-from ..core.purge import FIRST_PURGE_DELAY_SECONDS, PURGE_DEADLINE, classify_snapshots, handle_purge
+from ..core.purge import FIRST_PURGE_DELAY_SECONDS, classify_snapshots, handle_purge, new_purge, schedule_purge
 from ..core.runtime import Lazy, Runtime, build_runtime
 from ..core.scope import Target, event_target, targets_of
 from ..core.snapshots import list_snapshots, snapshot_pages
@@ -131,14 +130,10 @@ def clean_image(rt: CleanupRuntime, target: Target, image_id: str) -> dict[str, 
     ids = [str(snapshot["SnapshotId"]) for snapshot in snapshots]
     if rt.config.dry_run:
         return _dry_run(rt, target, ids, (image_id,), listed=snapshots)
-    now = rt.clock()
     if ids:
-        message = PurgeSnapshotsMessage(
-            rt.policy, target.region, target.role_arn, tuple(ids), (image_id,), format_time(now + PURGE_DEADLINE)
-        )
-        send_delayed(rt.clients.client("sqs"), rt.common.work_queue_url, message, FIRST_PURGE_DELAY_SECONDS)
+        schedule_purge(rt, target, ids, [image_id], FIRST_PURGE_DELAY_SECONDS)
     reason = f"{len(ids)} snapshot(s) made for the AMI scheduled for deletion"
-    rt.ledger.transition(key, "deleted", now, LEDGER_TTL_DAYS, source_id=image_id, refs=ids, reason=reason)
+    rt.ledger.transition(key, "deleted", rt.clock(), LEDGER_TTL_DAYS, source_id=image_id, refs=ids, reason=reason)
     logger.info("image clean-up scheduled", extra={"snapshot_ids": ids})
     return {"image_id": image_id, "outcome": "scheduled", "snapshot_ids": ids}
 
@@ -152,20 +147,9 @@ def _dry_run(
 ) -> dict[str, Any]:
     ec2 = rt.clients.client("ec2", target.region, target.role_arn)
     checked = classify_snapshots(ec2, rt.config.rule, snapshot_ids, image_ids, listed=listed, now=rt.clock())
-    report = {"image_ids": list(image_ids), "outcome": "dry run", "would_delete": checked.deletable, **_kept(checked)}
+    report = {"image_ids": list(image_ids), "outcome": "dry run", "would_delete": checked.deletable, **checked.kept()}
     logger.info("dry run: nothing deleted", extra={"report": report})
     return report
-
-
-def _kept(result: Any) -> dict[str, Any]:
-    return {
-        "kept_in_use": sorted(result.used_by_other_images),
-        "not_in_scope": result.not_owned,
-        "excluded": result.excluded,
-        "in_recycle_bin": result.in_recycle_bin,
-        "locked": result.locked,
-        "archived": result.archived,
-    }
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -283,7 +267,6 @@ class _Sweep:
                 for snapshot_id, image_id in orphans[: max(0, room)]
             )
             return
-        deadline = format_time(self.now + PURGE_DEADLINE)
         for start in range(0, len(orphans), SNAPSHOTS_PER_MESSAGE):
             chunk = orphans[start : start + SNAPSHOTS_PER_MESSAGE]
             if self.enqueued >= MAX_PURGES_PER_SWEEP:
@@ -292,13 +275,11 @@ class _Sweep:
                 continue
             self.enqueued += 1
             self.sender.add(
-                PurgeSnapshotsMessage(
-                    self.rt.policy,
-                    target.region,
-                    target.role_arn,
-                    tuple(snapshot_id for snapshot_id, _ in chunk),
-                    tuple(sorted({image_id for _, image_id in chunk})),
-                    deadline,
+                new_purge(
+                    self.rt,
+                    target,
+                    [snapshot_id for snapshot_id, _ in chunk],
+                    sorted({image_id for _, image_id in chunk}),
                 )
             )
 
