@@ -9,19 +9,9 @@ from typing import Any, ClassVar, Literal
 from ..core import config, tagging
 from ..core.config import CompletionConfig, InstanceTargetConfig, RetentionConfig, ScopeConfig
 from ..core.events import WorkMessage, optional_tags, optional_text, parse_time, text, time_field
-from ..core.retention import RetentionItem, State
+from ..core.image_links import image_state
+from ..core.retention import RetentionItem
 
-# EC2 image states. `deregistered` images linger in DescribeImages for a while and `disabled` ones are listed only
-# on request: neither is a backup that counts, and neither is ours to deregister again.
-IMAGE_STATES: Mapping[str, State] = {
-    "available": "available",
-    "pending": "pending",
-    "transient": "pending",
-    "failed": "failed",
-    "error": "failed",
-    "invalid": "failed",
-}
-NOT_COUNTED_STATES = frozenset({"deregistered", "disabled"})
 # CreateImage accepts running or stopped instances; these two pass on their own, so the item is retried.
 TRANSIENT_INSTANCE_STATES = frozenset({"pending", "stopping"})
 
@@ -107,14 +97,6 @@ def create_image_request(policy: str, message: CreateImageMessage, no_reboot: bo
             {"ResourceType": "snapshot", "Tags": tagging.tag_list(tags)},
         ],
     }
-
-
-def image_state(image: Mapping[str, Any]) -> State | None:
-    """How an image counts for completion: None for images that are gone (deregistered) or not usable."""
-    raw = str(image.get("State", ""))
-    if raw in NOT_COUNTED_STATES:
-        return None
-    return IMAGE_STATES.get(raw, "pending")
 
 
 def retention_item(image: Mapping[str, Any], policy: str) -> RetentionItem | None:

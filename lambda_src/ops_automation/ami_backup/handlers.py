@@ -35,7 +35,7 @@ from ..core.events import (
     parse_schedule_event,
     parse_time,
 )
-from ..core.image_links import list_images
+from ..core.image_links import image_state, list_images
 from ..core.ledger import LedgerEntry
 from ..core.observability import count, logger, metrics
 from ..core.planner import plan_slot
@@ -52,7 +52,6 @@ from .decisions import (
     carried_tags,
     create_image_request,
     decode_create_image,
-    image_state,
     retention_item,
     source_filters,
 )

@@ -52,7 +52,7 @@ def claim(rt: Runtime[Any], target: Target, source_id: str, slot: str, ttl_days:
         # Released between the two calls: whoever released it will be redelivered; this delivery waits its turn.
         return Claim(key, "in_flight")
     if entry.state in ("available", "deleted"):
-        return Claim(key, "made", entry.refs)
+        return Claim(key, "made", entry.refs, updated_at=entry.updated_at)
     if now - parse_time(entry.updated_at, "updated_at") < IN_FLIGHT:
         return Claim(key, "in_flight")
     return Claim(key, "stale", updated_at=entry.updated_at)
@@ -62,6 +62,14 @@ def take_over(rt: Runtime[Any], stale: Claim, ttl_days: int) -> bool:
     """Restart the in-flight window of a stale claim before calling again; False if another delivery took it."""
     return rt.ledger.transition(
         stale.key, "pending", rt.clock(), ttl_days, from_states={"pending"}, expected_updated_at=stale.updated_at
+    )
+
+
+def reopen(rt: Runtime[Any], made: Claim, ttl_days: int) -> bool:
+    """Claim again a request whose resources are gone (a copy that failed and was discarded, or was deleted): False
+    if another delivery reopened it first."""
+    return rt.ledger.transition(
+        made.key, "pending", rt.clock(), ttl_days, from_states={"available"}, expected_updated_at=made.updated_at
     )
 
 

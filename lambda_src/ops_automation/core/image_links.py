@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import tagging
+from .retention import State
 from .targeting import MAX_FILTER_VALUES, PAGE_SIZE, chunked
 
 # The descriptions EC2 writes (see the module README for the sources). Anchored: a description a person wrote, or
@@ -37,6 +38,25 @@ DEREGISTERED = "deregistered"
 # CopySnapshot gives a copy this arbitrary volume id ("Snapshots created by CopySnapshot have an arbitrary volume ID
 # that should not be used for any purpose", API_Snapshot). A CreateImage snapshot has its real source volume.
 COPY_VOLUME_ID = "vol-ffffffff"
+# EC2 image states. `deregistered` images linger in DescribeImages for a while and `disabled` ones are listed only
+# on request: neither is a backup that counts, and neither is ours to deregister again.
+IMAGE_STATES: Mapping[str, State] = {
+    "available": "available",
+    "pending": "pending",
+    "transient": "pending",
+    "failed": "failed",
+    "error": "failed",
+    "invalid": "failed",
+}
+NOT_COUNTED_STATES = frozenset({DEREGISTERED, "disabled"})
+
+
+def image_state(image: Mapping[str, Any]) -> State | None:
+    """How an image counts for completion: None for images that are gone (deregistered) or not usable."""
+    raw = str(image.get("State", ""))
+    if raw in NOT_COUNTED_STATES:
+        return None
+    return IMAGE_STATES.get(raw, "pending")
 
 
 def image_of(snapshot: Mapping[str, Any]) -> str | None:

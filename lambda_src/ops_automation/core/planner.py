@@ -24,7 +24,7 @@ def plan_slot(
     work_of: Callable[[Any, Target], Iterable[M]],
     *,
     not_found: Callable[[], list[str]],
-    nothing_matched: str,
+    nothing_matched: str | None,
     nothing_matched_retryable: bool,
     dry_run_report: Callable[[Mapping[Target, list[M]]], list[dict[str, Any]]],
     pace_per_second: float | None = None,
@@ -33,7 +33,7 @@ def plan_slot(
     names the explicit ids none of them found. A target that could not be listed and work that could not be
     enqueued are retryable: alerted, then raised so the invocation is retried (its duplicates are idempotent).
     Ids not found are alerted only. When nothing matched at all, `nothing_matched` is alerted, and raised too when
-    `nothing_matched_retryable`."""
+    `nothing_matched_retryable`; None: the module judges what it found itself (in `not_found`)."""
     dry_run: bool = rt.config.retention.dry_run
     failures: list[str] = []
     sender: BatchSender[M] | None = None
@@ -58,7 +58,7 @@ def plan_slot(
         failures.extend(f"{_source_of(message)}: not enqueued" for message in sender.unsent)
 
     missing = not_found()
-    if not planned and not failures:
+    if nothing_matched is not None and not planned and not failures:
         # A tag typo or an emptied fleet must not go quiet: a policy that backs up nothing is a failure.
         if nothing_matched_retryable:
             failures.append(nothing_matched)

@@ -12,6 +12,12 @@ POLICY = f"{PREFIX}policy"
 SOURCE_INSTANCE = f"{PREFIX}source-instance"
 SOURCE_VOLUME = f"{PREFIX}source-volume"
 SOURCE_SNAPSHOT = f"{PREFIX}source-snapshot"
+# A copy's origin (snapshot-copy): the source image and region, the source's own creation time (retention orders
+# copies by it, not by when the copy was made) and the policy that made the source.
+SOURCE_IMAGE = f"{PREFIX}source-image"
+SOURCE_REGION = f"{PREFIX}source-region"
+SOURCE_CREATED = f"{PREFIX}source-created"
+SOURCE_POLICY = f"{PREFIX}source-policy"
 SLOT = f"{PREFIX}slot"
 # The crash-consistent set one CreateSnapshots call made: its snapshots are kept or retired together.
 SNAPSHOT_SET = f"{PREFIX}snapshot-set"
@@ -21,14 +27,17 @@ _SOURCE_KEYS = {
     "source_instance": SOURCE_INSTANCE,
     "source_volume": SOURCE_VOLUME,
     "source_snapshot": SOURCE_SNAPSHOT,
+    "source_image": SOURCE_IMAGE,
+    "source_region": SOURCE_REGION,
+    "source_created": SOURCE_CREATED,
+    "source_policy": SOURCE_POLICY,
     "slot": SLOT,
     "snapshot_set": SNAPSHOT_SET,
 }
 
 
 def ownership_tags(policy: str, **sources: str | None) -> dict[str, str]:
-    """Tags for a new resource; `sources` takes source_instance, source_volume, source_snapshot, slot and
-    snapshot_set."""
+    """Tags for a new resource; `sources` takes the keys of `_SOURCE_KEYS` (source_instance, source_volume, ...)."""
     unknown = set(sources) - set(_SOURCE_KEYS)
     if unknown:
         raise TypeError(f"unknown ownership source(s): {sorted(unknown)}")
