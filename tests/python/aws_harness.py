@@ -152,6 +152,35 @@ def cleanup_function_env(
     return env
 
 
+def copy_function_env(
+    queue_url: str = "https://sqs.us-east-1.amazonaws.com/123456789012/q", **overrides: str
+) -> dict[str, str]:
+    """The environment the internal Terraform module gives both snapshot-copy functions: the snapshots of the
+    ebs-snapshot policy `hourly` copied to OTHER_REGION, unencrypted copies unless asked."""
+    env = {
+        key: value
+        for key, value in function_env(queue_url).items()
+        if key not in ("OPS_NO_REBOOT", "OPS_COPY_INSTANCE_TAGS", "OPS_INSTANCE_IDS", "OPS_TARGET_TAGS")
+    }
+    env.update(
+        {
+            "OPS_POLICY_NAME": "dr",
+            "OPS_GENERATIONS": "2",
+            "OPS_COMPLETION_TIMEOUT_MINUTES": "1440",
+            "OPS_COPY_DESTINATIONS": json.dumps(
+                {OTHER_REGION: {"kms_key_arn": None, "role_arn": None, "completion_duration_minutes": None}}
+            ),
+            "OPS_COPY_IMAGES": "false",
+            "OPS_ENCRYPTED": "false",
+            "OPS_SOURCE_POLICIES": json.dumps(["hourly"]),
+            "OPS_SOURCE_IDS": "[]",
+            "OPS_SOURCE_TAGS": "{}",
+        }
+    )
+    env.update(overrides)
+    return env
+
+
 class Captured(logging.Handler):
     def __init__(self) -> None:
         super().__init__()
@@ -309,6 +338,7 @@ def install_runtimes(clock: Callable[[], datetime], module: str = "ami_backup") 
         "ami_backup": "AmiBackupConfig",
         "ebs_snapshot": "EbsSnapshotConfig",
         "deregister_cleanup": "DeregisterCleanupConfig",
+        "snapshot_copy": "SnapshotCopyConfig",
     }[module]
     # The scheduled function's runtime: a planner, or deregister-cleanup's sweeper.
     scheduled = getattr(handlers, "planner_runtime", None) or handlers.sweeper_runtime

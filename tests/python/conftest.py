@@ -21,6 +21,7 @@ from aws_harness import (
     Configure,
     Infra,
     cleanup_function_env,
+    copy_function_env,
     create_policy_resources,
     ebs_function_env,
     function_env,
@@ -34,6 +35,7 @@ from ops_automation.core import observability
 from ops_automation.core.clients import ClientFactory
 from ops_automation.deregister_cleanup import handlers as cleanup_handlers
 from ops_automation.ebs_snapshot import handlers as ebs_handlers
+from ops_automation.snapshot_copy import handlers as copy_handlers
 
 # What each Lambda handler was seen calling on AWS in these tests (the botocore event of every request), by the
 # handler string a Terraform module deploys. tests/hcl checks it against the rendered IAM policies.
@@ -200,6 +202,22 @@ def configure_cleanup(infra: Infra, clock: Clock, monkeypatch: pytest.MonkeyPatc
 
     monkeypatch.setattr(cleanup_handlers.sweeper_runtime, "_value", None)
     monkeypatch.setattr(cleanup_handlers.worker_runtime, "_value", None)
+    return apply
+
+
+@pytest.fixture
+def configure_copy(infra: Infra, clock: Clock, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Any]:
+    """As `configure`, for the snapshot-copy functions; returns the worker's runtime."""
+
+    def apply(**overrides: str) -> copy_handlers.CopyRuntime:
+        env = copy_function_env(infra.queue_url, **{"OPS_ALERT_TOPIC_ARN": infra.alert_topic_arn, **overrides})
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        runtime: copy_handlers.CopyRuntime = install_runtimes(clock, "snapshot_copy")
+        return runtime
+
+    monkeypatch.setattr(copy_handlers.planner_runtime, "_value", None)
+    monkeypatch.setattr(copy_handlers.worker_runtime, "_value", None)
     return apply
 
 
