@@ -9,7 +9,8 @@ is prose written by hand and left alone.
     python scripts/readme_tables.py --check    exit 1 and list the READMEs whose block is stale
 
 Documented directories: every public module (a folder directly under modules/ with a README.md; each must
-carry the markers) and every example whose README has the markers.
+carry the markers), its sub-modules with a README (modules/<name>/modules/<sub>/, markers too), and every
+example whose README has the markers.
 """
 
 from __future__ import annotations
@@ -302,6 +303,9 @@ def documented_dirs(root: Path = ROOT) -> Iterator[Path]:
     modules = root / "modules"
     if modules.is_dir():
         yield from sorted(p for p in modules.iterdir() if (p / "README.md").is_file())
+        # Sub-modules a public module's caller instantiates itself (modules/<name>/modules/<sub>/), such as
+        # snapshot-copy's per-region destination: documented like a public module when they have a README.
+        yield from sorted(p.parent for p in modules.glob("*/modules/*/README.md"))
     examples = root / "examples"
     if examples.is_dir():
         for readme in sorted(examples.rglob("README.md")):

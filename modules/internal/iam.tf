@@ -12,13 +12,16 @@ locals {
   # must already carry both (acting on existing resources), or only the managed-by tag with
   # resource_ownership = "project" (a module acting on what any policy of this project created);
   # "none": reads and non-owned inputs; "unowned": the explicit opt-out for destroying what this project
-  # did not create (validated: ec2:Delete*/Deregister* only).
+  # did not create (validated: ec2:Delete*/Deregister* only); "source": the sources of a copy, which the
+  # statement itself limits by their tags or ids (validated: copy/share actions only, with an
+  # aws:ResourceTag condition or no * resource), so nothing is added.
   resource_ownership_tags = var.resource_ownership == "policy" ? local.ownership_tags : {
     for key, value in local.ownership_tags : key => value if key == "ops-automation:managed-by"
   }
   ownership_conditions = {
     none    = []
     unowned = []
+    source  = []
     request = [for key, value in local.ownership_tags : {
       test     = "StringEquals"
       variable = "aws:RequestTag/${key}"

@@ -113,10 +113,28 @@ variable "functions" {
   validation {
     condition = alltrue(flatten([
       for f in values(var.functions) : [
-        for s in f.statements : can(regex("^[A-Za-z0-9]{1,64}$", s.sid)) && contains(["none", "request", "resource", "unowned"], s.ownership) && length(s.actions) > 0 && length(s.resources) > 0
+        for s in f.statements : can(regex("^[A-Za-z0-9]{1,64}$", s.sid)) && contains(["none", "request", "resource", "unowned", "source"], s.ownership) && length(s.actions) > 0 && length(s.resources) > 0
       ]
     ]))
-    error_message = "functions[*].statements entries need an alphanumeric sid, at least one action and one resource, and ownership none, request, resource or unowned; invalid: ${jsonencode(var.functions == null ? null : { for k, f in var.functions : k => [for s in f.statements : s if !(can(regex("^[A-Za-z0-9]{1,64}$", s.sid)) && contains(["none", "request", "resource", "unowned"], s.ownership) && length(s.actions) > 0 && length(s.resources) > 0)] })}."
+    error_message = "functions[*].statements entries need an alphanumeric sid, at least one action and one resource, and ownership none, request, resource, unowned or source; invalid: ${jsonencode(var.functions == null ? null : { for k, f in var.functions : k => [for s in f.statements : s if !(can(regex("^[A-Za-z0-9]{1,64}$", s.sid)) && contains(["none", "request", "resource", "unowned", "source"], s.ownership) && length(s.actions) > 0 && length(s.resources) > 0)] })}."
+  }
+
+  # ownership = "source" is the second reviewable exception (snapshot-copy): the sources of a copy were made
+  # by another policy or by the user, so neither the request nor this policy's resource tags apply. Such a
+  # statement may only copy or share (ec2:CopySnapshot, ec2:CopyImage, ec2:ModifySnapshotAttribute), and
+  # must itself say which sources: an aws:ResourceTag/<key> condition, or resources naming exact ids (no *).
+  validation {
+    condition = alltrue(flatten([
+      for f in values(var.functions) : [
+        for s in f.statements : s.ownership != "source" || (
+          alltrue([for a in s.actions : contains(["ec2:CopySnapshot", "ec2:CopyImage", "ec2:ModifySnapshotAttribute"], a)]) && (
+            anytrue([for c in s.conditions : startswith(c.variable, "aws:ResourceTag/")]) ||
+            alltrue([for r in s.resources : !strcontains(r, "*")])
+          )
+        )
+      ]
+    ]))
+    error_message = "functions[*].statements with ownership source may only hold ec2:CopySnapshot, ec2:CopyImage or ec2:ModifySnapshotAttribute, and need an aws:ResourceTag/<key> condition or resources without *; invalid: ${jsonencode(var.functions == null ? null : { for k, f in var.functions : k => [for s in f.statements : s.sid if !(s.ownership != "source" || (alltrue([for a in s.actions : contains(["ec2:CopySnapshot", "ec2:CopyImage", "ec2:ModifySnapshotAttribute"], a)]) && (anytrue([for c in s.conditions : startswith(c.variable, "aws:ResourceTag/")]) || alltrue([for r in s.resources : !strcontains(r, "*")]))))] })}."
   }
 
   # ownership = "unowned" is the explicit, reviewable opt-out of the central rule for a clean-up that must

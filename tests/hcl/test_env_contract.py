@@ -118,6 +118,8 @@ def test_groups_composed_sees_the_readers_a_module_uses() -> None:
     assert by_name["ebs-snapshot"] == set(GROUPS)
     if "deregister-cleanup" in by_name:
         assert by_name["deregister-cleanup"] == {"scope"}
+    if "snapshot-copy" in by_name:
+        assert by_name["snapshot-copy"] == {"scope", "retention", "completion"}
 
 
 @pytest.mark.parametrize("module_dir", MODULES, ids=[p.name for p in MODULES])

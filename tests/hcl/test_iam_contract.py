@@ -36,18 +36,24 @@ FUNCTIONS = [fn for module_dir in MODULES for fn in module_functions(module_dir)
 
 # Allowed for a call the code makes without being an API call of its own: tags given in a create call's
 # TagSpecifications are authorized as ec2:CreateTags (EC2 user guide, "Grant permission to tag resources during
-# creation"), which the statement must bind to that call with the ec2:CreateAction condition.
-IMPLIED_BY = {"ec2:CreateTags": ("ec2:CreateAction", "ec2:Create")}
+# creation"), which the statement must bind to that call with the ec2:CreateAction condition. Action -> (the
+# condition key, the prefixes of the calls it serves): creations and copies (CopySnapshot, CopyImage).
+IMPLIED_BY = {"ec2:CreateTags": ("ec2:CreateAction", ("ec2:Create", "ec2:Copy"))}
 # Allowed for AWS to use with the function's permissions while it serves one of our calls, so never observed: EBS
 # uses the customer managed key of an encrypted volume as the principal that snapshots it (EBS user guide,
-# "Requirements for Amazon EBS encryption"). Action -> the call (prefix) it serves.
+# "Requirements for Amazon EBS encryption"), and the keys of an encrypted copy's source and destination as the
+# principal that copies it (EBS user guide, "Copy an Amazon EBS snapshot": kms:DescribeKey, kms:CreateGrant,
+# kms:GenerateDataKey, kms:GenerateDataKeyWithoutPlaintext, kms:ReEncrypt, kms:Decrypt). Action -> the calls
+# (prefixes) it serves.
+_EBS_WITH_KEYS = ("ec2:CreateSnapshot", "ec2:CopySnapshot", "ec2:CopyImage")
 USED_BY_AWS_FOR = {
-    "kms:CreateGrant": "ec2:CreateSnapshot",
-    "kms:Decrypt": "ec2:CreateSnapshot",
-    "kms:DescribeKey": "ec2:CreateSnapshot",
-    "kms:GenerateDataKeyWithoutPlaintext": "ec2:CreateSnapshot",
-    "kms:ReEncryptFrom": "ec2:CreateSnapshot",
-    "kms:ReEncryptTo": "ec2:CreateSnapshot",
+    "kms:CreateGrant": _EBS_WITH_KEYS,
+    "kms:Decrypt": _EBS_WITH_KEYS,
+    "kms:DescribeKey": _EBS_WITH_KEYS,
+    "kms:GenerateDataKey": ("ec2:CopySnapshot", "ec2:CopyImage"),
+    "kms:GenerateDataKeyWithoutPlaintext": _EBS_WITH_KEYS,
+    "kms:ReEncryptFrom": _EBS_WITH_KEYS,
+    "kms:ReEncryptTo": _EBS_WITH_KEYS,
 }
 # Made with the function's role by the platform, not by our code, so never observed.
 CALLED_BY_THE_PLATFORM = {
@@ -68,6 +74,10 @@ DESTROYING_EC2 = re.compile(r"^ec2:(Delete|Deregister)")
 # explicit choice to clean up after every AMI of the account (its README says what IAM it then holds). An
 # exclusion-tag Deny still binds it.
 UNOWNED_ALLOWED = {("deregister-cleanup", "worker", "DeleteAnySnapshot")}
+# The second exception (docs/DESIGN.md): the sources of a copy are another policy's or the user's, so their copy and
+# share statements carry ownership "source" instead of "request". modules/internal accepts it only for these actions
+# and only with an aws:ResourceTag condition or resources without * (a validation its terraform test exercises).
+SOURCE_ACTIONS = {"ec2:CopySnapshot", "ec2:CopyImage", "ec2:ModifySnapshotAttribute"}
 
 
 def _ids(functions: list[ModuleFunction]) -> list[str]:
@@ -214,12 +224,26 @@ def test_ownership_of_image_and_snapshot_changes(fn: ModuleFunction) -> None:
             continue
         if s.ownership == "unowned" and (fn.module, fn.key, s.sid) in UNOWNED_ALLOWED:
             continue
+        if s.ownership == "source":
+            if not set(s.actions) <= SOURCE_ACTIONS:
+                problems.append(f"{s.sid}: ownership 'source' with {sorted(set(s.actions) - SOURCE_ACTIONS)}")
+            continue
         for action in s.actions:
             if DESTROYING_EC2.match(action) and s.ownership != "resource":
                 problems.append(f"{s.sid}: {action} with ownership {s.ownership!r} (needs 'resource')")
             elif MUTATING_EC2.match(action) and not DESTROYING_EC2.match(action) and s.ownership != "request":
                 problems.append(f"{s.sid}: {action} with ownership {s.ownership!r} (needs 'request')")
     assert not problems, f"{fn.module}/{fn.key}: " + "; ".join(problems)
+
+
+def test_internal_limits_source_ownership() -> None:
+    """The "source" exception exists only with internal's validation that bounds it (actions, tags or ids)."""
+    text = (INTERNAL / "variables.tf").read_text(encoding="utf-8")
+    assert 's.ownership != "source"' in text and "aws:ResourceTag/" in text, (
+        "modules/internal must validate ownership = source statements (copy/share actions, a tag condition or ids)"
+    )
+    for action in SOURCE_ACTIONS:
+        assert f'"{action}"' in text, f"modules/internal's source validation does not name {action}"
 
 
 def _tagging_module() -> Any:

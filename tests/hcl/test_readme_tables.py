@@ -110,3 +110,16 @@ def test_readme_without_markers_is_reported(tmp_path: Path) -> None:
     (tmp_path / "README.md").write_text("# No tables\n", encoding="utf-8")
     problem = readme_tables.sync_readme(tmp_path, write=True)
     assert problem is not None and "no" in problem and readme_tables.BEGIN in problem
+
+
+SUB_MODULES = sorted(p.parent for p in (ROOT / "modules").glob("*/modules/*/README.md"))
+
+
+@pytest.mark.parametrize("module_dir", SUB_MODULES, ids=[str(p.relative_to(ROOT)) for p in SUB_MODULES])
+def test_sub_module_readme_tables_match_hcl(module_dir: Path) -> None:
+    """A sub-module its caller instantiates itself (snapshot-copy's destination) is documented like a module."""
+    assert module_dir in set(readme_tables.documented_dirs()), f"{module_dir} is not documented by make docs"
+    readme = (module_dir / "README.md").read_text(encoding="utf-8")
+    assert readme_tables.marked_block(readme) == readme_tables.render_tables(module_dir), (
+        f"{module_dir.relative_to(ROOT)}/README.md tables are stale: run `python scripts/readme_tables.py --write`"
+    )

@@ -881,3 +881,64 @@ run "rejects_unknown_resource_ownership" {
 
   expect_failures = [var.resource_ownership]
 }
+
+run "accepts_source_statements_limited_by_tags_or_ids" {
+  command = plan
+
+  variables {
+    functions = {
+      a = { handler = "m.a", description = "a", consumes_queue = true, statements = [
+        {
+          sid        = "CopyTagged"
+          actions    = ["ec2:CopySnapshot"]
+          resources  = ["arn:aws:ec2:ap-northeast-1::snapshot/*"]
+          ownership  = "source"
+          conditions = [{ test = "StringEquals", variable = "aws:ResourceTag/Backup", values = ["dr"] }]
+        },
+        { sid = "CopyListed", actions = ["ec2:CopySnapshot"], resources = ["arn:aws:ec2:ap-northeast-1::snapshot/snap-0123456789abcdef0"], ownership = "source" },
+      ] }
+    }
+  }
+
+  assert {
+    condition = alltrue([
+      for s in data.aws_iam_policy_document.business["a"].statement :
+      s.sid == "CopyTagged" ? tolist([for c in s.condition : c.variable]) == tolist(["aws:ResourceTag/Backup"]) : length(s.condition) == 0
+    ])
+    error_message = "ownership = source adds no condition: the statement's own tag condition or ids limit it."
+  }
+}
+
+run "rejects_source_statement_on_any_snapshot" {
+  command = plan
+
+  variables {
+    functions = {
+      a = { handler = "m.a", description = "a", consumes_queue = true, statements = [
+        { sid = "CopyAny", actions = ["ec2:CopySnapshot"], resources = ["arn:aws:ec2:*::snapshot/*"], ownership = "source" },
+      ] }
+    }
+  }
+
+  expect_failures = [var.functions]
+}
+
+run "rejects_source_statement_that_destroys" {
+  command = plan
+
+  variables {
+    functions = {
+      a = { handler = "m.a", description = "a", consumes_queue = true, statements = [
+        {
+          sid        = "DeleteTagged"
+          actions    = ["ec2:DeleteSnapshot"]
+          resources  = ["arn:aws:ec2:*::snapshot/*"]
+          ownership  = "source"
+          conditions = [{ test = "StringEquals", variable = "aws:ResourceTag/Backup", values = ["dr"] }]
+        },
+      ] }
+    }
+  }
+
+  expect_failures = [var.functions]
+}
