@@ -1,10 +1,11 @@
-"""`make demo`: a simulated week of AMI backups, a series of daily EBS snapshots and simulated days of clean-up after
-deregistration against one local AWS, as a readable report with one section per module.
+"""`make demo`: a simulated week of AMI backups, a series of daily EBS snapshots, simulated days of clean-up after
+deregistration and simulated days of disaster-recovery copies from Tokyo to Osaka against one local AWS, as a
+readable report with one section per module.
 
-examples/ami-backup, examples/ebs-snapshot and examples/deregister-cleanup (plus a dry-run variant of it) are
-applied with terraform (at once) to a local AWS (moto on 127.0.0.1) and the handlers run with the configuration
-Terraform deployed (the tier-3 path, tests/e2e). Everything is removed afterwards: `terraform destroy`, the local
-AWS, the temporary folder.
+examples/ami-backup, examples/ebs-snapshot, examples/deregister-cleanup (plus a dry-run variant of it) and
+examples/snapshot-copy (both of its regions) are applied with terraform (at once) to a local AWS (moto on
+127.0.0.1) and the handlers run with the configuration Terraform deployed (the tier-3 path, tests/e2e). Everything
+is removed afterwards: `terraform destroy`, the local AWS, the temporary folder.
 
 terraform and a hashicorp/aws provider mirror are required. There is no fallback without them: the former
 in-process path built the module's resources and environment from a hand-written Python copy of the Terraform,
@@ -33,6 +34,7 @@ from tests.e2e import ami_backup_scenario as ami  # noqa: E402
 from tests.e2e import deregister_cleanup_scenario as dereg  # noqa: E402
 from tests.e2e import ebs_snapshot_scenario as ebs  # noqa: E402
 from tests.e2e import scenario  # noqa: E402
+from tests.e2e import snapshot_copy_scenario as sc  # noqa: E402
 from tests.support.terraform_env import TerraformUnavailable, require_terraform  # noqa: E402
 
 RULE = "-" * 96
@@ -350,6 +352,87 @@ def cleanup_problems(report: dereg.CleanupReport, state: dereg.FinalState) -> li
 
 
 # ---------------------------------------------------------------------------------------------------------------
+# snapshot-copy
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _copy_slot(report: sc.CopyReport, slot: str) -> str:
+    moment = datetime.strptime(slot, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=ZoneInfo("UTC"))
+    return moment.astimezone(ZoneInfo(report.source.schedule_timezone)).strftime("%m-%d")
+
+
+def print_copies(report: sc.CopyReport, state: sc.FinalState) -> None:
+    copy, source = report.copy, report.source
+    names = report.volumes.names
+    print(RULE)
+    print(
+        f"policy {copy.policy_name!r}: copy the snapshots of ebs-snapshot policy {source.policy_name!r} "
+        f"({report.source_region}, keeps {source.generations}) to {report.destination_region}, encrypted with "
+        f"{report.kms_key_arn.rsplit('/', 1)[-1]}, keep {copy.generations}; catch-up {copy.schedule_expression}"
+    )
+    volumes = ", ".join(f"{names[volume]} ({volume})" for volume in report.volumes.tagged)
+    print(f"volumes: {volumes} tagged; tmp ({report.volumes.untagged}) untagged")
+    print(RULE)
+    for day in report.days:
+        routed = day.messages[f"{sc.COPY} {report.destination_region}"]
+        print(
+            f"day {day.number} ({_copy_slot(report, day.slot)}): {len(day.sources)} snapshot(s) in "
+            f"{report.source_region}, {len(day.copies)} copy(ies) made in {report.destination_region}, "
+            f"{len(day.retired)} retired; copySnapshot events put on {report.destination_region}'s bus and routed "
+            f"to the work queue in {report.source_region}: {routed}"
+        )
+        for event in day.events:
+            print(f"  {event}")
+        if day.failed_copies:
+            print(f"  copy in error: {', '.join(day.failed_copies)} (deleted; the source was copied again)")
+        for alert in day.alerts:
+            print(f"  ALERT {alert['alert']}: {alert.get('resource_id', '')} ({alert.get('reason', '')})")
+        kept = ", ".join(f"{names.get(volume, volume)} {len(slots)}" for volume, slots in sorted(day.kept.items()))
+        print(f"  copies kept in {report.destination_region}: {kept}")
+    print(RULE)
+    copy_policy = copy.policy_name
+    in_tokyo = [s for s in state.tokyo_snapshots.values() if _snapshot_tags(s).get(sc.POLICY_TAG) == copy_policy]
+    print(
+        f"{report.source_region}: {len(state.tokyo_snapshots)} snapshots (the source policy's "
+        f"{source.generations} per volume and the one made by hand), copies of the policy: {len(in_tokyo)}"
+    )
+    by_volume: dict[str, list[str]] = {}
+    for snapshot in state.osaka_snapshots.values():
+        tags = _snapshot_tags(snapshot)
+        by_volume.setdefault(tags.get(sc.SOURCE_VOLUME_TAG, "?"), []).append(tags.get(sc.SLOT_TAG, "?"))
+    for volume, slots in sorted(by_volume.items()):
+        dates = " ".join(_copy_slot(report, slot) for slot in sorted(slots))
+        print(f"{report.destination_region}: {names.get(volume, volume):<8} {len(slots)} copies (source dates {dates})")
+    encrypted = all(s.get("KmsKeyId") == report.kms_key_arn for s in state.osaka_snapshots.values())
+    print(
+        f"every copy encrypted with the example's {report.destination_region} key: {encrypted}; alerts: "
+        f"{len(report.alerts)}; dead-letter queues: {state.dlq_messages}"
+    )
+
+
+def _snapshot_tags(snapshot: dict[str, object]) -> dict[str, str]:
+    tags = snapshot.get("Tags") or []
+    return {str(tag["Key"]): str(tag["Value"]) for tag in tags} if isinstance(tags, list) else {}
+
+
+def copy_problems(report: sc.CopyReport, state: sc.FinalState) -> list[str]:
+    found: list[str] = []
+    if report.tokyo_copies:
+        found.append(f"copies made in the source region {report.source_region}: {report.tokyo_copies}")
+    kept: dict[str, int] = {}
+    for snapshot in state.osaka_snapshots.values():
+        volume = _snapshot_tags(snapshot).get(sc.SOURCE_VOLUME_TAG, "?")
+        kept[volume] = kept.get(volume, 0) + 1
+    if kept != dict.fromkeys(report.volumes.tagged, report.copy.generations):
+        found.append(f"copies kept per volume in {report.destination_region}: {kept}")
+    if [alert["alert"] for alert in report.alerts] != [sc.COPY_FAILED]:
+        found.append(f"alerts other than the one failed copy: {[alert['alert'] for alert in report.alerts]}")
+    if report.failed_records or state.dlq_messages or state.work_queue_messages:
+        found.append("snapshot-copy work items failed or were left")
+    return found
+
+
+# ---------------------------------------------------------------------------------------------------------------
 # All
 # ---------------------------------------------------------------------------------------------------------------
 
@@ -362,11 +445,13 @@ class Results:
     ebs_state: ebs.FinalState
     cleanup: dereg.CleanupReport
     cleanup_state: dereg.FinalState
+    copies: sc.CopyReport
+    copy_state: sc.FinalState
     runs: dict[str, scenario.TerraformRun]
 
 
 def run_with_terraform() -> Results:
-    examples = [ami.EXAMPLE, ebs.EXAMPLE, dereg.EXAMPLE]
+    examples = [ami.EXAMPLE, ebs.EXAMPLE, dereg.EXAMPLE, sc.EXAMPLE]
     region = scenario.example_region(examples[0])
     with tempfile.TemporaryDirectory(prefix="ops-automation-demo-") as workdir, local_aws(region) as aws:
         print(f"local AWS (moto) at {aws.endpoint}")
@@ -399,9 +484,15 @@ def run_with_terraform() -> Results:
             deployment = scenario.deployment_from_terraform(aws_ebs, runs[ebs.EXAMPLE.name].outputs, ebs.EXAMPLE)
             series = ebs.run_series(aws_ebs, deployment)
             ebs_state = ebs.final_state(aws_ebs, deployment)
+            # Last: its createSnapshot events reach the ebs-snapshot example's rule too (same bus), and its own
+            # queues got the ebs-snapshot series' events (cleared).
+            aws_copy = applied.aws_for(sc.EXAMPLE)
+            print(f"snapshot-copy: simulating {sc.DAYS} days, Tokyo to Osaka ...", flush=True)
+            copies = sc.run_days(aws_copy, runs[sc.EXAMPLE.name], [runs[ebs.EXAMPLE.name].outputs["work_queue_url"]])
+            copy_state = sc.final_state(aws_copy, copies)
             print("terraform destroy ...", flush=True)
         print("destroyed in " + ", ".join(f"{name} {run.destroy_seconds:.0f}s" for name, run in runs.items()))
-    return Results(week, ami_state, series, ebs_state, cleanup, cleanup_state, runs)
+    return Results(week, ami_state, series, ebs_state, cleanup, cleanup_state, copies, copy_state, runs)
 
 
 def main() -> int:
@@ -412,15 +503,15 @@ def main() -> int:
         print(
             f"demo cannot run: {unavailable.reason}\n"
             "It needs terraform on PATH and a local hashicorp/aws provider mirror, because it deploys\n"
-            "examples/ami-backup, examples/ebs-snapshot and examples/deregister-cleanup with terraform and runs the\n"
-            "handlers with what Terraform deployed; there is no in-process fallback (a Python copy of the Terraform\n"
-            "configuration could drift from the HCL).",
+            "examples/ami-backup, examples/ebs-snapshot, examples/deregister-cleanup and examples/snapshot-copy with\n"
+            "terraform and runs the handlers with what Terraform deployed; there is no in-process fallback (a Python\n"
+            "copy of the Terraform configuration could drift from the HCL).",
             file=sys.stderr,
         )
         return CANNOT_RUN
     print(
-        "terraform apply of examples/ami-backup, examples/ebs-snapshot and examples/deregister-cleanup against one"
-        " local AWS (tier-3 path)"
+        "terraform apply of examples/ami-backup, examples/ebs-snapshot, examples/deregister-cleanup and"
+        " examples/snapshot-copy against one local AWS (tier-3 path)"
     )
     results = run_with_terraform()
     print()
@@ -435,12 +526,17 @@ def main() -> int:
     print("=== deregister-cleanup " + "=" * (len(RULE) - 23))
     print(f"deployment: {results.cleanup.main.how}")
     print_cleanup(results.cleanup, results.cleanup_state)
+    print()
+    print("=== snapshot-copy " + "=" * (len(RULE) - 18))
+    print(f"deployment: {results.copies.copy.how} (and its {results.copies.destination_region} provider)")
+    print_copies(results.copies, results.copy_state)
     print(RULE)
     print(f"demo finished in {time.monotonic() - started:.0f}s")
     found = (
         problems(results.week, results.ami_state)
         + series_problems(results.series, results.ebs_state)
         + cleanup_problems(results.cleanup, results.cleanup_state)
+        + copy_problems(results.copies, results.copy_state)
     )
     for problem in found:
         print(f"PROBLEM: {problem}")

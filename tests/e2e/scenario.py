@@ -17,11 +17,12 @@ visibility timeouts with it (`tests/support/moto_fidelity.py`, E4, E11 and D4, t
 backup per slot instead of a series made within seconds, and the eventual-consistency windows and snapshot
 completion of the patches run on the same clock.
 
-Every example a run needs is applied to one local AWS at the start, all at once (`applied_together`): the
-provider waits ~25 s for each SQS queue and queue policy to settle on moto, so applies and destroys in parallel
-cost about as much as one. The scenarios then run one after the other (the simulated clock is process-wide),
-each on an empty EC2 account (`fresh_ec2`), and each example is destroyed in the background as soon as its
-scenario is done.
+Every example a run needs is applied to one local AWS at the start, all at once (`applied_together`), each of its
+providers - the default one and any aliased one (snapshot-copy's destination region) - pointed at that AWS, which
+serves every region (`provider_override`): the provider waits ~25 s for each SQS queue and queue policy to settle
+on moto, so applies and destroys in parallel cost about as much as one. The scenarios then run one after the
+other (the simulated clock is process-wide), each on an empty EC2 account (`fresh_ec2`), and each example is
+destroyed in the background as soon as its scenario is done.
 
 The deployment is always the one Terraform applied (`deployment_from_terraform`): a hand-written copy of a
 module's resources and environment would drift from the HCL silently, which is what tier 3 exists to rule out.
@@ -54,7 +55,7 @@ from zoneinfo import ZoneInfo
 from moto.ec2.models import ec2_backends
 from scripts.local_aws import DEFAULT_REGION, Aws, LambdaContext, LocalAws, handler_environment
 from tests.support import terraform_env
-from tests.support.hcl_tree import load_module
+from tests.support.hcl_tree import load_module, load_tf
 from tests.support.moto_fidelity import MotoFidelity
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -228,20 +229,34 @@ class Variant:
 
 VARIANT_OVERRIDE_FILE = "zz_e2e_variant_override.tf"
 
+MODULE_OUTPUTS_FILE = "zz_e2e_module_outputs.tf"
+MODULE_OUTPUT_PREFIX = "e2e_module_"
+
 
 def example_region(example: Path) -> str:
     """The region the example deploys to by default: the local AWS serves that region."""
     return str(load_module(REPO_ROOT / example).variables.get("region", {}).get("default") or DEFAULT_REGION)
 
 
-def provider_override(endpoint: str, region: str) -> str:
-    """An override file merging into the example's `provider "aws"` block: every service to `endpoint`."""
+def provider_aliases(example: Path) -> list[str]:
+    """The aliases of the example's `provider "aws"` blocks besides the default one (snapshot-copy's `osaka`)."""
+    aliases = {
+        str(body["alias"])
+        for tf in sorted((REPO_ROOT / example).glob("*.tf"))
+        for block in load_tf(tf).get("provider", [])
+        for name, body in block.items()
+        if name == "aws" and isinstance(body, dict) and body.get("alias")
+    }
+    return sorted(aliases)
+
+
+def _provider_block(endpoint: str, region: str | None, alias: str | None) -> str:
     endpoints = "\n".join(f'    {service} = "{endpoint}"' for service in PROVIDER_SERVICES)
     return (
-        "# Written by tests/e2e/scenario.py: the example's provider, pointed at a local AWS (moto).\n"
         'provider "aws" {\n'
-        f'  region                      = "{region}"\n'
-        '  access_key                  = "testing"\n'
+        + (f'  alias                       = "{alias}"\n' if alias else "")
+        + (f'  region                      = "{region}"\n' if region else "")
+        + '  access_key                  = "testing"\n'
         '  secret_key                  = "testing"\n'
         "  skip_credentials_validation = true\n"
         "  skip_metadata_api_check     = true\n"
@@ -252,6 +267,38 @@ def provider_override(endpoint: str, region: str) -> str:
         "  }\n"
         "}\n"
     )
+
+
+def provider_override(endpoint: str, region: str, aliases: Sequence[str] = ()) -> str:
+    """An override file merging into the example's `provider "aws"` blocks (Terraform merges an override's provider
+    block into the block of the same name and alias): every service of the default provider and of each aliased one
+    to `endpoint`, the default in `region`; an aliased provider keeps the example's own region (its destination
+    region), which the one local AWS serves too."""
+    blocks = [_provider_block(endpoint, region, None), *(_provider_block(endpoint, None, alias) for alias in aliases)]
+    return "# Written by tests/e2e/scenario.py: the example's providers, pointed at a local AWS (moto).\n" + "\n".join(
+        blocks
+    )
+
+
+def module_outputs_file(example: Path) -> str:
+    """A Terraform file added to the staged copy of an example: every output of each of its module calls, as one
+    output `e2e_module_<name>` (an object keyed by the module's output names). For what a scenario drives that the
+    example exposes no output of - the ebs-snapshot policy inside examples/snapshot-copy, its copy policy's
+    schedule - still read from what Terraform applied. Sensitive, so that a module output derived from a sensitive
+    value is allowed; `terraform output -json` shows it anyway."""
+    names = sorted(load_module(REPO_ROOT / example).module_calls)
+    blocks = [
+        f'output "{MODULE_OUTPUT_PREFIX}{name}" {{\n  value     = module.{name}\n  sensitive = true\n}}\n'
+        for name in names
+    ]
+    return "# Written by tests/e2e/scenario.py: the outputs of the example's modules, for the scenarios.\n" + "\n".join(
+        blocks
+    )
+
+
+def module_outputs(run: TerraformRun, module: str) -> dict[str, Any]:
+    """The outputs of the example's `module "<module>"` block, as applied (see `module_outputs_file`)."""
+    return dict(run.outputs[f"{MODULE_OUTPUT_PREFIX}{module}"])
 
 
 def _output_values(raw: str) -> dict[str, Any]:
@@ -285,8 +332,10 @@ class AppliedExamples:
         self._runs: dict[Path, TerraformRun] = {}
         for example in self.examples:
             folder = staged / example
-            override = provider_override(aws.endpoint, self.region_of(example))
+            source = self._source_of(example)
+            override = provider_override(aws.endpoint, self.region_of(example), provider_aliases(source))
             (folder / OVERRIDE_FILE).write_text(override, encoding="utf-8")
+            (folder / MODULE_OUTPUTS_FILE).write_text(module_outputs_file(source), encoding="utf-8")
             # One after the other: `init` is quick, and the plugin cache is not safe for concurrent use.
             terraform_env.run_terraform(["init", "-input=false", "-no-color"], folder, self._env)
             self._runs[example] = TerraformRun(example=example, workdir=folder, outputs={})
@@ -294,13 +343,18 @@ class AppliedExamples:
         self._applies: dict[Path, Future[TerraformRun]] = {}
         self._destroys: dict[Path, Future[TerraformRun]] = {}
 
-    def region_of(self, example: Path) -> str:
+    def _source_of(self, example: Path) -> Path:
+        """The example folder of the repository an example (or variant) was staged from."""
         variant = self._variants.get(example)
-        return example_region(variant.example if variant is not None else example)
+        return variant.example if variant is not None else example
 
-    def aws_for(self, example: Path) -> LocalAws:
-        """The local AWS as seen from the example's region."""
-        return dataclasses.replace(self.aws, region=self.region_of(example))
+    def region_of(self, example: Path) -> str:
+        return example_region(self._source_of(example))
+
+    def aws_for(self, example: Path, region: str | None = None) -> LocalAws:
+        """The local AWS as seen from the example's region (or from `region`: an aliased provider's, such as
+        snapshot-copy's destination)."""
+        return dataclasses.replace(self.aws, region=region or self.region_of(example))
 
     def live(self) -> list[Path]:
         """The examples applied and not being destroyed (their rules still route events)."""
@@ -349,8 +403,9 @@ class AppliedExamples:
 
     def _apply(self, run: TerraformRun) -> TerraformRun:
         started = time.monotonic()
+        apply = ["apply", "-auto-approve", "-input=false", "-no-color"]
         try:
-            terraform_env.run_terraform(["apply", "-auto-approve", "-input=false", "-no-color"], run.workdir, self._env)
+            terraform_env.run_terraform(apply, run.workdir, self._env)
         finally:
             run.apply_seconds = time.monotonic() - started
         run.outputs = _output_values(terraform_env.run_terraform(["output", "-json"], run.workdir, self._env).stdout)
@@ -615,10 +670,19 @@ class DeployedPolicy:
     """Runs a deployed policy's functions as AWS would: the planner on its schedule's input, the worker on
     batches polled from its work queue; and puts events on the local default bus for the deployed rule."""
 
-    def __init__(self, aws: Aws, deployment: Deployment, clock: SimulatedClock, handler_clock: bool = False) -> None:
+    def __init__(
+        self,
+        aws: Aws,
+        deployment: Deployment,
+        clock: SimulatedClock,
+        handler_clock: bool = False,
+        kinds: Callable[[str], str] | None = None,
+    ) -> None:
         self.aws = aws
         self.deployment = deployment
         self.clock = clock
+        # How the messages handed to the worker are counted (`SlotReport.messages`): `message_kind` unless given.
+        self.kinds = kinds or message_kind
         # The handlers read the time from their runtime's clock (the wall clock). With `handler_clock`, the
         # runtime a cold start builds gets the simulated clock instead, so what the handlers compute from "now"
         # (purge deadlines, deregister-cleanup's grace period) runs on the simulated days.
@@ -686,7 +750,7 @@ class DeployedPolicy:
         ).get("Messages", [])
         if not received:
             return 0
-        report.messages.update(message_kind(message["Body"]) for message in received)
+        report.messages.update(self.kinds(message["Body"]) for message in received)
         response = self._invoke(
             self.deployment.worker_function,
             self.deployment.worker_handler,

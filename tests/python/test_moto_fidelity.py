@@ -1,6 +1,6 @@
 """The moto fidelity patches (tests/support/moto_fidelity.py) behave as the AWS documents they cite say.
 
-Each test drives the patched moto through boto3, as the handlers do; the patch letters (E1..E32, D1..D4) are
+Each test drives the patched moto through boto3, as the handlers do; the patch letters (E1..E32, D1..D5) are
 the module's. Where AWS leaves a duration open, the tests use the patch's parameter, not a number of their own.
 """
 
@@ -16,6 +16,7 @@ from typing import Any
 
 import boto3
 import pytest
+from aws_harness import ACCOUNT as MOTO_ACCOUNT
 from aws_harness import MOTO_ENVIRONMENT, OTHER_REGION, REGION, START, Clock
 from botocore.exceptions import ClientError
 from moto import mock_aws
@@ -735,7 +736,7 @@ def test_injected_create_snapshot_faults_reach_the_caller_and_heal(
     assert len(ec2.create_snapshots(InstanceSpecification={"InstanceId": instance_id})["Snapshots"]) == 2
 
 
-# -- D1-D4: deployments and the event flow -----------------------------------------------------------------
+# -- D1-D5: deployments and the event flow -----------------------------------------------------------------
 
 
 def test_eventbridge_delivers_the_account_field(faithful: MotoFidelity) -> None:
@@ -748,6 +749,68 @@ def test_eventbridge_delivers_the_account_field(faithful: MotoFidelity) -> None:
     events.put_events(Entries=[{"Source": "aws.ec2", "DetailType": "EC2 AMI State Change", "Detail": "{}"}])
     [message] = sqs.receive_message(QueueUrl=queue_url)["Messages"]
     assert json.loads(message["Body"])["account"] == faithful.account_id
+
+
+def _queue(region: str, name: str) -> tuple[Any, str, str]:
+    sqs = boto3.client("sqs", region_name=region)
+    url = sqs.create_queue(QueueName=name)["QueueUrl"]
+    return sqs, url, sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+
+
+def _bus(region: str) -> str:
+    return f"arn:aws:events:{region}:{MOTO_ACCOUNT}:event-bus/default"
+
+
+def test_an_event_bus_target_in_another_region_gets_the_original_event(faithful: MotoFidelity) -> None:
+    """D5: the event a destination Region forwards keeps its `region`, `id`, `time` and `resources`, so the source
+    Region's rule on the origin's `region` routes it; it is not forwarded a second time."""
+    sqs, queue_url, queue_arn = _queue(REGION, "forwarded")
+    home = boto3.client("events", region_name=REGION)
+    away = boto3.client("events", region_name=OTHER_REGION)
+    pattern = {"source": ["aws.ec2"], "region": [OTHER_REGION]}
+    home.put_rule(Name="from-away", EventPattern=json.dumps(pattern))
+    home.put_targets(Rule="from-away", Targets=[{"Id": "q", "Arn": queue_arn}])
+    # A rule of the receiving bus that would send the event on to a third bus (the away bus again): not taken.
+    home.put_rule(Name="onwards", EventPattern=json.dumps({"source": ["aws.ec2"]}))
+    home.put_targets(Rule="onwards", Targets=[{"Id": "bus", "Arn": _bus(OTHER_REGION)}])
+    away.put_rule(Name="forward", EventPattern=json.dumps({"source": ["aws.ec2"]}))
+    away.put_targets(Rule="forward", Targets=[{"Id": "bus", "Arn": _bus(REGION)}])
+    away_sqs, away_url, away_arn = _queue(OTHER_REGION, "away")
+    away.put_rule(Name="local", EventPattern=json.dumps({"source": ["aws.ec2"]}))
+    away.put_targets(Rule="local", Targets=[{"Id": "q", "Arn": away_arn}])
+    resource = f"arn:aws:ec2::{OTHER_REGION}:snapshot/snap-0123456789abcdef0"
+    [entry] = away.put_events(
+        Entries=[
+            {
+                "Source": "aws.ec2",
+                "DetailType": "EBS Snapshot Notification",
+                "Resources": [resource],
+                "Detail": json.dumps({"event": "copySnapshot", "result": "succeeded"}),
+                "Time": START,
+            }
+        ]
+    )["Entries"]
+    [message] = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10)["Messages"]
+    event = json.loads(message["Body"])
+    assert (event["region"], event["account"], event["id"]) == (OTHER_REGION, faithful.account_id, entry["EventId"])
+    assert event["resources"] == [resource]
+    assert event["time"] == START.strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert event["detail"] == {"event": "copySnapshot", "result": "succeeded"}
+    # The away bus's own queue got the event once: the receiving bus's `onwards` rule did not send it back.
+    assert len(away_sqs.receive_message(QueueUrl=away_url, MaxNumberOfMessages=10)["Messages"]) == 1
+
+
+def test_an_event_put_on_a_bus_is_forwarded_by_an_event_bus_target(faithful: MotoFidelity) -> None:
+    """D5: PutEvents on the receiving bus itself still reaches that bus's event-bus targets (one hop)."""
+    away_sqs, away_url, away_arn = _queue(OTHER_REGION, "away")
+    boto3.client("events", region_name=OTHER_REGION).put_rule(Name="local", EventPattern='{"source": ["aws.ec2"]}')
+    boto3.client("events", region_name=OTHER_REGION).put_targets(Rule="local", Targets=[{"Id": "q", "Arn": away_arn}])
+    home = boto3.client("events", region_name=REGION)
+    home.put_rule(Name="onwards", EventPattern=json.dumps({"source": ["aws.ec2"]}))
+    home.put_targets(Rule="onwards", Targets=[{"Id": "bus", "Arn": _bus(OTHER_REGION)}])
+    home.put_events(Entries=[{"Source": "aws.ec2", "DetailType": "EBS Snapshot Notification", "Detail": "{}"}])
+    [message] = away_sqs.receive_message(QueueUrl=away_url)["Messages"]
+    assert json.loads(message["Body"])["region"] == REGION
 
 
 def _zip() -> bytes:

@@ -110,6 +110,10 @@ Deployments and event flow
   D3  The public Powertools for AWS Lambda layers exist.
   D4  SQS delays and visibility timeouts run on the fidelity clock when asked (`sqs_time=True` or
       `fidelity.simulated_time(clock)`).
+  D5  A rule whose target is an event bus (in another Region or account, or the same) delivers the event as it
+      is - `region` (where it originated), `account`, `id`, `time`, `resources` and `detail` unchanged - to the
+      rules of that bus, and an event that came from another bus is not sent on to a third (moto re-puts it with
+      the target bus's Region, a new id, the current time and no resources, and forwards it again).
 Fault injection and setup (not fidelity; explicit test helpers)
   `fail_create_image`, `deny_snapshot_deletion`, `set_instance_state`; for EBS snapshots `fail_create_snapshot`
   (CreateSnapshot of a volume or CreateSnapshots of an instance answers an error code), `set_snapshot_state`,
@@ -135,6 +139,7 @@ import fnmatch
 import functools
 import io
 import re
+import threading
 import uuid
 import zipfile
 from collections.abc import Callable, Iterator
@@ -158,9 +163,11 @@ from moto.ec2.models.elastic_block_store import EBSBackend, Snapshot, Volume
 from moto.ec2.responses.amis import AmisResponse
 from moto.ec2.responses.elastic_block_store import ElasticBlockStore
 from moto.ec2.utils import EC2_PREFIX_TO_RESOURCE, get_prefix
+from moto.events.models import Rule, events_backends
 from moto.events.utils import EventTemplateParser
 from moto.sqs import models as sqs_models
 from moto.sqs.models import sqs_backends
+from moto.utilities.arns import parse_arn
 
 Clock = Callable[[], datetime]
 
@@ -592,6 +599,8 @@ class MotoFidelity:
                 description="Default master key that protects my EBS volumes when no other key is defined",
                 tags=None,
             )
+            # DescribeKey reports an AWS managed key as KeyManager AWS (KMS API reference, KeyMetadata).
+            key.key_manager = "AWS"
             kms.create_alias(key.id, AWS_MANAGED_EBS_ALIAS)
         return str(kms.describe_key(AWS_MANAGED_EBS_ALIAS).arn)
 
@@ -1464,6 +1473,58 @@ def _sqs_time(fidelity: MotoFidelity, millis: bool) -> Callable[..., float]:
     return unix_time
 
 
+# D5: set while a rule hands an event on to another bus, in this thread: that bus's rules do not send it further.
+_FORWARDING = threading.local()
+
+
+def _is_event_bus(arn: str) -> bool:
+    parsed = parse_arn(arn)
+    return parsed.service == "events" and parsed.resource_type == "event-bus"
+
+
+def _send_to_targets(original: Callable[..., None]) -> Callable[..., None]:
+    def send_to_targets(self: Rule, original_event: dict[str, Any], transform_input: bool = True) -> None:
+        """D5. "Sending and receiving events between AWS Regions in Amazon EventBridge": "Specifying an event bus in
+        another AWS Region as a target is part of creating the rule.",
+        https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-cross-region.html; "Event structure reference"
+        (the fields "appear in all events delivered to an event bus"): `id`, "A Version 4 UUID that's generated for
+        every event. You can use id to trace events as they move through rules to targets."; `region`, the Region
+        where the event originated; `time`, "The event timestamp, which can be specified by the service originating
+        the event."; `resources`, the ARNs of the resources involved,
+        https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-events-structure.html; "Sending and receiving
+        events between AWS accounts in Amazon EventBridge": the receiving bus's rules match the events of the
+        sender, and an event a bus received from another one is not sent on to a third bus (of another account,
+        or of the same account), https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-cross-account.html;
+        PutPermission, `Principal`: "Rules with an account field do not match any events sent from other
+        accounts.", https://docs.aws.amazon.com/eventbridge/latest/APIReference/API_PutPermission.html - moto puts a
+        new event on the target bus from that bus's backend: its `region` becomes the target's Region (a rule there
+        that matches the origin's `region`, as the forwarded events of a destination Region need, never fires),
+        with a new `id`, the current `time`, no `resources`, and it is forwarded again from there. Here the rules of
+        the target bus get the event as it was (a copy), and an event that reached a bus through a rule goes no
+        further through another event-bus target. Not evaluated (moto does not either): the target's IAM role and
+        the target bus's resource policy. The other targets stay moto's."""
+        buses = [target for target in self.targets if _is_event_bus(target["Arn"])]
+        if not buses:
+            original(self, original_event, transform_input)
+            return
+        others = copy.copy(self)
+        others.targets = [target for target in self.targets if not _is_event_bus(target["Arn"])]
+        original(others, original_event, transform_input)
+        if getattr(_FORWARDING, "active", False) or not self.event_pattern.matches_event(original_event):
+            return
+        for target in buses:
+            arn = parse_arn(target["Arn"])
+            bus = events_backends[arn.account][arn.region].describe_event_bus(arn.resource_id)
+            _FORWARDING.active = True
+            try:
+                for rule in list(bus.rules.values()):
+                    rule.send_to_targets(copy.deepcopy(original_event))
+            finally:
+                _FORWARDING.active = False
+
+    return send_to_targets
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Entry point
 # ---------------------------------------------------------------------------------------------------------------
@@ -1547,6 +1608,7 @@ def faithful_aws(
         patch(mock.patch.object(LambdaBackend, "layers_versions_by_arn", _layers_versions_by_arn))
         patch(mock.patch.object(sqs_models, "unix_time_millis", _sqs_time(fidelity, millis=True)))
         patch(mock.patch.object(sqs_models, "unix_time", _sqs_time(fidelity, millis=False)))
+        patch(mock.patch.object(Rule, "send_to_targets", _send_to_targets(Rule.send_to_targets)))
         _ACTIVE.append(fidelity)
         try:
             yield fidelity
