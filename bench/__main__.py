@@ -1,6 +1,6 @@
 """`make bench`: measure everything in one run, print the tables, write bench/results/*.json, bench/RESULTS.md,
-bench/cost_inputs.json and the cost sections of modules/ami-backup/README.md, modules/ebs-snapshot/README.md and
-modules/deregister-cleanup/README.md."""
+bench/cost_inputs.json and the cost sections of modules/ami-backup/README.md, modules/ebs-snapshot/README.md,
+modules/deregister-cleanup/README.md and modules/snapshot-copy/README.md."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from typing import Any
 
 from . import ROOT, cleanup, ebs, footprint, model, planner, readme, throttle
 from . import calls as calls_bench
+from . import copy as copy_bench
 from .cost import EXCLUDED_PRICES, ISSUE_OLD_FIGURE_20, PRICES, money, project
 
 RESULTS = ROOT / "bench" / "results"
@@ -43,6 +44,7 @@ def measure() -> dict[str, Any]:
         "throttle": throttle.measure(),
         "ebs": measure_ebs(),
         "cleanup": cleanup.measure().as_dict(),
+        "copy": copy_bench.measure().as_dict(),
     }
 
 
@@ -226,6 +228,93 @@ def cleanup_notes(results: dict[str, Any]) -> list[str]:
     ]
 
 
+def copy_inputs(results: dict[str, Any]) -> list[copy_bench.CopyInputs]:
+    return [copy_bench.CopyInputs.from_dict(m) for m in results["copy"]["inputs"]]
+
+
+def copy_figures(results: dict[str, Any]) -> list[str]:
+    """Issue 8: calls per copy by service, the catch-up, and the monthly cost, per configuration."""
+    rows = [
+        "| figure | "
+        + " | ".join(f"{d['kind']}, {d['sources']} x {d['destinations']}" for d in results["copy"]["days"])
+        + " |"
+    ]
+    days = results["copy"]["days"]
+    rows.append("|---" * (1 + len(days)) + "|")
+
+    def row(label: str, cell: Any) -> None:
+        rows.append(f"| {label} | " + " | ".join(cell(d) for d in days) + " |")
+
+    def per(d: dict[str, Any], prefix: str) -> str:
+        return _per(d["calls"], d["copies"], prefix) or "0"
+
+    row("EC2 calls per copy by API (the whole day: events, waits, checks, retention)", lambda d: per(d, "ec2."))
+    row("DynamoDB calls per copy", lambda d: per(d, "dynamodb."))
+    row("SQS calls per copy (the worker's sends)", lambda d: per(d, "sqs."))
+    row("SNS publishes per copy (alerts)", lambda d: per(d, "sns.") if "sns.Publish" in d["calls"] else "0")
+    row(
+        "Lambda invocations per copy; SQS messages consumed per copy",
+        lambda d: f"{d['invocations'] / d['copies']:.2f}; {sum(d['messages'].values()) / d['copies']:.2f}",
+    )
+    row(
+        "copy requests per copy (refused ones included); back-pressure waits per copy",
+        lambda d: f"{d['copy_requests'] / d['copies']:.2f}; {d['redelivered_waits'] / d['copies']:.2f}",
+    )
+    row("hours from the first source event to the last copy completed", lambda d: f"{d['hours_to_last_copy']:.1f}")
+    row(
+        "copies retired; every lineage at 7 generations; pending ledger entries or messages left; alerts",
+        lambda d: f"{d['retired']}; {d['generations_kept']}; {d['unfinished']}; {d['alerts']}",
+    )
+    row("scheduled catch-up, nothing missing: calls", lambda d: _calls(d["catch_up"]))
+    row(
+        "catch-up with one copy missing: calls; enqueued",
+        lambda d: f"{_calls(d['catch_up_missing'])}; {d['catch_up_enqueued']}",
+    )
+    check = results["copy"]["derivation_check"]
+    rows += [
+        "",
+        "| monthly cost (storage and transfer excluded) | total | after the always-free tiers | Lambda GB-s per copy |",
+        "|---|---|---|---|",
+    ]
+    for inputs in copy_inputs(results):
+        p = copy_bench.projection(inputs)
+        rows.append(
+            f"| {inputs.kind}, {inputs.label} | {money(p.total)} | {money(p.total_after_free_tier)} | "
+            f"{readme.copy_gb_seconds_each(inputs):.3f} |"
+        )
+    if check:
+        inv = check["invocations_each"]
+        rows += [
+            "",
+            f"Derivation check at {check['sources']} sources: the 2-destination day derived from the 1-destination "
+            f"one makes the measured calls per copy: {check['same_calls']}; the same catch-up: "
+            f"{check['same_catch_up']}; invocations per copy derived {inv['derived']:.2f}, measured "
+            f"{inv['measured']:.2f} (one event's copy items share an invocation).",
+        ]
+    return rows
+
+
+def copy_notes(results: dict[str, Any]) -> list[str]:
+    return [
+        "### snapshot-copy: how it is measured",
+        "",
+        "- moto made faithful, fixed clock, SQS on that clock. Per configuration one account at steady state: every "
+        f"lineage (volume, or instance for AMIs) holds {copy_bench.GENERATIONS} completed copies in each destination "
+        "region, made with the module's own request from the bench's clients (setup, not counted), and the source "
+        f"region keeps the source policy's last {copy_bench.SOURCE_GENERATIONS} backups.",
+        "- The measured day: each lineage's new backup completes; the completion events come 0.5 s apart, each in "
+        "its own invocation; every work item is handled when due (delays honoured, batches of up to 10); a copy's "
+        "completion event (`copySnapshot`, or the copied AMI's `available`) is delivered when the fidelity completes "
+        "the copy (30 minutes after the request); delayed checks come every 15 minutes while it is pending. Calls "
+        "per copy = every call of the day / (sources x destinations).",
+        "- Then a catch-up with nothing missing, and one after a copy of the newest generation was deleted in the "
+        "first destination (its work item and that copy's life measured apart).",
+        "- Speed shims, not fidelity (same answers, checked in the run: "
+        f"{results['copy']['filters_checked']}): moto's tag lookup (`fast_tags`) and exact tag and id filters "
+        "applied by dictionary lookup before moto's own filtering (`bench/copy.py` `fast_tag_filters`).",
+    ]
+
+
 def figures(results: dict[str, Any]) -> list[str]:
     ours_c, base_c = results["calls"]["ours"], results["calls"]["baseline"]
     rows = [
@@ -390,7 +479,13 @@ def throttle_notes(t: dict[str, Any]) -> str:
     )
 
 
-def report(results: dict[str, Any], table: list[str], ebs_table: list[str], cleanup_table: list[str]) -> str:
+def report(
+    results: dict[str, Any],
+    table: list[str],
+    ebs_table: list[str],
+    cleanup_table: list[str],
+    copy_table: list[str],
+) -> str:
     ours, origin = model_usage(results, "ours"), model_usage(results, "origin")
     sources = "\n".join(
         f"- {key}: ${p.usd:.10g} per {p.per}, free {p.free:g}/month — {p.source}"
@@ -435,6 +530,16 @@ def report(results: dict[str, Any], table: list[str], ebs_table: list[str], clea
                 "## Cost", "## deregister-cleanup cost, line by line"
             ),
             "",
+            "## snapshot-copy (issue 8): calls per copy, the catch-up, and cost",
+            "",
+            *copy_table,
+            "",
+            *copy_notes(results),
+            "",
+            "## snapshot-copy cost, line by line",
+            "",
+            readme.copy_section(copy_inputs(results)).replace("](../../examples/", "](../examples/"),
+            "",
             "## Prices (us-east-1 list prices)",
             "",
             sources,
@@ -464,19 +569,28 @@ def main() -> int:
     ours, origin = model_usage(results, "ours"), model_usage(results, "origin")
     ebs_modes = ebs_inputs(results)
     cleanup_in = cleanup_inputs(results)
-    model.save_inputs(ours, origin, ebs_modes, cleanup_in.as_dict())
+    copy_in = copy_inputs(results)
+    model.save_inputs(
+        ours, origin, ebs_modes, cleanup_in.as_dict(), snapshot_copy=[inputs.as_dict() for inputs in copy_in]
+    )
     readme.write(readme.section(ours, origin))
     readme.write(readme.ebs_section(ebs_modes), readme.EBS_README)
     readme.write(readme.cleanup_section(cleanup_in), readme.CLEANUP_README)
+    copy_readme = readme.COPY_README.exists() and readme.BEGIN in readme.COPY_README.read_text(encoding="utf-8")
+    if copy_readme:  # its own markers only: the section is never appended to a README without them
+        readme.write(readme.copy_section(copy_in), readme.COPY_README)
     table, ebs_table, cleanup_table = figures(results), ebs_figures(results), cleanup_figures(results)
-    REPORT.write_text(report(results, table, ebs_table, cleanup_table) + "\n", encoding="utf-8")
+    copy_table = copy_figures(results)
+    REPORT.write_text(report(results, table, ebs_table, cleanup_table, copy_table) + "\n", encoding="utf-8")
     print("\n".join(table))
     print("\n" + "\n".join(ebs_table))
     print("\n" + "\n".join(cleanup_table))
+    print("\n" + "\n".join(copy_table))
     print(
         f"\nwrote {REPORT.relative_to(ROOT)}, {model.INPUTS_FILE.relative_to(ROOT)}, bench/results/*.json and "
-        f"the cost sections of {readme.README.relative_to(ROOT)}, {readme.EBS_README.relative_to(ROOT)} and "
+        f"the cost sections of {readme.README.relative_to(ROOT)}, {readme.EBS_README.relative_to(ROOT)}, "
         f"{readme.CLEANUP_README.relative_to(ROOT)}"
+        + (f" and {readme.COPY_README.relative_to(ROOT)}" if copy_readme else "")
     )
     return 0
 

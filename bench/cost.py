@@ -35,6 +35,9 @@ PRICES: dict[str, Price] = {
     "sns_publishes": Price(0.50 / 1e6, "publish", 1e6, "https://aws.amazon.com/sns/pricing/"),
     "scheduler_invocations": Price(1.00 / 1e6, "invocation", 14e6, "https://aws.amazon.com/eventbridge/pricing/"),
     "eventbridge_aws_events": Price(0.0, "AWS service event", 0, "https://aws.amazon.com/eventbridge/pricing/"),
+    # snapshot-copy: events one bus sends to another (the copy results forwarded from a destination region) "are
+    # charged as custom events" (EventBridge user guide, eb-bus-to-bus).
+    "eventbridge_custom_events": Price(1.00 / 1e6, "custom event", 0, "https://aws.amazon.com/eventbridge/pricing/"),
     # Not a line of any projection: stated next to the ebs-snapshot figures (storage is billed by EBS whichever
     # design makes the snapshots, per GB-month of the blocks each snapshot adds).
     "ebs_snapshot_storage": Price(0.05, "GB-month (standard tier)", 0, "https://aws.amazon.com/ebs/pricing/"),

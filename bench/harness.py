@@ -21,6 +21,7 @@ from aws_harness import (
     REGION,
     Clock,
     cleanup_function_env,
+    copy_function_env,
     create_policy_resources,
     ebs_function_env,
     function_env,
@@ -220,6 +221,7 @@ ENVIRONMENTS: dict[str, Callable[..., dict[str, str]]] = {
     "ami_backup": function_env,
     "ebs_snapshot": ebs_function_env,
     "deregister_cleanup": cleanup_function_env,
+    "snapshot_copy": copy_function_env,
 }
 
 
@@ -227,8 +229,8 @@ ENVIRONMENTS: dict[str, Callable[..., dict[str, str]]] = {
 def installed(
     infra: Infra, clock: Clock | Callable[[], Any], *, module: str = "ami_backup", **overrides: str
 ) -> Iterator[None]:
-    """The function environment and both runtimes of `module` (ami_backup, ebs_snapshot, deregister_cleanup) on
-    `clock`, as modules/internal wires them."""
+    """The function environment and both runtimes of `module` (ami_backup, ebs_snapshot, deregister_cleanup,
+    snapshot_copy) on `clock`, as modules/internal wires them."""
     handlers = importlib.import_module(f"ops_automation.{module}.handlers")
     env = ENVIRONMENTS[module](infra.queue_url, **{"OPS_ALERT_TOPIC_ARN": infra.topic_arn, **overrides})
     with patched_env(env):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +16,7 @@ from .driver import Invocations
 INPUTS_FILE = Path(__file__).resolve().parent / "cost_inputs.json"
 EBS_KEY = "ebs-snapshot"
 CLEANUP_KEY = "deregister-cleanup"
+COPY_KEY = "snapshot-copy"
 ALARMS_OURS = 2  # the DLQ alarm and the "backups stopped" (missed run) alarm, at defaults (both modules)
 METRIC_HOURS_PER_DAY = 2  # the slot's hour, and the next one (delayed checks and snapshot purges)
 
@@ -126,8 +127,10 @@ def save_inputs(
     ebs: Mapping[str, ModeInputs],
     cleanup: Mapping[str, Any] | None = None,
     path: Path = INPUTS_FILE,
+    snapshot_copy: Sequence[Mapping[str, Any]] | None = None,
 ) -> None:
-    """`cleanup`: bench/cleanup.py's CleanupInputs as a dict (loaded back by `cleanup.load_inputs`)."""
+    """`cleanup`: bench/cleanup.py's CleanupInputs as a dict (loaded back by `cleanup.load_inputs`);
+    `snapshot_copy`: bench/copy.py's CopyInputs as dicts (loaded back by `copy.load_inputs`)."""
     data: dict[str, Any] = {
         "ours": asdict(ours),
         "origin": asdict(origin),
@@ -135,6 +138,8 @@ def save_inputs(
     }
     if cleanup is not None:
         data[CLEANUP_KEY] = dict(cleanup)
+    if snapshot_copy is not None:
+        data[COPY_KEY] = [dict(inputs) for inputs in snapshot_copy]
     path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
 
 

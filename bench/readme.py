@@ -1,16 +1,20 @@
-"""7. The cost sections of modules/ami-backup/README.md, modules/ebs-snapshot/README.md and
-modules/deregister-cleanup/README.md, between their markers, generated from the cost model and the committed inputs
-(bench/cost_inputs.json)."""
+"""7. The cost sections of modules/ami-backup/README.md, modules/ebs-snapshot/README.md,
+modules/deregister-cleanup/README.md and modules/snapshot-copy/README.md, between their markers, generated from the
+cost model and the committed inputs (bench/cost_inputs.json)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import asdict
 from pathlib import Path
 
 from ops_automation.core.purge import FIRST_PURGE_DELAY_SECONDS
 
 from . import ROOT
 from .cleanup import CleanupInputs, with_cloudtrail
+from .copy import CATCH_UPS_PER_DAY as COPY_CATCH_UPS
+from .copy import CopyInputs
+from .copy import projection as copy_projection
 from .cost import (
     ISSUE_OLD_FIGURE_20,
     PRICES,
@@ -21,6 +25,7 @@ from .cost import (
     money,
     price_sources,
     project,
+    quantity,
     table,
 )
 from .model import ModeInputs
@@ -291,4 +296,143 @@ def cleanup_section(inputs: CleanupInputs, line_sizes: Sequence[int] = SIZES) ->
         theirs = project(inputs.usage("origin", n), n)
         parts += ["", f"### {n:,} AMIs deregistered a day", "", table(mine, theirs)]
     parts += ["", "Prices: " + price_sources("ebs_snapshot_storage") + "."]
+    return "\n".join(parts)
+
+
+COPY_README = ROOT / "modules" / "snapshot-copy" / "README.md"
+
+
+def _copy_by_api(runs: Sequence[CopyInputs]) -> list[str]:
+    header = " | ".join(f"{r.label}" for r in runs)
+    rows = [f"| call, per copy | {header} |", "|---" * (1 + len(runs)) + "|"]
+    calls = sorted({call for r in runs for call in r.calls_each})
+    for call in calls:
+        rows.append(f"| {call} | " + " | ".join(f"{r.calls_each.get(call, 0):.2f}" for r in runs) + " |")
+    rows += [
+        "| Lambda invocations | " + " | ".join(f"{r.usage.invocations_each:.2f}" for r in runs) + " |",
+        "| SQS messages consumed (events included) | "
+        + " | ".join(f"{r.usage.sqs_messages_each:.2f}" for r in runs)
+        + " |",
+        "| back-pressure waits (`ResourceLimitExceeded`) | " + " | ".join(f"{r.waits_each:.2f}" for r in runs) + " |",
+        "| Lambda GB-s (duration model) | " + " | ".join(f"{copy_gb_seconds_each(r):.3f}" for r in runs) + " |",
+        "| hours from the first source event to the last copy completed | "
+        + " | ".join(f"{r.hours_to_last_copy:.1f}" for r in runs)
+        + " |",
+    ]
+    return rows
+
+
+def copy_gb_seconds_each(inputs: CopyInputs) -> float:
+    """The day's worker duration per copy (the catch-ups aside)."""
+    latency = LatencyModel()
+    usage = CycleUsage(**{**asdict(inputs.usage), "fixed_calls": {}, "invocations_fixed": 0})
+    return cycle_duration_s(usage, inputs.copies, latency) * latency.memory_gb / inputs.copies
+
+
+def _short(calls: Mapping[str, float]) -> str:
+    return ", ".join(f"{call.split('.')[1]} {n:g}" for call, n in sorted(calls.items())) or "none"
+
+
+def _copy_catch_up(runs: Sequence[CopyInputs]) -> list[str]:
+    rows = [
+        "| kind | sources x destinations | nothing missing (steady state) | one copy missing | "
+        "that copy's life after |",
+        "|---|---|---|---|---|",
+    ]
+    for r in runs:
+        rows.append(
+            f"| {r.kind} | {r.sources} x {r.destinations} | {_short(r.catch_up)} | {_short(r.catch_up_missing)} | "
+            f"{_short(r.recopy)} |"
+        )
+    return rows
+
+
+def _copy_lines(runs: Sequence[CopyInputs]) -> list[str]:
+    projections = [copy_projection(r) for r in runs]
+    rows = ["| line | " + " | ".join(r.label for r in runs) + " |", "|---" * (1 + len(runs)) + "|"]
+    for index, line in enumerate(projections[0].lines):
+        cells = [f"{quantity(p.lines[index].quantity)}: {money(p.lines[index].usd)}" for p in projections]
+        rows.append(f"| {line.item} ({line.unit}) | " + " | ".join(cells) + " |")
+    rows.append("| **total** | " + " | ".join(f"**{money(p.total)}**" for p in projections) + " |")
+    rows.append(
+        "| total after the always-free tiers | "
+        + " | ".join(f"{money(p.total_after_free_tier)}" for p in projections)
+        + " |"
+    )
+    return rows
+
+
+def copy_section(runs: Sequence[CopyInputs]) -> str:
+    """The README's `## Cost` heading is outside its markers: the section starts with its text."""
+    latency = LatencyModel()
+    snapshots = [r for r in runs if r.kind == "snapshots"]
+    images = [r for r in runs if r.kind == "images"]
+    first = snapshots[0]
+    storage = PRICES["ebs_snapshot_storage"]
+    custom = PRICES["eventbridge_custom_events"]
+    parts = [
+        "Projected monthly cost of the module itself at defaults (encrypted copies, 7 generations per lineage,",
+        f"catch-up `rate(6 hours)`: {COPY_CATCH_UPS} runs a day, 24-hour completion timeout, 256 MB arm64 "
+        "functions), us-east-1 list prices,",
+        "generated by `make bench` from the AWS calls, log bytes and metrics of one measured day on moto made",
+        "faithful (tests/support/moto_fidelity.py). **A source is one volume backed up once a day** (as",
+        "[`examples/snapshot-copy`](../../examples/snapshot-copy) and the ebs-snapshot cost section schedule it; for",
+        "AMIs, one instance), so a day makes sources x destinations copies. Steady state: every lineage already holds",
+        "7 copies in each destination, so each copy also retires one. The source backups complete together, 0.5 s",
+        "apart (ebs-snapshot paces its creates at 2 per second), each completion event in its own invocation; a copy",
+        "takes 30 minutes (the fidelity's assumption; AWS gives no figure) and is checked every 15 minutes while",
+        "pending; at most 20 snapshot copies are pending per destination region (AWS's documented quota): the next",
+        "CopySnapshot is refused `ResourceLimitExceeded` and its work item waits in the queue (30 s, 60 s, ... 15",
+        "minutes), which is what multiplies the calls at 200 sources. CopyImage's 300 concurrent copies are not",
+        f"reached. Lambda duration is modelled at {latency.ec2_call_s * 1000:.0f} ms per EC2 call and "
+        f"{latency.other_call_s * 1000:.0f} ms per other call.",
+        "",
+        "### AWS calls per copy (one source copied to one destination), by API",
+        "",
+        "Snapshots (`copy_images = false`):",
+        "",
+        *_copy_by_api(snapshots),
+        "",
+        "AMIs (`copy_images = true`):",
+        "",
+        *_copy_by_api(images),
+        "",
+        "### The scheduled catch-up, per run",
+        "",
+        "It lists the sources once and each destination's copies by pages of 1,000; only what is missing costs more.",
+        "",
+        *_copy_catch_up(runs),
+        "",
+        "### Monthly cost, snapshots, line by line (quantity per month: cost)",
+        "",
+        *_copy_lines(snapshots),
+        "",
+        "### Monthly cost, AMIs, line by line",
+        "",
+        *_copy_lines(images),
+        "",
+        "The copy results forwarded from each destination region's bus to this region's bus are billed as custom",
+        f'events ({money(custom.usd * 1e6)} per million: "Events sent from one event bus to another are charged as '
+        'custom events"); the',
+        "source's completion events are AWS service events (free). Custom metrics: "
+        f"{first.usage.metric_names} received data (`BackupsCreated`), priced for the hours of the day in which",
+        "the worker emitted them (measured). The 2 alarms are the internal module's (dead-letter messages, missed",
+        "catch-up runs); a third, the event rule's failed invocations, only with `kms_key_arn`.",
+        "",
+        "### Not in the model: storage and transfer (the user's, per GB)",
+        "",
+        "| not modelled | what it depends on | where to look |",
+        "|---|---|---|",
+        "| inter-region data transfer of each copy | the first copy of a volume to a region is full (every block); "
+        "later ones are incremental (the changed blocks) only while the newest copy of that lineage exists there, "
+        "unarchived, under the same KMS key (a copy re-encrypted to a new key is full again) | EC2 data transfer "
+        "between regions, priced by the source region: https://aws.amazon.com/ec2/pricing/on-demand/ "
+        "(Data Transfer) |",
+        f"| snapshot storage in each destination region | GB-month of the blocks the copies hold "
+        f"({money(storage.usd)} per GB-month standard tier in us-east-1) | https://aws.amazon.com/ebs/pricing/ |",
+        "| time-based copies (`completion_duration_minutes`) | per GiB copied, by the duration asked | "
+        "https://aws.amazon.com/ebs/pricing/ |",
+        "",
+        "Prices: " + price_sources("ebs_snapshot_storage") + ".",
+    ]
     return "\n".join(parts)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import bench  # noqa: F401 - puts the paths the benchmark needs in place
 import pytest
-from bench import calls, cleanup, ebs, footprint, model, planner, readme, throttle
+from bench import calls, cleanup, copy, ebs, footprint, model, planner, readme, throttle
 from bench.cost import LatencyModel, cycle_duration_s, project
 
 pytestmark = pytest.mark.tier1
@@ -248,3 +248,80 @@ def test_cleanup_cost_grows_with_sources_and_monitoring_does_not() -> None:
     small, large = ({line.item: line for line in project(inputs.usage("ours", n), n).lines} for n in (20, 2000))
     for item in ("CloudWatch custom metrics (EMF)", "CloudWatch alarms", "EventBridge Scheduler"):
         assert small[item].usd == large[item].usd
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# snapshot-copy (issue 8): 3 sources to 1 and 2 destinations, the AMI path, and back-pressure with a limit of 2
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def copy_run() -> copy.CopyResults:
+    return copy.measure(
+        configurations=(("snapshots", 3, 1), ("snapshots", 3, 2), ("images", 3, 1)), derived=(("snapshots", 3, 2),)
+    )
+
+
+def test_each_copy_is_made_once_completed_and_retires_one_generation(copy_run: copy.CopyResults) -> None:
+    for day in copy_run.days:
+        verb, retire = ("ec2.CopyImage", "ec2.DeregisterImage") if day.kind == "images" else (
+            "ec2.CopySnapshot", "ec2.DeleteSnapshot")  # fmt: skip
+        assert day.calls[verb] == day.copy_requests == day.copies, day.kind
+        assert day.calls[retire] == day.retired == day.copies, day.kind
+        assert day.generations_kept and day.unfinished == 0 and day.alerts == 0, day.kind
+        assert day.redelivered_waits == 0
+        # The source's completion event is described once and enqueues every destination's copy in one batch.
+        assert day.calls["sqs.SendMessageBatch"] == day.sources
+        assert day.filters_checked
+
+
+def test_the_catch_up_lists_sources_once_and_each_destination_and_enqueues_only_what_is_missing(
+    copy_run: copy.CopyResults,
+) -> None:
+    one, two, images = copy_run.days
+    assert one.catch_up == {"ec2.DescribeSnapshots": 2}
+    assert two.catch_up == {"ec2.DescribeSnapshots": 3}
+    assert images.catch_up == {"ec2.DescribeImages": 2}
+    for day in copy_run.days:
+        assert day.catch_up_enqueued == 1
+        assert day.catch_up_missing == {**day.catch_up, "sqs.SendMessageBatch": 1}
+        assert day.recopy["ec2.CopyImage" if day.kind == "images" else "ec2.CopySnapshot"] == 1
+
+
+def test_two_destinations_derived_from_one_make_the_measured_calls(copy_run: copy.CopyResults) -> None:
+    check = copy_run.derivation_check
+    assert check["same_calls"] and check["same_catch_up"]
+    assert check["invocations_each"]["derived"] >= check["invocations_each"]["measured"]
+
+
+def test_the_copy_limit_makes_work_items_wait_and_every_copy_still_completes() -> None:
+    day = copy.measure_day(images=False, sources=3, destinations=1, concurrent_copies=2)
+    assert day.redelivered_waits > 0
+    assert day.copy_requests > day.copies == day.retired
+    assert day.generations_kept and day.unfinished == 0 and day.alerts == 0
+
+
+def test_the_committed_copy_cost_inputs_match_a_fresh_measurement() -> None:
+    fresh = copy.inputs_of(copy.measure_day(images=False, sources=20, destinations=1))
+    committed = {(i.kind, i.sources, i.destinations, i.derived): i for i in copy.load_inputs()}
+    assert committed[("snapshots", 20, 1, False)].calls_each == fresh.calls_each
+    assert committed[("snapshots", 20, 1, False)].catch_up == fresh.catch_up
+    assert set(committed) >= {("snapshots", n, d, n == 200 and d == 2) for n in (20, 200) for d in (1, 2)}
+
+
+def test_the_copy_readme_cost_section_is_what_the_cost_model_computes() -> None:
+    text = readme.COPY_README.read_text(encoding="utf-8")
+    assert readme.current(text) == readme.copy_section(copy.load_inputs())
+
+
+def test_copy_cost_prices_forwarded_events_as_custom_events_and_excludes_storage() -> None:
+    runs = [i for i in copy.load_inputs() if i.kind == "snapshots"]
+    by = {(i.sources, i.destinations): copy.projection(i) for i in runs}
+    assert by[(20, 1)].total < by[(200, 1)].total and by[(20, 1)].total < by[(20, 2)].total
+    for p in by.values():
+        lines = {line.item: line for line in p.lines}
+        forwarded = lines["EventBridge copy results forwarded across regions (custom events)"]
+        assert forwarded.usd == pytest.approx(forwarded.quantity * 1.00 / 1e6) and forwarded.usd > 0
+        assert not any("storage" in item.lower() or "transfer" in item.lower() for item in lines)
+        assert lines["CloudWatch alarms"].usd == by[(20, 1)].lines[[x.item for x in p.lines].index(
+            "CloudWatch alarms")].usd  # fmt: skip
