@@ -269,3 +269,19 @@ def test_observed_file_names_only_deployed_handlers() -> None:
     deployed = {fn.handler for fn in FUNCTIONS}
     stale = sorted(set(observed()) - deployed)
     assert not stale, f"{OBSERVED.relative_to(ROOT)} records handlers no module deploys: {stale}"
+
+
+@pytest.mark.parametrize("fn", FUNCTIONS, ids=_ids(FUNCTIONS))
+def test_kms_calls_of_our_code_are_allowed_without_via_service(fn: ModuleFunction) -> None:
+    """`kms:ViaService` "only applies for Forward access sessions (FAS)" (KMS condition keys): a KMS call the
+    function itself makes never carries it, so a statement limited by it cannot allow that call."""
+    direct = sorted(call for call in observed().get(fn.handler, set()) if call.startswith("kms:"))
+    unmet = [
+        call
+        for call in direct
+        if not any(
+            call in statement.actions and "kms:ViaService" not in statement.condition_variables
+            for statement in fn.statements
+        )
+    ]
+    assert not unmet, f"{fn.module}/{fn.key} calls {unmet} itself, but only statements with kms:ViaService allow them"
