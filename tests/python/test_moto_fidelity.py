@@ -1,6 +1,6 @@
 """The moto fidelity patches (tests/support/moto_fidelity.py) behave as the AWS documents they cite say.
 
-Each test drives the patched moto through boto3, as the handlers do; the patch letters (E1..E32, D1..D5) are
+Each test drives the patched moto through boto3, as the handlers do; the patch letters (E1..E36, D1..D5) are
 the module's. Where AWS leaves a duration open, the tests use the patch's parameter, not a number of their own.
 """
 
@@ -1555,3 +1555,146 @@ def test_a_copied_ami_and_its_snapshot_are_pending_until_copied(faithful: MotoFi
     assert [
         i["ImageId"] for i in destination.describe_images(Filters=[{"Name": "state", "Values": ["pending"]}])["Images"]
     ] == []
+
+
+# -- E33-E36: StartInstances, StopInstances -----------------------------------------------------------------
+
+
+def _state(ec2: Any, instance_id: str) -> dict[str, Any]:
+    [reservation] = ec2.describe_instances(InstanceIds=[instance_id])["Reservations"]
+    return dict(reservation["Instances"][0])
+
+
+def _change(answer: list[dict[str, Any]], instance_id: str) -> tuple[str, str]:
+    [change] = [item for item in answer if item["InstanceId"] == instance_id]
+    return change["PreviousState"]["Name"], change["CurrentState"]["Name"]
+
+
+def test_stop_and_start_pass_through_stopping_and_pending_on_the_fidelity_clock(
+    faithful: MotoFidelity, ec2: Any, clock: Clock
+) -> None:
+    faithful.instance_stop_time = timedelta(minutes=2)
+    faithful.instance_start_time = timedelta(minutes=1)
+    instance_id = _instance(ec2)
+    stopping = ec2.stop_instances(InstanceIds=[instance_id])["StoppingInstances"]
+    assert _change(stopping, instance_id) == ("running", "stopping")
+    assert _state(ec2, instance_id)["State"] == {"Code": 64, "Name": "stopping"}
+    clock.advance(seconds=119)
+    assert _state(ec2, instance_id)["State"]["Name"] == "stopping"
+    clock.advance(seconds=1)
+    assert _state(ec2, instance_id)["State"] == {"Code": 80, "Name": "stopped"}
+    starting = ec2.start_instances(InstanceIds=[instance_id])["StartingInstances"]
+    assert _change(starting, instance_id) == ("stopped", "pending")
+    assert _state(ec2, instance_id)["State"] == {"Code": 0, "Name": "pending"}
+    clock.advance(minutes=1)
+    assert _state(ec2, instance_id)["State"] == {"Code": 16, "Name": "running"}
+    ec2.stop_instances(InstanceIds=[instance_id])
+    faithful.set_instance_state(REGION, instance_id, "stopping")  # a pinned state holds
+    clock.advance(hours=1)
+    assert _state(ec2, instance_id)["State"]["Name"] == "stopping"
+
+
+@pytest.mark.parametrize("action", ["start_instances", "stop_instances"])
+@pytest.mark.parametrize(
+    ("bad_id", "code"),
+    [("i-123", "InvalidInstanceID.Malformed"), ("i-0123456789abcdef0", "InvalidInstanceID.NotFound")],
+)
+def test_a_bad_id_fails_the_whole_batch(faithful: MotoFidelity, ec2: Any, action: str, bad_id: str, code: str) -> None:
+    instance_id = _instance(ec2)
+    if action == "start_instances":
+        faithful.set_instance_state(REGION, instance_id, "stopped")
+    before = _state(ec2, instance_id)["State"]
+    with pytest.raises(ClientError) as error:
+        getattr(ec2, action)(InstanceIds=[instance_id, bad_id])
+    assert _code(error) == code
+    assert _state(ec2, instance_id)["State"] == before
+
+
+@pytest.mark.parametrize("action", ["start_instances", "stop_instances"])
+@pytest.mark.parametrize("gone", ["terminated", "shutting-down"])
+def test_a_terminated_instance_in_a_batch_is_incorrect_state_and_nothing_acts(
+    faithful: MotoFidelity, ec2: Any, action: str, gone: str
+) -> None:
+    other, dead = _instance(ec2), _instance(ec2)
+    if action == "start_instances":
+        faithful.set_instance_state(REGION, other, "stopped")
+    before = _state(ec2, other)["State"]
+    if gone == "terminated":
+        ec2.terminate_instances(InstanceIds=[dead])
+    else:
+        faithful.set_instance_state(REGION, dead, gone)
+    with pytest.raises(ClientError) as error:
+        getattr(ec2, action)(InstanceIds=[other, dead])
+    assert _code(error) == "IncorrectInstanceState"
+    assert _state(ec2, other)["State"] == before
+    assert _state(ec2, dead)["State"]["Name"] == gone
+
+
+@pytest.mark.parametrize(
+    ("action", "key", "state"),
+    [
+        ("start_instances", "StartingInstances", "running"),
+        ("start_instances", "StartingInstances", "pending"),
+        ("stop_instances", "StoppingInstances", "stopped"),
+        ("stop_instances", "StoppingInstances", "stopping"),
+    ],
+)
+def test_an_instance_already_on_its_way_is_answered_as_it_is(
+    faithful: MotoFidelity, ec2: Any, action: str, key: str, state: str
+) -> None:
+    instance_id = _instance(ec2)
+    faithful.set_instance_state(REGION, instance_id, state)
+    answer = getattr(ec2, action)(InstanceIds=[instance_id])[key]
+    assert _change(answer, instance_id) == (state, state)
+    assert _state(ec2, instance_id)["State"]["Name"] == state
+
+
+def test_a_start_with_a_denied_kms_key_goes_pending_then_stopped_with_the_launch_error(
+    faithful: MotoFidelity, ec2: Any, clock: Clock
+) -> None:
+    key = boto3.client("kms", region_name=REGION).create_key()["KeyMetadata"]["Arn"]
+    encrypted = str(
+        ec2.run_instances(
+            ImageId="ami-12345678",
+            MinCount=1,
+            MaxCount=1,
+            BlockDeviceMappings=[
+                {"DeviceName": "/dev/sdf", "Ebs": {"VolumeSize": 8, "Encrypted": True, "KmsKeyId": key}}
+            ],
+        )["Instances"][0]["InstanceId"]
+    )
+    plain = _instance(ec2)
+    ec2.stop_instances(InstanceIds=[encrypted, plain])
+    faithful.deny_kms_key(key)
+    faithful.instance_start_time = timedelta(minutes=1)
+    starting = ec2.start_instances(InstanceIds=[encrypted, plain])["StartingInstances"]
+    assert _change(starting, encrypted) == ("stopped", "pending")
+    assert _state(ec2, encrypted)["State"]["Name"] == "pending"
+    clock.advance(minutes=1)
+    fell_back = _state(ec2, encrypted)
+    assert fell_back["State"] == {"Code": 80, "Name": "stopped"}
+    assert fell_back["StateReason"] == {
+        "Code": "Client.InternalError",
+        "Message": "Client.InternalError: Client error on launch",
+    }
+    assert _state(ec2, plain)["State"]["Name"] == "running"
+    faithful.deny_kms_key(key, denied=False)
+    ec2.start_instances(InstanceIds=[encrypted])
+    clock.advance(minutes=1)
+    assert _state(ec2, encrypted)["State"]["Name"] == "running"
+
+
+def test_hibernate_needs_an_instance_enabled_for_hibernation(faithful: MotoFidelity, ec2: Any) -> None:
+    plain = _instance(ec2)
+    enabled = str(
+        ec2.run_instances(ImageId="ami-12345678", MinCount=1, MaxCount=1, HibernationOptions={"Configured": True})[
+            "Instances"
+        ][0]["InstanceId"]
+    )
+    with pytest.raises(ClientError) as error:
+        ec2.stop_instances(InstanceIds=[enabled, plain], Hibernate=True)
+    assert _code(error) == "UnsupportedHibernationConfiguration"
+    assert _state(ec2, enabled)["State"]["Name"] == "running"
+    answer = ec2.stop_instances(InstanceIds=[enabled], Hibernate=True)["StoppingInstances"]
+    assert _change(answer, enabled) == ("running", "stopping")
+    assert _state(ec2, enabled)["State"]["Name"] == "stopped"

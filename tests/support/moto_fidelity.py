@@ -104,6 +104,23 @@ Filters, Recycle Bin, snapshot tiers
   TagSpecification and set Description; ExcludeBootVolume; unknown or deleted volume `InvalidVolume.NotFound`,
   unknown instance `InvalidInstanceID.NotFound`; an archived snapshot (`archive_snapshot`) shows StorageTier
   `archive` and can be deleted (AWS documents only a charge for the rest of the 90-day minimum).
+EC2 instances (StartInstances, StopInstances)
+  E33 State changes take time when asked: StartInstances puts a stopped instance in `pending`, StopInstances a running
+      one in `stopping`, for `instance_start_time` / `instance_stop_time` on the fidelity clock, then `running` /
+      `stopped` (both durations are assumptions and default to 0: moto's immediate end state, which existing tests
+      rely on); `set_instance_state` still pins any state.
+  E34 The ids and states of a batch: a malformed id fails with `InvalidInstanceID.Malformed` (moto: NotFound); a
+      terminated or shutting-down instance with `IncorrectInstanceState` (moto starts or stops it); an instance already
+      in the desired state (or on its way) is answered with CurrentState = PreviousState and left alone (moto answers
+      pending/stopping and restamps it). Any refusal fails the whole request and acts on none (AWS documents no
+      partial answer; moto's NotFound already does so).
+  E35 A start that falls back: with an encrypted volume whose KMS key the caller may not use (`deny_kms_key`), the
+      instance goes `pending`, then `stopped` with StateReason `Client.InternalError` / `Client.InternalError: Client
+      error on launch` (moto: running).
+  E36 StopInstances(Hibernate=True) of an instance not enabled for hibernation fails with
+      `UnsupportedHibernationConfiguration` (moto ignores Hibernate).
+  Checked, moto already matches: an unknown id fails the whole request with `InvalidInstanceID.NotFound`;
+  `disableApiStop` refuses StopInstances (`OperationNotPermitted`; now checked before any instance is acted on).
 Deployments and event flow
   D1  EventBridge delivers the whole event to a target, `account` included.
   D2  No SQS push to a Docker-run Lambda: the harness plays the Lambda poller.
@@ -119,7 +136,8 @@ Fault injection and setup (not fidelity; explicit test helpers)
   (CreateSnapshot of a volume or CreateSnapshots of an instance answers an error code), `set_snapshot_state`,
   `lock_snapshot`/`unlock_snapshot`, `archive_snapshot`; for the Recycle Bin `recycle_image`,
   `purge_recycled_image`; for copies `fail_copy_snapshot` (CopySnapshot of a source answers an error code),
-  `end_copy_in_error`, `deny_kms_key`, `encrypt_with_aws_managed_key`, `aws_managed_ebs_key`.
+  `end_copy_in_error`, `deny_kms_key` (also the start fallback of E35), `encrypt_with_aws_managed_key`,
+  `aws_managed_ebs_key`; for instances `set_instance_state`.
 Performance (not fidelity; same answers): `fast_tags()` looks an EC2 resource's tags up directly instead of moto's
   scan of every tag of the region, for benchmarks over thousands of snapshots (`check_fast_tags` proves the answers
   equal on a sample).
@@ -128,7 +146,10 @@ volume of the instance); FullSnapshotSizeInBytes (AWS: the blocks written to the
 know); RestoreImageFromRecycleBin; the `aws:recycle-bin:resource-in-bin` tag of binned resources. For copies:
 CompletionDurationMinutes (time-based copies) is accepted and ignored, and its missed-duration event is not
 emitted; CopyImage of an AMI shared from another account (moto looks only in the caller's account); EBS encryption
-by default; the limit on concurrent AMI copies; DescribeSnapshotAttribute stays moto's.
+by default; the limit on concurrent AMI copies; DescribeSnapshotAttribute stays moto's. For instances: EventBridge
+`EC2 Instance State-change Notification` events (moto emits none); instance store-backed roots (moto makes every root
+EBS); Force; a start of a `stopping` instance and a stop of a `pending` one are accepted as moto accepts them (AWS
+documents neither); Spot instances.
 """
 
 from __future__ import annotations
@@ -155,13 +176,15 @@ from moto.awslambda.utils import split_layer_arn
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.core.responses import ActionResult
 from moto.ec2 import utils as ec2_utils
-from moto.ec2.exceptions import EC2ClientError, InvalidSnapshotInUse
+from moto.ec2.exceptions import EC2ClientError, InvalidSnapshotInUse, OperationDisableApiStopNotPermitted
 from moto.ec2.models import ec2_backends
 from moto.ec2.models.amis import Ami, AmiBackend
 from moto.ec2.models.core import TaggedEC2Resource
 from moto.ec2.models.elastic_block_store import EBSBackend, Snapshot, Volume
+from moto.ec2.models.instances import Instance, StateReason
 from moto.ec2.responses.amis import AmisResponse
 from moto.ec2.responses.elastic_block_store import ElasticBlockStore
+from moto.ec2.responses.instances import InstanceResponse
 from moto.ec2.utils import EC2_PREFIX_TO_RESOURCE, get_prefix
 from moto.events.models import Rule, events_backends
 from moto.events.utils import EventTemplateParser
@@ -242,6 +265,15 @@ DEFAULT_KMS_DENIED_MESSAGE = "Given key ID is not accessible"
 AWS_MANAGED_EBS_ALIAS = "alias/aws/ebs"
 AVAILABLE = "available"
 FAILED = "failed"
+# EC2 instances (E33-E36). Documented: the StateReason of a start that fails on an encrypted volume's KMS key (E35),
+# `UnsupportedHibernationConfiguration` (E36), `InvalidInstanceID.Malformed`, `IncorrectInstanceState` (E34). Assumed:
+# how long pending and stopping last - 0 by default, moto's immediate end state (E33).
+DEFAULT_INSTANCE_START_TIME = timedelta(0)
+DEFAULT_INSTANCE_STOP_TIME = timedelta(0)
+LAUNCH_ERROR_CODE = "Client.InternalError"
+LAUNCH_ERROR_MESSAGE = "Client.InternalError: Client error on launch"
+UNSUPPORTED_HIBERNATION = "UnsupportedHibernationConfiguration"
+GONE_INSTANCE_STATES = frozenset({"shutting-down", "terminated"})
 
 
 def _aware(moment: datetime) -> datetime:
@@ -302,6 +334,17 @@ class _Recycled:
 
 
 @dataclass
+class _Transition:
+    """An instance on its way (E33, E35): in state `via` from `started` for `duration`, then `final`."""
+
+    via: str
+    final: str
+    started: datetime
+    duration: timedelta
+    reason: StateReason | None = None  # the StateReason it ends with (E35); None keeps what moto set
+
+
+@dataclass
 class _Lock:
     mode: str
     locked_at: datetime
@@ -329,6 +372,8 @@ class MotoFidelity:
         snapshot_completion_time: timedelta = DEFAULT_SNAPSHOT_COMPLETION_TIME,
         snapshot_copy_time: timedelta = DEFAULT_SNAPSHOT_COPY_TIME,
         image_copy_time: timedelta = DEFAULT_IMAGE_COPY_TIME,
+        instance_start_time: timedelta = DEFAULT_INSTANCE_START_TIME,
+        instance_stop_time: timedelta = DEFAULT_INSTANCE_STOP_TIME,
     ) -> None:
         self.clock = clock
         self.sqs_clock: Clock | None = None
@@ -369,6 +414,10 @@ class MotoFidelity:
         self.copy_snapshot_faults: dict[str, str] = {}
         self.copy_snapshot_attempts: list[str] = []
         self.denied_kms_keys: set[str] = set()
+        # Instances (E33, E35): how long pending and stopping last (assumed; 0 = moto's immediate end state).
+        self.instance_start_time = instance_start_time
+        self.instance_stop_time = instance_stop_time
+        self.instance_transitions: dict[str, _Transition] = {}  # instance id -> its state change under way
 
     def forget(self) -> None:
         """Drop what the patches remembered about resources (after moto's own reset); clocks stay."""
@@ -389,6 +438,7 @@ class MotoFidelity:
         self.copy_snapshot_faults.clear()
         self.copy_snapshot_attempts.clear()
         self.denied_kms_keys.clear()
+        self.instance_transitions.clear()
 
     # -- time ----------------------------------------------------------------------------------------------
 
@@ -420,8 +470,10 @@ class MotoFidelity:
 
     def set_instance_state(self, region: str, instance_id: str, state: str) -> None:
         """Put an instance in a state moto never holds still (`pending`, `stopping`, `shutting-down`): moto's
-        StopInstances/StartInstances jump straight to the end state."""
+        StopInstances/StartInstances jump straight to the end state (and, with E33's durations, pin it: a state change
+        under way is cancelled)."""
         instance = self.backend(region).get_instance(instance_id)
+        self.instance_transitions.pop(instance_id, None)
         instance._state.name = state
         instance._state.code = INSTANCE_STATE_CODES[state]
 
@@ -579,7 +631,8 @@ class MotoFidelity:
     def deny_kms_key(self, key_arn: str, denied: bool = True) -> None:
         """Fault injection (E30): the caller may not use this KMS key (its key policy or grants do not allow it, it
         is disabled or pending deletion - moto's KMS linkage cannot tell). A CopySnapshot or CopyImage that needs it
-        - the destination KmsKeyId, the default key it falls back to, or the source's key - fails as E30 says."""
+        - the destination KmsKeyId, the default key it falls back to, or the source's key - fails as E30 says; a
+        StartInstances of an instance with an encrypted volume under it falls back to `stopped` as E35 says."""
         if denied:
             self.denied_kms_keys.add(key_arn)
         else:
@@ -893,6 +946,45 @@ class MotoFidelity:
             and snapshot_id in backend.snapshots
             and self.snapshot_state(snapshot_id) == PENDING
         )
+
+    # -- instance model (E33-E36) ---------------------------------------------------------------------------
+
+    def settle_instance(self, instance: Instance, state: Any) -> None:
+        """E33, E35: end the state change under way once its time is up (on the fidelity clock). A state set since by
+        anything else (TerminateInstances, `set_instance_state`) cancels it."""
+        record = self.instance_transitions.get(instance.__dict__.get("id", ""))
+        if record is None:
+            return
+        if state.name != record.via:
+            del self.instance_transitions[instance.id]
+            return
+        if self.now() < record.started + record.duration:
+            return
+        del self.instance_transitions[instance.id]
+        state.name = record.final
+        state.code = INSTANCE_STATE_CODES[record.final]
+        if record.reason is not None:
+            instance.state_reason = record.reason
+
+    def begin_transition(
+        self, instance: Instance, via: str, final: str, duration: timedelta, reason: StateReason | None = None
+    ) -> None:
+        state = instance._state  # settles an earlier change first
+        state.name = via
+        state.code = INSTANCE_STATE_CODES[via]
+        self.instance_transitions[instance.id] = _Transition(via, final, self.now(), duration, reason)
+
+    def denied_volume_key(self, backend: Any, instance: Instance) -> str | None:
+        """E35: the KMS key of an encrypted EBS volume of `instance` that `deny_kms_key` denies, if any (a volume
+        encrypted without a KmsKeyId uses the Region's default EBS key)."""
+        for mapping in instance.block_device_mapping.values():
+            volume = backend.volumes.get(getattr(mapping, "volume_id", None))
+            if volume is None or not volume.encrypted:
+                continue
+            denied = self.denied_key(volume.kms_key_id or self.default_ebs_key(backend))
+            if denied is not None:
+                return denied
+        return None
 
     def start_copy(self, snapshot: Snapshot, source_id: str, *, by_copy_image: bool, duration: timedelta) -> None:
         backend = snapshot.ec2_backend
@@ -1400,6 +1492,174 @@ def _describe_locked_snapshots_response(fidelity: MotoFidelity) -> Callable[...,
 
 
 # ---------------------------------------------------------------------------------------------------------------
+# EC2 instances: StartInstances, StopInstances (E33-E36)
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _instance_state_property(fidelity: MotoFidelity) -> property:
+    def get_state(self: Instance) -> Any:
+        """E33, E35: the instance's state as AWS reports it now - a state change under way ends when its time is up."""
+        state = self.__dict__["_state"]
+        fidelity.settle_instance(self, state)
+        return state
+
+    def set_state(self: Instance, value: Any) -> None:
+        self.__dict__["_state"] = value
+
+    return property(get_state, set_state)
+
+
+def _instance_state_reason_property() -> property:
+    def get_reason(self: Instance) -> Any:
+        """E35: the StateReason after a state change that ended (whichever of State and StateReason is read first)."""
+        self._state  # noqa: B018 - settles the change under way
+        return self.__dict__["state_reason"]
+
+    def set_reason(self: Instance, value: Any) -> None:
+        self.__dict__["state_reason"] = value
+
+    return property(get_reason, set_reason)
+
+
+def _state_of(name: str) -> dict[str, Any]:
+    return {"Code": INSTANCE_STATE_CODES[name], "Name": name}
+
+
+def _instances_to_change(self: InstanceResponse, instance_ids: list[str], action: str) -> list[Instance]:
+    """E34: the instances of a StartInstances/StopInstances request, or the error that refuses the whole request."""
+    for instance_id in instance_ids:
+        if not INSTANCE_ID.fullmatch(str(instance_id)):
+            raise EC2ClientError("InvalidInstanceID.Malformed", f'Invalid id: "{instance_id}"')
+    instances: list[Instance] = self.ec2_backend.get_multi_instances_by_id(instance_ids)  # NotFound: whole request
+    for instance in instances:
+        if instance.state in GONE_INSTANCE_STATES:
+            raise EC2ClientError(
+                INCORRECT_STATE, f"This instance '{instance.id}' is not in a state from which it can be {action}."
+            )
+    return instances
+
+
+def _start_instances_response(fidelity: MotoFidelity) -> Callable[..., ActionResult]:
+    def start_instances(self: InstanceResponse) -> ActionResult:
+        """E33-E35. StartInstances as AWS answers it.
+
+        E33 - "StartInstances - Amazon Elastic Compute Cloud": "Starts an Amazon EBS-backed instance that you've
+        previously stopped."; the answer's StartingInstances are InstanceStateChange items (InstanceId, CurrentState,
+        PreviousState), https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_StartInstances.html; "State change
+        events for Amazon EC2 instances": "When you launch or start an instance, it enters the pending state and then
+        the running state.",
+        https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/monitoring-instance-state-changes.html
+        - moto answers `pending` but makes the instance `running` at once. Modelled: `pending` for
+        `fidelity.instance_start_time` on the fidelity clock, then `running`. AWS documents no duration: the default,
+        0, keeps moto's immediate end state (the existing tests rely on it); a test that needs the pending phase sets
+        it. `set_instance_state` pins any state (and cancels the change under way).
+
+        E34 - "Error codes for the Amazon EC2 API": `InvalidInstanceID.Malformed` "The specified instance ID is
+        malformed. Ensure that you provide the full instance ID in the request, in the form i-xxxxxxxx or
+        i-xxxxxxxxxxxxxxxxx."; `InvalidInstanceID.NotFound` "The specified instance does not exist.";
+        `IncorrectInstanceState` "The instance is in an incorrect state for the requested action.",
+        https://docs.aws.amazon.com/ec2/latest/devguide/errors-overview.html; "TerminateInstanceInAutoScalingGroup"
+        (Amazon EC2 Auto Scaling API Reference): "When an instance is terminated, the instance status changes to
+        terminated. You can't connect to or start an instance after you've terminated it.",
+        https://docs.aws.amazon.com/autoscaling/ec2/APIReference/API_TerminateInstanceInAutoScalingGroup.html -
+        moto answers NotFound for a malformed id and starts a terminated instance (`running` again). Here a
+        malformed id fails with `InvalidInstanceID.Malformed`, a terminated or shutting-down instance with
+        `IncorrectInstanceState`. Not documented, assumed: any refused id fails the whole request and no instance of
+        it is started (moto already fails a request with an unknown id as a whole); an instance that is already
+        `pending` or `running` is answered with CurrentState equal to PreviousState and left as it is (moto answers
+        `pending` for it). A `stopping` instance is started as moto starts it (AWS documents nothing).
+
+        E35 - "Troubleshoot Amazon EC2 instance launch issues" (Instance terminates immediately): "The root EBS volume
+        is encrypted and you do not have permissions to access the KMS key for decryption."; "If the reason is
+        Client.InternalError: Client error on launch, that typically indicates that the root volume is encrypted and
+        that you do not have permissions to access the KMS key for decryption",
+        https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/troubleshooting-launch.html; AWS re:Post Knowledge Center
+        "kms-iam-ec2-permission": "I tried to start the instance, but it changed from the Pending state to Stopped."
+        ... "The IAM principal that calls the StartInstances API action must have kms:CreateGrant permissions",
+        StateReason `{"Message": "Client.InternalError: Client error on launch", "Code": "Client.InternalError"}`,
+        https://repost.aws/knowledge-center/kms-iam-ec2-permission - moto has no KMS permissions and starts it.
+        Modelled with `deny_kms_key` (E30): an instance with an encrypted volume whose key (its KmsKeyId, else the
+        Region's default EBS key) is denied is answered `pending` like any other, stays `pending` for
+        `instance_start_time`, then is `stopped` with that StateReason. Not documented, kept as moto has it:
+        StateTransitionReason is left empty.
+        """
+        instance_ids = self._get_param("InstanceIds", [])
+        self.error_on_dryrun()
+        backend = self.ec2_backend
+        changes = []
+        for instance in _instances_to_change(self, instance_ids, "started"):
+            previous = _state_of(instance.state)
+            if instance.state in ("pending", "running"):
+                changes.append({"InstanceId": instance.id, "CurrentState": previous, "PreviousState": previous})
+                continue
+            denied = fidelity.denied_volume_key(backend, instance)
+            instance.start()  # moto's start: network interfaces, reasons cleared
+            fidelity.begin_transition(
+                instance,
+                via="pending",
+                final="stopped" if denied else "running",
+                duration=fidelity.instance_start_time,
+                reason=StateReason(LAUNCH_ERROR_MESSAGE, LAUNCH_ERROR_CODE) if denied else None,
+            )
+            changes.append({"InstanceId": instance.id, "CurrentState": _state_of("pending"), "PreviousState": previous})
+        return ActionResult({"StartingInstances": changes})
+
+    return start_instances
+
+
+def _stop_instances_response(fidelity: MotoFidelity) -> Callable[..., ActionResult]:
+    def stop_instances(self: InstanceResponse) -> ActionResult:
+        """E33, E34, E36. StopInstances as AWS answers it.
+
+        E33 - "StopInstances - Amazon Elastic Compute Cloud": "Stops an Amazon EBS-backed instance.",
+        https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_StopInstances.html; "State change events for Amazon
+        EC2 instances": "When you stop an instance, it enters the stopping state and then the stopped state.",
+        https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/monitoring-instance-state-changes.html - moto answers
+        `stopping` but makes the instance `stopped` at once. Modelled: `stopping` for `fidelity.instance_stop_time`
+        (default 0, as for E33's start), then `stopped`, with moto's StateReason `Client.UserInitiatedShutdown`.
+
+        E34 - as StartInstances: malformed ids, terminated or shutting-down instances (the
+        TerminateInstanceInAutoScalingGroup text above: "You can't connect to or start an instance after you've
+        terminated it" - moto makes a terminated instance `stopped`; the code `IncorrectInstanceState` is the documented
+        one for an instance "in an incorrect state for the requested action") fail the whole request; an instance
+        already `stopping` or `stopped` is answered with CurrentState equal to PreviousState (moto: `stopping`, and it
+        restamps the reason). Not documented, assumed: nothing of a refused request is stopped - moto stopped the
+        instances before one with `disableApiStop`; now that check, too, comes before any is acted on. A `pending`
+        instance is stopped as moto stops it (AWS documents nothing).
+
+        E36 - same StopInstances page, Hibernate: "Hibernates the instance if the instance was enabled for hibernation
+        at launch."; "Error codes for the Amazon EC2 API": `UnsupportedHibernationConfiguration` "... Alternatively,
+        the instance could not be hibernated because it is not enabled for hibernation." - moto ignores Hibernate.
+        Here Hibernate=True on an instance launched without HibernationOptions Configured=true fails the request; an
+        enabled one stops as above (the hibernation itself is not modelled).
+        """
+        instance_ids = self._get_param("InstanceIds", [])
+        hibernate = bool(self._get_bool_param("Hibernate", False))
+        self.error_on_dryrun()
+        instances = _instances_to_change(self, instance_ids, "stopped")
+        for instance in instances:
+            if instance.disable_api_stop is True:
+                raise OperationDisableApiStopNotPermitted(instance.id)
+            configured = (instance.hibernation_options or {}).get("Configured")
+            if hibernate and str(configured).lower() != "true":
+                raise EC2ClientError(UNSUPPORTED_HIBERNATION, f"Instance is not enabled for hibernation: {instance.id}")
+        changes = []
+        for instance in instances:
+            previous = _state_of(instance.state)
+            if instance.state in ("stopping", "stopped"):
+                changes.append({"InstanceId": instance.id, "CurrentState": previous, "PreviousState": previous})
+                continue
+            instance.stop()  # moto's stop: network interfaces, StateReason Client.UserInitiatedShutdown
+            fidelity.begin_transition(instance, via="stopping", final="stopped", duration=fidelity.instance_stop_time)
+            changes.append(
+                {"InstanceId": instance.id, "CurrentState": _state_of("stopping"), "PreviousState": previous}
+            )
+        return ActionResult({"StoppingInstances": changes})
+
+    return stop_instances
+
+
+# ---------------------------------------------------------------------------------------------------------------
 # Deployments and the event flow
 # ---------------------------------------------------------------------------------------------------------------
 
@@ -1542,6 +1802,8 @@ def faithful_aws(
     snapshot_completion_time: timedelta = DEFAULT_SNAPSHOT_COMPLETION_TIME,
     snapshot_copy_time: timedelta = DEFAULT_SNAPSHOT_COPY_TIME,
     image_copy_time: timedelta = DEFAULT_IMAGE_COPY_TIME,
+    instance_start_time: timedelta = DEFAULT_INSTANCE_START_TIME,
+    instance_stop_time: timedelta = DEFAULT_INSTANCE_STOP_TIME,
     account_id: str = DEFAULT_ACCOUNT_ID,
 ) -> Iterator[MotoFidelity]:
     """Install every patch for the duration of the block; yields the `MotoFidelity` with the helpers.
@@ -1550,7 +1812,9 @@ def faithful_aws(
     eventual-consistency windows; None means the wall clock. `sqs_time=True` runs SQS on `clock` too (D4).
     The windows of E7 and E9 are parameters; `timedelta(0)` switches one off. `snapshot_completion_time` (E11)
     is how long a new EBS snapshot stays pending; `snapshot_copy_time` (E25) and `image_copy_time` (E32) how long a
-    copy of CopySnapshot or CopyImage does (`timedelta(0)`: copies complete at once, as in moto). Not re-entrant:
+    copy of CopySnapshot or CopyImage does (`timedelta(0)`: copies complete at once, as in moto);
+    `instance_start_time` and `instance_stop_time` (E33) how long an instance is pending or stopping (default 0,
+    moto's immediate end state; also settable on the fidelity). Not re-entrant:
     patch once, and use `fidelity.simulated_time(clock)` to change clocks inside (as tests/e2e/scenario.py does
     inside the server of scripts/local_aws.py)."""
     if _ACTIVE:
@@ -1565,6 +1829,8 @@ def faithful_aws(
         snapshot_completion_time=snapshot_completion_time,
         snapshot_copy_time=snapshot_copy_time,
         image_copy_time=image_copy_time,
+        instance_start_time=instance_start_time,
+        instance_stop_time=instance_stop_time,
     )
     fidelity.sqs_clock = clock if sqs_time else None
     with ExitStack() as stack:
@@ -1602,6 +1868,11 @@ def faithful_aws(
         paged = _describe_snapshots_paged(_describe_snapshots_shared(fidelity))
         patch(mock.patch.object(ElasticBlockStore, "describe_snapshots", paged))
         patch(mock.patch.object(EBSBackend, "modify_snapshot_tier", _modify_snapshot_tier(fidelity)))
+        # EC2 instances (E33-E36)
+        patch(mock.patch.object(Instance, "_state", _instance_state_property(fidelity), create=True))
+        patch(mock.patch.object(Instance, "state_reason", _instance_state_reason_property(), create=True))
+        patch(mock.patch.object(InstanceResponse, "start_instances", _start_instances_response(fidelity)))
+        patch(mock.patch.object(InstanceResponse, "stop_instances", _stop_instances_response(fidelity)))
         # Deployments and the event flow
         patch(mock.patch.object(EventTemplateParser, "DEFAULT_EVENT_INPUT_TEMPLATE", _event_template_with_account()))
         patch(mock.patch.object(LambdaBackend, "create_event_source_mapping", _create_event_source_mapping))
