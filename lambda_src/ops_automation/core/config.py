@@ -58,7 +58,7 @@ class ScopeConfig:
     @classmethod
     def from_env(cls, environ: Environ | None = None) -> ScopeConfig:
         env = environ_of(environ)
-        return cls(regions=_string_list(env, "OPS_TARGET_REGIONS"), role_arns=_string_list(env, "OPS_TARGET_ROLE_ARNS"))
+        return cls(regions=string_list(env, "OPS_TARGET_REGIONS"), role_arns=string_list(env, "OPS_TARGET_ROLE_ARNS"))
 
 
 @dataclass(frozen=True)
@@ -112,7 +112,7 @@ class VolumeTargetConfig:
     @classmethod
     def from_env(cls, environ: Environ | None = None) -> VolumeTargetConfig:
         env = environ_of(environ)
-        volume_ids = _string_list(env, "OPS_VOLUME_IDS")
+        volume_ids = string_list(env, "OPS_VOLUME_IDS")
         try:
             for volume_id in volume_ids:
                 validate_volume_id(volume_id)
@@ -169,7 +169,7 @@ class CompletionConfig:
 
 
 def _instance_ids(env: Environ) -> tuple[str, ...]:
-    instance_ids = _string_list(env, "OPS_INSTANCE_IDS")
+    instance_ids = string_list(env, "OPS_INSTANCE_IDS")
     try:
         for instance_id in instance_ids:
             validate_instance_id(instance_id)
@@ -209,7 +209,8 @@ def json_value(env: Environ, name: str) -> Any:
         raise ConfigError(name, raw, f"is not valid JSON ({error.msg})") from error
 
 
-def _string_list(env: Environ, name: str) -> tuple[str, ...]:
+def string_list(env: Environ, name: str) -> tuple[str, ...]:
+    """A required variable holding a JSON list of non-empty strings, deduplicated in order."""
     value = json_value(env, name)
     if not isinstance(value, list) or not all(isinstance(item, str) and item for item in value):
         raise ConfigError(name, env.get(name), "must be a JSON list of non-empty strings")

@@ -103,6 +103,14 @@ def list_images(ec2: Any, filters: list[dict[str, Any]], include_disabled: bool 
     return [image for page in pages for image in page.get("Images", [])]
 
 
+def list_images_by_id(ec2: Any, image_ids: Iterable[str]) -> list[dict[str, Any]]:
+    """A filter rather than `ImageIds`: one id deregistered meanwhile would otherwise fail the whole call."""
+    found: list[dict[str, Any]] = []
+    for chunk in chunked(sorted(set(image_ids)), MAX_FILTER_VALUES):
+        found.extend(list_images(ec2, [{"Name": "image-id", "Values": chunk}]))
+    return found
+
+
 def snapshot_ids(images: Iterable[Mapping[str, Any]]) -> list[str]:
     """Every snapshot the images map, sorted."""
     ids = {

@@ -18,6 +18,7 @@ from ..core.events import (
     WorkMessage,
     format_time,
     optional_text,
+    parse_time,
     resource_id,
     text,
 )
@@ -120,7 +121,12 @@ class SnapshotCopyConfig:
         return "image" if self.copy_images else "snapshot"
 
     def destination(self, region: str, account: str) -> Destination | None:
+        """The destination an event's (region, account) is, if any."""
         return next((d for d in self.destinations if d.region == region and d.account == account), None)
+
+    def destination_of(self, region: str, role_arn: str | None) -> Destination | None:
+        """The destination a work item names, if it still is one."""
+        return next((d for d in self.destinations if d.region == region and d.role_arn == role_arn), None)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> SnapshotCopyConfig:
@@ -128,11 +134,11 @@ class SnapshotCopyConfig:
         copy_images = config.boolean(env, "OPS_COPY_IMAGES")
         encrypted = config.boolean(env, "OPS_ENCRYPTED")
         destinations = _destinations(env, copy_images, encrypted)
-        policies = _strings(env, "OPS_SOURCE_POLICIES")
+        policies = config.string_list(env, "OPS_SOURCE_POLICIES")
         own = env.get("OPS_POLICY_NAME", "")
         if own in policies:
             raise ConfigError("OPS_SOURCE_POLICIES", env.get("OPS_SOURCE_POLICIES"), f"lists this policy {own!r}")
-        ids = _strings(env, "OPS_SOURCE_IDS")
+        ids = config.string_list(env, "OPS_SOURCE_IDS")
         pattern, what = (IMAGE_ID, "ami-") if copy_images else (SNAPSHOT_ID, "snap-")
         for source_id in ids:
             if not pattern.match(source_id):
@@ -160,13 +166,6 @@ class SnapshotCopyConfig:
             retention=RetentionConfig.from_env(env),
             completion=CompletionConfig.from_env(env),
         )
-
-
-def _strings(env: Mapping[str, str], name: str) -> tuple[str, ...]:
-    value = config.json_value(env, name)
-    if not isinstance(value, list) or not all(isinstance(item, str) and item for item in value):
-        raise ConfigError(name, env.get(name), "must be a JSON list of non-empty strings")
-    return tuple(dict.fromkeys(value))
 
 
 def _destinations(env: Mapping[str, str], copy_images: bool, encrypted: bool) -> tuple[Destination, ...]:
@@ -248,7 +247,7 @@ def snapshot_source(snapshot: Mapping[str, Any], region: str) -> Source:
 
 def image_source(image: Mapping[str, Any], region: str) -> Source:
     tags = tagging.tag_dict(image.get("Tags"))
-    created = datetime.fromisoformat(str(image["CreationDate"]).replace("Z", "+00:00"))
+    created = parse_time(image["CreationDate"], "CreationDate")
     instance = tags.get(tagging.SOURCE_INSTANCE) or str(image.get("SourceInstanceId") or "")
     return Source(
         resource_id=str(image["ImageId"]),
@@ -314,11 +313,11 @@ def copy_created_at(copy: Mapping[str, Any]) -> datetime:
     tagged = tagging.tag_dict(copy.get("Tags")).get(tagging.SOURCE_CREATED)
     if tagged:
         try:
-            return datetime.fromisoformat(tagged.replace("Z", "+00:00"))
-        except ValueError:
+            return parse_time(tagged, tagging.SOURCE_CREATED)
+        except MalformedEventError:
             pass
     if "CreationDate" in copy:
-        return datetime.fromisoformat(str(copy["CreationDate"]).replace("Z", "+00:00"))
+        return parse_time(copy["CreationDate"], "CreationDate")
     return start_time(copy)
 
 

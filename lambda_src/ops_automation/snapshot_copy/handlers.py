@@ -45,7 +45,7 @@ from ..core.events import (
     parse_time,
 )
 from ..core.fanout import BatchSender, backoff_seconds, send_delayed
-from ..core.image_links import image_state, list_images, snapshot_ids
+from ..core.image_links import image_state, list_images, list_images_by_id, snapshot_ids
 from ..core.ledger import LOCAL_ACCOUNT, LedgerEntry
 from ..core.observability import count, logger, metrics
 from ..core.planner import plan_slot
@@ -60,8 +60,7 @@ from ..core.purge import (
 from ..core.retention import RetentionItem, RetentionPlan, State, plan_retention
 from ..core.runtime import Lazy, Runtime, build_runtime
 from ..core.scope import Target
-from ..core.snapshots import SnapshotSet, is_archived, list_snapshots, snapshot_state
-from ..core.targeting import MAX_FILTER_VALUES, chunked
+from ..core.snapshots import SnapshotSet, is_archived, list_snapshots, list_snapshots_by_id, snapshot_state
 from ..core.worker import RetryLater, consume_work
 from .decisions import (
     MAX_WAITS,
@@ -155,9 +154,9 @@ class _Kind:
     source_tag: str
     lineage_tag: str
     list_resources: Callable[[Any, list[dict[str, Any]]], list[dict[str, Any]]]
+    by_ids: Callable[[Any, Iterable[str]], list[dict[str, Any]]]
     to_source: Callable[[Mapping[str, Any], str], Source]
     id_key: str
-    id_filter: str
     state: Callable[[Mapping[str, Any]], State | None]
     reason: Callable[[Mapping[str, Any]], str]
     request: Callable[[str, Source, Destination, bool, str], dict[str, Any]]
@@ -167,12 +166,6 @@ class _Kind:
 
     def sources(self, ec2: Any, filters: list[dict[str, Any]], region: str) -> list[Source]:
         return [self.to_source(resource, region) for resource in self.list_resources(ec2, filters)]
-
-    def by_ids(self, ec2: Any, ids: Iterable[str]) -> list[dict[str, Any]]:
-        found: list[dict[str, Any]] = []
-        for chunk in chunked(sorted(set(ids)), MAX_FILTER_VALUES):
-            found.extend(self.list_resources(ec2, [{"Name": self.id_filter, "Values": chunk}]))
-        return found
 
     def copies(
         self, ec2: Any, policy: str, source_region: str, tags: Mapping[str, str] | None = None
@@ -197,9 +190,9 @@ SNAPSHOTS = _Kind(
     source_tag=tagging.SOURCE_SNAPSHOT,
     lineage_tag=tagging.SOURCE_VOLUME,
     list_resources=list_snapshots,
+    by_ids=list_snapshots_by_id,
     to_source=snapshot_source,
     id_key="SnapshotId",
-    id_filter="snapshot-id",
     state=snapshot_state,
     reason=lambda copy: str(copy.get("StateMessage") or ""),
     request=lambda policy, source, destination, encrypted, _attempt: copy_snapshot_request(
@@ -212,9 +205,9 @@ IMAGES = _Kind(
     source_tag=tagging.SOURCE_IMAGE,
     lineage_tag=tagging.SOURCE_INSTANCE,
     list_resources=list_images,
+    by_ids=list_images_by_id,
     to_source=image_source,
     id_key="ImageId",
-    id_filter="image-id",
     state=image_state,
     reason=lambda copy: str((copy.get("StateReason") or {}).get("Message") or ""),
     request=copy_image_request,
@@ -284,7 +277,7 @@ def plan_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any
 def _plan_target(rt: CopyRuntime, ec2: Any, target: Target, found: _Found) -> Iterable[CopyMessage]:
     kind = _kind(rt)
     sources: dict[str, Source] = {}
-    for filters in rt.config.sources.filter_sets("image" if rt.config.copy_images else "snapshot"):
+    for filters in rt.config.sources.filter_sets(rt.config.kind):
         for source in kind.sources(ec2, filters, target.region):
             if tagging.is_owned(source.tags, rt.policy):
                 continue  # a copy of ours is never a source again
@@ -408,12 +401,9 @@ def source_completed(
 def copy_source(rt: CopyRuntime, message: CopyMessage) -> dict[str, Any]:
     """At most one copy per (source, destination region and account), whatever the deliveries: CopySnapshot takes
     no client token, so a claim in the ledger and the copies' tags stand in for one."""
-    destination = rt.config.destination(
-        message.destination_region,
-        Destination(message.destination_region, None, message.destination_role_arn, None).account,
-    )
+    destination = rt.config.destination_of(message.destination_region, message.destination_role_arn)
     log_keys = {"source_id": message.source_id, "destination_region": message.destination_region}
-    if destination is None or destination.role_arn != message.destination_role_arn:
+    if destination is None:
         raise MalformedEventError(f"{message.destination_region} is not a destination of policy {rt.policy}")
     kind = _kind(rt)
     target = destination.target
