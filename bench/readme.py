@@ -382,8 +382,8 @@ def copy_section(runs: Sequence[CopyInputs]) -> str:
         "apart (ebs-snapshot paces its creates at 2 per second), each completion event in its own invocation; a copy",
         "takes 30 minutes (the fidelity's assumption; AWS gives no figure) and is checked every 15 minutes while",
         "pending; at most 20 snapshot copies are pending per destination region (AWS's documented quota): the next",
-        "CopySnapshot is refused `ResourceLimitExceeded` and its work item waits in the queue (30 s, 60 s, ... 15",
-        "minutes), which is what multiplies the calls at 200 sources. CopyImage's 300 concurrent copies are not",
+        "CopySnapshot is refused `ResourceLimitExceeded` and its work item waits in the queue (5 minutes at first,",
+        "then up to 15), which is what multiplies the calls at 200 sources. CopyImage's 300 concurrent copies are not",
         f"reached. Lambda duration is modelled at {latency.ec2_call_s * 1000:.0f} ms per EC2 call and "
         f"{latency.other_call_s * 1000:.0f} ms per other call.",
         "",
