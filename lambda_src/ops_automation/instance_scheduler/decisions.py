@@ -1,0 +1,202 @@
+"""What is particular to scheduled start/stop, as pure functions: settings, what to do with each instance, whether
+a slot falls on an excluded date, how a batch refused as a whole is split, and what a verified state means.
+
+Facts and sources: docs in the module README (to come) and /work/coord/sched/FINDINGS.md (work in progress).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from botocore.exceptions import ClientError
+
+from ..core import config
+from ..core.config import CompletionConfig, InstanceTargetConfig, ScopeConfig
+from ..core.errors import THROTTLING_ERRORS, ConfigError, error_code
+from ..core.targeting import Instance
+
+Action = Literal["start", "stop"]
+ACTIONS: tuple[Action, ...] = ("start", "stop")
+AsgMode = Literal["skip", "capacity"]
+ASG_MODES: tuple[AsgMode, ...] = ("skip", "capacity")
+Verdict = Literal["act", "already", "wait", "skip", "report"]
+# EC2 tags every member of an Auto Scaling group with its group's name (aws: keys cannot be set by callers).
+ASG_TAG = "aws:autoscaling:groupName"
+DESIRED: Mapping[Action, str] = {"start": "running", "stop": "stopped"}
+# On its way to the desired state already: left alone, verified like the others.
+UNDER_WAY: Mapping[Action, str] = {"start": "pending", "stop": "stopping"}
+# On its way to the other state: the action must wait until it gets there.
+OPPOSITE_UNDER_WAY: Mapping[Action, str] = {"start": "stopping", "stop": "pending"}
+GONE_STATES = frozenset({"shutting-down", "terminated"})
+# A start that falls back to `stopped` with this reason: an encrypted volume's KMS key the caller may not use
+# ("Client.InternalError: Client error on launch"; the role calling StartInstances needs kms:CreateGrant).
+LAUNCH_ERROR = "Client.InternalError"
+MAX_DEADLINE_MINUTES = 1440
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+@dataclass(frozen=True)
+class InstanceSchedulerConfig:
+    """Settings of the instance-scheduler planners and worker (all get the same set)."""
+
+    scope: ScopeConfig
+    targets: InstanceTargetConfig
+    completion: CompletionConfig
+    timezone: str
+    excluded_dates: frozenset[date]
+    opt_out_tag_key: str | None
+    asg_mode: AsgMode
+    hibernate: bool
+    deadline_minutes: int
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> InstanceSchedulerConfig:
+        env = config.environ_of(environ)
+        timezone = env.get("OPS_SCHEDULE_TIMEZONE", "")
+        try:
+            ZoneInfo(timezone)
+        except (ZoneInfoNotFoundError, ValueError) as error:
+            raise ConfigError("OPS_SCHEDULE_TIMEZONE", timezone, "is not an IANA time zone") from error
+        raw_dates = config.json_value(env, "OPS_EXCLUDED_DATES")
+        if not isinstance(raw_dates, list) or not all(isinstance(d, str) and _DATE.match(d) for d in raw_dates):
+            raise ConfigError("OPS_EXCLUDED_DATES", env.get("OPS_EXCLUDED_DATES"), "must be a JSON list of YYYY-MM-DD")
+        try:
+            dates = frozenset(date.fromisoformat(d) for d in raw_dates)
+        except ValueError as error:
+            raise ConfigError("OPS_EXCLUDED_DATES", env.get("OPS_EXCLUDED_DATES"), str(error)) from error
+        asg_mode = env.get("OPS_ASG_MODE", "")
+        if asg_mode not in ASG_MODES:
+            raise ConfigError("OPS_ASG_MODE", asg_mode, "must be skip or capacity")
+        opt_out = env.get("OPS_OPT_OUT_TAG_KEY", "").strip() or None
+        return cls(
+            scope=ScopeConfig.from_env(env),
+            targets=InstanceTargetConfig.from_env(env),
+            completion=CompletionConfig.from_env(env),
+            timezone=timezone,
+            excluded_dates=dates,
+            opt_out_tag_key=opt_out,
+            asg_mode=asg_mode,
+            hibernate=config.boolean(env, "OPS_HIBERNATE"),
+            deadline_minutes=config.integer(
+                env, "OPS_VERIFY_DEADLINE_MINUTES", minimum=1, maximum=MAX_DEADLINE_MINUTES
+            ),
+        )
+
+
+def excluded(scheduled_time: datetime, timezone: str, dates: frozenset[date]) -> bool:
+    """Whether the slot falls on an excluded date, as a calendar date in the schedule's time zone (a 00:30 Tokyo
+    slot is the previous day in UTC)."""
+    return scheduled_time.astimezone(ZoneInfo(timezone)).date() in dates
+
+
+@dataclass(frozen=True)
+class Decision:
+    instance_id: str
+    verdict: Verdict
+    reason: str = ""
+
+
+def scheduling_decision(instance: Instance, action: Action, opt_out_tag_key: str | None, asg_mode: AsgMode) -> Decision:
+    """What to do with one instance for one action, from its DescribeInstances state and tags alone."""
+    decide = lambda verdict, reason="": Decision(instance.instance_id, verdict, reason)  # noqa: E731
+    if instance.state in GONE_STATES:
+        return decide("report", f"{instance.state}: nothing to {action}")
+    if opt_out_tag_key is not None and any(key.lower() == opt_out_tag_key.lower() for key in instance.tags):
+        return decide("skip", f"carries the opt-out tag {opt_out_tag_key}")
+    group = instance.tags.get(ASG_TAG)
+    if group is not None:
+        # Stopping a member makes its group replace it; with the capacity option the group itself is scheduled.
+        why = "scheduled through its group" if asg_mode == "capacity" else "stopping it makes the group replace it"
+        return decide("skip", f"member of Auto Scaling group {group}: {why}")
+    if instance.state in (DESIRED[action], UNDER_WAY[action]):
+        return decide("already", instance.state)
+    if instance.state == OPPOSITE_UNDER_WAY[action]:
+        return decide("wait", f"{instance.state}: {action} once it settles")
+    return decide("act")
+
+
+Outcome = Literal["done", "refused", "retry"]
+
+
+@dataclass(frozen=True)
+class CallResult:
+    """What one Start/StopInstances call did to an instance: its state right after (`done`), or why it was
+    refused for good (`refused`) or for now (`retry`)."""
+
+    instance_id: str
+    outcome: Outcome
+    detail: str
+
+
+# Refusals of one instance that retrying cannot change (reported once); the others pass (retried).
+PERMANENT_CALL_ERRORS = frozenset(
+    {
+        "InvalidInstanceID.NotFound",
+        "InvalidInstanceID.Malformed",
+        "IncorrectSpotRequestState",
+        "UnsupportedOperation",
+        "UnsupportedHibernationConfiguration",
+        "OperationNotPermitted",
+        "UnauthorizedOperation",
+    }
+)
+
+
+def call_in_batches(
+    instance_ids: Sequence[str], call: Callable[[list[str]], Mapping[str, str]], batch_size: int
+) -> list[CallResult]:
+    """Call for batches of ids. One refused id refuses the whole request (EC2 gives no per-id errors), so a refused
+    batch is split in halves until the ids that cause it stand alone and the others still act. Throttling is not
+    split: it is raised, so the caller retries everything not done yet."""
+    results: list[CallResult] = []
+
+    def attempt(ids: list[str]) -> None:
+        try:
+            states = call(ids)
+        except ClientError as error:
+            code = error_code(error)
+            if code in THROTTLING_ERRORS:
+                raise
+            if len(ids) > 1:
+                middle = len(ids) // 2
+                attempt(ids[:middle])
+                attempt(ids[middle:])
+                return
+            outcome: Outcome = "refused" if code in PERMANENT_CALL_ERRORS else "retry"
+            results.append(CallResult(ids[0], outcome, code))
+            return
+        results.extend(CallResult(instance_id, "done", states.get(instance_id, "")) for instance_id in ids)
+
+    for start in range(0, len(instance_ids), batch_size):
+        attempt(list(instance_ids[start : start + batch_size]))
+    return results
+
+
+VerifiedState = Literal["ok", "pending", "failed"]
+
+
+@dataclass(frozen=True)
+class Verification:
+    state: VerifiedState
+    reason: str = ""
+
+
+def verification(action: Action, state: str, state_reason: Mapping[str, str] | None) -> Verification:
+    """What the instance's state after the action means: reached, still on its way, or failed (with why)."""
+    if state == DESIRED[action]:
+        return Verification("ok")
+    if state == UNDER_WAY[action]:
+        return Verification("pending", state)
+    reason = (state_reason or {}).get("Message") or (state_reason or {}).get("Code") or ""
+    if action == "start" and state == "stopped" and (state_reason or {}).get("Code") == LAUNCH_ERROR:
+        return Verification(
+            "failed",
+            f"fell back to stopped: {reason} (an encrypted volume's KMS key: the role calling StartInstances needs "
+            "kms:CreateGrant on it)",
+        )
+    return Verification("failed", f"{state}{': ' + reason if reason else ''}")
