@@ -33,7 +33,6 @@ ENV = {
     "OPS_OPT_OUT_TAG_KEY": "ops-automation:no-schedule",
     "OPS_ASG_MODE": "skip",
     "OPS_HIBERNATE": "false",
-    "OPS_VERIFY_DEADLINE_MINUTES": "20",
 }
 
 
@@ -137,7 +136,7 @@ def test_a_start_that_fell_back_to_stopped_names_the_kms_grant() -> None:
         ("OPS_EXCLUDED_DATES", json.dumps(["2026-02-30"])),
         ("OPS_EXCLUDED_DATES", json.dumps(["31/12/2026"])),
         ("OPS_ASG_MODE", "suspend"),
-        ("OPS_VERIFY_DEADLINE_MINUTES", "0"),
+        ("OPS_COMPLETION_TIMEOUT_MINUTES", "0"),
     ],
 )
 def test_bad_settings_name_the_variable(name: str, value: str) -> None:
@@ -148,4 +147,4 @@ def test_bad_settings_name_the_variable(name: str, value: str) -> None:
 
 def test_settings_are_read() -> None:
     settings = InstanceSchedulerConfig.from_env(ENV)
-    assert settings.excluded_dates == frozenset({date(2026, 12, 31)}) and settings.deadline_minutes == 20
+    assert settings.excluded_dates == frozenset({date(2026, 12, 31)}) and settings.completion.timeout_minutes == 30

@@ -36,13 +36,13 @@ GONE_STATES = frozenset({"shutting-down", "terminated"})
 # A start that falls back to `stopped` with this reason: an encrypted volume's KMS key the caller may not use
 # ("Client.InternalError: Client error on launch"; the role calling StartInstances needs kms:CreateGrant).
 LAUNCH_ERROR = "Client.InternalError"
-MAX_DEADLINE_MINUTES = 1440
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
 @dataclass(frozen=True)
 class InstanceSchedulerConfig:
-    """Settings of the instance-scheduler planners and worker (all get the same set)."""
+    """Settings of the instance-scheduler planners and worker (all get the same set). The verification deadline is
+    the completion group's timeout, counted from the slot."""
 
     scope: ScopeConfig
     targets: InstanceTargetConfig
@@ -52,7 +52,6 @@ class InstanceSchedulerConfig:
     opt_out_tag_key: str | None
     asg_mode: AsgMode
     hibernate: bool
-    deadline_minutes: int
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> InstanceSchedulerConfig:
@@ -82,9 +81,6 @@ class InstanceSchedulerConfig:
             opt_out_tag_key=opt_out,
             asg_mode=asg_mode,
             hibernate=config.boolean(env, "OPS_HIBERNATE"),
-            deadline_minutes=config.integer(
-                env, "OPS_VERIFY_DEADLINE_MINUTES", minimum=1, maximum=MAX_DEADLINE_MINUTES
-            ),
         )
 
 
