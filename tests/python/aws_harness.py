@@ -181,6 +181,32 @@ def copy_function_env(
     return env
 
 
+def scheduler_function_env(
+    queue_url: str = "https://sqs.us-east-1.amazonaws.com/123456789012/q", **overrides: str
+) -> dict[str, str]:
+    """The environment the internal Terraform module gives the instance-scheduler functions (office hours in
+    Tokyo, instances tagged Schedule = office-hours)."""
+    env = {
+        key: value
+        for key, value in function_env(queue_url).items()
+        if key not in ("OPS_NO_REBOOT", "OPS_COPY_INSTANCE_TAGS", "OPS_GENERATIONS", "OPS_MAX_AGE_DAYS", "OPS_DRY_RUN")
+    }
+    env.update(
+        {
+            "OPS_POLICY_NAME": "office-hours",
+            "OPS_TARGET_TAGS": json.dumps({"Schedule": "office-hours"}),
+            "OPS_COMPLETION_TIMEOUT_MINUTES": "20",
+            "OPS_SCHEDULE_TIMEZONE": "Asia/Tokyo",
+            "OPS_EXCLUDED_DATES": json.dumps(["2024-05-03"]),
+            "OPS_OPT_OUT_TAG_KEY": "ops-automation:no-schedule",
+            "OPS_ASG_MODE": "skip",
+            "OPS_HIBERNATE": "false",
+        }
+    )
+    env.update(overrides)
+    return env
+
+
 class Captured(logging.Handler):
     def __init__(self) -> None:
         super().__init__()
@@ -339,6 +365,7 @@ def install_runtimes(clock: Callable[[], datetime], module: str = "ami_backup") 
         "ebs_snapshot": "EbsSnapshotConfig",
         "deregister_cleanup": "DeregisterCleanupConfig",
         "snapshot_copy": "SnapshotCopyConfig",
+        "instance_scheduler": "InstanceSchedulerConfig",
     }[module]
     # The scheduled function's runtime: a planner, or deregister-cleanup's sweeper.
     scheduled = getattr(handlers, "planner_runtime", None) or handlers.sweeper_runtime

@@ -26,6 +26,7 @@ from aws_harness import (
     ebs_function_env,
     function_env,
     install_runtimes,
+    scheduler_function_env,
 )
 from moto import mock_aws
 from tests.support.moto_fidelity import MotoFidelity, faithful_aws
@@ -35,6 +36,7 @@ from ops_automation.core import observability
 from ops_automation.core.clients import ClientFactory
 from ops_automation.deregister_cleanup import handlers as cleanup_handlers
 from ops_automation.ebs_snapshot import handlers as ebs_handlers
+from ops_automation.instance_scheduler import handlers as scheduler_handlers
 from ops_automation.snapshot_copy import handlers as copy_handlers
 
 # What each Lambda handler was seen calling on AWS in these tests (the botocore event of every request), by the
@@ -218,6 +220,22 @@ def configure_copy(infra: Infra, clock: Clock, monkeypatch: pytest.MonkeyPatch) 
 
     monkeypatch.setattr(copy_handlers.planner_runtime, "_value", None)
     monkeypatch.setattr(copy_handlers.worker_runtime, "_value", None)
+    return apply
+
+
+@pytest.fixture
+def configure_scheduler(infra: Infra, clock: Clock, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Any]:
+    """As `configure`, for the instance-scheduler functions; returns the worker's runtime."""
+
+    def apply(**overrides: str) -> scheduler_handlers.SchedulerRuntime:
+        env = scheduler_function_env(infra.queue_url, **{"OPS_ALERT_TOPIC_ARN": infra.alert_topic_arn, **overrides})
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        runtime: scheduler_handlers.SchedulerRuntime = install_runtimes(clock, "instance_scheduler")
+        return runtime
+
+    monkeypatch.setattr(scheduler_handlers.planner_runtime, "_value", None)
+    monkeypatch.setattr(scheduler_handlers.worker_runtime, "_value", None)
     return apply
 
 

@@ -87,10 +87,13 @@ def complete(
     finish: Callable[[LedgerEntry, Observation], dict[str, Any]],
     ttl_days: int,
     discard: Callable[[LedgerEntry, Observation], dict[str, Any]] | None = None,
+    failure_alert: str = "backup failed; nothing purged",
+    metric_names: tuple[str, str] = ("BackupsCreated", "BackupsFailed"),
 ) -> dict[str, Any]:
     """Shared by the state event (check None) and the delayed check: act on the resource's state, once.
     `discard` removes what a failure left behind (EBS snapshots in `error` count against the volume's limit of
-    concurrent snapshots), and nothing else."""
+    concurrent snapshots), and nothing else. `failure_alert` and `metric_names` (done, failed) name what completes:
+    a backup by default."""
     key = ledger_key(rt, target, resource_id)
     entry = rt.ledger.get(key)
     result: dict[str, Any] = {"resource_id": resource_id}
@@ -118,10 +121,10 @@ def complete(
             if action == "time_out" and check
             else observation.reason
         ) or ("disappeared before completion" if observation.state is None else "failed")
-        rt.alerts.send("backup failed; nothing purged", {**log_keys, "reason": reason})
+        rt.alerts.send(failure_alert, {**log_keys, "reason": reason})
         discarded = discard(entry, observation) if discard is not None and action == "fail" else {}
         if rt.ledger.transition(key, "failed", now, ttl_days, from_states={"pending"}, reason=reason):
-            count("BackupsFailed")
+            count(metric_names[1])
         outcome = "timed_out" if action == "time_out" else "failed"
         return {**result, "outcome": outcome, "reason": reason, **discarded}
     if action != "complete":
@@ -129,6 +132,6 @@ def complete(
 
     finished = finish(entry, observation)
     if rt.ledger.transition(key, "available", rt.clock(), ttl_days, from_states={"pending", "failed"}, reason=""):
-        count("BackupsCreated")
-        logger.info("backup available", extra=log_keys)
+        count(metric_names[0])
+        logger.info("completed", extra=log_keys)
     return {**result, "outcome": "available", **finished}

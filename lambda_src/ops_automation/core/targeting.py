@@ -35,6 +35,8 @@ class Instance:
     root_device_name: str | None = None
     # (device name, volume id) of every attached EBS volume, from the same DescribeInstances page.
     ebs_volumes: tuple[tuple[str, str], ...] = ()
+    # Why the instance is in its state (Code, Message), e.g. a start that fell back to `stopped`.
+    state_reason: Mapping[str, str] | None = None
 
     @property
     def root_volume_id(self) -> str | None:
@@ -94,6 +96,9 @@ def _instances(page: Mapping[str, Any]) -> Iterable[Instance]:
                     for mapping in raw.get("BlockDeviceMappings", [])
                     if mapping.get("Ebs", {}).get("VolumeId")
                 ),
+                state_reason={str(k): str(v) for k, v in raw["StateReason"].items()}
+                if raw.get("StateReason")
+                else None,
             )
 
 

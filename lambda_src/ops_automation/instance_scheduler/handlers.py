@@ -1,0 +1,346 @@
+"""Scheduled start/stop of EC2 instances, verified (work in progress).
+
+schedule (start or stop, in the schedule's time zone) → `plan_handler` skips excluded dates, lists the targets and
+enqueues batches of the instances to act on → `work_handler` re-reads them, claims (instance, action, slot) once,
+calls StartInstances/StopInstances per batch (split around the ids that refuse a whole request) and records each
+instance as pending with a delayed check at the deadline → the `EC2 Instance State-change Notification` event (a
+trigger to re-read: it carries no reason), or the check, verifies the state: one alert per instance that did not
+get there, with its state reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import partial
+from typing import Any, ClassVar, Literal
+
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.exceptions import ClientError
+
+from ..core.claims import Claim, claim, record_made, release
+from ..core.clients import PLANNER_ATTEMPTS, WORKER_ATTEMPTS
+from ..core.completion import Observation, complete, ledger_key
+from ..core.config import CommonConfig
+from ..core.errors import MalformedEventError, PartialFailure, error_code
+from ..core.events import (
+    CheckMessage,
+    WorkMessage,
+    format_time,
+    optional_text,
+    parse_schedule_event,
+    parse_time,
+    text,
+    text_list,
+    time_field,
+)
+from ..core.fanout import BatchSender, send_delayed
+from ..core.ledger import LedgerEntry
+from ..core.observability import count, logger, metrics
+from ..core.runtime import Lazy, Runtime, build_runtime
+from ..core.scope import Target, event_target, targets_of
+from ..core.targeting import Instance, resolve_instances, stream_instances
+from ..core.worker import consume_work
+from .decisions import (
+    ACTIONS,
+    Action,
+    InstanceSchedulerConfig,
+    call_in_batches,
+    excluded,
+    scheduling_decision,
+    verification,
+)
+
+SERVICE = "instance-scheduler"
+STATE_CHANGE = "EC2 Instance State-change Notification"
+# Ids per StartInstances/StopInstances call: AWS documents no maximum; AWS's own scheduler uses batches too.
+BATCH_SIZE = 50
+# Every instance state the scheduler reads (terminated ones are reported once, never acted on).
+ALL_STATES = ("pending", "running", "stopping", "stopped", "shutting-down", "terminated")
+
+SchedulerRuntime = Runtime[InstanceSchedulerConfig]
+
+
+def _build(max_attempts: int) -> SchedulerRuntime:
+    return build_runtime(
+        SERVICE, InstanceSchedulerConfig.from_env(), CommonConfig.from_env(), max_attempts=max_attempts
+    )
+
+
+planner_runtime: Lazy[SchedulerRuntime] = Lazy(partial(_build, PLANNER_ATTEMPTS))
+worker_runtime: Lazy[SchedulerRuntime] = Lazy(partial(_build, WORKER_ATTEMPTS))
+
+
+@dataclass(frozen=True)
+class ActMessage(WorkMessage):
+    """Start or stop a batch of instances of one target for one slot."""
+
+    OMIT_WHEN_NONE: ClassVar[frozenset[str]] = frozenset()
+
+    policy: str
+    action: Action
+    slot: str
+    region: str
+    role_arn: str | None
+    instance_ids: tuple[str, ...]
+    kind: Literal["act"] = "act"
+
+
+@dataclass(frozen=True)
+class InstanceStateChange:
+    instance_id: str
+    state: str
+    region: str
+    account: str
+
+
+def decode_act(payload: Mapping[str, Any]) -> ActMessage:
+    action = text(payload, "action")
+    if action not in ACTIONS:
+        raise MalformedEventError(f"message field 'action' must be start or stop, got {action!r}")
+    return ActMessage(
+        policy=text(payload, "policy"),
+        action=action,
+        slot=time_field(payload, "slot"),
+        region=text(payload, "region"),
+        role_arn=optional_text(payload, "role_arn"),
+        instance_ids=text_list(payload, "instance_ids", prefix="i-"),
+    )
+
+
+def decode_state_change(event: Mapping[str, Any]) -> InstanceStateChange:
+    detail = event.get("detail")
+    if not isinstance(detail, Mapping):
+        raise MalformedEventError("instance state-change event has no detail object")
+    return InstanceStateChange(
+        instance_id=text(detail, "instance-id", where="detail"),
+        state=text(detail, "state", where="detail"),
+        region=text(event, "region"),
+        account=text(event, "account"),
+    )
+
+
+DECODERS = {"act": decode_act, STATE_CHANGE: decode_state_change}
+
+
+def action_of(event: Mapping[str, Any]) -> Action:
+    """The action the schedule's input names (one schedule per action)."""
+    action = event.get("action") if isinstance(event, Mapping) else None
+    if action not in ACTIONS:
+        raise MalformedEventError(f"schedule input must name action start or stop, got {action!r}")
+    return action
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Planner
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+def plan_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    rt = planner_runtime()
+    action = action_of(event)
+    scheduled = parse_schedule_event(event).scheduled_time
+    slot = format_time(scheduled)
+    logger.append_keys(policy=rt.policy, action=action, slot=slot)
+    if excluded(scheduled, rt.config.timezone, rt.config.excluded_dates):
+        logger.info("excluded date: nothing done", extra={"timezone": rt.config.timezone})
+        return {"slot": slot, "action": action, "outcome": "excluded_date"}
+    targets = rt.config.targets
+    sender: BatchSender[ActMessage] = BatchSender(rt.clients.client("sqs"), rt.common.work_queue_url)
+    summary: dict[str, Any] = {"slot": slot, "action": action, "skipped": [], "reported": [], "already": 0}
+    failures: list[str] = []
+    unmatched = set(targets.instance_ids)
+    for target in targets_of(rt.config.scope, rt.clients.default_region):
+        try:
+            ec2 = rt.clients.client("ec2", target.region, target.role_arn)
+            stream = stream_instances(ec2, targets.instance_ids, targets.tag_map, ALL_STATES)
+            for page in stream.pages():
+                to_act = _decide(rt, action, page, summary)
+                for start in range(0, len(to_act), BATCH_SIZE):
+                    batch = tuple(to_act[start : start + BATCH_SIZE])
+                    sender.add(ActMessage(rt.policy, action, slot, target.region, target.role_arn, batch))
+            unmatched &= set(stream.missing)
+        except ClientError as error:
+            logger.exception("targets not listed", extra={"target": target.describe()})
+            failures.append(f"{target.describe()}: {error_code(error)}")
+    sender.flush()
+    failures.extend(f"{len(m.instance_ids)} instance(s) of {m.region}: not enqueued" for m in sender.unsent)
+    reported = [*summary["reported"], *(f"{i}: not found (unknown or terminated long ago)" for i in sorted(unmatched))]
+    if reported or failures:
+        rt.alerts.send(f"{action} not done for some instances", {"slot": slot, "failures": [*failures, *reported]})
+    if failures:
+        raise PartialFailure(failures)
+    return {**summary, "reported": reported, "enqueued": sender.sent}
+
+
+def _decide(rt: SchedulerRuntime, action: Action, page: Sequence[Instance], summary: dict[str, Any]) -> list[str]:
+    to_act: list[str] = []
+    for instance in page:
+        decision = scheduling_decision(instance, action, rt.config.opt_out_tag_key, rt.config.asg_mode)
+        if decision.verdict in ("act", "wait"):
+            to_act.append(instance.instance_id)  # a `wait` is re-read, and waited for, by the worker
+        elif decision.verdict == "already":
+            summary["already"] += 1
+        elif decision.verdict == "skip":
+            summary["skipped"].append(f"{instance.instance_id}: {decision.reason}")
+        else:
+            summary["reported"].append(f"{instance.instance_id}: {decision.reason}")
+    return to_act
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Worker
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+def work_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
+    rt = worker_runtime()
+    own_account = context.invoked_function_arn.split(":")[4]
+    return consume_work(rt, event, context, DECODERS, partial(handle_item, rt, own_account))
+
+
+def handle_item(rt: SchedulerRuntime, own_account: str, item: Any) -> dict[str, Any]:
+    if isinstance(item, (ActMessage, CheckMessage)) and item.policy != rt.policy:
+        raise MalformedEventError(f"message for policy {item.policy!r} reached policy {rt.policy!r}")
+    if isinstance(item, ActMessage):
+        return act(rt, item)
+    if isinstance(item, CheckMessage):
+        return verify(rt, Target(item.region, item.role_arn), item.resource_id, item)
+    if isinstance(item, InstanceStateChange):
+        target = event_target(rt.config.scope, item.region, item.account, own_account, rt.clients.default_region)
+        if target is None:
+            return {"instance_id": item.instance_id, "outcome": "ignored"}
+        return verify(rt, target, item.instance_id, None)
+    raise MalformedEventError(f"no handler for {type(item).__name__}")
+
+
+def act(rt: SchedulerRuntime, message: ActMessage) -> dict[str, Any]:
+    """One action per (instance, action, slot), whatever the deliveries; the states are read again first (the
+    planner's listing may be minutes old)."""
+    target = Target(message.region, message.role_arn)
+    ec2 = rt.clients.client("ec2", target.region, target.role_arn)
+    ttl = rt.config.completion.ledger_ttl_days
+    request = f"{message.action}@{message.slot}"
+    current = {i.instance_id: i for i in resolve_instances(ec2, message.instance_ids, {}, ALL_STATES).instances}
+    to_act: list[str] = []
+    held_by_id: dict[str, Claim] = {}
+    waiting: list[str] = []
+    result: dict[str, Any] = {"action": message.action, "slot": message.slot, "already": [], "reported": []}
+    for instance_id in message.instance_ids:
+        instance = current.get(instance_id)
+        if instance is None:
+            result["reported"].append(f"{instance_id}: not found")
+            continue
+        decision = scheduling_decision(instance, message.action, rt.config.opt_out_tag_key, rt.config.asg_mode)
+        if decision.verdict == "wait":
+            waiting.append(instance_id)
+        elif decision.verdict == "already":
+            result["already"].append(instance_id)
+        elif decision.verdict == "act":
+            held = claim(rt, target, instance_id, request, ttl)
+            if held.status in ("new", "stale"):
+                held_by_id[instance_id] = held
+                to_act.append(instance_id)
+            else:
+                result["already"].append(instance_id)
+        else:
+            result["reported"].append(f"{instance_id}: {decision.reason}")
+    calls = call_in_batches(to_act, partial(_call, rt, ec2, message.action), BATCH_SIZE)
+    done = [c.instance_id for c in calls if c.outcome == "done"]
+    for call in calls:
+        held = held_by_id[call.instance_id]
+        if call.outcome == "done":
+            record_made(rt, held, [call.detail], ttl)
+            _expect(rt, target, call.instance_id, message.action, message.slot)
+        else:
+            release(rt, held, call.detail, ttl)
+            if call.outcome == "retry":
+                waiting.append(call.instance_id)
+            else:
+                result["reported"].append(f"{call.instance_id}: {call.detail}")
+    if result["reported"]:
+        rt.alerts.send(
+            f"{message.action} not done for some instances", {"slot": message.slot, "failures": result["reported"]}
+        )
+        count("InstancesNotInDesiredState", len(result["reported"]))
+    if waiting:
+        retry = ActMessage(rt.policy, message.action, message.slot, message.region, message.role_arn, tuple(waiting))
+        deadline = _slot_deadline(rt, message.slot)
+        if rt.clock() < deadline:
+            send_delayed(rt.clients.client("sqs"), rt.common.work_queue_url, retry, 60)
+        else:
+            rt.alerts.send(f"{message.action} not done by its deadline", {"slot": message.slot, "instances": waiting})
+            count("InstancesNotInDesiredState", len(waiting))
+    return {**result, "acted": done, "waiting": waiting}
+
+
+def _call(rt: SchedulerRuntime, ec2: Any, action: Action, ids: list[str]) -> dict[str, str]:
+    if action == "start":
+        response = ec2.start_instances(InstanceIds=ids)
+        changes = response.get("StartingInstances", [])
+    else:
+        try:
+            response = ec2.stop_instances(InstanceIds=ids, **({"Hibernate": True} if rt.config.hibernate else {}))
+        except ClientError as error:
+            if not (rt.config.hibernate and error_code(error) == "UnsupportedHibernationConfiguration"):
+                raise
+            # Not enabled for hibernation at launch (it cannot be enabled later): a plain stop, as AWS's own
+            # scheduler does.
+            logger.warning("hibernation not supported: plain stop", extra={"instance_ids": ids})
+            response = ec2.stop_instances(InstanceIds=ids)
+        changes = response.get("StoppingInstances", [])
+    return {str(c["InstanceId"]): str(c.get("CurrentState", {}).get("Name", "")) for c in changes}
+
+
+def _slot_deadline(rt: SchedulerRuntime, slot: str) -> datetime:
+    return parse_time(slot, "slot") + timedelta(minutes=rt.config.completion.timeout_minutes)
+
+
+def _expect(rt: SchedulerRuntime, target: Target, instance_id: str, action: Action, slot: str) -> None:
+    """The instance's verification item: one per instance, rewritten by every action (the event names only the
+    instance), with a delayed check at the slot's deadline."""
+    key = ledger_key(rt, target, instance_id)
+    rt.ledger.transition(
+        key, "pending", rt.clock(), rt.config.completion.ledger_ttl_days, source_id=action, slot=slot, reason=""
+    )
+    deadline = _slot_deadline(rt, slot)
+    check = CheckMessage(rt.policy, instance_id, action, target.region, target.role_arn, slot, format_time(deadline))
+    send_delayed(rt.clients.client("sqs"), rt.common.work_queue_url, check, (deadline - rt.clock()).total_seconds())
+
+
+def verify(rt: SchedulerRuntime, target: Target, instance_id: str, check: CheckMessage | None) -> dict[str, Any]:
+    ec2 = rt.clients.client("ec2", target.region, target.role_arn)
+    return complete(
+        rt,
+        target,
+        instance_id,
+        check,
+        observe=partial(_observe, ec2, instance_id, check is not None and rt.clock() >= check.deadline_time),
+        finish=lambda _entry, _observation: {},
+        ttl_days=rt.config.completion.ledger_ttl_days,
+        failure_alert="instance not in its scheduled state",
+        metric_names=("InstancesInDesiredState", "InstancesNotInDesiredState"),
+    )
+
+
+def _observe(ec2: Any, instance_id: str, at_deadline: bool, entry: LedgerEntry) -> Observation:
+    """The instance now. Before the deadline only a definite outcome counts: the desired state, or a start that fell
+    back to `stopped` with a launch error; anything else (a stale event, a state on its way) waits for the check."""
+    action: Action = "start" if entry.source_id == "start" else "stop"
+    found = resolve_instances(ec2, [instance_id], {}, ALL_STATES).instances
+    if not found:
+        return Observation(state=None, reason=f"{instance_id} no longer exists")
+    instance = found[0]
+    verified = verification(action, instance.state, instance.state_reason)
+    if verified.state == "ok":
+        return Observation(state="available")
+    definite = "kms:CreateGrant" in verified.reason or instance.state in ("shutting-down", "terminated")
+    if verified.state == "failed" and (at_deadline or definite):
+        return Observation(state="failed", reason=verified.reason)
+    return Observation(state="pending", reason=verified.reason)

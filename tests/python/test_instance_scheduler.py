@@ -1,0 +1,186 @@
+"""instance-scheduler on moto made faithful (E33-E36: start/stop take time, one bad id refuses a whole request, a
+start with a denied KMS key falls back to stopped): one action per instance and slot, verified by the state event
+or the deadline check, one alert per instance that did not get there (work in progress)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import boto3
+import pytest
+from aws_harness import (
+    ACCOUNT,
+    REGION,
+    Clock,
+    FakeContext,
+    Infra,
+    alerts_sent,
+    run_instances,
+    sqs_event,
+    take_messages,
+    work_body,
+)
+from tests.support.moto_fidelity import MotoFidelity
+
+from ops_automation.core.events import format_time
+from ops_automation.instance_scheduler import handlers
+
+ConfigureScheduler = Callable[..., Any]
+OFFICE = {"Schedule": "office-hours"}
+
+
+def state_event(instance_id: str, state: str) -> str:
+    return json.dumps(
+        {
+            "version": "0", "id": str(uuid.uuid4()), "detail-type": "EC2 Instance State-change Notification",
+            "source": "aws.ec2", "account": ACCOUNT, "time": "2024-05-01T11:00:00Z", "region": REGION,
+            "resources": [f"arn:aws:ec2:{REGION}:{ACCOUNT}:instance/{instance_id}"],
+            "detail": {"instance-id": instance_id, "state": state},
+        }
+    )  # fmt: skip
+
+
+class Scheduler:
+    def __init__(self, infra: Infra, clock: Clock) -> None:
+        self.ec2 = infra.ec2
+        self.clock = clock
+
+    def plan(self, action: str) -> dict[str, Any]:
+        return dict(
+            handlers.plan_handler({"scheduled_time": format_time(self.clock.now), "action": action}, FakeContext())
+        )
+
+    def work(self, bodies: list[str]) -> dict[str, Any]:
+        return dict(handlers.work_handler(sqs_event(bodies), FakeContext()))
+
+    def run(self, kind: str) -> dict[str, Any]:
+        return self.work([work_body(m) for m in take_messages() if m["kind"] == kind])
+
+    def state(self, instance_id: str) -> str:
+        found = self.ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]
+        return str(found["State"]["Name"])
+
+
+@pytest.fixture
+def scheduler(infra: Infra, clock: Clock, fidelity: MotoFidelity) -> Scheduler:
+    return Scheduler(infra, clock)
+
+
+def test_a_stop_slot_stops_the_tagged_instances_and_the_event_verifies_them(
+    configure_scheduler: ConfigureScheduler, scheduler: Scheduler, fidelity: MotoFidelity
+) -> None:
+    configure_scheduler()
+    fidelity.instance_stop_time = timedelta(minutes=1)
+    office = run_instances(scheduler.ec2, 2, OFFICE)
+    other = run_instances(scheduler.ec2, 1, {"Schedule": "always-on"})
+    summary = scheduler.plan("stop")
+    assert summary["enqueued"] == 1
+    assert scheduler.run("act") == {"batchItemFailures": []}
+    assert {scheduler.state(i) for i in office} == {"stopping"} and scheduler.state(other[0]) == "running"
+    scheduler.clock.advance(minutes=2)
+    assert scheduler.work([state_event(i, "stopped") for i in office]) == {"batchItemFailures": []}
+    assert alerts_sent() == []
+    rt = handlers.worker_runtime()
+    for instance_id in office:
+        entry = rt.ledger.get(handlers.ledger_key(rt, handlers.Target(REGION, None), instance_id))
+        assert entry is not None and entry.state == "available" and entry.source_id == "stop"
+
+
+def test_an_excluded_date_in_the_schedule_time_zone_does_nothing(
+    configure_scheduler: ConfigureScheduler, scheduler: Scheduler
+) -> None:
+    configure_scheduler()
+    run_instances(scheduler.ec2, 1, OFFICE)
+    scheduler.clock.now = scheduler.clock.now.replace(day=2, hour=15, minute=30)  # 2024-05-03 00:30 in Tokyo
+    assert scheduler.plan("stop")["outcome"] == "excluded_date"
+    assert take_messages() == []
+
+
+def test_a_duplicate_delivery_acts_once(
+    configure_scheduler: ConfigureScheduler, scheduler: Scheduler, api_calls: Counter[str]
+) -> None:
+    """A redelivered item of a slot already done must not act again, even on an instance someone started since."""
+    configure_scheduler()
+    instances = run_instances(scheduler.ec2, 3, OFFICE)
+    scheduler.plan("stop")
+    (item,) = [m for m in take_messages() if m["kind"] == "act"]
+    scheduler.work([work_body(item)])
+    scheduler.ec2.start_instances(InstanceIds=[instances[0]])  # an operator needs it back now
+    scheduler.work([work_body(item)])
+    assert api_calls["ec2.StopInstances"] == 1
+    assert scheduler.state(instances[0]) == "running"
+
+
+def test_a_start_that_falls_back_to_stopped_alerts_with_its_reason(
+    configure_scheduler: ConfigureScheduler, scheduler: Scheduler, fidelity: MotoFidelity
+) -> None:
+    configure_scheduler()
+    fidelity.instance_start_time = timedelta(minutes=1)
+    key = boto3.client("kms", region_name=REGION).create_key()["KeyMetadata"]["Arn"]
+    (instance_id,) = [
+        i["InstanceId"]
+        for i in scheduler.ec2.run_instances(
+            ImageId="ami-12c6146b", MinCount=1, MaxCount=1,
+            BlockDeviceMappings=[
+                {"DeviceName": "/dev/sda1", "Ebs": {"VolumeSize": 8, "Encrypted": True, "KmsKeyId": key}}
+            ],
+            TagSpecifications=[{"ResourceType": "instance", "Tags": [{"Key": "Schedule", "Value": "office-hours"}]}],
+        )["Instances"]
+    ]  # fmt: skip
+    scheduler.ec2.stop_instances(InstanceIds=[instance_id])
+    fidelity.deny_kms_key(key)
+    scheduler.plan("start")
+    scheduler.run("act")
+    scheduler.clock.advance(minutes=2)
+    assert scheduler.state(instance_id) == "stopped"
+    scheduler.work([state_event(instance_id, "stopped")])
+    (alert,) = alerts_sent()
+    assert alert["resource_id"] == instance_id
+    assert "Client error on launch" in alert["reason"] and "kms:CreateGrant" in alert["reason"]
+
+
+def test_a_terminated_instance_in_a_batch_does_not_stop_the_others(
+    configure_scheduler: ConfigureScheduler, scheduler: Scheduler
+) -> None:
+    configure_scheduler()
+    instances = run_instances(scheduler.ec2, 4, OFFICE)
+    scheduler.plan("stop")
+    (item,) = [m for m in take_messages() if m["kind"] == "act"]
+    scheduler.ec2.terminate_instances(InstanceIds=[instances[1]])
+    scheduler.work([work_body(item)])
+    assert {scheduler.state(i) for i in instances if i != instances[1]} == {"stopped"}
+    (alert,) = alerts_sent()
+    assert any(instances[1] in failure for failure in alert["failures"])
+
+
+def test_an_instance_not_stopped_by_the_deadline_alerts_once(
+    configure_scheduler: ConfigureScheduler, scheduler: Scheduler, fidelity: MotoFidelity
+) -> None:
+    configure_scheduler()
+    (instance_id,) = run_instances(scheduler.ec2, 1, OFFICE)
+    scheduler.plan("stop")
+    scheduler.run("act")
+    fidelity.set_instance_state(REGION, instance_id, "stopping")  # stuck
+    scheduler.clock.advance(minutes=21)
+    checks = [m for m in take_messages() if m["kind"] == "check"]
+    scheduler.work([work_body(c) for c in checks])
+    scheduler.work([work_body(c) for c in checks])
+    (alert,) = alerts_sent()
+    assert alert["resource_id"] == instance_id and "deadline" in alert["reason"]
+
+
+def test_auto_scaling_members_are_skipped_and_reported(
+    configure_scheduler: ConfigureScheduler, scheduler: Scheduler
+) -> None:
+    configure_scheduler()
+    (member,) = run_instances(scheduler.ec2, 1, {**OFFICE, "aws:autoscaling:groupName": "web"})
+    summary = scheduler.plan("stop")
+    assert summary["enqueued"] == 0 and summary["skipped"] == [
+        f"{member}: member of Auto Scaling group web: stopping it makes the group replace it"
+    ]
+    assert scheduler.state(member) == "running"
