@@ -46,8 +46,12 @@ IMPLIED_BY = {"ec2:CreateTags": ("ec2:CreateAction", ("ec2:Create", "ec2:Copy"))
 # kms:GenerateDataKey, kms:GenerateDataKeyWithoutPlaintext, kms:ReEncrypt, kms:Decrypt). Action -> the calls
 # (prefixes) it serves.
 _EBS_WITH_KEYS = ("ec2:CreateSnapshot", "ec2:CopySnapshot", "ec2:CopyImage")
+# Starting an instance whose EBS volumes use a customer managed key: "The IAM principal that calls the
+# StartInstances API action must have kms:CreateGrant permissions to create a grant for Amazon EC2" (AWS Knowledge
+# Center, "Why did my EC2 instance go from Pending to Stopped", kms-iam-ec2-permission); EC2 makes the grant, our
+# code never calls KMS.
 USED_BY_AWS_FOR = {
-    "kms:CreateGrant": _EBS_WITH_KEYS,
+    "kms:CreateGrant": (*_EBS_WITH_KEYS, "ec2:StartInstances"),
     "kms:Decrypt": _EBS_WITH_KEYS,
     "kms:DescribeKey": _EBS_WITH_KEYS,
     "kms:GenerateDataKey": ("ec2:CopySnapshot", "ec2:CopyImage"),

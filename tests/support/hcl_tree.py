@@ -215,11 +215,21 @@ class ModuleFunction:
     statements: tuple[BusinessStatement, ...]
 
 
+# `functions = { for key, fn in local.<map> : key => fn if ... }`: a module whose functions depend on its inputs
+# (instance-scheduler: no planner for an action without a schedule) filters a literal map of every function it can
+# deploy; the contract tests check all of them.
+_FILTERED_LOCAL_MAP = re.compile(r"^\$\{\{\s*for\s+\w+\s*,\s*\w+\s+in\s+local\.([A-Za-z0-9_]+)\s*:")
+
+
 def internal_call(module_dir: Path) -> dict[str, Any]:
     caller = load_module(module_dir)
     calls = calls_to(caller, INTERNAL_FOLDER)
     assert len(calls) == 1, f"{module_dir.name} must call modules/{INTERNAL_FOLDER} exactly once, found {len(calls)}"
-    return {key: resolve_locals(value, caller.locals) for key, value in calls[0].items()}
+    call = dict(calls[0])
+    filtered = _FILTERED_LOCAL_MAP.match(str(call.get("functions", "")))
+    if filtered and isinstance(caller.locals.get(filtered.group(1)), dict):
+        call["functions"] = caller.locals[filtered.group(1)]
+    return {key: resolve_locals(value, caller.locals) for key, value in call.items()}
 
 
 def module_functions(module_dir: Path) -> list[ModuleFunction]:

@@ -1,0 +1,126 @@
+data "aws_partition" "current" {
+  lifecycle {
+    # Cross-variable input rules; kept here because validation blocks may only refer to other
+    # variables from Terraform 1.9 on, and this module supports 1.5.
+    precondition {
+      condition     = var.start_schedule != null || var.stop_schedule != null
+      error_message = "At least one of start_schedule and stop_schedule must be set: the policy needs an action to schedule."
+    }
+
+    precondition {
+      condition     = length(var.instance_ids) > 0 || length(var.target_tags) > 0
+      error_message = "At least one of instance_ids and target_tags must be non-empty: the policy needs instances to start and stop."
+    }
+  }
+}
+
+data "aws_region" "current" {}
+
+data "aws_caller_identity" "current" {}
+
+locals {
+  service_name = "instance-scheduler"
+
+  # One planner per scheduled action, both running the same handler; the schedule's input names the action
+  # (internal merges the Scheduler context attributes, scheduled_time and schedule_arn, into it). An action
+  # whose schedule is null gets no function at all: stop-only and start-only policies.
+  schedules = {
+    starter = var.start_schedule
+    stopper = var.stop_schedule
+  }
+  functions = {
+    starter = {
+      handler     = "ops_automation.instance_scheduler.handlers.plan_handler"
+      description = "Resolves the instances of instance scheduler policy ${var.name} and enqueues their start in batches."
+      # Pages of instances and SendMessageBatch calls must end well within the timeout even when the
+      # account's EC2 API throttles.
+      timeout    = 300
+      statements = local.planner_statements
+      schedule = {
+        expression = var.start_schedule
+        timezone   = var.schedule_timezone
+        input      = jsonencode({ action = "start" })
+      }
+    }
+    stopper = {
+      handler     = "ops_automation.instance_scheduler.handlers.plan_handler"
+      description = "Resolves the instances of instance scheduler policy ${var.name} and enqueues their stop in batches."
+      timeout     = 300
+      statements  = local.planner_statements
+      schedule = {
+        expression = var.stop_schedule
+        timezone   = var.schedule_timezone
+        input      = jsonencode({ action = "stop" })
+      }
+    }
+    worker = {
+      handler        = "ops_automation.instance_scheduler.handlers.work_handler"
+      description    = "Starts and stops the instances of instance scheduler policy ${var.name} and verifies they reached the desired state."
+      timeout        = 300
+      statements     = local.worker_statements
+      consumes_queue = true
+    }
+  }
+
+  # EC2 emits `EC2 Instance State-change Notification` for every instance of the account and region
+  # (EC2 user guide, "Monitor instance state changes"; best effort); the detail is only instance-id and
+  # state, so the worker re-reads the instance (DescribeInstances: State and StateReason) and the delayed
+  # check covers a lost event. Only the end states of a start and a stop reach the queue.
+  instance_state_pattern = {
+    source        = ["aws.ec2"]
+    "detail-type" = ["EC2 Instance State-change Notification"]
+    detail = {
+      state = ["running", "stopped"]
+    }
+  }
+  event_patterns = {
+    instance-state = jsonencode(local.instance_state_pattern)
+  }
+}
+
+module "this" {
+  source = "../internal"
+
+  name         = var.name
+  service_name = local.service_name
+
+  # Every function of local.functions but the planner of an action without a schedule.
+  functions = { for key, fn in local.functions : key => fn if key == "worker" || lookup(local.schedules, key, null) != null }
+
+  event_patterns = local.event_patterns
+
+  # The OPS_* contract (docs/DESIGN.md) is encoded by the internal module from these typed groups; there
+  # is no retention group: the module creates nothing that would need one.
+  scope = {
+    regions   = var.regions
+    role_arns = var.target_role_arns
+  }
+  targets = {
+    instance_ids = var.instance_ids
+    tags         = var.target_tags
+  }
+  # The verification deadline, counted from the slot: an instance not in the desired state by then is
+  # reported once, with its state reason.
+  completion = {
+    timeout_minutes = var.verify_deadline_minutes
+    ledger_ttl_days = var.ledger_ttl_days
+  }
+  environment = {
+    OPS_SCHEDULE_TIMEZONE = var.schedule_timezone
+    OPS_EXCLUDED_DATES    = jsonencode(var.excluded_dates)
+    OPS_OPT_OUT_TAG_KEY   = var.opt_out_tag_key == null ? "" : var.opt_out_tag_key
+    OPS_ASG_MODE          = var.auto_scaling_groups
+    OPS_HIBERNATE         = tostring(var.hibernate)
+  }
+
+  queue_consumer_max_concurrency = var.worker_max_concurrency
+  missed_run_alarm_hours         = var.missed_run_alarm_hours
+
+  log_retention_days     = var.log_retention_days
+  kms_key_arn            = var.kms_key_arn
+  powertools_layer_arn   = var.powertools_layer_arn
+  tracing_enabled        = var.tracing_enabled
+  point_in_time_recovery = var.point_in_time_recovery
+  alarm_sns_topic_arn    = var.alarm_sns_topic_arn
+  tags                   = var.tags
+}

@@ -1,0 +1,322 @@
+# Plan-level checks of the instance-scheduler module with a mocked AWS provider: one planner per scheduled
+# action (either may be omitted), Start/StopInstances only on the targets (tags or listed ARNs), the optional
+# kms:CreateGrant, the state-change rule, wiring of inputs into the internal module, and input validation.
+
+mock_provider "aws" {
+  mock_data "aws_partition" {
+    defaults = {
+      partition = "aws"
+    }
+  }
+
+  mock_data "aws_region" {
+    defaults = {
+      id   = "ap-northeast-1"
+      name = "ap-northeast-1"
+    }
+  }
+
+  mock_data "aws_caller_identity" {
+    defaults = {
+      account_id = "111122223333"
+    }
+  }
+
+  mock_data "aws_iam_policy_document" {
+    defaults = {
+      json = "{\"Version\":\"2012-10-17\",\"Statement\":[]}"
+    }
+  }
+}
+
+variables {
+  name              = "office-hours"
+  start_schedule    = "cron(0 8 ? * MON-FRI *)"
+  stop_schedule     = "cron(0 20 ? * MON-FRI *)"
+  schedule_timezone = "Asia/Tokyo"
+  target_tags       = { Schedule = "office-hours" }
+}
+
+run "tag_targeted" {
+  command = plan
+
+  assert {
+    condition     = toset(keys(module.this.function_names)) == toset(["starter", "stopper", "worker"])
+    error_message = "Both schedules set: a starter, a stopper and the worker."
+  }
+
+  assert {
+    condition = (
+      output.schedules["starter"].expression == "cron(0 8 ? * MON-FRI *)" && output.schedules["starter"].timezone == "Asia/Tokyo" &&
+      output.schedules["stopper"].expression == "cron(0 20 ? * MON-FRI *)" && output.schedules["stopper"].timezone == "Asia/Tokyo"
+    )
+    error_message = "Each planner runs on its own schedule, in schedule_timezone."
+  }
+
+  assert {
+    condition = (
+      jsondecode(local.functions.starter.schedule.input) == { action = "start" } &&
+      jsondecode(local.functions.stopper.schedule.input) == { action = "stop" } &&
+      local.functions.starter.handler == "ops_automation.instance_scheduler.handlers.plan_handler" &&
+      local.functions.stopper.handler == local.functions.starter.handler &&
+      output.worker_handler == "ops_automation.instance_scheduler.handlers.work_handler"
+    )
+    error_message = "Both planners run plan_handler with the action as the schedule's input; the worker runs work_handler."
+  }
+
+  assert {
+    condition = (
+      length(local.planner_statements) == 1 &&
+      tolist(local.planner_statements[0].actions) == tolist(["ec2:DescribeInstances"]) &&
+      tolist(local.planner_statements[0].resources) == tolist(["*"])
+    )
+    error_message = "The planners only read instances."
+  }
+
+  assert {
+    condition = (
+      toset(flatten([for s in local.worker_statements : s.actions])) == toset(["ec2:DescribeInstances", "ec2:StartInstances", "ec2:StopInstances"]) &&
+      alltrue([for s in local.worker_statements : s.ownership == "none"])
+    )
+    error_message = "Without kms_key_arns the worker reads, starts and stops instances, nothing else; the instances are not ours (ownership none)."
+  }
+
+  assert {
+    condition = (
+      length([for s in local.worker_statements : s if contains(s.actions, "ec2:StartInstances")]) == 1 &&
+      alltrue([
+        for s in local.worker_statements : (
+          s.sid == "StartStopTaggedInstances" &&
+          toset(s.actions) == toset(["ec2:StartInstances", "ec2:StopInstances"]) &&
+          tolist(s.resources) == tolist(["arn:aws:ec2:ap-northeast-1:111122223333:instance/*"]) &&
+          [for c in s.conditions : "${c.test} ${c.variable}=${join(",", c.values)}"] == ["StringEquals aws:ResourceTag/Schedule=office-hours"]
+        ) if contains(s.actions, "ec2:StartInstances")
+      ])
+    )
+    error_message = "Tag targeting: Start/StopInstances on the deployment region's and account's instances carrying the target tag only."
+  }
+
+  assert {
+    condition = (
+      keys(local.event_patterns) == ["instance-state"] &&
+      jsondecode(local.event_patterns["instance-state"]) == {
+        source        = ["aws.ec2"]
+        "detail-type" = ["EC2 Instance State-change Notification"]
+        detail        = { state = ["running", "stopped"] }
+      }
+    )
+    error_message = "One rule: EC2 Instance State-change Notification, states running and stopped, to the work queue."
+  }
+
+  assert {
+    condition = (
+      output.function_environment_variables["OPS_SCHEDULE_TIMEZONE"] == "Asia/Tokyo" &&
+      output.function_environment_variables["OPS_EXCLUDED_DATES"] == "[]" &&
+      output.function_environment_variables["OPS_OPT_OUT_TAG_KEY"] == "ops-automation:no-schedule" &&
+      output.function_environment_variables["OPS_ASG_MODE"] == "skip" &&
+      output.function_environment_variables["OPS_HIBERNATE"] == "false" &&
+      output.function_environment_variables["OPS_COMPLETION_TIMEOUT_MINUTES"] == "20" &&
+      output.function_environment_variables["OPS_LEDGER_TTL_DAYS"] == "400" &&
+      jsondecode(output.function_environment_variables["OPS_TARGET_TAGS"]) == { Schedule = "office-hours" } &&
+      output.function_environment_variables["OPS_INSTANCE_IDS"] == "[]" &&
+      output.function_environment_variables["POWERTOOLS_SERVICE_NAME"] == "instance-scheduler" &&
+      output.function_environment_variables["OPS_POLICY_NAME"] == "office-hours" &&
+      !contains(keys(output.function_environment_variables), "OPS_GENERATIONS")
+    )
+    error_message = "The module's own variables, the completion group (deadline 20 minutes) and the targets reach the functions; no retention group."
+  }
+}
+
+run "id_targeted_with_volume_keys" {
+  command = plan
+
+  variables {
+    target_tags             = {}
+    instance_ids            = ["i-0123456789abcdef0", "i-0fedcba9"]
+    kms_key_arns            = ["arn:aws:kms:ap-northeast-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"]
+    excluded_dates          = ["2027-01-01", "2027-01-11"]
+    opt_out_tag_key         = null
+    hibernate               = true
+    verify_deadline_minutes = 45
+  }
+
+  assert {
+    condition = (
+      length([for s in local.worker_statements : s if contains(s.actions, "ec2:StopInstances")]) == 1 &&
+      alltrue([
+        for s in local.worker_statements : (
+          s.sid == "StartStopListedInstances" && length(s.conditions) == 0 &&
+          tolist(s.resources) == tolist([
+            "arn:aws:ec2:ap-northeast-1:111122223333:instance/i-0123456789abcdef0",
+            "arn:aws:ec2:ap-northeast-1:111122223333:instance/i-0fedcba9",
+          ])
+        ) if contains(s.actions, "ec2:StopInstances")
+      ])
+    )
+    error_message = "Id targeting: Start/StopInstances on exactly the listed instance ARNs."
+  }
+
+  assert {
+    condition = (
+      length([for s in local.worker_statements : s if contains(s.actions, "kms:CreateGrant")]) == 1 &&
+      alltrue([
+        for s in local.worker_statements : (
+          tolist(s.actions) == tolist(["kms:CreateGrant"]) && tolist(s.resources) == tolist(var.kms_key_arns) &&
+          toset([for c in s.conditions : "${c.test} ${c.variable}=${join(",", c.values)}"]) == toset([
+            "Bool kms:GrantIsForAWSResource=true",
+            "StringLike kms:ViaService=ec2.*.amazonaws.com",
+            "ForAllValues:StringEquals kms:GrantOperations=Decrypt",
+            "ForAllValues:StringEquals kms:EncryptionContextKeys=aws:ebs:id",
+            "Null kms:GrantOperations=false",
+            "Null kms:EncryptionContextKeys=false",
+          ])
+        ) if contains(s.actions, "kms:CreateGrant")
+      ])
+    )
+    error_message = "kms:CreateGrant only on kms_key_arns, only grants for EC2 to decrypt EBS volumes."
+  }
+
+  assert {
+    condition = (
+      tolist(jsondecode(output.function_environment_variables["OPS_EXCLUDED_DATES"])) == tolist(["2027-01-01", "2027-01-11"]) &&
+      output.function_environment_variables["OPS_OPT_OUT_TAG_KEY"] == "" &&
+      output.function_environment_variables["OPS_HIBERNATE"] == "true" &&
+      output.function_environment_variables["OPS_COMPLETION_TIMEOUT_MINUTES"] == "45" &&
+      tolist(jsondecode(output.function_environment_variables["OPS_INSTANCE_IDS"])) == var.instance_ids &&
+      output.function_environment_variables["OPS_TARGET_TAGS"] == "{}"
+    )
+    error_message = "Excluded dates, no opt-out tag, hibernation and the deadline reach the functions."
+  }
+}
+
+run "listed_instances_in_other_regions_and_accounts" {
+  command = plan
+
+  variables {
+    target_tags      = { Schedule = "office-hours" }
+    instance_ids     = ["i-0123456789abcdef0"]
+    regions          = ["ap-northeast-1", "ap-northeast-3"]
+    target_role_arns = ["arn:aws:iam::444455556666:role/ops-automation-target"]
+  }
+
+  assert {
+    condition = (
+      length([for s in local.worker_statements : s if contains(s.actions, "ec2:StartInstances")]) == 2 &&
+      [for s in local.worker_statements : s.resources[0] if s.sid == "StartStopTaggedInstances"] == ["arn:aws:ec2:*:444455556666:instance/*"] &&
+      [for s in local.worker_statements : s.resources[0] if s.sid == "StartStopListedInstances"] == ["arn:aws:ec2:*:444455556666:instance/i-0123456789abcdef0"]
+    )
+    error_message = "Tags and ids together: one statement each, in any of several regions, in the one target account."
+  }
+}
+
+run "stop_only" {
+  command = plan
+
+  variables {
+    start_schedule = null
+  }
+
+  assert {
+    condition     = toset(keys(module.this.function_names)) == toset(["stopper", "worker"]) && keys(output.schedules) == ["stopper"]
+    error_message = "Without start_schedule there is no starter and no start schedule."
+  }
+
+  assert {
+    condition     = output.starter_function_name == null && output.stopper_function_name == "office-hours-stopper"
+    error_message = "The starter's name output is null in a stop-only policy."
+  }
+}
+
+run "start_only" {
+  command = plan
+
+  variables {
+    stop_schedule = null
+  }
+
+  assert {
+    condition     = toset(keys(module.this.function_names)) == toset(["starter", "worker"]) && keys(output.schedules) == ["starter"]
+    error_message = "Without stop_schedule there is no stopper and no stop schedule."
+  }
+}
+
+run "rejects_no_schedule" {
+  command = plan
+
+  variables {
+    start_schedule = null
+    stop_schedule  = null
+  }
+
+  expect_failures = [data.aws_partition.current]
+}
+
+run "rejects_no_targets" {
+  command = plan
+
+  variables {
+    target_tags = {}
+  }
+
+  expect_failures = [data.aws_partition.current]
+}
+
+run "rejects_rate_schedule" {
+  command = plan
+
+  variables {
+    start_schedule = "rate(1 day)"
+  }
+
+  expect_failures = [var.start_schedule]
+}
+
+run "rejects_bad_excluded_dates" {
+  command = plan
+
+  variables {
+    excluded_dates = ["2027-01-01", "2027-02-30", "01/01/2027"]
+  }
+
+  expect_failures = [var.excluded_dates]
+}
+
+run "rejects_capacity_mode_for_now" {
+  command = plan
+
+  variables {
+    auto_scaling_groups = "capacity"
+  }
+
+  expect_failures = [var.auto_scaling_groups]
+}
+
+run "rejects_bad_instance_ids" {
+  command = plan
+
+  variables {
+    instance_ids = ["i-123"]
+  }
+
+  expect_failures = [var.instance_ids]
+}
+
+run "rejects_deadline_out_of_range" {
+  command = plan
+
+  variables {
+    verify_deadline_minutes = 0
+  }
+
+  expect_failures = [var.verify_deadline_minutes]
+}
+
+run "rejects_alias_as_volume_key" {
+  command = plan
+
+  variables {
+    kms_key_arns = ["arn:aws:kms:ap-northeast-1:111122223333:alias/ebs"]
+  }
+
+  expect_failures = [var.kms_key_arns]
+}

@@ -1,0 +1,276 @@
+################################################################################
+# Policy
+################################################################################
+
+variable "name" {
+  description = "Policy name: prefix of every resource this module creates and value of OPS_POLICY_NAME."
+  type        = string
+  nullable    = false
+
+  validation {
+    condition     = can(regex("^[a-zA-Z][a-zA-Z0-9-]{0,31}$", var.name))
+    error_message = "name must be 1-32 characters: letters, digits and hyphens, starting with a letter; got ${jsonencode(var.name)}."
+  }
+}
+
+variable "start_schedule" {
+  description = "EventBridge Scheduler expression of the start slots, evaluated in schedule_timezone (for example cron(0 8 ? * MON-FRI *)); null means the policy never starts instances."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.start_schedule == null || can(regex("^(cron|at)\\(.+\\)$", var.start_schedule))
+    error_message = "start_schedule must be null or an EventBridge Scheduler cron(...) or at(...) expression (rate(...) drifts from the clock and ignores daylight saving time); got ${jsonencode(var.start_schedule)}."
+  }
+}
+
+variable "stop_schedule" {
+  description = "EventBridge Scheduler expression of the stop slots, evaluated in schedule_timezone (for example cron(0 20 ? * MON-FRI *)); null means the policy never stops instances."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.stop_schedule == null || can(regex("^(cron|at)\\(.+\\)$", var.stop_schedule))
+    error_message = "stop_schedule must be null or an EventBridge Scheduler cron(...) or at(...) expression (rate(...) drifts from the clock and ignores daylight saving time); got ${jsonencode(var.stop_schedule)}."
+  }
+}
+
+variable "schedule_timezone" {
+  description = "IANA time zone both schedules and excluded_dates are evaluated in (for example Asia/Tokyo)."
+  type        = string
+  nullable    = false
+  default     = "UTC"
+
+  validation {
+    condition     = can(regex("^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*$", var.schedule_timezone))
+    error_message = "schedule_timezone must be an IANA time zone name such as UTC or Asia/Tokyo; got ${jsonencode(var.schedule_timezone)}."
+  }
+}
+
+variable "excluded_dates" {
+  description = "Calendar dates (YYYY-MM-DD, in schedule_timezone) on which every start and stop slot is skipped and logged, for example public holidays."
+  type        = list(string)
+  nullable    = false
+  default     = []
+
+  validation {
+    condition     = alltrue([for d in var.excluded_dates : can(regex("^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$", d)) && can(formatdate("YYYY", format("%sT00:00:00Z", d)))])
+    error_message = "excluded_dates entries must be calendar dates written YYYY-MM-DD (for example 2027-01-01); invalid: ${jsonencode(var.excluded_dates == null ? null : [for d in var.excluded_dates : d if !(can(regex("^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$", d)) && can(formatdate("YYYY", format("%sT00:00:00Z", d))))])}."
+  }
+}
+
+################################################################################
+# Targets
+################################################################################
+
+variable "instance_ids" {
+  description = "EC2 instance ids to start and stop, in addition to the instances matching target_tags."
+  type        = list(string)
+  nullable    = false
+  default     = []
+
+  validation {
+    condition     = alltrue([for id in var.instance_ids : can(regex("^i-([0-9a-f]{8}|[0-9a-f]{17})$", id))])
+    error_message = "instance_ids entries must be EC2 instance ids: i- followed by 8 or 17 lowercase hex digits; invalid: ${jsonencode(var.instance_ids == null ? null : [for id in var.instance_ids : id if !can(regex("^i-([0-9a-f]{8}|[0-9a-f]{17})$", id))])}."
+  }
+}
+
+variable "target_tags" {
+  description = "Tags an instance must all carry to be started and stopped (key = value); combined with instance_ids."
+  type        = map(string)
+  nullable    = false
+  default     = {}
+
+  validation {
+    condition     = alltrue([for k in keys(var.target_tags) : length(k) >= 1 && length(k) <= 128 && !startswith(lower(k), "aws:")])
+    error_message = "target_tags keys must be 1-128 characters and must not start with aws:; invalid: ${jsonencode(var.target_tags == null ? null : [for k in keys(var.target_tags) : k if !(length(k) >= 1 && length(k) <= 128 && !startswith(lower(k), "aws:"))])}."
+  }
+}
+
+variable "opt_out_tag_key" {
+  description = "Tag key that keeps an instance out of the schedule whatever its other tags: an instance carrying it (any value) is skipped and logged; null means no opt-out tag."
+  type        = string
+  default     = "ops-automation:no-schedule"
+
+  validation {
+    condition     = var.opt_out_tag_key == null || try(can(regex("^[\\p{L}\\p{Z}\\p{N}_.:/=+@-]{1,128}$", var.opt_out_tag_key)) && !startswith(lower(var.opt_out_tag_key), "aws:"), false)
+    error_message = "opt_out_tag_key must be null or a tag key of 1-128 letters, digits, spaces and _ . : / = + - @, not starting with aws:; got ${jsonencode(var.opt_out_tag_key)}."
+  }
+}
+
+variable "auto_scaling_groups" {
+  description = "What happens to instances in an Auto Scaling group (tag aws:autoscaling:groupName), which the group would replace if stopped: skip (left alone and named in the report); a capacity mode that saves and restores the group's sizes is planned."
+  type        = string
+  nullable    = false
+  default     = "skip"
+
+  validation {
+    condition     = contains(["skip"], var.auto_scaling_groups)
+    error_message = "auto_scaling_groups must be skip (the only mode so far; capacity is planned); got ${jsonencode(var.auto_scaling_groups)}."
+  }
+}
+
+variable "hibernate" {
+  description = "Hibernate instead of stopping the instances enabled for hibernation at launch (the others are stopped normally)."
+  type        = bool
+  nullable    = false
+  default     = false
+}
+
+variable "regions" {
+  description = "Regions to start and stop instances in; an empty list means the deployment region."
+  type        = list(string)
+  nullable    = false
+  default     = []
+
+  validation {
+    condition     = alltrue([for r in var.regions : can(regex("^[a-z]{2}(-[a-z]+)+-[0-9]$", r))])
+    error_message = "regions entries must be AWS region names such as ap-northeast-1; invalid: ${jsonencode(var.regions == null ? null : [for r in var.regions : r if !can(regex("^[a-z]{2}(-[a-z]+)+-[0-9]$", r))])}."
+  }
+}
+
+variable "target_role_arns" {
+  description = "IAM roles in other accounts to assume for starting and stopping their instances; an empty list means the deployment account only."
+  type        = list(string)
+  nullable    = false
+  default     = []
+
+  validation {
+    condition     = alltrue([for arn in var.target_role_arns : can(regex("^arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]+$", arn))])
+    error_message = "target_role_arns entries must be IAM role ARNs (arn:<partition>:iam::<account>:role/<name>); invalid: ${jsonencode(var.target_role_arns == null ? null : [for arn in var.target_role_arns : arn if !can(regex("^arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]+$", arn))])}."
+  }
+}
+
+variable "kms_key_arns" {
+  description = "Customer managed KMS key ARNs that encrypt the EBS volumes of target instances, on which the worker (and target roles) may create the grant EC2 needs to start them; empty means none."
+  type        = list(string)
+  nullable    = false
+  default     = []
+
+  validation {
+    condition     = alltrue([for arn in var.kms_key_arns : can(regex("^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/[A-Za-z0-9-]+$", arn))])
+    error_message = "kms_key_arns entries must be KMS key ARNs (arn:<partition>:kms:<region>:<account>:key/<id>; aliases cannot grant key use); invalid: ${jsonencode(var.kms_key_arns == null ? null : [for arn in var.kms_key_arns : arn if !can(regex("^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/[A-Za-z0-9-]+$", arn))])}."
+  }
+}
+
+################################################################################
+# Verification
+################################################################################
+
+variable "verify_deadline_minutes" {
+  description = "Minutes after the slot by which every started or stopped instance must be running or stopped; one not there by then is reported with its state reason."
+  type        = number
+  nullable    = false
+  default     = 20
+
+  validation {
+    condition     = var.verify_deadline_minutes >= 1 && var.verify_deadline_minutes <= 1440 && floor(var.verify_deadline_minutes) == var.verify_deadline_minutes
+    error_message = "verify_deadline_minutes must be a whole number between 1 and 1440; got ${jsonencode(var.verify_deadline_minutes)}."
+  }
+}
+
+variable "ledger_ttl_days" {
+  description = "Days a ledger record is kept after its last update before DynamoDB expires it."
+  type        = number
+  nullable    = false
+  default     = 400
+
+  validation {
+    condition     = var.ledger_ttl_days >= 1 && floor(var.ledger_ttl_days) == var.ledger_ttl_days
+    error_message = "ledger_ttl_days must be a whole number of at least 1; got ${jsonencode(var.ledger_ttl_days)}."
+  }
+}
+
+variable "worker_max_concurrency" {
+  description = "Maximum concurrent worker invocations by the work queue (SQS event source maximum concurrency, 2-1000), so one slot cannot starve the account's EC2 API."
+  type        = number
+  nullable    = false
+  default     = 5
+
+  validation {
+    condition     = var.worker_max_concurrency >= 2 && var.worker_max_concurrency <= 1000 && floor(var.worker_max_concurrency) == var.worker_max_concurrency
+    error_message = "worker_max_concurrency must be a whole number between 2 and 1000 (Lambda ScalingConfig.MaximumConcurrency); got ${jsonencode(var.worker_max_concurrency)}."
+  }
+}
+
+################################################################################
+# Operations
+################################################################################
+
+variable "alarm_sns_topic_arn" {
+  description = "SNS topic receiving a message per instance not in the desired state by the deadline (and per other failure) from the functions and the alarms (dead-letter messages, missed runs); null means neither."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.alarm_sns_topic_arn == null || can(regex("^arn:aws[a-z-]*:sns:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]{1,256}$", var.alarm_sns_topic_arn))
+    error_message = "alarm_sns_topic_arn must be an SNS topic ARN (arn:<partition>:sns:<region>:<account>:<name>) or null; got ${jsonencode(var.alarm_sns_topic_arn)}."
+  }
+}
+
+variable "missed_run_alarm_hours" {
+  description = "Hours without a run of a planner before its missed-run alarm fires; null derives it from its schedule (interval plus one hour; a weekday-only cron counts as weekly and gets no alarm, so set 73 for weekday schedules)."
+  type        = number
+  default     = null
+
+  # CloudWatch: Period (3600 s here) x EvaluationPeriods must not exceed 604,800 s (7 days).
+  validation {
+    condition     = var.missed_run_alarm_hours == null || try(var.missed_run_alarm_hours >= 1 && var.missed_run_alarm_hours <= 168 && floor(var.missed_run_alarm_hours) == var.missed_run_alarm_hours, false)
+    error_message = "missed_run_alarm_hours must be null or a whole number between 1 and 168 (CloudWatch evaluates an alarm over at most 7 days); got ${jsonencode(var.missed_run_alarm_hours)}."
+  }
+}
+
+variable "log_retention_days" {
+  description = "Retention of the functions' CloudWatch log groups, in days."
+  type        = number
+  nullable    = false
+  default     = 30
+
+  validation {
+    condition     = contains([1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653], var.log_retention_days)
+    error_message = "log_retention_days must be one of the CloudWatch Logs values: 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653; got ${jsonencode(var.log_retention_days)}."
+  }
+}
+
+variable "kms_key_arn" {
+  description = "Customer managed KMS key ARN (same region) for function environment, logs, queues, table and schedule; its policy needs kms_key_policy_json, and null means AWS-owned/managed keys."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.kms_key_arn == null || can(regex("^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/[A-Za-z0-9-]+$", var.kms_key_arn))
+    error_message = "kms_key_arn must be a KMS key ARN (arn:<partition>:kms:<region>:<account>:key/<id>) or null; got ${jsonencode(var.kms_key_arn)}."
+  }
+}
+
+variable "powertools_layer_arn" {
+  description = "Powertools for AWS Lambda (Python) v3 layer version ARN; null means the public arm64/python3.13 layer of the deployment region."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.powertools_layer_arn == null || can(regex("^arn:aws[a-z-]*:lambda:[a-z0-9-]+:[0-9]{12}:layer:[A-Za-z0-9_-]+:[0-9]+$", var.powertools_layer_arn))
+    error_message = "powertools_layer_arn must be a Lambda layer version ARN (arn:<partition>:lambda:<region>:<account>:layer:<name>:<version>) or null; got ${jsonencode(var.powertools_layer_arn)}."
+  }
+}
+
+variable "tracing_enabled" {
+  description = "Whether the functions send traces to AWS X-Ray."
+  type        = bool
+  nullable    = false
+  default     = false
+}
+
+variable "point_in_time_recovery" {
+  description = "Whether point-in-time recovery is enabled on the ledger table."
+  type        = bool
+  nullable    = false
+  default     = true
+}
+
+variable "tags" {
+  description = "Tags added to every resource this module creates (never to the instances it starts and stops)."
+  type        = map(string)
+  nullable    = false
+  default     = {}
+}
