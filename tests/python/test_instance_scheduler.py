@@ -25,6 +25,7 @@ from aws_harness import (
     take_messages,
     work_body,
 )
+from botocore.exceptions import ClientError
 from tests.support.moto_fidelity import MotoFidelity
 
 from ops_automation.core.events import format_time
@@ -184,3 +185,55 @@ def test_auto_scaling_members_are_skipped_and_reported(
         f"{member}: member of Auto Scaling group web: stopping it makes the group replace it"
     ]
     assert scheduler.state(member) == "running"
+
+
+def test_a_throttled_batch_keeps_what_was_done_and_waits_for_the_rest(
+    configure_scheduler: ConfigureScheduler, scheduler: Scheduler, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    configure_scheduler()
+    instances = sorted(run_instances(scheduler.ec2, 3, OFFICE))
+    monkeypatch.setattr(handlers, "BATCH_SIZE", 1)
+    real = handlers._call
+    calls: list[list[str]] = []
+
+    def throttled_second(rt: Any, ec2: Any, action: Any, ids: list[str]) -> dict[str, str]:
+        calls.append(ids)
+        if len(calls) == 2:
+            raise ClientError({"Error": {"Code": "RequestLimitExceeded", "Message": "slow down"}}, "StopInstances")
+        return real(rt, ec2, action, ids)
+
+    monkeypatch.setattr(handlers, "_call", throttled_second)
+    handlers.act(
+        handlers.worker_runtime(),
+        handlers.ActMessage("office-hours", "stop", format_time(scheduler.clock.now), REGION, None, tuple(instances)),
+    )
+    assert scheduler.state(instances[0]) == "stopped"
+    messages = take_messages()
+    (waiting,) = [m for m in messages if m["kind"] == "act"]
+    assert waiting["instance_ids"] == instances[1:]
+    assert [m["resource_id"] for m in messages if m["kind"] == "check"] == [instances[0]]
+    scheduler.work([work_body(waiting)])
+    assert {scheduler.state(i) for i in instances} == {"stopped"}
+    assert alerts_sent() == []
+
+
+def test_an_older_slot_never_undoes_or_judges_a_newer_one(
+    configure_scheduler: ConfigureScheduler, scheduler: Scheduler, fidelity: MotoFidelity
+) -> None:
+    """Stop at 12:00, start at 12:10 with a 20-minute deadline: the stop slot's check and a late copy of its item
+    arrive after the start."""
+    configure_scheduler()
+    (instance_id,) = run_instances(scheduler.ec2, 1, OFFICE)
+    scheduler.plan("stop")
+    stop_item = next(m for m in take_messages() if m["kind"] == "act")
+    scheduler.work([work_body(stop_item)])
+    stop_check = next(m for m in take_messages() if m["kind"] == "check")
+    scheduler.clock.advance(minutes=10)
+    scheduler.plan("start")
+    scheduler.run("act")
+    take_messages()
+    fidelity.set_instance_state(REGION, instance_id, "pending")  # the start is still on its way
+    scheduler.clock.advance(minutes=11)
+    scheduler.work([work_body(stop_check), work_body(stop_item)])
+    assert alerts_sent() == []
+    assert scheduler.state(instance_id) == "pending"

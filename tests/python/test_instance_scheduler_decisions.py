@@ -107,11 +107,14 @@ def test_a_refused_batch_is_split_until_the_bad_ids_stand_alone() -> None:
     assert len(calls) < 2 * len(ids)
 
 
-def test_throttling_is_raised_not_split() -> None:
+def test_throttling_is_not_split_and_what_is_not_called_yet_is_throttled() -> None:
     calls: list[list[str]] = []
-    with pytest.raises(ClientError):
-        call_in_batches(["i-1", "i-2"], refusing({"i-1": "RequestLimitExceeded"}, calls), 2)  # type: ignore[arg-type]
-    assert calls == [["i-1", "i-2"]]
+    ids = ["i-1", "i-2", "i-3", "i-4"]
+    results = call_in_batches(ids, refusing({"i-3": "RequestLimitExceeded"}, calls), 2)  # type: ignore[arg-type]
+    assert calls == [["i-1", "i-2"], ["i-3", "i-4"]]
+    assert [(r.instance_id, r.outcome) for r in results] == [
+        ("i-1", "done"), ("i-2", "done"), ("i-3", "throttled"), ("i-4", "throttled")
+    ]  # fmt: skip
 
 
 def test_batches_respect_their_size() -> None:

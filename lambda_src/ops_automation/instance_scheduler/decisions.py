@@ -116,7 +116,7 @@ def scheduling_decision(instance: Instance, action: Action, opt_out_tag_key: str
     return decide("act")
 
 
-Outcome = Literal["done", "refused", "retry"]
+Outcome = Literal["done", "refused", "retry", "throttled"]
 
 
 @dataclass(frozen=True)
@@ -148,16 +148,23 @@ def call_in_batches(
 ) -> list[CallResult]:
     """Call for batches of ids. One refused id refuses the whole request (EC2 gives no per-id errors), so a refused
     batch is split in halves until the ids that cause it stand alone and the others still act. Throttling is not
-    split: it is raised, so the caller retries everything not done yet."""
+    split: after the first throttled call every id not called yet is `throttled`, for the caller to try later,
+    and what was done before still counts."""
     results: list[CallResult] = []
+    throttled: list[str] = []
 
     def attempt(ids: list[str]) -> None:
+        if throttled:
+            results.extend(CallResult(instance_id, "throttled", throttled[0]) for instance_id in ids)
+            return
         try:
             states = call(ids)
         except ClientError as error:
             code = error_code(error)
             if code in THROTTLING_ERRORS:
-                raise
+                throttled.append(code)
+                results.extend(CallResult(instance_id, "throttled", code) for instance_id in ids)
+                return
             if len(ids) > 1:
                 middle = len(ids) // 2
                 attempt(ids[:middle])

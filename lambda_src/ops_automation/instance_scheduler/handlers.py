@@ -231,11 +231,20 @@ def act(rt: SchedulerRuntime, message: ActMessage) -> dict[str, Any]:
     to_act: list[str] = []
     held_by_id: dict[str, Claim] = {}
     waiting: list[str] = []
-    result: dict[str, Any] = {"action": message.action, "slot": message.slot, "already": [], "reported": []}
+    result: dict[str, Any] = {
+        "action": message.action,
+        "slot": message.slot,
+        "already": [],
+        "reported": [],
+        "superseded": [],
+    }
     for instance_id in message.instance_ids:
         instance = current.get(instance_id)
         if instance is None:
             result["reported"].append(f"{instance_id}: not found")
+            continue
+        if _superseded(rt, target, instance_id, message.slot):
+            result["superseded"].append(instance_id)
             continue
         decision = scheduling_decision(instance, message.action, rt.config.opt_out_tag_key, rt.config.asg_mode)
         if decision.verdict == "wait":
@@ -247,6 +256,8 @@ def act(rt: SchedulerRuntime, message: ActMessage) -> dict[str, Any]:
             if held.status in ("new", "stale"):
                 held_by_id[instance_id] = held
                 to_act.append(instance_id)
+            elif held.status == "in_flight":
+                waiting.append(instance_id)  # another delivery is acting on it now, or died doing so
             else:
                 result["already"].append(instance_id)
         else:
@@ -260,7 +271,7 @@ def act(rt: SchedulerRuntime, message: ActMessage) -> dict[str, Any]:
             _expect(rt, target, call.instance_id, message.action, message.slot)
         else:
             release(rt, held, call.detail, ttl)
-            if call.outcome == "retry":
+            if call.outcome in ("retry", "throttled"):
                 waiting.append(call.instance_id)
             else:
                 result["reported"].append(f"{call.instance_id}: {call.detail}")
@@ -302,9 +313,18 @@ def _slot_deadline(rt: SchedulerRuntime, slot: str) -> datetime:
     return parse_time(slot, "slot") + timedelta(minutes=rt.config.completion.timeout_minutes)
 
 
+def _superseded(rt: SchedulerRuntime, target: Target, instance_id: str, slot: str) -> bool:
+    """Whether a later slot already acted on the instance: an older slot's item (late, redelivered, or waiting)
+    must not undo it. Slots are UTC timestamps of one format, so they compare as text."""
+    entry = rt.ledger.get(ledger_key(rt, target, instance_id))
+    return entry is not None and entry.slot > slot
+
+
 def _expect(rt: SchedulerRuntime, target: Target, instance_id: str, action: Action, slot: str) -> None:
-    """The instance's verification item: one per instance, rewritten by every action (the event names only the
-    instance), with a delayed check at the slot's deadline."""
+    """The instance's verification item: one per instance, rewritten by every newer action (the event names only
+    the instance), with a delayed check at the slot's deadline."""
+    if _superseded(rt, target, instance_id, slot):
+        return
     key = ledger_key(rt, target, instance_id)
     rt.ledger.transition(
         key, "pending", rt.clock(), rt.config.completion.ledger_ttl_days, source_id=action, slot=slot, reason=""
@@ -315,6 +335,11 @@ def _expect(rt: SchedulerRuntime, target: Target, instance_id: str, action: Acti
 
 
 def verify(rt: SchedulerRuntime, target: Target, instance_id: str, check: CheckMessage | None) -> dict[str, Any]:
+    if check is not None:
+        entry = rt.ledger.get(ledger_key(rt, target, instance_id))
+        if entry is not None and (entry.slot, entry.source_id) != (check.slot, check.source_id):
+            # The check of an older slot: the item now verifies a newer action, which has its own check.
+            return {"resource_id": instance_id, "outcome": "superseded"}
     ec2 = rt.clients.client("ec2", target.region, target.role_arn)
     return complete(
         rt,
