@@ -237,3 +237,48 @@ def test_an_older_slot_never_undoes_or_judges_a_newer_one(
     scheduler.work([work_body(stop_check), work_body(stop_item)])
     assert alerts_sent() == []
     assert scheduler.state(instance_id) == "pending"
+
+
+def test_a_repeated_schedule_delivery_plans_once(configure_scheduler: ConfigureScheduler, scheduler: Scheduler) -> None:
+    configure_scheduler()
+    run_instances(scheduler.ec2, 2, OFFICE)
+    assert scheduler.plan("stop")["enqueued"] == 1
+    assert scheduler.plan("stop")["outcome"] == "duplicate"
+    assert len([m for m in take_messages() if m["kind"] == "act"]) == 1
+
+
+def test_an_instance_untagged_since_the_plan_is_left_alone(
+    configure_scheduler: ConfigureScheduler, scheduler: Scheduler
+) -> None:
+    configure_scheduler()
+    kept, left = run_instances(scheduler.ec2, 2, OFFICE)
+    scheduler.plan("stop")
+    scheduler.ec2.delete_tags(Resources=[left], Tags=[{"Key": "Schedule"}])
+    scheduler.run("act")
+    assert (scheduler.state(kept), scheduler.state(left)) == ("stopped", "running")
+
+
+def test_an_instance_already_stopping_is_verified_too(
+    configure_scheduler: ConfigureScheduler, scheduler: Scheduler, fidelity: MotoFidelity
+) -> None:
+    configure_scheduler()
+    (instance_id,) = run_instances(scheduler.ec2, 1, OFFICE)
+    scheduler.plan("stop")
+    fidelity.set_instance_state(REGION, instance_id, "stopping")  # someone else is stopping it; it will stick
+    scheduler.run("act")
+    scheduler.clock.advance(minutes=21)
+    scheduler.run("check")
+    (alert,) = alerts_sent()
+    assert alert["resource_id"] == instance_id
+
+
+def test_a_late_act_gets_its_full_verification_time(
+    configure_scheduler: ConfigureScheduler, scheduler: Scheduler
+) -> None:
+    configure_scheduler()  # 20-minute deadline
+    run_instances(scheduler.ec2, 1, OFFICE)
+    scheduler.plan("stop")
+    scheduler.clock.advance(minutes=30)  # the item was delivered late
+    scheduler.run("act")
+    (check,) = [m for m in take_messages() if m["kind"] == "check"]
+    assert check["deadline"] == format_time(scheduler.clock.now + timedelta(minutes=20))

@@ -151,3 +151,15 @@ def test_bad_settings_name_the_variable(name: str, value: str) -> None:
 def test_settings_are_read() -> None:
     settings = InstanceSchedulerConfig.from_env(ENV)
     assert settings.excluded_dates == frozenset({date(2026, 12, 31)}) and settings.completion.timeout_minutes == 30
+
+
+def test_a_batch_wide_error_is_not_split_and_is_retried_whole() -> None:
+    calls: list[list[str]] = []
+    results = call_in_batches(["i-1", "i-2", "i-3"], refusing({"i-2": "InsufficientInstanceCapacity"}, calls), 3)  # type: ignore[arg-type]
+    assert calls == [["i-1", "i-2", "i-3"]]
+    assert {(r.instance_id, r.outcome) for r in results} == {("i-1", "retry"), ("i-2", "retry"), ("i-3", "retry")}
+
+
+def test_scheduling_auto_scaling_groups_is_refused_until_built() -> None:
+    with pytest.raises(ConfigError, match="not built"):
+        InstanceSchedulerConfig.from_env({**ENV, "OPS_ASG_MODE": "capacity"})

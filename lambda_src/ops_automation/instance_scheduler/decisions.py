@@ -71,6 +71,8 @@ class InstanceSchedulerConfig:
         asg_mode = env.get("OPS_ASG_MODE", "")
         if asg_mode not in ASG_MODES:
             raise ConfigError("OPS_ASG_MODE", asg_mode, "must be skip or capacity")
+        if asg_mode == "capacity":
+            raise ConfigError("OPS_ASG_MODE", asg_mode, "scheduling Auto Scaling groups is not built yet")
         opt_out = env.get("OPS_OPT_OUT_TAG_KEY", "").strip() or None
         return cls(
             scope=ScopeConfig.from_env(env),
@@ -143,6 +145,21 @@ PERMANENT_CALL_ERRORS = frozenset(
 )
 
 
+# The errors one id of a request causes for all of them: worth splitting the batch to find it.
+PER_ID_ERRORS = frozenset(
+    {
+        "InvalidInstanceID.NotFound",
+        "InvalidInstanceID.Malformed",
+        "IncorrectInstanceState",
+        "IncorrectSpotRequestState",
+        "UnsupportedOperation",
+        "UnsupportedHibernationConfiguration",
+        "OperationNotPermitted",
+        "UnauthorizedOperation",
+    }
+)
+
+
 def call_in_batches(
     instance_ids: Sequence[str], call: Callable[[list[str]], Mapping[str, str]], batch_size: int
 ) -> list[CallResult]:
@@ -165,10 +182,14 @@ def call_in_batches(
                 throttled.append(code)
                 results.extend(CallResult(instance_id, "throttled", code) for instance_id in ids)
                 return
-            if len(ids) > 1:
+            if len(ids) > 1 and code in PER_ID_ERRORS:
                 middle = len(ids) // 2
                 attempt(ids[:middle])
                 attempt(ids[middle:])
+                return
+            if len(ids) > 1:
+                # Capacity, a 5xx: nothing singles an id out; the whole batch is tried again later.
+                results.extend(CallResult(instance_id, "retry", code) for instance_id in ids)
                 return
             outcome: Outcome = "refused" if code in PERMANENT_CALL_ERRORS else "retry"
             results.append(CallResult(ids[0], outcome, code))

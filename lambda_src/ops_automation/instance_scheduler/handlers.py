@@ -36,7 +36,7 @@ from ..core.events import (
     text_list,
     time_field,
 )
-from ..core.fanout import BatchSender, send_delayed
+from ..core.fanout import BatchSender, backoff_seconds, send_delayed
 from ..core.ledger import LedgerEntry
 from ..core.observability import count, logger, metrics
 from ..core.runtime import Lazy, Runtime, build_runtime
@@ -45,6 +45,7 @@ from ..core.targeting import Instance, resolve_instances, stream_instances
 from ..core.worker import consume_work
 from .decisions import (
     ACTIONS,
+    UNDER_WAY,
     Action,
     InstanceSchedulerConfig,
     call_in_batches,
@@ -57,6 +58,9 @@ SERVICE = "instance-scheduler"
 STATE_CHANGE = "EC2 Instance State-change Notification"
 # Ids per StartInstances/StopInstances call: AWS documents no maximum; AWS's own scheduler uses batches too.
 BATCH_SIZE = 50
+# Start/StopInstances draw on a per-account bucket that refills at about 2 instances a second (third-party figure,
+# AWS publishes none): one batch of 50 every 10 seconds keeps a large slot from starving the account's other tools.
+BATCHES_PER_SECOND = 0.1
 # Every instance state the scheduler reads (terminated ones are reported once, never acted on).
 ALL_STATES = ("pending", "running", "stopping", "stopped", "shutting-down", "terminated")
 
@@ -85,6 +89,8 @@ class ActMessage(WorkMessage):
     region: str
     role_arn: str | None
     instance_ids: tuple[str, ...]
+    # Times the ids were sent back to wait (an instance on its way to the other state, a throttled call).
+    waits: int = 0
     kind: Literal["act"] = "act"
 
 
@@ -107,7 +113,15 @@ def decode_act(payload: Mapping[str, Any]) -> ActMessage:
         region=text(payload, "region"),
         role_arn=optional_text(payload, "role_arn"),
         instance_ids=text_list(payload, "instance_ids", prefix="i-"),
+        waits=_waits(payload),
     )
+
+
+def _waits(payload: Mapping[str, Any]) -> int:
+    waits = payload.get("waits", 0)
+    if not isinstance(waits, int) or isinstance(waits, bool) or waits < 0:
+        raise MalformedEventError(f"message field 'waits' must be a non-negative integer, got {waits!r}")
+    return waits
 
 
 def decode_state_change(event: Mapping[str, Any]) -> InstanceStateChange:
@@ -149,8 +163,15 @@ def plan_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any
     if excluded(scheduled, rt.config.timezone, rt.config.excluded_dates):
         logger.info("excluded date: nothing done", extra={"timezone": rt.config.timezone})
         return {"slot": slot, "action": action, "outcome": "excluded_date"}
+    ttl = rt.config.completion.ledger_ttl_days
+    planned = claim(rt, Target(rt.clients.default_region, None), f"plan#{action}", slot, ttl)
+    if planned.status in ("made", "in_flight"):
+        # A repeated delivery of the schedule (Lambda "may receive the same event multiple times").
+        return {"slot": slot, "action": action, "outcome": "duplicate"}
     targets = rt.config.targets
-    sender: BatchSender[ActMessage] = BatchSender(rt.clients.client("sqs"), rt.common.work_queue_url)
+    sender: BatchSender[ActMessage] = BatchSender(
+        rt.clients.client("sqs"), rt.common.work_queue_url, pace_per_second=BATCHES_PER_SECOND
+    )
     summary: dict[str, Any] = {"slot": slot, "action": action, "skipped": [], "reported": [], "already": 0}
     failures: list[str] = []
     unmatched = set(targets.instance_ids)
@@ -173,7 +194,9 @@ def plan_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any
     if reported or failures:
         rt.alerts.send(f"{action} not done for some instances", {"slot": slot, "failures": [*failures, *reported]})
     if failures:
+        release(rt, planned, "not planned", ttl)
         raise PartialFailure(failures)
+    record_made(rt, planned, [], ttl)
     return {**summary, "reported": reported, "enqueued": sender.sent}
 
 
@@ -237,6 +260,7 @@ def act(rt: SchedulerRuntime, message: ActMessage) -> dict[str, Any]:
         "already": [],
         "reported": [],
         "superseded": [],
+        "left": [],
     }
     for instance_id in message.instance_ids:
         instance = current.get(instance_id)
@@ -246,11 +270,17 @@ def act(rt: SchedulerRuntime, message: ActMessage) -> dict[str, Any]:
         if _superseded(rt, target, instance_id, message.slot):
             result["superseded"].append(instance_id)
             continue
+        if not _still_targeted(rt, instance):
+            result["left"].append(instance_id)
+            continue
         decision = scheduling_decision(instance, message.action, rt.config.opt_out_tag_key, rt.config.asg_mode)
         if decision.verdict == "wait":
             waiting.append(instance_id)
         elif decision.verdict == "already":
             result["already"].append(instance_id)
+            if instance.state == UNDER_WAY[message.action]:
+                # On its way already (another caller, or a delivery that died after its call): verified like ours.
+                _expect(rt, target, instance_id, message.action, message.slot)
         elif decision.verdict == "act":
             held = claim(rt, target, instance_id, request, ttl)
             if held.status in ("new", "stale"):
@@ -281,10 +311,12 @@ def act(rt: SchedulerRuntime, message: ActMessage) -> dict[str, Any]:
         )
         count("InstancesNotInDesiredState", len(result["reported"]))
     if waiting:
-        retry = ActMessage(rt.policy, message.action, message.slot, message.region, message.role_arn, tuple(waiting))
+        retry = ActMessage(
+            rt.policy, message.action, message.slot, message.region, message.role_arn, tuple(waiting), message.waits + 1
+        )
         deadline = _slot_deadline(rt, message.slot)
         if rt.clock() < deadline:
-            send_delayed(rt.clients.client("sqs"), rt.common.work_queue_url, retry, 60)
+            send_delayed(rt.clients.client("sqs"), rt.common.work_queue_url, retry, backoff_seconds(retry.waits))
         else:
             rt.alerts.send(f"{message.action} not done by its deadline", {"slot": message.slot, "instances": waiting})
             count("InstancesNotInDesiredState", len(waiting))
@@ -313,6 +345,14 @@ def _slot_deadline(rt: SchedulerRuntime, slot: str) -> datetime:
     return parse_time(slot, "slot") + timedelta(minutes=rt.config.completion.timeout_minutes)
 
 
+def _still_targeted(rt: SchedulerRuntime, instance: Instance) -> bool:
+    """Listed by id, or still carrying every target tag (an instance untagged since the plan left the schedule)."""
+    targets = rt.config.targets
+    if instance.instance_id in targets.instance_ids:
+        return True
+    return bool(targets.tags) and all(instance.tags.get(key) == value for key, value in targets.tags)
+
+
 def _superseded(rt: SchedulerRuntime, target: Target, instance_id: str, slot: str) -> bool:
     """Whether a later slot already acted on the instance: an older slot's item (late, redelivered, or waiting)
     must not undo it. Slots are UTC timestamps of one format, so they compare as text."""
@@ -329,7 +369,8 @@ def _expect(rt: SchedulerRuntime, target: Target, instance_id: str, action: Acti
     rt.ledger.transition(
         key, "pending", rt.clock(), rt.config.completion.ledger_ttl_days, source_id=action, slot=slot, reason=""
     )
-    deadline = _slot_deadline(rt, slot)
+    # A late act (Scheduler retries for up to an hour, SQS back-off) gets its full time too.
+    deadline = max(_slot_deadline(rt, slot), rt.clock() + timedelta(minutes=rt.config.completion.timeout_minutes))
     check = CheckMessage(rt.policy, instance_id, action, target.region, target.role_arn, slot, format_time(deadline))
     send_delayed(rt.clients.client("sqs"), rt.common.work_queue_url, check, (deadline - rt.clock()).total_seconds())
 
