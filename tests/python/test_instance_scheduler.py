@@ -156,7 +156,11 @@ def test_a_terminated_instance_in_a_batch_does_not_stop_the_others(
     scheduler.work([work_body(item)])
     assert {scheduler.state(i) for i in instances if i != instances[1]} == {"stopped"}
     (alert,) = alerts_sent()
-    assert any(instances[1] in failure for failure in alert["failures"])
+    assert alert["instance_id"] == instances[1] and "terminated" in alert["reason"]
+    # The next slot does not report it again.
+    scheduler.clock.advance(hours=12)
+    scheduler.work([work_body({**item, "slot": format_time(scheduler.clock.now)})])
+    assert len(alerts_sent()) == 1
 
 
 def test_an_instance_not_stopped_by_the_deadline_alerts_once(

@@ -190,10 +190,12 @@ def plan_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any
             failures.append(f"{target.describe()}: {error_code(error)}")
     sender.flush()
     failures.extend(f"{len(m.instance_ids)} instance(s) of {m.region}: not enqueued" for m in sender.unsent)
-    reported = [*summary["reported"], *(f"{i}: not found (unknown or terminated long ago)" for i in sorted(unmatched))]
-    if reported or failures:
-        rt.alerts.send(f"{action} not done for some instances", {"slot": slot, "failures": [*failures, *reported]})
+    default = Target(rt.clients.default_region, None)
+    for instance_id in sorted(unmatched):
+        _report_once(rt, default, instance_id, "not found (unknown, or terminated long ago)")
+    reported = summary["reported"]
     if failures:
+        rt.alerts.send(f"{action} not planned for some targets", {"slot": slot, "failures": failures})
         release(rt, planned, "not planned", ttl)
         raise PartialFailure(failures)
     record_made(rt, planned, [], ttl)
@@ -211,6 +213,8 @@ def _decide(rt: SchedulerRuntime, action: Action, page: Sequence[Instance], summ
         elif decision.verdict == "skip":
             summary["skipped"].append(f"{instance.instance_id}: {decision.reason}")
         else:
+            # Shutting down or terminated: it left the fleet (tag-targeted ones are listed for up to an hour).
+            logger.info("instance left the fleet", extra={"instance_id": instance.instance_id, "why": decision.reason})
             summary["reported"].append(f"{instance.instance_id}: {decision.reason}")
     return to_act
 
@@ -265,7 +269,8 @@ def act(rt: SchedulerRuntime, message: ActMessage) -> dict[str, Any]:
     for instance_id in message.instance_ids:
         instance = current.get(instance_id)
         if instance is None:
-            result["reported"].append(f"{instance_id}: not found")
+            _report_once(rt, target, instance_id, "not found (unknown, or terminated long ago)")
+            result["reported"].append(instance_id)
             continue
         if _superseded(rt, target, instance_id, message.slot):
             result["superseded"].append(instance_id)
@@ -291,7 +296,8 @@ def act(rt: SchedulerRuntime, message: ActMessage) -> dict[str, Any]:
             else:
                 result["already"].append(instance_id)
         else:
-            result["reported"].append(f"{instance_id}: {decision.reason}")
+            _report_once(rt, target, instance_id, decision.reason)
+            result["reported"].append(instance_id)
     calls = call_in_batches(to_act, partial(_call, rt, ec2, message.action), BATCH_SIZE)
     done = [c.instance_id for c in calls if c.outcome == "done"]
     for call in calls:
@@ -304,12 +310,8 @@ def act(rt: SchedulerRuntime, message: ActMessage) -> dict[str, Any]:
             if call.outcome in ("retry", "throttled"):
                 waiting.append(call.instance_id)
             else:
-                result["reported"].append(f"{call.instance_id}: {call.detail}")
-    if result["reported"]:
-        rt.alerts.send(
-            f"{message.action} not done for some instances", {"slot": message.slot, "failures": result["reported"]}
-        )
-        count("InstancesNotInDesiredState", len(result["reported"]))
+                _fail_once(rt, target, call.instance_id, message.action, message.slot, f"refused: {call.detail}")
+                result["reported"].append(call.instance_id)
     if waiting:
         retry = ActMessage(
             rt.policy, message.action, message.slot, message.region, message.role_arn, tuple(waiting), message.waits + 1
@@ -318,8 +320,8 @@ def act(rt: SchedulerRuntime, message: ActMessage) -> dict[str, Any]:
         if rt.clock() < deadline:
             send_delayed(rt.clients.client("sqs"), rt.common.work_queue_url, retry, backoff_seconds(retry.waits))
         else:
-            rt.alerts.send(f"{message.action} not done by its deadline", {"slot": message.slot, "instances": waiting})
-            count("InstancesNotInDesiredState", len(waiting))
+            for instance_id in waiting:
+                _fail_once(rt, target, instance_id, message.action, message.slot, "not acted on by the deadline")
     return {**result, "acted": done, "waiting": waiting}
 
 
@@ -343,6 +345,30 @@ def _call(rt: SchedulerRuntime, ec2: Any, action: Action, ids: list[str]) -> dic
 
 def _slot_deadline(rt: SchedulerRuntime, slot: str) -> datetime:
     return parse_time(slot, "slot") + timedelta(minutes=rt.config.completion.timeout_minutes)
+
+
+def _report_once(rt: SchedulerRuntime, target: Target, instance_id: str, reason: str) -> None:
+    """An instance that will never act (unknown, terminated): one alert, not one per slot, while the ledger keeps
+    the record (ledger_ttl_days)."""
+    key = ledger_key(rt, target, f"reported#{instance_id}")
+    if rt.ledger.transition(
+        key, "failed", rt.clock(), rt.config.completion.ledger_ttl_days, from_states=(), reason=reason
+    ):
+        rt.alerts.send(
+            "instance cannot be scheduled", {"instance_id": instance_id, "region": target.region, "reason": reason}
+        )
+
+
+def _fail_once(rt: SchedulerRuntime, target: Target, instance_id: str, action: Action, slot: str, reason: str) -> None:
+    """One alert and one metric per instance and slot, whatever the deliveries."""
+    key = ledger_key(rt, target, f"failed#{action}@{slot}#{instance_id}")
+    ttl = rt.config.completion.ledger_ttl_days
+    if rt.ledger.transition(key, "failed", rt.clock(), ttl, from_states=(), source_id=action, slot=slot, reason=reason):
+        rt.alerts.send(
+            "instance not in its scheduled state",
+            {"resource_id": instance_id, "region": target.region, "action": action, "slot": slot, "reason": reason},
+        )
+        count("InstancesNotInDesiredState")
 
 
 def _still_targeted(rt: SchedulerRuntime, instance: Instance) -> bool:
