@@ -28,6 +28,7 @@ from aws_harness import (
 from botocore.exceptions import ClientError
 from tests.support.moto_fidelity import MotoFidelity
 
+from ops_automation.core.errors import PartialFailure
 from ops_automation.core.events import format_time
 from ops_automation.instance_scheduler import handlers
 
@@ -243,12 +244,44 @@ def test_an_older_slot_never_undoes_or_judges_a_newer_one(
     assert scheduler.state(instance_id) == "pending"
 
 
-def test_a_repeated_schedule_delivery_plans_once(configure_scheduler: ConfigureScheduler, scheduler: Scheduler) -> None:
+def test_a_repeated_schedule_delivery_acts_once(
+    configure_scheduler: ConfigureScheduler, scheduler: Scheduler, api_calls: Counter[str]
+) -> None:
     configure_scheduler()
     run_instances(scheduler.ec2, 2, OFFICE)
-    assert scheduler.plan("stop")["enqueued"] == 1
-    assert scheduler.plan("stop")["outcome"] == "duplicate"
-    assert len([m for m in take_messages() if m["kind"] == "act"]) == 1
+    scheduler.plan("stop")
+    scheduler.plan("stop")
+    assert scheduler.run("act") == {"batchItemFailures": []}
+    assert api_calls["ec2.StopInstances"] == 1
+
+
+def test_a_target_that_cannot_be_listed_alerts_and_is_retried(
+    configure_scheduler: ConfigureScheduler, scheduler: Scheduler, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    configure_scheduler(OPS_TARGET_REGIONS=json.dumps([REGION, "eu-west-1"]))
+    run_instances(scheduler.ec2, 1, OFFICE)
+    planner = handlers.planner_runtime()
+    real = planner.clients.client
+
+    def client(service: str, region: str | None = None, *args: Any, **kwargs: Any) -> Any:
+        if service == "ec2" and region == "eu-west-1":
+            raise ClientError({"Error": {"Code": "UnauthorizedOperation", "Message": "no"}}, "DescribeInstances")
+        return real(service, region, *args, **kwargs)
+
+    monkeypatch.setattr(planner.clients, "client", client)
+    with pytest.raises(PartialFailure):
+        scheduler.plan("stop")
+    (alert,) = alerts_sent()
+    assert alert["failures"][0].startswith("eu-west-1")
+    assert len([m for m in take_messages() if m["kind"] == "act"]) == 1  # the other region still acts
+
+
+def test_a_malformed_item_is_handed_back_to_the_queue(
+    configure_scheduler: ConfigureScheduler, scheduler: Scheduler
+) -> None:
+    configure_scheduler()
+    result = scheduler.work([json.dumps({"kind": "act", "policy": "office-hours", "action": "pause"})])
+    assert len(result["batchItemFailures"]) == 1
 
 
 def test_an_instance_untagged_since_the_plan_is_left_alone(

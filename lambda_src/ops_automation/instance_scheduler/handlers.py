@@ -163,11 +163,8 @@ def plan_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any
     if excluded(scheduled, rt.config.timezone, rt.config.excluded_dates):
         logger.info("excluded date: nothing done", extra={"timezone": rt.config.timezone})
         return {"slot": slot, "action": action, "outcome": "excluded_date"}
-    ttl = rt.config.completion.ledger_ttl_days
-    planned = claim(rt, Target(rt.clients.default_region, None), f"plan#{action}", slot, ttl)
-    if planned.status in ("made", "in_flight"):
-        # A repeated delivery of the schedule (Lambda "may receive the same event multiple times").
-        return {"slot": slot, "action": action, "outcome": "duplicate"}
+    # A repeated delivery of the schedule (Lambda "may receive the same event multiple times") plans again: the
+    # planners have no ledger access, and the worker's claims make it one action per instance and slot.
     targets = rt.config.targets
     sender: BatchSender[ActMessage] = BatchSender(
         rt.clients.client("sqs"), rt.common.work_queue_url, pace_per_second=BATCHES_PER_SECOND
@@ -196,9 +193,7 @@ def plan_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any
     reported = summary["reported"]
     if failures:
         rt.alerts.send(f"{action} not planned for some targets", {"slot": slot, "failures": failures})
-        release(rt, planned, "not planned", ttl)
         raise PartialFailure(failures)
-    record_made(rt, planned, [], ttl)
     return {**summary, "reported": reported, "enqueued": sender.sent}
 
 
