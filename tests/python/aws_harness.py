@@ -201,6 +201,7 @@ def scheduler_function_env(
             "OPS_OPT_OUT_TAG_KEY": "ops-automation:no-schedule",
             "OPS_ASG_MODE": "skip",
             "OPS_HIBERNATE": "false",
+            "OPS_SCHEDULE_RDS": "false",
         }
     )
     env.update(overrides)

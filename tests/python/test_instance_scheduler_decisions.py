@@ -33,6 +33,7 @@ ENV = {
     "OPS_OPT_OUT_TAG_KEY": "ops-automation:no-schedule",
     "OPS_ASG_MODE": "skip",
     "OPS_HIBERNATE": "false",
+    "OPS_SCHEDULE_RDS": "false",
 }
 
 
@@ -158,8 +159,3 @@ def test_a_batch_wide_error_is_not_split_and_is_retried_whole() -> None:
     results = call_in_batches(["i-1", "i-2", "i-3"], refusing({"i-2": "InsufficientInstanceCapacity"}, calls), 3)  # type: ignore[arg-type]
     assert calls == [["i-1", "i-2", "i-3"]]
     assert {(r.instance_id, r.outcome) for r in results} == {("i-1", "retry"), ("i-2", "retry"), ("i-3", "retry")}
-
-
-def test_scheduling_auto_scaling_groups_is_refused_until_built() -> None:
-    with pytest.raises(ConfigError, match="not built"):
-        InstanceSchedulerConfig.from_env({**ENV, "OPS_ASG_MODE": "capacity"})

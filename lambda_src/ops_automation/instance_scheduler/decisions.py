@@ -52,6 +52,8 @@ class InstanceSchedulerConfig:
     opt_out_tag_key: str | None
     asg_mode: AsgMode
     hibernate: bool
+    # RDS DB instances and Aurora clusters carrying the target tags are scheduled too.
+    rds: bool
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> InstanceSchedulerConfig:
@@ -71,8 +73,6 @@ class InstanceSchedulerConfig:
         asg_mode = env.get("OPS_ASG_MODE", "")
         if asg_mode not in ASG_MODES:
             raise ConfigError("OPS_ASG_MODE", asg_mode, "must be skip or capacity")
-        if asg_mode == "capacity":
-            raise ConfigError("OPS_ASG_MODE", asg_mode, "scheduling Auto Scaling groups is not built yet")
         opt_out = env.get("OPS_OPT_OUT_TAG_KEY", "").strip() or None
         return cls(
             scope=ScopeConfig.from_env(env),
@@ -83,6 +83,7 @@ class InstanceSchedulerConfig:
             opt_out_tag_key=opt_out,
             asg_mode=asg_mode,
             hibernate=config.boolean(env, "OPS_HIBERNATE"),
+            rds=config.boolean(env, "OPS_SCHEDULE_RDS"),
         )
 
 

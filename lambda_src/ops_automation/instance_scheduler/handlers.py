@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 from functools import partial
 from typing import Any, ClassVar, Literal
 
@@ -22,7 +21,7 @@ from botocore.exceptions import ClientError
 
 from ..core.claims import Claim, claim, record_made, release
 from ..core.clients import PLANNER_ATTEMPTS, WORKER_ATTEMPTS
-from ..core.completion import Observation, complete, ledger_key
+from ..core.completion import Observation
 from ..core.config import CommonConfig
 from ..core.errors import MalformedEventError, PartialFailure, error_code
 from ..core.events import (
@@ -31,18 +30,18 @@ from ..core.events import (
     format_time,
     optional_text,
     parse_schedule_event,
-    parse_time,
     text,
     text_list,
     time_field,
 )
-from ..core.fanout import BatchSender, backoff_seconds, send_delayed
+from ..core.fanout import BatchSender
 from ..core.ledger import LedgerEntry
-from ..core.observability import count, logger, metrics
-from ..core.runtime import Lazy, Runtime, build_runtime
+from ..core.observability import logger, metrics
+from ..core.runtime import Lazy, build_runtime
 from ..core.scope import Target, event_target, targets_of
 from ..core.targeting import Instance, resolve_instances, stream_instances
 from ..core.worker import consume_work
+from . import groups, rds
 from .decisions import (
     ACTIONS,
     UNDER_WAY,
@@ -52,6 +51,16 @@ from .decisions import (
     excluded,
     scheduling_decision,
     verification,
+)
+from .outcomes import (
+    SchedulerRuntime,
+    action_of_entry,
+    expect,
+    fail_once,
+    report_once,
+    superseded,
+    verify,
+    wait_or_fail,
 )
 
 SERVICE = "instance-scheduler"
@@ -63,8 +72,6 @@ BATCH_SIZE = 50
 BATCHES_PER_SECOND = 0.1
 # Every instance state the scheduler reads (terminated ones are reported once, never acted on).
 ALL_STATES = ("pending", "running", "stopping", "stopped", "shutting-down", "terminated")
-
-SchedulerRuntime = Runtime[InstanceSchedulerConfig]
 
 
 def _build(max_attempts: int) -> SchedulerRuntime:
@@ -136,7 +143,12 @@ def decode_state_change(event: Mapping[str, Any]) -> InstanceStateChange:
     )
 
 
+# Auto Scaling groups (capacity mode) and RDS: each adapter plans its resources, decodes its messages and events,
+# and handles those and the delayed checks of its ledger ids.
+ADAPTERS = (groups, rds)
 DECODERS = {"act": decode_act, STATE_CHANGE: decode_state_change}
+for _adapter in ADAPTERS:
+    DECODERS.update(_adapter.DECODERS)
 
 
 def action_of(event: Mapping[str, Any]) -> Action:
@@ -166,7 +178,7 @@ def plan_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any
     # A repeated delivery of the schedule (Lambda "may receive the same event multiple times") plans again: the
     # planners have no ledger access, and the worker's claims make it one action per instance and slot.
     targets = rt.config.targets
-    sender: BatchSender[ActMessage] = BatchSender(
+    sender: BatchSender[WorkMessage] = BatchSender(
         rt.clients.client("sqs"), rt.common.work_queue_url, pace_per_second=BATCHES_PER_SECOND
     )
     summary: dict[str, Any] = {"slot": slot, "action": action, "skipped": [], "reported": [], "already": 0}
@@ -185,11 +197,14 @@ def plan_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any
         except ClientError as error:
             logger.exception("targets not listed", extra={"target": target.describe()})
             failures.append(f"{target.describe()}: {error_code(error)}")
+    for adapter in ADAPTERS:
+        if adapter.enabled(rt):
+            failures.extend(adapter.plan(rt, action, slot, sender, summary))
     sender.flush()
-    failures.extend(f"{len(m.instance_ids)} instance(s) of {m.region}: not enqueued" for m in sender.unsent)
+    failures.extend(f"{type(m).__name__} for {getattr(m, 'region', '?')}: not enqueued" for m in sender.unsent)
     default = Target(rt.clients.default_region, None)
     for instance_id in sorted(unmatched):
-        _report_once(rt, default, instance_id, "not found (unknown, or terminated long ago)")
+        report_once(rt, default, instance_id, "not found (unknown, or terminated long ago)")
     reported = summary["reported"]
     if failures:
         rt.alerts.send(f"{action} not planned for some targets", {"slot": slot, "failures": failures})
@@ -228,17 +243,21 @@ def work_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFa
 
 
 def handle_item(rt: SchedulerRuntime, own_account: str, item: Any) -> dict[str, Any]:
-    if isinstance(item, (ActMessage, CheckMessage)) and item.policy != rt.policy:
-        raise MalformedEventError(f"message for policy {item.policy!r} reached policy {rt.policy!r}")
+    policy = getattr(item, "policy", rt.policy)  # messages name their policy; events do not
+    if policy != rt.policy:
+        raise MalformedEventError(f"message for policy {policy!r} reached policy {rt.policy!r}")
+    for adapter in ADAPTERS:
+        if adapter.handles(item):
+            return adapter.handle(rt, own_account, item)
     if isinstance(item, ActMessage):
         return act(rt, item)
     if isinstance(item, CheckMessage):
-        return verify(rt, Target(item.region, item.role_arn), item.resource_id, item)
+        return verify_instance(rt, Target(item.region, item.role_arn), item.resource_id, item)
     if isinstance(item, InstanceStateChange):
         target = event_target(rt.config.scope, item.region, item.account, own_account, rt.clients.default_region)
         if target is None:
             return {"instance_id": item.instance_id, "outcome": "ignored"}
-        return verify(rt, target, item.instance_id, None)
+        return verify_instance(rt, target, item.instance_id, None)
     raise MalformedEventError(f"no handler for {type(item).__name__}")
 
 
@@ -264,10 +283,10 @@ def act(rt: SchedulerRuntime, message: ActMessage) -> dict[str, Any]:
     for instance_id in message.instance_ids:
         instance = current.get(instance_id)
         if instance is None:
-            _report_once(rt, target, instance_id, "not found (unknown, or terminated long ago)")
+            report_once(rt, target, instance_id, "not found (unknown, or terminated long ago)")
             result["reported"].append(instance_id)
             continue
-        if _superseded(rt, target, instance_id, message.slot):
+        if superseded(rt, target, instance_id, message.slot):
             result["superseded"].append(instance_id)
             continue
         if not _still_targeted(rt, instance):
@@ -280,7 +299,7 @@ def act(rt: SchedulerRuntime, message: ActMessage) -> dict[str, Any]:
             result["already"].append(instance_id)
             if instance.state == UNDER_WAY[message.action]:
                 # On its way already (another caller, or a delivery that died after its call): verified like ours.
-                _expect(rt, target, instance_id, message.action, message.slot)
+                expect(rt, target, instance_id, message.action, message.slot)
         elif decision.verdict == "act":
             held = claim(rt, target, instance_id, request, ttl)
             if held.status in ("new", "stale"):
@@ -291,7 +310,7 @@ def act(rt: SchedulerRuntime, message: ActMessage) -> dict[str, Any]:
             else:
                 result["already"].append(instance_id)
         else:
-            _report_once(rt, target, instance_id, decision.reason)
+            report_once(rt, target, instance_id, decision.reason)
             result["reported"].append(instance_id)
     calls = call_in_batches(to_act, partial(_call, rt, ec2, message.action), BATCH_SIZE)
     done = [c.instance_id for c in calls if c.outcome == "done"]
@@ -299,24 +318,18 @@ def act(rt: SchedulerRuntime, message: ActMessage) -> dict[str, Any]:
         held = held_by_id[call.instance_id]
         if call.outcome == "done":
             record_made(rt, held, [call.detail], ttl)
-            _expect(rt, target, call.instance_id, message.action, message.slot)
+            expect(rt, target, call.instance_id, message.action, message.slot)
         else:
             release(rt, held, call.detail, ttl)
             if call.outcome in ("retry", "throttled"):
                 waiting.append(call.instance_id)
             else:
-                _fail_once(rt, target, call.instance_id, message.action, message.slot, f"refused: {call.detail}")
+                fail_once(rt, target, call.instance_id, message.action, message.slot, f"refused: {call.detail}")
                 result["reported"].append(call.instance_id)
-    if waiting:
-        retry = ActMessage(
-            rt.policy, message.action, message.slot, message.region, message.role_arn, tuple(waiting), message.waits + 1
-        )
-        deadline = _slot_deadline(rt, message.slot)
-        if rt.clock() < deadline:
-            send_delayed(rt.clients.client("sqs"), rt.common.work_queue_url, retry, backoff_seconds(retry.waits))
-        else:
-            for instance_id in waiting:
-                _fail_once(rt, target, instance_id, message.action, message.slot, "not acted on by the deadline")
+    retry = ActMessage(
+        rt.policy, message.action, message.slot, message.region, message.role_arn, tuple(waiting), message.waits + 1
+    )
+    wait_or_fail(rt, target, retry, retry.waits, message.action, message.slot, waiting)
     return {**result, "acted": done, "waiting": waiting}
 
 
@@ -338,34 +351,6 @@ def _call(rt: SchedulerRuntime, ec2: Any, action: Action, ids: list[str]) -> dic
     return {str(c["InstanceId"]): str(c.get("CurrentState", {}).get("Name", "")) for c in changes}
 
 
-def _slot_deadline(rt: SchedulerRuntime, slot: str) -> datetime:
-    return parse_time(slot, "slot") + timedelta(minutes=rt.config.completion.timeout_minutes)
-
-
-def _report_once(rt: SchedulerRuntime, target: Target, instance_id: str, reason: str) -> None:
-    """An instance that will never act (unknown, terminated): one alert, not one per slot, while the ledger keeps
-    the record (ledger_ttl_days)."""
-    key = ledger_key(rt, target, f"reported#{instance_id}")
-    if rt.ledger.transition(
-        key, "failed", rt.clock(), rt.config.completion.ledger_ttl_days, from_states=(), reason=reason
-    ):
-        rt.alerts.send(
-            "instance cannot be scheduled", {"instance_id": instance_id, "region": target.region, "reason": reason}
-        )
-
-
-def _fail_once(rt: SchedulerRuntime, target: Target, instance_id: str, action: Action, slot: str, reason: str) -> None:
-    """One alert and one metric per instance and slot, whatever the deliveries."""
-    key = ledger_key(rt, target, f"failed#{action}@{slot}#{instance_id}")
-    ttl = rt.config.completion.ledger_ttl_days
-    if rt.ledger.transition(key, "failed", rt.clock(), ttl, from_states=(), source_id=action, slot=slot, reason=reason):
-        rt.alerts.send(
-            "instance not in its scheduled state",
-            {"resource_id": instance_id, "region": target.region, "action": action, "slot": slot, "reason": reason},
-        )
-        count("InstancesNotInDesiredState")
-
-
 def _still_targeted(rt: SchedulerRuntime, instance: Instance) -> bool:
     """Listed by id, or still carrying every target tag (an instance untagged since the plan left the schedule)."""
     targets = rt.config.targets
@@ -374,52 +359,17 @@ def _still_targeted(rt: SchedulerRuntime, instance: Instance) -> bool:
     return bool(targets.tags) and all(instance.tags.get(key) == value for key, value in targets.tags)
 
 
-def _superseded(rt: SchedulerRuntime, target: Target, instance_id: str, slot: str) -> bool:
-    """Whether a later slot already acted on the instance: an older slot's item (late, redelivered, or waiting)
-    must not undo it. Slots are UTC timestamps of one format, so they compare as text."""
-    entry = rt.ledger.get(ledger_key(rt, target, instance_id))
-    return entry is not None and entry.slot > slot
-
-
-def _expect(rt: SchedulerRuntime, target: Target, instance_id: str, action: Action, slot: str) -> None:
-    """The instance's verification item: one per instance, rewritten by every newer action (the event names only
-    the instance), with a delayed check at the slot's deadline."""
-    if _superseded(rt, target, instance_id, slot):
-        return
-    key = ledger_key(rt, target, instance_id)
-    rt.ledger.transition(
-        key, "pending", rt.clock(), rt.config.completion.ledger_ttl_days, source_id=action, slot=slot, reason=""
-    )
-    # A late act (Scheduler retries for up to an hour, SQS back-off) gets its full time too.
-    deadline = max(_slot_deadline(rt, slot), rt.clock() + timedelta(minutes=rt.config.completion.timeout_minutes))
-    check = CheckMessage(rt.policy, instance_id, action, target.region, target.role_arn, slot, format_time(deadline))
-    send_delayed(rt.clients.client("sqs"), rt.common.work_queue_url, check, (deadline - rt.clock()).total_seconds())
-
-
-def verify(rt: SchedulerRuntime, target: Target, instance_id: str, check: CheckMessage | None) -> dict[str, Any]:
-    if check is not None:
-        entry = rt.ledger.get(ledger_key(rt, target, instance_id))
-        if entry is not None and (entry.slot, entry.source_id) != (check.slot, check.source_id):
-            # The check of an older slot: the item now verifies a newer action, which has its own check.
-            return {"resource_id": instance_id, "outcome": "superseded"}
+def verify_instance(
+    rt: SchedulerRuntime, target: Target, instance_id: str, check: CheckMessage | None
+) -> dict[str, Any]:
     ec2 = rt.clients.client("ec2", target.region, target.role_arn)
-    return complete(
-        rt,
-        target,
-        instance_id,
-        check,
-        observe=partial(_observe, ec2, instance_id, check is not None and rt.clock() >= check.deadline_time),
-        finish=lambda _entry, _observation: {},
-        ttl_days=rt.config.completion.ledger_ttl_days,
-        failure_alert="instance not in its scheduled state",
-        metric_names=("InstancesInDesiredState", "InstancesNotInDesiredState"),
-    )
+    return verify(rt, target, instance_id, check, partial(_observe, ec2, instance_id))
 
 
-def _observe(ec2: Any, instance_id: str, at_deadline: bool, entry: LedgerEntry) -> Observation:
+def _observe(ec2: Any, instance_id: str, entry: LedgerEntry, at_deadline: bool) -> Observation:
     """The instance now. Before the deadline only a definite outcome counts: the desired state, or a start that fell
     back to `stopped` with a launch error; anything else (a stale event, a state on its way) waits for the check."""
-    action: Action = "start" if entry.source_id == "start" else "stop"
+    action = action_of_entry(entry)
     found = resolve_instances(ec2, [instance_id], {}, ALL_STATES).instances
     if not found:
         return Observation(state=None, reason=f"{instance_id} no longer exists")

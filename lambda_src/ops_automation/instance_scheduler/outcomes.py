@@ -1,0 +1,128 @@
+"""The verified outcome of every scheduled action, whatever the service (EC2 instances, Auto Scaling groups, RDS
+instances and Aurora clusters): one ledger item per resource naming the newest (action, slot), a delayed check at the
+deadline, and one alert and metric per resource and slot that did not get there.
+
+Ledger resource ids: an EC2 instance id (`i-...`), `group:<name>`, `db:<id>` and `cluster:<id>`, so the services
+never share an item and a check finds its service by the id alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from ..core.completion import Observation, complete, ledger_key
+from ..core.events import CheckMessage, WorkMessage, format_time, parse_time
+from ..core.fanout import backoff_seconds, send_delayed
+from ..core.ledger import LedgerEntry
+from ..core.observability import count
+from ..core.runtime import Runtime
+from ..core.scope import Target
+from .decisions import Action, InstanceSchedulerConfig
+
+SchedulerRuntime = Runtime[InstanceSchedulerConfig]
+NOT_IN_STATE_ALERT = "instance not in its scheduled state"
+METRICS = ("InstancesInDesiredState", "InstancesNotInDesiredState")
+
+
+def slot_deadline(rt: SchedulerRuntime, slot: str) -> datetime:
+    return parse_time(slot, "slot") + timedelta(minutes=rt.config.completion.timeout_minutes)
+
+
+def report_once(rt: SchedulerRuntime, target: Target, resource_id: str, reason: str) -> None:
+    """A resource that will never act (unknown, terminated, unsupported): one alert, not one per slot, while the
+    ledger keeps the record (ledger_ttl_days)."""
+    key = ledger_key(rt, target, f"reported#{resource_id}")
+    if rt.ledger.transition(
+        key, "failed", rt.clock(), rt.config.completion.ledger_ttl_days, from_states=(), reason=reason
+    ):
+        rt.alerts.send(
+            "instance cannot be scheduled", {"resource_id": resource_id, "region": target.region, "reason": reason}
+        )
+
+
+def fail_once(rt: SchedulerRuntime, target: Target, resource_id: str, action: Action, slot: str, reason: str) -> None:
+    """One alert and one metric per resource and slot, whatever the deliveries."""
+    key = ledger_key(rt, target, f"failed#{action}@{slot}#{resource_id}")
+    ttl = rt.config.completion.ledger_ttl_days
+    if rt.ledger.transition(key, "failed", rt.clock(), ttl, from_states=(), source_id=action, slot=slot, reason=reason):
+        rt.alerts.send(
+            NOT_IN_STATE_ALERT,
+            {"resource_id": resource_id, "region": target.region, "action": action, "slot": slot, "reason": reason},
+        )
+        count(METRICS[1])
+
+
+def superseded(rt: SchedulerRuntime, target: Target, resource_id: str, slot: str) -> bool:
+    """Whether a later slot already acted on the resource: an older slot's item (late, redelivered, or waiting)
+    must not undo it. Slots are UTC timestamps of one format, so they compare as text."""
+    entry = rt.ledger.get(ledger_key(rt, target, resource_id))
+    return entry is not None and entry.slot > slot
+
+
+def expect(rt: SchedulerRuntime, target: Target, resource_id: str, action: Action, slot: str) -> None:
+    """The resource's verification item: one per resource, rewritten by every newer action (a state event names
+    only the resource), with a delayed check at the slot's deadline."""
+    if superseded(rt, target, resource_id, slot):
+        return
+    key = ledger_key(rt, target, resource_id)
+    rt.ledger.transition(
+        key, "pending", rt.clock(), rt.config.completion.ledger_ttl_days, source_id=action, slot=slot, reason=""
+    )
+    # A late act (Scheduler retries for up to an hour, SQS back-off) gets its full time too.
+    deadline = max(slot_deadline(rt, slot), rt.clock() + timedelta(minutes=rt.config.completion.timeout_minutes))
+    check = CheckMessage(rt.policy, resource_id, action, target.region, target.role_arn, slot, format_time(deadline))
+    send_delayed(rt.clients.client("sqs"), rt.common.work_queue_url, check, (deadline - rt.clock()).total_seconds())
+
+
+def wait_or_fail(
+    rt: SchedulerRuntime,
+    target: Target,
+    retry: WorkMessage,
+    waits: int,
+    action: Action,
+    slot: str,
+    resource_ids: list[str],
+) -> None:
+    """Send `retry` back (backing off by `waits`) while the slot's deadline is ahead; past it, the resources still
+    waiting fail once each."""
+    if not resource_ids:
+        return
+    if rt.clock() < slot_deadline(rt, slot):
+        send_delayed(rt.clients.client("sqs"), rt.common.work_queue_url, retry, backoff_seconds(waits))
+        return
+    for resource_id in resource_ids:
+        fail_once(rt, target, resource_id, action, slot, "not acted on by the deadline")
+
+
+def verify(
+    rt: SchedulerRuntime,
+    target: Target,
+    resource_id: str,
+    check: CheckMessage | None,
+    observe: Callable[[LedgerEntry, bool], Observation],
+) -> dict[str, Any]:
+    """Complete the resource's newest action from its state event (check None) or its delayed check. `observe`
+    gets the ledger item and whether the deadline has passed; before it, only a definite outcome should count."""
+    if check is not None:
+        entry = rt.ledger.get(ledger_key(rt, target, resource_id))
+        if entry is not None and (entry.slot, entry.source_id) != (check.slot, check.source_id):
+            # The check of an older slot: the item now verifies a newer action, which has its own check.
+            return {"resource_id": resource_id, "outcome": "superseded"}
+    at_deadline = check is not None and rt.clock() >= check.deadline_time
+    return complete(
+        rt,
+        target,
+        resource_id,
+        check,
+        observe=lambda entry: observe(entry, at_deadline),
+        finish=lambda _entry, _observation: {},
+        ttl_days=rt.config.completion.ledger_ttl_days,
+        failure_alert=NOT_IN_STATE_ALERT,
+        metric_names=METRICS,
+    )
+
+
+def action_of_entry(entry: LedgerEntry) -> Action:
+    return "start" if entry.source_id == "start" else "stop"
