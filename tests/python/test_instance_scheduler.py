@@ -8,7 +8,8 @@ import json
 import uuid
 from collections import Counter
 from collections.abc import Callable
-from datetime import timedelta
+from dataclasses import replace
+from datetime import datetime, timedelta
 from typing import Any
 
 import boto3
@@ -26,21 +27,25 @@ from aws_harness import (
     work_body,
 )
 from botocore.exceptions import ClientError
+from conftest import hook_every_request
 from tests.support.moto_fidelity import MotoFidelity
 
+from ops_automation.core.completion import ledger_key
 from ops_automation.core.errors import PartialFailure
 from ops_automation.core.events import format_time
+from ops_automation.core.targeting import Instance
 from ops_automation.instance_scheduler import handlers
+from ops_automation.instance_scheduler.decisions import scheduling_decision
 
 ConfigureScheduler = Callable[..., Any]
 OFFICE = {"Schedule": "office-hours"}
 
 
-def state_event(instance_id: str, state: str) -> str:
+def state_event(instance_id: str, state: str, at: datetime) -> str:
     return json.dumps(
         {
             "version": "0", "id": str(uuid.uuid4()), "detail-type": "EC2 Instance State-change Notification",
-            "source": "aws.ec2", "account": ACCOUNT, "time": "2024-05-01T11:00:00Z", "region": REGION,
+            "source": "aws.ec2", "account": ACCOUNT, "time": format_time(at), "region": REGION,
             "resources": [f"arn:aws:ec2:{REGION}:{ACCOUNT}:instance/{instance_id}"],
             "detail": {"instance-id": instance_id, "state": state},
         }
@@ -85,11 +90,11 @@ def test_a_stop_slot_stops_the_tagged_instances_and_the_event_verifies_them(
     assert scheduler.run("act") == {"batchItemFailures": []}
     assert {scheduler.state(i) for i in office} == {"stopping"} and scheduler.state(other[0]) == "running"
     scheduler.clock.advance(minutes=2)
-    assert scheduler.work([state_event(i, "stopped") for i in office]) == {"batchItemFailures": []}
+    assert scheduler.work([state_event(i, "stopped", scheduler.clock.now) for i in office]) == {"batchItemFailures": []}
     assert alerts_sent() == []
     rt = handlers.worker_runtime()
     for instance_id in office:
-        entry = rt.ledger.get(handlers.ledger_key(rt, handlers.Target(REGION, None), instance_id))
+        entry = rt.ledger.get(ledger_key(rt, handlers.Target(REGION, None), instance_id))
         assert entry is not None and entry.state == "available" and entry.source_id == "stop"
 
 
@@ -140,7 +145,7 @@ def test_a_start_that_falls_back_to_stopped_alerts_with_its_reason(
     scheduler.run("act")
     scheduler.clock.advance(minutes=2)
     assert scheduler.state(instance_id) == "stopped"
-    scheduler.work([state_event(instance_id, "stopped")])
+    scheduler.work([state_event(instance_id, "stopped", scheduler.clock.now)])
     (alert,) = alerts_sent()
     assert alert["resource_id"] == instance_id
     assert "Client error on launch" in alert["reason"] and "kms:CreateGrant" in alert["reason"]
@@ -157,7 +162,7 @@ def test_a_terminated_instance_in_a_batch_does_not_stop_the_others(
     scheduler.work([work_body(item)])
     assert {scheduler.state(i) for i in instances if i != instances[1]} == {"stopped"}
     (alert,) = alerts_sent()
-    assert alert["instance_id"] == instances[1] and "terminated" in alert["reason"]
+    assert alert["resource_id"] == instances[1] and "terminated" in alert["reason"]
     # The next slot does not report it again.
     scheduler.clock.advance(hours=12)
     scheduler.work([work_body({**item, "slot": format_time(scheduler.clock.now)})])
@@ -319,3 +324,137 @@ def test_a_late_act_gets_its_full_verification_time(
     scheduler.run("act")
     (check,) = [m for m in take_messages() if m["kind"] == "check"]
     assert check["deadline"] == format_time(scheduler.clock.now + timedelta(minutes=20))
+
+
+def _spot_instances(ec2: Any, count: int) -> list[str]:
+    return [
+        str(i["InstanceId"])
+        for i in ec2.run_instances(
+            ImageId="ami-12c6146b", MinCount=count, MaxCount=count, InstanceMarketOptions={"MarketType": "spot"},
+            TagSpecifications=[{"ResourceType": "instance", "Tags": [{"Key": "Schedule", "Value": "office-hours"}]}],
+        )["Instances"]
+    ]  # fmt: skip
+
+
+def test_a_one_time_spot_instance_is_reported_once_and_never_blocks_the_others(
+    configure_scheduler: ConfigureScheduler, scheduler: Scheduler, fidelity: MotoFidelity, api_calls: Counter[str]
+) -> None:
+    """E36: StopInstances refuses a one-time Spot Instance, and with it the whole request."""
+    configure_scheduler()
+    on_demand = run_instances(scheduler.ec2, 3, OFFICE)
+    one_time, persistent = _spot_instances(scheduler.ec2, 2)
+    fidelity.persistent_spot(persistent)
+    scheduler.plan("stop")
+    scheduler.run("act")
+    assert {scheduler.state(i) for i in [*on_demand, persistent]} == {"stopped"}
+    assert scheduler.state(one_time) == "running"
+    # Spot Instances are called apart: the on-demand batch is never refused because of one.
+    assert api_calls["ec2.StopInstances"] == 1 + 3  # on-demand batch; spot pair, then each half
+    (alert,) = alerts_sent()
+    assert alert["resource_id"] == one_time and "one-time Spot Instance request" in alert["reason"]
+    scheduler.clock.advance(days=1)
+    scheduler.plan("stop")
+    scheduler.run("act")
+    assert len(alerts_sent()) == 1
+
+
+def test_an_interrupted_spot_instance_is_left_to_ec2(
+    configure_scheduler: ConfigureScheduler, scheduler: Scheduler, fidelity: MotoFidelity
+) -> None:
+    configure_scheduler()
+    (spot,) = _spot_instances(scheduler.ec2, 1)
+    fidelity.persistent_spot(spot)
+    reason = {"Code": "Server.SpotInstanceShutdown", "Message": "Server.SpotInstanceShutdown: capacity"}
+    scheduler.ec2.stop_instances(InstanceIds=[spot])
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(handlers, "stream_instances", _streaming_with(reason, spot))
+        summary = scheduler.plan("start")
+    assert summary["enqueued"] == 0
+    assert summary["skipped"] == [f"{spot}: Spot Instance stopped by a Spot interruption: only EC2 restarts it"]
+    assert scheduler.state(spot) == "stopped" and alerts_sent() == []
+
+
+def _streaming_with(reason: dict[str, str], instance_id: str) -> Callable[..., Any]:
+    """The planner's listing, with `instance_id` carrying `reason` (moto cannot interrupt a Spot Instance)."""
+    original = handlers.stream_instances
+
+    def stream(*args: Any, **kwargs: Any) -> Any:
+        listing = original(*args, **kwargs)
+        pages = listing.pages
+
+        def changed_pages() -> Any:
+            for page in pages():
+                yield [replace(i, state_reason=reason) if i.instance_id == instance_id else i for i in page]
+
+        listing.pages = changed_pages
+        return listing
+
+    return stream
+
+
+def test_with_hibernation_on_only_the_instances_enabled_for_it_hibernate(
+    configure_scheduler: ConfigureScheduler, scheduler: Scheduler, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    configure_scheduler(OPS_HIBERNATE="true")
+    plain = run_instances(scheduler.ec2, 2, OFFICE)
+    enabled = [
+        str(i["InstanceId"])
+        for i in scheduler.ec2.run_instances(
+            ImageId="ami-12c6146b", MinCount=2, MaxCount=2, HibernationOptions={"Configured": True},
+            TagSpecifications=[{"ResourceType": "instance", "Tags": [{"Key": "Schedule", "Value": "office-hours"}]}],
+        )["Instances"]
+    ]  # fmt: skip
+    requests: list[tuple[frozenset[str], bool]] = []
+
+    def record(model: Any, params: dict[str, Any], **_: Any) -> None:
+        if model.name == "StopInstances":
+            body = params["body"]  # the serialized EC2 query request
+            ids = frozenset(v for k, v in body.items() if k.startswith("InstanceId."))
+            requests.append((ids, body.get("Hibernate") == "true"))
+
+    hook_every_request(monkeypatch, record)
+    scheduler.plan("stop")
+    scheduler.run("act")
+    assert sorted(requests, key=lambda r: r[1]) == [(frozenset(plain), False), (frozenset(enabled), True)]
+    assert {scheduler.state(i) for i in [*plain, *enabled]} == {"stopped"} and alerts_sent() == []
+
+
+def test_an_instance_store_instance_is_reported_once_at_stop() -> None:
+    decision = scheduling_decision(
+        Instance("i-0123456789abcdef0", "running", {}, root_device_type="instance-store"), "stop", None, "skip"
+    )
+    assert decision.verdict == "report" and "instance-store" in decision.reason
+    running = Instance("i-0123456789abcdef0", "running", {}, root_device_type="instance-store")
+    assert scheduling_decision(running, "start", None, "skip").verdict == "already"
+
+
+def test_a_stale_stopped_event_right_after_a_start_waits_for_the_deadline(
+    configure_scheduler: ConfigureScheduler, scheduler: Scheduler, fidelity: MotoFidelity
+) -> None:
+    """An event older than the act (redelivered, or of the previous failed start) never alerts before the deadline:
+    what DescribeInstances shows then may still be the previous start's `stopped` and reason."""
+    configure_scheduler()
+    fidelity.instance_start_time = timedelta(minutes=1)
+    key = boto3.client("kms", region_name=REGION).create_key()["KeyMetadata"]["Arn"]
+    (instance_id,) = [
+        i["InstanceId"]
+        for i in scheduler.ec2.run_instances(
+            ImageId="ami-12c6146b", MinCount=1, MaxCount=1,
+            BlockDeviceMappings=[
+                {"DeviceName": "/dev/sda1", "Ebs": {"VolumeSize": 8, "Encrypted": True, "KmsKeyId": key}}
+            ],
+            TagSpecifications=[{"ResourceType": "instance", "Tags": [{"Key": "Schedule", "Value": "office-hours"}]}],
+        )["Instances"]
+    ]  # fmt: skip
+    scheduler.ec2.stop_instances(InstanceIds=[instance_id])
+    fidelity.deny_kms_key(key)
+    acted_at = scheduler.clock.now
+    scheduler.plan("start")
+    scheduler.run("act")
+    scheduler.clock.advance(minutes=2)
+    scheduler.work([state_event(instance_id, "stopped", acted_at - timedelta(minutes=10))])
+    assert alerts_sent() == []
+    scheduler.clock.advance(minutes=20)
+    scheduler.run("check")
+    (alert,) = alerts_sent()
+    assert alert["resource_id"] == instance_id and "kms:CreateGrant" in alert["reason"]

@@ -1698,3 +1698,21 @@ def test_hibernate_needs_an_instance_enabled_for_hibernation(faithful: MotoFidel
     answer = ec2.stop_instances(InstanceIds=[enabled], Hibernate=True)["StoppingInstances"]
     assert _change(answer, enabled) == ("running", "stopping")
     assert _state(ec2, enabled)["State"]["Name"] == "stopped"
+
+
+def test_a_one_time_spot_instance_refuses_the_whole_stop_request(faithful: MotoFidelity, ec2: Any) -> None:
+    on_demand = _instance(ec2)
+    spot, persistent = (
+        str(i["InstanceId"])
+        for i in ec2.run_instances(
+            ImageId="ami-12345678", MinCount=2, MaxCount=2, InstanceMarketOptions={"MarketType": "spot"}
+        )["Instances"]
+    )
+    faithful.persistent_spot(persistent)
+    with pytest.raises(ClientError) as error:
+        ec2.stop_instances(InstanceIds=[on_demand, spot])
+    assert _code(error) == "UnsupportedOperation"
+    assert "one-time Spot Instance request" in str(error.value)
+    assert _state(ec2, on_demand)["State"]["Name"] == "running"
+    ec2.stop_instances(InstanceIds=[on_demand, persistent])
+    assert _state(ec2, persistent)["State"]["Name"] == "stopped"

@@ -37,6 +37,12 @@ class Instance:
     ebs_volumes: tuple[tuple[str, str], ...] = ()
     # Why the instance is in its state (Code, Message), e.g. a start that fell back to `stopped`.
     state_reason: Mapping[str, str] | None = None
+    # `ebs` or `instance-store` (which cannot be stopped).
+    root_device_type: str | None = None
+    # InstanceLifecycle: `spot`, `scheduled`, `capacity-block`; None for On-Demand.
+    lifecycle: str | None = None
+    # HibernationOptions.Configured: enabled for hibernation at launch (it cannot be enabled later).
+    hibernation_configured: bool = False
 
     @property
     def root_volume_id(self) -> str | None:
@@ -99,6 +105,9 @@ def _instances(page: Mapping[str, Any]) -> Iterable[Instance]:
                 state_reason={str(k): str(v) for k, v in raw["StateReason"].items()}
                 if raw.get("StateReason")
                 else None,
+                root_device_type=raw.get("RootDeviceType"),
+                lifecycle=raw.get("InstanceLifecycle"),
+                hibernation_configured=bool(raw.get("HibernationOptions", {}).get("Configured", False)),
             )
 
 

@@ -36,6 +36,8 @@ GONE_STATES = frozenset({"shutting-down", "terminated"})
 # A start that falls back to `stopped` with this reason: an encrypted volume's KMS key the caller may not use
 # ("Client.InternalError: Client error on launch"; the role calling StartInstances needs kms:CreateGrant).
 LAUNCH_ERROR = "Client.InternalError"
+# The StateReason of a Spot Instance that EC2 stopped for price or capacity.
+SPOT_INTERRUPTED = "Server.SpotInstanceShutdown"
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
@@ -100,6 +102,10 @@ class Decision:
     reason: str = ""
 
 
+def _reason_code(instance: Instance) -> str:
+    return (instance.state_reason or {}).get("Code", "")
+
+
 def scheduling_decision(instance: Instance, action: Action, opt_out_tag_key: str | None, asg_mode: AsgMode) -> Decision:
     """What to do with one instance for one action, from its DescribeInstances state and tags alone."""
     decide = lambda verdict, reason="": Decision(instance.instance_id, verdict, reason)  # noqa: E731
@@ -114,6 +120,12 @@ def scheduling_decision(instance: Instance, action: Action, opt_out_tag_key: str
         return decide("skip", f"member of Auto Scaling group {group}: {why}")
     if instance.state in (DESIRED[action], UNDER_WAY[action]):
         return decide("already", instance.state)
+    if action == "stop" and instance.root_device_type == "instance-store":
+        # "You can't stop or hibernate instance store-backed instances" (StopInstances).
+        return decide("report", "instance-store root device: cannot be stopped")
+    if action == "start" and instance.lifecycle == "spot" and _reason_code(instance) == SPOT_INTERRUPTED:
+        # "Only Amazon EC2 can restart an interrupted stopped Spot Instance" (Spot interruption behavior).
+        return decide("skip", "Spot Instance stopped by a Spot interruption: only EC2 restarts it")
     if instance.state == OPPOSITE_UNDER_WAY[action]:
         return decide("wait", f"{instance.state}: {action} once it settles")
     return decide("act")
@@ -130,6 +142,7 @@ class CallResult:
     instance_id: str
     outcome: Outcome
     detail: str
+    code: str = ""
 
 
 # Refusals of one instance that retrying cannot change (reported once); the others pass (retried).
@@ -143,6 +156,13 @@ PERMANENT_CALL_ERRORS = frozenset(
         "OperationNotPermitted",
         "UnauthorizedOperation",
     }
+)
+
+
+# Refusals that are a property of the instance itself (a one-time Spot Instance cannot be stopped, only EC2 restarts
+# an interrupted one, the id does not exist): reported once per instance, not alerted again every slot.
+INSTANCE_REFUSALS = frozenset(
+    {"InvalidInstanceID.NotFound", "InvalidInstanceID.Malformed", "IncorrectSpotRequestState", "UnsupportedOperation"}
 )
 
 
@@ -193,7 +213,8 @@ def call_in_batches(
                 results.extend(CallResult(instance_id, "retry", code) for instance_id in ids)
                 return
             outcome: Outcome = "refused" if code in PERMANENT_CALL_ERRORS else "retry"
-            results.append(CallResult(ids[0], outcome, code))
+            message = str(error.response.get("Error", {}).get("Message", ""))
+            results.append(CallResult(ids[0], outcome, f"{code}: {message}" if message else code, code))
             return
         results.extend(CallResult(instance_id, "done", states.get(instance_id, "")) for instance_id in ids)
 

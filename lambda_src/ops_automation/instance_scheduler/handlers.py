@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from functools import partial
 from typing import Any, ClassVar, Literal
 
@@ -30,6 +31,7 @@ from ..core.events import (
     format_time,
     optional_text,
     parse_schedule_event,
+    parse_time,
     text,
     text_list,
     time_field,
@@ -44,8 +46,10 @@ from ..core.worker import consume_work
 from . import groups, rds
 from .decisions import (
     ACTIONS,
+    INSTANCE_REFUSALS,
     UNDER_WAY,
     Action,
+    CallResult,
     InstanceSchedulerConfig,
     call_in_batches,
     excluded,
@@ -107,6 +111,8 @@ class InstanceStateChange:
     state: str
     region: str
     account: str
+    # When EC2 saw the change: a failure it reveals counts only if it happened after our act.
+    time: datetime
 
 
 def decode_act(payload: Mapping[str, Any]) -> ActMessage:
@@ -140,6 +146,7 @@ def decode_state_change(event: Mapping[str, Any]) -> InstanceStateChange:
         state=text(detail, "state", where="detail"),
         region=text(event, "region"),
         account=text(event, "account"),
+        time=parse_time(event.get("time"), "time"),
     )
 
 
@@ -257,7 +264,7 @@ def handle_item(rt: SchedulerRuntime, own_account: str, item: Any) -> dict[str, 
         target = event_target(rt.config.scope, item.region, item.account, own_account, rt.clients.default_region)
         if target is None:
             return {"instance_id": item.instance_id, "outcome": "ignored"}
-        return verify_instance(rt, target, item.instance_id, None)
+        return verify_instance(rt, target, item.instance_id, None, item.time)
     raise MalformedEventError(f"no handler for {type(item).__name__}")
 
 
@@ -312,20 +319,25 @@ def act(rt: SchedulerRuntime, message: ActMessage) -> dict[str, Any]:
         else:
             report_once(rt, target, instance_id, decision.reason)
             result["reported"].append(instance_id)
-    calls = call_in_batches(to_act, partial(_call, rt, ec2, message.action), BATCH_SIZE)
+    calls: list[CallResult] = []
+    for (_spot, hibernate), ids in _call_groups(rt, message.action, [current[i] for i in to_act]).items():
+        calls += call_in_batches(ids, partial(_call, ec2, message.action, hibernate), BATCH_SIZE)
     done = [c.instance_id for c in calls if c.outcome == "done"]
     for call in calls:
         held = held_by_id[call.instance_id]
         if call.outcome == "done":
             record_made(rt, held, [call.detail], ttl)
             expect(rt, target, call.instance_id, message.action, message.slot)
+            continue
+        release(rt, held, call.detail, ttl)
+        if call.outcome in ("retry", "throttled"):
+            waiting.append(call.instance_id)
+        elif call.code in INSTANCE_REFUSALS:
+            report_once(rt, target, call.instance_id, f"{message.action} refused: {call.detail}")
+            result["reported"].append(call.instance_id)
         else:
-            release(rt, held, call.detail, ttl)
-            if call.outcome in ("retry", "throttled"):
-                waiting.append(call.instance_id)
-            else:
-                fail_once(rt, target, call.instance_id, message.action, message.slot, f"refused: {call.detail}")
-                result["reported"].append(call.instance_id)
+            fail_once(rt, target, call.instance_id, message.action, message.slot, f"refused: {call.detail}")
+            result["reported"].append(call.instance_id)
     retry = ActMessage(
         rt.policy, message.action, message.slot, message.region, message.role_arn, tuple(waiting), message.waits + 1
     )
@@ -333,21 +345,33 @@ def act(rt: SchedulerRuntime, message: ActMessage) -> dict[str, Any]:
     return {**result, "acted": done, "waiting": waiting}
 
 
-def _call(rt: SchedulerRuntime, ec2: Any, action: Action, ids: list[str]) -> dict[str, str]:
+def _call_groups(rt: SchedulerRuntime, action: Action, instances: list[Instance]) -> dict[tuple[bool, bool], list[str]]:
+    """The ids to call together: Spot Instances apart (a one-time one refuses the whole request it is in), and at a
+    stop with hibernation on, the instances enabled for it apart from the others (Hibernate=true refuses the
+    whole request for one that is not)."""
+    groups: dict[tuple[bool, bool], list[str]] = {}
+    for instance in instances:
+        hibernate = action == "stop" and rt.config.hibernate and instance.hibernation_configured
+        groups.setdefault((instance.lifecycle == "spot", hibernate), []).append(instance.instance_id)
+    return groups
+
+
+def _call(ec2: Any, action: Action, hibernate: bool, ids: list[str]) -> dict[str, str]:
     if action == "start":
         response = ec2.start_instances(InstanceIds=ids)
         changes = response.get("StartingInstances", [])
-    else:
+    elif hibernate:
         try:
-            response = ec2.stop_instances(InstanceIds=ids, **({"Hibernate": True} if rt.config.hibernate else {}))
+            response = ec2.stop_instances(InstanceIds=ids, Hibernate=True)
         except ClientError as error:
-            if not (rt.config.hibernate and error_code(error) == "UnsupportedHibernationConfiguration"):
-                raise
-            # Not enabled for hibernation at launch (it cannot be enabled later): a plain stop, as AWS's own
-            # scheduler does.
+            if len(ids) > 1 or error_code(error) != "UnsupportedHibernationConfiguration":
+                raise  # a batch is split first, so only the instance that cannot hibernate is stopped plainly
+            # Its hibernation prerequisites are not met any more: a plain stop, as AWS's own scheduler does.
             logger.warning("hibernation not supported: plain stop", extra={"instance_ids": ids})
             response = ec2.stop_instances(InstanceIds=ids)
         changes = response.get("StoppingInstances", [])
+    else:
+        changes = ec2.stop_instances(InstanceIds=ids).get("StoppingInstances", [])
     return {str(c["InstanceId"]): str(c.get("CurrentState", {}).get("Name", "")) for c in changes}
 
 
@@ -360,15 +384,23 @@ def _still_targeted(rt: SchedulerRuntime, instance: Instance) -> bool:
 
 
 def verify_instance(
-    rt: SchedulerRuntime, target: Target, instance_id: str, check: CheckMessage | None
+    rt: SchedulerRuntime,
+    target: Target,
+    instance_id: str,
+    check: CheckMessage | None,
+    event_time: datetime | None = None,
 ) -> dict[str, Any]:
     ec2 = rt.clients.client("ec2", target.region, target.role_arn)
-    return verify(rt, target, instance_id, check, partial(_observe, ec2, instance_id))
+    return verify(rt, target, instance_id, check, partial(_observe, ec2, instance_id, event_time))
 
 
-def _observe(ec2: Any, instance_id: str, entry: LedgerEntry, at_deadline: bool) -> Observation:
+def _observe(
+    ec2: Any, instance_id: str, event_time: datetime | None, entry: LedgerEntry, at_deadline: bool
+) -> Observation:
     """The instance now. Before the deadline only a definite outcome counts: the desired state, or a start that fell
-    back to `stopped` with a launch error; anything else (a stale event, a state on its way) waits for the check."""
+    back to `stopped` with a launch error told by an event newer than the act (right after StartInstances a read
+    may still show the previous start's `stopped` and reason: EC2 is eventually consistent); anything else (a stale
+    event, a state on its way) waits for the check."""
     action = action_of_entry(entry)
     found = resolve_instances(ec2, [instance_id], {}, ALL_STATES).instances
     if not found:
@@ -377,7 +409,8 @@ def _observe(ec2: Any, instance_id: str, entry: LedgerEntry, at_deadline: bool) 
     verified = verification(action, instance.state, instance.state_reason)
     if verified.state == "ok":
         return Observation(state="available")
-    definite = "kms:CreateGrant" in verified.reason or instance.state in ("shutting-down", "terminated")
+    fresh = event_time is not None and event_time >= parse_time(entry.updated_at, "updated_at")
+    definite = (fresh and "kms:CreateGrant" in verified.reason) or instance.state in ("shutting-down", "terminated")
     if verified.state == "failed" and (at_deadline or definite):
         return Observation(state="failed", reason=verified.reason)
     return Observation(state="pending", reason=verified.reason)
