@@ -458,3 +458,22 @@ def test_a_stale_stopped_event_right_after_a_start_waits_for_the_deadline(
     scheduler.run("check")
     (alert,) = alerts_sent()
     assert alert["resource_id"] == instance_id and "kms:CreateGrant" in alert["reason"]
+
+
+def test_a_late_act_that_must_wait_gets_its_full_time_before_it_fails(
+    configure_scheduler: ConfigureScheduler, scheduler: Scheduler, fidelity: MotoFidelity
+) -> None:
+    """First handled 40 minutes after its slot (deadline 20): an instance still on its way waits, it does not fail."""
+    configure_scheduler()
+    (instance_id,) = run_instances(scheduler.ec2, 1, OFFICE)
+    scheduler.plan("stop")
+    fidelity.set_instance_state(REGION, instance_id, "pending")
+    scheduler.clock.advance(minutes=40)
+    scheduler.run("act")
+    assert alerts_sent() == []
+    (retry,) = [m for m in take_messages() if m["kind"] == "act"]
+    assert retry["deadline"] == format_time(scheduler.clock.now + timedelta(minutes=20))
+    scheduler.clock.advance(minutes=21)
+    scheduler.work([work_body(retry)])
+    (alert,) = alerts_sent()
+    assert alert["resource_id"] == instance_id and "deadline" in alert["reason"]

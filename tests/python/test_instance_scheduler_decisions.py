@@ -154,8 +154,15 @@ def test_settings_are_read() -> None:
     assert settings.excluded_dates == frozenset({date(2026, 12, 31)}) and settings.completion.timeout_minutes == 30
 
 
-def test_a_batch_wide_error_is_not_split_and_is_retried_whole() -> None:
+def test_an_error_of_the_service_is_not_split_and_is_retried_whole() -> None:
     calls: list[list[str]] = []
-    results = call_in_batches(["i-1", "i-2", "i-3"], refusing({"i-2": "InsufficientInstanceCapacity"}, calls), 3)  # type: ignore[arg-type]
+    results = call_in_batches(["i-1", "i-2", "i-3"], refusing({"i-2": "Unavailable"}, calls), 3)  # type: ignore[arg-type]
     assert calls == [["i-1", "i-2", "i-3"]]
     assert {(r.instance_id, r.outcome) for r in results} == {("i-1", "retry"), ("i-2", "retry"), ("i-3", "retry")}
+
+
+def test_a_capacity_shortage_of_one_instance_type_does_not_hold_back_the_others() -> None:
+    """InsufficientInstanceCapacity is a server error, but of one instance type in one zone: split like a refusal."""
+    calls: list[list[str]] = []
+    results = call_in_batches(["i-1", "i-2", "i-3"], refusing({"i-2": "InsufficientInstanceCapacity"}, calls), 3)  # type: ignore[arg-type]
+    assert {(r.instance_id, r.outcome) for r in results} == {("i-1", "done"), ("i-2", "retry"), ("i-3", "done")}

@@ -166,26 +166,20 @@ INSTANCE_REFUSALS = frozenset(
 )
 
 
-# The errors one id of a request causes for all of them: worth splitting the batch to find it.
-PER_ID_ERRORS = frozenset(
-    {
-        "InvalidInstanceID.NotFound",
-        "InvalidInstanceID.Malformed",
-        "IncorrectInstanceState",
-        "IncorrectSpotRequestState",
-        "UnsupportedOperation",
-        "UnsupportedHibernationConfiguration",
-        "OperationNotPermitted",
-        "UnauthorizedOperation",
-    }
-)
+# Errors of the service itself, not of any id: the whole batch is tried again later, not split. Everything else is
+# split, because one id can cause it for all: a refused id, and also a capacity shortage or quota of one instance
+# type (InsufficientInstanceCapacity, VcpuLimitExceeded) in a batch of many types - "Error codes for the Amazon EC2
+# API", https://docs.aws.amazon.com/ec2/latest/devguide/errors-overview.html ("Server errors ... caused by an AWS
+# server-side issue").
+SERVICE_ERRORS = frozenset({"InternalError", "InternalFailure", "Unavailable", "ServiceUnavailable"})
 
 
 def call_in_batches(
     instance_ids: Sequence[str], call: Callable[[list[str]], Mapping[str, str]], batch_size: int
 ) -> list[CallResult]:
     """Call for batches of ids. One refused id refuses the whole request (EC2 gives no per-id errors), so a refused
-    batch is split in halves until the ids that cause it stand alone and the others still act. Throttling is not
+    batch is split in halves until the ids that cause it stand alone and the others still act; only an error of
+    the service itself is retried whole. Throttling is not
     split: after the first throttled call every id not called yet is `throttled`, for the caller to try later,
     and what was done before still counts."""
     results: list[CallResult] = []
@@ -203,14 +197,13 @@ def call_in_batches(
                 throttled.append(code)
                 results.extend(CallResult(instance_id, "throttled", code) for instance_id in ids)
                 return
-            if len(ids) > 1 and code in PER_ID_ERRORS:
+            if len(ids) > 1 and code in SERVICE_ERRORS:
+                results.extend(CallResult(instance_id, "retry", code) for instance_id in ids)
+                return
+            if len(ids) > 1:
                 middle = len(ids) // 2
                 attempt(ids[:middle])
                 attempt(ids[middle:])
-                return
-            if len(ids) > 1:
-                # Capacity, a 5xx: nothing singles an id out; the whole batch is tried again later.
-                results.extend(CallResult(instance_id, "retry", code) for instance_id in ids)
                 return
             outcome: Outcome = "refused" if code in PERMANENT_CALL_ERRORS else "retry"
             message = str(error.response.get("Error", {}).get("Message", ""))

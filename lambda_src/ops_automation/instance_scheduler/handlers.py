@@ -11,7 +11,7 @@ get there, with its state reason.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import partial
 from typing import Any, ClassVar, Literal
@@ -20,7 +20,7 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import ClientError
 
-from ..core.claims import Claim, claim, record_made, release
+from ..core.claims import Claim, claim, record_made, release, take_over
 from ..core.clients import PLANNER_ATTEMPTS, WORKER_ATTEMPTS
 from ..core.completion import Observation
 from ..core.config import CommonConfig
@@ -58,6 +58,7 @@ from .decisions import (
 )
 from .outcomes import (
     SchedulerRuntime,
+    act_deadline,
     action_of_entry,
     expect,
     fail_once,
@@ -102,6 +103,8 @@ class ActMessage(WorkMessage):
     instance_ids: tuple[str, ...]
     # Times the ids were sent back to wait (an instance on its way to the other state, a throttled call).
     waits: int = 0
+    # Set when first sent back to wait: past it the ids still waiting fail (a late first act gets its full time).
+    deadline: str | None = None
     kind: Literal["act"] = "act"
 
 
@@ -127,6 +130,7 @@ def decode_act(payload: Mapping[str, Any]) -> ActMessage:
         role_arn=optional_text(payload, "role_arn"),
         instance_ids=text_list(payload, "instance_ids", prefix="i-"),
         waits=_waits(payload),
+        deadline=time_field(payload, "deadline") if payload.get("deadline") is not None else None,
     )
 
 
@@ -309,7 +313,9 @@ def act(rt: SchedulerRuntime, message: ActMessage) -> dict[str, Any]:
                 expect(rt, target, instance_id, message.action, message.slot)
         elif decision.verdict == "act":
             held = claim(rt, target, instance_id, request, ttl)
-            if held.status in ("new", "stale"):
+            if held.status == "stale" and not take_over(rt, held, ttl):
+                waiting.append(instance_id)  # another delivery took it over first
+            elif held.status in ("new", "stale"):
                 held_by_id[instance_id] = held
                 to_act.append(instance_id)
             elif held.status == "in_flight":
@@ -338,10 +344,9 @@ def act(rt: SchedulerRuntime, message: ActMessage) -> dict[str, Any]:
         else:
             fail_once(rt, target, call.instance_id, message.action, message.slot, f"refused: {call.detail}")
             result["reported"].append(call.instance_id)
-    retry = ActMessage(
-        rt.policy, message.action, message.slot, message.region, message.role_arn, tuple(waiting), message.waits + 1
-    )
-    wait_or_fail(rt, target, retry, retry.waits, message.action, message.slot, waiting)
+    deadline = parse_time(message.deadline, "deadline") if message.deadline else act_deadline(rt, message.slot)
+    retry = replace(message, instance_ids=tuple(waiting), waits=message.waits + 1, deadline=format_time(deadline))
+    wait_or_fail(rt, target, retry, retry.waits, message.action, message.slot, waiting, deadline)
     return {**result, "acted": done, "waiting": waiting}
 
 

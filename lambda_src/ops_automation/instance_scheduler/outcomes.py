@@ -70,8 +70,7 @@ def expect(rt: SchedulerRuntime, target: Target, resource_id: str, action: Actio
     rt.ledger.transition(
         key, "pending", rt.clock(), rt.config.completion.ledger_ttl_days, source_id=action, slot=slot, reason=""
     )
-    # A late act (Scheduler retries for up to an hour, SQS back-off) gets its full time too.
-    deadline = max(slot_deadline(rt, slot), rt.clock() + timedelta(minutes=rt.config.completion.timeout_minutes))
+    deadline = act_deadline(rt, slot)
     check = CheckMessage(rt.policy, resource_id, action, target.region, target.role_arn, slot, format_time(deadline))
     send_delayed(rt.clients.client("sqs"), rt.common.work_queue_url, check, (deadline - rt.clock()).total_seconds())
 
@@ -84,16 +83,23 @@ def wait_or_fail(
     action: Action,
     slot: str,
     resource_ids: list[str],
+    deadline: datetime | None = None,
 ) -> None:
-    """Send `retry` back (backing off by `waits`) while the slot's deadline is ahead; past it, the resources still
-    waiting fail once each."""
+    """Send `retry` back (backing off by `waits`) while the deadline (the slot's unless given) is ahead; past it,
+    the resources still waiting fail once each."""
     if not resource_ids:
         return
-    if rt.clock() < slot_deadline(rt, slot):
+    if rt.clock() < (deadline or slot_deadline(rt, slot)):
         send_delayed(rt.clients.client("sqs"), rt.common.work_queue_url, retry, backoff_seconds(waits))
         return
     for resource_id in resource_ids:
         fail_once(rt, target, resource_id, action, slot, "not acted on by the deadline")
+
+
+def act_deadline(rt: SchedulerRuntime, slot: str) -> datetime:
+    """The deadline of an action first handled now: the slot's, or the full verification time from now when the act
+    is late (Scheduler retries for up to an hour, the planner paces batches over up to 15 minutes)."""
+    return max(slot_deadline(rt, slot), rt.clock() + timedelta(minutes=rt.config.completion.timeout_minutes))
 
 
 def verify(
