@@ -1,6 +1,6 @@
 """`make bench`: measure everything in one run, print the tables, write bench/results/*.json, bench/RESULTS.md,
 bench/cost_inputs.json and the cost sections of modules/ami-backup/README.md, modules/ebs-snapshot/README.md,
-modules/deregister-cleanup/README.md and modules/snapshot-copy/README.md."""
+modules/deregister-cleanup/README.md, modules/snapshot-copy/README.md and modules/instance-scheduler/README.md."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from typing import Any
 from . import ROOT, cleanup, ebs, footprint, model, planner, readme, throttle
 from . import calls as calls_bench
 from . import copy as copy_bench
+from . import scheduler as scheduler_bench
 from .cost import EXCLUDED_PRICES, ISSUE_OLD_FIGURE_20, PRICES, money, project
 
 RESULTS = ROOT / "bench" / "results"
@@ -40,11 +41,12 @@ def measure() -> dict[str, Any]:
             "baseline": [asdict(planner.baseline_peak(n)) for n in PLANNER_FLEETS],
         },
         "imports": footprint.cold_imports(),
-        "zip_bytes": footprint.zip_bytes(),
+        "zip_bytes": footprint.largest_zip_bytes(),
         "throttle": throttle.measure(),
         "ebs": measure_ebs(),
         "cleanup": cleanup.measure().as_dict(),
         "copy": copy_bench.measure().as_dict(),
+        "scheduler": scheduler_bench.measure().as_dict(),
     }
 
 
@@ -228,6 +230,13 @@ def cleanup_notes(results: dict[str, Any]) -> list[str]:
     ]
 
 
+def scheduler_inputs(
+    results: dict[str, Any],
+) -> tuple[list[scheduler_bench.SchedulerInputs], list[scheduler_bench.SlotRun]]:
+    r = scheduler_bench.results_from_dict(results["scheduler"])
+    return r.inputs, r.slots
+
+
 def copy_inputs(results: dict[str, Any]) -> list[copy_bench.CopyInputs]:
     return [copy_bench.CopyInputs.from_dict(m) for m in results["copy"]["inputs"]]
 
@@ -315,6 +324,54 @@ def copy_notes(results: dict[str, Any]) -> list[str]:
     ]
 
 
+def scheduler_figures(results: dict[str, Any]) -> list[str]:
+    """Issue 9: calls per 1,000 instances per action (EC2 instances only), and the monthly cost."""
+    r = scheduler_bench.results_from_dict(results["scheduler"])
+    rows = ["| figure | " + " | ".join(s.action for s in r.slots) + " |", "|---" * (1 + len(r.slots)) + "|"]
+    per = [s.per_1000() for s in r.slots]
+    for call in sorted({call for figures in per for call in figures}):
+        rows.append(f"| {call} per 1,000 instances | " + " | ".join(f"{f.get(call, 0):,.0f}" for f in per) + " |")
+    rows.append(
+        "| instances acted on / verified / alerts | "
+        + " | ".join(f"{s.acted} / {s.verified} / {s.alerts} of {s.instances:,}" for s in r.slots)
+        + " |"
+    )
+    rows += ["", "| instances | monthly cost (after always-free tiers) | assumed churn line | with churn |"]
+    rows.append("|---|---|---|---|")
+    for inputs in r.inputs:
+        p, c = scheduler_bench.projection(inputs), scheduler_bench.churn_line(inputs)
+        rows.append(
+            f"| {inputs.instances:,} | {money(p.total)} ({money(p.total_after_free_tier)}) | {money(c.usd)} | "
+            f"{money(p.total + c.usd)} ({money(p.total_after_free_tier + c.usd_after_free_tier)}) |"
+        )
+    return rows
+
+
+def scheduler_notes(results: dict[str, Any]) -> list[str]:
+    r = scheduler_bench.results_from_dict(results["scheduler"])
+    foreign = ", ".join(f"{call} {n}" for call, n in r.foreign_event.items()) or "none"
+    return [
+        "### instance-scheduler: how it is measured",
+        "",
+        "- EC2 instances only: the Auto Scaling group and RDS adapters (`groups.py`, `rds.py`) are not measured.",
+        "- moto made faithful, fixed clock, SQS on that clock; the real `plan_handler` and `work_handler` with "
+        "modules/instance-scheduler's defaults (20-minute deadline). Instances tagged `Schedule = office-hours`; "
+        f"an instance is `stopping` for {scheduler_bench.STOP_TIME.total_seconds():.0f} s and `pending` for "
+        f"{scheduler_bench.START_TIME.total_seconds():.0f} s (assumed), then its state event is delivered in its "
+        "own invocation; work items are handled when due (the planner paces act items of 50 instances 10 s apart; "
+        "batches of up to 10); the delayed checks come at most 15 minutes later (SQS's maximum delay).",
+        f"- Calls per 1,000: one stop and one start slot on {r.slots[0].instances:,} instances, the first slots of "
+        "the account; at "
+        + " and ".join(f"{i.instances}" for i in r.inputs)
+        + " instances (the cost) a stop and a start slot first, then the measured ones. A first slot makes the "
+        f"same calls as one at steady state (checked at {r.inputs[0].instances} instances: {r.warm_equals_cold}).",
+        f"- A state event of an instance outside the policy (the rule is account-wide, review note 14): {foreign}. "
+        f"Priced apart at an assumed {scheduler_bench.ASSUMED_CHURN_EVENTS_PER_MONTH:,} events a month.",
+        f"- A month: {scheduler_bench.SLOTS_PER_MONTH} start and {scheduler_bench.SLOTS_PER_MONTH} stop slots "
+        "(weekday office hours); the event source mapping's idle polls all month.",
+    ]
+
+
 def figures(results: dict[str, Any]) -> list[str]:
     ours_c, base_c = results["calls"]["ours"], results["calls"]["baseline"]
     rows = [
@@ -345,7 +402,8 @@ def figures(results: dict[str, Any]) -> list[str]:
     imports = results["imports"]
     ratio = imports["ops_automation.ami_backup.handlers_ratio"]
     rows.append(_row("cold import of handlers vs `import boto3`", f"{ratio:.2f}x", "", "≤ 1.5x"))
-    rows.append(_row("function zip", f"{results['zip_bytes'] / 1024:.1f} KB", "", "< 100 KB"))
+    largest = f"{results['zip_bytes'] / 1024:.1f} KB"
+    rows.append(_row("largest function zip (core + one module)", largest, "", "< 100 KB"))
     rows.extend(throttle_rows(results["throttle"]))
     for n in COST_FLEETS:
         ours = project(model_usage(results, "ours"), n)
@@ -485,6 +543,7 @@ def report(
     ebs_table: list[str],
     cleanup_table: list[str],
     copy_table: list[str],
+    scheduler_table: list[str] | None = None,
 ) -> str:
     ours, origin = model_usage(results, "ours"), model_usage(results, "origin")
     sources = "\n".join(
@@ -540,6 +599,16 @@ def report(
             "",
             readme.copy_section(copy_inputs(results)).replace("](../../examples/", "](../examples/"),
             "",
+            "## instance-scheduler (issue 9): calls per 1,000 instances per action, and cost",
+            "",
+            *(scheduler_table or scheduler_figures(results)),
+            "",
+            *scheduler_notes(results),
+            "",
+            "## instance-scheduler cost, line by line",
+            "",
+            readme.scheduler_section(*scheduler_inputs(results)),
+            "",
             "## Prices (us-east-1 list prices)",
             "",
             sources,
@@ -573,25 +642,36 @@ def main() -> int:
     model.save_inputs(
         ours, origin, ebs_modes, cleanup_in.as_dict(), snapshot_copy=[inputs.as_dict() for inputs in copy_in]
     )
+    scheduler_bench.save_inputs(scheduler_bench.results_from_dict(results["scheduler"]))
     readme.write(readme.section(ours, origin))
     readme.write(readme.ebs_section(ebs_modes), readme.EBS_README)
     readme.write(readme.cleanup_section(cleanup_in), readme.CLEANUP_README)
     copy_readme = readme.COPY_README.exists() and readme.BEGIN in readme.COPY_README.read_text(encoding="utf-8")
     if copy_readme:  # its own markers only: the section is never appended to a README without them
         readme.write(readme.copy_section(copy_in), readme.COPY_README)
+    scheduler_text = readme.SCHEDULER_README.read_text(encoding="utf-8")
+    scheduler_readme = readme.BEGIN in scheduler_text and readme.END in scheduler_text
+    if scheduler_readme:  # its own markers only, as snapshot-copy's
+        readme.write(readme.scheduler_section(*scheduler_inputs(results)), readme.SCHEDULER_README)
     table, ebs_table, cleanup_table = figures(results), ebs_figures(results), cleanup_figures(results)
-    copy_table = copy_figures(results)
-    REPORT.write_text(report(results, table, ebs_table, cleanup_table, copy_table) + "\n", encoding="utf-8")
+    copy_table, scheduler_table = copy_figures(results), scheduler_figures(results)
+    REPORT.write_text(
+        report(results, table, ebs_table, cleanup_table, copy_table, scheduler_table) + "\n", encoding="utf-8"
+    )
     print("\n".join(table))
     print("\n" + "\n".join(ebs_table))
     print("\n" + "\n".join(cleanup_table))
     print("\n" + "\n".join(copy_table))
+    print("\n" + "\n".join(scheduler_table))
     print(
         f"\nwrote {REPORT.relative_to(ROOT)}, {model.INPUTS_FILE.relative_to(ROOT)}, bench/results/*.json and "
         f"the cost sections of {readme.README.relative_to(ROOT)}, {readme.EBS_README.relative_to(ROOT)}, "
         f"{readme.CLEANUP_README.relative_to(ROOT)}"
         + (f" and {readme.COPY_README.relative_to(ROOT)}" if copy_readme else "")
+        + (f" and {readme.SCHEDULER_README.relative_to(ROOT)}" if scheduler_readme else "")
     )
+    if not scheduler_readme:
+        print(f"{readme.SCHEDULER_README.relative_to(ROOT)} has no {readme.BEGIN}/{readme.END} markers: not written")
     return 0
 
 

@@ -127,34 +127,35 @@ def cycle_duration_s(usage: CycleUsage, n: int, latency: LatencyModel) -> float:
     return ec2 * latency.ec2_call_s + others * latency.other_call_s + invocations * latency.invocation_s
 
 
-def project(usage: CycleUsage, n: int, latency: LatencyModel | None = None) -> Projection:
+def project(usage: CycleUsage, n: int, latency: LatencyModel | None = None, days: float = DAYS) -> Projection:
+    """`days`: cycles a month (instance-scheduler: 22 weekdays of one start and one stop slot)."""
     latency = latency or LatencyModel()
-    invocations = (usage.invocations_each * n + usage.invocations_fixed) * DAYS + usage.checker_invocations_per_month
-    gb_seconds = cycle_duration_s(usage, n, latency) * DAYS * latency.memory_gb
+    invocations = (usage.invocations_each * n + usage.invocations_fixed) * days + usage.checker_invocations_per_month
+    gb_seconds = cycle_duration_s(usage, n, latency) * days * latency.memory_gb
     gb_seconds += usage.checker_invocations_per_month * latency.invocation_s * latency.memory_gb
     sqs = (
-        _calls(usage, n, "sqs.") * DAYS
-        + 2 * usage.sqs_messages_each * n * DAYS  # the event source mapping's receive and delete per message
-        + usage.eventbridge_deliveries_each * n * DAYS
+        _calls(usage, n, "sqs.") * days
+        + 2 * usage.sqs_messages_each * n * days  # the event source mapping's receive and delete per message
+        + usage.eventbridge_deliveries_each * n * days
         + usage.idle_sqs_requests_per_month
     )
-    log_bytes = (usage.log_bytes_each * n * DAYS) + invocations * latency.platform_log_bytes
-    metric_months = usage.metric_names * usage.metric_hours_per_day * DAYS / HOURS_PER_MONTH
+    log_bytes = (usage.log_bytes_each * n * days) + invocations * latency.platform_log_bytes
+    metric_months = usage.metric_names * usage.metric_hours_per_day * days / HOURS_PER_MONTH
     lines = [
         _line("Lambda requests", "lambda_requests", invocations),
         _line("Lambda duration (256 MB, arm64)", "lambda_gb_seconds", gb_seconds),
-        _line("DynamoDB on-demand writes", "dynamodb_writes", _writes(usage, n) * DAYS),
-        _line("DynamoDB on-demand reads", "dynamodb_reads", _calls(usage, n, "dynamodb.GetItem") * DAYS),
+        _line("DynamoDB on-demand writes", "dynamodb_writes", _writes(usage, n) * days),
+        _line("DynamoDB on-demand reads", "dynamodb_reads", _calls(usage, n, "dynamodb.GetItem") * days),
         _line("SQS requests (incl. idle long polls)", "sqs_requests", sqs),
         _line("CloudWatch Logs ingestion", "logs_ingestion", log_bytes),
         _line("CloudWatch custom metrics (EMF)", "custom_metrics", metric_months),
         _line("CloudWatch alarms", "alarms", usage.alarms),
         _line("SNS (alerts on failure only)", "sns_publishes", 0),
-        _line("EventBridge Scheduler", "scheduler_invocations", usage.scheduler_invocations_per_day * DAYS),
+        _line("EventBridge Scheduler", "scheduler_invocations", usage.scheduler_invocations_per_day * days),
         _line(
             f"EventBridge {usage.service_events} events",
             "eventbridge_aws_events",
-            usage.eventbridge_deliveries_each * n * DAYS,
+            usage.eventbridge_deliveries_each * n * days,
         ),
     ]
     return Projection(usage.design, n, lines)

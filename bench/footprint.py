@@ -43,11 +43,31 @@ def cold_imports(runs: int = 5) -> dict[str, float]:
     return result
 
 
-def zip_bytes(source: Path = ROOT / "lambda_src") -> int:
-    """The function package as modules/internal/package.tf builds it (archive_file, no __pycache__ / *.pyc)."""
+def package_files(package: str, source: Path = ROOT / "lambda_src") -> list[Path]:
+    """The files of one module's function package as modules/internal/package.tf selects them (archive_file): the
+    core and `ops_automation/<package>` only, no __pycache__ / *.pyc."""
+    modules = source / "ops_automation"
+    shipped = {"core", package}
+    files = []
+    for path in sorted(source.rglob("*")):
+        if not path.is_file() or "__pycache__" in path.parts or path.suffix == ".pyc":
+            continue
+        inside = path.relative_to(modules).parts if path.is_relative_to(modules) else ()
+        if len(inside) > 1 and inside[0] not in shipped:
+            continue
+        files.append(path)
+    return files
+
+
+def zip_bytes(package: str, source: Path = ROOT / "lambda_src") -> int:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for path in sorted(source.rglob("*")):
-            if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
-                archive.write(path, path.relative_to(source).as_posix())
+        for path in package_files(package, source):
+            archive.write(path, path.relative_to(source).as_posix())
     return len(buffer.getvalue())
+
+
+def largest_zip_bytes(source: Path = ROOT / "lambda_src") -> int:
+    """The largest of the modules' function packages."""
+    packages = [p.parent.name for p in (source / "ops_automation").glob("*/__init__.py") if p.parent.name != "core"]
+    return max(zip_bytes(package, source) for package in packages)

@@ -8,13 +8,20 @@
 
 locals {
   source_dir = coalesce(var.source_dir, "${path.module}/../../lambda_src")
+  # Each module's functions ship the shared core and their own package only (no package imports another
+  # module's): a smaller zip, and a change to one module does not redeploy the others.
+  own_package = "ops_automation/${replace(var.service_name, "-", "_")}"
+  other_packages = [
+    for init in fileset(local.source_dir, "ops_automation/*/__init__.py") : dirname(init)
+    if !contains(["ops_automation/core", local.own_package], dirname(init))
+  ]
 }
 
 data "archive_file" "this" {
   type        = "zip"
   source_dir  = local.source_dir
   output_path = "${path.root}/.terraform/ops-automation/${var.name}.zip"
-  excludes    = ["**/__pycache__/**", "**/*.pyc"]
+  excludes    = concat(["**/__pycache__/**", "**/*.pyc"], [for package in local.other_packages : "${package}/**"])
 }
 
 locals {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import bench  # noqa: F401 - puts the paths the benchmark needs in place
 import pytest
-from bench import calls, cleanup, copy, ebs, footprint, model, planner, readme, throttle
+from bench import calls, cleanup, copy, ebs, footprint, model, planner, readme, scheduler, throttle
 from bench.cost import LatencyModel, cycle_duration_s, project
 
 pytestmark = pytest.mark.tier1
@@ -61,8 +61,13 @@ def test_the_stand_in_ec2_answers_like_moto() -> None:
     assert check["same_calls"] and check["same_messages"]
 
 
-def test_the_zip_is_small() -> None:
-    assert 0 < footprint.zip_bytes() < 100 * 1024
+def test_each_module_ships_the_core_and_its_own_package_only() -> None:
+    shipped = {
+        path.relative_to(footprint.ROOT / "lambda_src").parts[:2] for path in footprint.package_files("ami_backup")
+    }
+    assert ("ops_automation", "core") in shipped and ("ops_automation", "ami_backup") in shipped
+    assert not [parts for parts in shipped if len(parts) == 2 and parts[1] in ("instance_scheduler", "snapshot_copy")]
+    assert 0 < footprint.largest_zip_bytes() < 100 * 1024
 
 
 @pytest.fixture(scope="module")
@@ -325,3 +330,37 @@ def test_copy_cost_prices_forwarded_events_as_custom_events_and_excludes_storage
         assert not any("storage" in item.lower() or "transfer" in item.lower() for item in lines)
         assert lines["CloudWatch alarms"].usd == by[(20, 1)].lines[[x.item for x in p.lines].index(
             "CloudWatch alarms")].usd  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# instance-scheduler (issue 9): a start and a stop slot of 3 instances, cold and warm
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def scheduler_run() -> scheduler.SchedulerResults:
+    return scheduler.measure(sizes=(20,), calls_fleet=20)
+
+
+def test_every_scheduled_instance_is_acted_on_and_verified_without_alerts(
+    scheduler_run: scheduler.SchedulerResults,
+) -> None:
+    assert sorted(s.action for s in scheduler_run.slots) == ["start", "stop"]
+    for slot in scheduler_run.slots:
+        assert slot.acted == slot.verified == slot.instances == 20 and slot.alerts == 0
+    assert scheduler_run.warm_equals_cold
+
+
+def test_the_scheduler_readme_cost_section_is_what_the_cost_model_computes() -> None:
+    text = readme.SCHEDULER_README.read_text(encoding="utf-8")
+    assert readme.current(text) == readme.scheduler_section(*scheduler.load_inputs())
+
+
+def test_the_committed_scheduler_cost_inputs_match_a_fresh_measurement(
+    scheduler_run: scheduler.SchedulerResults,
+) -> None:
+    committed = {i.instances: i for i in scheduler.load_inputs()[0]}
+    (fresh,) = scheduler_run.inputs
+    assert fresh.usage.ec2_calls_each == committed[20].usage.ec2_calls_each
+    assert fresh.usage.other_calls_each == committed[20].usage.other_calls_each
+    assert fresh.usage.sqs_messages_each == committed[20].usage.sqs_messages_each
