@@ -21,6 +21,15 @@ module "instance_scheduler" {
   excluded_dates    = var.excluded_dates
   target_tags       = { Schedule = "office-hours" }
 
+  # Stop normally (hibernate only what was enabled for it at launch, when set to true); leave the members of
+  # Auto Scaling groups alone (capacity would set tagged groups to 0/0/0 and restore their sizes instead).
+  hibernate           = false
+  auto_scaling_groups = "skip"
+
+  # Keys of customer-managed-key encrypted EBS volumes: without kms:CreateGrant on them an instance goes from
+  # pending back to stopped. Empty by default (volumes under aws/ebs need nothing).
+  volume_kms_key_arns = var.volume_kms_key_arns
+
   # Friday's runs to Monday's are 72 hours apart: one hour of grace over that.
   missed_run_alarm_hours = 73
 

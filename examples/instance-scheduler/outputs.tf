@@ -57,9 +57,19 @@ output "ledger_table_name" {
   value       = module.instance_scheduler.ledger_table_name
 }
 
-output "event_rule_arn" {
-  description = "ARN of the EventBridge rule forwarding instance state changes to the work queue."
-  value       = module.instance_scheduler.event_rule_arn
+output "event_rule_arns" {
+  description = "ARNs of the EventBridge rules forwarding events to the work queue (here only instance-state)."
+  value       = module.instance_scheduler.event_rule_arns
+}
+
+output "worker_policy_json" {
+  description = "Business IAM policy of the worker: EC2 start/stop on the instances carrying Schedule = office-hours."
+  value       = module.instance_scheduler.worker_policy_json
+}
+
+output "alarm_arns" {
+  description = "CloudWatch alarms of the policy (dead-letter messages, missed runs)."
+  value       = module.instance_scheduler.alarm_arns
 }
 
 output "alarm_topic_arn" {

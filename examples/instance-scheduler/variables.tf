@@ -16,6 +16,12 @@ variable "excluded_dates" {
   default     = ["2027-01-01", "2027-01-11", "2027-02-11"]
 }
 
+variable "volume_kms_key_arns" {
+  description = "Customer managed KMS key ARNs of the target instances' EBS volumes, on which the worker may create the grant EC2 needs to start them."
+  type        = list(string)
+  default     = []
+}
+
 variable "powertools_layer_arn" {
   description = "Powertools layer version ARN; null uses the public layer of the region."
   type        = string

@@ -11,6 +11,18 @@ data "aws_partition" "current" {
       condition     = length(var.instance_ids) > 0 || length(var.target_tags) > 0
       error_message = "At least one of instance_ids and target_tags must be non-empty: the policy needs instances to start and stop."
     }
+
+    # Groups and databases are found by their tags only: without target tags the worker's IAM would have to
+    # allow resizing every group, or starting and stopping every database, of the account.
+    precondition {
+      condition     = var.auto_scaling_groups != "capacity" || length(var.target_tags) > 0
+      error_message = "auto_scaling_groups = \"capacity\" needs target_tags: the groups to scale to 0/0/0 and back are those carrying every target tag (instance_ids cannot name a group)."
+    }
+
+    precondition {
+      condition     = !var.schedule_rds || length(var.target_tags) > 0
+      error_message = "schedule_rds = true needs target_tags: the RDS instances and Aurora clusters to stop and start are those carrying every target tag."
+    }
   }
 }
 
@@ -65,17 +77,53 @@ locals {
   # EC2 emits `EC2 Instance State-change Notification` for every instance of the account and region
   # (EC2 user guide, "Monitor instance state changes"; best effort); the detail is only instance-id and
   # state, so the worker re-reads the instance (DescribeInstances: State and StateReason) and the delayed
-  # check covers a lost event. Only the end states of a start and a stop reach the queue.
+  # check covers a lost event. Only the end states of a start and a stop reach the queue. With listed
+  # instances only (no target tags), the rule matches only their ids, so the rest of the account's churn
+  # costs nothing (review note 14); with tags the worker drops events of instances without a pending record.
+  # Every event is a trigger to re-read, never a verdict.
   instance_state_pattern = {
     source        = ["aws.ec2"]
     "detail-type" = ["EC2 Instance State-change Notification"]
     detail = {
-      state = ["running", "stopped"]
+      for key, values in { state = ["running", "stopped"], instance-id = var.instance_ids } :
+      key => values if key == "state" || length(var.target_tags) == 0
     }
   }
-  event_patterns = {
-    instance-state = jsonencode(local.instance_state_pattern)
+
+  # Capacity mode: Auto Scaling emits these for every group of the account and region (EC2 Auto Scaling
+  # user guide, "Amazon EC2 Auto Scaling event reference"); the worker re-reads the group (instances,
+  # desired capacity, newest scaling activity) when one names a group with a pending record.
+  auto_scaling_pattern = {
+    source        = ["aws.autoscaling"]
+    "detail-type" = ["EC2 Instance Launch Successful", "EC2 Instance Terminate Successful", "EC2 Instance Launch Unsuccessful"]
   }
+
+  # RDS events (RDS user guide, "Amazon RDS event categories and event messages",
+  # https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_Events.Messages.html, notification category;
+  # the same ids and texts in the Neptune user guide, which "uses existing Amazon RDS event definitions and IDs"):
+  # - RDS-EVENT-0087 "The DB instance has been stopped."
+  # - RDS-EVENT-0088 "The DB instance has been started."
+  # - RDS-EVENT-0154 "The DB instance is being started due to it exceeding the maximum allowed time being stopped."
+  # - RDS-EVENT-0150 "The DB cluster stopped."
+  # - RDS-EVENT-0151 "The DB cluster started."
+  # - RDS-EVENT-0153 "The DB cluster is being started due to it exceeding the maximum allowed time being stopped."
+  # 0087/0088/0150/0151 trigger the re-read that verifies a stop or start; 0154/0153 (the 7-day auto-start)
+  # make the worker stop again a database whose newest action was a stop. RDS emits events on a best effort
+  # basis (Aurora user guide, "Monitoring Amazon Aurora events"): the delayed check and the next stop slot
+  # cover a lost one.
+  rds_pattern = {
+    source        = ["aws.rds"]
+    "detail-type" = ["RDS DB Instance Event", "RDS DB Cluster Event"]
+    detail = {
+      EventID = ["RDS-EVENT-0087", "RDS-EVENT-0088", "RDS-EVENT-0150", "RDS-EVENT-0151", "RDS-EVENT-0153", "RDS-EVENT-0154"]
+    }
+  }
+
+  event_patterns = merge(
+    { instance-state = jsonencode(local.instance_state_pattern) },
+    var.auto_scaling_groups == "capacity" ? { auto-scaling = jsonencode(local.auto_scaling_pattern) } : {},
+    var.schedule_rds ? { rds = jsonencode(local.rds_pattern) } : {},
+  )
 }
 
 module "this" {
@@ -111,6 +159,7 @@ module "this" {
     OPS_OPT_OUT_TAG_KEY   = var.opt_out_tag_key == null ? "" : var.opt_out_tag_key
     OPS_ASG_MODE          = var.auto_scaling_groups
     OPS_HIBERNATE         = tostring(var.hibernate)
+    OPS_SCHEDULE_RDS      = tostring(var.schedule_rds)
   }
 
   queue_consumer_max_concurrency = var.worker_max_concurrency

@@ -53,17 +53,17 @@ output "role_arns" {
 }
 
 output "planner_policy_json" {
-  description = "Business IAM policy of each planner (EC2 reads, STS), as attached to its role; null without any schedule."
+  description = "Business IAM policy of each planner (EC2, and when enabled Auto Scaling and RDS, reads; STS), as attached to its role; null without any schedule."
   value       = try(coalesce(lookup(module.this.business_policy_jsons, "starter", null), lookup(module.this.business_policy_jsons, "stopper", null)), null)
 }
 
 output "worker_policy_json" {
-  description = "Business IAM policy of the worker (EC2 start/stop on the targets, STS, and kms:CreateGrant on kms_key_arns), as attached to its role."
+  description = "Business IAM policy of the worker (EC2 start/stop on the targets, kms:CreateGrant on volume_kms_key_arns, Auto Scaling group sizes in capacity mode, RDS start/stop with schedule_rds, STS), as attached to its role."
   value       = module.this.business_policy_jsons["worker"]
 }
 
 output "target_role_policy_json" {
-  description = "IAM policy each role in target_role_arns needs: the EC2 (and volume key) permissions of every function, without sts:AssumeRole."
+  description = "IAM policy each role in target_role_arns needs: the EC2 (volume key, Auto Scaling, RDS) permissions of every function, without sts:AssumeRole."
   value       = module.this.target_role_policy_json
 }
 
@@ -89,6 +89,11 @@ output "schedules" {
 output "event_rule_arn" {
   description = "ARN of the EventBridge rule forwarding EC2 Instance State-change Notification events (running, stopped) to the work queue."
   value       = module.this.event_rule_arns["instance-state"]
+}
+
+output "event_rule_arns" {
+  description = "ARNs of the EventBridge rules forwarding events to the work queue, keyed instance-state, auto-scaling (capacity mode) and rds (schedule_rds)."
+  value       = module.this.event_rule_arns
 }
 
 ################################################################################

@@ -70,6 +70,13 @@ variable "instance_ids" {
   default     = []
 
   validation {
+    # The ids go into the state-change rule's pattern (at most 2,048 characters: EventBridge quotas) and the
+    # worker's policy; a larger fleet is targeted by tags.
+    condition     = length(var.instance_ids) <= 50
+    error_message = "instance_ids takes at most 50 ids (they go into the event rule's pattern, limited to 2,048 characters); got ${length(var.instance_ids)}: tag a larger fleet and use target_tags."
+  }
+
+  validation {
     condition     = alltrue([for id in var.instance_ids : can(regex("^i-([0-9a-f]{8}|[0-9a-f]{17})$", id))])
     error_message = "instance_ids entries must be EC2 instance ids: i- followed by 8 or 17 lowercase hex digits; invalid: ${jsonencode(var.instance_ids == null ? null : [for id in var.instance_ids : id if !can(regex("^i-([0-9a-f]{8}|[0-9a-f]{17})$", id))])}."
   }
@@ -99,19 +106,26 @@ variable "opt_out_tag_key" {
 }
 
 variable "auto_scaling_groups" {
-  description = "What happens to instances in an Auto Scaling group (tag aws:autoscaling:groupName), which the group would replace if stopped: skip (left alone and named in the report); a capacity mode that saves and restores the group's sizes is planned."
+  description = "What happens to Auto Scaling groups and their instances (tag aws:autoscaling:groupName), which a group would replace if stopped: skip (members left alone and named in the report) or capacity (groups carrying every target tag are set to 0/0/0 at stop, their sizes saved in the group tag ops-automation:saved-capacity, and restored at start; needs target_tags)."
   type        = string
   nullable    = false
   default     = "skip"
 
   validation {
-    condition     = contains(["skip"], var.auto_scaling_groups)
-    error_message = "auto_scaling_groups must be skip (the only mode so far; capacity is planned); got ${jsonencode(var.auto_scaling_groups)}."
+    condition     = contains(["skip", "capacity"], var.auto_scaling_groups)
+    error_message = "auto_scaling_groups must be skip or capacity; got ${jsonencode(var.auto_scaling_groups)}."
   }
 }
 
 variable "hibernate" {
   description = "Hibernate instead of stopping the instances enabled for hibernation at launch (the others are stopped normally)."
+  type        = bool
+  nullable    = false
+  default     = false
+}
+
+variable "schedule_rds" {
+  description = "Whether RDS DB instances and Aurora DB clusters carrying every target tag are stopped and started on the same slots (and stopped again when AWS starts them after 7 days stopped); needs target_tags."
   type        = bool
   nullable    = false
   default     = false
@@ -141,15 +155,27 @@ variable "target_role_arns" {
   }
 }
 
-variable "kms_key_arns" {
+variable "volume_kms_key_arns" {
   description = "Customer managed KMS key ARNs that encrypt the EBS volumes of target instances, on which the worker (and target roles) may create the grant EC2 needs to start them; empty means none."
   type        = list(string)
   nullable    = false
   default     = []
 
   validation {
-    condition     = alltrue([for arn in var.kms_key_arns : can(regex("^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/[A-Za-z0-9-]+$", arn))])
-    error_message = "kms_key_arns entries must be KMS key ARNs (arn:<partition>:kms:<region>:<account>:key/<id>; aliases cannot grant key use); invalid: ${jsonencode(var.kms_key_arns == null ? null : [for arn in var.kms_key_arns : arn if !can(regex("^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/[A-Za-z0-9-]+$", arn))])}."
+    condition     = alltrue([for arn in var.volume_kms_key_arns : can(regex("^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/[A-Za-z0-9-]+$", arn))])
+    error_message = "volume_kms_key_arns entries must be KMS key ARNs (arn:<partition>:kms:<region>:<account>:key/<id>; aliases cannot grant key use); invalid: ${jsonencode(var.volume_kms_key_arns == null ? null : [for arn in var.volume_kms_key_arns : arn if !can(regex("^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/[A-Za-z0-9-]+$", arn))])}."
+  }
+}
+
+variable "license_configuration_arns" {
+  description = "License Manager license configuration ARNs associated with target instances; StartInstances is also authorized against them, so the worker may use them; empty means none."
+  type        = list(string)
+  nullable    = false
+  default     = []
+
+  validation {
+    condition     = alltrue([for arn in var.license_configuration_arns : can(regex("^arn:aws[a-z-]*:license-manager:[a-z0-9-]+:[0-9]{12}:license-configuration:lic-[0-9a-f]+$", arn))])
+    error_message = "license_configuration_arns entries must be license configuration ARNs (arn:<partition>:license-manager:<region>:<account>:license-configuration:lic-<id>); invalid: ${jsonencode(var.license_configuration_arns == null ? null : [for arn in var.license_configuration_arns : arn if !can(regex("^arn:aws[a-z-]*:license-manager:[a-z0-9-]+:[0-9]{12}:license-configuration:lic-[0-9a-f]+$", arn))])}."
   }
 }
 
@@ -164,8 +190,10 @@ variable "verify_deadline_minutes" {
   default     = 20
 
   validation {
-    condition     = var.verify_deadline_minutes >= 1 && var.verify_deadline_minutes <= 1440 && floor(var.verify_deadline_minutes) == var.verify_deadline_minutes
-    error_message = "verify_deadline_minutes must be a whole number between 1 and 1440; got ${jsonencode(var.verify_deadline_minutes)}."
+    # Under 10 minutes an ordinary start (pending for a minute or two, longer with large volumes or hibernation)
+    # would be reported as not started.
+    condition     = var.verify_deadline_minutes >= 10 && var.verify_deadline_minutes <= 1440 && floor(var.verify_deadline_minutes) == var.verify_deadline_minutes
+    error_message = "verify_deadline_minutes must be a whole number between 10 and 1440; got ${jsonencode(var.verify_deadline_minutes)}."
   }
 }
 

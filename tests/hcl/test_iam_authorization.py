@@ -42,12 +42,25 @@ NEWER_THAN_THE_COPY = {
     ("ec2:CopySnapshot", "snapshot"): ["aws:ResourceTag/${TagKey}"],
     ("ec2:CopyImage", "image"): ["aws:ResourceTag/${TagKey}"],
 }
+# Services whose Service Authorization Reference names a resource type's tag keys only in its Resource types table,
+# not in the action rows: "Resource condition keys are listed in the Resource types table" (SAR, Amazon RDS). The
+# keys of RDS's db (aws:ResourceTag/${TagKey}, rds:db-tag/${TagKey}) and cluster (aws:ResourceTag/${TagKey},
+# rds:cluster-tag/${TagKey}) hold for every action on that resource type.
+RESOURCE_TABLE_KEYS = {"rds"}
 # Global keys AWS evaluates for every request, whatever the action (IAM user guide, "AWS global condition context
 # keys"); the tag keys are not among them: they depend on the resource type.
 GLOBAL_KEYS = re.compile(
     r"^aws:(SourceArn|SourceAccount|SourceOrgID|PrincipalOrgID|PrincipalArn|PrincipalAccount|"
     r"CalledVia|ViaAWSService|SecureTransport|RequestedRegion|SourceIp|SourceVpc|SourceVpce)$"
 )
+
+
+def resource_table_keys(action: str, kind: str) -> list[str]:
+    """The Resource types table's condition keys of `kind`, for the services listed in RESOURCE_TABLE_KEYS."""
+    service = action.split(":", 1)[0]
+    if service not in RESOURCE_TABLE_KEYS:
+        return []
+    return [key for r in definitions()[service]["resources"] if r["resource"] == kind for key in r["condition_keys"]]
 
 
 @cache
@@ -115,7 +128,11 @@ def test_condition_keys_are_supported_where_they_are_used(item: tuple[ModuleFunc
             supported = [
                 k
                 for kind in (*statement.resource_kinds, "")
-                for k in [*types.get(kind, []), *NEWER_THAN_THE_COPY.get((action, kind), [])]
+                for k in [
+                    *types.get(kind, []),
+                    *NEWER_THAN_THE_COPY.get((action, kind), []),
+                    *(resource_table_keys(action, kind) if kind in types else []),
+                ]
             ]
             assert key_matches(key, supported), (
                 f"{action} on {statement.resource_kinds}: condition key {key} is not supported there; "

@@ -161,8 +161,14 @@ class BusinessStatement:
     resource_kinds: tuple[str, ...]  # "image", "snapshot", "instance", "*"...
 
 
+# Resource types whose ARNs separate the type from the name with ":" (arn:...:rds:<region>:<account>:db:<name>,
+# ...:autoscaling:<region>:<account>:autoScalingGroup:<id>:autoScalingGroupName/<name>), per service.
+_COLON_KINDS = re.compile(r":rds:.*?:(db|cluster):|:autoscaling:.*?:(autoScalingGroup):")
+
+
 def _resource_kinds(text: str) -> tuple[str, ...]:
     kinds = set(re.findall(r":([a-z-]+)/", text))
+    kinds |= {kind for match in _COLON_KINDS.findall(text) for kind in match if kind}
     if re.search(r'(resources\s*=\s*|^)\[\s*"\*"', text):
         kinds.add("*")
     return tuple(sorted(kinds))

@@ -1,6 +1,7 @@
 # Plan-level checks of the instance-scheduler module with a mocked AWS provider: one planner per scheduled
 # action (either may be omitted), Start/StopInstances only on the targets (tags or listed ARNs), the optional
-# kms:CreateGrant, the state-change rule, wiring of inputs into the internal module, and input validation.
+# kms:CreateGrant, Auto Scaling capacity mode and RDS (IAM, rules, preconditions), the state-change rule (narrowed
+# to listed ids), wiring of inputs into the internal module, and input validation.
 
 mock_provider "aws" {
   mock_data "aws_partition" {
@@ -78,7 +79,7 @@ run "tag_targeted" {
       toset(flatten([for s in local.worker_statements : s.actions])) == toset(["ec2:DescribeInstances", "ec2:StartInstances", "ec2:StopInstances"]) &&
       alltrue([for s in local.worker_statements : s.ownership == "none"])
     )
-    error_message = "Without kms_key_arns the worker reads, starts and stops instances, nothing else; the instances are not ours (ownership none)."
+    error_message = "Without volume_kms_key_arns the worker reads, starts and stops instances, nothing else; the instances are not ours (ownership none)."
   }
 
   assert {
@@ -115,6 +116,7 @@ run "tag_targeted" {
       output.function_environment_variables["OPS_OPT_OUT_TAG_KEY"] == "ops-automation:no-schedule" &&
       output.function_environment_variables["OPS_ASG_MODE"] == "skip" &&
       output.function_environment_variables["OPS_HIBERNATE"] == "false" &&
+      output.function_environment_variables["OPS_SCHEDULE_RDS"] == "false" &&
       output.function_environment_variables["OPS_COMPLETION_TIMEOUT_MINUTES"] == "20" &&
       output.function_environment_variables["OPS_LEDGER_TTL_DAYS"] == "400" &&
       jsondecode(output.function_environment_variables["OPS_TARGET_TAGS"]) == { Schedule = "office-hours" } &&
@@ -133,7 +135,7 @@ run "id_targeted_with_volume_keys" {
   variables {
     target_tags             = {}
     instance_ids            = ["i-0123456789abcdef0", "i-0fedcba9"]
-    kms_key_arns            = ["arn:aws:kms:ap-northeast-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"]
+    volume_kms_key_arns     = ["arn:aws:kms:ap-northeast-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"]
     excluded_dates          = ["2027-01-01", "2027-01-11"]
     opt_out_tag_key         = null
     hibernate               = true
@@ -161,7 +163,7 @@ run "id_targeted_with_volume_keys" {
       length([for s in local.worker_statements : s if contains(s.actions, "kms:CreateGrant")]) == 1 &&
       alltrue([
         for s in local.worker_statements : (
-          tolist(s.actions) == tolist(["kms:CreateGrant"]) && tolist(s.resources) == tolist(var.kms_key_arns) &&
+          tolist(s.actions) == tolist(["kms:CreateGrant"]) && tolist(s.resources) == tolist(var.volume_kms_key_arns) &&
           toset([for c in s.conditions : "${c.test} ${c.variable}=${join(",", c.values)}"]) == toset([
             "Bool kms:GrantIsForAWSResource=true",
             "StringLike kms:ViaService=ec2.*.amazonaws.com",
@@ -173,7 +175,12 @@ run "id_targeted_with_volume_keys" {
         ) if contains(s.actions, "kms:CreateGrant")
       ])
     )
-    error_message = "kms:CreateGrant only on kms_key_arns, only grants for EC2 to decrypt EBS volumes."
+    error_message = "kms:CreateGrant only on volume_kms_key_arns, only grants for EC2 to decrypt EBS volumes."
+  }
+
+  assert {
+    condition     = length([for s in local.worker_statements : s if s.sid == "StartWithLicenseConfigurations"]) == 0
+    error_message = "No license configuration statement when license_configuration_arns is empty."
   }
 
   assert {
@@ -281,11 +288,180 @@ run "rejects_bad_excluded_dates" {
   expect_failures = [var.excluded_dates]
 }
 
-run "rejects_capacity_mode_for_now" {
+run "capacity_mode" {
   command = plan
 
   variables {
     auto_scaling_groups = "capacity"
+    target_tags         = { Schedule = "office-hours", Env = "dev" }
+  }
+
+  assert {
+    condition = (
+      output.function_environment_variables["OPS_ASG_MODE"] == "capacity" &&
+      toset(flatten([for s in local.planner_statements : s.actions])) == toset([
+        "ec2:DescribeInstances", "autoscaling:DescribeAutoScalingGroups",
+      ]) &&
+      toset(flatten([for s in local.worker_statements : s.actions if s.sid == "ReadAutoScalingGroups"])) == toset([
+        "autoscaling:DescribeAutoScalingGroups", "autoscaling:DescribeScalingActivities",
+      ]) &&
+      alltrue([for s in local.worker_statements : s.ownership == "none"])
+    )
+    error_message = "Capacity mode: the planners also read groups; nothing the module owns is involved (ownership none)."
+  }
+
+  assert {
+    condition = (
+      length([for s in local.worker_statements : s if s.sid == "ResizeTaggedGroups"]) == 1 &&
+      alltrue([
+        for s in local.worker_statements : (
+          tolist(s.actions) == tolist(["autoscaling:UpdateAutoScalingGroup"]) &&
+          tolist(s.resources) == tolist(["arn:aws:autoscaling:ap-northeast-1:111122223333:autoScalingGroup:*:autoScalingGroupName/*"]) &&
+          [for c in s.conditions : "${c.test} ${c.variable}=${join(",", c.values)}"] == [
+            "StringEquals aws:ResourceTag/Env=dev", "StringEquals aws:ResourceTag/Schedule=office-hours",
+          ]
+        ) if s.sid == "ResizeTaggedGroups"
+      ])
+    )
+    error_message = "UpdateAutoScalingGroup only on groups carrying every target tag."
+  }
+
+  assert {
+    condition = (
+      length([for s in local.worker_statements : s if s.sid == "TagSavedCapacityOfTaggedGroups"]) == 1 &&
+      alltrue([
+        for s in local.worker_statements : (
+          toset(s.actions) == toset(["autoscaling:CreateOrUpdateTags", "autoscaling:DeleteTags"]) &&
+          tolist(s.resources) == tolist(["arn:aws:autoscaling:ap-northeast-1:111122223333:autoScalingGroup:*:autoScalingGroupName/*"]) &&
+          toset([for c in s.conditions : "${c.test} ${c.variable}=${join(",", c.values)}"]) == toset([
+            "StringEquals aws:ResourceTag/Env=dev",
+            "StringEquals aws:ResourceTag/Schedule=office-hours",
+            "ForAllValues:StringEquals aws:TagKeys=ops-automation:saved-capacity",
+            "Null aws:TagKeys=false",
+          ])
+        ) if s.sid == "TagSavedCapacityOfTaggedGroups"
+      ])
+    )
+    error_message = "The only tag the worker may write or delete on a tagged group is ops-automation:saved-capacity."
+  }
+
+  assert {
+    condition = (
+      keys(local.event_patterns) == ["auto-scaling", "instance-state"] &&
+      jsondecode(local.event_patterns["auto-scaling"]) == {
+        source        = ["aws.autoscaling"]
+        "detail-type" = ["EC2 Instance Launch Successful", "EC2 Instance Terminate Successful", "EC2 Instance Launch Unsuccessful"]
+      }
+    )
+    error_message = "Capacity mode adds a rule for the groups' launch and terminate events."
+  }
+
+  assert {
+    condition     = length([for s in local.worker_statements : s if anytrue([for a in s.actions : startswith(a, "rds:")])]) == 0
+    error_message = "Without schedule_rds no RDS permission."
+  }
+}
+
+run "rds" {
+  command = plan
+
+  variables {
+    schedule_rds = true
+  }
+
+  assert {
+    condition = (
+      output.function_environment_variables["OPS_SCHEDULE_RDS"] == "true" &&
+      toset(flatten([for s in local.planner_statements : s.actions])) == toset([
+        "ec2:DescribeInstances", "rds:DescribeDBInstances", "rds:DescribeDBClusters",
+      ]) &&
+      alltrue([for s in local.planner_statements : tolist(s.resources) == tolist(["arn:aws:rds:ap-northeast-1:111122223333:db:*"]) if s.sid == "ReadDbInstances"]) &&
+      alltrue([for s in local.planner_statements : tolist(s.resources) == tolist(["arn:aws:rds:ap-northeast-1:111122223333:cluster:*"]) if s.sid == "ReadDbClusters"])
+    )
+    error_message = "schedule_rds: the planners list DB instances and clusters on their resource types, not *."
+  }
+
+  assert {
+    condition = (
+      length([for s in local.worker_statements : s if startswith(s.sid, "StartStopTaggedDb")]) == 2 &&
+      alltrue([
+        for s in local.worker_statements : (
+          s.sid == "StartStopTaggedDbInstances" ?
+          (toset(s.actions) == toset(["rds:StartDBInstance", "rds:StopDBInstance"]) && tolist(s.resources) == tolist(["arn:aws:rds:ap-northeast-1:111122223333:db:*"])) :
+          (toset(s.actions) == toset(["rds:StartDBCluster", "rds:StopDBCluster"]) && tolist(s.resources) == tolist(["arn:aws:rds:ap-northeast-1:111122223333:cluster:*"]))
+        ) && [for c in s.conditions : "${c.test} ${c.variable}=${join(",", c.values)}"] == ["StringEquals aws:ResourceTag/Schedule=office-hours"]
+        if startswith(s.sid, "StartStopTaggedDb")
+      ]) &&
+      !contains(flatten([for s in local.worker_statements : s.resources]), "arn:aws:rds:ap-northeast-1:111122223333:snapshot:*")
+    )
+    error_message = "Start/Stop of DB instances (db ARNs) and Aurora clusters (cluster ARNs) carrying the target tags only; no snapshot resource."
+  }
+
+  assert {
+    condition = (
+      keys(local.event_patterns) == ["instance-state", "rds"] &&
+      jsondecode(local.event_patterns["rds"]) == {
+        source        = ["aws.rds"]
+        "detail-type" = ["RDS DB Instance Event", "RDS DB Cluster Event"]
+        detail = {
+          EventID = ["RDS-EVENT-0087", "RDS-EVENT-0088", "RDS-EVENT-0150", "RDS-EVENT-0151", "RDS-EVENT-0153", "RDS-EVENT-0154"]
+        }
+      }
+    )
+    error_message = "schedule_rds adds a rule for the stopped, started and auto-started RDS events only."
+  }
+}
+
+run "listed_instances_only_narrow_the_state_rule" {
+  command = plan
+
+  variables {
+    target_tags  = {}
+    instance_ids = ["i-0123456789abcdef0", "i-0fedcba9"]
+  }
+
+  assert {
+    condition = jsondecode(local.event_patterns["instance-state"]) == {
+      source        = ["aws.ec2"]
+      "detail-type" = ["EC2 Instance State-change Notification"]
+      detail = {
+        state         = ["running", "stopped"]
+        "instance-id" = ["i-0123456789abcdef0", "i-0fedcba9"]
+      }
+    }
+    error_message = "With listed instances only, the state rule matches only their ids."
+  }
+}
+
+run "rejects_capacity_mode_without_tags" {
+  command = plan
+
+  variables {
+    auto_scaling_groups = "capacity"
+    target_tags         = {}
+    instance_ids        = ["i-0123456789abcdef0"]
+  }
+
+  expect_failures = [data.aws_partition.current]
+}
+
+run "rejects_rds_without_tags" {
+  command = plan
+
+  variables {
+    schedule_rds = true
+    target_tags  = {}
+    instance_ids = ["i-0123456789abcdef0"]
+  }
+
+  expect_failures = [data.aws_partition.current]
+}
+
+run "rejects_unknown_group_mode" {
+  command = plan
+
+  variables {
+    auto_scaling_groups = "suspend"
   }
 
   expect_failures = [var.auto_scaling_groups]
@@ -315,8 +491,45 @@ run "rejects_alias_as_volume_key" {
   command = plan
 
   variables {
-    kms_key_arns = ["arn:aws:kms:ap-northeast-1:111122223333:alias/ebs"]
+    volume_kms_key_arns = ["arn:aws:kms:ap-northeast-1:111122223333:alias/ebs"]
   }
 
-  expect_failures = [var.kms_key_arns]
+  expect_failures = [var.volume_kms_key_arns]
+}
+
+run "licensed_instances" {
+  command = plan
+
+  variables {
+    license_configuration_arns = ["arn:aws:license-manager:ap-northeast-1:111122223333:license-configuration:lic-0123456789abcdef0123456789abcdef"]
+  }
+
+  assert {
+    condition = anytrue([
+      for s in local.worker_statements : (
+        tolist(s.actions) == tolist(["ec2:StartInstances"]) && tolist(s.resources) == tolist(var.license_configuration_arns)
+      )
+    ])
+    error_message = "StartInstances is allowed on the listed license configurations."
+  }
+}
+
+run "rejects_too_many_instance_ids" {
+  command = plan
+
+  variables {
+    instance_ids = [for n in range(51) : format("i-%017x", n)]
+  }
+
+  expect_failures = [var.instance_ids]
+}
+
+run "rejects_a_deadline_shorter_than_a_start" {
+  command = plan
+
+  variables {
+    verify_deadline_minutes = 5
+  }
+
+  expect_failures = [var.verify_deadline_minutes]
 }
