@@ -27,9 +27,9 @@ from aws_harness import (
     work_body,
 )
 from botocore.exceptions import ClientError
-from conftest import hook_every_request
 from tests.support.moto_fidelity import MotoFidelity
 
+from conftest import hook_every_request
 from ops_automation.core.completion import ledger_key
 from ops_automation.core.errors import PartialFailure
 from ops_automation.core.events import format_time

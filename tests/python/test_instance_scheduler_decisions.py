@@ -149,6 +149,15 @@ def test_bad_settings_name_the_variable(name: str, value: str) -> None:
     assert raised.value.field == name
 
 
+@pytest.mark.parametrize("name, value", [("OPS_ASG_MODE", "capacity"), ("OPS_SCHEDULE_RDS", "true")])
+def test_groups_and_databases_need_target_tags(name: str, value: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        InstanceSchedulerConfig.from_env(
+            {**ENV, "OPS_TARGET_TAGS": "{}", "OPS_INSTANCE_IDS": '["i-0123456789abcdef0"]', name: value}
+        )
+    assert raised.value.field == name
+
+
 def test_settings_are_read() -> None:
     settings = InstanceSchedulerConfig.from_env(ENV)
     assert settings.excluded_dates == frozenset({date(2026, 12, 31)}) and settings.completion.timeout_minutes == 30

@@ -123,6 +123,20 @@ EC2 instances (StartInstances, StopInstances)
       stops it).
   Checked, moto already matches: an unknown id fails the whole request with `InvalidInstanceID.NotFound`;
   `disableApiStop` refuses StopInstances (`OperationNotPermitted`; now checked before any instance is acted on).
+RDS (StopDBInstance, StartDBInstance, StopDBCluster, StartDBCluster)
+  E37 Stop/StartDBInstance of a DB instance that belongs to a DB cluster (Aurora, and the DocumentDB and Neptune
+      instances the same API lists) fails with `InvalidParameterCombination` "<engine> DB instances are not eligible
+      for stopping and starting." (moto stops and starts it).
+  E38 StopDBInstance of a DB instance that has read replicas fails (code not documented:
+      `fidelity.rds_replica_source_error`, default `InvalidDBInstanceState`); moto stops it.
+  E39 Stop/StartDBCluster of an Aurora Serverless v1 cluster, of a cluster in a global database, and of a cluster
+      that replicates to or from another cluster fails (code not documented: `fidelity.rds_cluster_refusal_error`,
+      default `InvalidDBClusterStateFault`); moto stops and starts them.
+  Checked, moto already matches: StopDBInstance of a read replica, and of SQL Server Multi-AZ, fails (moto's code
+  `InvalidDBClusterStateFault`; AWS documents none); Stop/Start of a resource not `available`/`stopped` fails with
+  `InvalidDBInstanceState`/`InvalidDBClusterStateFault`. Not modelled: `stopping` and `starting` (moto answers the
+  end state at once; tests set `status` on the backend), the cluster's members following its status, the
+  auto-start after seven days and its RDS-EVENT-0154/0153 (moto emits no RDS events).
 Deployments and event flow
   D1  EventBridge delivers the whole event to a target, `account` included.
   D2  No SQS push to a Docker-run Lambda: the harness plays the Lambda poller.
@@ -190,6 +204,8 @@ from moto.ec2.responses.instances import InstanceResponse
 from moto.ec2.utils import EC2_PREFIX_TO_RESOURCE, get_prefix
 from moto.events.models import Rule, events_backends
 from moto.events.utils import EventTemplateParser
+from moto.rds.exceptions import RDSClientError
+from moto.rds.models import RDSBackend
 from moto.sqs import models as sqs_models
 from moto.sqs.models import sqs_backends
 from moto.utilities.arns import parse_arn
@@ -276,6 +292,10 @@ LAUNCH_ERROR_CODE = "Client.InternalError"
 LAUNCH_ERROR_MESSAGE = "Client.InternalError: Client error on launch"
 UNSUPPORTED_HIBERNATION = "UnsupportedHibernationConfiguration"
 GONE_INSTANCE_STATES = frozenset({"shutting-down", "terminated"})
+# RDS (E37-E39). Observed (issue threads quoting the AWS answer): `InvalidParameterCombination` for a cluster member
+# (E37). Assumed where AWS names no code (settable on the MotoFidelity): E38, E39.
+DEFAULT_RDS_REPLICA_SOURCE_ERROR = "InvalidDBInstanceState"
+DEFAULT_RDS_CLUSTER_REFUSAL_ERROR = "InvalidDBClusterStateFault"
 
 
 def _aware(moment: datetime) -> datetime:
@@ -416,6 +436,9 @@ class MotoFidelity:
         self.copy_snapshot_faults: dict[str, str] = {}
         self.copy_snapshot_attempts: list[str] = []
         self.denied_kms_keys: set[str] = set()
+        # RDS (E38, E39): the codes AWS does not document.
+        self.rds_replica_source_error = DEFAULT_RDS_REPLICA_SOURCE_ERROR
+        self.rds_cluster_refusal_error = DEFAULT_RDS_CLUSTER_REFUSAL_ERROR
         # Instances (E33, E35): how long pending and stopping last (assumed; 0 = moto's immediate end state).
         self.instance_start_time = instance_start_time
         self.instance_stop_time = instance_stop_time
@@ -1813,6 +1836,71 @@ def _send_to_targets(original: Callable[..., None]) -> Callable[..., None]:
 
 
 # ---------------------------------------------------------------------------------------------------------------
+# RDS: StopDBInstance, StartDBInstance, StopDBCluster, StartDBCluster (E37-E39)
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _rds_instance_limits(original: Callable[..., Any], fidelity: MotoFidelity) -> Callable[..., Any]:
+    def call(self: RDSBackend, db_instance_identifier: str, *args: Any, **kwargs: Any) -> Any:
+        """E37, E38. What Stop/StartDBInstance refuse before moto's own checks.
+
+        E37 - "StopDBInstance - Amazon Relational Database Service": "This command doesn't apply to RDS Custom, Aurora
+        MySQL, and Aurora PostgreSQL. For Aurora clusters, use StopDBCluster instead.",
+        https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_StopDBInstance.html (StartDBInstance says the
+        same); "Stopping and starting an Amazon Aurora DB cluster": "You can't stop an individual Aurora DB instance.",
+        https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/aurora-cluster-stop-start.html. The code and
+        message as AWS answers them (quoted from CloudTrail in aws-solutions/instance-scheduler-on-aws#249 and #208):
+        `InvalidParameterCombination` "aurora-postgresql DB instances are not eligible for stopping and starting."
+        - moto stops and starts the member.
+
+        E38 - "Stopping an Amazon RDS DB instance temporarily", Limitations: "You can't stop a DB instance that has a
+        read replica, or that is a read replica.",
+        https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_StopInstance.html - moto refuses the replica only.
+        The code for the source is not documented: `fidelity.rds_replica_source_error`.
+        """
+        database = self.describe_db_instances(db_instance_identifier)[0]
+        if database.db_cluster_identifier:
+            raise RDSClientError(
+                "InvalidParameterCombination",
+                f"{database.engine} DB instances are not eligible for stopping and starting.",
+            )
+        if original.__name__ == "stop_db_instance" and database.replicas:
+            raise RDSClientError(
+                fidelity.rds_replica_source_error,
+                f"Cannot stop DB instance {db_instance_identifier} because it has read replicas.",
+            )
+        return original(self, db_instance_identifier, *args, **kwargs)
+
+    return call
+
+
+def _rds_cluster_limits(original: Callable[..., Any], fidelity: MotoFidelity) -> Callable[..., Any]:
+    def call(self: RDSBackend, cluster_identifier: str, *args: Any, **kwargs: Any) -> Any:
+        """E39. "Stopping and starting an Amazon Aurora DB cluster", Limitations: "You can't stop and start a cluster
+        that's part of an Aurora global database.", "You can't stop and start a cluster that has a cross-Region read
+        replica.", "You can't stop and start an Aurora Serverless v1 cluster."; "You can't stop a DB cluster that acts
+        as the replication target for data from another DB cluster, or acts as the replication master and transmits
+        data to another cluster.",
+        https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/aurora-cluster-stop-start.html - moto stops and
+        starts them. The code is not documented: `fidelity.rds_cluster_refusal_error`.
+        """
+        cluster = self.clusters.get(cluster_identifier)
+        if cluster is not None and (
+            cluster.engine_mode == "serverless"
+            or cluster.global_cluster_identifier
+            or cluster.replication_source_identifier
+            or cluster.read_replica_identifiers
+        ):
+            raise RDSClientError(
+                fidelity.rds_cluster_refusal_error,
+                f"DB cluster {cluster_identifier} cannot be stopped or started in its configuration.",
+            )
+        return original(self, cluster_identifier, *args, **kwargs)
+
+    return call
+
+
+# ---------------------------------------------------------------------------------------------------------------
 # Entry point
 # ---------------------------------------------------------------------------------------------------------------
 
@@ -1900,6 +1988,25 @@ def faithful_aws(
         patch(mock.patch.object(Instance, "state_reason", _instance_state_reason_property(), create=True))
         patch(mock.patch.object(InstanceResponse, "start_instances", _start_instances_response(fidelity)))
         patch(mock.patch.object(InstanceResponse, "stop_instances", _stop_instances_response(fidelity)))
+        # RDS (E37-E39)
+        patch(
+            mock.patch.object(
+                RDSBackend, "stop_db_instance", _rds_instance_limits(RDSBackend.stop_db_instance, fidelity)
+            )
+        )
+        patch(
+            mock.patch.object(
+                RDSBackend, "start_db_instance", _rds_instance_limits(RDSBackend.start_db_instance, fidelity)
+            )
+        )
+        patch(
+            mock.patch.object(RDSBackend, "stop_db_cluster", _rds_cluster_limits(RDSBackend.stop_db_cluster, fidelity))
+        )
+        patch(
+            mock.patch.object(
+                RDSBackend, "start_db_cluster", _rds_cluster_limits(RDSBackend.start_db_cluster, fidelity)
+            )
+        )
         # Deployments and the event flow
         patch(mock.patch.object(EventTemplateParser, "DEFAULT_EVENT_INPUT_TEMPLATE", _event_template_with_account()))
         patch(mock.patch.object(LambdaBackend, "create_event_source_mapping", _create_event_source_mapping))

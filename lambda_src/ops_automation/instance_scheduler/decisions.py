@@ -76,16 +76,23 @@ class InstanceSchedulerConfig:
         if asg_mode not in ASG_MODES:
             raise ConfigError("OPS_ASG_MODE", asg_mode, "must be skip or capacity")
         opt_out = env.get("OPS_OPT_OUT_TAG_KEY", "").strip() or None
+        targets = InstanceTargetConfig.from_env(env)
+        rds = config.boolean(env, "OPS_SCHEDULE_RDS")
+        # Groups and databases are found by their tags only: without target tags nothing would ever match.
+        if asg_mode == "capacity" and not targets.tags:
+            raise ConfigError("OPS_ASG_MODE", asg_mode, "needs target tags (OPS_TARGET_TAGS) to find the groups")
+        if rds and not targets.tags:
+            raise ConfigError("OPS_SCHEDULE_RDS", "true", "needs target tags (OPS_TARGET_TAGS) to find the databases")
         return cls(
             scope=ScopeConfig.from_env(env),
-            targets=InstanceTargetConfig.from_env(env),
+            targets=targets,
             completion=CompletionConfig.from_env(env),
             timezone=timezone,
             excluded_dates=dates,
             opt_out_tag_key=opt_out,
             asg_mode=asg_mode,
             hibernate=config.boolean(env, "OPS_HIBERNATE"),
-            rds=config.boolean(env, "OPS_SCHEDULE_RDS"),
+            rds=rds,
         )
 
 
