@@ -215,7 +215,14 @@ def test_a_throttled_batch_keeps_what_was_done_and_waits_for_the_rest(
     monkeypatch.setattr(handlers, "_call", throttled_second)
     handlers.act(
         handlers.worker_runtime(),
-        handlers.ActMessage("office-hours", "stop", format_time(scheduler.clock.now), REGION, None, tuple(instances)),
+        handlers.ActMessage(
+            policy="office-hours",
+            action="stop",
+            slot=format_time(scheduler.clock.now),
+            region=REGION,
+            role_arn=None,
+            instance_ids=tuple(instances),
+        ),
     )
     assert scheduler.state(instances[0]) == "stopped"
     messages = take_messages()

@@ -21,22 +21,25 @@ from botocore.exceptions import ClientError
 from ..core.claims import claim, record_made, release
 from ..core.completion import Observation
 from ..core.errors import THROTTLING_ERRORS, MalformedEventError, error_code
-from ..core.events import CheckMessage, WorkMessage, optional_text, text, time_field
+from ..core.events import CheckMessage, text
 from ..core.fanout import BatchSender
 from ..core.ledger import LedgerEntry
 from ..core.observability import logger
 from ..core.scope import Target, event_target, targets_of
 from ..core.tagging import tag_dict
-from .decisions import ACTIONS, Action
+from .decisions import Action
 from .outcomes import (
+    ScheduledAct,
     SchedulerRuntime,
+    act_fields,
+    act_of,
     action_of_entry,
     expect,
     fail_once,
     report_once,
+    send_back,
     superseded,
     verify,
-    wait_or_fail,
 )
 
 SAVED_CAPACITY_TAG = "ops-automation:saved-capacity"
@@ -57,18 +60,13 @@ Verdict = Literal["act", "already", "skip", "report"]
 
 
 @dataclass(frozen=True)
-class GroupActMessage(WorkMessage):
+class GroupActMessage(ScheduledAct):
     """Stop or start a batch of Auto Scaling groups of one target for one slot."""
 
     OMIT_WHEN_NONE: ClassVar[frozenset[str]] = frozenset()
+    IDS_FIELD: ClassVar[str] = "group_names"
 
-    policy: str
-    action: Action
-    slot: str
-    region: str
-    role_arn: str | None
     group_names: tuple[str, ...]
-    waits: int = 0
     kind: Literal["group-act"] = "group-act"
 
 
@@ -161,24 +159,10 @@ def resource_id(name: str) -> str:
 
 
 def decode_act(payload: Mapping[str, Any]) -> GroupActMessage:
-    action = text(payload, "action")
-    if action not in ACTIONS:
-        raise MalformedEventError(f"message field 'action' must be start or stop, got {action!r}")
     names = payload.get("group_names")
     if not isinstance(names, list) or not all(isinstance(name, str) and name for name in names):
         raise MalformedEventError(f"message field 'group_names' must be a list of group names, got {names!r}")
-    waits = payload.get("waits", 0)
-    if not isinstance(waits, int) or isinstance(waits, bool) or waits < 0:
-        raise MalformedEventError(f"message field 'waits' must be a non-negative integer, got {waits!r}")
-    return GroupActMessage(
-        policy=text(payload, "policy"),
-        action=action,
-        slot=time_field(payload, "slot"),
-        region=text(payload, "region"),
-        role_arn=optional_text(payload, "role_arn"),
-        group_names=tuple(names),
-        waits=waits,
-    )
+    return GroupActMessage(**act_fields(payload), group_names=tuple(names))
 
 
 def decode_event(event: Mapping[str, Any]) -> GroupEvent:
@@ -263,7 +247,7 @@ def plan(
                         summary["reported"].append(f"{resource_id(group.name)}: {decision.reason}")
             for start in range(0, len(to_act), BATCH_SIZE):
                 batch = tuple(to_act[start : start + BATCH_SIZE])
-                sender.add(GroupActMessage(rt.policy, action, slot, target.region, target.role_arn, batch))
+                sender.add(GroupActMessage(**act_of(rt, action, slot, target), group_names=batch))
         except ClientError as error:
             logger.exception("groups not listed", extra={"target": target.describe()})
             failures.append(f"{target.describe()} (Auto Scaling groups): {error_code(error)}")
@@ -311,10 +295,7 @@ def act(rt: SchedulerRuntime, message: GroupActMessage) -> dict[str, Any]:
         for name in message.group_names:
             outcome = _act_on(rt, asg, target, message, name, current.get(name))
             (waiting if outcome == "waiting" else result[outcome]).append(name)
-    retry = GroupActMessage(
-        rt.policy, message.action, message.slot, message.region, message.role_arn, tuple(waiting), message.waits + 1
-    )
-    wait_or_fail(rt, target, retry, retry.waits, message.action, message.slot, [resource_id(n) for n in waiting])
+    send_back(rt, target, message, waiting, [resource_id(n) for n in waiting])
     return {"action": message.action, "slot": message.slot, **result, "waiting": waiting}
 
 

@@ -11,7 +11,7 @@ get there, with its state reason.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
 from typing import Any, ClassVar, Literal
@@ -29,12 +29,10 @@ from ..core.events import (
     CheckMessage,
     WorkMessage,
     format_time,
-    optional_text,
     parse_schedule_event,
     parse_time,
     text,
     text_list,
-    time_field,
 )
 from ..core.fanout import BatchSender
 from ..core.ledger import LedgerEntry
@@ -57,15 +55,17 @@ from .decisions import (
     verification,
 )
 from .outcomes import (
+    ScheduledAct,
     SchedulerRuntime,
-    act_deadline,
+    act_fields,
+    act_of,
     action_of_entry,
     expect,
     fail_once,
     report_once,
+    send_back,
     superseded,
     verify,
-    wait_or_fail,
 )
 
 SERVICE = "instance-scheduler"
@@ -90,21 +90,13 @@ worker_runtime: Lazy[SchedulerRuntime] = Lazy(partial(_build, WORKER_ATTEMPTS))
 
 
 @dataclass(frozen=True)
-class ActMessage(WorkMessage):
+class ActMessage(ScheduledAct):
     """Start or stop a batch of instances of one target for one slot."""
 
     OMIT_WHEN_NONE: ClassVar[frozenset[str]] = frozenset()
+    IDS_FIELD: ClassVar[str] = "instance_ids"
 
-    policy: str
-    action: Action
-    slot: str
-    region: str
-    role_arn: str | None
     instance_ids: tuple[str, ...]
-    # Times the ids were sent back to wait (an instance on its way to the other state, a throttled call).
-    waits: int = 0
-    # Set when first sent back to wait: past it the ids still waiting fail (a late first act gets its full time).
-    deadline: str | None = None
     kind: Literal["act"] = "act"
 
 
@@ -119,26 +111,7 @@ class InstanceStateChange:
 
 
 def decode_act(payload: Mapping[str, Any]) -> ActMessage:
-    action = text(payload, "action")
-    if action not in ACTIONS:
-        raise MalformedEventError(f"message field 'action' must be start or stop, got {action!r}")
-    return ActMessage(
-        policy=text(payload, "policy"),
-        action=action,
-        slot=time_field(payload, "slot"),
-        region=text(payload, "region"),
-        role_arn=optional_text(payload, "role_arn"),
-        instance_ids=text_list(payload, "instance_ids", prefix="i-"),
-        waits=_waits(payload),
-        deadline=time_field(payload, "deadline") if payload.get("deadline") is not None else None,
-    )
-
-
-def _waits(payload: Mapping[str, Any]) -> int:
-    waits = payload.get("waits", 0)
-    if not isinstance(waits, int) or isinstance(waits, bool) or waits < 0:
-        raise MalformedEventError(f"message field 'waits' must be a non-negative integer, got {waits!r}")
-    return waits
+    return ActMessage(**act_fields(payload), instance_ids=text_list(payload, "instance_ids", prefix="i-"))
 
 
 def decode_state_change(event: Mapping[str, Any]) -> InstanceStateChange:
@@ -203,7 +176,7 @@ def plan_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any
                 to_act = _decide(rt, action, page, summary)
                 for start in range(0, len(to_act), BATCH_SIZE):
                     batch = tuple(to_act[start : start + BATCH_SIZE])
-                    sender.add(ActMessage(rt.policy, action, slot, target.region, target.role_arn, batch))
+                    sender.add(ActMessage(**act_of(rt, action, slot, target), instance_ids=batch))
             unmatched &= set(stream.missing)
         except ClientError as error:
             logger.exception("targets not listed", extra={"target": target.describe()})
@@ -344,9 +317,7 @@ def act(rt: SchedulerRuntime, message: ActMessage) -> dict[str, Any]:
         else:
             fail_once(rt, target, call.instance_id, message.action, message.slot, f"refused: {call.detail}")
             result["reported"].append(call.instance_id)
-    deadline = parse_time(message.deadline, "deadline") if message.deadline else act_deadline(rt, message.slot)
-    retry = replace(message, instance_ids=tuple(waiting), waits=message.waits + 1, deadline=format_time(deadline))
-    wait_or_fail(rt, target, retry, retry.waits, message.action, message.slot, waiting, deadline)
+    send_back(rt, target, message, waiting, waiting)
     return {**result, "acted": done, "waiting": waiting}
 
 

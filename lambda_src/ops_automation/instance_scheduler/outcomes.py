@@ -8,22 +8,66 @@ never share an item and a check finds its service by the id alone.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, ClassVar
 
 from ..core.completion import Observation, complete, ledger_key
-from ..core.events import CheckMessage, WorkMessage, format_time, parse_time
+from ..core.errors import MalformedEventError
+from ..core.events import CheckMessage, WorkMessage, format_time, optional_text, parse_time, text, time_field
 from ..core.fanout import backoff_seconds, send_delayed
 from ..core.ledger import LedgerEntry
 from ..core.observability import count
 from ..core.runtime import Runtime
 from ..core.scope import Target
-from .decisions import Action, InstanceSchedulerConfig
+from .decisions import ACTIONS, Action, InstanceSchedulerConfig
 
 SchedulerRuntime = Runtime[InstanceSchedulerConfig]
 NOT_IN_STATE_ALERT = "instance not in its scheduled state"
 METRICS = ("InstancesInDesiredState", "InstancesNotInDesiredState")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ScheduledAct(WorkMessage):
+    """What every service's act message carries: one action of one slot on resources of one target. A subclass adds
+    its ids, in the field IDS_FIELD names."""
+
+    IDS_FIELD: ClassVar[str]
+
+    policy: str
+    action: Action
+    slot: str
+    region: str
+    role_arn: str | None
+    # Times the ids were sent back to wait (a resource on its way to the other state, a throttled call).
+    waits: int = 0
+    # Set when first sent back to wait: past it the ids still waiting fail (a late first act gets its full time).
+    deadline: str | None = None
+
+
+def act_of(rt: SchedulerRuntime, action: Action, slot: str, target: Target) -> dict[str, Any]:
+    """The shared fields of a new act message of this policy."""
+    return {"policy": rt.policy, "action": action, "slot": slot, "region": target.region, "role_arn": target.role_arn}
+
+
+def act_fields(payload: Mapping[str, Any]) -> dict[str, Any]:
+    """The fields every act message shares, checked."""
+    action = text(payload, "action")
+    if action not in ACTIONS:
+        raise MalformedEventError(f"message field 'action' must be start or stop, got {action!r}")
+    waits = payload.get("waits", 0)
+    if type(waits) is not int or waits < 0:
+        raise MalformedEventError(f"message field 'waits' must be a non-negative integer, got {waits!r}")
+    return {
+        "policy": text(payload, "policy"),
+        "action": action,
+        "slot": time_field(payload, "slot"),
+        "region": text(payload, "region"),
+        "role_arn": optional_text(payload, "role_arn"),
+        "waits": waits,
+        "deadline": time_field(payload, "deadline") if payload.get("deadline") is not None else None,
+    }
 
 
 def slot_deadline(rt: SchedulerRuntime, slot: str) -> datetime:
@@ -75,25 +119,23 @@ def expect(rt: SchedulerRuntime, target: Target, resource_id: str, action: Actio
     send_delayed(rt.clients.client("sqs"), rt.common.work_queue_url, check, (deadline - rt.clock()).total_seconds())
 
 
-def wait_or_fail(
-    rt: SchedulerRuntime,
-    target: Target,
-    retry: WorkMessage,
-    waits: int,
-    action: Action,
-    slot: str,
-    resource_ids: list[str],
-    deadline: datetime | None = None,
+def send_back(
+    rt: SchedulerRuntime, target: Target, message: ScheduledAct, waiting: list[str], ledger_ids: list[str]
 ) -> None:
-    """Send `retry` back (backing off by `waits`) while the deadline (the slot's unless given) is ahead; past it,
-    the resources still waiting fail once each."""
-    if not resource_ids:
+    """Send the ids still `waiting` back as the same message (backing off by its waits) while its deadline is ahead
+    (the slot's, or the full verification time from the first act when that was late); past it, each fails once
+    (`ledger_ids`: the same resources as the ledger names them)."""
+    if not waiting:
         return
-    if rt.clock() < (deadline or slot_deadline(rt, slot)):
-        send_delayed(rt.clients.client("sqs"), rt.common.work_queue_url, retry, backoff_seconds(waits))
+    existing: str | None = message.deadline
+    deadline = parse_time(existing, "deadline") if existing else act_deadline(rt, message.slot)
+    if rt.clock() >= deadline:
+        for resource_id in ledger_ids:
+            fail_once(rt, target, resource_id, message.action, message.slot, "not acted on by the deadline")
         return
-    for resource_id in resource_ids:
-        fail_once(rt, target, resource_id, action, slot, "not acted on by the deadline")
+    changes: dict[str, Any] = {message.IDS_FIELD: tuple(waiting), "waits": message.waits + 1}
+    retry = replace(message, **changes, deadline=format_time(deadline))
+    send_delayed(rt.clients.client("sqs"), rt.common.work_queue_url, retry, backoff_seconds(retry.waits))
 
 
 def act_deadline(rt: SchedulerRuntime, slot: str) -> datetime:

@@ -25,21 +25,24 @@ from botocore.exceptions import ClientError
 from ..core.claims import claim, record_made, release
 from ..core.completion import Observation, ledger_key
 from ..core.errors import THROTTLING_ERRORS, MalformedEventError, error_code
-from ..core.events import CheckMessage, WorkMessage, optional_text, text, time_field
+from ..core.events import CheckMessage, text, time_field
 from ..core.fanout import BatchSender
 from ..core.ledger import LedgerEntry
 from ..core.observability import logger
 from ..core.scope import Target, event_target, targets_of
-from .decisions import ACTIONS, Action, Decision
+from .decisions import Action, Decision
 from .outcomes import (
+    ScheduledAct,
     SchedulerRuntime,
+    act_fields,
+    act_of,
     action_of_entry,
     expect,
     fail_once,
     report_once,
+    send_back,
     superseded,
     verify,
-    wait_or_fail,
 )
 
 INSTANCE_EVENT = "RDS DB Instance Event"
@@ -71,19 +74,13 @@ GONE_CODES = frozenset({"DBInstanceNotFound", "DBClusterNotFoundFault"})
 
 
 @dataclass(frozen=True)
-class RdsActMessage(WorkMessage):
+class RdsActMessage(ScheduledAct):
     """Start or stop RDS instances and Aurora clusters (ledger ids `db:<id>`, `cluster:<id>`) of one target."""
 
     OMIT_WHEN_NONE: ClassVar[frozenset[str]] = frozenset()
+    IDS_FIELD: ClassVar[str] = "resource_ids"
 
-    policy: str
-    action: Action
-    slot: str
-    region: str
-    role_arn: str | None
     resource_ids: tuple[str, ...]
-    # Times the ids were sent back to wait (a resource on its way to the other status, a throttled call).
-    waits: int = 0
     kind: Literal["rds-act"] = "rds-act"
 
 
@@ -254,7 +251,7 @@ def plan(
             continue
         for start in range(0, len(to_act), BATCH_SIZE):
             batch = tuple(to_act[start : start + BATCH_SIZE])
-            sender.add(RdsActMessage(rt.policy, action, slot, target.region, target.role_arn, batch))
+            sender.add(RdsActMessage(**act_of(rt, action, slot, target), resource_ids=batch))
     return failures
 
 
@@ -280,24 +277,10 @@ def handle(rt: SchedulerRuntime, own_account: str, item: Any) -> dict[str, Any]:
 
 
 def decode_act(payload: Mapping[str, Any]) -> RdsActMessage:
-    action = text(payload, "action")
-    if action not in ACTIONS:
-        raise MalformedEventError(f"message field 'action' must be start or stop, got {action!r}")
     ids = payload.get("resource_ids")
     if not isinstance(ids, list) or not all(isinstance(i, str) and _is_ledger_id(i) for i in ids):
         raise MalformedEventError(f"message field 'resource_ids' must be a list of db:... or cluster:..., got {ids!r}")
-    waits = payload.get("waits", 0)
-    if type(waits) is not int or waits < 0:
-        raise MalformedEventError(f"message field 'waits' must be a non-negative integer, got {waits!r}")
-    return RdsActMessage(
-        policy=text(payload, "policy"),
-        action=action,
-        slot=time_field(payload, "slot"),
-        region=text(payload, "region"),
-        role_arn=optional_text(payload, "role_arn"),
-        resource_ids=tuple(ids),
-        waits=waits,
-    )
+    return RdsActMessage(**act_fields(payload), resource_ids=tuple(ids))
 
 
 def _is_ledger_id(value: str) -> bool:
@@ -342,7 +325,7 @@ def on_event(rt: SchedulerRuntime, own_account: str, event: RdsEvent) -> dict[st
             # Not ours, or last started here: RDS's start changes nothing the schedule asked for.
             return {**result, "outcome": "ignored"}
         logger.info("started by RDS after seven days stopped: stopping again", extra=result)
-        restop = RdsActMessage(rt.policy, "stop", event.time, target.region, target.role_arn, (event.resource_id,))
+        restop = RdsActMessage(**act_of(rt, "stop", event.time, target), resource_ids=(event.resource_id,))
         return {**result, "outcome": "restop", **act(rt, restop)}
     if event.event_id in STATE_EVENTS:
         return verify_database(rt, target, event.resource_id, None)
@@ -406,10 +389,7 @@ def act(rt: SchedulerRuntime, message: RdsActMessage) -> dict[str, Any]:
             expect(rt, target, resource_id, message.action, message.slot)
             result["acted"].append(resource_id)
     waiting = result["waiting"]
-    retry = RdsActMessage(
-        rt.policy, message.action, message.slot, message.region, message.role_arn, tuple(waiting), message.waits + 1
-    )
-    wait_or_fail(rt, target, retry, retry.waits, message.action, message.slot, waiting)
+    send_back(rt, target, message, waiting, waiting)
     return {"action": message.action, "slot": message.slot, **result}
 
 
