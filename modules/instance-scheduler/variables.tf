@@ -204,8 +204,10 @@ variable "ledger_ttl_days" {
   default     = 400
 
   validation {
-    condition     = var.ledger_ttl_days >= 1 && floor(var.ledger_ttl_days) == var.ledger_ttl_days
-    error_message = "ledger_ttl_days must be a whole number of at least 1; got ${jsonencode(var.ledger_ttl_days)}."
+    # The record of a database's stop must outlive RDS's automatic start after seven days stopped: that is
+    # how the worker knows to stop it again.
+    condition     = var.ledger_ttl_days >= 8 && floor(var.ledger_ttl_days) == var.ledger_ttl_days
+    error_message = "ledger_ttl_days must be a whole number of at least 8 (a database's stop record must outlive RDS's automatic start after 7 days); got ${jsonencode(var.ledger_ttl_days)}."
   }
 }
 

@@ -1,7 +1,7 @@
 """instance-scheduler, Auto Scaling groups in capacity mode: stop saves min/desired/max in a tag before setting 0/0/0,
 start restores it before deleting the tag; one change per group and slot, verified by the check or the group's
 events, one alert per group that did not get there (moto scales at once; a stuck group is made with scale-in
-protection or a member held in Pending)."""
+protection or a member held in Pending). Findings S1/S3/S4/S6/N3/N4: /work/coord/sched/REVIEW-ASG-TF.md."""
 
 from __future__ import annotations
 
@@ -39,11 +39,27 @@ class Groups:
             LaunchTemplateName="web", LaunchTemplateData={"ImageId": "ami-12c6146b", "InstanceType": "t3.micro"}
         )
 
-    def make(self, name: str, capacity: str, tags: dict[str, str] | None = None, protected: bool = False) -> None:
+    def make(
+        self, name: str, capacity: str, tags: dict[str, str] | None = None, protected: bool = False, weight: int = 0
+    ) -> None:
+        """`weight`: a mixed instances group whose one instance type counts for that many capacity units."""
         low, desired, high = (int(part) for part in capacity.split("/"))
+        template = {"LaunchTemplateName": "web", "Version": "$Latest"}
+        source: dict[str, Any] = (
+            {
+                "MixedInstancesPolicy": {
+                    "LaunchTemplate": {
+                        "LaunchTemplateSpecification": template,
+                        "Overrides": [{"InstanceType": "t3.large", "WeightedCapacity": str(weight)}],
+                    }
+                }
+            }
+            if weight
+            else {"LaunchTemplate": template}
+        )
         self.asg.create_auto_scaling_group(
             AutoScalingGroupName=name,
-            LaunchTemplate={"LaunchTemplateName": "web", "Version": "$Latest"},
+            **source,
             MinSize=low, DesiredCapacity=desired, MaxSize=high,
             AvailabilityZones=[f"{REGION}a"],
             NewInstancesProtectedFromScaleIn=protected,
@@ -77,6 +93,23 @@ class Groups:
         for state in group.instance_states[:count]:
             state.lifecycle_state = "Pending"
 
+    def refuse_call(self, operation: str, code: str) -> None:
+        """The worker's `operation` calls are refused with `code` before they reach moto."""
+
+        def refused(model: Any, **_: Any) -> None:
+            if model.name == operation:
+                raise ClientError({"Error": {"Code": code, "Message": "refused"}}, operation)
+
+        worker_asg().meta.events.register("before-call.*.*", refused)
+
+    def stopped_then_started(self, name: str) -> None:
+        self.plan("stop")
+        self.run("group-act")
+        take_messages()
+        self.clock.advance(hours=12)
+        self.plan("start")
+        self.run("group-act")
+
     def plan(self, action: str) -> dict[str, Any]:
         return dict(
             handlers.plan_handler({"scheduled_time": format_time(self.clock.now), "action": action}, FakeContext())
@@ -92,6 +125,10 @@ class Groups:
         rt = handlers.worker_runtime()
         entry = rt.ledger.get(ledger_key(rt, Target(REGION, None), groups.resource_id(name)))
         return None if entry is None else entry.state
+
+
+def worker_asg() -> Any:
+    return handlers.worker_runtime().clients.client("autoscaling", REGION, None)
 
 
 def group_event(detail_type: str, name: str) -> str:
@@ -152,12 +189,7 @@ def test_the_capacity_is_saved_before_the_group_is_changed(asgs: Groups, monkeyp
     """A stop refused after tagging leaves the group as it was, with its values saved; nothing is lost."""
     asgs.make("web", "1/2/4", OFFICE)
 
-    def denied_update(model: Any, **_: Any) -> None:
-        if model.name == "UpdateAutoScalingGroup":
-            raise ClientError({"Error": {"Code": "AccessDenied", "Message": "no"}}, "UpdateAutoScalingGroup")
-
-    rt = handlers.worker_runtime()
-    rt.clients.client("autoscaling", REGION, None).meta.events.register("before-call.*.*", denied_update)
+    asgs.refuse_call("UpdateAutoScalingGroup", "AccessDenied")
     asgs.plan("stop")
     asgs.run("group-act")
     assert asgs.capacity("web") == "1/2/4" and asgs.tags("web")[TAG]["Value"] == "1/2/4"
@@ -194,19 +226,117 @@ def test_a_repeated_delivery_changes_the_group_once(asgs: Groups, api_calls: Cou
     assert asgs.capacity("web") == "1/1/4"
 
 
-def test_a_group_at_zero_without_saved_capacity_is_reported_once_and_left(
-    asgs: Groups, api_calls: Counter[str]
+@pytest.mark.parametrize("capacity", ["0/0/0", "0/0/5"])
+def test_a_group_at_zero_desired_without_saved_capacity_is_reported_once_and_left(
+    asgs: Groups, api_calls: Counter[str], capacity: str
 ) -> None:
-    asgs.make("web", "0/0/0", OFFICE)
+    """Desired 0 is stopped whatever min and max say (S1): nothing saved at stop, nothing to restore at start."""
+    asgs.make("web", capacity, OFFICE)
     assert asgs.plan("stop")["already"] == 1  # its owner stopped it: nothing to save
     asgs.plan("start")
     asgs.clock.advance(days=1)
     summary = asgs.plan("start")
-    assert summary["reported"] == ["group:web: no saved capacity: left at 0/0/0"]
+    assert summary["reported"] == [f"group:web: no saved capacity: left at {capacity}"]
     asgs.run("group-act")  # both slots' items
     (alert,) = alerts_sent()
-    assert alert["resource_id"] == "group:web" and alert["reason"] == "no saved capacity: left at 0/0/0"
-    assert asgs.capacity("web") == "0/0/0" and api_calls["autoscaling.UpdateAutoScalingGroup"] == 0
+    assert alert["resource_id"] == "group:web" and alert["reason"] == f"no saved capacity: left at {capacity}"
+    assert asgs.capacity("web") == capacity and TAG not in asgs.tags("web")
+    assert api_calls["autoscaling.UpdateAutoScalingGroup"] == 0 and api_calls["autoscaling.CreateOrUpdateTags"] == 0
+
+
+def test_sizes_moved_while_stopped_never_overwrite_the_saved_capacity(asgs: Groups, api_calls: Counter[str]) -> None:
+    """A scheduled action setting max alone (0/0/10) leaves a stopped group: a second stop keeps the saved tag and
+    the start restores it (S1)."""
+    asgs.make("web", "1/2/4", OFFICE)
+    asgs.plan("stop")
+    asgs.run("group-act")
+    take_messages()
+    asgs.asg.update_auto_scaling_group(AutoScalingGroupName="web", MaxSize=10)
+    asgs.clock.advance(days=1)
+    assert asgs.plan("stop")["already"] == 1 and take_messages() == []
+    assert asgs.tags("web")[TAG]["Value"] == "1/2/4" and api_calls["autoscaling.CreateOrUpdateTags"] == 1
+    asgs.clock.advance(hours=12)
+    asgs.plan("start")
+    asgs.run("group-act")
+    assert asgs.capacity("web") == "1/2/4" and TAG not in asgs.tags("web")
+
+
+def test_a_start_scaled_back_to_zero_desired_is_not_verified(asgs: Groups) -> None:
+    """0 InService of 0 desired is no start (S1): restored, then zeroed again by something else."""
+    asgs.make("web", "1/2/4", OFFICE)
+    asgs.stopped_then_started("web")
+    asgs.asg.update_auto_scaling_group(AutoScalingGroupName="web", MinSize=0, DesiredCapacity=0)
+    asgs.clock.advance(minutes=21)
+    asgs.run("check")
+    (alert,) = alerts_sent()
+    assert alert["reason"].startswith("desired capacity back at 0 (capacity 0/0/4)")
+    assert asgs.ledger_state("web") == "failed"
+
+
+def test_a_weighted_group_is_started_when_its_capacity_units_are_in_service(asgs: Groups) -> None:
+    """Desired 4 units are met by two InService instances of weight 2 (S3). moto leaves WeightedCapacity out of the
+    instances it describes (AWS gives it: "The number of capacity units contributed by the instance"), so the test
+    adds it to the worker's answers; and moto relaunches one instance per unit, so two are held in Pending to leave
+    the two InService that AWS would launch."""
+
+    def weighted(parsed: dict[str, Any], **_: Any) -> None:
+        for group in parsed.get("AutoScalingGroups", []):
+            for instance in group.get("Instances", []):
+                instance.setdefault("WeightedCapacity", "2")
+
+    worker_asg().meta.events.register("after-call.autoscaling.DescribeAutoScalingGroups", weighted)
+    asgs.make("web", "2/4/8", OFFICE, weight=2)
+    asgs.stopped_then_started("web")
+    asgs.hold_in_pending("web", 2)
+    assert asgs.capacity("web") == "2/4/8"
+    asgs.clock.advance(minutes=21)
+    asgs.run("check")
+    assert asgs.ledger_state("web") == "available" and alerts_sent() == []
+
+
+def test_a_group_with_a_warm_pool_is_reported_once_and_never_changed(asgs: Groups, api_calls: Counter[str]) -> None:
+    """Stopping it would leave or grow the pool's instances, which the group record does not list (S4)."""
+    asgs.make("web", "1/2/4", OFFICE)
+    asgs.asg.put_warm_pool(AutoScalingGroupName="web", PoolState="Stopped", MinSize=1)
+    reason = "has a warm pool (PoolState Stopped, MinSize 1): not scheduled"
+    assert asgs.plan("stop")["reported"] == [f"group:web: {reason}"]
+    asgs.run("group-act")
+    asgs.clock.advance(hours=12)
+    asgs.plan("start")
+    asgs.run("group-act")
+    (alert,) = alerts_sent()
+    assert alert["resource_id"] == "group:web" and alert["reason"] == reason
+    assert asgs.capacity("web") == "1/2/4" and TAG not in asgs.tags("web")
+    assert api_calls["autoscaling.UpdateAutoScalingGroup"] == 0 and api_calls["autoscaling.CreateOrUpdateTags"] == 0
+
+
+def test_a_restore_whose_tag_removal_is_refused_is_verified_as_a_start(asgs: Groups) -> None:
+    """The sizes are back (S6): the start is verified, the tag left is reported on its own, not as a refused start."""
+    asgs.make("web", "1/2/4", OFFICE)
+    asgs.refuse_call("DeleteTags", "AccessDenied")
+    asgs.stopped_then_started("web")
+    assert asgs.capacity("web") == "1/2/4" and asgs.tags("web")[TAG]["Value"] == "1/2/4"
+    (alert,) = alerts_sent()
+    assert alert["resource_id"] == "group:web"
+    assert alert["reason"] == f"restored 1/2/4, but the tag {TAG} was not removed: AccessDenied"
+    assert asgs.ledger_state("web") == "pending"
+    asgs.clock.advance(minutes=21)
+    asgs.run("check")
+    assert asgs.ledger_state("web") == "available" and len(alerts_sent()) == 1
+
+
+def test_a_group_with_50_tags_is_reported_with_the_limit(asgs: Groups) -> None:
+    """No room for the saved tag (N3): never stopped, and the reason names the limit."""
+    asgs.make("web", "1/2/4", OFFICE)
+    asgs.refuse_call("CreateOrUpdateTags", "LimitExceeded")
+    asgs.plan("stop")
+    asgs.run("group-act")
+    asgs.clock.advance(days=1)
+    asgs.plan("stop")
+    asgs.run("group-act")
+    (alert,) = alerts_sent()
+    assert alert["resource_id"] == "group:web" and alert["reason"] == groups.TAG_LIMIT_REASON
+    assert "50 tags" in alert["reason"] and asgs.capacity("web") == "1/2/4"
 
 
 @pytest.mark.parametrize("value", ["2/1/x", "3/1/4", "1/2", ""])
@@ -250,9 +380,12 @@ def test_the_terminate_event_verifies_a_stop(asgs: Groups) -> None:
     assert asgs.ledger_state("web") == "available" and alerts_sent() == []
 
 
-def test_a_stop_that_leaves_instances_fails_at_the_deadline_with_its_counts(asgs: Groups) -> None:
-    """Members protected from scale in are not terminated: the group stays at 0 desired with them."""
-    asgs.make("web", "1/2/4", OFFICE, protected=True)
+def test_a_stop_that_leaves_instances_fails_at_the_deadline_naming_the_held_members(asgs: Groups) -> None:
+    """Members protected from scale in are not terminated: the group stays at 0 desired with them, and the alert names
+    them and the one in Standby (N4)."""
+    asgs.make("web", "0/2/4", OFFICE, protected=True)
+    first, second = (i["InstanceId"] for i in asgs.read("web")["Instances"])
+    asgs.asg.enter_standby(AutoScalingGroupName="web", InstanceIds=[second], ShouldDecrementDesiredCapacity=True)
     asgs.plan("stop")
     asgs.run("group-act")
     asgs.work([group_event(groups.TERMINATE_SUCCESSFUL, "web")])  # before the deadline: still pending, no alert
@@ -262,24 +395,23 @@ def test_a_stop_that_leaves_instances_fails_at_the_deadline_with_its_counts(asgs
     asgs.work([work_body(c) for c in checks])
     asgs.work([work_body(c) for c in checks])
     (alert,) = alerts_sent()
-    assert alert["resource_id"] == "group:web" and alert["reason"].startswith("2 instance(s) left")
+    assert alert["resource_id"] == "group:web" and alert["reason"].startswith(
+        f"2 instance(s) left (capacity 0/0/0); protected from scale-in: {first}, {second}; in Standby: {second}"
+    )
 
 
 def test_a_start_short_of_its_desired_capacity_fails_at_the_deadline(asgs: Groups) -> None:
     asgs.make("web", "1/2/4", OFFICE)
-    asgs.plan("stop")
-    asgs.run("group-act")
-    take_messages()
-    asgs.clock.advance(hours=12)
-    asgs.plan("start")
-    asgs.run("group-act")
+    asgs.stopped_then_started("web")
     asgs.hold_in_pending("web", 1)
     asgs.work([group_event(groups.LAUNCH_SUCCESSFUL, "web")])
     assert alerts_sent() == []
     asgs.clock.advance(minutes=21)
     asgs.run("check")
     (alert,) = alerts_sent()
-    assert alert["resource_id"] == "group:web" and alert["reason"].startswith("1 of 2 desired instance(s) InService")
+    assert alert["resource_id"] == "group:web" and alert["reason"].startswith(
+        "1 of 2 desired capacity unit(s) InService (1 instance(s))"
+    )
     assert asgs.ledger_state("web") == "failed"
 
 

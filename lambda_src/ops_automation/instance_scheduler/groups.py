@@ -1,11 +1,14 @@
 """Auto Scaling groups in capacity mode (OPS_ASG_MODE=capacity, groups carrying every target tag).
 
 stop saves the group's min/desired/max in the tag `ops-automation:saved-capacity` FIRST, then sets 0/0/0; start
-restores the saved values, THEN deletes the tag. The group terminates its members on stop and launches new ones on
-start (AWS Instance Scheduler's own model for groups): members are cattle, never stopped, and their instance store
-and root volumes (unless the launch template keeps them) go with them. Verified by the delayed check, with the
-group's launch/terminate events as triggers to re-read: stop when no instance is left, start when InService
-instances reach the desired capacity. Facts and sources: /work/coord/sched/groups-NOTES.md.
+restores the saved values, THEN deletes the tag. A group is stopped when its desired capacity is 0, whatever its min
+and max say (a scheduled action may set one size alone, predictive scaling may raise max). The group terminates its
+members on stop and launches new ones on start (AWS Instance Scheduler's own model for groups): members are cattle,
+never stopped, and their instance store and root volumes (unless the launch template keeps them) go with them.
+Verified by the delayed check, with the group's launch/terminate events as triggers to re-read: stop when no
+instance is left, start when the InService instances' capacity units (their WeightedCapacity, 1 without weights)
+reach the desired capacity. Groups with a warm pool are reported, never acted on. Facts and sources:
+/work/coord/sched/groups-NOTES.md and REVIEW-ASG-TF.md.
 """
 
 from __future__ import annotations
@@ -54,6 +57,11 @@ BATCH_SIZE = 50
 WAIT_ERRORS = THROTTLING_ERRORS | {"ScalingActivityInProgress", "ResourceContention", "InternalFailure"}
 # UpdateAutoScalingGroup answers ValidationError with this text for a group that does not exist.
 GONE_TEXT = "not found"
+# CreateOrUpdateTags answers LimitExceeded when the group has its 50 tags already ("The maximum number of tags per
+# resource is 50", EC2 Auto Scaling user guide, Tag Auto Scaling groups and instances).
+TAG_LIMIT_REASON = f"{SAVED_CAPACITY_TAG} not written: the group has 50 tags, the most Auto Scaling allows; not stopped"
+# Instance ids named in an alert, at most (a big group would make it unreadable).
+NAMED_MEMBERS = 10
 _CAPACITY = re.compile(r"^(\d+)/(\d+)/(\d+)$")
 
 Verdict = Literal["act", "already", "skip", "report"]
@@ -85,12 +93,18 @@ class Capacity:
     desired: int
     max_size: int
 
-    @property
-    def zero(self) -> bool:
-        return (self.min_size, self.desired, self.max_size) == (0, 0, 0)
-
     def __str__(self) -> str:
         return f"{self.min_size}/{self.desired}/{self.max_size}"
+
+
+@dataclass(frozen=True)
+class Member:
+    instance_id: str
+    state: str
+    # Capacity units it counts for: with weights or a vCPU/memory desired capacity type, sizes are units, not
+    # instances ("The size of the Auto Scaling group is measured in capacity units", instance weighting guide).
+    weight: int
+    protected: bool
 
 
 @dataclass(frozen=True)
@@ -98,11 +112,12 @@ class Group:
     name: str
     capacity: Capacity
     tags: Mapping[str, str]
-    lifecycle_states: tuple[str, ...]
+    members: tuple[Member, ...]
+    warm_pool: Mapping[str, Any] | None = None
 
     @property
-    def in_service(self) -> int:
-        return sum(1 for state in self.lifecycle_states if state == "InService")
+    def in_service(self) -> tuple[Member, ...]:
+        return tuple(member for member in self.members if member.state == "InService")
 
 
 @dataclass(frozen=True)
@@ -126,27 +141,42 @@ def group_decision(group: Group, action: Action, opt_out_tag_key: str | None) ->
     """What to do with one group for one action, from its DescribeAutoScalingGroups record alone."""
     if opt_out_tag_key is not None and any(key.lower() == opt_out_tag_key.lower() for key in group.tags):
         return Decision("skip", f"carries the opt-out tag {opt_out_tag_key}")
+    if group.warm_pool is not None:
+        # A stop would leave the pool's prepared instances, or grow them to MaxGroupPreparedCapacity, and this
+        # record does not list them (DescribeWarmPool does): neither a stop nor its verification would be true.
+        config = ", ".join(
+            f"{key} {group.warm_pool[key]}"
+            for key in ("PoolState", "MinSize", "MaxGroupPreparedCapacity")
+            if key in group.warm_pool
+        )
+        return Decision("report", f"has a warm pool ({config}): not scheduled")
     saved = group.tags.get(SAVED_CAPACITY_TAG)
+    stopped = group.capacity.desired == 0
     if action == "stop":
-        # At 0/0/0 with no tag of ours, its owner stopped it: nothing to save. A tag left while capacity is non-zero
-        # (half-done start or stop, an owner who scaled up) is overwritten with the current values.
-        return Decision("already", "0/0/0") if group.capacity.zero else Decision("act")
+        # At desired 0 it runs nothing: its owner stopped it, or something moved min or max of a group we stopped
+        # (saving those sizes would overwrite the real ones). A tag left on a running group (half-done start or
+        # stop, an owner who scaled up) is overwritten with the current values.
+        return Decision("already", str(group.capacity)) if stopped else Decision("act")
     if saved is None:
-        if group.capacity.zero:
-            return Decision("report", "no saved capacity: left at 0/0/0")
+        if stopped:
+            return Decision("report", f"no saved capacity: left at {group.capacity}")
         return Decision("already", str(group.capacity))
     capacity = parse_capacity(saved)
     if capacity is None:
         return Decision("report", f"malformed tag {SAVED_CAPACITY_TAG}={saved!r}: expected <min>/<desired>/<max>")
+    if capacity.desired == 0:
+        return Decision("report", f"tag {SAVED_CAPACITY_TAG}={saved!r} saves desired capacity 0: nothing to start")
     # Running already (a start that restored but could not delete the tag, or an owner who scaled up): the
-    # current capacity wins, and the stale tag goes so that a later start never undoes an owner's own 0/0/0.
-    return Decision("act", restore=capacity if group.capacity.zero else None)
+    # current capacity wins, and the stale tag goes so that a later start never undoes an owner's own stop.
+    return Decision("act", restore=capacity if stopped else None)
 
 
 def reached(group: Group, action: Action) -> bool:
     if action == "stop":
-        return not group.lifecycle_states
-    return group.in_service >= group.capacity.desired
+        return not group.members
+    # Every start aims at a desired capacity above 0: back at 0, something scaled the group in again. AWS may
+    # overshoot the desired units ("at the desired capacity or above it").
+    return group.capacity.desired > 0 and sum(member.weight for member in group.in_service) >= group.capacity.desired
 
 
 def resource_id(name: str) -> str:
@@ -189,12 +219,22 @@ DECODERS: dict[str, Callable[[Mapping[str, Any]], Any]] = {
 # ---------------------------------------------------------------------------------------------------------------
 
 
+def _member(record: Mapping[str, Any]) -> Member:
+    return Member(
+        instance_id=str(record.get("InstanceId", "")),
+        state=str(record.get("LifecycleState", "")),
+        weight=int(record.get("WeightedCapacity") or 1),
+        protected=bool(record.get("ProtectedFromScaleIn")),
+    )
+
+
 def _group(record: Mapping[str, Any]) -> Group:
     return Group(
         name=str(record["AutoScalingGroupName"]),
         capacity=Capacity(int(record["MinSize"]), int(record["DesiredCapacity"]), int(record["MaxSize"])),
         tags=tag_dict(record.get("Tags")),
-        lifecycle_states=tuple(str(i.get("LifecycleState", "")) for i in record.get("Instances", [])),
+        members=tuple(_member(instance) for instance in record.get("Instances", [])),
+        warm_pool=record.get("WarmPoolConfiguration"),
     )
 
 
@@ -327,31 +367,39 @@ def _act_on(
     if held.status == "made":
         return "already"
     try:
-        done = _call(asg, message.action, group, decision)
+        done, tag_refused = _call(asg, message.action, group, decision)
     except ClientError as error:
         code = error_code(error)
         release(rt, held, code, ttl)
         if code in WAIT_ERRORS:
             return "waiting"
-        if code == "ValidationError" and GONE_TEXT in str(error):
+        if code == "LimitExceeded" and error.operation_name == "CreateOrUpdateTags":
+            report_once(rt, target, rid, TAG_LIMIT_REASON)
+        elif code == "ValidationError" and GONE_TEXT in str(error):
             report_once(rt, target, rid, f"Auto Scaling group no longer exists ({code})")
         else:
             fail_once(rt, target, rid, message.action, message.slot, f"refused: {code}")
         return "reported"
     record_made(rt, held, [done], ttl)
     expect(rt, target, rid, message.action, message.slot)
+    if tag_refused is not None:
+        # The start is made and verified as one; only our tag is left, overwritten by the next stop.
+        code = error_code(tag_refused)
+        logger.warning("saved-capacity tag not removed", extra={"resource_id": rid, "error_code": code})
+        report_once(rt, target, rid, f"{done}, but the tag {SAVED_CAPACITY_TAG} was not removed: {code}")
     return "acted"
 
 
-def _call(asg: Any, action: Action, group: Group, decision: Decision) -> str:
-    """The group's calls, in the order that never loses the saved capacity; returns what was done."""
+def _call(asg: Any, action: Action, group: Group, decision: Decision) -> tuple[str, ClientError | None]:
+    """The group's calls, in the order that never loses the saved capacity; returns what was done and, at start,
+    the refusal of the tag removal that followed it."""
     name = group.name
     tag = {"ResourceId": name, "ResourceType": "auto-scaling-group", "Key": SAVED_CAPACITY_TAG}
     if action == "stop":
         # Saved before zeroing: a failure between the two calls leaves the capacity untouched and the tag current.
         asg.create_or_update_tags(Tags=[{**tag, "Value": str(group.capacity), "PropagateAtLaunch": False}])
         asg.update_auto_scaling_group(AutoScalingGroupName=name, MinSize=0, DesiredCapacity=0, MaxSize=0)
-        return f"saved {group.capacity}, set 0/0/0"
+        return f"saved {group.capacity}, set 0/0/0", None
     restore = decision.restore
     if restore is not None:
         # Restored before the tag goes: a failure between the two calls leaves the tag for the next attempt.
@@ -361,8 +409,14 @@ def _call(asg: Any, action: Action, group: Group, decision: Decision) -> str:
             DesiredCapacity=restore.desired,
             MaxSize=restore.max_size,
         )
-    asg.delete_tags(Tags=[tag])
-    return f"restored {restore}" if restore is not None else f"kept {group.capacity}, removed the saved tag"
+    done = f"restored {restore}" if restore is not None else f"kept {group.capacity}"
+    try:
+        asg.delete_tags(Tags=[tag])
+    except ClientError as error:
+        if error_code(error) in WAIT_ERRORS:
+            raise  # sent back: the retry re-reads a running group and only removes the tag
+        return done, error
+    return done + ", removed the saved tag", None
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -385,12 +439,32 @@ def _observe(asg: Any, name: str, entry: LedgerEntry, at_deadline: bool) -> Obse
     if reached(group, action):
         return Observation(state="available")
     if action == "stop":
-        counts = f"{len(group.lifecycle_states)} instance(s) left (capacity {group.capacity})"
+        counts = f"{len(group.members)} instance(s) left (capacity {group.capacity})"
+    elif group.capacity.desired == 0:
+        counts = f"desired capacity back at 0 (capacity {group.capacity})"
     else:
-        counts = f"{group.in_service} of {group.capacity.desired} desired instance(s) InService"
+        units = sum(member.weight for member in group.in_service)
+        counts = (
+            f"{units} of {group.capacity.desired} desired capacity unit(s) InService"
+            f" ({len(group.in_service)} instance(s))"
+        )
     if not at_deadline:
         return Observation(state="pending", reason=counts)
-    return Observation(state="failed", reason=counts + _newest_activity(asg, name))
+    held = _held(group) if action == "stop" else ""
+    return Observation(state="failed", reason=counts + held + _newest_activity(asg, name))
+
+
+def _held(group: Group) -> str:
+    """Members a stop cannot terminate until their owner acts: protected from scale in, or in Standby."""
+    reasons = []
+    for label, ids in (
+        ("protected from scale-in", [m.instance_id for m in group.members if m.protected]),
+        ("in Standby", [m.instance_id for m in group.members if m.state.startswith("Standby")]),
+    ):
+        if ids:
+            more = f" and {len(ids) - NAMED_MEMBERS} more" if len(ids) > NAMED_MEMBERS else ""
+            reasons.append(f"; {label}: {', '.join(ids[:NAMED_MEMBERS])}{more}")
+    return "".join(reasons)
 
 
 def _newest_activity(asg: Any, name: str) -> str:

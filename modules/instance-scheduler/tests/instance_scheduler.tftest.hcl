@@ -533,3 +533,13 @@ run "rejects_a_deadline_shorter_than_a_start" {
 
   expect_failures = [var.verify_deadline_minutes]
 }
+
+run "rejects_a_ledger_shorter_than_the_rds_auto_start" {
+  command = plan
+
+  variables {
+    ledger_ttl_days = 7
+  }
+
+  expect_failures = [var.ledger_ttl_days]
+}
