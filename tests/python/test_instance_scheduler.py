@@ -9,8 +9,9 @@ import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import boto3
 import pytest
@@ -28,6 +29,7 @@ from aws_harness import (
 )
 from botocore.exceptions import ClientError
 from tests.support.moto_fidelity import MotoFidelity
+from tests.support.scheduler_slots import scheduler_slots
 
 from conftest import hook_every_request
 from ops_automation.core.completion import ledger_key
@@ -484,3 +486,31 @@ def test_a_late_act_that_must_wait_gets_its_full_time_before_it_fails(
     scheduler.work([work_body(retry)])
     (alert,) = alerts_sent()
     assert alert["resource_id"] == instance_id and "deadline" in alert["reason"]
+
+
+def test_dst_a_slot_in_the_spring_forward_gap_never_comes_and_one_the_fall_back_repeats_comes_once(
+    configure_scheduler: ConfigureScheduler, scheduler: Scheduler, api_calls: Counter[str]
+) -> None:
+    """America/New_York: 02:30 does not exist on 2027-03-14 and 01:30 happens twice on 2027-11-07; Scheduler skips
+    the first and invokes the second once (tests/support/scheduler_slots.py), and the planner acts on what comes,
+    judging excluded dates by the local date of the slot."""
+    configure_scheduler(OPS_SCHEDULE_TIMEZONE="America/New_York", OPS_EXCLUDED_DATES='["2027-11-08"]')
+    (instance_id,) = run_instances(scheduler.ec2, 1, OFFICE)
+    new_york = "America/New_York"
+    spring = scheduler_slots(
+        "cron(30 2 ? * * *)", new_york, datetime(2027, 3, 13, tzinfo=UTC), datetime(2027, 3, 16, tzinfo=UTC)
+    )
+    assert [s.astimezone(ZoneInfo(new_york)).day for s in spring] == [13, 15]
+    fall = scheduler_slots(
+        "cron(30 1 ? * * *)", new_york, datetime(2027, 11, 7, tzinfo=UTC), datetime(2027, 11, 9, tzinfo=UTC)
+    )
+    assert fall == [datetime(2027, 11, 7, 5, 30, tzinfo=UTC), datetime(2027, 11, 8, 6, 30, tzinfo=UTC)]
+    outcomes = []
+    for slot in [*spring, *fall]:
+        scheduler.ec2.start_instances(InstanceIds=[instance_id])
+        scheduler.clock.now = slot
+        outcomes.append(scheduler.plan("stop").get("outcome", "planned"))
+        if outcomes[-1] == "planned":
+            scheduler.run("act")
+    assert outcomes == ["planned", "planned", "planned", "excluded_date"]
+    assert api_calls["ec2.StopInstances"] == 3 and scheduler.state(instance_id) == "running"

@@ -10,6 +10,7 @@ import json
 import uuid
 from collections import Counter
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import boto3
@@ -132,6 +133,23 @@ def not_cannot_schedule(alerts: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [a for a in alerts if "action" in a]
 
 
+def acts() -> list[dict[str, Any]]:
+    return [m for m in take_messages() if m["kind"] == "rds-act"]
+
+
+def deliver_waiting(scheduler: Scheduler, minutes: int) -> list[dict[str, Any]]:
+    """Deliver the act items sent back to wait, every 15 minutes (the back-off's cap) for `minutes`; the other
+    messages queued meanwhile (checks), for the test to deliver."""
+    others: list[dict[str, Any]] = []
+    for _ in range(minutes // 15):
+        scheduler.clock.advance(minutes=15)
+        queued = take_messages()
+        others += [m for m in queued if m["kind"] != "rds-act"]
+        if due := [work_body(m) for m in queued if m["kind"] == "rds-act"]:
+            scheduler.work(due)
+    return others
+
+
 @pytest.mark.usefixtures("with_rds")
 def test_a_stop_slot_stops_instances_and_aurora_clusters_and_the_events_verify_them(
     scheduler: Scheduler, api_calls: Counter[str]
@@ -251,18 +269,46 @@ def test_a_resource_in_a_transitional_status_is_waited_for_then_acted_on(
     assert alerts_sent() == []
 
 
+@pytest.mark.parametrize("code", [
+    "InvalidDBInstanceState", "InvalidDBClusterStateFault",
+    "InvalidDBShardGroupState",  # Aurora Limitless: "The DB shard group must be in the available state."
+])  # fmt: skip
 @pytest.mark.usefixtures("with_rds")
-def test_a_status_change_between_read_and_call_waits(scheduler: Scheduler, monkeypatch: pytest.MonkeyPatch) -> None:
-    instance = scheduler.instance("orders", OFFICE)
+def test_a_status_change_between_read_and_call_waits(
+    scheduler: Scheduler, monkeypatch: pytest.MonkeyPatch, code: str
+) -> None:
+    cluster = scheduler.cluster("reports", OFFICE)
     scheduler.plan("stop")
 
     def refused(*_: Any) -> str:
-        raise ClientError({"Error": {"Code": "InvalidDBInstanceState", "Message": "backing-up"}}, "StopDBInstance")
+        raise ClientError({"Error": {"Code": code, "Message": "not available"}}, "StopDBCluster")
 
     monkeypatch.setattr(rds, "_call", refused)
     scheduler.run("rds-act")
-    assert [m["resource_ids"] for m in take_messages() if m["kind"] == "rds-act"] == [[instance]]
+    assert [m["resource_ids"] for m in acts()] == [[cluster]]
     assert alerts_sent() == []
+
+
+@pytest.mark.usefixtures("with_rds")
+def test_a_stop_refused_until_the_deadline_alerts_with_aws_s_answer(
+    scheduler: Scheduler, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A member in a state StopDBCluster refuses: the cluster itself reads `available`, so only AWS's answer says
+    why."""
+    cluster = scheduler.cluster("reports", OFFICE)
+    scheduler.plan("stop")
+    message = "DbCluster reports has a member instance reports-0 in storage-full state"
+
+    def refused(*_: Any) -> str:
+        raise ClientError({"Error": {"Code": "InvalidDBInstanceState", "Message": message}}, "StopDBCluster")
+
+    monkeypatch.setattr(rds, "_call", refused)
+    scheduler.run("rds-act")
+    deliver_waiting(scheduler, 4 * 60)
+    (alert,) = alerts_sent()
+    assert (alert["resource_id"], alert["reason"]) == (
+        cluster, f"not acted on by the deadline: refused InvalidDBInstanceState: {message}"
+    )  # fmt: skip
 
 
 @pytest.mark.usefixtures("with_rds")
@@ -275,13 +321,17 @@ def test_a_start_refused_for_its_kms_key_alerts_once_with_the_code(
     (item,) = [m for m in take_messages() if m["kind"] == "rds-act"]
 
     def refused(*_: Any) -> str:
-        raise ClientError({"Error": {"Code": "KMSKeyNotAccessibleFault", "Message": "key"}}, "StartDBInstance")
+        message = "An error occurred accessing an Amazon Web Services KMS key."
+        raise ClientError({"Error": {"Code": "KMSKeyNotAccessibleFault", "Message": message}}, "StartDBInstance")
 
     monkeypatch.setattr(rds, "_call", refused)
     scheduler.work([work_body(item)])
     scheduler.work([work_body(item)])
     (alert,) = alerts_sent()
-    assert alert["resource_id"] == "db:orders" and alert["reason"] == "refused: KMSKeyNotAccessibleFault"
+    assert alert["resource_id"] == "db:orders"
+    assert alert["reason"] == (
+        "refused: KMSKeyNotAccessibleFault: An error occurred accessing an Amazon Web Services KMS key."
+    )
     assert [m for m in take_messages() if m["kind"] == "rds-act"] == []
 
 
@@ -294,10 +344,15 @@ def test_a_stop_not_done_by_the_deadline_alerts_once_with_the_status(scheduler: 
     scheduler.clock.advance(minutes=5)
     scheduler.event(instance, "RDS-EVENT-0087")  # a stale or early event decides nothing before the deadline
     assert alerts_sent() == []
-    scheduler.clock.advance(minutes=16)
-    checks = [m for m in take_messages() if m["kind"] == "check"]
-    scheduler.work([work_body(c) for c in checks])
-    scheduler.work([work_body(c) for c in checks])
+    (check,) = [m for m in take_messages() if m["kind"] == "check"]
+    # A Multi-AZ or large instance takes longer than EC2's 20 minutes: an hour before the alert.
+    assert check["deadline"] == format_time(scheduler.clock.now + timedelta(minutes=55))
+    scheduler.clock.advance(minutes=30)
+    scheduler.work([work_body(check)])
+    assert alerts_sent() == []
+    scheduler.clock.advance(minutes=25)
+    scheduler.work([work_body(check)])
+    scheduler.work([work_body(check)])
     (alert,) = alerts_sent()
     assert alert["resource_id"] == instance and alert["reason"] == "stopping (wanted stopped after stop)"
 
@@ -393,7 +448,10 @@ def test_a_late_start_waits_for_a_stop_under_way(scheduler: Scheduler, api_calls
     scheduler.plan("start")
     scheduler.run("rds-act")
     assert api_calls["rds.StartDBInstance"] == 0
-    scheduler.clock.advance(minutes=21)  # still stopping past the deadline
+    scheduler.clock.advance(minutes=30)  # a Multi-AZ stop can take this long: still waited for
+    scheduler.run("rds-act")
+    assert alerts_sent() == []
+    scheduler.clock.advance(minutes=31)  # still stopping an hour after the first act
     scheduler.run("rds-act")
     (alert,) = not_cannot_schedule(alerts_sent())
     assert (alert["resource_id"], alert["reason"]) == (instance, "not acted on by the deadline")
@@ -479,3 +537,166 @@ def test_the_opt_out_tag_skips_a_resource(scheduler: Scheduler, api_calls: Count
     assert summary["skipped"] == [f"{opted_out}: carries the opt-out tag ops-automation:no-schedule"]
     scheduler.run("rds-act")
     assert scheduler.status(opted_out) == "available" and api_calls["rds.StopDBInstance"] == 0
+
+
+# -- RDS's own time limits: backups, maintenance, slow starts --------------------------------------------------------
+
+
+@pytest.mark.parametrize("busy_minutes", [150, 200])
+@pytest.mark.usefixtures("with_rds")
+def test_a_stop_waits_out_a_backup_for_three_hours_from_its_first_act(
+    scheduler: Scheduler, api_calls: Counter[str], busy_minutes: int
+) -> None:
+    """A backup or maintenance at the stop slot: stopped once it is over, not left running all night."""
+    instance = scheduler.instance("orders", OFFICE)
+    scheduler.plan("stop")
+    scheduler.set_status(instance, "backing-up")
+    scheduler.clock.advance(minutes=10)  # the planner paced this batch late: the window counts from here
+    scheduler.run("rds-act")
+    deliver_waiting(scheduler, busy_minutes)
+    scheduler.set_status(instance, "available")
+    deliver_waiting(scheduler, 15)
+    if busy_minutes < 180:
+        assert scheduler.status(instance) == "stopped" and api_calls["rds.StopDBInstance"] == 1
+        assert alerts_sent() == []
+    else:
+        (alert,) = alerts_sent()
+        assert (alert["resource_id"], alert["reason"]) == (instance, "not acted on by the deadline")
+        assert scheduler.status(instance) == "available" and api_calls["rds.StopDBInstance"] == 0
+
+
+@pytest.mark.parametrize("status", [
+    "backing-up", "storage-optimization", "configuring-log-exports", "modifying", "maintenance", "upgrading",
+])  # fmt: skip
+@pytest.mark.usefixtures("with_rds")
+def test_a_start_that_ends_busy_counts_as_started(scheduler: Scheduler, api_calls: Counter[str], status: str) -> None:
+    started = scheduler.instance("orders", OFFICE)
+    busy = scheduler.instance("billing", OFFICE)
+    scheduler.rds.stop_db_instance(DBInstanceIdentifier="orders")
+    scheduler.set_status(busy, status)  # running at the start slot, busy with work of its own
+    scheduler.plan("start")
+    scheduler.run("rds-act")
+    queued = take_messages()
+    assert api_calls["rds.StartDBInstance"] == 1 and [m["kind"] for m in queued] == ["check", "check"]
+    scheduler.set_status(started, status)  # what RDS does right after a start
+    scheduler.clock.advance(minutes=61)
+    scheduler.work([work_body(m) for m in queued])
+    assert {scheduler.ledger(r).state for r in (started, busy)} == {"available"}
+    assert alerts_sent() == []
+
+
+@pytest.mark.parametrize("kind", ["db", "cluster"])
+@pytest.mark.usefixtures("with_rds")
+def test_a_restop_waits_through_the_start_and_the_maintenance_after_it(
+    scheduler: Scheduler, api_calls: Counter[str], kind: str
+) -> None:
+    resource = scheduler.instance("orders", OFFICE) if kind == "db" else scheduler.cluster("orders", OFFICE)
+    call = "rds.StopDBInstance" if kind == "db" else "rds.StopDBCluster"
+    scheduler.plan("stop")
+    scheduler.run("rds-act")
+    take_messages()
+    scheduler.clock.advance(days=7)
+    scheduler.set_status(resource, "starting")
+    scheduler.event(resource, "RDS-EVENT-0154" if kind == "db" else "RDS-EVENT-0153")
+    (restop,) = acts()
+    assert restop["restop"] is True
+    assert restop["deadline"] == format_time(scheduler.clock.now + timedelta(hours=6))
+    scheduler.work([work_body(restop)])
+    deliver_waiting(scheduler, 30)
+    scheduler.set_status(resource, "upgrading")  # the maintenance RDS held back while it was stopped
+    deliver_waiting(scheduler, 4 * 60)
+    scheduler.set_status(resource, "available")
+    deliver_waiting(scheduler, 15)
+    assert scheduler.status(resource) == "stopped" and api_calls[call] == 2
+    assert alerts_sent() == []
+
+
+@pytest.mark.usefixtures("with_rds")
+def test_a_restop_that_still_reads_stopped_after_the_auto_start_event_waits(
+    scheduler: Scheduler, api_calls: Counter[str]
+) -> None:
+    instance = scheduler.instance("orders", OFFICE)
+    scheduler.plan("stop")
+    scheduler.run("rds-act")
+    take_messages()
+    scheduler.clock.advance(days=7)
+    scheduler.event(instance, "RDS-EVENT-0154")  # DescribeDBInstances still answers `stopped`
+    (restop,) = acts()
+    assert restop["resource_ids"] == [instance]
+    scheduler.set_status(instance, "starting")
+    scheduler.clock.advance(minutes=1)
+    scheduler.work([work_body(restop)])
+    scheduler.set_status(instance, "available")
+    deliver_waiting(scheduler, 15)
+    assert scheduler.status(instance) == "stopped" and api_calls["rds.StopDBInstance"] == 2
+    assert alerts_sent() == []
+
+
+@pytest.mark.usefixtures("with_rds")
+def test_a_restop_that_reads_stopped_long_after_the_event_takes_it_as_stopped(scheduler: Scheduler) -> None:
+    """Its owner (or their own stay-stopped tool) stopped it again: no wait for six hours, no alert."""
+    instance = scheduler.instance("orders", OFFICE)
+    scheduler.plan("stop")
+    scheduler.run("rds-act")
+    take_messages()
+    scheduler.clock.advance(days=7)
+    scheduler.event(instance, "RDS-EVENT-0154")
+    (check,) = deliver_waiting(scheduler, 45)
+    assert acts() == []
+    entry = scheduler.ledger(instance)
+    assert (entry.state, entry.slot) == ("pending", format_time(scheduler.clock.now - timedelta(minutes=45)))
+    scheduler.clock.advance(minutes=61)
+    scheduler.work([work_body(check)])
+    assert scheduler.ledger(instance).state == "available" and alerts_sent() == []
+
+
+@pytest.mark.usefixtures("with_rds")
+def test_the_source_of_an_aurora_read_replica_is_reported_once(scheduler: Scheduler, api_calls: Counter[str]) -> None:
+    source = scheduler.instance("orders", OFFICE, Engine="mysql")
+    # An Aurora MySQL read replica of it (moto does not create those): what DescribeDBInstances then shows.
+    rds_backends[ACCOUNT][REGION].databases["orders"].read_replica_db_cluster_identifiers = ["orders-aurora"]
+    summary = scheduler.plan("stop")
+    assert summary["reported"] == [f"{source}: has read replicas: RDS cannot stop it"]
+    scheduler.run("rds-act")
+    scheduler.clock.advance(hours=24)
+    scheduler.plan("stop")
+    scheduler.run("rds-act")
+    (alert,) = alerts_sent()
+    assert alert["resource_id"] == source and api_calls["rds.StopDBInstance"] == 0
+
+
+@pytest.mark.parametrize(("kind", "status"), [
+    ("db", "insufficient-capacity"), ("cluster", "cloning-failed"), ("cluster", "migration-failed"),
+])  # fmt: skip
+@pytest.mark.usefixtures("with_rds")
+def test_a_resource_in_a_status_that_does_not_pass_is_reported_at_once(
+    scheduler: Scheduler, api_calls: Counter[str], kind: str, status: str
+) -> None:
+    resource = scheduler.instance("orders", OFFICE) if kind == "db" else scheduler.cluster("orders", OFFICE, members=0)
+    scheduler.set_status(resource, status)
+    summary = scheduler.plan("stop")
+    assert summary["reported"] == [f"{resource}: {status}: nothing to stop"]
+    scheduler.run("rds-act")
+    assert acts() == []
+    (alert,) = alerts_sent()
+    assert alert["resource_id"] == resource
+    assert api_calls["rds.StopDBInstance"] + api_calls["rds.StopDBCluster"] == 0
+
+
+@pytest.mark.usefixtures("with_rds")
+def test_members_of_a_multi_az_db_cluster_are_skipped_as_such(scheduler: Scheduler, api_calls: Counter[str]) -> None:
+    scheduler.rds.create_db_cluster(
+        DBClusterIdentifier="payments", Engine="postgres", MasterUsername="owner", MasterUserPassword="password1",
+        DBClusterInstanceClass="db.m5d.large", AllocatedStorage=100, StorageType="io1", Iops=1000,
+        Tags=tag_list(OFFICE),
+    )  # fmt: skip
+    member = scheduler.instance("payments-0", OFFICE, DBClusterIdentifier="payments")
+    summary = scheduler.plan("stop")
+    assert summary["skipped"] == [
+        f"{member}: member of the DB cluster payments (postgres, not Aurora): only Aurora clusters are scheduled"
+    ]
+    assert summary["reported"] == [
+        "cluster:payments: not an Aurora cluster (postgres): StopDBCluster applies to Aurora only"
+    ]
+    scheduler.run("rds-act")
+    assert api_calls["rds.StopDBInstance"] + api_calls["rds.StopDBCluster"] == 0

@@ -105,16 +105,28 @@ def superseded(rt: SchedulerRuntime, target: Target, resource_id: str, slot: str
     return entry is not None and entry.slot > slot
 
 
-def expect(rt: SchedulerRuntime, target: Target, resource_id: str, action: Action, slot: str) -> None:
+def expect(
+    rt: SchedulerRuntime,
+    target: Target,
+    resource_id: str,
+    action: Action,
+    slot: str,
+    timeout_minutes: int | None = None,
+) -> None:
     """The resource's verification item: one per resource, rewritten by every newer action (a state event names
-    only the resource), with a delayed check at the slot's deadline."""
+    only the resource), with a delayed check at the slot's deadline. `timeout_minutes` replaces the configured
+    verification time for a service whose stops and starts take longer (RDS)."""
     if superseded(rt, target, resource_id, slot):
         return
     key = ledger_key(rt, target, resource_id)
     rt.ledger.transition(
         key, "pending", rt.clock(), rt.config.completion.ledger_ttl_days, source_id=action, slot=slot, reason=""
     )
-    deadline = act_deadline(rt, slot)
+    if timeout_minutes is None:
+        deadline = act_deadline(rt, slot)
+    else:
+        timeout = timedelta(minutes=timeout_minutes)
+        deadline = max(parse_time(slot, "slot") + timeout, rt.clock() + timeout)
     check = CheckMessage(rt.policy, resource_id, action, target.region, target.role_arn, slot, format_time(deadline))
     send_delayed(rt.clients.client("sqs"), rt.common.work_queue_url, check, (deadline - rt.clock()).total_seconds())
 

@@ -7,16 +7,22 @@ no state in it), verifies the status.
 
 RDS starts a resource that has been stopped for seven days by itself (RDS-EVENT-0154 for an instance, RDS-EVENT-0153
 for a cluster). When the resource's newest action here is a stop, that event becomes a new stop slot at the event's
-time: the act waits while the resource is `starting`, stops it once `available`, and verifies it like any other
-slot. A manual start (RDS-EVENT-0088/0151 without the auto-start event) is left alone. RDS events are best effort: a
-lost auto-start event leaves the resource running until the next stop slot stops it. Facts and sources:
+time: the act waits (up to RESTOP_WINDOW after the event) while the resource is `starting`, under the maintenance
+RDS applies after a start, or backing up, stops it once `available`, and verifies it like any other slot. A manual
+start (RDS-EVENT-0088/0151 without the auto-start event) is left alone. RDS events are best effort: a lost auto-start
+event leaves the resource running until the next stop slot stops it. Facts and sources:
 /work/coord/sched/rds-NOTES.md.
+
+Time limits are RDS's own, longer than EC2's (a backup, maintenance, or a Multi-AZ stop easily outlasts the EC2
+verification time): ACT_WINDOW counts from the first act, VERIFY_MINUTES from the call; either is the configured
+completion timeout when that is longer.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import timedelta
 from functools import partial
 from typing import Any, ClassVar, Literal
 
@@ -25,7 +31,7 @@ from botocore.exceptions import ClientError
 from ..core.claims import claim, record_made, release
 from ..core.completion import Observation, ledger_key
 from ..core.errors import THROTTLING_ERRORS, MalformedEventError, error_code
-from ..core.events import CheckMessage, text, time_field
+from ..core.events import CheckMessage, format_time, parse_time, text, time_field
 from ..core.fanout import BatchSender
 from ..core.ledger import LedgerEntry
 from ..core.observability import logger
@@ -57,19 +63,47 @@ KINDS: tuple[Kind, ...] = ("db", "cluster")
 DESIRED: Mapping[Action, str] = {"start": "available", "stop": "stopped"}
 UNDER_WAY: Mapping[Action, str] = {"start": "starting", "stop": "stopping"}
 ACTS_ON: Mapping[Action, str] = {"start": "stopped", "stop": "available"}
+# Statuses of a running resource busy with work of its own, which ends by itself (the RDS User Guide's status table
+# bills instance hours for each): a start is done, a stop waits. Aurora applies pending maintenance right after a start
+# ("Aurora applies any scheduled maintenance to your stopped cluster after it's started again"), and a start may be
+# followed by a backup or the end of a storage optimization ("can sometimes take up to and even beyond 24 hours").
+BUSY_RUNNING = frozenset({"backing-up", "maintenance", "modifying", "storage-optimization", "upgrading"})
+# How long an act waits for a resource it cannot act on yet, from its first act (the slot's time is no measure: the
+# planner paces batches over up to 15 minutes). A stop waits out a backup or maintenance at the stop slot, so the
+# database does not run all night; a start waits out a stop under way, which takes longer than 20 minutes for a
+# Multi-AZ or large instance ("For a Multi-AZ deployment, a large amount of time might be required to stop a DB
+# instance.", USER_StopInstance).
+ACT_WINDOW: Mapping[Action, timedelta] = {"start": timedelta(minutes=60), "stop": timedelta(hours=3)}
+# How long a stop after RDS's seven-day auto-start waits, from the event: the start ("usually takes several minutes"
+# for Aurora, minutes to hours for a large instance), then the maintenance RDS held back while it was stopped, then a
+# backup. Past it, one alert; the database then runs until the next stop slot.
+RESTOP_WINDOW = timedelta(hours=6)
+# After the auto-start event RDS may still answer `stopped` for a while (nothing documents read-after-event
+# consistency): a re-stop reading `stopped` this soon after the event waits; later, `stopped` is real (its owner
+# stopped it).
+RESTOP_STALE_READ = timedelta(minutes=30)
+# The verification time of a stop or start, at least: Multi-AZ and large instances take longer than EC2's default.
+VERIFY_MINUTES = 60
 # Statuses that do not pass by themselves: nothing to start or stop until someone repairs or deletes the resource.
 BROKEN = frozenset(
     {
+        "cloning-failed",  # Aurora: "Cloning a DB cluster failed."
         "deleting",
         "failed",
         "inaccessible-encryption-credentials",
         "inaccessible-encryption-credentials-recoverable",
+        "insufficient-capacity",  # "Amazon RDS can't create your instance because sufficient capacity isn't ..."
+        "migration-failed",  # Aurora: "A migration failed."
         "restore-error",
         "storage-full",
     }
 )
 # The resource changed state by itself or under someone else: try again later, within the slot's deadline.
-RETRY_CODES = frozenset({"InvalidDBInstanceState", "InvalidDBClusterStateFault"}) | THROTTLING_ERRORS
+# InvalidDBShardGroupState (StopDBCluster/StartDBCluster, Aurora Limitless): "The DB shard group must be in the
+# available state.", a state that passes like the others.
+RETRY_CODES = (
+    frozenset({"InvalidDBInstanceState", "InvalidDBClusterStateFault", "InvalidDBShardGroupState"}) | THROTTLING_ERRORS
+)
 GONE_CODES = frozenset({"DBInstanceNotFound", "DBClusterNotFoundFault"})
 
 
@@ -81,6 +115,8 @@ class RdsActMessage(ScheduledAct):
     IDS_FIELD: ClassVar[str] = "resource_ids"
 
     resource_ids: tuple[str, ...]
+    # A stop after RDS's seven-day auto-start (RDS-EVENT-0154/0153): a `stopped` read soon after the event is stale.
+    restop: bool = False
     kind: Literal["rds-act"] = "rds-act"
 
 
@@ -102,8 +138,8 @@ class Database:
     resource_id: str  # ledger id
     status: str
     tags: Mapping[str, str]
-    # The Aurora cluster an instance belongs to (scheduled through the cluster).
-    cluster: str | None
+    # Why an instance of a DB cluster is left to its cluster ("" if it belongs to none).
+    member: str
     # Why AWS refuses to stop this resource at all ("" if it does not).
     unsupported: str
 
@@ -124,7 +160,9 @@ def _instance(raw: Mapping[str, Any]) -> Database:
     engine = str(raw.get("Engine", ""))
     if raw.get("ReadReplicaSourceDBInstanceIdentifier") or raw.get("ReadReplicaSourceDBClusterIdentifier"):
         unsupported = "a read replica: RDS cannot stop it"
-    elif raw.get("ReadReplicaDBInstanceIdentifiers"):
+    elif raw.get("ReadReplicaDBInstanceIdentifiers") or raw.get("ReadReplicaDBClusterIdentifiers"):
+        # ...Cluster...: the Aurora clusters replicating this instance ("when you create an Aurora read replica of an
+        # RDS for MySQL DB instance, the Aurora MySQL DB cluster for the Aurora read replica is shown").
         unsupported = "has read replicas: RDS cannot stop it"
     elif engine.startswith("sqlserver") and raw.get("MultiAZ"):
         unsupported = "SQL Server in a Multi-AZ configuration: RDS cannot stop it"
@@ -132,11 +170,19 @@ def _instance(raw: Mapping[str, Any]) -> Database:
         unsupported = f"RDS Custom ({engine}): StopDBInstance does not apply"
     else:
         unsupported = ""
+    cluster = raw.get("DBClusterIdentifier")
+    if not cluster:
+        member = ""
+    elif engine.startswith("aurora"):
+        member = f"member of Aurora cluster {cluster}: scheduled through the cluster"
+    else:
+        # A Multi-AZ DB cluster of RDS (or DocumentDB, Neptune): its cluster is reported, not scheduled.
+        member = f"member of the DB cluster {cluster} ({engine}, not Aurora): only Aurora clusters are scheduled"
     return Database(
         resource_id=f"db:{raw['DBInstanceIdentifier']}",
         status=str(raw.get("DBInstanceStatus", "")),
         tags=_tags(raw),
-        cluster=raw.get("DBClusterIdentifier") or None,
+        member=member,
         unsupported=unsupported,
     )
 
@@ -161,7 +207,7 @@ def _cluster(raw: Mapping[str, Any]) -> Database:
         resource_id=f"cluster:{raw['DBClusterIdentifier']}",
         status=str(raw.get("Status", "")),
         tags=_tags(raw),
-        cluster=None,
+        member="",
         unsupported=unsupported,
     )
 
@@ -198,18 +244,28 @@ def decide(database: Database, action: Action, opt_out_tag_key: str | None) -> D
     decided = partial(Decision, database.resource_id)
     if opt_out_tag_key is not None and any(key.lower() == opt_out_tag_key.lower() for key in database.tags):
         return decided("skip", f"carries the opt-out tag {opt_out_tag_key}")
-    if database.cluster is not None:
-        return decided("skip", f"member of Aurora cluster {database.cluster}: scheduled through the cluster")
+    if database.member:
+        return decided("skip", database.member)
     if database.unsupported:
         return decided("report", database.unsupported)
-    if database.status in BROKEN or database.status.startswith("incompatible-"):
+    if _broken(database.status):
         return decided("report", f"{database.status}: nothing to {action}")
     if database.status in (DESIRED[action], UNDER_WAY[action]):
         return decided("already", database.status)
+    if action == "start" and _busy_running(database.status):
+        return decided("already", database.status)  # running, busy with work of its own
     if database.status == ACTS_ON[action]:
         return decided("act")
     # starting, stopping, backing-up, modifying, rebooting, maintenance, upgrading...: passes by itself.
     return decided("wait", f"{database.status}: {action} once it settles")
+
+
+def _broken(status: str) -> bool:
+    return status in BROKEN or status.startswith("incompatible-")
+
+
+def _busy_running(status: str) -> bool:
+    return status in BUSY_RUNNING or status.startswith("configuring-")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -280,7 +336,10 @@ def decode_act(payload: Mapping[str, Any]) -> RdsActMessage:
     ids = payload.get("resource_ids")
     if not isinstance(ids, list) or not all(isinstance(i, str) and _is_ledger_id(i) for i in ids):
         raise MalformedEventError(f"message field 'resource_ids' must be a list of db:... or cluster:..., got {ids!r}")
-    return RdsActMessage(**act_fields(payload), resource_ids=tuple(ids))
+    restop = payload.get("restop", False)
+    if not isinstance(restop, bool):
+        raise MalformedEventError(f"message field 'restop' must be true or false, got {restop!r}")
+    return RdsActMessage(**act_fields(payload), resource_ids=tuple(ids), restop=restop)
 
 
 def _is_ledger_id(value: str) -> bool:
@@ -325,7 +384,12 @@ def on_event(rt: SchedulerRuntime, own_account: str, event: RdsEvent) -> dict[st
             # Not ours, or last started here: RDS's start changes nothing the schedule asked for.
             return {**result, "outcome": "ignored"}
         logger.info("started by RDS after seven days stopped: stopping again", extra=result)
-        restop = RdsActMessage(**act_of(rt, "stop", event.time, target), resource_ids=(event.resource_id,))
+        restop = RdsActMessage(
+            **act_of(rt, "stop", event.time, target),
+            resource_ids=(event.resource_id,),
+            deadline=format_time(parse_time(event.time, "time") + RESTOP_WINDOW),
+            restop=True,
+        )
         return {**result, "outcome": "restop", **act(rt, restop)}
     if event.event_id in STATE_EVENTS:
         return verify_database(rt, target, event.resource_id, None)
@@ -340,10 +404,15 @@ def on_event(rt: SchedulerRuntime, own_account: str, event: RdsEvent) -> dict[st
 def act(rt: SchedulerRuntime, message: RdsActMessage) -> dict[str, Any]:
     """One call per (resource, action, slot), whatever the deliveries; each resource is read again first."""
     target = Target(message.region, message.role_arn)
+    if message.deadline is None:
+        # First handled now: the waits of RDS's window count from here, whenever the planner sent the item.
+        message = replace(message, deadline=format_time(rt.clock() + _window(rt, ACT_WINDOW[message.action])))
     rds = rt.clients.client("rds", target.region, target.role_arn)
     ttl = rt.config.completion.ledger_ttl_days
     request = f"{message.action}@{message.slot}"
     result: dict[str, Any] = {"acted": [], "already": [], "reported": [], "superseded": [], "left": [], "waiting": []}
+    # AWS's answer to the latest refused call of each id still waiting: the deadline alert gives it as the cause.
+    refusals: dict[str, str] = {}
     for resource_id in message.resource_ids:
         database = _describe(rds, resource_id)
         if database is None:
@@ -357,13 +426,13 @@ def act(rt: SchedulerRuntime, message: RdsActMessage) -> dict[str, Any]:
             result["left"].append(resource_id)
             continue
         decision = decide(database, message.action, rt.config.opt_out_tag_key)
-        if decision.verdict == "wait":
+        if decision.verdict == "wait" or (decision.verdict == "already" and _stale_stopped(rt, message, database)):
             result["waiting"].append(resource_id)
         elif decision.verdict == "already":
             result["already"].append(resource_id)
             # There or on its way (its owner, RDS's auto-start, a delivery that died after its call): this slot
             # is now the resource's newest, verified like ours.
-            expect(rt, target, resource_id, message.action, message.slot)
+            expect(rt, target, resource_id, message.action, message.slot, _verify_minutes(rt))
         elif decision.verdict == "skip":
             result["left"].append(resource_id)  # opted out, or joined a cluster, since the plan
         elif decision.verdict == "report":
@@ -382,13 +451,22 @@ def act(rt: SchedulerRuntime, message: RdsActMessage) -> dict[str, Any]:
             except ClientError as error:
                 code = error_code(error)
                 release(rt, held, code, ttl)
-                outcome = _refused(rt, target, message, resource_id, code)
+                answer = error.response.get("Error", {}).get("Message")
+                refusal = f"{code}: {answer}" if answer else code
+                outcome = _refused(rt, target, message, resource_id, code, refusal)
+                if outcome == "waiting":
+                    refusals[resource_id] = refusal
                 result[outcome].append(resource_id)
                 continue
             record_made(rt, held, [status], ttl)
-            expect(rt, target, resource_id, message.action, message.slot)
+            expect(rt, target, resource_id, message.action, message.slot, _verify_minutes(rt))
             result["acted"].append(resource_id)
     waiting = result["waiting"]
+    if message.deadline is not None and rt.clock() >= parse_time(message.deadline, "deadline"):
+        # Before send_back's own alert (one per resource and slot), so that the alert names AWS's refusal.
+        for resource_id, refusal in refusals.items():
+            reason = f"not acted on by the deadline: refused {refusal}"
+            fail_once(rt, target, resource_id, message.action, message.slot, reason)
     send_back(rt, target, message, waiting, waiting)
     return {"action": message.action, "slot": message.slot, **result}
 
@@ -404,7 +482,26 @@ def _call(rds: Any, action: Action, database: Database) -> str:
     return str(call(DBClusterIdentifier=database.identifier).get("DBCluster", {}).get("Status", ""))
 
 
-def _refused(rt: SchedulerRuntime, target: Target, message: RdsActMessage, resource_id: str, code: str) -> str:
+def _window(rt: SchedulerRuntime, window: timedelta) -> timedelta:
+    return max(window, timedelta(minutes=rt.config.completion.timeout_minutes))
+
+
+def _verify_minutes(rt: SchedulerRuntime) -> int:
+    return max(VERIFY_MINUTES, rt.config.completion.timeout_minutes)
+
+
+def _stale_stopped(rt: SchedulerRuntime, message: RdsActMessage, database: Database) -> bool:
+    """A re-stop reading `stopped` soon after RDS said it is starting the resource: the read predates the start."""
+    return (
+        message.restop
+        and database.status == DESIRED["stop"]
+        and rt.clock() < parse_time(message.slot, "slot") + RESTOP_STALE_READ
+    )
+
+
+def _refused(
+    rt: SchedulerRuntime, target: Target, message: RdsActMessage, resource_id: str, code: str, refusal: str
+) -> str:
     """Where a refused call leaves the resource in the result: waiting (retried until the deadline), or reported."""
     if code in RETRY_CODES:
         # Its status changed since the read (a backup began, its owner acted), or the API throttled: later.
@@ -415,7 +512,7 @@ def _refused(rt: SchedulerRuntime, target: Target, message: RdsActMessage, resou
     # KMSKeyNotAccessibleFault (the key is disabled or its grant revoked: someone must repair it),
     # InsufficientDBInstanceCapacity (AWS documents no retry advice and names the fix: another instance class or
     # Availability Zone), AccessDenied, and anything else: one alert with the code, no retries that cannot help.
-    fail_once(rt, target, resource_id, message.action, message.slot, f"refused: {code}")
+    fail_once(rt, target, resource_id, message.action, message.slot, f"refused: {refusal}")
     return "reported"
 
 
@@ -432,9 +529,9 @@ def _observe(rds: Any, resource_id: str, entry: LedgerEntry, at_deadline: bool) 
     database = _describe(rds, resource_id)
     if database is None:
         return Observation(state=None, reason=f"{resource_id} no longer exists")
-    if database.status == DESIRED[action]:
+    if database.status == DESIRED[action] or (action == "start" and _busy_running(database.status)):
         return Observation(state="available")
-    broken = database.status in BROKEN or database.status.startswith("incompatible-")
+    broken = _broken(database.status)
     if at_deadline or broken:
         return Observation(state="failed", reason=f"{database.status} (wanted {DESIRED[action]} after {action})")
     return Observation(state="pending", reason=database.status)
