@@ -1,6 +1,7 @@
 """`make demo`: a simulated week of AMI backups, a series of daily EBS snapshots, simulated days of clean-up after
-deregistration and simulated days of disaster-recovery copies from Tokyo to Osaka against one local AWS, as a
-readable report with one section per module.
+deregistration, simulated days of disaster-recovery copies from Tokyo to Osaka and a simulated office week of
+scheduled start/stop (with the days the clock changes in New York) against one local AWS, as a readable report with
+one section per module.
 
 examples/ami-backup, examples/ebs-snapshot, examples/deregister-cleanup (plus a dry-run variant of it) and
 examples/snapshot-copy (both of its regions) are applied with terraform (at once) to a local AWS (moto on
@@ -33,6 +34,7 @@ from scripts.local_aws import local_aws  # noqa: E402
 from tests.e2e import ami_backup_scenario as ami  # noqa: E402
 from tests.e2e import deregister_cleanup_scenario as dereg  # noqa: E402
 from tests.e2e import ebs_snapshot_scenario as ebs  # noqa: E402
+from tests.e2e import instance_scheduler_scenario as isched  # noqa: E402
 from tests.e2e import scenario  # noqa: E402
 from tests.e2e import snapshot_copy_scenario as sc  # noqa: E402
 from tests.support.terraform_env import TerraformUnavailable, require_terraform  # noqa: E402
@@ -448,17 +450,21 @@ class Results:
     copies: sc.CopyReport
     copy_state: sc.FinalState
     runs: dict[str, scenario.TerraformRun]
+    scheduler_week: isched.WeekReport
+    scheduler_dst: isched.DstReport
+    scheduler_state: isched.FinalState
 
 
 def run_with_terraform() -> Results:
-    examples = [ami.EXAMPLE, ebs.EXAMPLE, dereg.EXAMPLE, sc.EXAMPLE]
+    examples = [ami.EXAMPLE, ebs.EXAMPLE, dereg.EXAMPLE, sc.EXAMPLE, isched.EXAMPLE]
     region = scenario.example_region(examples[0])
     with tempfile.TemporaryDirectory(prefix="ops-automation-demo-") as workdir, local_aws(region) as aws:
         print(f"local AWS (moto) at {aws.endpoint}")
         names = " and ".join(example.as_posix() for example in examples)
         print(f"terraform init + apply {names}, at once (moto takes ~25 s per SQS queue) ...", flush=True)
-        with scenario.applied_together(aws, Path(workdir), examples, [dereg.DRY_RUN]) as applied:
-            runs = {example.name: applied.run(example) for example in (*examples, dereg.DRY_RUN.path)}
+        variants = [dereg.DRY_RUN, *isched.VARIANTS]
+        with scenario.applied_together(aws, Path(workdir), examples, variants) as applied:
+            runs = {example.name: applied.run(example) for example in (*examples, *(v.path for v in variants))}
             print("applied in " + ", ".join(f"{name} {run.apply_seconds:.0f}s" for name, run in runs.items()))
             aws_ami = applied.aws_for(ami.EXAMPLE)
             print(f"ami-backup: simulating {ami.DAYS} days ...", flush=True)
@@ -490,9 +496,31 @@ def run_with_terraform() -> Results:
             print(f"snapshot-copy: simulating {sc.DAYS} days, Tokyo to Osaka ...", flush=True)
             copies = sc.run_days(aws_copy, runs[sc.EXAMPLE.name], [runs[ebs.EXAMPLE.name].outputs["work_queue_url"]])
             copy_state = sc.final_state(aws_copy, copies)
+            print("instance-scheduler: simulating an office week in Tokyo and the 2027 clock changes ...", flush=True)
+            aws_sched = applied.aws_for(isched.EXAMPLE)
+            paths = (isched.EXAMPLE, isched.STOP_ONLY.path, isched.NEW_YORK.path)
+            office, stop_only, new_york = (
+                isched.deployment_from_terraform(aws_sched, runs[path.name].outputs, path) for path in paths
+            )
+            scheduler_week = isched.run_week(aws_sched, office, stop_only, [new_york])
+            scheduler_dst = isched.run_dst(aws_sched, new_york, [office, stop_only])
+            scheduler_state = isched.final_state(aws_sched, [office, stop_only, new_york])
             print("terraform destroy ...", flush=True)
         print("destroyed in " + ", ".join(f"{name} {run.destroy_seconds:.0f}s" for name, run in runs.items()))
-    return Results(week, ami_state, series, ebs_state, cleanup, cleanup_state, copies, copy_state, runs)
+    return Results(
+        week,
+        ami_state,
+        series,
+        ebs_state,
+        cleanup,
+        cleanup_state,
+        copies,
+        copy_state,
+        runs,
+        scheduler_week,
+        scheduler_dst,
+        scheduler_state,
+    )
 
 
 def main() -> int:
@@ -510,8 +538,8 @@ def main() -> int:
         )
         return CANNOT_RUN
     print(
-        "terraform apply of examples/ami-backup, examples/ebs-snapshot, examples/deregister-cleanup and"
-        " examples/snapshot-copy against one local AWS (tier-3 path)"
+        "terraform apply of examples/ami-backup, examples/ebs-snapshot, examples/deregister-cleanup,"
+        " examples/snapshot-copy and examples/instance-scheduler against one local AWS (tier-3 path)"
     )
     results = run_with_terraform()
     print()
@@ -530,6 +558,10 @@ def main() -> int:
     print("=== snapshot-copy " + "=" * (len(RULE) - 18))
     print(f"deployment: {results.copies.copy.how} (and its {results.copies.destination_region} provider)")
     print_copies(results.copies, results.copy_state)
+    print()
+    print("=== instance-scheduler " + "=" * (len(RULE) - 23))
+    print(f"deployment: {results.scheduler_week.office.deployment.how} (and its stop-only and New York variants)")
+    print("\n".join(isched.report_lines(results.scheduler_week, results.scheduler_dst, results.scheduler_state, RULE)))
     print(RULE)
     print(f"demo finished in {time.monotonic() - started:.0f}s")
     found = (
@@ -537,6 +569,7 @@ def main() -> int:
         + series_problems(results.series, results.ebs_state)
         + cleanup_problems(results.cleanup, results.cleanup_state)
         + copy_problems(results.copies, results.copy_state)
+        + isched.problems(results.scheduler_week, results.scheduler_dst, results.scheduler_state)
     )
     for problem in found:
         print(f"PROBLEM: {problem}")
