@@ -480,8 +480,13 @@ def run_with_terraform() -> Results:
             dry = scenario.deployment_from_terraform(
                 aws_dereg, outputs[dereg.DRY_RUN.path.name], dereg.DRY_RUN.path, scheduled="sweeper"
             )
-            ebs_queue = [runs[ebs.EXAMPLE.name].outputs["work_queue_url"]]
-            cleanup = dereg.run_days(aws_dereg, main, dry, deployment, ebs_queue)
+            # The published samples it feeds reach the other examples' rules too (instance state changes reach the
+            # instance-scheduler policies): cleared from their queues, their own scenarios must not get them.
+            bystander_queues = [
+                runs[path.name].outputs["work_queue_url"]
+                for path in (ebs.EXAMPLE, isched.EXAMPLE, *(v.path for v in isched.VARIANTS))
+            ]
+            cleanup = dereg.run_days(aws_dereg, main, dry, deployment, bystander_queues)
             cleanup_state = dereg.final_state(aws_dereg, main, dry)
             for example in (ami.EXAMPLE, dereg.EXAMPLE, dereg.DRY_RUN.path):
                 applied.start_destroy(example)

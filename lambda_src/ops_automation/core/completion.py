@@ -78,6 +78,20 @@ def request_completion(
     return True
 
 
+@dataclass(frozen=True)
+class CompletionNames:
+    """What a completion is called: the alert of a failure, the metrics of a success and a failure, the log line of a
+    success."""
+
+    failure_alert: str
+    done_metric: str
+    failed_metric: str
+    done_log: str
+
+
+BACKUP = CompletionNames("backup failed; nothing purged", "BackupsCreated", "BackupsFailed", "backup available")
+
+
 def complete(
     rt: Runtime[Any],
     target: Target,
@@ -87,13 +101,11 @@ def complete(
     finish: Callable[[LedgerEntry, Observation], dict[str, Any]],
     ttl_days: int,
     discard: Callable[[LedgerEntry, Observation], dict[str, Any]] | None = None,
-    failure_alert: str = "backup failed; nothing purged",
-    metric_names: tuple[str, str] = ("BackupsCreated", "BackupsFailed"),
+    names: CompletionNames = BACKUP,
 ) -> dict[str, Any]:
     """Shared by the state event (check None) and the delayed check: act on the resource's state, once.
     `discard` removes what a failure left behind (EBS snapshots in `error` count against the volume's limit of
-    concurrent snapshots), and nothing else. `failure_alert` and `metric_names` (done, failed) name what completes:
-    a backup by default."""
+    concurrent snapshots), and nothing else. `names` say what completes: a backup by default."""
     key = ledger_key(rt, target, resource_id)
     entry = rt.ledger.get(key)
     result: dict[str, Any] = {"resource_id": resource_id}
@@ -121,10 +133,10 @@ def complete(
             if action == "time_out" and check
             else observation.reason
         ) or ("disappeared before completion" if observation.state is None else "failed")
-        rt.alerts.send(failure_alert, {**log_keys, "reason": reason})
+        rt.alerts.send(names.failure_alert, {**log_keys, "reason": reason})
         discarded = discard(entry, observation) if discard is not None and action == "fail" else {}
         if rt.ledger.transition(key, "failed", now, ttl_days, from_states={"pending"}, reason=reason):
-            count(metric_names[1])
+            count(names.failed_metric)
         outcome = "timed_out" if action == "time_out" else "failed"
         return {**result, "outcome": outcome, "reason": reason, **discarded}
     if action != "complete":
@@ -132,6 +144,6 @@ def complete(
 
     finished = finish(entry, observation)
     if rt.ledger.transition(key, "available", rt.clock(), ttl_days, from_states={"pending", "failed"}, reason=""):
-        count(metric_names[0])
-        logger.info("completed", extra=log_keys)
+        count(names.done_metric)
+        logger.info(names.done_log, extra=log_keys)
     return {**result, "outcome": "available", **finished}

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
-from ..core.completion import Observation, complete, ledger_key
+from ..core.completion import CompletionNames, Observation, complete, ledger_key
 from ..core.errors import MalformedEventError
 from ..core.events import CheckMessage, WorkMessage, format_time, optional_text, parse_time, text, time_field
 from ..core.fanout import backoff_seconds, send_delayed
@@ -25,7 +25,9 @@ from .decisions import ACTIONS, Action, InstanceSchedulerConfig
 
 SchedulerRuntime = Runtime[InstanceSchedulerConfig]
 NOT_IN_STATE_ALERT = "instance not in its scheduled state"
-METRICS = ("InstancesInDesiredState", "InstancesNotInDesiredState")
+IN_DESIRED_STATE = CompletionNames(
+    NOT_IN_STATE_ALERT, "InstancesInDesiredState", "InstancesNotInDesiredState", "in its scheduled state"
+)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -95,7 +97,7 @@ def fail_once(rt: SchedulerRuntime, target: Target, resource_id: str, action: Ac
             NOT_IN_STATE_ALERT,
             {"resource_id": resource_id, "region": target.region, "action": action, "slot": slot, "reason": reason},
         )
-        count(METRICS[1])
+        count(IN_DESIRED_STATE.failed_metric)
 
 
 def superseded(rt: SchedulerRuntime, target: Target, resource_id: str, slot: str) -> bool:
@@ -179,8 +181,7 @@ def verify(
         observe=lambda entry: observe(entry, at_deadline),
         finish=lambda _entry, _observation: {},
         ttl_days=rt.config.completion.ledger_ttl_days,
-        failure_alert=NOT_IN_STATE_ALERT,
-        metric_names=METRICS,
+        names=IN_DESIRED_STATE,
     )
 
 
