@@ -1,6 +1,6 @@
 """instance-scheduler on moto made faithful (E33-E36: start/stop take time, one bad id refuses a whole request, a
 start with a denied KMS key falls back to stopped): one action per instance and slot, verified by the state event
-or the deadline check, one alert per instance that did not get there (work in progress)."""
+or the deadline check, one alert per instance that did not get there."""
 
 from __future__ import annotations
 

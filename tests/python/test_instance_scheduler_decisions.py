@@ -1,4 +1,4 @@
-"""instance-scheduler's pure decisions (work in progress): which instances act, excluded dates in the schedule's
+"""instance-scheduler's pure decisions: which instances act, excluded dates in the schedule's
 time zone, batches split around the ids that refuse a whole request, and what a verified state means."""
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """instance-scheduler, Auto Scaling groups in capacity mode: stop saves min/desired/max in a tag before setting 0/0/0,
 start restores it before deleting the tag; one change per group and slot, verified by the check or the group's
 events, one alert per group that did not get there (moto scales at once; a stuck group is made with scale-in
-protection or a member held in Pending). Findings S1/S3/S4/S6/N3/N4: /work/coord/sched/REVIEW-ASG-TF.md."""
+protection or a member held in Pending)."""
 
 from __future__ import annotations
 
@@ -230,7 +230,7 @@ def test_a_repeated_delivery_changes_the_group_once(asgs: Groups, api_calls: Cou
 def test_a_group_at_zero_desired_without_saved_capacity_is_reported_once_and_left(
     asgs: Groups, api_calls: Counter[str], capacity: str
 ) -> None:
-    """Desired 0 is stopped whatever min and max say (S1): nothing saved at stop, nothing to restore at start."""
+    """Desired 0 is stopped whatever min and max say: nothing saved at stop, nothing to restore at start."""
     asgs.make("web", capacity, OFFICE)
     assert asgs.plan("stop")["already"] == 1  # its owner stopped it: nothing to save
     asgs.plan("start")
@@ -246,7 +246,7 @@ def test_a_group_at_zero_desired_without_saved_capacity_is_reported_once_and_lef
 
 def test_sizes_moved_while_stopped_never_overwrite_the_saved_capacity(asgs: Groups, api_calls: Counter[str]) -> None:
     """A scheduled action setting max alone (0/0/10) leaves a stopped group: a second stop keeps the saved tag and
-    the start restores it (S1)."""
+    the start restores it."""
     asgs.make("web", "1/2/4", OFFICE)
     asgs.plan("stop")
     asgs.run("group-act")
@@ -262,7 +262,7 @@ def test_sizes_moved_while_stopped_never_overwrite_the_saved_capacity(asgs: Grou
 
 
 def test_a_start_scaled_back_to_zero_desired_is_not_verified(asgs: Groups) -> None:
-    """0 InService of 0 desired is no start (S1): restored, then zeroed again by something else."""
+    """0 InService of 0 desired is no start: restored, then zeroed again by something else."""
     asgs.make("web", "1/2/4", OFFICE)
     asgs.stopped_then_started("web")
     asgs.asg.update_auto_scaling_group(AutoScalingGroupName="web", MinSize=0, DesiredCapacity=0)
@@ -274,7 +274,7 @@ def test_a_start_scaled_back_to_zero_desired_is_not_verified(asgs: Groups) -> No
 
 
 def test_a_weighted_group_is_started_when_its_capacity_units_are_in_service(asgs: Groups) -> None:
-    """Desired 4 units are met by two InService instances of weight 2 (S3). moto leaves WeightedCapacity out of the
+    """Desired 4 units are met by two InService instances of weight 2. moto leaves WeightedCapacity out of the
     instances it describes (AWS gives it: "The number of capacity units contributed by the instance"), so the test
     adds it to the worker's answers; and moto relaunches one instance per unit, so two are held in Pending to leave
     the two InService that AWS would launch."""
@@ -295,7 +295,7 @@ def test_a_weighted_group_is_started_when_its_capacity_units_are_in_service(asgs
 
 
 def test_a_group_with_a_warm_pool_is_reported_once_and_never_changed(asgs: Groups, api_calls: Counter[str]) -> None:
-    """Stopping it would leave or grow the pool's instances, which the group record does not list (S4)."""
+    """Stopping it would leave or grow the pool's instances, which the group record does not list."""
     asgs.make("web", "1/2/4", OFFICE)
     asgs.asg.put_warm_pool(AutoScalingGroupName="web", PoolState="Stopped", MinSize=1)
     reason = "has a warm pool (PoolState Stopped, MinSize 1): not scheduled"
@@ -311,7 +311,7 @@ def test_a_group_with_a_warm_pool_is_reported_once_and_never_changed(asgs: Group
 
 
 def test_a_restore_whose_tag_removal_is_refused_is_verified_as_a_start(asgs: Groups) -> None:
-    """The sizes are back (S6): the start is verified, the tag left is reported on its own, not as a refused start."""
+    """The sizes are back: the start is verified, the tag left is reported on its own, not as a refused start."""
     asgs.make("web", "1/2/4", OFFICE)
     asgs.refuse_call("DeleteTags", "AccessDenied")
     asgs.stopped_then_started("web")
@@ -326,7 +326,7 @@ def test_a_restore_whose_tag_removal_is_refused_is_verified_as_a_start(asgs: Gro
 
 
 def test_a_group_with_50_tags_is_reported_with_the_limit(asgs: Groups) -> None:
-    """No room for the saved tag (N3): never stopped, and the reason names the limit."""
+    """No room for the saved tag: never stopped, and the reason names the limit."""
     asgs.make("web", "1/2/4", OFFICE)
     asgs.refuse_call("CreateOrUpdateTags", "LimitExceeded")
     asgs.plan("stop")
@@ -382,7 +382,7 @@ def test_the_terminate_event_verifies_a_stop(asgs: Groups) -> None:
 
 def test_a_stop_that_leaves_instances_fails_at_the_deadline_naming_the_held_members(asgs: Groups) -> None:
     """Members protected from scale in are not terminated: the group stays at 0 desired with them, and the alert names
-    them and the one in Standby (N4)."""
+    them and the one in Standby."""
     asgs.make("web", "0/2/4", OFFICE, protected=True)
     first, second = (i["InstanceId"] for i in asgs.read("web")["Instances"])
     asgs.asg.enter_standby(AutoScalingGroupName="web", InstanceIds=[second], ShouldDecrementDesiredCapacity=True)

@@ -1,1 +1,1 @@
-"""Module `instance-scheduler` (work in progress): timezone-aware start/stop of EC2 instances, verified."""
+"""Module `instance-scheduler`: timezone-aware start/stop of EC2 instances, verified."""

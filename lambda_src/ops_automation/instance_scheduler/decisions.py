@@ -1,7 +1,7 @@
 """What is particular to scheduled start/stop, as pure functions: settings, what to do with each instance, whether
 a slot falls on an excluded date, how a batch refused as a whole is split, and what a verified state means.
 
-Facts and sources: docs in the module README (to come) and /work/coord/sched/FINDINGS.md (work in progress).
+Facts and sources: the module README (modules/instance-scheduler/README.md).
 """
 
 from __future__ import annotations

@@ -7,8 +7,8 @@ members on stop and launches new ones on start (AWS Instance Scheduler's own mod
 never stopped, and their instance store and root volumes (unless the launch template keeps them) go with them.
 Verified by the delayed check, with the group's launch/terminate events as triggers to re-read: stop when no
 instance is left, start when the InService instances' capacity units (their WeightedCapacity, 1 without weights)
-reach the desired capacity. Groups with a warm pool are reported, never acted on. Facts and sources:
-/work/coord/sched/groups-NOTES.md and REVIEW-ASG-TF.md.
+reach the desired capacity. Groups with a warm pool are reported, never acted on. Facts and sources: the module
+README, "Auto Scaling groups".
 """
 
 from __future__ import annotations

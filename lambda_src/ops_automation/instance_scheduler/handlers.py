@@ -1,4 +1,4 @@
-"""Scheduled start/stop of EC2 instances, verified (work in progress).
+"""Scheduled start/stop of EC2 instances, verified (Auto Scaling groups and RDS: `groups.py`, `rds.py`).
 
 schedule (start or stop, in the schedule's time zone) → `plan_handler` skips excluded dates, lists the targets and
 enqueues batches of the instances to act on → `work_handler` re-reads them, claims (instance, action, slot) once,

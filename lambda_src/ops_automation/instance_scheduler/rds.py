@@ -10,8 +10,8 @@ for a cluster). When the resource's newest action here is a stop, that event bec
 time: the act waits (up to RESTOP_WINDOW after the event) while the resource is `starting`, under the maintenance
 RDS applies after a start, or backing up, stops it once `available`, and verifies it like any other slot. A manual
 start (RDS-EVENT-0088/0151 without the auto-start event) is left alone. RDS events are best effort: a lost auto-start
-event leaves the resource running until the next stop slot stops it. Facts and sources:
-/work/coord/sched/rds-NOTES.md.
+event leaves the resource running until the next stop slot stops it. Facts and sources: the module README, "RDS
+and Aurora".
 
 Time limits are RDS's own, longer than EC2's (a backup, maintenance, or a Multi-AZ stop easily outlasts the EC2
 verification time): ACT_WINDOW counts from the first act, VERIFY_MINUTES from the call; either is the configured
