@@ -73,7 +73,7 @@ variable "instance_ids" {
     # The ids go into the state-change rule's pattern (at most 2,048 characters: EventBridge quotas) and the
     # worker's policy; a larger fleet is targeted by tags.
     condition     = length(var.instance_ids) <= 50
-    error_message = "instance_ids takes at most 50 ids (they go into the event rule's pattern, limited to 2,048 characters); got ${length(var.instance_ids)}: tag a larger fleet and use target_tags."
+    error_message = "instance_ids takes at most 50 ids (they go into the event rule's pattern, limited to 2,048 characters); got ${var.instance_ids == null ? 0 : length(var.instance_ids)}: tag a larger fleet and use target_tags."
   }
 
   validation {
