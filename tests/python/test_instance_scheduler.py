@@ -75,6 +75,24 @@ class Scheduler:
         return str(found["State"]["Name"])
 
 
+def _stopped_with_a_denied_volume_key(scheduler: Scheduler, fidelity: MotoFidelity) -> str:
+    """A stopped office-hours instance whose encrypted volume's KMS key the caller may not use (E35)."""
+    key = boto3.client("kms", region_name=REGION).create_key()["KeyMetadata"]["Arn"]
+    (instance_id,) = [
+        i["InstanceId"]
+        for i in scheduler.ec2.run_instances(
+            ImageId="ami-12c6146b", MinCount=1, MaxCount=1,
+            BlockDeviceMappings=[
+                {"DeviceName": "/dev/sda1", "Ebs": {"VolumeSize": 8, "Encrypted": True, "KmsKeyId": key}}
+            ],
+            TagSpecifications=[{"ResourceType": "instance", "Tags": [{"Key": "Schedule", "Value": "office-hours"}]}],
+        )["Instances"]
+    ]  # fmt: skip
+    scheduler.ec2.stop_instances(InstanceIds=[instance_id])
+    fidelity.deny_kms_key(key)
+    return str(instance_id)
+
+
 @pytest.fixture
 def scheduler(infra: Infra, clock: Clock, fidelity: MotoFidelity) -> Scheduler:
     return Scheduler(infra, clock)
@@ -130,19 +148,7 @@ def test_a_start_that_falls_back_to_stopped_alerts_with_its_reason(
 ) -> None:
     configure_scheduler()
     fidelity.instance_start_time = timedelta(minutes=1)
-    key = boto3.client("kms", region_name=REGION).create_key()["KeyMetadata"]["Arn"]
-    (instance_id,) = [
-        i["InstanceId"]
-        for i in scheduler.ec2.run_instances(
-            ImageId="ami-12c6146b", MinCount=1, MaxCount=1,
-            BlockDeviceMappings=[
-                {"DeviceName": "/dev/sda1", "Ebs": {"VolumeSize": 8, "Encrypted": True, "KmsKeyId": key}}
-            ],
-            TagSpecifications=[{"ResourceType": "instance", "Tags": [{"Key": "Schedule", "Value": "office-hours"}]}],
-        )["Instances"]
-    ]  # fmt: skip
-    scheduler.ec2.stop_instances(InstanceIds=[instance_id])
-    fidelity.deny_kms_key(key)
+    instance_id = _stopped_with_a_denied_volume_key(scheduler, fidelity)
     scheduler.plan("start")
     scheduler.run("act")
     scheduler.clock.advance(minutes=2)
@@ -444,19 +450,7 @@ def test_a_stale_stopped_event_right_after_a_start_waits_for_the_deadline(
     what DescribeInstances shows then may still be the previous start's `stopped` and reason."""
     configure_scheduler()
     fidelity.instance_start_time = timedelta(minutes=1)
-    key = boto3.client("kms", region_name=REGION).create_key()["KeyMetadata"]["Arn"]
-    (instance_id,) = [
-        i["InstanceId"]
-        for i in scheduler.ec2.run_instances(
-            ImageId="ami-12c6146b", MinCount=1, MaxCount=1,
-            BlockDeviceMappings=[
-                {"DeviceName": "/dev/sda1", "Ebs": {"VolumeSize": 8, "Encrypted": True, "KmsKeyId": key}}
-            ],
-            TagSpecifications=[{"ResourceType": "instance", "Tags": [{"Key": "Schedule", "Value": "office-hours"}]}],
-        )["Instances"]
-    ]  # fmt: skip
-    scheduler.ec2.stop_instances(InstanceIds=[instance_id])
-    fidelity.deny_kms_key(key)
+    instance_id = _stopped_with_a_denied_volume_key(scheduler, fidelity)
     acted_at = scheduler.clock.now
     scheduler.plan("start")
     scheduler.run("act")

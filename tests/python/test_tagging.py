@@ -48,3 +48,16 @@ def test_copied_tags_skip_aws_and_our_prefix_and_respect_the_limit() -> None:
     assert {key: merged[key] for key in ownership} == ownership
     assert merged["Name"] == "web"
     assert not any(key.startswith("aws:") for key in merged)
+
+
+def test_carries_all_needs_every_wanted_tag_and_something_wanted() -> None:
+    tags = {"Schedule": "office-hours", "Env": "dev"}
+    assert tagging.carries_all(tags, [("Schedule", "office-hours")])
+    assert not tagging.carries_all(tags, [("Schedule", "office-hours"), ("Env", "prod")])
+    assert not tagging.carries_all(tags, [])
+
+
+def test_carries_key_ignores_case_as_iam_does() -> None:
+    assert tagging.carries_key({"Ops-Automation:No-Schedule": ""}, "ops-automation:no-schedule")
+    assert not tagging.carries_key({"Schedule": "x"}, "ops-automation:no-schedule")
+    assert not tagging.carries_key({"Schedule": "x"}, None)

@@ -65,10 +65,7 @@ class DeletionRule:
     def excludes(self, tags: Mapping[str, str]) -> bool:
         """IAM matches condition keys, tag keys included, without regard to case: so does the code, or a tag the
         Deny protects would be attempted (and refused) again and again."""
-        if self.keep_tag_key is None:
-            return False
-        key = self.keep_tag_key.lower()
-        return any(tag_key.lower() == key for tag_key in tags)
+        return tagging.carries_key(tags, self.keep_tag_key)
 
 
 @dataclass(frozen=True)

@@ -51,6 +51,18 @@ def tag_dict(tags: Iterable[Mapping[str, Any]] | None) -> dict[str, str]:
     return {str(tag["Key"]): str(tag.get("Value", "")) for tag in tags or ()}
 
 
+def carries_all(tags: Mapping[str, str], wanted: Iterable[tuple[str, str]]) -> bool:
+    """Whether `tags` hold every (key, value) of `wanted`; False when nothing is wanted (no tag selects everything)."""
+    pairs = tuple(wanted)
+    return bool(pairs) and all(tags.get(key) == value for key, value in pairs)
+
+
+def carries_key(tags: Mapping[str, str], key: str | None) -> bool:
+    """Whether `tags` hold `key` whatever its value, compared without regard to case as IAM compares tag keys in
+    condition keys; False when there is no key."""
+    return key is not None and any(tag_key.lower() == key.lower() for tag_key in tags)
+
+
 def tag_list(tags: Mapping[str, str]) -> list[dict[str, str]]:
     return [{"Key": key, "Value": value} for key, value in tags.items()]
 

@@ -18,6 +18,7 @@ from botocore.exceptions import ClientError
 from ..core import config
 from ..core.config import CompletionConfig, InstanceTargetConfig, ScopeConfig
 from ..core.errors import THROTTLING_ERRORS, ConfigError, error_code
+from ..core.tagging import carries_key
 from ..core.targeting import Instance
 
 Action = Literal["start", "stop"]
@@ -118,7 +119,7 @@ def scheduling_decision(instance: Instance, action: Action, opt_out_tag_key: str
     decide = lambda verdict, reason="": Decision(instance.instance_id, verdict, reason)  # noqa: E731
     if instance.state in GONE_STATES:
         return decide("report", f"{instance.state}: nothing to {action}")
-    if opt_out_tag_key is not None and any(key.lower() == opt_out_tag_key.lower() for key in instance.tags):
+    if carries_key(instance.tags, opt_out_tag_key):
         return decide("skip", f"carries the opt-out tag {opt_out_tag_key}")
     group = instance.tags.get(ASG_TAG)
     if group is not None:

@@ -29,7 +29,7 @@ from ..core.fanout import BatchSender
 from ..core.ledger import LedgerEntry
 from ..core.observability import logger
 from ..core.scope import Target, event_target, targets_of
-from ..core.tagging import tag_dict
+from ..core.tagging import carries_all, carries_key, tag_dict
 from .decisions import Action
 from .outcomes import (
     ScheduledAct,
@@ -139,7 +139,7 @@ def parse_capacity(value: str) -> Capacity | None:
 
 def group_decision(group: Group, action: Action, opt_out_tag_key: str | None) -> Decision:
     """What to do with one group for one action, from its DescribeAutoScalingGroups record alone."""
-    if opt_out_tag_key is not None and any(key.lower() == opt_out_tag_key.lower() for key in group.tags):
+    if carries_key(group.tags, opt_out_tag_key):
         return Decision("skip", f"carries the opt-out tag {opt_out_tag_key}")
     if group.warm_pool is not None:
         # A stop would leave the pool's prepared instances, or grow them to MaxGroupPreparedCapacity, and this
@@ -253,7 +253,7 @@ def groups_by_name(asg: Any, names: Iterable[str]) -> dict[str, Group]:
 
 
 def _still_targeted(rt: SchedulerRuntime, group: Group) -> bool:
-    return all(group.tags.get(key) == value for key, value in rt.config.targets.tags)
+    return carries_all(group.tags, rt.config.targets.tags)
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -39,6 +39,7 @@ from ..core.ledger import LedgerEntry
 from ..core.observability import logger, metrics
 from ..core.runtime import Lazy, build_runtime
 from ..core.scope import Target, event_target, targets_of
+from ..core.tagging import carries_all
 from ..core.targeting import Instance, resolve_instances, stream_instances
 from ..core.worker import consume_work
 from . import groups, rds
@@ -356,7 +357,7 @@ def _still_targeted(rt: SchedulerRuntime, instance: Instance) -> bool:
     targets = rt.config.targets
     if instance.instance_id in targets.instance_ids:
         return True
-    return bool(targets.tags) and all(instance.tags.get(key) == value for key, value in targets.tags)
+    return carries_all(instance.tags, targets.tags)
 
 
 def verify_instance(

@@ -76,13 +76,19 @@ def slot_deadline(rt: SchedulerRuntime, slot: str) -> datetime:
     return parse_time(slot, "slot") + timedelta(minutes=rt.config.completion.timeout_minutes)
 
 
+def _first(rt: SchedulerRuntime, target: Target, marker: str, **fields: str) -> bool:
+    """Whether this is the first time `marker` is written (a conditional put of a `failed` ledger item): what makes
+    an alert once, whatever the deliveries."""
+    key = ledger_key(rt, target, marker)
+    return rt.ledger.transition(
+        key, "failed", rt.clock(), rt.config.completion.ledger_ttl_days, from_states=(), **fields
+    )
+
+
 def report_once(rt: SchedulerRuntime, target: Target, resource_id: str, reason: str) -> None:
     """A resource that will never act (unknown, terminated, unsupported): one alert, not one per slot, while the
     ledger keeps the record (ledger_ttl_days)."""
-    key = ledger_key(rt, target, f"reported#{resource_id}")
-    if rt.ledger.transition(
-        key, "failed", rt.clock(), rt.config.completion.ledger_ttl_days, from_states=(), reason=reason
-    ):
+    if _first(rt, target, f"reported#{resource_id}", reason=reason):
         rt.alerts.send(
             "instance cannot be scheduled", {"resource_id": resource_id, "region": target.region, "reason": reason}
         )
@@ -90,9 +96,7 @@ def report_once(rt: SchedulerRuntime, target: Target, resource_id: str, reason: 
 
 def fail_once(rt: SchedulerRuntime, target: Target, resource_id: str, action: Action, slot: str, reason: str) -> None:
     """One alert and one metric per resource and slot, whatever the deliveries."""
-    key = ledger_key(rt, target, f"failed#{action}@{slot}#{resource_id}")
-    ttl = rt.config.completion.ledger_ttl_days
-    if rt.ledger.transition(key, "failed", rt.clock(), ttl, from_states=(), source_id=action, slot=slot, reason=reason):
+    if _first(rt, target, f"failed#{action}@{slot}#{resource_id}", source_id=action, slot=slot, reason=reason):
         rt.alerts.send(
             NOT_IN_STATE_ALERT,
             {"resource_id": resource_id, "region": target.region, "action": action, "slot": slot, "reason": reason},

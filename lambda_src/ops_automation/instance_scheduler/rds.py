@@ -36,6 +36,7 @@ from ..core.fanout import BatchSender
 from ..core.ledger import LedgerEntry
 from ..core.observability import logger
 from ..core.scope import Target, event_target, targets_of
+from ..core.tagging import carries_all, carries_key, tag_dict
 from .decisions import Action, Decision
 from .outcomes import (
     ScheduledAct,
@@ -152,10 +153,6 @@ class Database:
         return self.resource_id.split(":", 1)[1]
 
 
-def _tags(raw: Mapping[str, Any]) -> dict[str, str]:
-    return {str(tag["Key"]): str(tag.get("Value", "")) for tag in raw.get("TagList") or []}
-
-
 def _instance(raw: Mapping[str, Any]) -> Database:
     engine = str(raw.get("Engine", ""))
     if raw.get("ReadReplicaSourceDBInstanceIdentifier") or raw.get("ReadReplicaSourceDBClusterIdentifier"):
@@ -181,7 +178,7 @@ def _instance(raw: Mapping[str, Any]) -> Database:
     return Database(
         resource_id=f"db:{raw['DBInstanceIdentifier']}",
         status=str(raw.get("DBInstanceStatus", "")),
-        tags=_tags(raw),
+        tags=tag_dict(raw.get("TagList")),
         member=member,
         unsupported=unsupported,
     )
@@ -206,7 +203,7 @@ def _cluster(raw: Mapping[str, Any]) -> Database:
     return Database(
         resource_id=f"cluster:{raw['DBClusterIdentifier']}",
         status=str(raw.get("Status", "")),
-        tags=_tags(raw),
+        tags=tag_dict(raw.get("TagList")),
         member="",
         unsupported=unsupported,
     )
@@ -235,14 +232,13 @@ def _describe(rds: Any, resource_id: str) -> Database | None:
 
 
 def _targeted(rt: SchedulerRuntime, database: Database) -> bool:
-    tags = rt.config.targets.tags
-    return bool(tags) and all(database.tags.get(key) == value for key, value in tags)
+    return carries_all(database.tags, rt.config.targets.tags)
 
 
 def decide(database: Database, action: Action, opt_out_tag_key: str | None) -> Decision:
     """What to do with one instance or cluster for one action, from its listing alone."""
     decided = partial(Decision, database.resource_id)
-    if opt_out_tag_key is not None and any(key.lower() == opt_out_tag_key.lower() for key in database.tags):
+    if carries_key(database.tags, opt_out_tag_key):
         return decided("skip", f"carries the opt-out tag {opt_out_tag_key}")
     if database.member:
         return decided("skip", database.member)

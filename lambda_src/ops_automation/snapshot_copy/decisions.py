@@ -85,7 +85,7 @@ class SourceSelection:
             return True
         if tags.get(tagging.MANAGED_BY) == tagging.MANAGED_BY_VALUE and tags.get(tagging.POLICY) in self.policies:
             return True
-        return bool(self.tags) and all(tags.get(key) == value for key, value in self.tags)
+        return tagging.carries_all(tags, self.tags)
 
     def filter_sets(self, kind: SourceKind) -> list[list[dict[str, Any]]]:
         """One Describe call's filters per kind of selection (EC2 ANDs the filters of one call)."""
