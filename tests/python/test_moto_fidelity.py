@@ -1,6 +1,6 @@
 """The moto fidelity patches (tests/support/moto_fidelity.py) behave as the AWS documents they cite say.
 
-Each test drives the patched moto through boto3, as the handlers do; the patch letters (E1..E36, D1..D5) are
+Each test drives the patched moto through boto3, as the handlers do; the patch letters (E1..E49, D1..D5) are
 the module's. Where AWS leaves a duration open, the tests use the patch's parameter, not a number of their own.
 """
 
@@ -1716,3 +1716,382 @@ def test_a_one_time_spot_instance_refuses_the_whole_stop_request(faithful: MotoF
     assert _state(ec2, on_demand)["State"]["Name"] == "running"
     ec2.stop_instances(InstanceIds=[on_demand, persistent])
     assert _state(ec2, persistent)["State"]["Name"] == "stopped"
+
+
+# -- E40-E49: SSM Run Command ----------------------------------------------------------------------------------
+
+SHELL = "AWS-RunShellScript"
+
+
+@pytest.fixture
+def ssm(moto_env: None) -> Any:
+    return boto3.client("ssm", region_name=REGION)
+
+
+def _instances(ec2: Any, count: int, **tags: str) -> list[str]:
+    spec: dict[str, Any] = {"ImageId": "ami-12345678", "MinCount": count, "MaxCount": count}
+    if tags:
+        spec["TagSpecifications"] = [
+            {"ResourceType": "instance", "Tags": [{"Key": k, "Value": v} for k, v in tags.items()]}
+        ]
+    return [str(i["InstanceId"]) for i in ec2.run_instances(**spec)["Instances"]]
+
+
+def _send(ssm: Any, **kwargs: Any) -> dict[str, Any]:
+    kwargs.setdefault("DocumentName", SHELL)
+    kwargs.setdefault("Parameters", {"commands": ["/opt/backup.sh"]})
+    kwargs.setdefault("TimeoutSeconds", 600)
+    return dict(ssm.send_command(**kwargs)["Command"])
+
+
+def _command(ssm: Any, command_id: str) -> dict[str, Any]:
+    return dict(ssm.list_commands(CommandId=command_id)["Commands"][0])
+
+
+def _invocation(ssm: Any, command_id: str, instance_id: str) -> dict[str, Any]:
+    return dict(ssm.get_command_invocation(CommandId=command_id, InstanceId=instance_id))
+
+
+def _status(ssm: Any, command_id: str, instance_id: str) -> tuple[str, str, int]:
+    answer = _invocation(ssm, command_id, instance_id)
+    return answer["Status"], answer["StatusDetails"], answer["ResponseCode"]
+
+
+def test_e40_instance_ids_target_exactly_the_ids_given(faithful: MotoFidelity, ec2: Any, ssm: Any) -> None:
+    a, b, c = _instances(ec2, 3)
+    command = _send(ssm, InstanceIds=[a, b, a])
+    listed = _command(ssm, command["CommandId"])
+    assert listed["InstanceIds"] == [a, b]
+    assert listed["TargetCount"] == 2
+    with pytest.raises(ClientError) as error:
+        _invocation(ssm, command["CommandId"], c)
+    assert _code(error) == "InvocationDoesNotExist"
+
+
+def test_e40_key_instance_ids_target(faithful: MotoFidelity, ec2: Any, ssm: Any) -> None:
+    a, _ = _instances(ec2, 2)
+    command = _send(ssm, Targets=[{"Key": "InstanceIds", "Values": [a]}])
+    assert _command(ssm, command["CommandId"])["InstanceIds"] == [a]
+
+
+def test_e40_tag_targets_and_keys_among_managed_valid_nodes(faithful: MotoFidelity, ec2: Any, ssm: Any) -> None:
+    both = _instances(ec2, 2, Backup="nightly", Tier="db")
+    only_backup = _instances(ec2, 1, Backup="nightly")
+    weekly = _instances(ec2, 1, Backup="weekly", Tier="db")
+    gone = _instances(ec2, 1, Backup="nightly", Tier="db")[0]
+    unmanaged = _instances(ec2, 1, Backup="nightly", Tier="db")[0]
+    ec2.terminate_instances(InstanceIds=[gone])
+    faithful.unmanage(unmanaged)
+
+    by_tag = _send(ssm, Targets=[{"Key": "tag:Backup", "Values": ["nightly", "weekly"]}])
+    assert set(_command(ssm, by_tag["CommandId"])["InstanceIds"]) == {*both, *only_backup, *weekly}
+    anded = _send(ssm, Targets=[{"Key": "tag:Backup", "Values": ["nightly"]}, {"Key": "tag-key", "Values": ["Tier"]}])
+    listed = _command(ssm, anded["CommandId"])
+    assert set(listed["InstanceIds"]) == set(both)
+    assert listed["TargetCount"] == 2
+
+
+def test_e41_unknown_terminated_and_unmanaged_ids_refuse_the_whole_request(
+    faithful: MotoFidelity, ec2: Any, ssm: Any
+) -> None:
+    good, gone, unmanaged = _instances(ec2, 3)
+    ec2.terminate_instances(InstanceIds=[gone])
+    faithful.unmanage(unmanaged)
+    for bad in ("i-0123456789abcdef0", gone, unmanaged):
+        with pytest.raises(ClientError) as error:
+            _send(ssm, InstanceIds=[good, bad])
+        assert _code(error) == "InvalidInstanceId"
+        assert error.value.response["Error"]["Message"] == (
+            f"Instances [[{bad}]] not in a valid state for account {MOTO_ACCOUNT}"
+        )
+    with pytest.raises(ClientError) as error:
+        _send(ssm, Targets=[{"Key": "InstanceIds", "Values": [unmanaged]}])
+    assert _code(error) == "InvalidInstanceId"
+    assert ssm.list_commands()["Commands"] == []
+    faithful.manage(unmanaged)
+    assert _command(ssm, _send(ssm, InstanceIds=[unmanaged])["CommandId"])["TargetCount"] == 1
+
+
+def test_e41_a_stopped_managed_node_is_a_valid_target(faithful: MotoFidelity, ec2: Any, ssm: Any) -> None:
+    stopped = _instances(ec2, 1)[0]
+    ec2.stop_instances(InstanceIds=[stopped])
+    assert _command(ssm, _send(ssm, InstanceIds=[stopped])["CommandId"])["TargetCount"] == 1
+
+
+def test_e43_default_invocation_succeeds_at_once_on_the_fidelity_clock(
+    faithful: MotoFidelity, ec2: Any, ssm: Any, clock: Clock
+) -> None:
+    a = _instances(ec2, 1)[0]
+    command = _send(ssm, InstanceIds=[a], Parameters={"commands": ["true"], "executionTimeout": ["1200"]})
+    assert command["RequestedDateTime"] == clock()
+    assert command["ExpiresAfter"] == clock() + timedelta(seconds=600 + 1200)
+    answer = _invocation(ssm, command["CommandId"], a)
+    assert (answer["Status"], answer["StatusDetails"], answer["ResponseCode"]) == ("Success", "Success", 0)
+    assert answer["ExecutionStartDateTime"] == clock().strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    assert answer["ExecutionElapsedTime"] == "PT0.000S"
+
+
+def test_e43_pending_in_progress_then_failed_with_the_exit_code(
+    faithful: MotoFidelity, ec2: Any, ssm: Any, clock: Clock
+) -> None:
+    a = _instances(ec2, 1)[0]
+    faithful.ssm_delivery_time = timedelta(seconds=10)
+    faithful.ssm_outcome(a, "Failed", exit_code=3, after=timedelta(seconds=50), stdout="out", stderr="err")
+    command_id = _send(ssm, InstanceIds=[a])["CommandId"]
+    answer = _invocation(ssm, command_id, a)
+    assert (answer["Status"], answer["ResponseCode"], answer["ExecutionStartDateTime"]) == ("Pending", -1, "")
+    clock.advance(seconds=10)
+    answer = _invocation(ssm, command_id, a)
+    assert (answer["Status"], answer["ResponseCode"], answer["ExecutionEndDateTime"]) == ("InProgress", -1, "")
+    assert answer["ExecutionStartDateTime"] != ""
+    clock.advance(seconds=49)
+    assert _status(ssm, command_id, a)[0] == "InProgress"
+    clock.advance(seconds=1)
+    answer = _invocation(ssm, command_id, a)
+    assert (answer["Status"], answer["StatusDetails"], answer["ResponseCode"]) == ("Failed", "Failed", 3)
+    assert (answer["StandardOutputContent"], answer["StandardErrorContent"]) == ("out", "err")
+    assert answer["ExecutionElapsedTime"] == "PT50.000S"
+
+
+def test_e43_execution_timeout_at_the_documents_execution_timeout(
+    faithful: MotoFidelity, ec2: Any, ssm: Any, clock: Clock
+) -> None:
+    a = _instances(ec2, 1)[0]
+    faithful.ssm_outcome(a, "ExecutionTimedOut")
+    command_id = _send(ssm, InstanceIds=[a], Parameters={"commands": ["sleep 9999"], "executionTimeout": ["300"]})[
+        "CommandId"
+    ]
+    clock.advance(seconds=299)
+    assert _status(ssm, command_id, a)[:2] == ("InProgress", "InProgress")
+    clock.advance(seconds=1)
+    assert _status(ssm, command_id, a) == ("TimedOut", "ExecutionTimedOut", faithful.ssm_execution_timeout_code)
+
+
+def test_e43_delivery_timeout_at_the_total_timeout(faithful: MotoFidelity, ec2: Any, ssm: Any, clock: Clock) -> None:
+    a, stopped, lost = _instances(ec2, 3)
+    faithful.ssm_outcome(a, "DeliveryTimedOut")
+    ec2.stop_instances(InstanceIds=[stopped])
+    faithful.lose_agent(lost)
+    command_id = _send(ssm, InstanceIds=[a, stopped, lost], Parameters={"commands": ["x"], "executionTimeout": ["60"]})[
+        "CommandId"
+    ]
+    clock.advance(seconds=659)
+    assert _status(ssm, command_id, a)[:2] == ("InProgress", "InProgress")
+    assert _status(ssm, command_id, stopped)[:2] == ("Delayed", "Delayed")
+    assert _status(ssm, command_id, lost)[:2] == ("InProgress", "InProgress")
+    clock.advance(seconds=1)
+    for instance_id in (a, stopped, lost):
+        assert _status(ssm, command_id, instance_id) == ("TimedOut", "DeliveryTimedOut", -1)
+
+
+def test_e43_undeliverable(faithful: MotoFidelity, ec2: Any, ssm: Any, clock: Clock) -> None:
+    a = _instances(ec2, 1)[0]
+    faithful.ssm_outcome(a, "Undeliverable", after=timedelta(minutes=2))
+    command_id = _send(ssm, InstanceIds=[a])["CommandId"]
+    assert _status(ssm, command_id, a)[0] == "Pending"
+    clock.advance(minutes=2)
+    assert _status(ssm, command_id, a) == (faithful.ssm_undeliverable_status, "Undeliverable", -1)
+
+
+def test_e43_outcome_hook_validates_and_clears(faithful: MotoFidelity, ec2: Any, ssm: Any) -> None:
+    a = _instances(ec2, 1)[0]
+    with pytest.raises(ValueError):
+        faithful.ssm_outcome(a, "Failed")
+    with pytest.raises(ValueError):
+        faithful.ssm_outcome(a, "Exploded")
+    faithful.ssm_outcome(a, "Failed", exit_code=1)
+    faithful.ssm_outcome(a, None)
+    command_id = _send(ssm, InstanceIds=[a])["CommandId"]
+    assert _status(ssm, command_id, a)[0] == "Success"
+
+
+def test_e44_send_command_answers_pending_with_zero_counts(faithful: MotoFidelity, ec2: Any, ssm: Any) -> None:
+    ids = _instances(ec2, 2)
+    command = _send(ssm, InstanceIds=ids)
+    assert (command["Status"], command["StatusDetails"]) == ("Pending", "Pending")
+    assert [command[k] for k in ("TargetCount", "CompletedCount", "ErrorCount", "DeliveryTimedOutCount")] == [0] * 4
+    listed = _command(ssm, command["CommandId"])
+    assert (listed["Status"], listed["TargetCount"], listed["CompletedCount"]) == ("Success", 2, 2)
+
+
+def test_e44_command_status_and_counts_follow_the_invocations(
+    faithful: MotoFidelity, ec2: Any, ssm: Any, clock: Clock
+) -> None:
+    a, b, c = _instances(ec2, 3)
+    faithful.ssm_outcome(b, "Failed", exit_code=1, after=timedelta(seconds=30))
+    command_id = _send(ssm, InstanceIds=[a, b, c])["CommandId"]
+    listed = _command(ssm, command_id)
+    assert (listed["Status"], listed["CompletedCount"], listed["ErrorCount"]) == ("InProgress", 2, 0)
+    clock.advance(seconds=30)
+    listed = _command(ssm, command_id)
+    assert (listed["Status"], listed["StatusDetails"], listed["CompletedCount"], listed["ErrorCount"]) == (
+        "Failed",
+        "Failed",
+        3,
+        1,
+    )
+    tolerant = _send(ssm, InstanceIds=[a, b, c], MaxErrors="1")["CommandId"]
+    clock.advance(seconds=30)
+    listed = _command(ssm, tolerant)
+    assert (listed["Status"], listed["StatusDetails"]) == (faithful.ssm_incomplete_status, "Incomplete")
+
+
+def test_e44_undeliverable_and_delivery_timeouts(faithful: MotoFidelity, ec2: Any, ssm: Any, clock: Clock) -> None:
+    ids = _instances(ec2, 5)
+    for instance_id in ids[:4]:
+        faithful.ssm_outcome(instance_id, "Undeliverable")
+    mostly = _send(ssm, InstanceIds=ids)["CommandId"]
+    assert _command(ssm, mostly)["Status"] == "Success"
+    only = _send(ssm, InstanceIds=ids[:4])["CommandId"]
+    assert _command(ssm, only)["Status"] == "Failed"
+    faithful.ssm_outcome(ids[4], "DeliveryTimedOut")
+    late = _send(ssm, InstanceIds=[ids[4]], Parameters={"commands": ["x"], "executionTimeout": ["30"]})["CommandId"]
+    clock.advance(seconds=630)
+    listed = _command(ssm, late)
+    assert (listed["Status"], listed["StatusDetails"], listed["DeliveryTimedOutCount"], listed["ErrorCount"]) == (
+        "TimedOut",
+        "DeliveryTimedOut",
+        1,
+        0,
+    )
+
+
+def test_e44_no_instances_in_tag(faithful: MotoFidelity, ec2: Any, ssm: Any) -> None:
+    _instances(ec2, 1, Backup="weekly")
+    command_id = _send(ssm, Targets=[{"Key": "tag:Backup", "Values": ["nightly"]}])["CommandId"]
+    listed = _command(ssm, command_id)
+    assert (listed["Status"], listed["StatusDetails"], listed["TargetCount"]) == (
+        faithful.ssm_no_instances_status,
+        "NoInstancesInTag",
+        0,
+    )
+
+
+def test_e46_get_command_invocation_plugin_and_errors(faithful: MotoFidelity, ec2: Any, ssm: Any) -> None:
+    a, b = _instances(ec2, 2)
+    faithful.ssm_outcome(a, "Success", stdout="x" * 30000)
+    shell = _send(ssm, InstanceIds=[a])["CommandId"]
+    answer = _invocation(ssm, shell, a)
+    assert answer["PluginName"] == "aws:runShellScript"
+    assert len(answer["StandardOutputContent"]) == 24000
+    power = _send(ssm, InstanceIds=[a], DocumentName="AWS-RunPowerShellScript")["CommandId"]
+    assert _invocation(ssm, power, a)["PluginName"] == "aws:runPowerShellScript"
+    with pytest.raises(ClientError) as error:
+        ssm.get_command_invocation(CommandId=power, InstanceId=a, PluginName="aws:runShellScript")
+    assert _code(error) == "InvalidPluginName"
+    with pytest.raises(ClientError) as error:
+        _invocation(ssm, shell, b)
+    assert _code(error) == "InvocationDoesNotExist"
+    with pytest.raises(ClientError) as error:
+        _invocation(ssm, "00000000-0000-0000-0000-000000000000", a)
+    assert _code(error) == "InvalidCommandId"
+
+
+def test_e47_list_command_invocations_filters_details_and_pages(
+    faithful: MotoFidelity, ec2: Any, ssm: Any, clock: Clock
+) -> None:
+    ids = _instances(ec2, 55, Backup="nightly")
+    faithful.ssm_outcome(ids[7], "Failed", exit_code=42, stdout="disk full")
+    command_id = _send(ssm, Targets=[{"Key": "tag:Backup", "Values": ["nightly"]}])["CommandId"]
+    other = _send(ssm, InstanceIds=[ids[0]])["CommandId"]
+
+    first = ssm.list_command_invocations(CommandId=command_id, MaxResults=50)
+    assert len(first["CommandInvocations"]) == 50
+    rest = ssm.list_command_invocations(CommandId=command_id, MaxResults=50, NextToken=first["NextToken"])
+    assert "NextToken" not in rest
+    rows = first["CommandInvocations"] + rest["CommandInvocations"]
+    assert sorted(row["InstanceId"] for row in rows) == sorted(ids)
+    assert all(row["CommandPlugins"] == [] for row in rows)
+    paged = list(ssm.get_paginator("list_command_invocations").paginate(CommandId=command_id))
+    assert sum(len(page["CommandInvocations"]) for page in paged) == 55
+
+    detailed = ssm.list_command_invocations(CommandId=command_id, InstanceId=ids[7], Details=True)
+    (row,) = detailed["CommandInvocations"]
+    (plugin,) = row["CommandPlugins"]
+    assert (row["Status"], plugin["Name"], plugin["ResponseCode"], plugin["Output"]) == (
+        "Failed",
+        "aws:runShellScript",
+        42,
+        "disk full",
+    )
+    failed = ssm.list_command_invocations(Filters=[{"key": "Status", "value": "Failed"}])["CommandInvocations"]
+    assert [(r["CommandId"], r["InstanceId"]) for r in failed] == [(command_id, ids[7])]
+    by_instance = ssm.list_command_invocations(InstanceId=ids[0])["CommandInvocations"]
+    assert {r["CommandId"] for r in by_instance} == {command_id, other}
+    with pytest.raises(ClientError) as error:
+        ssm.list_command_invocations(CommandId="00000000-0000-0000-0000-000000000000")
+    assert _code(error) == "InvalidCommandId"
+
+
+def test_e49_describe_instance_information_lists_managed_running_nodes(
+    faithful: MotoFidelity, ec2: Any, ssm: Any, clock: Clock
+) -> None:
+    online, lost, unmanaged, stopped, gone = _instances(ec2, 5)
+    faithful.unmanage(unmanaged)
+    ec2.stop_instances(InstanceIds=[stopped])
+    ec2.terminate_instances(InstanceIds=[gone])
+    faithful.lose_agent(lost)
+    lost_at = clock()
+    clock.advance(minutes=5)
+    nodes = {n["InstanceId"]: n for n in ssm.describe_instance_information()["InstanceInformationList"]}
+    assert set(nodes) == {online, lost}
+    assert (nodes[online]["PingStatus"], nodes[online]["LastPingDateTime"]) == ("Online", clock())
+    assert (nodes[lost]["PingStatus"], nodes[lost]["LastPingDateTime"]) == ("ConnectionLost", lost_at)
+    assert nodes[online]["ResourceType"] == "EC2Instance"
+    asked = ssm.describe_instance_information(Filters=[{"Key": "InstanceIds", "Values": [online, unmanaged]}])
+    assert [n["InstanceId"] for n in asked["InstanceInformationList"]] == [online]
+    by_ping = ssm.describe_instance_information(Filters=[{"Key": "PingStatus", "Values": ["ConnectionLost"]}])
+    assert [n["InstanceId"] for n in by_ping["InstanceInformationList"]] == [lost]
+    with pytest.raises(ClientError) as error:
+        ssm.describe_instance_information(Filters=[{"Key": "InstanceIds", "Values": ["i-0123456789abcdef0"]}])
+    assert _code(error) == "InvalidInstanceId"
+    faithful.restore_agent(lost)
+    assert (
+        len(
+            ssm.describe_instance_information(Filters=[{"Key": "PingStatus", "Values": ["Online"]}])[
+                "InstanceInformationList"
+            ]
+        )
+        == 2
+    )
+
+
+def test_e49_describe_instance_information_pages_ten_by_default(faithful: MotoFidelity, ec2: Any, ssm: Any) -> None:
+    ids = _instances(ec2, 23)
+    first = ssm.describe_instance_information()
+    assert len(first["InstanceInformationList"]) == 10
+    pages = list(ssm.get_paginator("describe_instance_information").paginate())
+    assert [len(p["InstanceInformationList"]) for p in pages] == [10, 10, 3]
+    assert sorted(n["InstanceId"] for p in pages for n in p["InstanceInformationList"]) == sorted(ids)
+
+
+def test_forget_clears_the_ssm_registry_and_outcomes(faithful: MotoFidelity, ec2: Any) -> None:
+    a = _instances(ec2, 1)[0]
+    faithful.unmanage(a)
+    faithful.ssm_outcome(a, "Failed", exit_code=1)
+    faithful.forget()
+    assert faithful.ssm_node(a).managed
+    assert faithful.ssm_outcomes == {}
+
+
+def test_the_http_server_answers_run_command_as_patched() -> None:
+    """E41, E43, E44, E47, E49 through `scripts.local_aws.local_aws()`, as the deployed handlers reach them."""
+    from scripts.local_aws import local_aws
+
+    clock = Clock()
+    with local_aws(REGION) as aws, aws.fidelity.simulated_time(clock):
+        ec2, ssm = aws.client("ec2"), aws.client("ssm")
+        a, b = _instances(ec2, 2)
+        aws.fidelity.unmanage(b)
+        with pytest.raises(ClientError) as error:
+            _send(ssm, InstanceIds=[a, b])
+        assert _code(error) == "InvalidInstanceId"
+        aws.fidelity.ssm_outcome(a, "Failed", exit_code=2, after=timedelta(seconds=5))
+        command = _send(ssm, InstanceIds=[a])
+        assert command["Status"] == "Pending"
+        clock.advance(seconds=5)
+        [row] = ssm.list_command_invocations(CommandId=command["CommandId"], Details=True)["CommandInvocations"]
+        assert (row["Status"], row["CommandPlugins"][0]["ResponseCode"]) == ("Failed", 2)
+        assert _command(ssm, command["CommandId"])["Status"] == "Failed"
+        nodes = ssm.describe_instance_information()["InstanceInformationList"]
+        assert [n["InstanceId"] for n in nodes] == [a]

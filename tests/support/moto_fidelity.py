@@ -137,6 +137,31 @@ RDS (StopDBInstance, StartDBInstance, StopDBCluster, StartDBCluster)
   `InvalidDBInstanceState`/`InvalidDBClusterStateFault`. Not modelled: `stopping` and `starting` (moto answers the
   end state at once; tests set `status` on the backend), the cluster's members following its status, the
   auto-start after seven days and its RDS-EVENT-0154/0153 (moto emits no RDS events).
+SSM Run Command (SendCommand, ListCommands, GetCommandInvocation, ListCommandInvocations, DescribeInstanceInformation)
+  E40 SendCommand runs on the ids given (moto: every EC2 instance of the Region as well), or on the managed nodes in a
+      valid state matching `tag:K` / `tag-key` targets (keys ANDed, values ORed; moto: terminated and unmanaged ones
+      too); `Key=InstanceIds` targets ids (moto: NotImplementedError); TargetCount is the invocations (moto: an
+      undeduplicated count).
+  E41 An id given that is unknown, shutting-down or terminated, or no managed node (`unmanage`; `manage` undoes it)
+      refuses the whole SendCommand with `InvalidInstanceId` "Instances [[...]] not in a valid state for account N"
+      (moto accepts any id). Every instance is a managed node with its agent online unless a test says otherwise.
+  E43 Each invocation runs a timeline on the fidelity clock: Pending, InProgress, then Success, Failed (exit code),
+      ExecutionTimedOut (the document's executionTimeout), Undeliverable, or DeliveryTimedOut at the total timeout
+      (ExpiresAfter = requested + TimeoutSeconds + executionTimeout; moto: + TimeoutSeconds only), set per instance
+      with `ssm_outcome`; a stopped node is Delayed, a lost agent (`lose_agent`) InProgress, until then. Durations
+      `ssm_delivery_time`, `ssm_run_time` are assumptions, default 0 (moto's immediate Success stays the default).
+  E44 The command's Status, StatusDetails and counts follow its invocations (Failed beyond MaxErrors, Incomplete,
+      all-Undeliverable Failed, NoInstancesInTag; moto: Success); the SendCommand answer is Pending with counts 0.
+  E46 GetCommandInvocation answers the invocation's state (ResponseCode -1 until it ran, real start/end, stdout and
+      stderr cut at 24,000/8,000, the document's plugin, InvalidPluginName; moto: Success, PT5M, wall clock).
+  E47 ListCommandInvocations (moto: not implemented): CommandId/InstanceId, Status and DocumentName filters,
+      Details with one CommandPlugin (ResponseCode, Output), MaxResults 1-50 and NextToken.
+  E49 DescribeInstanceInformation (moto: not implemented): the managed nodes in pending/running, PingStatus Online or
+      ConnectionLost (`lose_agent`, `restore_agent`), Filters InstanceIds and PingStatus, 10 a page by default.
+  Not built yet (designed in docs/wip/ssm-runcommand-MOTO.md): E42 request and document validation, E45
+  MaxConcurrency/MaxErrors waves and Terminated, E48 ListCommands filters and paging, E50 output to S3 and
+  CloudWatch Logs (the URLs stay empty), E51 CancelCommand, E52 the tier-3 event emitter; GetCommandInvocation's
+  eventual-consistency window, DocumentVersion and CloudWatchOutputConfig.
 Deployments and event flow
   D1  EventBridge delivers the whole event to a target, `account` included.
   D2  No SQS push to a Docker-run Lambda: the harness plays the Lambda poller.
@@ -153,7 +178,8 @@ Fault injection and setup (not fidelity; explicit test helpers)
   `lock_snapshot`/`unlock_snapshot`, `archive_snapshot`; for the Recycle Bin `recycle_image`,
   `purge_recycled_image`; for copies `fail_copy_snapshot` (CopySnapshot of a source answers an error code),
   `end_copy_in_error`, `deny_kms_key` (also the start fallback of E35), `encrypt_with_aws_managed_key`,
-  `aws_managed_ebs_key`; for instances `set_instance_state`.
+  `aws_managed_ebs_key`; for instances `set_instance_state`; for SSM Run Command `unmanage`/`manage`,
+  `lose_agent`/`restore_agent`, `ssm_outcome`.
 Performance (not fidelity; same answers): `fast_tags()` looks an EC2 resource's tags up directly instead of moto's
   scan of every tag of the region, for benchmarks over thousands of snapshots (`check_fast_tags` proves the answers
   equal on a sample).
@@ -208,6 +234,9 @@ from moto.rds.exceptions import RDSClientError
 from moto.rds.models import RDSBackend
 from moto.sqs import models as sqs_models
 from moto.sqs.models import sqs_backends
+from moto.ssm.exceptions import SSMException
+from moto.ssm.models import Command, SimpleSystemManagerBackend
+from moto.ssm.responses import SimpleSystemManagerResponse
 from moto.utilities.arns import parse_arn
 
 Clock = Callable[[], datetime]
@@ -374,7 +403,363 @@ class _Lock:
     locked_while_pending: bool
 
 
-class MotoFidelity:
+# ---------------------------------------------------------------------------------------------------------------
+# SSM Run Command: SendCommand, GetCommandInvocation, ListCommandInvocations, DescribeInstanceInformation (E40-E49)
+# ---------------------------------------------------------------------------------------------------------------
+
+# Documented (API_CommandInvocation, API_CommandFilter): the StatusDetails values; the machine spellings (no spaces) of
+# the CommandFilter Status values are used. ResponseCode -1 "the command hasn't started running on the managed node,
+# or it wasn't received by the node" (API_GetCommandInvocation).
+SSM_OUTCOMES = ("Success", "Failed", "ExecutionTimedOut", "DeliveryTimedOut", "Undeliverable")
+SSM_NOT_STARTED_CODE = -1
+# Documented figures: the AWS-RunShellScript / AWS-RunPowerShellScript `executionTimeout` default (3600 s); plugin
+# Output 2,500 characters (CommandPlugin), stdout 24,000 and stderr 8,000 (GetCommandInvocation); ListCommandInvocations
+# MaxResults 1-50; DescribeInstanceInformation MaxResults 5-50, "The default value is 10 items".
+SSM_DEFAULT_EXECUTION_TIMEOUT = timedelta(seconds=3600)
+SSM_PLUGIN_OUTPUT_LIMIT = 2500
+SSM_STDOUT_LIMIT = 24000
+SSM_STDERR_LIMIT = 8000
+SSM_LIST_INVOCATIONS_MAX = 50
+SSM_INSTANCE_INFORMATION_DEFAULT = 10
+SSM_INSTANCE_INFORMATION_MAX = 50
+# Documented (InvalidInstanceId): "Valid states are: Running, Pending, Stopped, and Stopping."
+SSM_VALID_INSTANCE_STATES = frozenset({"pending", "running", "stopping", "stopped"})
+# Documented (DescribeInstanceInformation): "does not return information for nodes that are either Stopped or
+# Terminated"; pending/running are listed.
+SSM_LISTED_INSTANCE_STATES = frozenset({"pending", "running"})
+SSM_DELIVERY_STATES = frozenset({"stopping", "stopped"})
+# Assumed where AWS names no value (settable on the MotoFidelity): the Status accompanying the StatusDetails
+# Undeliverable, Incomplete and NoInstancesInTag (the Status enums have no such values), the ResponseCode of an
+# execution timeout, the agent version DescribeInstanceInformation reports.
+DEFAULT_SSM_UNDELIVERABLE_STATUS = "Failed"
+DEFAULT_SSM_INCOMPLETE_STATUS = "Failed"
+DEFAULT_SSM_NO_INSTANCES_STATUS = "Failed"
+DEFAULT_SSM_EXECUTION_TIMEOUT_CODE = -1
+DEFAULT_SSM_AGENT_VERSION = "3.3.1142.0"
+SSM_TERMINAL_DETAILS = frozenset(SSM_OUTCOMES) | {"Cancelled", "Terminated"}
+
+
+@dataclass
+class _SsmOutcome:
+    """How an instance's invocations end (E43, `ssm_outcome`): the StatusDetails, exit code, run time, output."""
+
+    status: str = "Success"
+    exit_code: int = 0
+    after: timedelta = timedelta(0)
+    stdout: str = ""
+    stderr: str = ""
+
+
+@dataclass
+class _SsmNode:
+    """A managed node's registry entry (E41, E49); an instance without one is a managed node whose agent is online."""
+
+    managed: bool = True
+    lost_at: datetime | None = None  # PingStatus ConnectionLost since (lose_agent)
+
+
+@dataclass
+class _SsmInvocation:
+    """One (command, instance) of a SendCommand (E43); its status is computed from the fidelity clock when read."""
+
+    command_id: str
+    instance_id: str
+    document_name: str
+    plugin: str
+    requested: datetime
+    expires: datetime
+    execution_timeout: timedelta
+    delivery_time: timedelta
+    outcome: _SsmOutcome
+    delayed: bool  # the instance was stopped (or stopping) at SendCommand
+    agent_lost: bool = False  # its agent had lost the connection at SendCommand (lose_agent)
+
+
+@dataclass
+class _SsmState:
+    status: str
+    details: str
+    code: int
+    started: datetime | None = None
+    ended: datetime | None = None
+
+    @property
+    def terminal(self) -> bool:
+        return self.details in SSM_TERMINAL_DETAILS
+
+
+def _ssm_plugin(document_name: str | None) -> str:
+    """The plugin of the AWS-owned shell documents ("aws:runPowerShellScript" for AWS-RunPowerShellScript); any other
+    document is assumed to run one `aws:runShellScript` step, as moto has it."""
+    return "aws:runPowerShellScript" if document_name == "AWS-RunPowerShellScript" else "aws:runShellScript"
+
+
+def _ssm_iso(moment: datetime | None) -> str:
+    return "" if moment is None else moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def _ssm_duration(start: datetime | None, end: datetime | None) -> str:
+    return "" if start is None or end is None else f"PT{(end - start).total_seconds():.3f}S"
+
+
+def _ssm_allowed_errors(max_errors: str | None, targets: int) -> int:
+    """MaxErrors as a number of errors: "n", or "p%" of the targets rounded down (the UG's 50 x 10% example: "the
+    system stops sending the command to additional instances when the sixth error is received")."""
+    text = (max_errors or "0").strip()
+    if text.endswith("%") and text[:-1].isdigit():
+        return targets * int(text[:-1]) // 100
+    return int(text) if text.isdigit() else 0
+
+
+def _ssm_execution_timeout(parameters: dict[str, Any] | None) -> timedelta:
+    value = (parameters or {}).get("executionTimeout")
+    if isinstance(value, list):
+        value = value[0] if value else None
+    try:
+        return timedelta(seconds=int(str(value))) if value is not None else SSM_DEFAULT_EXECUTION_TIMEOUT
+    except ValueError:
+        return SSM_DEFAULT_EXECUTION_TIMEOUT
+
+
+def _ssm_error(code: str, message: str) -> Exception:
+    return SSMException(code, message)
+
+
+def _ssm_ec2_instance(account_id: str, region: str, instance_id: str) -> Instance | None:
+    backend = ec2_backends[account_id][region]
+    try:
+        return backend.get_instance(instance_id)  # type: ignore[no-any-return]
+    except EC2ClientError:
+        return None
+
+
+class _SsmMixin:
+    """The SSM part of `MotoFidelity` (E40-E49): state, hooks, and the invocation timeline."""
+
+    clock: Clock | None
+
+    def now(self) -> datetime:  # pragma: no cover - MotoFidelity's
+        raise NotImplementedError
+
+    def _ssm_init(self) -> None:
+        self.ssm_nodes: dict[str, _SsmNode] = {}
+        self.ssm_outcomes: dict[str, _SsmOutcome] = {}
+        self.ssm_invocations: dict[str, list[_SsmInvocation]] = {}  # command id -> invocations, in target order
+        # Assumed (AWS documents no figure): Pending -> InProgress, InProgress -> end; 0 keeps moto's immediate end.
+        self.ssm_delivery_time = timedelta(0)
+        self.ssm_run_time = timedelta(0)
+        self.ssm_undeliverable_status = DEFAULT_SSM_UNDELIVERABLE_STATUS
+        self.ssm_incomplete_status = DEFAULT_SSM_INCOMPLETE_STATUS
+        self.ssm_no_instances_status = DEFAULT_SSM_NO_INSTANCES_STATUS
+        self.ssm_execution_timeout_code = DEFAULT_SSM_EXECUTION_TIMEOUT_CODE
+        self.ssm_agent_version = DEFAULT_SSM_AGENT_VERSION
+        # E40 assumption: stopped managed nodes carrying the tag are targets (AWS's "Delayed ... because the node
+        # was stopped" implies it).
+        self.ssm_tag_targets_stopped = True
+
+    def _ssm_forget(self) -> None:
+        self.ssm_nodes.clear()
+        self.ssm_outcomes.clear()
+        self.ssm_invocations.clear()
+
+    # -- hooks -----------------------------------------------------------------------------------------------
+
+    def unmanage(self, instance_id: str) -> None:
+        """E41, E49: the instance is no managed node (no SSM Agent, not registered, or no instance profile)."""
+        self.ssm_nodes[instance_id] = _SsmNode(managed=False)
+
+    def manage(self, instance_id: str) -> None:
+        """E41, E49: the instance is a managed node again, its agent online (the default for every instance)."""
+        self.ssm_nodes[instance_id] = _SsmNode()
+
+    def lose_agent(self, instance_id: str) -> None:
+        """E49 (and E43): the node stays registered, PingStatus `ConnectionLost` from now; commands sent to it stay
+        InProgress, then DeliveryTimedOut at the total timeout."""
+        self.ssm_nodes[instance_id] = _SsmNode(managed=True, lost_at=self.now())
+
+    def restore_agent(self, instance_id: str) -> None:
+        self.manage(instance_id)
+
+    def ssm_outcome(
+        self,
+        instance_id: str,
+        status: str | None,
+        exit_code: int = 0,
+        after: timedelta = timedelta(0),
+        stdout: str = "",
+        stderr: str = "",
+    ) -> None:
+        """E43: how the invocations of `instance_id` in the commands sent from now on end: `status` one of
+        Success, Failed (with a non-zero `exit_code`), ExecutionTimedOut (at the document's executionTimeout),
+        DeliveryTimedOut (at the total timeout), Undeliverable; `after` is the run time once delivered (for
+        Undeliverable: the time until it is given up). None goes back to the default (Success after
+        `ssm_run_time`)."""
+        if status is None:
+            self.ssm_outcomes.pop(instance_id, None)
+            return
+        if status not in SSM_OUTCOMES:
+            raise ValueError(f"unknown outcome {status!r}; one of {SSM_OUTCOMES}")
+        if (status == "Failed") != (exit_code != 0):
+            raise ValueError("a Failed outcome needs a non-zero exit code, and only a Failed one has one")
+        self.ssm_outcomes[instance_id] = _SsmOutcome(status, exit_code, after, stdout, stderr)
+
+    # -- model -----------------------------------------------------------------------------------------------
+
+    def ssm_node(self, instance_id: str) -> _SsmNode:
+        return self.ssm_nodes.get(instance_id) or _SsmNode()
+
+    def ssm_state(self, record: _SsmInvocation) -> _SsmState:
+        """E43. An invocation's Status / StatusDetails / ResponseCode (and start, end) at the fidelity clock.
+
+        "Understanding command statuses" (Detailed status for command plugins and invocations): Pending "The command
+        hasn't yet been sent to the instance or hasn't been received by SSM Agent. If the command isn't received by the
+        agent before the length of time passes that's equal to the sum of the Timeout (seconds) parameter and the
+        Execution timeout parameter, the status changes to Delivery Timed Out."; In Progress "... Exception: If the
+        agent isn't running or available on the instance, the command status remains at In Progress until the agent
+        is available again, or until the execution timeout limit is reached."; Delayed "The system attempted to send
+        the command to the instance but wasn't successful. The system retries again."; Success "... returned an exit
+        code of zero"; Failed "For a command invocation, this indicates that the result code for one or more plugins
+        wasn't zero."; Execution Timed Out "Command execution started on the instance, but the execution wasn't
+        complete before the execution timeout expired."; Undeliverable "The command can't be delivered to the
+        instance. The instance might not exist or it might not be responding."; and "If a command reaches the command
+        expiration limit (total timeout), it changes status to DeliveryTimedOut for all invocations that are currently
+        have status of InProgress, Pending or Delayed.",
+        https://docs.aws.amazon.com/systems-manager/latest/userguide/monitor-commands.html (awsdocs
+        doc_source/monitor-commands.md @ 03c7112c); "GetCommandInvocation", ResponseCode "If the response code is -1,
+        then the command hasn't started running on the managed node, or it wasn't received by the node.",
+        https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_GetCommandInvocation.html - moto: Success
+        with ResponseCode 0 at once.
+
+        Here: Pending (-1) until delivered (`ssm_delivery_time` after the request); InProgress (-1) for the run time
+        (`after` of `ssm_outcome`, else `ssm_run_time`), then as planned: Success (0), Failed (the exit code);
+        ExecutionTimedOut at delivery + the document's executionTimeout (also a planned run longer than it);
+        Undeliverable given up `after` the delivery; a node whose agent was lost stays InProgress. Whatever is not
+        terminal at ExpiresAfter (the total timeout) is DeliveryTimedOut (-1). Assumed (AWS documents no figure or
+        value, all settable): both durations (default 0: immediate, as moto); an instance stopped or stopping at
+        SendCommand is Delayed until the total timeout (its start later is not followed); the ResponseCode of an
+        execution timeout (`ssm_execution_timeout_code`, -1); the Status with Undeliverable
+        (`ssm_undeliverable_status`, Failed - the Status enum has no Undeliverable); StatusDetails in the CommandFilter
+        spellings (`InProgress`, `DeliveryTimedOut`, `ExecutionTimedOut`)."""
+        now = self.now()
+        outcome = record.outcome
+        delivered = record.requested + record.delivery_time
+        expired = _SsmState("TimedOut", "DeliveryTimedOut", SSM_NOT_STARTED_CODE, None, record.expires)
+        if now < delivered:
+            return expired if now >= record.expires else _SsmState("Pending", "Pending", SSM_NOT_STARTED_CODE)
+        if record.delayed or record.agent_lost or outcome.status == "DeliveryTimedOut":
+            if now >= record.expires:
+                return expired
+            if record.delayed:
+                return _SsmState("Delayed", "Delayed", SSM_NOT_STARTED_CODE)
+            return _SsmState("InProgress", "InProgress", SSM_NOT_STARTED_CODE)
+        if outcome.status == "Undeliverable":
+            given_up = delivered + outcome.after
+            if now >= given_up:
+                status = self.ssm_undeliverable_status
+                return _SsmState(status, "Undeliverable", SSM_NOT_STARTED_CODE, None, given_up)
+            return expired if now >= record.expires else _SsmState("Pending", "Pending", SSM_NOT_STARTED_CODE)
+        timed_out = outcome.status == "ExecutionTimedOut" or outcome.after >= record.execution_timeout
+        end = delivered + (record.execution_timeout if timed_out else outcome.after)
+        if now < end:
+            if now >= record.expires:
+                return _SsmState("TimedOut", "DeliveryTimedOut", SSM_NOT_STARTED_CODE, delivered, record.expires)
+            return _SsmState("InProgress", "InProgress", SSM_NOT_STARTED_CODE, delivered)
+        if end > record.expires:
+            return _SsmState("TimedOut", "DeliveryTimedOut", SSM_NOT_STARTED_CODE, delivered, record.expires)
+        if timed_out:
+            return _SsmState("TimedOut", "ExecutionTimedOut", self.ssm_execution_timeout_code, delivered, end)
+        if outcome.status == "Failed":
+            return _SsmState("Failed", "Failed", outcome.exit_code, delivered, end)
+        return _SsmState("Success", "Success", 0, delivered, end)
+
+    def ssm_command_summary(self, command_id: str, max_errors: str | None) -> dict[str, Any]:
+        """E44: the command's Status, StatusDetails and counts from its invocations at the fidelity clock."""
+        states = [self.ssm_state(record) for record in self.ssm_invocations[command_id]]
+        details = [state.details for state in states]
+        target = len(states)
+        completed = sum(state.terminal for state in states)
+        failed = details.count("Failed")
+        errors = failed + details.count("ExecutionTimedOut")
+        delivery_timed_out = details.count("DeliveryTimedOut")
+        allowed = _ssm_allowed_errors(max_errors, target)
+        if target == 0:
+            status, detail = self.ssm_no_instances_status, "NoInstancesInTag"
+        elif completed < target:
+            status = detail = "Pending" if all(d == "Pending" for d in details) else "InProgress"
+        elif errors > allowed:
+            status, detail = ("Failed", "Failed") if failed > allowed else ("TimedOut", "ExecutionTimedOut")
+        elif delivery_timed_out > allowed:
+            status, detail = "TimedOut", "DeliveryTimedOut"
+        elif all(d == "Undeliverable" for d in details):
+            status, detail = "Failed", "Failed"
+        elif all(d in ("Success", "Undeliverable") for d in details):
+            status, detail = "Success", "Success"
+        else:
+            status, detail = self.ssm_incomplete_status, "Incomplete"
+        return {
+            "Status": status,
+            "StatusDetails": detail,
+            "TargetCount": target,
+            "CompletedCount": completed,
+            "ErrorCount": errors,
+            "DeliveryTimedOutCount": delivery_timed_out,
+        }
+
+    def ssm_targets(
+        self, account_id: str, region: str, instance_ids: list[str], targets: list[dict[str, Any]]
+    ) -> list[str]:
+        """E40, E41: the instances a SendCommand runs on, or the `InvalidInstanceId` that refuses it."""
+        given: list[str] = []
+        tag_targets: list[dict[str, Any]] = []
+        for target in targets or []:
+            key = str(target.get("Key", ""))
+            if key == "InstanceIds":
+                given.extend(target.get("Values") or [])
+            elif key.startswith("tag:") or key == "tag-key":
+                tag_targets.append(target)
+            else:
+                raise _ssm_error(
+                    "ValidationException",
+                    f"Target key {key!r} is not modelled by the moto fidelity (InstanceIds, tag:<key>, tag-key are)",
+                )
+        given = list(dict.fromkeys([*(instance_ids or []), *given]))
+        invalid = [instance_id for instance_id in given if not self._ssm_valid_target(account_id, region, instance_id)]
+        if invalid:
+            raise _ssm_error(
+                "InvalidInstanceId",
+                f"Instances [[{', '.join(invalid)}]] not in a valid state for account {account_id}",
+            )
+        chosen = list(given)
+        if tag_targets:
+            backend = ec2_backends[account_id][region]
+            for instance in backend.all_instances():
+                if instance.id in chosen or not self._ssm_valid_target(account_id, region, instance.id):
+                    continue
+                if instance.state in SSM_DELIVERY_STATES and not self.ssm_tag_targets_stopped:
+                    continue
+                tags = backend.tags.get(instance.id, {})
+                if all(_ssm_tag_match(tags, target) for target in tag_targets):
+                    chosen.append(instance.id)
+        return chosen
+
+    def _ssm_valid_target(self, account_id: str, region: str, instance_id: str) -> bool:
+        instance = _ssm_ec2_instance(account_id, region, instance_id)
+        return (
+            instance is not None and instance.state in SSM_VALID_INSTANCE_STATES and self.ssm_node(instance_id).managed
+        )
+
+
+def _ssm_tag_match(tags: dict[str, str], target: dict[str, Any]) -> bool:
+    """E40: `tag:K` matches an instance whose tag K has one of the values; `tag-key` one that has one of the keys."""
+    key = str(target["Key"])
+    values = list(target.get("Values") or [])
+    if key == "tag-key":
+        return any(value in tags for value in values)
+    name = key[len("tag:") :]
+    return name in tags and tags[name] in values
+
+
+class MotoFidelity(_SsmMixin):
     """State of the patches, and the helpers tests use to set up AWS situations moto cannot reach by itself.
 
     The helper API of the former `tests/python/moto_aws_fidelity.MotoFidelity` is kept: `backend`,
@@ -382,7 +767,8 @@ class MotoFidelity:
     `create_image_attempts`, `clock`. For EBS snapshots: `set_snapshot_state`, `lock_snapshot`, `unlock_snapshot`,
     `archive_snapshot`, `fail_create_snapshot`, `create_snapshot_attempts`. For the Recycle Bin: `recycle_image`,
     `purge_recycled_image`. For copies: `fail_copy_snapshot`, `copy_snapshot_attempts`, `end_copy_in_error`,
-    `deny_kms_key`, `encrypt_with_aws_managed_key`, `aws_managed_ebs_key`."""
+    `deny_kms_key`, `encrypt_with_aws_managed_key`, `aws_managed_ebs_key`. For SSM Run Command: `unmanage`, `manage`,
+    `lose_agent`, `restore_agent`, `ssm_outcome`, `ssm_node`, `ssm_state`."""
 
     def __init__(
         self,
@@ -444,6 +830,7 @@ class MotoFidelity:
         self.instance_stop_time = instance_stop_time
         self.instance_transitions: dict[str, _Transition] = {}  # instance id -> its state change under way
         self.persistent_spot_instances: set[str] = set()  # E36: Spot Instances of a persistent request
+        self._ssm_init()  # SSM Run Command (E40-E49)
 
     def forget(self) -> None:
         """Drop what the patches remembered about resources (after moto's own reset); clocks stay."""
@@ -466,6 +853,7 @@ class MotoFidelity:
         self.denied_kms_keys.clear()
         self.instance_transitions.clear()
         self.persistent_spot_instances.clear()
+        self._ssm_forget()
 
     # -- time ----------------------------------------------------------------------------------------------
 
@@ -2007,6 +2395,17 @@ def faithful_aws(
                 RDSBackend, "start_db_cluster", _rds_cluster_limits(RDSBackend.start_db_cluster, fidelity)
             )
         )
+        # SSM Run Command (E40-E49)
+        patch(mock.patch.object(SimpleSystemManagerBackend, "send_command", _ssm_send_command(fidelity)))
+        described = _ssm_command_response_object(Command.response_object, fidelity)
+        patch(mock.patch.object(Command, "response_object", described))
+        patch(mock.patch.object(Command, "get_invocation", _ssm_get_invocation(Command.get_invocation, fidelity)))
+        pending = _ssm_send_command_response(SimpleSystemManagerResponse.send_command)
+        patch(mock.patch.object(SimpleSystemManagerResponse, "send_command", pending))
+        invocations = _ssm_list_command_invocations(fidelity)
+        patch(mock.patch.object(SimpleSystemManagerResponse, "list_command_invocations", invocations, create=True))
+        information = _ssm_describe_instance_information(fidelity)
+        patch(mock.patch.object(SimpleSystemManagerResponse, "describe_instance_information", information, create=True))
         # Deployments and the event flow
         patch(mock.patch.object(EventTemplateParser, "DEFAULT_EVENT_INPUT_TEMPLATE", _event_template_with_account()))
         patch(mock.patch.object(LambdaBackend, "create_event_source_mapping", _create_event_source_mapping))
@@ -2658,3 +3057,385 @@ def fast_tags() -> Iterator[None]:
 def check_fast_tags(resources: list[Any]) -> bool:
     """The direct lookup answers what moto's scan answers, for `resources`."""
     return all(_direct_tags(r) == TaggedEC2Resource.get_tags(r) for r in resources)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# SSM Run Command (E40-E49): the patches; state, hooks and the timeline are on `_SsmMixin`
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _ssm_send_command(fidelity: MotoFidelity) -> Callable[..., Any]:
+    def send_command(self: Any, **kwargs: Any) -> Any:
+        """E40, E41, E43. SendCommand runs on what was asked, on managed nodes only, on the fidelity clock.
+
+        E40 - "SendCommand" (AWS Systems Manager API Reference), InstanceIds: "The IDs of the managed nodes where the
+        command should run."; Targets: "An array of search criteria that targets managed nodes using a Key,Value
+        combination that you specify.", https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_SendCommand.html;
+        "Target": for Run Command "Key=InstanceIds,Values=instance-id-1,instance-id-2,instance-id-3" and
+        "Key=tag:tag-key,Values=tag-value-1,tag-value-2",
+        https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_Target.html; "Run commands at scale":
+        "When you run the command, the system locates and attempts to run the command on all instances that match the
+        specified tags." and "If you include more than one Key criteria, the system targets instances that meet all of
+        the criteria.", https://docs.aws.amazon.com/systems-manager/latest/userguide/send-commands-multiple.html
+        (awsdocs doc_source/send-commands-multiple.md @ 0dbec07e, where today's page says "managed nodes") - moto
+        adds every EC2 instance of the Region to an InstanceIds command, targets terminated and unmanaged instances by
+        tag, fails `Key=InstanceIds` with NotImplementedError and counts targets from an undeduplicated list. Here: the
+        ids given (order kept, duplicates dropped - AWS documents nothing for duplicates), or the managed nodes in a
+        valid state whose tags match every `tag:`/`tag-key` target (values ORed); TargetCount is the number of
+        invocations.
+        Assumed, settable: stopped managed nodes carrying the tag are targets (`ssm_tag_targets_stopped`); other
+        Target keys (`resource-groups:Name`) fail with a ValidationException naming the fidelity.
+
+        E41 - same page, Errors, InvalidInstanceId: "The following problems can cause this exception: You don't have
+        permission to access the managed node. Amazon Web Services Systems Manager Agent (SSM Agent) isn't running.
+        Verify that SSM Agent is running. SSM Agent isn't registered with the SSM endpoint. Try reinstalling SSM
+        Agent. The managed node isn't in a valid state. Valid states are: Running, Pending, Stopped, and Stopping.
+        Invalid states are: Shutting-down and Terminated." - moto accepts any id. Here an id given (InstanceIds or
+        `Key=InstanceIds`) that is no instance of the Region, is shutting-down or terminated, or is not a managed node
+        (`unmanage`) refuses the whole request, no command made, with the message observed in public reports
+        ("Instances [[i-00903e1796f3b1cb6]] not in a valid state for account 775288309636",
+        aws-samples/eks-security-compromised-cluster-remediation#12; how several ids are joined is assumed: ", ").
+        Every instance is a managed node with its agent online unless a test says otherwise.
+
+        E43 - RequestedDateTime on the fidelity clock (moto: the wall clock); ExpiresAfter "calculated based on the
+        total timeout for the overall command" ("Command",
+        https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_Command.html), and "Total timeout is equal
+        to the value of delivery timeout plus execution timeout." ("Understanding command statuses",
+        https://docs.aws.amazon.com/systems-manager/latest/userguide/monitor-commands.html, read at awsdocs
+        aws-systems-manager-user-guide doc_source/monitor-commands.md @ 03c7112c) - moto: requested + TimeoutSeconds.
+        The executionTimeout parameter (default 3600, AWS-RunShellScript's) is read from Parameters.
+        """
+        fidelity_ids = fidelity.ssm_targets(
+            self.account_id, self.region_name, kwargs.get("instance_ids") or [], kwargs.get("targets") or []
+        )
+        with mock.patch.object(Command, "_get_instance_ids_from_targets", lambda _self: []):
+            command = Command(
+                account_id=self.account_id, backend_region=self.region_name, **{**kwargs, "instance_ids": []}
+            )
+        now = fidelity.now()
+        execution_timeout = _ssm_execution_timeout(kwargs.get("parameters"))
+        command.instance_ids = fidelity_ids
+        command.requested_date_time = now
+        command.expires_after = now + timedelta(seconds=command.timeout_seconds) + execution_timeout
+        command.invocations = []
+        records = []
+        for instance_id in fidelity_ids:
+            instance = _ssm_ec2_instance(self.account_id, self.region_name, instance_id)
+            node = fidelity.ssm_node(instance_id)
+            planned = fidelity.ssm_outcomes.get(instance_id) or _SsmOutcome(after=fidelity.ssm_run_time)
+            records.append(
+                _SsmInvocation(
+                    command_id=command.command_id,
+                    instance_id=instance_id,
+                    document_name=str(command.document_name or ""),
+                    plugin=_ssm_plugin(command.document_name),
+                    requested=now,
+                    expires=command.expires_after,
+                    execution_timeout=execution_timeout,
+                    delivery_time=fidelity.ssm_delivery_time,
+                    outcome=copy.copy(planned),
+                    delayed=instance is not None and instance.state in SSM_DELIVERY_STATES,
+                    agent_lost=node.lost_at is not None,
+                )
+            )
+        fidelity.ssm_invocations[command.command_id] = records
+        self._commands.append(command)
+        return command
+
+    return send_command
+
+
+def _ssm_command_response_object(original: Callable[..., dict[str, Any]], fidelity: MotoFidelity) -> Callable[..., Any]:
+    def response_object(self: Command) -> dict[str, Any]:
+        """E44. "Understanding command statuses" (Detailed status for a command): Success "All command invocations
+        have reached a terminal state, and the value of max-errors wasn't reached."; Failed "The value of max-errors
+        or more command invocations shows a status of Failed."; Delivery Timed Out and Execution Timed Out likewise;
+        Incomplete "The command was attempted on all instances and one or more of the invocations doesn't have a
+        value of Success. However, not enough invocations failed for the status to be Failed."; No Instances In Tag
+        "The tag key-pair value or resource group targeted by the command doesn't match any managed instances."; "if all
+        invocations in a command have the status Undeliverable, then the command status returned is Failed. However,
+        if a command has five invocations, four of which return the status Undeliverable and one of which returns the
+        status Success, then the parent command's status is Success.",
+        https://docs.aws.amazon.com/systems-manager/latest/userguide/monitor-commands.html; "Command": CompletedCount
+        "The number of targets for which the command invocation reached a terminal state. Terminal states include
+        the following: Success, Failed, Execution Timed Out, Delivery Timed Out, Cancelled, Terminated, or
+        Undeliverable."; ErrorCount "The number of targets for which the status is Failed or
+        Execution Timed Out."; DeliveryTimedOutCount "The number of targets for which the status is Delivery Timed
+        Out.", https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_Command.html - moto: Success,
+        counts from an undeduplicated list, ErrorCount and DeliveryTimedOutCount 0. Here computed from the
+        invocations at the fidelity clock ("max-errors ... reached" read as more errors than MaxErrors allows, as
+        SendCommand's MaxErrors says: "When the command fails one more time beyond the value of MaxErrors, the
+        systems stops sending the command"). Assumed (the CommandStatus enum has none of them, settable): the Status
+        of Incomplete (`ssm_incomplete_status`) and of NoInstancesInTag (`ssm_no_instances_status`), both `Failed`;
+        StatusDetails in the CommandFilter spellings (`DeliveryTimedOut`, `NoInstancesInTag`)."""
+        answer = original(self)
+        if self.command_id in fidelity.ssm_invocations:
+            answer.update(fidelity.ssm_command_summary(self.command_id, self.max_errors))
+        return answer
+
+    return response_object
+
+
+def _ssm_send_command_response(original: Callable[..., ActionResult]) -> Callable[..., ActionResult]:
+    def send_command(self: Any) -> ActionResult:
+        """E44. The SendCommand answer is Pending with every count 0: "All of these counts are 0 in the
+        ssm:SendCommand response received from a real AWS backend" (moto's own note in `Command.__init__`), and a
+        published CLI answer shows `"Status": "Pending"`, `"TargetCount": 0` (observed, not documented; the API
+        Reference says only "The request as it was received by Systems Manager. Also provides the command ID which
+        can be used future references to this request.",
+        https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_SendCommand.html). moto answers the
+        aggregated state."""
+        result = original(self)
+        answer = result.result
+        assert isinstance(answer, dict)
+        answer["Command"].update(
+            Status="Pending",
+            StatusDetails="Pending",
+            TargetCount=0,
+            CompletedCount=0,
+            ErrorCount=0,
+            DeliveryTimedOutCount=0,
+        )
+        return result
+
+    return send_command
+
+
+def _ssm_invocation_record(fidelity: MotoFidelity, command: Command, instance_id: str) -> _SsmInvocation:
+    for record in fidelity.ssm_invocations.get(command.command_id, []):
+        if record.instance_id == instance_id:
+            return record
+    raise SSMException(
+        "InvocationDoesNotExist",
+        "An error occurred (InvocationDoesNotExist) when calling the GetCommandInvocation operation",
+    )
+
+
+def _ssm_get_invocation(original: Callable[..., dict[str, Any]], fidelity: MotoFidelity) -> Callable[..., Any]:
+    def get_invocation(self: Command, instance_id: str, plugin_name: str | None) -> dict[str, Any]:
+        """E46. "GetCommandInvocation": ResponseCode "If the response code is -1, then the command hasn't started
+        running on the managed node, or it wasn't received by the node."; ExecutionStartDateTime "If the plugin hasn't
+        started to run, the string is empty."; ExecutionEndDateTime "If the plugin hasn't started to run, the string
+        is empty."; StandardOutputContent "The first 24,000 characters written by the plugin to stdout.";
+        StandardErrorContent "The first 8,000 characters written by the plugin to stderr."; errors InvalidPluginName
+        "The plugin name isn't valid." and InvocationDoesNotExist "The command ID and managed node ID you specified
+        didn't match any invocations. Verify the command ID and the managed node ID and try again.",
+        https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_GetCommandInvocation.html - moto answers
+        Success, ResponseCode 0, a hard-coded PT5M on the wall clock and `aws:runShellScript` whatever the document.
+        Here the invocation's state at the fidelity clock (E43), its planned output, the document's plugin
+        (`aws:runPowerShellScript` for AWS-RunPowerShellScript); another PluginName is InvalidPluginName. Assumed
+        forms: times as ISO 8601 UTC with milliseconds and `Z`, ExecutionElapsedTime as `PT<seconds>S`. Not
+        modelled: the output URLs (E50), DocumentVersion, CloudWatchOutputConfig, eventual consistency (E46's
+        visibility window)."""
+        if self.command_id not in fidelity.ssm_invocations:
+            return original(self, instance_id, plugin_name)
+        record = _ssm_invocation_record(fidelity, self, instance_id)
+        if plugin_name is not None and plugin_name != record.plugin:
+            raise _ssm_error("InvalidPluginName", f"The plugin name {plugin_name!r} isn't valid.")
+        state = fidelity.ssm_state(record)
+        ran = state.started is not None and state.ended is not None and state.details != "DeliveryTimedOut"
+        return {
+            "CommandId": self.command_id,
+            "InstanceId": instance_id,
+            "Comment": self.comment,
+            "DocumentName": self.document_name,
+            "PluginName": record.plugin,
+            "ResponseCode": state.code,
+            "ExecutionStartDateTime": _ssm_iso(state.started),
+            "ExecutionElapsedTime": _ssm_duration(state.started, state.ended),
+            "ExecutionEndDateTime": _ssm_iso(state.ended if state.started is not None else None),
+            "Status": state.status,
+            "StatusDetails": state.details,
+            "StandardOutputContent": record.outcome.stdout[:SSM_STDOUT_LIMIT] if ran else "",
+            "StandardOutputUrl": "",
+            "StandardErrorContent": record.outcome.stderr[:SSM_STDERR_LIMIT] if ran else "",
+            "StandardErrorUrl": "",
+        }
+
+    return get_invocation
+
+
+def _ssm_page(items: list[Any], max_results: int, token: str | None) -> tuple[list[Any], str | None]:
+    """`_page` with SSM's error for a token it did not hand out (`InvalidNextToken`)."""
+    if token and not (token.startswith(PAGE_TOKEN_PREFIX) and token[len(PAGE_TOKEN_PREFIX) :].isdigit()):
+        raise _ssm_error("InvalidNextToken", "The specified token isn't valid.")
+    return _page(items, max_results, token)
+
+
+def _ssm_list_command_invocations(fidelity: MotoFidelity) -> Callable[..., ActionResult]:
+    def list_command_invocations(self: Any) -> ActionResult:
+        """E47. ListCommandInvocations - moto does not implement it ("The list_command_invocations action has not been
+        implemented").
+
+        "ListCommandInvocations": "An invocation is copy of a command sent to a specific managed node. A command can
+        apply to one or more managed nodes. A command invocation applies to one managed node."; CommandId, InstanceId,
+        Details "(Optional) If set this returns the response of the command executions and any command output. The
+        default value is false."; MaxResults "Valid Range: Minimum value of 1. Maximum value of 50."; errors
+        InvalidCommandId, InvalidNextToken,
+        https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_ListCommandInvocations.html;
+        "CommandInvocation" (CommandId, InstanceId, InstanceName, Comment, DocumentName, RequestedDateTime, Status,
+        StatusDetails, StandardOutputUrl, StandardErrorUrl, CommandPlugins, ServiceRole, NotificationConfig),
+        https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_CommandInvocation.html; "CommandPlugin"
+        (Name, Status, StatusDetails, ResponseCode, ResponseStartDateTime, ResponseFinishDateTime, Output "Output of
+        the plugin execution." at most 2,500 characters, StandardOutputUrl "If the S3 bucket for the command wasn't
+        specified, then this string is empty."),
+        https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_CommandPlugin.html; "CommandFilter",
+        Status values "Pending InProgress Delayed Success Cancelled Failed TimedOut (this includes both Delivery and
+        Execution time outs) AccessDenied DeliveryTimedOut ExecutionTimedOut Undeliverable InvalidPlatform
+        Terminated", https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_CommandFilter.html.
+
+        Answered from the invocations of E43 at the fidelity clock, in the order the commands were sent and their
+        targets chosen; the Status filter (StatusDetails value, or `TimedOut` for both time outs) and DocumentName
+        filter. Assumed: MaxResults defaults to 50 (not documented); a plugin's Output is its stdout (AWS documents
+        no form for the combination with stderr). Not modelled: InvokedAfter/InvokedBefore filters, the URLs (E50),
+        eventual consistency."""
+        command_id = self._get_param("CommandId")
+        instance_id = self._get_param("InstanceId")
+        details = bool(self._get_param("Details", False))
+        max_results = self._get_int_param("MaxResults") or SSM_LIST_INVOCATIONS_MAX
+        token = self._get_param("NextToken")
+        filters = self._get_param("Filters") or []
+        if not 1 <= max_results <= SSM_LIST_INVOCATIONS_MAX:
+            raise _ssm_error("ValidationException", f"MaxResults must be between 1 and {SSM_LIST_INVOCATIONS_MAX}.")
+        backend = self.ssm_backend
+        commands = [backend.get_command_by_id(command_id)] if command_id else list(backend._commands)
+        wanted_status = [f["value"] for f in filters if f.get("key") == "Status"]
+        wanted_document = [f["value"] for f in filters if f.get("key") == "DocumentName"]
+        for item in filters:
+            if item.get("key") not in ("Status", "DocumentName"):
+                raise _ssm_error("InvalidFilterKey", f"Filter key {item.get('key')!r} is not modelled by the fidelity")
+        rows = []
+        for command in commands:
+            if wanted_document and command.document_name not in wanted_document:
+                continue
+            for record in fidelity.ssm_invocations.get(command.command_id, []):
+                if instance_id and record.instance_id != instance_id:
+                    continue
+                state = fidelity.ssm_state(record)
+                names = {state.details, state.status}
+                if wanted_status and not names & set(wanted_status):
+                    continue
+                rows.append((command, record, state))
+        page, following = _ssm_page(rows, max_results, token)
+        invocations = []
+        for command, record, state in page:
+            entry: dict[str, Any] = {
+                "CommandId": command.command_id,
+                "InstanceId": record.instance_id,
+                "InstanceName": "",
+                "Comment": command.comment,
+                "DocumentName": command.document_name,
+                "RequestedDateTime": record.requested,
+                "Status": state.status,
+                "StatusDetails": state.details,
+                "TraceOutput": "",
+                "StandardOutputUrl": "",
+                "StandardErrorUrl": "",
+                "CommandPlugins": [],
+                "ServiceRole": command.service_role_arn,
+            }
+            if details:
+                ran = state.started is not None and state.details != "DeliveryTimedOut"
+                plugin: dict[str, Any] = {
+                    "Name": record.plugin,
+                    "Status": state.status,
+                    "StatusDetails": state.details,
+                    "ResponseCode": state.code,
+                    "Output": record.outcome.stdout[:SSM_PLUGIN_OUTPUT_LIMIT] if ran and state.terminal else "",
+                    "StandardOutputUrl": "",
+                    "StandardErrorUrl": "",
+                    "OutputS3BucketName": command.output_s3_bucket_name,
+                    "OutputS3KeyPrefix": command.output_s3_key_prefix,
+                }
+                if state.started is not None:
+                    plugin["ResponseStartDateTime"] = state.started
+                if state.ended is not None and state.started is not None:
+                    plugin["ResponseFinishDateTime"] = state.ended
+                entry["CommandPlugins"] = [plugin]
+            invocations.append(entry)
+        result: dict[str, Any] = {"CommandInvocations": invocations}
+        if following is not None:
+            result["NextToken"] = following
+        return ActionResult(result)
+
+    return list_command_invocations
+
+
+def _ssm_describe_instance_information(fidelity: MotoFidelity) -> Callable[..., ActionResult]:
+    def describe_instance_information(self: Any) -> ActionResult:
+        """E49. DescribeInstanceInformation - moto does not implement it.
+
+        "DescribeInstanceInformation": "Provides information about one or more of your managed nodes, including the
+        operating system platform, SSM Agent version, association status, and IP address. This operation does not
+        return information for nodes that are either Stopped or Terminated. If you specify one or more node IDs, the
+        operation returns information for those managed nodes. If you don't specify node IDs, it returns information
+        for all your managed nodes. If you specify a node ID that isn't valid or a node that you don't own, you
+        receive an error."; MaxResults "The maximum number of items to return for this call. The call also returns a
+        token that you can specify in a subsequent call to get the next set of results. The default value is 10
+        items." (Minimum 5, maximum 50); errors InvalidInstanceId, InvalidFilterKey, InvalidNextToken,
+        https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_DescribeInstanceInformation.html;
+        "InstanceInformation": PingStatus "Connection status of SSM Agent." (Online | ConnectionLost | Inactive),
+        LastPingDateTime "The date and time when the agent last pinged the Systems Manager service.",
+        https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_InstanceInformation.html.
+
+        Answered from the registry: every EC2 instance of the Region in `pending` or `running` that is a managed node
+        (all unless `unmanage`), PingStatus Online (LastPingDateTime the fidelity clock) or ConnectionLost since
+        `lose_agent` (LastPingDateTime that moment); Filters InstanceIds and PingStatus (and the legacy
+        InstanceInformationFilterList with key InstanceIds). Assumed (the text does not say which ids are "not valid"):
+        an id that is no instance of the Region is InvalidInstanceId; an instance of the account that is stopped,
+        terminated or not managed is simply absent (the usual way to tell a managed node). AgentVersion
+        (`ssm_agent_version`), PlatformName and PlatformVersion are placeholders."""
+        max_results = self._get_int_param("MaxResults") or SSM_INSTANCE_INFORMATION_DEFAULT
+        token = self._get_param("NextToken")
+        if not 5 <= max_results <= SSM_INSTANCE_INFORMATION_MAX:
+            raise _ssm_error("ValidationException", f"MaxResults must be between 5 and {SSM_INSTANCE_INFORMATION_MAX}.")
+        wanted_ids: list[str] = []
+        wanted_ping: list[str] = []
+        for item in self._get_param("Filters") or []:
+            if item.get("Key") == "InstanceIds":
+                wanted_ids.extend(item.get("Values") or [])
+            elif item.get("Key") == "PingStatus":
+                wanted_ping.extend(item.get("Values") or [])
+            else:
+                raise _ssm_error("InvalidFilterKey", f"Filter key {item.get('Key')!r} is not modelled by the fidelity")
+        for item in self._get_param("InstanceInformationFilterList") or []:
+            if item.get("key") != "InstanceIds":
+                raise _ssm_error("InvalidFilterKey", f"Filter key {item.get('key')!r} is not modelled by the fidelity")
+            wanted_ids.extend(item.get("valueSet") or [])
+        unknown = [i for i in wanted_ids if _ssm_ec2_instance(self.current_account, self.region, i) is None]
+        if unknown:
+            raise _ssm_error("InvalidInstanceId", f"Instance ids {unknown} are not valid.")
+        now = fidelity.now()
+        nodes = []
+        for instance in ec2_backends[self.current_account][self.region].all_instances():
+            node = fidelity.ssm_node(instance.id)
+            if not node.managed or instance.state not in SSM_LISTED_INSTANCE_STATES:
+                continue
+            if wanted_ids and instance.id not in wanted_ids:
+                continue
+            ping = "ConnectionLost" if node.lost_at is not None else "Online"
+            if wanted_ping and ping not in wanted_ping:
+                continue
+            windows = str(instance.platform or "").lower() == "windows"
+            nodes.append(
+                {
+                    "InstanceId": instance.id,
+                    "PingStatus": ping,
+                    "LastPingDateTime": node.lost_at or now,
+                    "AgentVersion": fidelity.ssm_agent_version,
+                    "IsLatestVersion": True,
+                    "PlatformType": "Windows" if windows else "Linux",
+                    "PlatformName": "Microsoft Windows Server" if windows else "Amazon Linux",
+                    "PlatformVersion": "2022" if windows else "2023",
+                    "ResourceType": "EC2Instance",
+                    "IPAddress": instance.private_ip,
+                    "ComputerName": f"{instance.id}.{self.region}.compute.internal",
+                }
+            )
+        page, following = _ssm_page(nodes, max_results, token)
+        result: dict[str, Any] = {"InstanceInformationList": page}
+        if following is not None:
+            result["NextToken"] = following
+        return ActionResult(result)
+
+    return describe_instance_information
