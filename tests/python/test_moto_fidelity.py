@@ -2095,3 +2095,31 @@ def test_the_http_server_answers_run_command_as_patched() -> None:
         assert _command(ssm, command["CommandId"])["Status"] == "Failed"
         nodes = ssm.describe_instance_information()["InstanceInformationList"]
         assert [n["InstanceId"] for n in nodes] == [a]
+
+
+def test_e48_list_commands_filters_and_pages(faithful: MotoFidelity, ec2: Any, ssm: Any, clock: Clock) -> None:
+    a, b = _instances(ec2, 2)
+    faithful.ssm_outcome(b, "Failed", exit_code=1)
+    early = _send(ssm, InstanceIds=[a], Comment="slot 1")["CommandId"]
+    clock.advance(hours=1)
+    failed = _send(ssm, InstanceIds=[b], Comment="slot 2")["CommandId"]
+    faithful.ssm_outcome(a, "Success", after=timedelta(minutes=5))
+    running = _send(ssm, InstanceIds=[a], DocumentName="AWS-RunPowerShellScript")["CommandId"]
+
+    def ids(**kwargs: Any) -> list[str]:
+        return [c["CommandId"] for c in ssm.list_commands(**kwargs)["Commands"]]
+
+    assert ids(Filters=[{"key": "Status", "value": "Failed"}]) == [failed]
+    assert ids(Filters=[{"key": "Status", "value": "Success"}]) == [early]
+    assert ids(Filters=[{"key": "ExecutionStage", "value": "Executing"}]) == [running]
+    assert ids(Filters=[{"key": "ExecutionStage", "value": "Complete"}]) == [early, failed]
+    after = clock().strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert ids(Filters=[{"key": "InvokedAfter", "value": after}, {"key": "DocumentName", "value": SHELL}]) == [failed]
+    assert ids(Filters=[{"key": "InvokedBefore", "value": after}]) == [early]
+    first = ssm.list_commands(MaxResults=2)
+    assert len(first["Commands"]) == 2
+    rest = ssm.list_commands(MaxResults=2, NextToken=first["NextToken"])
+    assert [c["CommandId"] for c in rest["Commands"]] == [running] and "NextToken" not in rest
+    with pytest.raises(ClientError) as error:
+        ssm.list_commands(Filters=[{"key": "ExecutionStage", "value": "Sleeping"}])
+    assert _code(error) == "InvalidFilterKey"

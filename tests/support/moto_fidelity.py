@@ -156,10 +156,12 @@ SSM Run Command (SendCommand, ListCommands, GetCommandInvocation, ListCommandInv
       stderr cut at 24,000/8,000, the document's plugin, InvalidPluginName; moto: Success, PT5M, wall clock).
   E47 ListCommandInvocations (moto: not implemented): CommandId/InstanceId, Status and DocumentName filters,
       Details with one CommandPlugin (ResponseCode, Output), MaxResults 1-50 and NextToken.
+  E48 ListCommands honours Filters (Status, DocumentName, InvokedAfter/InvokedBefore, ExecutionStage) on the state of
+      E44, MaxResults 1-50 and NextToken (moto ignores them and answers one page).
   E49 DescribeInstanceInformation (moto: not implemented): the managed nodes in pending/running, PingStatus Online or
       ConnectionLost (`lose_agent`, `restore_agent`), Filters InstanceIds and PingStatus, 10 a page by default.
   Not built yet (designed in docs/wip/ssm-runcommand-MOTO.md): E42 request and document validation, E45
-  MaxConcurrency/MaxErrors waves and Terminated, E48 ListCommands filters and paging, E50 output to S3 and
+  MaxConcurrency/MaxErrors waves and Terminated, E50 output to S3 and
   CloudWatch Logs (the URLs stay empty), E51 CancelCommand, E52 the tier-3 event emitter; GetCommandInvocation's
   eventual-consistency window, DocumentVersion and CloudWatchOutputConfig.
 Deployments and event flow
@@ -2404,6 +2406,7 @@ def faithful_aws(
         patch(mock.patch.object(SimpleSystemManagerResponse, "send_command", pending))
         invocations = _ssm_list_command_invocations(fidelity)
         patch(mock.patch.object(SimpleSystemManagerResponse, "list_command_invocations", invocations, create=True))
+        patch(mock.patch.object(SimpleSystemManagerResponse, "list_commands", _ssm_list_commands(fidelity)))
         information = _ssm_describe_instance_information(fidelity)
         patch(mock.patch.object(SimpleSystemManagerResponse, "describe_instance_information", information, create=True))
         # Deployments and the event flow
@@ -3439,3 +3442,68 @@ def _ssm_describe_instance_information(fidelity: MotoFidelity) -> Callable[..., 
         return ActionResult(result)
 
     return describe_instance_information
+
+
+def _ssm_filter_time(value: str) -> datetime:
+    try:
+        return _aware(datetime.fromisoformat(value.replace("Z", "+00:00")))
+    except ValueError as error:
+        raise _ssm_error("InvalidFilterValue", f"Invalid timestamp {value!r}") from error
+
+
+def _ssm_list_commands(fidelity: MotoFidelity) -> Callable[..., ActionResult]:
+    def list_commands(self: Any) -> ActionResult:
+        """E48. ListCommands honours Filters, MaxResults and NextToken (moto ignores all three and answers one page).
+
+        "ListCommands": MaxResults "(Optional) The maximum number of items to return for this call. The call also
+        returns a token that you can specify in a subsequent call to get the next set of results." (1-50); Filters
+        "(Optional) One or more filters. Use a filter to return a more specific list of results."; errors
+        InvalidCommandId, InvalidInstanceId, InvalidFilterKey, InvalidNextToken,
+        https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_ListCommands.html; "CommandFilter":
+        "InvokedAfter: Specify a timestamp to limit your results. For example, specify 2024-07-07T00:00:00Z to see a
+        list of command executions occurring July 7, 2021, and later."; "InvokedBefore: ... to see a list of command
+        executions from before July 7, 2021."; "Status: Specify a valid command status to see a list of all command
+        executions with that status. ... The status values you can specify for ListCommands are: Pending InProgress
+        Success Cancelled Failed TimedOut (this includes both Delivery and Execution time outs) AccessDenied
+        DeliveryTimedOut ExecutionTimedOut Incomplete NoInstancesInTag LimitExceeded"; "DocumentName: Specify name of
+        the Amazon Web Services Systems Manager document (SSM document) for which you want to see command execution
+        results."; "ExecutionStage: ... Executing: Returns a list of command executions that are currently still
+        running. Complete: Returns a list of command executions that have already completed.",
+        https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_CommandFilter.html.
+
+        Here the filters apply to the command's state at the fidelity clock (E44): Status matches the Status or the
+        StatusDetails; InvokedAfter includes its moment, InvokedBefore excludes it (as the examples read); Executing
+        is Pending or InProgress, Complete everything else. Assumed (not documented): MaxResults defaults to 50; the
+        order is the order the commands were sent; InstanceId with Status=Pending is not refused (AWS says it can't be
+        combined; no error code is documented)."""
+        command_id = self._get_param("CommandId")
+        instance_id = self._get_param("InstanceId")
+        max_results = self._get_int_param("MaxResults") or SSM_LIST_INVOCATIONS_MAX
+        token = self._get_param("NextToken")
+        if not 1 <= max_results <= SSM_LIST_INVOCATIONS_MAX:
+            raise _ssm_error("ValidationException", f"MaxResults must be between 1 and {SSM_LIST_INVOCATIONS_MAX}.")
+        answers = [command.response_object() for command in self.ssm_backend.list_commands(command_id, instance_id)]
+        for item in self._get_param("Filters") or []:
+            key, value = item.get("key"), str(item.get("value", ""))
+            if key == "Status":
+                answers = [a for a in answers if value in (a["Status"], a["StatusDetails"])]
+            elif key == "DocumentName":
+                answers = [a for a in answers if a["DocumentName"] == value]
+            elif key == "InvokedAfter":
+                moment = _ssm_filter_time(value)
+                answers = [a for a in answers if _aware(a["RequestedDateTime"]) >= moment]
+            elif key == "InvokedBefore":
+                moment = _ssm_filter_time(value)
+                answers = [a for a in answers if _aware(a["RequestedDateTime"]) < moment]
+            elif key == "ExecutionStage" and value in ("Executing", "Complete"):
+                running = ("Pending", "InProgress")
+                answers = [a for a in answers if (a["Status"] in running) == (value == "Executing")]
+            else:
+                raise _ssm_error("InvalidFilterKey", f"Filter {key!r}={value!r} is not valid for ListCommands.")
+        page, following = _ssm_page(answers, max_results, token)
+        result: dict[str, Any] = {"Commands": page}
+        if following is not None:
+            result["NextToken"] = following
+        return ActionResult(result)
+
+    return list_commands
