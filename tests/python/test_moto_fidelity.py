@@ -2123,3 +2123,27 @@ def test_e48_list_commands_filters_and_pages(faithful: MotoFidelity, ec2: Any, s
     with pytest.raises(ClientError) as error:
         ssm.list_commands(Filters=[{"key": "ExecutionStage", "value": "Sleeping"}])
     assert _code(error) == "InvalidFilterKey"
+
+
+@pytest.mark.parametrize(
+    "request_args",
+    [
+        {"InstanceIds": [f"i-{n:017x}" for n in range(51)]},
+        {"Targets": [{"Key": f"tag:K{n}", "Values": ["v"]} for n in range(6)]},
+        {"Targets": [{"Key": "tag:K", "Values": [f"v{n}" for n in range(51)]}]},
+        {"Targets": [{"Key": "tag:K", "Values": ["v"]}], "Comment": "c" * 101},
+        {"Targets": [{"Key": "tag:K", "Values": ["v"]}], "MaxConcurrency": "abc"},
+        {"Targets": [{"Key": "tag:K", "Values": ["v"]}], "MaxErrors": "101%"},
+    ],
+)
+def test_e42_send_command_request_limits(faithful: MotoFidelity, ssm: Any, request_args: dict[str, Any]) -> None:
+    with pytest.raises(ClientError) as error:
+        _send(ssm, **request_args)
+    assert _code(error) == "ValidationException"
+    assert ssm.list_commands()["Commands"] == []
+
+
+def test_e42_fifty_ids_and_the_edge_patterns_pass(faithful: MotoFidelity, ec2: Any, ssm: Any) -> None:
+    ids = _instances(ec2, 50)
+    command_id = _send(ssm, InstanceIds=ids, MaxConcurrency="100%", MaxErrors="0", Comment="c" * 100)["CommandId"]
+    assert _command(ssm, command_id)["TargetCount"] == 50

@@ -145,6 +145,8 @@ SSM Run Command (SendCommand, ListCommands, GetCommandInvocation, ListCommandInv
   E41 An id given that is unknown, shutting-down or terminated, or no managed node (`unmanage`; `manage` undoes it)
       refuses the whole SendCommand with `InvalidInstanceId` "Instances [[...]] not in a valid state for account N"
       (moto accepts any id). Every instance is a managed node with its agent online unless a test says otherwise.
+  E42 (limits only) SendCommand refuses more than 50 InstanceIds, 5 Targets, 50 values a target, a Comment over 100
+      characters, and MaxConcurrency/MaxErrors outside their patterns with ValidationException (moto accepts them).
   E43 Each invocation runs a timeline on the fidelity clock: Pending, InProgress, then Success, Failed (exit code),
       ExecutionTimedOut (the document's executionTimeout), Undeliverable, or DeliveryTimedOut at the total timeout
       (ExpiresAfter = requested + TimeoutSeconds + executionTimeout; moto: + TimeoutSeconds only), set per instance
@@ -160,7 +162,7 @@ SSM Run Command (SendCommand, ListCommands, GetCommandInvocation, ListCommandInv
       E44, MaxResults 1-50 and NextToken (moto ignores them and answers one page).
   E49 DescribeInstanceInformation (moto: not implemented): the managed nodes in pending/running, PingStatus Online or
       ConnectionLost (`lose_agent`, `restore_agent`), Filters InstanceIds and PingStatus, 10 a page by default.
-  Not built yet (designed in docs/wip/ssm-runcommand-MOTO.md): E42 request and document validation, E45
+  Not built yet (designed in docs/wip/ssm-runcommand-MOTO.md): E42's document checks, E45
   MaxConcurrency/MaxErrors waves and Terminated, E50 output to S3 and
   CloudWatch Logs (the URLs stay empty), E51 CancelCommand, E52 the tier-3 event emitter; GetCommandInvocation's
   eventual-consistency window, DocumentVersion and CloudWatchOutputConfig.
@@ -3108,6 +3110,7 @@ def _ssm_send_command(fidelity: MotoFidelity) -> Callable[..., Any]:
         aws-systems-manager-user-guide doc_source/monitor-commands.md @ 03c7112c) - moto: requested + TimeoutSeconds.
         The executionTimeout parameter (default 3600, AWS-RunShellScript's) is read from Parameters.
         """
+        _ssm_check_send_command(kwargs)
         fidelity_ids = fidelity.ssm_targets(
             self.account_id, self.region_name, kwargs.get("instance_ids") or [], kwargs.get("targets") or []
         )
@@ -3507,3 +3510,42 @@ def _ssm_list_commands(fidelity: MotoFidelity) -> Callable[..., ActionResult]:
         return ActionResult(result)
 
     return list_commands
+
+
+# Documented limits of the SendCommand request (E42): the API model's list sizes, lengths and patterns.
+SSM_MAX_INSTANCE_IDS = 50
+SSM_MAX_TARGETS = 5
+SSM_MAX_TARGET_VALUES = 50
+SSM_MAX_COMMENT = 100
+SSM_MAX_CONCURRENCY = re.compile(r"^([1-9][0-9]*|[1-9][0-9]%|[1-9]%|100%)$")
+SSM_MAX_ERRORS = re.compile(r"^([1-9][0-9]*|[0]|[1-9][0-9]%|[0-9]%|100%)$")
+
+
+def _ssm_check_send_command(kwargs: dict[str, Any]) -> None:
+    """E42 (request limits only). "SendCommand": InstanceIds "... though you can specify up to 50 IDs."; a Target's
+    Values "Depending on the type of target, the maximum number of values for a key might be lower than the global
+    maximum of 50."; and the request shapes' limits (not prose): InstanceIdList at most 50 items, Targets at most 5,
+    TargetValues at most 50, Comment at most 100 characters, MaxConcurrency pattern
+    `^([1-9][0-9]*|[1-9][0-9]%|[1-9]%|100%)$`, MaxErrors pattern `^([1-9][0-9]*|[0]|[1-9][0-9]%|[0-9]%|100%)$`,
+    https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_SendCommand.html,
+    https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_Target.html (read from botocore's
+    ssm/2014-11-06/service-2.json, which the pages are generated from) - botocore checks none of these client-side and
+    moto accepts anything (60 ids, 6 targets, MaxConcurrency "abc"). Here the request fails with ValidationException
+    in AWS's usual "1 validation error detected: ..." wording (the wording is assumed). Not built: the document
+    checks of E42 (InvalidDocument, InvalidDocumentVersion, InvalidParameters)."""
+    checks = [
+        ("instanceIds", len(kwargs.get("instance_ids") or []) <= SSM_MAX_INSTANCE_IDS, f"<= {SSM_MAX_INSTANCE_IDS}"),
+        ("targets", len(kwargs.get("targets") or []) <= SSM_MAX_TARGETS, f"<= {SSM_MAX_TARGETS}"),
+        ("comment", len(kwargs.get("comment") or "") <= SSM_MAX_COMMENT, f"<= {SSM_MAX_COMMENT}"),
+        ("maxConcurrency", bool(SSM_MAX_CONCURRENCY.match(str(kwargs.get("max_concurrency") or "50"))), "the pattern"),
+        ("maxErrors", bool(SSM_MAX_ERRORS.match(str(kwargs.get("max_errors") or "0"))), "the pattern"),
+    ]
+    for target in kwargs.get("targets") or []:
+        values = target.get("Values") or []
+        checks.append(("targets.member.values", len(values) <= SSM_MAX_TARGET_VALUES, f"<= {SSM_MAX_TARGET_VALUES}"))
+    for field, ok, constraint in checks:
+        if not ok:
+            raise _ssm_error(
+                "ValidationException",
+                f"1 validation error detected: Value at '{field}' failed to satisfy constraint: {constraint}",
+            )
