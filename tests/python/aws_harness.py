@@ -46,6 +46,8 @@ START = datetime(2024, 5, 1, 1, 0, tzinfo=UTC)
 QUEUE = "ops-automation-nightly-work"
 LEDGER_TABLE = "ops-automation-nightly-ledger"
 ALERT_TOPIC = "ops-automation-nightly-alerts"
+# Where the ssm-runcommand tests' commands write their output (the instances' role writes it on AWS).
+RUN_OUTPUT_BUCKET = "ops-automation-run-output"
 EVENTS_DIR = Path(__file__).resolve().parents[3] / "shared" / "events"
 
 
@@ -202,6 +204,39 @@ def scheduler_function_env(
             "OPS_ASG_MODE": "skip",
             "OPS_HIBERNATE": "false",
             "OPS_SCHEDULE_RDS": "false",
+        }
+    )
+    env.update(overrides)
+    return env
+
+
+def runcommand_function_env(
+    queue_url: str = "https://sqs.us-east-1.amazonaws.com/123456789012/q", **overrides: str
+) -> dict[str, str]:
+    """The environment the internal Terraform module gives the ssm-runcommand functions (a nightly shell script on
+    the instances tagged Backup = nightly-db, output to an S3 bucket)."""
+    env = {
+        key: value
+        for key, value in function_env(queue_url).items()
+        if key not in ("OPS_NO_REBOOT", "OPS_COPY_INSTANCE_TAGS", "OPS_GENERATIONS", "OPS_MAX_AGE_DAYS", "OPS_DRY_RUN")
+    }
+    env.update(
+        {
+            "OPS_POLICY_NAME": "nightly-db",
+            "OPS_TARGET_TAGS": json.dumps({"Backup": "nightly-db"}),
+            "OPS_DOCUMENT_NAME": "AWS-RunShellScript",
+            "OPS_DOCUMENT_VERSION": "",
+            "OPS_DOCUMENT_PARAMETERS": json.dumps({"commands": ["/usr/local/bin/db-online-backup"]}),
+            "OPS_EXECUTION_TIMEOUT_SECONDS": "1800",
+            "OPS_DELIVERY_TIMEOUT_SECONDS": "600",
+            "OPS_MAX_CONCURRENCY": "50",
+            "OPS_MAX_ERRORS": "100%",
+            "OPS_OUTPUT_S3_BUCKET": RUN_OUTPUT_BUCKET,
+            "OPS_OUTPUT_S3_PREFIX": "run-command",
+            "OPS_OUTPUT_LOG_GROUP": "",
+            "OPS_NOTIFICATION_TOPIC_ARN": "",
+            "OPS_NOTIFICATION_ROLE_ARN": "",
+            "OPS_COMPLETION_TIMEOUT_MINUTES": "45",
         }
     )
     env.update(overrides)
@@ -367,6 +402,7 @@ def install_runtimes(clock: Callable[[], datetime], module: str = "ami_backup") 
         "deregister_cleanup": "DeregisterCleanupConfig",
         "snapshot_copy": "SnapshotCopyConfig",
         "instance_scheduler": "InstanceSchedulerConfig",
+        "ssm_runcommand": "RunCommandConfig",
     }[module]
     # The scheduled function's runtime: a planner, or deregister-cleanup's sweeper.
     scheduled = getattr(handlers, "planner_runtime", None) or handlers.sweeper_runtime

@@ -24,8 +24,10 @@ from aws_harness import (
     copy_function_env,
     create_policy_resources,
     ebs_function_env,
+    RUN_OUTPUT_BUCKET,
     function_env,
     install_runtimes,
+    runcommand_function_env,
     scheduler_function_env,
 )
 from moto import mock_aws
@@ -38,6 +40,7 @@ from ops_automation.deregister_cleanup import handlers as cleanup_handlers
 from ops_automation.ebs_snapshot import handlers as ebs_handlers
 from ops_automation.instance_scheduler import handlers as scheduler_handlers
 from ops_automation.snapshot_copy import handlers as copy_handlers
+from ops_automation.ssm_runcommand import handlers as runcommand_handlers
 
 # What each Lambda handler was seen calling on AWS in these tests (the botocore event of every request), by the
 # handler string a Terraform module deploys. tests/hcl checks it against the rendered IAM policies.
@@ -236,6 +239,23 @@ def configure_scheduler(infra: Infra, clock: Clock, monkeypatch: pytest.MonkeyPa
 
     monkeypatch.setattr(scheduler_handlers.planner_runtime, "_value", None)
     monkeypatch.setattr(scheduler_handlers.worker_runtime, "_value", None)
+    return apply
+
+
+@pytest.fixture
+def configure_runcommand(infra: Infra, clock: Clock, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Any]:
+    """As `configure`, for the ssm-runcommand functions (the output bucket created); returns the worker's runtime."""
+    boto3.client("s3", region_name=REGION).create_bucket(Bucket=RUN_OUTPUT_BUCKET)
+
+    def apply(**overrides: str) -> runcommand_handlers.RunRuntime:
+        env = runcommand_function_env(infra.queue_url, **{"OPS_ALERT_TOPIC_ARN": infra.alert_topic_arn, **overrides})
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        runtime: runcommand_handlers.RunRuntime = install_runtimes(clock, "ssm_runcommand")
+        return runtime
+
+    monkeypatch.setattr(runcommand_handlers.planner_runtime, "_value", None)
+    monkeypatch.setattr(runcommand_handlers.worker_runtime, "_value", None)
     return apply
 
 

@@ -7,8 +7,8 @@ after the event touches no EC2 at all.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -31,6 +31,8 @@ class Observation:
     state: State | None
     reason: str = ""
     listing: Any = None
+    # Named in the failure alert beside the reason (Run Command: the instance, its status, exit code and output).
+    details: Mapping[str, Any] = field(default_factory=dict)
 
 
 def completion_action(
@@ -133,7 +135,7 @@ def complete(
             if action == "time_out" and check
             else observation.reason
         ) or ("disappeared before completion" if observation.state is None else "failed")
-        rt.alerts.send(names.failure_alert, {**log_keys, "reason": reason})
+        rt.alerts.send(names.failure_alert, {**log_keys, **observation.details, "reason": reason})
         discarded = discard(entry, observation) if discard is not None and action == "fail" else {}
         if rt.ledger.transition(key, "failed", now, ttl_days, from_states={"pending"}, reason=reason):
             count(names.failed_metric)

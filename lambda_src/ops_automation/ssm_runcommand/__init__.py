@@ -1,0 +1,1 @@
+"""Scheduled Run Command with an outcome per instance (module `ssm-runcommand`)."""

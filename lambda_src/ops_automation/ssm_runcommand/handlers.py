@@ -1,0 +1,620 @@
+"""Scheduled Run Command with an outcome per instance.
+
+schedule → `plan_handler` enqueues one `send` item per target (region x account) for the tag-targeted command and
+one per 50 listed ids → `work_handler` lists the expected instances (EC2) and which of them SSM manages
+(DescribeInstanceInformation), claims (chunk, slot) once, calls SendCommand (one call for tags, whatever the fleet
+size; SSM resolves them), records the command and one pending item per instance, and schedules a delayed check at
+the deadline → the two Run Command events (triggers to re-read: they carry no exit code) or the check read the
+invocations (ListCommandInvocations, Details) and complete each instance once: one alert per instance that did not
+succeed, with its status, exit code and where its output is. Instances not running, not managed by SSM, or not
+found are named at send time, never silently absent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from functools import partial
+from typing import Any, ClassVar, Literal
+
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.exceptions import ClientError
+
+from ..core.claims import claim, record_made, release, take_over
+from ..core.clients import PLANNER_ATTEMPTS, WORKER_ATTEMPTS
+from ..core.completion import CompletionNames, Observation, complete, ledger_key
+from ..core.config import CommonConfig
+from ..core.errors import MalformedEventError, PartialFailure, error_code, is_throttling
+from ..core.events import (
+    CheckMessage,
+    WorkMessage,
+    format_time,
+    optional_text,
+    parse_schedule_event,
+    text,
+    text_list,
+    time_field,
+)
+from ..core.fanout import BatchSender, send_delayed
+from ..core.ledger import LedgerEntry
+from ..core.observability import count, logger, metrics
+from ..core.runtime import Lazy, Runtime, build_runtime
+from ..core.scope import Target, event_target, targets_of
+from ..core.tagging import carries_all
+from ..core.targeting import Instance, chunked, resolve_instances, stream_instances
+from ..core.worker import RetryLater, consume_work
+from .decisions import (
+    MAX_IDS_PER_COMMAND,
+    RunCommandConfig,
+    comment,
+    exit_code_of,
+    invocation_verdict,
+    output_url_of,
+    send_arguments,
+)
+
+SERVICE = "ssm-runcommand"
+COMMAND_EVENT = "EC2 Command Status-change Notification"
+INVOCATION_EVENT = "EC2 Command Invocation Status-change Notification"
+RUN = CompletionNames(
+    "run command failed on instance", "InvocationsSucceeded", "InvocationsFailed", "command succeeded on instance"
+)
+NOT_SENT_ALERT = "run command not sent"
+# SendCommand errors a redelivery cannot cure (API_SendCommand, Errors): the slot's command is given up, alerted
+# once. Throttling and InternalServerError are retried through the queue.
+CONFIGURATION_ERRORS = frozenset(
+    {
+        "InvalidDocument",
+        "InvalidDocumentVersion",
+        "InvalidParameters",
+        "InvalidOutputFolder",
+        "InvalidRole",
+        "InvalidNotificationConfig",
+        "MaxDocumentSizeExceeded",
+        "UnsupportedPlatformType",
+        "AccessDeniedException",
+        "ValidationException",
+    }
+)
+# One id that is not a managed node (or terminated) refuses a whole id-targeted SendCommand.
+INVALID_INSTANCE = "InvalidInstanceId"
+INVOCATION_MISSING = "InvocationDoesNotExist"
+# States SendCommand can deliver to; a stopped instance's invocation would only wait out the delivery timeout.
+RUNNING = frozenset({"pending", "running"})
+# Every state but terminated: a tag-targeted instance that is stopped is named, not skipped.
+LISTED_STATES = ("pending", "running", "stopping", "stopped", "shutting-down")
+ALL_STATES = (*LISTED_STATES, "terminated")
+# ListCommandInvocations, ListCommands and DescribeInstanceInformation return at most 50 items a page.
+PAGE_SIZE = 50
+# The first read of a command's invocations may miss it (eventual consistency): the first check comes this long after
+# the send even when the deadline is later; later ones at the deadline.
+SEND_TO_FIRST_CHECK = timedelta(minutes=5)
+
+RunRuntime = Runtime[RunCommandConfig]
+
+
+def _build(max_attempts: int) -> RunRuntime:
+    return build_runtime(SERVICE, RunCommandConfig.from_env(), CommonConfig.from_env(), max_attempts=max_attempts)
+
+
+planner_runtime: Lazy[RunRuntime] = Lazy(partial(_build, PLANNER_ATTEMPTS))
+worker_runtime: Lazy[RunRuntime] = Lazy(partial(_build, WORKER_ATTEMPTS))
+
+
+@dataclass(frozen=True)
+class SendMessage(WorkMessage):
+    """Send the command of one slot to one chunk of one target: `tags` (SSM resolves the target tags) or `ids-<n>`
+    (at most 50 listed ids)."""
+
+    OMIT_WHEN_NONE: ClassVar[frozenset[str]] = frozenset()
+
+    policy: str
+    slot: str
+    region: str
+    role_arn: str | None
+    chunk: str
+    instance_ids: tuple[str, ...]
+    kind: Literal["send"] = "send"
+
+
+@dataclass(frozen=True)
+class CommandEvent:
+    """Either Run Command event: a trigger to re-read the command (and the instance, for an invocation event)."""
+
+    command_id: str
+    instance_id: str | None
+    region: str
+    account: str
+
+
+def decode_send(payload: Mapping[str, Any]) -> SendMessage:
+    chunk = text(payload, "chunk")
+    if chunk != "tags" and not chunk.startswith("ids-"):
+        raise MalformedEventError(f"message field 'chunk' must be tags or ids-<n>, got {chunk!r}")
+    return SendMessage(
+        policy=text(payload, "policy"),
+        slot=time_field(payload, "slot"),
+        region=text(payload, "region"),
+        role_arn=optional_text(payload, "role_arn"),
+        chunk=chunk,
+        instance_ids=text_list(payload, "instance_ids", prefix="i-"),
+    )
+
+
+def decode_command_event(event: Mapping[str, Any]) -> CommandEvent:
+    detail = event.get("detail")
+    if not isinstance(detail, Mapping):
+        raise MalformedEventError("Run Command event has no detail object")
+    # The invocation event names its instance in detail.instance-id; its `resources` may name another (the docs'
+    # own example does), so `resources` is never read.
+    instance_id = detail.get("instance-id")
+    if event.get("detail-type") == INVOCATION_EVENT and not isinstance(instance_id, str):
+        raise MalformedEventError("invocation event has no detail.instance-id")
+    return CommandEvent(
+        command_id=text(detail, "command-id", where="detail"),
+        instance_id=instance_id if isinstance(instance_id, str) else None,
+        region=text(event, "region"),
+        account=text(event, "account"),
+    )
+
+
+DECODERS = {"send": decode_send, COMMAND_EVENT: decode_command_event, INVOCATION_EVENT: decode_command_event}
+
+
+def run_id(slot: str, instance_id: str) -> str:
+    """The ledger id of one instance's run in one slot: one outcome, one alert."""
+    return f"run@{slot}#{instance_id}"
+
+
+def command_item(command_id: str) -> str:
+    return f"command#{command_id}"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Planner
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+def plan_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    rt = planner_runtime()
+    slot = parse_schedule_event(event).slot
+    logger.append_keys(policy=rt.policy, slot=slot)
+    # A repeated delivery of the schedule plans again; the worker's claim per (chunk, slot) sends one command.
+    sender: BatchSender[SendMessage] = BatchSender(rt.clients.client("sqs"), rt.common.work_queue_url)
+    targets = rt.config.targets
+    for target in targets_of(rt.config.scope, rt.clients.default_region):
+        send_to = partial(SendMessage, rt.policy, slot, target.region, target.role_arn)
+        if targets.tags:
+            sender.add(send_to("tags", ()))
+        for number, ids in enumerate(chunked(sorted(set(targets.instance_ids)), MAX_IDS_PER_COMMAND)):
+            sender.add(send_to(f"ids-{number}", tuple(ids)))
+    sender.flush()
+    if sender.unsent:
+        failures = [f"{m.region} {m.chunk}: not enqueued" for m in sender.unsent]
+        rt.alerts.send("run command not planned for some targets", {"slot": slot, "failures": failures})
+        raise PartialFailure(failures)
+    logger.info("run command planned", extra={"enqueued": sender.sent})
+    return {"slot": slot, "enqueued": sender.sent}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Worker
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+def work_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
+    rt = worker_runtime()
+    own_account = context.invoked_function_arn.split(":")[4]
+    return consume_work(rt, event, context, DECODERS, partial(handle_item, rt, own_account))
+
+
+def handle_item(rt: RunRuntime, own_account: str, item: Any) -> dict[str, Any]:
+    policy = getattr(item, "policy", rt.policy)  # messages name their policy; events do not
+    if policy != rt.policy:
+        raise MalformedEventError(f"message for policy {policy!r} reached policy {rt.policy!r}")
+    if isinstance(item, SendMessage):
+        return send(rt, item)
+    if isinstance(item, CheckMessage):
+        return check_command(rt, item)
+    if isinstance(item, CommandEvent):
+        target = event_target(rt.config.scope, item.region, item.account, own_account, rt.clients.default_region)
+        if target is None:
+            return {"command_id": item.command_id, "outcome": "ignored"}
+        return on_event(rt, target, item)
+    raise MalformedEventError(f"no handler for {type(item).__name__}")
+
+
+@dataclass
+class Expected:
+    """One chunk's instances at send time: those to send to, and those named without a command."""
+
+    to_send: list[str]
+    not_sent: dict[str, tuple[str, str]]  # instance id -> (status, reason)
+    offline: list[str]
+    matched: int
+
+
+def expected_instances(rt: RunRuntime, ec2: Any, ssm: Any, single_target: bool, message: SendMessage) -> Expected:
+    """The instances the chunk should run on: running ones SSM manages are sent to (offline ones too: the agent may
+    reconnect before the delivery timeout); the others are named, with their status."""
+    targets = rt.config.targets
+    expected = Expected(to_send=[], not_sent={}, offline=[], matched=0)
+    running: list[Instance] = []
+    if message.chunk == "tags":
+        stream = stream_instances(ec2, (), targets.tag_map, LISTED_STATES)
+        instances = [i for page in stream.pages() for i in page]
+    else:
+        resolution = resolve_instances(ec2, message.instance_ids, {}, ALL_STATES)
+        instances = list(resolution.instances)
+        for instance_id in resolution.missing:
+            if single_target:
+                expected.not_sent[instance_id] = ("NotFound", "NotFound: no such instance (unknown or terminated)")
+            else:
+                logger.info("listed instance not in this target", extra={"instance_id": instance_id})
+        if targets.tags:
+            # Carrying every target tag: the tag-targeted command runs on it.
+            instances = [i for i in instances if not carries_all(i.tags, targets.tags)]
+    expected.matched = len(instances)
+    for instance in instances:
+        if instance.state in RUNNING:
+            running.append(instance)
+        elif instance.state in ("shutting-down", "terminated"):
+            expected.not_sent[instance.instance_id] = ("NotFound", f"NotFound: the instance is {instance.state}")
+        else:
+            expected.not_sent[instance.instance_id] = (
+                "NotRunning",
+                f"NotRunning: the instance is {instance.state}, the command cannot run on it",
+            )
+    pings = managed_nodes(ssm, [i.instance_id for i in running])
+    for instance in running:
+        ping = pings.get(instance.instance_id)
+        if ping is None:
+            expected.not_sent[instance.instance_id] = (
+                "NotManaged",
+                "NotManaged: not a managed node of SSM (no SSM Agent, no instance profile with "
+                "AmazonSSMManagedInstanceCore, or no route to the SSM endpoints)",
+            )
+            continue
+        expected.to_send.append(instance.instance_id)
+        if ping != "Online":
+            expected.offline.append(instance.instance_id)
+    return expected
+
+
+def managed_nodes(ssm: Any, instance_ids: Sequence[str]) -> dict[str, str]:
+    """PingStatus of every given instance SSM manages; unmanaged ones are absent. An id the call refuses
+    (InvalidInstanceId: the docs say only "isn't valid or … you don't own") is looked up alone, and absent."""
+    found: dict[str, str] = {}
+    for ids in chunked(list(instance_ids), PAGE_SIZE):
+        found.update(_pings(ssm, ids))
+    return found
+
+
+def _pings(ssm: Any, ids: list[str]) -> dict[str, str]:
+    try:
+        paginator = ssm.get_paginator("describe_instance_information")
+        pages = paginator.paginate(
+            Filters=[{"Key": "InstanceIds", "Values": ids}], PaginationConfig={"PageSize": PAGE_SIZE}
+        )
+        return {n["InstanceId"]: n.get("PingStatus", "") for page in pages for n in page["InstanceInformationList"]}
+    except ClientError as error:
+        if error_code(error) != INVALID_INSTANCE:
+            raise
+        if len(ids) == 1:
+            return {}
+        half = len(ids) // 2
+        return {**_pings(ssm, ids[:half]), **_pings(ssm, ids[half:])}
+
+
+def send(rt: RunRuntime, message: SendMessage) -> dict[str, Any]:
+    """One command per (chunk, slot), whatever the deliveries: SendCommand takes no client token, so a claim comes
+    first, and a delivery that takes over a dead one looks for its command by `Comment` before sending again."""
+    cfg = rt.config
+    target = Target(message.region, message.role_arn)
+    ttl = cfg.completion.ledger_ttl_days
+    ec2 = rt.clients.client("ec2", target.region, target.role_arn)
+    ssm = rt.clients.client("ssm", target.region, target.role_arn)
+    label = comment(rt.policy, message.chunk, message.slot)
+    result: dict[str, Any] = {"slot": message.slot, "chunk": message.chunk}
+    held = claim(rt, target, message.chunk, message.slot, ttl)
+    if held.status == "made":
+        return {**result, "outcome": "already_sent", "command_ids": list(held.refs)}
+    if held.status == "in_flight":
+        raise RetryLater(f"another delivery is sending the command of {message.chunk}@{message.slot}")
+    single_target = len(targets_of(cfg.scope, rt.clients.default_region)) == 1
+    try:
+        expected = expected_instances(rt, ec2, ssm, single_target, message)
+        adopted = list(commands_sent(ssm, cfg.document_name, label, message.slot)) if held.status == "stale" else []
+    except ClientError as error:
+        if held.status == "new":
+            release(rt, held, error_code(error), ttl)  # nothing sent yet: the next delivery may claim again
+        raise
+    if held.status == "stale" and not adopted and not take_over(rt, held, ttl):
+        raise RetryLater(f"another delivery took over the command of {message.chunk}@{message.slot}")
+    for instance_id, (status, reason) in sorted(expected.not_sent.items()):
+        fail_not_sent(rt, target, message.slot, instance_id, status, reason)
+    if adopted:
+        # A delivery died between SendCommand and its record: the command exists; record it, do not send again.
+        for command_id in adopted:
+            track(rt, target, message, command_id, expected.to_send)
+        record_made(rt, held, adopted, ttl)
+        return {**result, "outcome": "adopted", "command_ids": adopted, "not_sent": sorted(expected.not_sent)}
+    if not expected.to_send:
+        record_made(rt, held, [], ttl)
+        if message.chunk == "tags" and expected.matched == 0:
+            # A tag typo or an emptied fleet must not go quiet.
+            report_once(rt, target, f"nothing@{message.slot}", message.slot, "no instance carries every target tag")
+        return {**result, "outcome": "nothing_to_send", "not_sent": sorted(expected.not_sent)}
+    if expected.offline:
+        logger.warning("SSM Agent offline at send (ConnectionLost)", extra={"instance_ids": expected.offline})
+    try:
+        sent = send_commands(ssm, cfg, label, expected.to_send if message.chunk != "tags" else [])
+    except ClientError as error:
+        code = error_code(error)
+        if is_throttling(error) or code not in CONFIGURATION_ERRORS:
+            release(rt, held, code, ttl)
+            raise
+        record_made(rt, held, [], ttl)
+        marker = f"refused@{message.slot}#{message.chunk}"
+        report_once(rt, target, marker, message.slot, f"SendCommand refused: {error}")
+        for instance_id in expected.to_send:
+            fail_not_sent(rt, target, message.slot, instance_id, "NotSent", f"NotSent: {code}", alert=False)
+        count("CommandsNotSent")
+        return {**result, "outcome": "refused", "error": code}
+    for command_id, ids in sent.commands:
+        track(rt, target, message, command_id, ids or expected.to_send)
+        count("CommandsSent")
+    for instance_id in sent.refused:
+        fail_not_sent(rt, target, message.slot, instance_id, "NotManaged", "NotManaged: SendCommand refused the id")
+    record_made(rt, held, [c for c, _ in sent.commands], ttl)
+    return {
+        **result,
+        "outcome": "sent",
+        "command_ids": [c for c, _ in sent.commands],
+        "instances": len(expected.to_send) - len(sent.refused),
+        "not_sent": sorted([*expected.not_sent, *sent.refused]),
+    }
+
+
+@dataclass
+class Sent:
+    commands: list[tuple[str, list[str]]]  # (command id, the ids it was sent to; [] when by tags)
+    refused: list[str]
+
+
+def send_commands(ssm: Any, cfg: RunCommandConfig, label: str, instance_ids: list[str]) -> Sent:
+    """By tags (no ids) one call; by ids one call, split in halves around an id SendCommand refuses
+    (InvalidInstanceId: it stopped being a managed node since it was listed)."""
+    sent = Sent(commands=[], refused=[])
+
+    def call(ids: list[str]) -> None:
+        try:
+            response = ssm.send_command(**send_arguments(cfg, label, ids))
+        except ClientError as error:
+            if not ids or error_code(error) != INVALID_INSTANCE:
+                raise
+            if len(ids) == 1:
+                sent.refused.extend(ids)
+                return
+            half = len(ids) // 2
+            call(ids[:half])
+            call(ids[half:])
+            return
+        sent.commands.append((response["Command"]["CommandId"], ids))
+
+    call(instance_ids)
+    return sent
+
+
+def commands_sent(ssm: Any, document_name: str, label: str, slot: str) -> Iterator[str]:
+    """Commands of this document sent since the slot with this chunk's `Comment`."""
+    name = document_name.split("document/")[-1]
+    paginator = ssm.get_paginator("list_commands")
+    pages = paginator.paginate(
+        Filters=[{"key": "InvokedAfter", "value": slot}, {"key": "DocumentName", "value": name}],
+        PaginationConfig={"PageSize": PAGE_SIZE},
+    )
+    for page in pages:
+        for command in page.get("Commands", []):
+            if command.get("Comment") == label:
+                yield str(command["CommandId"])
+
+
+def track(rt: RunRuntime, target: Target, message: SendMessage, command_id: str, instance_ids: Sequence[str]) -> None:
+    """Record the command and a pending run per instance, and schedule the check (idempotent)."""
+    ttl = rt.config.completion.ledger_ttl_days
+    now = rt.clock()
+    rt.ledger.transition(
+        ledger_key(rt, target, command_item(command_id)),
+        "pending",
+        now,
+        ttl,
+        from_states=(),
+        source_id=message.chunk,
+        slot=message.slot,
+        refs=list(instance_ids),
+    )
+    for instance_id in instance_ids:
+        rt.ledger.transition(
+            ledger_key(rt, target, run_id(message.slot, instance_id)),
+            "pending",
+            now,
+            ttl,
+            from_states=(),
+            source_id=command_id,
+            slot=message.slot,
+        )
+    deadline = now + rt.config.deadline
+    check = CheckMessage(
+        rt.policy, command_item(command_id), message.chunk, target.region, target.role_arn, message.slot,
+        format_time(deadline),
+    )  # fmt: skip
+    delay = min(SEND_TO_FIRST_CHECK, deadline - now).total_seconds()
+    send_delayed(rt.clients.client("sqs"), rt.common.work_queue_url, check, delay)
+
+
+def _first(rt: RunRuntime, target: Target, resource_id: str, slot: str, reason: str) -> bool:
+    key = ledger_key(rt, target, resource_id)
+    ttl = rt.config.completion.ledger_ttl_days
+    return rt.ledger.transition(key, "failed", rt.clock(), ttl, from_states=(), slot=slot, reason=reason)
+
+
+def fail_not_sent(
+    rt: RunRuntime, target: Target, slot: str, instance_id: str, status: str, reason: str, alert: bool = True
+) -> None:
+    """An instance the command was not sent to: its run fails once (a redelivery finds the item and says nothing)."""
+    if not _first(rt, target, run_id(slot, instance_id), slot, reason):
+        return
+    count(RUN.failed_metric)
+    if alert:
+        rt.alerts.send(
+            RUN.failure_alert,
+            {
+                "instance_id": instance_id,
+                "status": status,
+                "reason": reason,
+                "slot": slot,
+                "region": target.region,
+                "account": target.account,
+                "command_id": "",
+                "exit_code": None,
+                "output": "",
+            },
+        )
+
+
+def report_once(rt: RunRuntime, target: Target, marker: str, slot: str, reason: str) -> None:
+    """One alert per slot for what stops the whole command (a refused SendCommand, no instance matched)."""
+    if _first(rt, target, f"reported#{marker}", slot, reason):
+        rt.alerts.send(NOT_SENT_ALERT, {"region": target.region, "account": target.account, "reason": reason})
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Outcomes
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def check_command(rt: RunRuntime, check: CheckMessage) -> dict[str, Any]:
+    """The delayed check: before the deadline, settle what is final and look again at the deadline; at it, every
+    instance still without a final status, or without an invocation, fails."""
+    target = Target(check.region, check.role_arn)
+    entry = rt.ledger.get(ledger_key(rt, target, check.resource_id))
+    if entry is None:
+        return {"resource_id": check.resource_id, "outcome": "ignored"}
+    if entry.state != "pending":
+        return {"resource_id": check.resource_id, "outcome": "already_" + entry.state}
+    now = rt.clock()
+    if now < check.deadline_time:
+        outcomes = settle(rt, target, entry, None)
+        if outcomes.get("pending", 0) or outcomes.get("missing", 0):
+            send_delayed(
+                rt.clients.client("sqs"), rt.common.work_queue_url, check, (check.deadline_time - now).total_seconds()
+            )
+            return {"resource_id": check.resource_id, "outcome": "pending", **outcomes}
+    else:
+        outcomes = settle(rt, target, entry, check)
+    rt.ledger.transition(entry.key, "available", rt.clock(), rt.config.completion.ledger_ttl_days, reason="")
+    return {"resource_id": check.resource_id, "outcome": "settled", **outcomes}
+
+
+def on_event(rt: RunRuntime, target: Target, event: CommandEvent) -> dict[str, Any]:
+    """Either event re-reads what it names, if it is one of this policy's commands; the check settles the rest."""
+    entry = rt.ledger.get(ledger_key(rt, target, command_item(event.command_id)))
+    if entry is None:
+        return {"command_id": event.command_id, "outcome": "ignored"}
+    if entry.state != "pending":
+        return {"command_id": event.command_id, "outcome": "already_" + entry.state}
+    return {"command_id": event.command_id, **settle(rt, target, entry, None, event.instance_id)}
+
+
+def settle(
+    rt: RunRuntime, target: Target, command: LedgerEntry, check: CheckMessage | None, instance_id: str | None = None
+) -> dict[str, int]:
+    """Complete the runs of the command's invocations (or of the one instance named). With the check at its deadline
+    (`check`), an instance still pending times out, and an expected one without an invocation fails."""
+    command_id = command.key.resource_id.split("#", 1)[1]
+    ssm = rt.clients.client("ssm", target.region, target.role_arn)
+    tally: dict[str, int] = {}
+    seen: set[str] = set()
+    for invocation in invocations(ssm, command_id, instance_id):
+        seen.add(invocation["InstanceId"])
+        outcome = complete_run(rt, target, command, command_id, invocation["InstanceId"], check, invocation)
+        tally[outcome] = tally.get(outcome, 0) + 1
+    if instance_id is None:
+        for missing in sorted(set(command.refs) - seen):
+            if check is None:
+                tally["missing"] = tally.get("missing", 0) + 1  # not visible yet (eventual consistency)
+                continue
+            outcome = complete_run(rt, target, command, command_id, missing, check, None)
+            tally[outcome] = tally.get(outcome, 0) + 1
+    return tally
+
+
+def invocations(ssm: Any, command_id: str, instance_id: str | None) -> Iterator[dict[str, Any]]:
+    """The command's invocations with their plugins (exit codes, output URLs), 50 a page."""
+    arguments: dict[str, Any] = {"CommandId": command_id, "Details": True}
+    if instance_id is not None:
+        arguments["InstanceId"] = instance_id
+    paginator = ssm.get_paginator("list_command_invocations")
+    try:
+        for page in paginator.paginate(**arguments, PaginationConfig={"PageSize": PAGE_SIZE}):
+            yield from page.get("CommandInvocations", [])
+    except ClientError as error:
+        if error_code(error) not in (INVOCATION_MISSING, "InvalidCommandId"):
+            raise
+        # Right after SendCommand a read may not see the command yet: nothing final to settle now.
+        logger.info("command not visible yet", extra={"command_id": command_id, "code": error_code(error)})
+
+
+def complete_run(
+    rt: RunRuntime,
+    target: Target,
+    command: LedgerEntry,
+    command_id: str,
+    instance_id: str,
+    check: CheckMessage | None,
+    invocation: Mapping[str, Any] | None,
+) -> str:
+    ttl = rt.config.completion.ledger_ttl_days
+    key = ledger_key(rt, target, run_id(command.slot, instance_id))
+    # An instance SSM resolved from the tags that the send did not list (tagged or registered since): tracked too.
+    rt.ledger.transition(key, "pending", rt.clock(), ttl, from_states=(), source_id=command_id, slot=command.slot)
+    done = complete(
+        rt,
+        target,
+        run_id(command.slot, instance_id),
+        check,
+        observe=lambda _entry: observe(rt.config, command_id, instance_id, invocation),
+        finish=lambda _entry, _observation: {},
+        ttl_days=ttl,
+        names=RUN,
+    )
+    return str(done["outcome"])
+
+
+def observe(
+    cfg: RunCommandConfig, command_id: str, instance_id: str, invocation: Mapping[str, Any] | None
+) -> Observation:
+    location = cfg.output.location(command_id, instance_id, output_url_of(invocation or {}))
+    details: dict[str, Any] = {"instance_id": instance_id, "command_id": command_id, "output": location}
+    if invocation is None:
+        return Observation(
+            state="failed",
+            reason="NoInvocation: SSM did not run the command on this instance (not a managed node when sent)",
+            details={**details, "status": "NoInvocation", "exit_code": None},
+        )
+    exit_code = exit_code_of(invocation.get("CommandPlugins") or [])
+    verdict = invocation_verdict(str(invocation.get("Status", "")), str(invocation.get("StatusDetails", "")), exit_code)
+    details.update(status=verdict.status, exit_code=exit_code)
+    if verdict.outcome == "succeeded":
+        return Observation(state="available", details=details)
+    if verdict.outcome == "failed":
+        return Observation(state="failed", reason=verdict.reason, details=details)
+    # Still running at the deadline: reported as timed out, with the status it was left in.
+    return Observation(state="pending", reason=verdict.reason, details={**details, "status": "TimedOut"})
