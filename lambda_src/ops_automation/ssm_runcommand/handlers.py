@@ -13,14 +13,14 @@ found are named at send time, never silently absent.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import partial
 from typing import Any, ClassVar, Literal
 
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from ..core.claims import claim, record_made, release, take_over
 from ..core.clients import PLANNER_ATTEMPTS, WORKER_ATTEMPTS
@@ -314,7 +314,8 @@ def _pings(ssm: Any, ids: list[str]) -> dict[str, str]:
 
 def send(rt: RunRuntime, message: SendMessage) -> dict[str, Any]:
     """One command per (chunk, slot), whatever the deliveries: SendCommand takes no client token, so a claim comes
-    first, and a delivery that takes over a dead one looks for its command by `Comment` before sending again."""
+    first, and a delivery that takes over a stale claim looks for the chunk's commands by `Comment` before sending
+    to the instances they do not cover."""
     cfg = rt.config
     target = Target(message.region, message.role_arn)
     ttl = cfg.completion.ledger_ttl_days
@@ -335,85 +336,103 @@ def send(rt: RunRuntime, message: SendMessage) -> dict[str, Any]:
         if held.status == "new":
             release(rt, held, error_code(error), ttl)  # nothing sent yet: the next delivery may claim again
         raise
-    if held.status == "stale" and not adopted and not take_over(rt, held, ttl):
+    if held.status == "stale" and not take_over(rt, held, ttl):
         raise RetryLater(f"another delivery took over the command of {message.chunk}@{message.slot}")
     for instance_id, (status, reason) in sorted(expected.not_sent.items()):
         fail_not_sent(rt, target, message.slot, instance_id, status, reason)
-    if adopted:
-        # A delivery died between SendCommand and its record: the command exists; record it, do not send again.
-        for command_id in adopted:
-            track(rt, target, message, command_id, expected.to_send)
-        record_made(rt, held, adopted, ttl)
-        return {**result, "outcome": "adopted", "command_ids": adopted, "not_sent": sorted(expected.not_sent)}
-    if not expected.to_send:
-        record_made(rt, held, [], ttl)
+    # A delivery that died after SendCommand: its commands exist; they are recorded, not sent again.
+    for command_id, ids in adopted:
+        track(rt, target, message, command_id, ids or expected.to_send)
+    covered = {i for _, ids in adopted for i in ids}
+    if message.chunk == "tags":
+        to_send = [] if adopted else expected.to_send
+    else:
+        to_send = [i for i in expected.to_send if i not in covered]
+    command_ids = [c for c, _ in adopted]
+    if not to_send:
+        record_made(rt, held, command_ids, ttl)
         if message.chunk == "tags" and expected.matched == 0:
             # A tag typo or an emptied fleet must not go quiet.
             report_once(rt, target, f"nothing@{message.slot}", message.slot, "no instance carries every target tag")
-        return {**result, "outcome": "nothing_to_send", "not_sent": sorted(expected.not_sent)}
+        outcome = "adopted" if adopted else "nothing_to_send"
+        return {**result, "outcome": outcome, "command_ids": command_ids, "not_sent": sorted(expected.not_sent)}
     if expected.offline:
         logger.warning("SSM Agent offline at send (ConnectionLost)", extra={"instance_ids": expected.offline})
-    try:
-        sent = send_commands(ssm, cfg, label, expected.to_send if message.chunk != "tags" else [])
-    except ClientError as error:
-        code = error_code(error)
-        if is_throttling(error) or code not in CONFIGURATION_ERRORS:
-            release(rt, held, code, ttl)
-            raise
-        record_made(rt, held, [], ttl)
-        marker = f"refused@{message.slot}#{message.chunk}"
-        report_once(rt, target, marker, message.slot, f"SendCommand refused: {error}")
-        for instance_id in expected.to_send:
-            fail_not_sent(rt, target, message.slot, instance_id, "NotSent", f"NotSent: {code}", alert=False)
-        count("CommandsNotSent")
-        return {**result, "outcome": "refused", "error": code}
+    # One attempt: an SDK retry after a timeout or a 5xx could send the command twice.
+    once = rt.clients.client("ssm", target.region, target.role_arn, retries=False)
+    sent = send_commands(once, cfg, label, to_send if message.chunk != "tags" else [])
     for command_id, ids in sent.commands:
-        track(rt, target, message, command_id, ids or expected.to_send)
+        track(rt, target, message, command_id, ids or to_send)
         count("CommandsSent")
+    command_ids += [c for c, _ in sent.commands]
     for instance_id in sent.refused:
         fail_not_sent(rt, target, message.slot, instance_id, "NotManaged", "NotManaged: SendCommand refused the id")
-    record_made(rt, held, [c for c, _ in sent.commands], ttl)
+    if sent.error is not None:
+        code = error_code(sent.error)
+        if code in CONFIGURATION_ERRORS:
+            record_made(rt, held, command_ids, ttl)
+            marker = f"refused@{message.slot}#{message.chunk}"
+            report_once(rt, target, marker, message.slot, f"SendCommand refused: {sent.error}")
+            for instance_id in sent.unsent:
+                fail_not_sent(rt, target, message.slot, instance_id, "NotSent", f"NotSent: {code}", alert=False)
+            count("CommandsNotSent")
+            return {**result, "outcome": "refused", "error": code, "command_ids": command_ids}
+        if is_throttling(sent.error) and not sent.commands:
+            release(rt, held, code, ttl)  # refused before anything was sent: the next delivery sends
+        # Otherwise the outcome is unknown (a 5xx, a timeout) or some commands went out: the claim stays pending, and
+        # once stale a delivery finds what was sent by its Comment and sends only to the rest.
+        raise sent.error
+    record_made(rt, held, command_ids, ttl)
     return {
         **result,
         "outcome": "sent",
-        "command_ids": [c for c, _ in sent.commands],
-        "instances": len(expected.to_send) - len(sent.refused),
+        "command_ids": command_ids,
+        "instances": len(to_send) - len(sent.refused),
         "not_sent": sorted([*expected.not_sent, *sent.refused]),
     }
 
 
 @dataclass
 class Sent:
-    commands: list[tuple[str, list[str]]]  # (command id, the ids it was sent to; [] when by tags)
-    refused: list[str]
+    commands: list[tuple[str, list[str]]] = field(default_factory=list)  # (command id, its ids; [] by tags)
+    refused: list[str] = field(default_factory=list)  # ids SendCommand refused alone (InvalidInstanceId)
+    unsent: list[str] = field(default_factory=list)  # ids not sent because of `error`
+    error: Exception | None = None
 
 
 def send_commands(ssm: Any, cfg: RunCommandConfig, label: str, instance_ids: list[str]) -> Sent:
     """By tags (no ids) one call; by ids one call, split in halves around an id SendCommand refuses
-    (InvalidInstanceId: it stopped being a managed node since it was listed)."""
-    sent = Sent(commands=[], refused=[])
+    (InvalidInstanceId: it stopped being a managed node since it was listed). The first other error stops the
+    sending: what was sent is kept, the rest named `unsent`."""
+    sent = Sent()
 
     def call(ids: list[str]) -> None:
+        if sent.error is not None:
+            sent.unsent.extend(ids)
+            return
         try:
             response = ssm.send_command(**send_arguments(cfg, label, ids))
-        except ClientError as error:
-            if not ids or error_code(error) != INVALID_INSTANCE:
-                raise
-            if len(ids) == 1:
-                sent.refused.extend(ids)
+        except (ClientError, BotoCoreError) as error:
+            if isinstance(error, ClientError) and ids and error_code(error) == INVALID_INSTANCE:
+                if len(ids) == 1:
+                    sent.refused.extend(ids)
+                    return
+                half = len(ids) // 2
+                call(ids[:half])
+                call(ids[half:])
                 return
-            half = len(ids) // 2
-            call(ids[:half])
-            call(ids[half:])
+            sent.error = error
+            sent.unsent.extend(ids)
             return
-        sent.commands.append((response["Command"]["CommandId"], ids))
+        sent.commands.append((str(response["Command"]["CommandId"]), ids))
 
     call(instance_ids)
     return sent
 
 
-def commands_sent(ssm: Any, document_name: str, label: str, slot: str) -> Iterator[str]:
-    """Commands of this document sent since the slot with this chunk's `Comment`."""
+def commands_sent(ssm: Any, document_name: str, label: str, slot: str) -> Iterator[tuple[str, list[str]]]:
+    """Commands of this document sent since the slot with this chunk's `Comment`, with the ids each was sent to
+    ([] when by tags)."""
     name = document_name.split("document/")[-1]
     paginator = ssm.get_paginator("list_commands")
     pages = paginator.paginate(
@@ -423,7 +442,7 @@ def commands_sent(ssm: Any, document_name: str, label: str, slot: str) -> Iterat
     for page in pages:
         for command in page.get("Commands", []):
             if command.get("Comment") == label:
-                yield str(command["CommandId"])
+                yield str(command["CommandId"]), [str(i) for i in command.get("InstanceIds") or []]
 
 
 def track(rt: RunRuntime, target: Target, message: SendMessage, command_id: str, instance_ids: Sequence[str]) -> None:
