@@ -236,7 +236,7 @@ def runcommand_function_env(
             "OPS_OUTPUT_LOG_GROUP": "",
             "OPS_NOTIFICATION_TOPIC_ARN": "",
             "OPS_NOTIFICATION_ROLE_ARN": "",
-            "OPS_COMPLETION_TIMEOUT_MINUTES": "45",
+            "OPS_COMPLETION_TIMEOUT_MINUTES": "60",
         }
     )
     env.update(overrides)

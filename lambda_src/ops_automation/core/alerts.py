@@ -19,8 +19,8 @@ class Alerts:
         self._policy = policy
 
     def send(self, what: str, details: Mapping[str, Any]) -> None:
-        """Log at ERROR and publish one message. A failed publish raises, so the work item is retried: callers
-        publish before the ledger transition that marks the failure, so an alert is sent at least once."""
+        """Log at ERROR and publish one message. A failed publish raises, so the work item is retried: callers undo
+        (or have not yet made) the ledger transition that marks the failure, so an alert is sent at least once."""
         self._publish(what, details, logger.error)
 
     def report(self, what: str, details: Mapping[str, Any]) -> None:

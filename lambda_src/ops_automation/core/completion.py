@@ -135,11 +135,19 @@ def complete(
             if action == "time_out" and check
             else observation.reason
         ) or ("disappeared before completion" if observation.state is None else "failed")
-        rt.alerts.send(names.failure_alert, {**log_keys, **observation.details, "reason": reason})
-        discarded = discard(entry, observation) if discard is not None and action == "fail" else {}
-        if rt.ledger.transition(key, "failed", now, ttl_days, from_states={"pending"}, reason=reason):
-            count(names.failed_metric)
         outcome = "timed_out" if action == "time_out" else "failed"
+        # The conditional write first: of two deliveries observing the same failure at once (a state event and the
+        # check, two events), only the one that wins it alerts. A failed publish or discard undoes it, so the
+        # retried item alerts again: at least once, and once on the normal path.
+        if not rt.ledger.transition(key, "failed", now, ttl_days, from_states={"pending"}, reason=reason):
+            return {**result, "outcome": outcome, "reason": reason, "alerted_by": "another delivery"}
+        try:
+            rt.alerts.send(names.failure_alert, {**log_keys, **observation.details, "reason": reason})
+            discarded = discard(entry, observation) if discard is not None and action == "fail" else {}
+        except Exception:
+            rt.ledger.transition(key, "pending", rt.clock(), ttl_days, from_states={"failed"})
+            raise
+        count(names.failed_metric)
         return {**result, "outcome": outcome, "reason": reason, **discarded}
     if action != "complete":
         return {**result, "outcome": action}

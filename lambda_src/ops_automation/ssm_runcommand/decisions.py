@@ -30,8 +30,14 @@ MAX_COMMENT = 100
 # MaxConcurrency / MaxErrors patterns of the API reference.
 _RATE = re.compile(r"^([1-9][0-9]*|[1-9][0-9]%|[1-9]%|100%)$")
 _ERRORS = re.compile(r"^([1-9][0-9]*|[0]|[1-9][0-9]%|[0-9]%|100%)$")
-_DOCUMENT = re.compile(r"^(arn:aws[a-z-]*:ssm:[a-z0-9-]*:\d{0,12}:document/)?[a-zA-Z0-9_\-.:/]{3,128}$")
-_VERSION = re.compile(r"^(\$DEFAULT|\$LATEST|[0-9]+)$")
+# SendCommand DocumentName (a name or an ARN, 128 characters in all) and DocumentVersion patterns.
+_DOCUMENT = re.compile(r"^[a-zA-Z0-9_\-.:/]{3,128}$")
+_VERSION = re.compile(r"^(\$DEFAULT|\$LATEST|[1-9][0-9]*)$")
+# Target keys may not hold `+`, which EC2 tag keys allow (the Target Key pattern: letters, spaces, numbers, _.:/=-@).
+_TARGET_KEY_REFUSED = "+"
+# Before the deadline's check, every invocation must have ended: the command expires delivery + execution timeout
+# after it is sent ("ExpiresAfter"); how quickly its invocations then turn DeliveryTimedOut is not documented.
+EXPIRY_MARGIN = timedelta(minutes=10)
 
 Outcome = Literal["succeeded", "failed", "pending"]
 
@@ -45,14 +51,14 @@ class Output:
     log_group: str | None
 
     def location(self, command_id: str, instance_id: str, url: str = "") -> str:
-        """Where an operator finds an invocation's output: the URL SSM reports, else the S3 folder of the command
-        and instance (SSM's documented `<prefix>/<command-id>/<instance-id>/` layout), else the log group."""
+        """Where an operator finds an invocation's output: the URL SSM reports, else where to look for it (the exact
+        S3 key layout is not documented), else the log group."""
         if url:
             return url
         if self.s3_bucket:
             prefix = self.s3_prefix.strip("/")
             folder = f"{prefix}/" if prefix else ""
-            return f"s3://{self.s3_bucket}/{folder}{command_id}/{instance_id}/"
+            return f"under s3://{self.s3_bucket}/{folder} (objects of command {command_id} and {instance_id})"
         if self.log_group:
             return f"CloudWatch Logs group {self.log_group}"
         return "not kept: no S3 bucket or log group configured (API output is truncated to 2,500 characters)"
@@ -107,6 +113,9 @@ class RunCommandConfig:
         if not _ERRORS.match(max_errors):
             raise ConfigError("OPS_MAX_ERRORS", max_errors, "must be a number from 0 or a percentage 0%-100%")
         targets = InstanceTargetConfig.from_env(env)
+        for key, _value in targets.tags:
+            if _TARGET_KEY_REFUSED in key:
+                raise ConfigError("OPS_TARGET_TAGS", key, "SendCommand target tag keys cannot contain '+'")
         if len(targets.tags) > MAX_TARGET_TAGS:
             raise ConfigError(
                 "OPS_TARGET_TAGS", dict(targets.tags), f"SendCommand Targets take at most {MAX_TARGET_TAGS} tag keys"
@@ -118,15 +127,24 @@ class RunCommandConfig:
                 "OPS_NOTIFICATION_ROLE_ARN", role, "SNS notifications need both a topic and a role (or neither)"
             )
         completion = CompletionConfig.from_env(env)
-        needed = delivery + (execution_timeout or DEFAULT_EXECUTION_TIMEOUT)
-        if completion.timeout_minutes * 60 < needed:
+        needed = timedelta(seconds=delivery + _execution_seconds(execution_timeout, parameters)) + EXPIRY_MARGIN
+        if timedelta(minutes=completion.timeout_minutes) < needed:
             raise ConfigError(
                 "OPS_COMPLETION_TIMEOUT_MINUTES",
                 completion.timeout_minutes,
-                f"must be at least the delivery plus execution timeout ({needed} s): before it, Pending and In "
-                "Progress are not failures",
+                f"must be at least the delivery plus execution timeout plus {EXPIRY_MARGIN.seconds // 60} minutes "
+                f"({int(needed.total_seconds() // 60)} min): before the command expires, Pending and In Progress are "
+                "not failures",
             )
         bucket = env.get("OPS_OUTPUT_S3_BUCKET", "").strip() or None
+        prefix = env.get("OPS_OUTPUT_S3_PREFIX", "").strip() if bucket else ""
+        log_group = env.get("OPS_OUTPUT_LOG_GROUP", "").strip() or None
+        if bucket is not None and not 3 <= len(bucket) <= 63:
+            raise ConfigError("OPS_OUTPUT_S3_BUCKET", bucket, "must be 3 to 63 characters")
+        if len(prefix) > 500:
+            raise ConfigError("OPS_OUTPUT_S3_PREFIX", prefix, "must be at most 500 characters")
+        if log_group is not None and len(log_group) > 512:
+            raise ConfigError("OPS_OUTPUT_LOG_GROUP", log_group, "must be at most 512 characters")
         return cls(
             scope=ScopeConfig.from_env(env),
             targets=targets,
@@ -138,11 +156,7 @@ class RunCommandConfig:
             delivery_timeout_seconds=delivery,
             max_concurrency=concurrency,
             max_errors=max_errors,
-            output=Output(
-                s3_bucket=bucket,
-                s3_prefix=env.get("OPS_OUTPUT_S3_PREFIX", "").strip() if bucket else "",
-                log_group=env.get("OPS_OUTPUT_LOG_GROUP", "").strip() or None,
-            ),
+            output=Output(s3_bucket=bucket, s3_prefix=prefix, log_group=log_group),
             notification_topic_arn=topic,
             notification_role_arn=role,
         )
@@ -150,6 +164,17 @@ class RunCommandConfig:
     @property
     def deadline(self) -> timedelta:
         return timedelta(minutes=self.completion.timeout_minutes)
+
+
+def _execution_seconds(configured: int | None, parameters: Mapping[str, tuple[str, ...]]) -> int:
+    """The execution timeout the command runs with: the configured one, else one given as a document parameter,
+    else the default of AWS-RunShellScript and AWS-RunPowerShellScript."""
+    if configured is not None:
+        return configured
+    given = parameters.get("executionTimeout", ())
+    if len(given) == 1 and given[0].isdigit():
+        return int(given[0])
+    return DEFAULT_EXECUTION_TIMEOUT
 
 
 def _parameters(env: Mapping[str, str]) -> dict[str, tuple[str, ...]]:

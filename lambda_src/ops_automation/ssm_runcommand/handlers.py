@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any, ClassVar, Literal
 
@@ -46,6 +46,7 @@ from ..core.tagging import carries_all
 from ..core.targeting import Instance, chunked, resolve_instances, stream_instances
 from ..core.worker import RetryLater, consume_work
 from .decisions import (
+    EXPIRY_MARGIN,
     MAX_IDS_PER_COMMAND,
     RunCommandConfig,
     comment,
@@ -80,7 +81,10 @@ CONFIGURATION_ERRORS = frozenset(
 )
 # One id that is not a managed node (or terminated) refuses a whole id-targeted SendCommand.
 INVALID_INSTANCE = "InvalidInstanceId"
-INVOCATION_MISSING = "InvocationDoesNotExist"
+# Event statuses that are not an end: re-reading on them would cost a call per instance and transition for nothing.
+NOT_FINAL_EVENT_STATUSES = frozenset({"Pending", "InProgress", "In Progress", "Delayed"})
+# Command StatusDetails (without spaces) that end a command before it reached every instance.
+WHOLE_COMMAND_ENDINGS = frozenset({"NoInstancesInTag", "RateExceeded", "Cancelled", "Canceled", "AccessDenied"})
 # States SendCommand can deliver to; a stopped instance's invocation would only wait out the delivery timeout.
 RUNNING = frozenset({"pending", "running"})
 # Every state but terminated: a tag-targeted instance that is stopped is named, not skipped.
@@ -127,6 +131,8 @@ class CommandEvent:
     instance_id: str | None
     region: str
     account: str
+    # The status the event reports (its spellings beyond Success/Failed/TimedOut/Cancelled are not documented).
+    status: str
 
 
 def decode_send(payload: Mapping[str, Any]) -> SendMessage:
@@ -157,6 +163,7 @@ def decode_command_event(event: Mapping[str, Any]) -> CommandEvent:
         instance_id=instance_id if isinstance(instance_id, str) else None,
         region=text(event, "region"),
         account=text(event, "account"),
+        status=str(detail.get("status") or ""),
     )
 
 
@@ -238,6 +245,9 @@ class Expected:
     not_sent: dict[str, tuple[str, str]]  # instance id -> (status, reason)
     offline: list[str]
     matched: int
+    # Tag-targeted instances not running or not (yet) listed as managed: SSM may still reach them (a stopped node's
+    # invocation waits for it; a new node takes minutes to be listed), so their outcome waits for the deadline.
+    deferred: dict[str, str] = field(default_factory=dict)  # instance id -> reason
 
 
 def expected_instances(rt: RunRuntime, ec2: Any, ssm: Any, single_target: bool, message: SendMessage) -> Expected:
@@ -245,6 +255,7 @@ def expected_instances(rt: RunRuntime, ec2: Any, ssm: Any, single_target: bool, 
     reconnect before the delivery timeout); the others are named, with their status."""
     targets = rt.config.targets
     expected = Expected(to_send=[], not_sent={}, offline=[], matched=0)
+    by_tags = message.chunk == "tags"
     running: list[Instance] = []
     if message.chunk == "tags":
         stream = stream_instances(ec2, (), targets.tag_map, LISTED_STATES)
@@ -266,6 +277,8 @@ def expected_instances(rt: RunRuntime, ec2: Any, ssm: Any, single_target: bool, 
             running.append(instance)
         elif instance.state in ("shutting-down", "terminated"):
             expected.not_sent[instance.instance_id] = ("NotFound", f"NotFound: the instance is {instance.state}")
+        elif by_tags:
+            expected.deferred[instance.instance_id] = f"NotRunning: the instance was {instance.state} when sent"
         else:
             expected.not_sent[instance.instance_id] = (
                 "NotRunning",
@@ -275,11 +288,14 @@ def expected_instances(rt: RunRuntime, ec2: Any, ssm: Any, single_target: bool, 
     for instance in running:
         ping = pings.get(instance.instance_id)
         if ping is None:
-            expected.not_sent[instance.instance_id] = (
-                "NotManaged",
+            reason = (
                 "NotManaged: not a managed node of SSM (no SSM Agent, no instance profile with "
-                "AmazonSSMManagedInstanceCore, or no route to the SSM endpoints)",
+                "AmazonSSMManagedInstanceCore, or no route to the SSM endpoints)"
             )
+            if by_tags:
+                expected.deferred[instance.instance_id] = reason
+            else:
+                expected.not_sent[instance.instance_id] = ("NotManaged", reason)
             continue
         expected.to_send.append(instance.instance_id)
         if ping != "Online":
@@ -332,9 +348,9 @@ def send(rt: RunRuntime, message: SendMessage) -> dict[str, Any]:
     try:
         expected = expected_instances(rt, ec2, ssm, single_target, message)
         adopted = list(commands_sent(ssm, cfg.document_name, label, message.slot)) if held.status == "stale" else []
-    except ClientError as error:
-        if held.status == "new":
-            release(rt, held, error_code(error), ttl)  # nothing sent yet: the next delivery may claim again
+    except (ClientError, BotoCoreError) as error:
+        if held.status == "new":  # nothing sent yet: the next delivery may claim again
+            release(rt, held, error_code(error) if isinstance(error, ClientError) else type(error).__name__, ttl)
         raise
     if held.status == "stale" and not take_over(rt, held, ttl):
         raise RetryLater(f"another delivery took over the command of {message.chunk}@{message.slot}")
@@ -342,7 +358,7 @@ def send(rt: RunRuntime, message: SendMessage) -> dict[str, Any]:
         fail_not_sent(rt, target, message.slot, instance_id, status, reason)
     # A delivery that died after SendCommand: its commands exist; they are recorded, not sent again.
     for command_id, ids in adopted:
-        track(rt, target, message, command_id, ids or expected.to_send)
+        track(rt, target, message, command_id, ids or expected.to_send, expected.deferred, None)
     covered = {i for _, ids in adopted for i in ids}
     if message.chunk == "tags":
         to_send = [] if adopted else expected.to_send
@@ -350,6 +366,9 @@ def send(rt: RunRuntime, message: SendMessage) -> dict[str, Any]:
         to_send = [i for i in expected.to_send if i not in covered]
     command_ids = [c for c, _ in adopted]
     if not to_send:
+        for instance_id, reason in sorted(expected.deferred.items()) if not adopted else ():
+            # No command at all (every tagged instance stopped or unmanaged): nothing will reach them.
+            fail_not_sent(rt, target, message.slot, instance_id, reason.split(":")[0], reason)
         record_made(rt, held, command_ids, ttl)
         if message.chunk == "tags" and expected.matched == 0:
             # A tag typo or an emptied fleet must not go quiet.
@@ -362,18 +381,19 @@ def send(rt: RunRuntime, message: SendMessage) -> dict[str, Any]:
     once = rt.clients.client("ssm", target.region, target.role_arn, retries=False)
     sent = send_commands(once, cfg, label, to_send if message.chunk != "tags" else [])
     for command_id, ids in sent.commands:
-        track(rt, target, message, command_id, ids or to_send)
+        deferred = {} if ids else expected.deferred
+        track(rt, target, message, command_id, ids or to_send, deferred, sent.expires.get(command_id))
         count("CommandsSent")
     command_ids += [c for c, _ in sent.commands]
     for instance_id in sent.refused:
         fail_not_sent(rt, target, message.slot, instance_id, "NotManaged", "NotManaged: SendCommand refused the id")
     if sent.error is not None:
-        code = error_code(sent.error)
+        code = error_code(sent.error) if isinstance(sent.error, ClientError) else type(sent.error).__name__
         if code in CONFIGURATION_ERRORS:
             record_made(rt, held, command_ids, ttl)
             marker = f"refused@{message.slot}#{message.chunk}"
             report_once(rt, target, marker, message.slot, f"SendCommand refused: {sent.error}")
-            for instance_id in sent.unsent:
+            for instance_id in [*sent.unsent, *expected.deferred]:
                 fail_not_sent(rt, target, message.slot, instance_id, "NotSent", f"NotSent: {code}", alert=False)
             count("CommandsNotSent")
             return {**result, "outcome": "refused", "error": code, "command_ids": command_ids}
@@ -395,6 +415,7 @@ def send(rt: RunRuntime, message: SendMessage) -> dict[str, Any]:
 @dataclass
 class Sent:
     commands: list[tuple[str, list[str]]] = field(default_factory=list)  # (command id, its ids; [] by tags)
+    expires: dict[str, datetime] = field(default_factory=dict)  # command id -> ExpiresAfter, when SSM gave it
     refused: list[str] = field(default_factory=list)  # ids SendCommand refused alone (InvalidInstanceId)
     unsent: list[str] = field(default_factory=list)  # ids not sent because of `error`
     error: Exception | None = None
@@ -424,7 +445,10 @@ def send_commands(ssm: Any, cfg: RunCommandConfig, label: str, instance_ids: lis
             sent.error = error
             sent.unsent.extend(ids)
             return
-        sent.commands.append((str(response["Command"]["CommandId"]), ids))
+        command = response["Command"]
+        sent.commands.append((str(command["CommandId"]), ids))
+        if isinstance(command.get("ExpiresAfter"), datetime):
+            sent.expires[str(command["CommandId"])] = command["ExpiresAfter"]
 
     call(instance_ids)
     return sent
@@ -445,10 +469,20 @@ def commands_sent(ssm: Any, document_name: str, label: str, slot: str) -> Iterat
                 yield str(command["CommandId"]), [str(i) for i in command.get("InstanceIds") or []]
 
 
-def track(rt: RunRuntime, target: Target, message: SendMessage, command_id: str, instance_ids: Sequence[str]) -> None:
-    """Record the command and a pending run per instance, and schedule the check (idempotent)."""
+def track(
+    rt: RunRuntime,
+    target: Target,
+    message: SendMessage,
+    command_id: str,
+    instance_ids: Sequence[str],
+    deferred: Mapping[str, str],
+    expires_after: datetime | None,
+) -> None:
+    """Record the command and a pending run per instance (a `deferred` one with why it may not run), and schedule
+    the check (idempotent)."""
     ttl = rt.config.completion.ledger_ttl_days
     now = rt.clock()
+    instance_ids = [*instance_ids, *sorted(deferred)]
     rt.ledger.transition(
         ledger_key(rt, target, command_item(command_id)),
         "pending",
@@ -468,8 +502,13 @@ def track(rt: RunRuntime, target: Target, message: SendMessage, command_id: str,
             from_states=(),
             source_id=command_id,
             slot=message.slot,
+            reason=deferred.get(instance_id, ""),
         )
+    # The configured deadline, or later when SSM says the command expires later (a document whose own timeouts
+    # exceed the configured execution timeout).
     deadline = now + rt.config.deadline
+    if expires_after is not None:
+        deadline = max(deadline, expires_after.astimezone(UTC) + EXPIRY_MARGIN)
     check = CheckMessage(
         rt.policy, command_item(command_id), message.chunk, target.region, target.role_arn, message.slot,
         format_time(deadline),
@@ -549,6 +588,8 @@ def on_event(rt: RunRuntime, target: Target, event: CommandEvent) -> dict[str, A
         return {"command_id": event.command_id, "outcome": "ignored"}
     if entry.state != "pending":
         return {"command_id": event.command_id, "outcome": "already_" + entry.state}
+    if event.status in NOT_FINAL_EVENT_STATUSES:
+        return {"command_id": event.command_id, "outcome": "not_final", "status": event.status}
     return {"command_id": event.command_id, **settle(rt, target, entry, None, event.instance_id)}
 
 
@@ -563,16 +604,28 @@ def settle(
     seen: set[str] = set()
     for invocation in invocations(ssm, command_id, instance_id):
         seen.add(invocation["InstanceId"])
-        outcome = complete_run(rt, target, command, command_id, invocation["InstanceId"], check, invocation)
+        outcome = complete_run(rt, target, command, command_id, invocation["InstanceId"], check, invocation, "")
         tally[outcome] = tally.get(outcome, 0) + 1
-    if instance_id is None:
-        for missing in sorted(set(command.refs) - seen):
-            if check is None:
-                tally["missing"] = tally.get("missing", 0) + 1  # not visible yet (eventual consistency)
-                continue
-            outcome = complete_run(rt, target, command, command_id, missing, check, None)
-            tally[outcome] = tally.get(outcome, 0) + 1
+    if instance_id is not None:
+        return tally
+    missing = sorted(set(command.refs) - seen)
+    ended = command_ended(ssm, command_id) if missing and check is None else ""
+    for instance_id in missing:
+        if check is None and not ended:
+            tally["missing"] = tally.get("missing", 0) + 1  # not listed yet, or not reached yet
+            continue
+        outcome = complete_run(rt, target, command, command_id, instance_id, check, None, ended)
+        tally[outcome] = tally.get(outcome, 0) + 1
     return tally
+
+
+def command_ended(ssm: Any, command_id: str) -> str:
+    """The command's StatusDetails when it ended as a whole without reaching every instance (Rate Exceeded, No
+    Instances In Tag, Cancelled, Access Denied): an instance without an invocation then will not get one. "" otherwise:
+    after Success or Failed a missing invocation may just not be listed yet, and waits for the deadline."""
+    commands = ssm.list_commands(CommandId=command_id).get("Commands", [])
+    details = str(commands[0].get("StatusDetails") or commands[0].get("Status", "")) if commands else ""
+    return details if details.replace(" ", "") in WHOLE_COMMAND_ENDINGS else ""
 
 
 def invocations(ssm: Any, command_id: str, instance_id: str | None) -> Iterator[dict[str, Any]]:
@@ -581,14 +634,15 @@ def invocations(ssm: Any, command_id: str, instance_id: str | None) -> Iterator[
     if instance_id is not None:
         arguments["InstanceId"] = instance_id
     paginator = ssm.get_paginator("list_command_invocations")
+    # Right after SendCommand the list may be empty (eventual consistency): nothing final to settle yet.
     try:
         for page in paginator.paginate(**arguments, PaginationConfig={"PageSize": PAGE_SIZE}):
             yield from page.get("CommandInvocations", [])
     except ClientError as error:
-        if error_code(error) not in (INVOCATION_MISSING, "InvalidCommandId"):
+        if instance_id is None or error_code(error) != INVALID_INSTANCE:
             raise
-        # Right after SendCommand a read may not see the command yet: nothing final to settle now.
-        logger.info("command not visible yet", extra={"command_id": command_id, "code": error_code(error)})
+        # An instance terminated since (its invocation may not be listed by it any more): left to the check.
+        logger.info("invocation not readable by instance", extra={"command_id": command_id, "instance_id": instance_id})
 
 
 def complete_run(
@@ -599,6 +653,7 @@ def complete_run(
     instance_id: str,
     check: CheckMessage | None,
     invocation: Mapping[str, Any] | None,
+    command_status: str,
 ) -> str:
     ttl = rt.config.completion.ledger_ttl_days
     key = ledger_key(rt, target, run_id(command.slot, instance_id))
@@ -609,7 +664,7 @@ def complete_run(
         target,
         run_id(command.slot, instance_id),
         check,
-        observe=lambda _entry: observe(rt.config, command_id, instance_id, invocation),
+        observe=lambda entry: observe(rt.config, command_id, instance_id, invocation, entry.reason, command_status),
         finish=lambda _entry, _observation: {},
         ttl_days=ttl,
         names=RUN,
@@ -618,22 +673,34 @@ def complete_run(
 
 
 def observe(
-    cfg: RunCommandConfig, command_id: str, instance_id: str, invocation: Mapping[str, Any] | None
+    cfg: RunCommandConfig,
+    command_id: str,
+    instance_id: str,
+    invocation: Mapping[str, Any] | None,
+    known_reason: str,
+    command_status: str,
 ) -> Observation:
-    location = cfg.output.location(command_id, instance_id, output_url_of(invocation or {}))
-    details: dict[str, Any] = {"instance_id": instance_id, "command_id": command_id, "output": location}
+    """The instance's outcome from its invocation; without one (the command ended, or the deadline came), the
+    reason the send recorded (not running, not managed) or NoInvocation."""
+    details: dict[str, Any] = {"instance_id": instance_id, "command_id": command_id}
     if invocation is None:
+        ended = f" (the command ended {command_status})" if command_status else ""
+        reason = (known_reason or "NoInvocation: SSM ran no invocation on this instance") + ended
+        status = reason.split(":")[0]
         return Observation(
             state="failed",
-            reason="NoInvocation: SSM did not run the command on this instance (not a managed node when sent)",
-            details={**details, "status": "NoInvocation", "exit_code": None},
+            reason=reason,
+            details={**details, "status": status, "exit_code": None, "output": "none: the command did not run here"},
         )
+    details["output"] = cfg.output.location(command_id, instance_id, output_url_of(invocation))
     exit_code = exit_code_of(invocation.get("CommandPlugins") or [])
     verdict = invocation_verdict(str(invocation.get("Status", "")), str(invocation.get("StatusDetails", "")), exit_code)
     details.update(status=verdict.status, exit_code=exit_code)
     if verdict.outcome == "succeeded":
         return Observation(state="available", details=details)
     if verdict.outcome == "failed":
-        return Observation(state="failed", reason=verdict.reason, details=details)
+        # A tag-targeted instance found stopped or unlisted at the send: say so beside what SSM reports.
+        reason = f"{verdict.reason} ({known_reason})" if known_reason else verdict.reason
+        return Observation(state="failed", reason=reason, details=details)
     # Still running at the deadline: reported as timed out, with the status it was left in.
     return Observation(state="pending", reason=verdict.reason, details={**details, "status": "TimedOut"})
