@@ -38,7 +38,11 @@ FUNCTIONS = [fn for module_dir in MODULES for fn in module_functions(module_dir)
 # TagSpecifications are authorized as ec2:CreateTags (EC2 user guide, "Grant permission to tag resources during
 # creation"), which the statement must bind to that call with the ec2:CreateAction condition. Action -> (the
 # condition key, the prefixes of the calls it serves): creations and copies (CopySnapshot, CopyImage).
-IMPLIED_BY = {"ec2:CreateTags": ("ec2:CreateAction", ("ec2:Create", "ec2:Copy"))}
+IMPLIED_BY = {
+    "ec2:CreateTags": ("ec2:CreateAction", ("ec2:Create", "ec2:Copy")),
+    # SendCommand with a ServiceRoleArn (SNS notifications) passes the role to SSM: authorized, never called.
+    "iam:PassRole": ("iam:PassedToService", ("ssm:SendCommand",)),
+}
 # Allowed for AWS to use with the function's permissions while it serves one of our calls, so never observed: EBS
 # uses the customer managed key of an encrypted volume as the principal that snapshots it (EBS user guide,
 # "Requirements for Amazon EBS encryption"), and the keys of an encrypted copy's source and destination as the
