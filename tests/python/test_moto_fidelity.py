@@ -17,7 +17,7 @@ from typing import Any
 import boto3
 import pytest
 from aws_harness import ACCOUNT as MOTO_ACCOUNT
-from aws_harness import MOTO_ENVIRONMENT, OTHER_REGION, REGION, START, Clock
+from aws_harness import EVENTS_DIR, MOTO_ENVIRONMENT, OTHER_REGION, REGION, START, Clock
 from botocore.exceptions import ClientError
 from moto import mock_aws
 from tests.support.moto_fidelity import (
@@ -33,6 +33,7 @@ from tests.support.moto_fidelity import (
     DEFAULT_SNAPSHOT_IN_USE_WINDOW,
     MotoFidelity,
     faithful_aws,
+    ssm_event_entries,
 )
 
 
@@ -2147,3 +2148,287 @@ def test_e42_fifty_ids_and_the_edge_patterns_pass(faithful: MotoFidelity, ec2: A
     ids = _instances(ec2, 50)
     command_id = _send(ssm, InstanceIds=ids, MaxConcurrency="100%", MaxErrors="0", Comment="c" * 100)["CommandId"]
     assert _command(ssm, command_id)["TargetCount"] == 50
+
+
+# -- E45: MaxConcurrency batches and MaxErrors --------------------------------------------------------------------
+
+
+def _started(ssm: Any, command_id: str, instance_id: str) -> str:
+    return str(_invocation(ssm, command_id, instance_id)["ExecutionStartDateTime"])
+
+
+def _at(clock: Clock, seconds: int = 0) -> str:
+    return (clock() + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
+def test_e45_max_errors_zero_terminates_the_invocations_not_sent(faithful: MotoFidelity, ec2: Any, ssm: Any) -> None:
+    first, *rest = _instances(ec2, 4)
+    faithful.ssm_outcome(first, "Failed", exit_code=1)
+    command_id = _send(ssm, InstanceIds=[first, *rest])["CommandId"]
+    assert _status(ssm, command_id, first) == ("Failed", "Failed", 1)
+    for instance_id in rest:
+        answer = _invocation(ssm, command_id, instance_id)
+        assert (answer["Status"], answer["StatusDetails"], answer["ResponseCode"]) == (
+            faithful.ssm_terminated_status,
+            "Terminated",
+            -1,
+        )
+        assert answer["ExecutionStartDateTime"] == ""
+    listed = _command(ssm, command_id)
+    assert (listed["Status"], listed["CompletedCount"], listed["ErrorCount"]) == ("Failed", 4, 1)
+    terminated = ssm.list_command_invocations(CommandId=command_id, Filters=[{"key": "Status", "value": "Terminated"}])
+    assert sorted(r["InstanceId"] for r in terminated["CommandInvocations"]) == sorted(rest)
+
+
+def test_e45_the_ramp_sends_1_then_2_then_4_once_acknowledged(
+    faithful: MotoFidelity, ec2: Any, ssm: Any, clock: Clock
+) -> None:
+    ids = _instances(ec2, 7)
+    faithful.ssm_delivery_time = timedelta(seconds=5)
+    faithful.ssm_run_time = timedelta(seconds=100)
+    command_id = _send(ssm, InstanceIds=ids)["CommandId"]
+    clock.advance(seconds=5)
+    assert [_status(ssm, command_id, i)[0] for i in ids] == ["InProgress"] + ["Pending"] * 6
+    clock.advance(seconds=20)
+    starts = [_started(ssm, command_id, i) for i in ids]
+    assert starts == [_at(clock, -20)] + [_at(clock, -15)] * 2 + [_at(clock, -10)] * 4
+
+
+def test_e45_max_concurrency_one_runs_one_after_the_other(
+    faithful: MotoFidelity, ec2: Any, ssm: Any, clock: Clock
+) -> None:
+    ids = _instances(ec2, 3)
+    for instance_id in ids:
+        faithful.ssm_outcome(instance_id, "Success", after=timedelta(seconds=10))
+    command_id = _send(ssm, InstanceIds=ids, MaxConcurrency="1")["CommandId"]
+    clock.advance(seconds=5)
+    assert [_status(ssm, command_id, i)[0] for i in ids] == ["InProgress", "Pending", "Pending"]
+    clock.advance(seconds=25)
+    assert [_started(ssm, command_id, i) for i in ids] == [_at(clock, -30), _at(clock, -20), _at(clock, -10)]
+    assert _command(ssm, command_id)["Status"] == "Success"
+
+
+def test_e45_ten_percent_of_fifty_stops_at_the_sixth_error(
+    faithful: MotoFidelity, ec2: Any, ssm: Any, clock: Clock
+) -> None:
+    ids = _instances(ec2, 50)
+    for instance_id in ids[:5]:
+        faithful.ssm_outcome(instance_id, "Failed", exit_code=2)
+    five = _send(ssm, InstanceIds=ids, MaxConcurrency="1", MaxErrors="10%")["CommandId"]
+    assert [_status(ssm, five, i)[1] for i in ids[5:]] == ["Success"] * 45
+    assert _command(ssm, five)["Status"] == faithful.ssm_incomplete_status
+    faithful.ssm_outcome(ids[5], "ExecutionTimedOut")  # counts against MaxErrors too
+    parameters = {"commands": ["x"], "executionTimeout": ["60"]}
+    six = _send(ssm, InstanceIds=ids, MaxConcurrency="1", MaxErrors="10%", Parameters=parameters)["CommandId"]
+    clock.advance(seconds=59)
+    assert {_status(ssm, six, i)[1] for i in ids[6:]} == {"Pending"}  # waiting for the sixth to end
+    clock.advance(seconds=1)
+    assert [_status(ssm, six, i)[1] for i in ids[6:]] == ["Terminated"] * 44
+    assert _command(ssm, six)["ErrorCount"] == 6
+
+
+def test_e45_undeliverable_and_delivery_timeouts_do_not_count(faithful: MotoFidelity, ec2: Any, ssm: Any) -> None:
+    lost, *rest = _instances(ec2, 3)
+    faithful.ssm_outcome(lost, "Undeliverable")
+    command_id = _send(ssm, InstanceIds=[lost, *rest], MaxConcurrency="1")["CommandId"]
+    assert [_status(ssm, command_id, i)[1] for i in rest] == ["Success", "Success"]
+
+
+# -- E50: output to S3, CloudWatchOutputConfig echoed ---------------------------------------------------------------
+
+
+def _object(url: str) -> str:
+    """Read the object a StandardOutputUrl names (the URL form is the fidelity's assumption; its path is bucket/key)."""
+    bucket, key = re.sub(r"^https://[^/]+/", "", url).split("/", 1)
+    body = boto3.client("s3", region_name=REGION).get_object(Bucket=bucket, Key=key)["Body"].read()
+    return str(body.decode())
+
+
+def test_e50_output_is_written_to_s3_when_the_invocation_ends(
+    faithful: MotoFidelity, ec2: Any, ssm: Any, clock: Clock
+) -> None:
+    s3 = boto3.client("s3", region_name=REGION)
+    s3.create_bucket(Bucket="run-output")
+    failed, quiet, denied = _instances(ec2, 3)
+    faithful.ssm_outcome(failed, "Failed", exit_code=4, after=timedelta(seconds=30), stdout="half", stderr="disk full")
+    faithful.ssm_outcome(quiet, "Success", after=timedelta(seconds=30), stdout="done")
+    faithful.deny_instance_output(denied)
+    command_id = _send(
+        ssm,
+        InstanceIds=[failed, quiet, denied],
+        OutputS3BucketName="run-output",
+        OutputS3KeyPrefix="runs/nightly",
+        MaxErrors="2",
+    )["CommandId"]
+    answer = _invocation(ssm, command_id, failed)
+    assert answer["StandardOutputUrl"].endswith(
+        f"/run-output/runs/nightly/{command_id}/{failed}/awsrunShellScript/0.awsrunShellScript/stdout"
+    )
+    assert s3.list_objects_v2(Bucket="run-output", Prefix="runs/").get("KeyCount") == 0  # still running
+    clock.advance(seconds=30)
+    answer = _invocation(ssm, command_id, failed)
+    assert (_object(answer["StandardOutputUrl"]), _object(answer["StandardErrorUrl"])) == ("half", "disk full")
+    quiet_answer = _invocation(ssm, command_id, quiet)
+    assert _object(quiet_answer["StandardOutputUrl"]) == "done"
+    keys = {o["Key"] for o in s3.list_objects_v2(Bucket="run-output")["Contents"]}
+    assert not any(quiet in k and k.endswith("stderr") for k in keys)  # empty stderr: no object
+    assert not any(denied in k for k in keys)
+    assert _status(ssm, command_id, denied)[0] == "Success"
+    [row] = ssm.list_command_invocations(CommandId=command_id, InstanceId=failed, Details=True)["CommandInvocations"]
+    [plugin] = row["CommandPlugins"]
+    assert row["StandardOutputUrl"] == plugin["StandardOutputUrl"] == answer["StandardOutputUrl"]
+    assert (plugin["OutputS3BucketName"], plugin["OutputS3KeyPrefix"]) == ("run-output", "runs/nightly")
+    plain = _send(ssm, InstanceIds=[quiet])["CommandId"]
+    assert _invocation(ssm, plain, quiet)["StandardOutputUrl"] == ""
+
+
+def test_e50_a_missing_output_bucket_refuses_send_command(faithful: MotoFidelity, ec2: Any, ssm: Any) -> None:
+    a = _instances(ec2, 1)[0]
+    with pytest.raises(ClientError) as error:
+        _send(ssm, InstanceIds=[a], OutputS3BucketName="no-such-bucket")
+    assert _code(error) == "InvalidOutputFolder"
+    assert ssm.list_commands()["Commands"] == []
+
+
+def test_e50_cloudwatch_output_config_is_echoed(faithful: MotoFidelity, ec2: Any, ssm: Any) -> None:
+    a = _instances(ec2, 1)[0]
+    config = {"CloudWatchLogGroupName": "/aws/ssm/nightly", "CloudWatchOutputEnabled": True}
+    command = _send(ssm, InstanceIds=[a], CloudWatchOutputConfig=config, DocumentVersion="$LATEST")
+    assert command["CloudWatchOutputConfig"] == config
+    assert command["DocumentVersion"] == "$LATEST"
+    assert _invocation(ssm, command["CommandId"], a)["CloudWatchOutputConfig"] == config
+    [row] = ssm.list_command_invocations(CommandId=command["CommandId"])["CommandInvocations"]
+    assert row["CloudWatchOutputConfig"] == config
+
+
+# -- E42: document checks -----------------------------------------------------------------------------------------
+
+
+def test_e42_document_name_version_and_parameters(faithful: MotoFidelity, ec2: Any, ssm: Any) -> None:
+    a = _instances(ec2, 1)[0]
+    refusals = [
+        ({"DocumentName": "No-Such-Document"}, "InvalidDocument"),
+        ({"DocumentVersion": "2"}, "InvalidDocumentVersion"),
+        ({"Parameters": {"commands": ["true"], "shell": ["zsh"]}}, "InvalidParameters"),
+        ({"Parameters": {"executionTimeout": ["60"]}}, "InvalidParameters"),  # commands is required
+    ]
+    for args, code in refusals:
+        with pytest.raises(ClientError) as error:
+            _send(ssm, InstanceIds=[a], **args)
+        assert _code(error) == code, args
+    assert ssm.list_commands()["Commands"] == []
+    arn = f"arn:aws:ssm:{REGION}::document/{SHELL}"
+    for args in ({"DocumentName": arn}, {"DocumentVersion": "$DEFAULT"}, {"DocumentVersion": "1"}):
+        _send(ssm, InstanceIds=[a], **args)
+    content = {
+        "schemaVersion": "2.2",
+        "description": "backup",
+        "parameters": {"target": {"type": "String"}, "level": {"type": "String", "default": "full"}},
+        "mainSteps": [{"action": "aws:runShellScript", "name": "run", "inputs": {"runCommand": ["true"]}}],
+    }
+    ssm.create_document(Content=json.dumps(content), Name="Backup", DocumentType="Command", DocumentFormat="JSON")
+    _send(ssm, InstanceIds=[a], DocumentName="Backup", Parameters={"target": ["/data"]})
+    for args, code in [
+        ({"Parameters": {}}, "InvalidParameters"),
+        ({"Parameters": {"target": ["/"], "commands": ["x"]}}, "InvalidParameters"),
+        ({"Parameters": {"target": ["/"]}, "DocumentVersion": "7"}, "InvalidDocumentVersion"),
+    ]:
+        with pytest.raises(ClientError) as error:
+            _send(ssm, InstanceIds=[a], DocumentName="Backup", **args)
+        assert _code(error) == code, args
+
+
+# -- E51: CancelCommand ---------------------------------------------------------------------------------------------
+
+
+def test_e51_cancel_command_cancels_what_has_not_ended(
+    faithful: MotoFidelity, ec2: Any, ssm: Any, clock: Clock
+) -> None:
+    done, running = _instances(ec2, 2)
+    faithful.ssm_outcome(running, "Success", after=timedelta(minutes=10))
+    command_id = _send(ssm, InstanceIds=[done, running])["CommandId"]
+    clock.advance(minutes=1)
+    ssm.cancel_command(CommandId=command_id)
+    assert _status(ssm, command_id, done)[0] == "Success"
+    assert _status(ssm, command_id, running)[:2] == ("Cancelled", "Cancelled")
+    clock.advance(minutes=20)
+    assert _status(ssm, command_id, running)[:2] == ("Cancelled", "Cancelled")
+    assert _command(ssm, command_id)["Status"] == "Cancelled"
+    with pytest.raises(ClientError) as error:
+        ssm.cancel_command(CommandId="00000000-0000-0000-0000-000000000000")
+    assert _code(error) == "InvalidCommandId"
+
+
+# -- E52: EventBridge events ----------------------------------------------------------------------------------------
+
+
+def _sample(name: str) -> dict[str, Any]:
+    return dict(json.loads((EVENTS_DIR / name).read_text(encoding="utf-8")))
+
+
+def test_e52_events_of_every_status_change_shaped_like_aws_examples(
+    faithful: MotoFidelity, ec2: Any, ssm: Any, clock: Clock
+) -> None:
+    good, bad = _instances(ec2, 2)
+    faithful.ssm_outcome(good, "Success", after=timedelta(seconds=30))
+    faithful.ssm_outcome(bad, "Failed", exit_code=1, after=timedelta(seconds=90))
+    requested = clock()
+    command = _send(ssm, InstanceIds=[good, bad], MaxErrors="1")
+    assert faithful.ssm_events() == []
+    assert faithful.ssm_next_change() == requested + timedelta(seconds=30)
+    clock.advance(minutes=5)
+    events = faithful.ssm_events()
+    assert [(e["detail-type"], e["detail"].get("instance-id"), e["detail"]["status"]) for e in events] == [
+        ("EC2 Command Invocation Status-change Notification", good, "Success"),
+        ("EC2 Command Invocation Status-change Notification", bad, "Failed"),
+        ("EC2 Command Status-change Notification", None, faithful.ssm_incomplete_status),
+    ]
+    invocation, _, whole = events
+    for event, sample in (
+        (invocation, "ssm-command-invocation-status-success.json"),
+        (whole, "ssm-command-status-success.json"),
+    ):
+        shape = _sample(sample)
+        assert set(event) == set(shape) and set(event["detail"]) == set(shape["detail"])
+        assert (event["source"], event["account"], event["region"], event["version"]) == (
+            "aws.ssm",
+            MOTO_ACCOUNT,
+            REGION,
+            "0",
+        )
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", event["time"])
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", event["detail"]["requested-date-time"])
+    assert invocation["time"] == (requested + timedelta(seconds=30)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert invocation["resources"] == [f"arn:aws:ec2:{REGION}:{MOTO_ACCOUNT}:instance/{good}"]
+    assert whole["detail"]["parameters"] == {"commands": ["/opt/backup.sh"]}
+    assert whole["detail"]["command-id"] == command["CommandId"]
+    assert len(whole["resources"]) == 2
+    assert faithful.ssm_events(since=requested + timedelta(seconds=30)) == events[1:]
+    assert faithful.ssm_next_change() is None
+    assert faithful.ssm_drain_events() == events and faithful.ssm_drain_events() == []
+    faithful.ssm_event_statuses.add("InProgress")
+    assert [e["detail"]["status"] for e in faithful.ssm_events()][:3] == ["InProgress"] * 3
+
+
+def test_e52_events_pass_the_module_rule_through_put_events(
+    faithful: MotoFidelity, ec2: Any, ssm: Any, clock: Clock
+) -> None:
+    sqs, url, arn = _queue(REGION, "ssm-events")
+    events_client = boto3.client("events", region_name=REGION)
+    pattern = {
+        "source": ["aws.ssm"],
+        "detail-type": ["EC2 Command Status-change Notification", "EC2 Command Invocation Status-change Notification"],
+        "detail": {"document-name": [SHELL]},
+    }
+    events_client.put_rule(Name="ssm", EventPattern=json.dumps(pattern))
+    events_client.put_targets(Rule="ssm", Targets=[{"Id": "q", "Arn": arn}])
+    a = _instances(ec2, 1)[0]
+    _send(ssm, InstanceIds=[a])
+    _send(ssm, InstanceIds=[a], DocumentName="AWS-RunPowerShellScript")  # filtered out by the rule
+    entries = ssm_event_entries(faithful.ssm_drain_events())
+    assert len(entries) == 4
+    assert events_client.put_events(Entries=entries)["FailedEntryCount"] == 0
+    received = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
+    bodies = [json.loads(m["Body"]) for m in received]
+    assert sorted(b["detail-type"] for b in bodies) == sorted(pattern["detail-type"])
+    assert all(b["detail"]["document-name"] == SHELL and b["detail"]["status"] == "Success" for b in bodies)

@@ -162,10 +162,22 @@ SSM Run Command (SendCommand, ListCommands, GetCommandInvocation, ListCommandInv
       E44, MaxResults 1-50 and NextToken (moto ignores them and answers one page).
   E49 DescribeInstanceInformation (moto: not implemented): the managed nodes in pending/running, PingStatus Online or
       ConnectionLost (`lose_agent`, `restore_agent`), Filters InstanceIds and PingStatus, 10 a page by default.
-  Not built yet (designed in docs/wip/ssm-runcommand-MOTO.md): E42's document checks, E45
-  MaxConcurrency/MaxErrors waves and Terminated, E50 output to S3 and
-  CloudWatch Logs (the URLs stay empty), E51 CancelCommand, E52 the tier-3 event emitter; GetCommandInvocation's
-  eventual-consistency window, DocumentVersion and CloudWatchOutputConfig.
+  E42 (documents) SendCommand checks the document: unknown name (or ARN) InvalidDocument, unknown version
+      InvalidDocumentVersion, an undeclared or a missing required parameter InvalidParameters; AWS-RunShellScript and
+      AWS-RunPowerShellScript are AWS-owned documents (`ssm_aws_documents`), others come from moto's store.
+  E45 MaxConcurrency batches of 1, 2, 4, ... sent once the previous batch is acknowledged, never more than
+      MaxConcurrency running; once errors (Failed, ExecutionTimedOut) exceed MaxErrors, invocations not sent become
+      Terminated (Status `ssm_terminated_status`, assumed Cancelled); moto ignores both values.
+  E50 With OutputS3BucketName, an invocation that ran writes stdout (and a non-empty stderr) to the moto S3 bucket
+      when it ends (`ssm_settle`, called by every SSM read; `deny_instance_output` stops it) under an UNVERIFIED key
+      layout; StandardOutputUrl/StandardErrorUrl are filled; a bucket that does not exist is InvalidOutputFolder;
+      CloudWatchOutputConfig and DocumentVersion are echoed (nothing is written to CloudWatch Logs).
+  E51 CancelCommand (moto: not implemented): invocations not terminal become Cancelled at once; the whole command
+      Cancelled.
+  E52 `ssm_events(since)`, `ssm_drain_events()`, `ssm_next_change()` and `ssm_event_entries(events)`: the
+      `EC2 Command Status-change Notification` / `EC2 Command Invocation Status-change Notification` events of every
+      Status change on the fidelity clock (moto emits none), statuses `ssm_event_statuses` (default the terminal ones).
+  Not built: GetCommandInvocation's eventual-consistency window, output to CloudWatch Logs.
 Deployments and event flow
   D1  EventBridge delivers the whole event to a target, `account` included.
   D2  No SQS push to a Docker-run Lambda: the harness plays the Lambda poller.
@@ -183,7 +195,7 @@ Fault injection and setup (not fidelity; explicit test helpers)
   `purge_recycled_image`; for copies `fail_copy_snapshot` (CopySnapshot of a source answers an error code),
   `end_copy_in_error`, `deny_kms_key` (also the start fallback of E35), `encrypt_with_aws_managed_key`,
   `aws_managed_ebs_key`; for instances `set_instance_state`; for SSM Run Command `unmanage`/`manage`,
-  `lose_agent`/`restore_agent`, `ssm_outcome`.
+  `lose_agent`/`restore_agent`, `ssm_outcome`, `deny_instance_output`, `ssm_cancel`.
 Performance (not fidelity; same answers): `fast_tags()` looks an EC2 resource's tags up directly instead of moto's
   scan of every tag of the region, for benchmarks over thousands of snapshots (`check_fast_tags` proves the answers
   equal on a sample).
@@ -205,6 +217,7 @@ import copy
 import fnmatch
 import functools
 import io
+import json
 import re
 import threading
 import uuid
@@ -236,6 +249,7 @@ from moto.events.models import Rule, events_backends
 from moto.events.utils import EventTemplateParser
 from moto.rds.exceptions import RDSClientError
 from moto.rds.models import RDSBackend
+from moto.s3.models import s3_backends
 from moto.sqs import models as sqs_models
 from moto.sqs.models import sqs_backends
 from moto.ssm.exceptions import SSMException
@@ -440,7 +454,30 @@ DEFAULT_SSM_INCOMPLETE_STATUS = "Failed"
 DEFAULT_SSM_NO_INSTANCES_STATUS = "Failed"
 DEFAULT_SSM_EXECUTION_TIMEOUT_CODE = -1
 DEFAULT_SSM_AGENT_VERSION = "3.3.1142.0"
+# E45: the Status of a Terminated invocation is not documented (the Status enum has no Terminated; StatusDetails
+# carries it): "subsequent command invocations were canceled by the system" reads as Cancelled (assumed, settable).
+DEFAULT_SSM_TERMINATED_STATUS = "Cancelled"
 SSM_TERMINAL_DETAILS = frozenset(SSM_OUTCOMES) | {"Cancelled", "Terminated"}
+SSM_ERROR_DETAILS = frozenset({"Failed", "ExecutionTimedOut"})  # count against MaxErrors (API_CommandInvocation)
+SSM_DEFAULT_MAX_CONCURRENCY = "50"  # SendCommand MaxConcurrency: "The default value is 50."
+# E42: the AWS-owned documents moto lacks, with their parameters (name -> required). AWS-RunShellScript's content as
+# AWS publishes it ("Use GetDocument with a CLI", aws ssm get-document --name "AWS-RunShellScript": DocumentVersion "1",
+# parameters commands (StringList, "(Required)", no default), workingDirectory (default ""), executionTimeout (default
+# "3600"), https://docs.aws.amazon.com/systems-manager/latest/userguide/example_ssm_GetDocument_section.html).
+# AWS-RunPowerShellScript is assumed to declare the same three (its content is not in the pages read).
+SSM_AWS_DOCUMENTS: dict[str, dict[str, bool]] = {
+    "AWS-RunShellScript": {"commands": True, "workingDirectory": False, "executionTimeout": False},
+    "AWS-RunPowerShellScript": {"commands": True, "workingDirectory": False, "executionTimeout": False},
+}
+SSM_AWS_DOCUMENT_VERSIONS = frozenset({"$DEFAULT", "$LATEST", "1"})
+# E52: the detail-types SSM sends directly to EventBridge ("Amazon EC2 Systems Manager events",
+# https://docs.aws.amazon.com/eventbridge/latest/ref/events-ref-ssm.html).
+SSM_COMMAND_EVENT = "EC2 Command Status-change Notification"
+SSM_INVOCATION_EVENT = "EC2 Command Invocation Status-change Notification"
+# E52: which `status` values SSM emits is not documented (the UG's table is rendered only on the website; AWS publishes
+# Success examples only); the terminal Status values are emitted by default (settable `ssm_event_statuses`).
+DEFAULT_SSM_EVENT_STATUSES = frozenset({"Success", "Failed", "TimedOut", "Cancelled"})
+_SSM_FAR = datetime.max.replace(tzinfo=UTC)
 
 
 @dataclass
@@ -477,6 +514,10 @@ class _SsmInvocation:
     outcome: _SsmOutcome
     delayed: bool  # the instance was stopped (or stopping) at SendCommand
     agent_lost: bool = False  # its agent had lost the connection at SendCommand (lose_agent)
+    sent_at: datetime | None = None  # E45: when its concurrency batch sent it (None: at the request)
+    terminated_at: datetime | None = None  # E45: never sent, Terminated at this moment (MaxErrors exceeded)
+    cancelled_at: datetime | None = None  # E51: CancelCommand
+    output_written: bool = False  # E50: its output was uploaded (or the upload failed)
 
 
 @dataclass
@@ -504,6 +545,25 @@ def _ssm_iso(moment: datetime | None) -> str:
 
 def _ssm_duration(start: datetime | None, end: datetime | None) -> str:
     return "" if start is None or end is None else f"PT{(end - start).total_seconds():.3f}S"
+
+
+def _ssm_concurrency(max_concurrency: str | None, targets: int) -> int:
+    """E45: MaxConcurrency as a number of nodes: "n", or "p%" of the targets rounded down but at least 1 (the rounding
+    is assumed; AWS documents none)."""
+    text = (max_concurrency or SSM_DEFAULT_MAX_CONCURRENCY).strip()
+    if text.endswith("%") and text[:-1].isdigit():
+        return max(1, targets * int(text[:-1]) // 100)
+    return max(1, int(text)) if text.isdigit() else int(SSM_DEFAULT_MAX_CONCURRENCY)
+
+
+def _ssm_output_key(prefix: str | None, command_id: str, instance_id: str, plugin: str, stream: str) -> str:
+    """E50: the S3 key of an invocation's output. UNVERIFIED: the API Reference shows only
+    "amzn-s3-demo-bucket/my-prefix/i-02573cafcfEXAMPLE/awsrunShellScript" (CommandPlugin OutputS3KeyPrefix); the
+    command id level and `0.awsrunShellScript/stdout` are the commonly observed form (`0.aws:runShellScript` is the
+    step id of AWS-RunShellScript's content). Tests and the module must read StandardOutputUrl, never build keys."""
+    folder = plugin.replace(":", "")
+    parts = [prefix.strip("/")] if prefix and prefix.strip("/") else []
+    return "/".join([*parts, command_id, instance_id, folder, f"0.{folder}", stream])
 
 
 def _ssm_allowed_errors(max_errors: str | None, targets: int) -> int:
@@ -560,11 +620,22 @@ class _SsmMixin:
         # E40 assumption: stopped managed nodes carrying the tag are targets (AWS's "Delayed ... because the node
         # was stopped" implies it).
         self.ssm_tag_targets_stopped = True
+        self.ssm_terminated_status = DEFAULT_SSM_TERMINATED_STATUS  # E45 (assumed)
+        self.ssm_commands: dict[str, Command] = {}  # command id -> moto's command (E50, E52)
+        self.ssm_denied_output: set[str] = set()  # E50: instances whose role may not write the output
+        self.ssm_cancelled_commands: set[str] = set()  # E51: commands cancelled as a whole
+        self.ssm_aws_documents = copy.deepcopy(SSM_AWS_DOCUMENTS)  # E42
+        self.ssm_event_statuses = set(DEFAULT_SSM_EVENT_STATUSES)  # E52 (assumed)
+        self.ssm_drained_events: set[str] = set()  # E52: ids ssm_drain_events already handed out
 
     def _ssm_forget(self) -> None:
         self.ssm_nodes.clear()
         self.ssm_outcomes.clear()
         self.ssm_invocations.clear()
+        self.ssm_commands.clear()
+        self.ssm_denied_output.clear()
+        self.ssm_cancelled_commands.clear()
+        self.ssm_drained_events.clear()
 
     # -- hooks -----------------------------------------------------------------------------------------------
 
@@ -607,12 +678,32 @@ class _SsmMixin:
             raise ValueError("a Failed outcome needs a non-zero exit code, and only a Failed one has one")
         self.ssm_outcomes[instance_id] = _SsmOutcome(status, exit_code, after, stdout, stderr)
 
+    def deny_instance_output(self, instance_id: str, denied: bool = True) -> None:
+        """E50: the instance's role may not write to the output bucket: its invocations end as planned and their
+        output objects are missing (the agent writes the output with the instance's credentials; what the invocation
+        shows then is not documented - assumed unchanged)."""
+        if denied:
+            self.ssm_denied_output.add(instance_id)
+        else:
+            self.ssm_denied_output.discard(instance_id)
+
     # -- model -----------------------------------------------------------------------------------------------
 
     def ssm_node(self, instance_id: str) -> _SsmNode:
         return self.ssm_nodes.get(instance_id) or _SsmNode()
 
-    def ssm_state(self, record: _SsmInvocation) -> _SsmState:
+    def ssm_state(self, record: _SsmInvocation, at: datetime | None = None) -> _SsmState:
+        """E43 (E45, E51): the invocation's state at `at` (default: the fidelity clock). A CancelCommand (E51) ends an
+        invocation not terminal at that moment as Cancelled/Cancelled (-1 unless it had started: the ResponseCode
+        of a cancelled run is not documented, -1 assumed)."""
+        now = self.now() if at is None else at
+        if record.cancelled_at is not None and now >= record.cancelled_at:
+            before = self._ssm_timeline(record, record.cancelled_at)
+            if not before.terminal:
+                return _SsmState("Cancelled", "Cancelled", SSM_NOT_STARTED_CODE, before.started, record.cancelled_at)
+        return self._ssm_timeline(record, now)
+
+    def _ssm_timeline(self, record: _SsmInvocation, now: datetime) -> _SsmState:
         """E43. An invocation's Status / StatusDetails / ResponseCode (and start, end) at the fidelity clock.
 
         "Understanding command statuses" (Detailed status for command plugins and invocations): Pending "The command
@@ -643,10 +734,17 @@ class _SsmMixin:
         SendCommand is Delayed until the total timeout (its start later is not followed); the ResponseCode of an
         execution timeout (`ssm_execution_timeout_code`, -1); the Status with Undeliverable
         (`ssm_undeliverable_status`, Failed - the Status enum has no Undeliverable); StatusDetails in the CommandFilter
-        spellings (`InProgress`, `DeliveryTimedOut`, `ExecutionTimedOut`)."""
-        now = self.now()
+        spellings (`InProgress`, `DeliveryTimedOut`, `ExecutionTimedOut`).
+
+        E45: an invocation is Pending until its concurrency batch sends it (`sent_at`); one never sent because
+        MaxErrors was exceeded is Terminated (`ssm_terminated_status`, -1) from that moment."""
+        if record.terminated_at is not None:
+            if now >= record.terminated_at:
+                status = self.ssm_terminated_status
+                return _SsmState(status, "Terminated", SSM_NOT_STARTED_CODE, None, record.terminated_at)
+            return _SsmState("Pending", "Pending", SSM_NOT_STARTED_CODE)
         outcome = record.outcome
-        delivered = record.requested + record.delivery_time
+        delivered = (record.sent_at or record.requested) + record.delivery_time
         expired = _SsmState("TimedOut", "DeliveryTimedOut", SSM_NOT_STARTED_CODE, None, record.expires)
         if now < delivered:
             return expired if now >= record.expires else _SsmState("Pending", "Pending", SSM_NOT_STARTED_CODE)
@@ -658,7 +756,7 @@ class _SsmMixin:
             return _SsmState("InProgress", "InProgress", SSM_NOT_STARTED_CODE)
         if outcome.status == "Undeliverable":
             given_up = delivered + outcome.after
-            if now >= given_up:
+            if now >= given_up and given_up < record.expires:
                 status = self.ssm_undeliverable_status
                 return _SsmState(status, "Undeliverable", SSM_NOT_STARTED_CODE, None, given_up)
             return expired if now >= record.expires else _SsmState("Pending", "Pending", SSM_NOT_STARTED_CODE)
@@ -676,9 +774,12 @@ class _SsmMixin:
             return _SsmState("Failed", "Failed", outcome.exit_code, delivered, end)
         return _SsmState("Success", "Success", 0, delivered, end)
 
-    def ssm_command_summary(self, command_id: str, max_errors: str | None) -> dict[str, Any]:
-        """E44: the command's Status, StatusDetails and counts from its invocations at the fidelity clock."""
-        states = [self.ssm_state(record) for record in self.ssm_invocations[command_id]]
+    def ssm_command_summary(
+        self, command_id: str, max_errors: str | None, at: datetime | None = None
+    ) -> dict[str, Any]:
+        """E44: the command's Status, StatusDetails and counts from its invocations at `at` (default: the fidelity
+        clock). E51: a command cancelled as a whole is Cancelled once its invocations are terminal."""
+        states = [self.ssm_state(record, at) for record in self.ssm_invocations[command_id]]
         details = [state.details for state in states]
         target = len(states)
         completed = sum(state.terminal for state in states)
@@ -690,6 +791,8 @@ class _SsmMixin:
             status, detail = self.ssm_no_instances_status, "NoInstancesInTag"
         elif completed < target:
             status = detail = "Pending" if all(d == "Pending" for d in details) else "InProgress"
+        elif command_id in self.ssm_cancelled_commands and "Cancelled" in details:
+            status, detail = "Cancelled", "Cancelled"
         elif errors > allowed:
             status, detail = ("Failed", "Failed") if failed > allowed else ("TimedOut", "ExecutionTimedOut")
         elif delivery_timed_out > allowed:
@@ -708,6 +811,220 @@ class _SsmMixin:
             "ErrorCount": errors,
             "DeliveryTimedOutCount": delivery_timed_out,
         }
+
+    def ssm_schedule(self, records: list[_SsmInvocation], max_concurrency: str | None, max_errors: str | None) -> None:
+        """E45. When each invocation is sent (`sent_at`), and which are never sent (`terminated_at`).
+
+        "Run commands at scale", Using concurrency controls: "You can control the number of managed nodes that run a
+        command simultaneously by using the max-concurrency parameter ... You can specify either an absolute number of
+        managed nodes, for example 10, or a percentage of the target set, for example 10%. The queueing system delivers
+        the command to a single node and waits until the system acknowledges the initial invocation before sending the
+        command to two more nodes. The system exponentially sends commands to more nodes until the system meets the
+        value of max-concurrency."; Using error controls: "If you specify 3, for example, the system stops sending the
+        command when the fourth error is received. If you specify 0, then the system stops sending the command to
+        additional targets after the first error result is returned. If you send a command to 50 managed nodes and set
+        max-errors to 10%, then the system stops sending the command to additional nodes when the sixth error is
+        received. Invocations that are already running a command when max-errors is reached are allowed to complete,
+        but some of these invocations might fail as well.",
+        https://docs.aws.amazon.com/systems-manager/latest/userguide/send-commands-multiple.html (awsdocs
+        doc_source/send-commands-multiple.md, the 2023 text); "SendCommand" MaxErrors "When the command fails one more
+        time beyond the value of MaxErrors, the systems stops sending the command to additional targets.";
+        "CommandInvocation" StatusDetails "Terminated: The parent command exceeded its MaxErrors limit and subsequent
+        command invocations were canceled by the system." and "Invocation failures count against the MaxErrors limit"
+        (Failed, Execution Timed Out; Delivery Timed Out and Undeliverable don't),
+        https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_CommandInvocation.html - moto stores both
+        values and ignores them.
+
+        Here, in target order: batches of 1, 2, 4, ... (at most MaxConcurrency each); a batch is sent once every
+        invocation of the previous one is acknowledged (left Pending: InProgress or Delayed, or given up as
+        Undeliverable - assumed), and never while MaxConcurrency invocations are sent and not terminal. Once the errors
+        (Failed, ExecutionTimedOut) exceed MaxErrors (a percentage of the targets rounded down), every invocation not
+        sent by that moment is Terminated at that moment (one due at the same instant too); those sent run on.
+        Assumed: percentages of MaxConcurrency round down (at least 1); the ramp's batches keep doubling after the
+        limit is met, so a freed slot is refilled at once. With the default durations (0) every batch goes at the
+        request time, as before; only MaxErrors is then visible."""
+        count = len(records)
+        cap = _ssm_concurrency(max_concurrency, count)
+        allowed = _ssm_allowed_errors(max_errors, count)
+        sent: list[tuple[datetime, datetime]] = []  # (sent, terminal) of each invocation sent
+        errors: list[datetime] = []
+        stop_at: datetime | None = None
+        batch_size, in_batch = 1, 0
+        acknowledged: list[datetime] = []
+        ready = last = records[0].requested if records else _SSM_FAR
+        for record in records:
+            if in_batch == batch_size:
+                ready = max(acknowledged)
+                batch_size, in_batch, acknowledged = min(batch_size * 2, cap), 0, []
+            moment = max(ready, last)
+            while True:
+                running = [end for start, end in sent if start <= moment < end]
+                if len(running) < cap:
+                    break
+                moment = min(running)
+            if stop_at is not None and moment >= stop_at:
+                record.terminated_at = stop_at
+                continue
+            record.sent_at = last = moment
+            final = self._ssm_timeline(record, _SSM_FAR)
+            end = final.ended or record.expires
+            sent.append((moment, end))
+            delivered = moment + record.delivery_time
+            if record.outcome.status == "Undeliverable":
+                delivered += record.outcome.after
+            acknowledged.append(min(delivered, record.expires))
+            in_batch += 1
+            if final.details in SSM_ERROR_DETAILS:
+                errors.append(end)
+                errors.sort()
+                if len(errors) > allowed:
+                    stop_at = errors[allowed]
+
+    def ssm_settle(self) -> None:
+        """E50: upload the output of every invocation that has run to its end by now (called by every patched SSM
+        read, and by `ssm_events`; a test reading S3 right after moving the clock reads an SSM answer first)."""
+        for command_id, records in self.ssm_invocations.items():
+            command = self.ssm_commands.get(command_id)
+            bucket = command.output_s3_bucket_name if command is not None else ""
+            if command is None or not bucket:
+                continue
+            for record in records:
+                if record.output_written:
+                    continue
+                state = self.ssm_state(record)
+                if not state.terminal:
+                    continue
+                record.output_written = True
+                ran = state.started is not None and state.details in ("Success", "Failed", "ExecutionTimedOut")
+                owner = s3_backends.bucket_accounts.get(bucket)
+                if not ran or record.instance_id in self.ssm_denied_output or owner is None:
+                    continue  # nothing ran, the role may not write, or the bucket is gone: no object (assumed)
+                partition, account = owner
+                backend = s3_backends[account][partition]
+                streams = [("stdout", record.outcome.stdout), ("stderr", record.outcome.stderr)]
+                for stream, text in streams:
+                    if stream == "stdout" or text:
+                        key = _ssm_output_key(
+                            command.output_s3_key_prefix, command_id, record.instance_id, record.plugin, stream
+                        )
+                        backend.put_object(bucket, key, text.encode())
+
+    def ssm_output_urls(self, command: Command, record: _SsmInvocation) -> tuple[str, str]:
+        """E50: StandardOutputUrl and StandardErrorUrl ("If an S3 bucket wasn't specified, then this string is
+        empty.", API_GetCommandInvocation). The URL form `https://s3.<region>.amazonaws.com/<bucket>/<key>` and the
+        key layout are assumed (unverified): read them, never build them."""
+        bucket = command.output_s3_bucket_name
+        if not bucket:
+            return "", ""
+        base = f"https://s3.{command.backend_region}.amazonaws.com/{bucket}/"
+        return tuple(  # type: ignore[return-value]
+            base
+            + _ssm_output_key(command.output_s3_key_prefix, command.command_id, record.instance_id, record.plugin, s)
+            for s in ("stdout", "stderr")
+        )
+
+    def _ssm_moments(self, record: _SsmInvocation) -> list[datetime]:
+        start = record.sent_at or record.requested
+        final = self.ssm_state(record, _SSM_FAR)
+        moments = {record.requested, start, start + record.delivery_time, record.expires}
+        moments |= {m for m in (final.started, final.ended, record.terminated_at, record.cancelled_at) if m is not None}
+        return sorted(moments)
+
+    def ssm_events(self, since: datetime | None = None) -> list[dict[str, Any]]:
+        """E52. The EventBridge events SSM would have sent for every Status change of the commands and invocations up
+        to the fidelity clock (after `since` when given), oldest first, shaped as AWS's examples.
+
+        "Amazon EC2 Systems Manager events": "SSM sends the following events directly to EventBridge: EC2 Command
+        Status-change Notification, EC2 Command Invocation Status-change Notification",
+        https://docs.aws.amazon.com/eventbridge/latest/ref/events-ref-ssm.html; the examples (source `aws.ssm`;
+        command detail `command-id`, `document-name`, `expire-after`, `parameters`, `requested-date-time`, `status`,
+        resources the target instance ARNs; invocation detail `command-id`, `document-name`, `instance-id`,
+        `requested-date-time`, `status`, resources the instance ARN) in "Amazon EventBridge event examples for Systems
+        Manager", https://docs.aws.amazon.com/systems-manager/latest/userguide/monitoring-systems-manager-event-examples.html
+        (copied in shared/events/ssm-*.json); "Events are produced on a best effort basis.",
+        https://docs.aws.amazon.com/systems-manager/latest/userguide/reference-eventbridge-events.html - moto emits
+        none. `status` is the Status value (the examples' `Success`), at the moment of the change (`time`, whole
+        seconds as in the examples). Which values are emitted is not documented: only `ssm_event_statuses` (default
+        the terminal Success, Failed, TimedOut, Cancelled; a test may add Pending, InProgress, Delayed). Ids are
+        stable (the same change gives the same id). Dropping events (best effort) is the caller's choice."""
+        self.ssm_settle()
+        now = self.now()
+        found: list[tuple[datetime, int, dict[str, Any]]] = []
+        for command_id, records in self.ssm_invocations.items():
+            command = self.ssm_commands.get(command_id)
+            if command is None:
+                continue
+            event = functools.partial(_ssm_event, command.account_id, command.backend_region)
+            region, account = command.backend_region, command.account_id
+            requested = _ssm_iso(command.requested_date_time)
+            moments: set[datetime] = {command.requested_date_time}
+            for record in records:
+                arn = f"arn:aws:ec2:{region}:{account}:instance/{record.instance_id}"
+                previous = None
+                for moment in self._ssm_moments(record):
+                    moments.add(moment)
+                    if moment > now:
+                        break
+                    status = self.ssm_state(record, moment).status
+                    if status != previous and status in self.ssm_event_statuses:
+                        detail: dict[str, Any] = {
+                            "command-id": command_id,
+                            "document-name": command.document_name,
+                            "instance-id": record.instance_id,
+                            "requested-date-time": requested,
+                            "status": status,
+                        }
+                        found.append((moment, 0, event(SSM_INVOCATION_EVENT, moment, [arn], detail)))
+                    previous = status
+            targets = [f"arn:aws:ec2:{region}:{account}:instance/{r.instance_id}" for r in records]
+            previous = None
+            for moment in sorted(m for m in moments if m <= now):
+                status = self.ssm_command_summary(command_id, command.max_errors, moment)["Status"]
+                if status != previous and status in self.ssm_event_statuses:
+                    detail = {
+                        "command-id": command_id,
+                        "document-name": command.document_name,
+                        "expire-after": _ssm_iso(command.expires_after),
+                        "parameters": command.parameters or {},
+                        "requested-date-time": requested,
+                        "status": status,
+                    }
+                    found.append((moment, 1, event(SSM_COMMAND_EVENT, moment, targets, detail)))
+                previous = status
+        found.sort(key=lambda item: (item[0], item[1]))
+        return [entry for moment, _kind, entry in found if since is None or moment > since]
+
+    def ssm_drain_events(self) -> list[dict[str, Any]]:
+        """E52: the events of `ssm_events()` not handed out by an earlier call (for an emitter's announce loop)."""
+        fresh = [e for e in self.ssm_events() if e["id"] not in self.ssm_drained_events]
+        self.ssm_drained_events.update(e["id"] for e in fresh)
+        return fresh
+
+    def ssm_next_change(self) -> datetime | None:
+        """E52: the next moment after the fidelity clock at which an invocation's state changes (None: nothing under
+        way), for a drain loop that advances simulated time to it (as E33's `instance_transitions`)."""
+        now = self.now()
+        upcoming = []
+        for records in self.ssm_invocations.values():
+            for record in records:
+                current = self.ssm_state(record, now).details
+                for moment in self._ssm_moments(record):
+                    if moment > now and self.ssm_state(record, moment).details != current:
+                        upcoming.append(moment)
+                        break
+        return min(upcoming) if upcoming else None
+
+    def ssm_cancel(self, command_id: str, instance_ids: list[str] | None = None) -> None:
+        """E51: what CancelCommand does: every invocation of the command (or of the instances given) not terminal now
+        is Cancelled now."""
+        now = self.now()
+        for record in self.ssm_invocations.get(command_id, []):
+            if instance_ids and record.instance_id not in instance_ids:
+                continue
+            if not self.ssm_state(record, now).terminal and record.cancelled_at is None:
+                record.cancelled_at = now
+        if not instance_ids:
+            self.ssm_cancelled_commands.add(command_id)
 
     def ssm_targets(
         self, account_id: str, region: str, instance_ids: list[str], targets: list[dict[str, Any]]
@@ -763,6 +1080,24 @@ def _ssm_tag_match(tags: dict[str, str], target: dict[str, Any]) -> bool:
     return name in tags and tags[name] in values
 
 
+def _ssm_event(
+    account: str, region: str, kind: str, moment: datetime, resources: list[str], detail: dict[str, Any]
+) -> dict[str, Any]:
+    """E52: one event as SSM sends it to EventBridge (the shape of AWS's examples); the id is stable per change."""
+    key = f"{kind}/{detail['command-id']}/{detail.get('instance-id', '')}/{detail['status']}/{moment}"
+    return {
+        "version": "0",
+        "id": str(uuid.uuid5(uuid.NAMESPACE_URL, key)),
+        "detail-type": kind,
+        "source": "aws.ssm",
+        "account": account,
+        "time": moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "region": region,
+        "resources": resources,
+        "detail": detail,
+    }
+
+
 class MotoFidelity(_SsmMixin):
     """State of the patches, and the helpers tests use to set up AWS situations moto cannot reach by itself.
 
@@ -772,7 +1107,8 @@ class MotoFidelity(_SsmMixin):
     `archive_snapshot`, `fail_create_snapshot`, `create_snapshot_attempts`. For the Recycle Bin: `recycle_image`,
     `purge_recycled_image`. For copies: `fail_copy_snapshot`, `copy_snapshot_attempts`, `end_copy_in_error`,
     `deny_kms_key`, `encrypt_with_aws_managed_key`, `aws_managed_ebs_key`. For SSM Run Command: `unmanage`, `manage`,
-    `lose_agent`, `restore_agent`, `ssm_outcome`, `ssm_node`, `ssm_state`."""
+    `lose_agent`, `restore_agent`, `ssm_outcome`, `ssm_node`, `ssm_state`, `deny_instance_output`, `ssm_settle`,
+    `ssm_events`, `ssm_drain_events`, `ssm_next_change`, `ssm_cancel` (and the module's `ssm_event_entries`)."""
 
     def __init__(
         self,
@@ -2411,6 +2747,8 @@ def faithful_aws(
         patch(mock.patch.object(SimpleSystemManagerResponse, "list_commands", _ssm_list_commands(fidelity)))
         information = _ssm_describe_instance_information(fidelity)
         patch(mock.patch.object(SimpleSystemManagerResponse, "describe_instance_information", information, create=True))
+        cancel = _ssm_cancel_command(fidelity)
+        patch(mock.patch.object(SimpleSystemManagerResponse, "cancel_command", cancel, create=True))
         # Deployments and the event flow
         patch(mock.patch.object(EventTemplateParser, "DEFAULT_EVENT_INPUT_TEMPLATE", _event_template_with_account()))
         patch(mock.patch.object(LambdaBackend, "create_event_source_mapping", _create_event_source_mapping))
@@ -3109,8 +3447,19 @@ def _ssm_send_command(fidelity: MotoFidelity) -> Callable[..., Any]:
         https://docs.aws.amazon.com/systems-manager/latest/userguide/monitor-commands.html, read at awsdocs
         aws-systems-manager-user-guide doc_source/monitor-commands.md @ 03c7112c) - moto: requested + TimeoutSeconds.
         The executionTimeout parameter (default 3600, AWS-RunShellScript's) is read from Parameters.
+
+        E42 (document checks, `_ssm_check_document`), E45 (`ssm_schedule`), E50 (InvalidOutputFolder; the
+        CloudWatchOutputConfig and DocumentVersion moto drops are kept on the command).
         """
+        extra = _SSM_REQUEST.__dict__.copy()
+        _SSM_REQUEST.__dict__.clear()
         _ssm_check_send_command(kwargs)
+        _ssm_check_document(fidelity, self, kwargs.get("document_name"), extra.get("document_version"), kwargs)
+        bucket = kwargs.get("output_s3_bucket_name")
+        if bucket and bucket not in s3_backends.bucket_accounts:
+            # "SendCommand", Errors: "InvalidOutputFolder The S3 bucket doesn't exist." (HTTP 400),
+            # https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_SendCommand.html - moto accepts it.
+            raise _ssm_error("InvalidOutputFolder", "The S3 bucket doesn't exist.")
         fidelity_ids = fidelity.ssm_targets(
             self.account_id, self.region_name, kwargs.get("instance_ids") or [], kwargs.get("targets") or []
         )
@@ -3144,7 +3493,11 @@ def _ssm_send_command(fidelity: MotoFidelity) -> Callable[..., Any]:
                     agent_lost=node.lost_at is not None,
                 )
             )
+        fidelity.ssm_schedule(records, command.max_concurrency, command.max_errors)
         fidelity.ssm_invocations[command.command_id] = records
+        fidelity.ssm_commands[command.command_id] = command
+        setattr(command, "fidelity_document_version", extra.get("document_version"))  # noqa: B010 - moto has none
+        setattr(command, "fidelity_cloudwatch", extra.get("cloudwatch_output_config"))  # noqa: B010
         self._commands.append(command)
         return command
 
@@ -3176,7 +3529,11 @@ def _ssm_command_response_object(original: Callable[..., dict[str, Any]], fideli
         StatusDetails in the CommandFilter spellings (`DeliveryTimedOut`, `NoInstancesInTag`)."""
         answer = original(self)
         if self.command_id in fidelity.ssm_invocations:
+            fidelity.ssm_settle()
             answer.update(fidelity.ssm_command_summary(self.command_id, self.max_errors))
+            answer["CloudWatchOutputConfig"] = _ssm_cloudwatch(self)
+            if getattr(self, "fidelity_document_version", None):
+                answer["DocumentVersion"] = getattr(self, "fidelity_document_version")  # noqa: B009
         return answer
 
     return response_object
@@ -3190,8 +3547,16 @@ def _ssm_send_command_response(original: Callable[..., ActionResult]) -> Callabl
         Reference says only "The request as it was received by Systems Manager. Also provides the command ID which
         can be used future references to this request.",
         https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_SendCommand.html). moto answers the
-        aggregated state."""
-        result = original(self)
+        aggregated state.
+
+        E42, E50: DocumentVersion and CloudWatchOutputConfig, which moto's parser drops, are handed to the backend
+        patch (same thread)."""
+        _SSM_REQUEST.document_version = self._get_param("DocumentVersion")
+        _SSM_REQUEST.cloudwatch_output_config = self._get_param("CloudWatchOutputConfig")
+        try:
+            result = original(self)
+        finally:
+            _SSM_REQUEST.__dict__.clear()
         answer = result.result
         assert isinstance(answer, dict)
         answer["Command"].update(
@@ -3235,11 +3600,13 @@ def _ssm_get_invocation(original: Callable[..., dict[str, Any]], fidelity: MotoF
         visibility window)."""
         if self.command_id not in fidelity.ssm_invocations:
             return original(self, instance_id, plugin_name)
+        fidelity.ssm_settle()
         record = _ssm_invocation_record(fidelity, self, instance_id)
         if plugin_name is not None and plugin_name != record.plugin:
             raise _ssm_error("InvalidPluginName", f"The plugin name {plugin_name!r} isn't valid.")
         state = fidelity.ssm_state(record)
         ran = state.started is not None and state.ended is not None and state.details != "DeliveryTimedOut"
+        stdout_url, stderr_url = fidelity.ssm_output_urls(self, record)
         return {
             "CommandId": self.command_id,
             "InstanceId": instance_id,
@@ -3253,9 +3620,15 @@ def _ssm_get_invocation(original: Callable[..., dict[str, Any]], fidelity: MotoF
             "Status": state.status,
             "StatusDetails": state.details,
             "StandardOutputContent": record.outcome.stdout[:SSM_STDOUT_LIMIT] if ran else "",
-            "StandardOutputUrl": "",
+            "StandardOutputUrl": stdout_url,
             "StandardErrorContent": record.outcome.stderr[:SSM_STDERR_LIMIT] if ran else "",
-            "StandardErrorUrl": "",
+            "StandardErrorUrl": stderr_url,
+            "CloudWatchOutputConfig": _ssm_cloudwatch(self),
+            **(
+                {"DocumentVersion": getattr(self, "fidelity_document_version")}  # noqa: B009
+                if getattr(self, "fidelity_document_version", None)
+                else {}
+            ),
         }
 
     return get_invocation
@@ -3304,6 +3677,7 @@ def _ssm_list_command_invocations(fidelity: MotoFidelity) -> Callable[..., Actio
         if not 1 <= max_results <= SSM_LIST_INVOCATIONS_MAX:
             raise _ssm_error("ValidationException", f"MaxResults must be between 1 and {SSM_LIST_INVOCATIONS_MAX}.")
         backend = self.ssm_backend
+        fidelity.ssm_settle()
         commands = [backend.get_command_by_id(command_id)] if command_id else list(backend._commands)
         wanted_status = [f["value"] for f in filters if f.get("key") == "Status"]
         wanted_document = [f["value"] for f in filters if f.get("key") == "DocumentName"]
@@ -3325,6 +3699,7 @@ def _ssm_list_command_invocations(fidelity: MotoFidelity) -> Callable[..., Actio
         page, following = _ssm_page(rows, max_results, token)
         invocations = []
         for command, record, state in page:
+            stdout_url, stderr_url = fidelity.ssm_output_urls(command, record)
             entry: dict[str, Any] = {
                 "CommandId": command.command_id,
                 "InstanceId": record.instance_id,
@@ -3335,10 +3710,11 @@ def _ssm_list_command_invocations(fidelity: MotoFidelity) -> Callable[..., Actio
                 "Status": state.status,
                 "StatusDetails": state.details,
                 "TraceOutput": "",
-                "StandardOutputUrl": "",
-                "StandardErrorUrl": "",
+                "StandardOutputUrl": stdout_url,
+                "StandardErrorUrl": stderr_url,
                 "CommandPlugins": [],
                 "ServiceRole": command.service_role_arn,
+                "CloudWatchOutputConfig": _ssm_cloudwatch(command),
             }
             if details:
                 ran = state.started is not None and state.details != "DeliveryTimedOut"
@@ -3348,8 +3724,8 @@ def _ssm_list_command_invocations(fidelity: MotoFidelity) -> Callable[..., Actio
                     "StatusDetails": state.details,
                     "ResponseCode": state.code,
                     "Output": record.outcome.stdout[:SSM_PLUGIN_OUTPUT_LIMIT] if ran and state.terminal else "",
-                    "StandardOutputUrl": "",
-                    "StandardErrorUrl": "",
+                    "StandardOutputUrl": stdout_url,
+                    "StandardErrorUrl": stderr_url,
                     "OutputS3BucketName": command.output_s3_bucket_name,
                     "OutputS3KeyPrefix": command.output_s3_key_prefix,
                 }
@@ -3549,3 +3925,109 @@ def _ssm_check_send_command(kwargs: dict[str, Any]) -> None:
                 "ValidationException",
                 f"1 validation error detected: Value at '{field}' failed to satisfy constraint: {constraint}",
             )
+
+
+_SSM_REQUEST = threading.local()  # E42, E50: SendCommand parameters moto's parser drops, response -> backend patch
+
+
+def _ssm_cloudwatch(command: Command) -> dict[str, Any]:
+    """E50: CloudWatchOutputConfig as sent ("CloudWatchOutputConfig": CloudWatchLogGroupName, CloudWatchOutputEnabled,
+    https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_CloudWatchOutputConfig.html); when none was
+    sent, disabled with an empty group (assumed). Nothing is written to CloudWatch Logs (not modelled)."""
+    given = getattr(command, "fidelity_cloudwatch", None) or {}
+    return {
+        "CloudWatchLogGroupName": str(given.get("CloudWatchLogGroupName", "")),
+        "CloudWatchOutputEnabled": bool(given.get("CloudWatchOutputEnabled", False)),
+    }
+
+
+def _ssm_check_document(
+    fidelity: MotoFidelity, backend: Any, name: str | None, version: str | None, kwargs: dict[str, Any]
+) -> None:
+    """E42 (document checks). "SendCommand": DocumentName "If you specify a document name or ARN that hasn't been shared
+    with your account, you receive an InvalidDocument error."; DocumentVersion "You can specify $DEFAULT, $LATEST, or a
+    specific version number."; Errors: "InvalidDocument The specified SSM document doesn't exist.",
+    "InvalidDocumentVersion The document version isn't valid or doesn't exist.", "InvalidParameters You must specify
+    values for all required parameters in the Amazon Web Services Systems Manager document (SSM document). You can only
+    supply values to parameters defined in the SSM document.",
+    https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_SendCommand.html - moto accepts any name,
+    version and parameters (and holds no AWS-owned documents).
+
+    Here the document is an account document of moto's store (its versions, its content's `parameters`; one with a
+    `default` is optional) or one of `fidelity.ssm_aws_documents` (versions $DEFAULT, $LATEST, 1); a name may be given
+    as its ARN (`arn:aws:ssm:<region>::document/<name>` for AWS-owned ones). Not modelled: documents shared from another
+    account, document types (an Automation document is accepted), allowed patterns of values."""
+    text = str(name or "")
+    short = text.split(":document/", 1)[1] if text.startswith("arn:") and ":document/" in text else text
+    parameters = kwargs.get("parameters") or {}
+    declared: dict[str, bool]
+    if short in fidelity.ssm_aws_documents and short not in backend._documents:
+        if version and version not in SSM_AWS_DOCUMENT_VERSIONS:
+            raise _ssm_error("InvalidDocumentVersion", "The document version isn't valid or doesn't exist.")
+        declared = fidelity.ssm_aws_documents[short]
+    else:
+        documents = backend._documents.get(short)
+        if documents is None:
+            raise _ssm_error("InvalidDocument", "The specified SSM document doesn't exist.")
+        if not version or version == "$DEFAULT":
+            document = documents.get_default_version()
+        elif version == "$LATEST":
+            document = documents.get_latest_version()
+        else:
+            document = documents.find_by_version(version)
+        if document is None:
+            raise _ssm_error("InvalidDocumentVersion", "The document version isn't valid or doesn't exist.")
+        specs = (document.content_json or {}).get("parameters") or {}
+        declared = {key: not (isinstance(spec, dict) and "default" in spec) for key, spec in specs.items()}
+    unknown = sorted(set(parameters) - set(declared))
+    missing = sorted(key for key, required in declared.items() if required and key not in parameters)
+    if unknown or missing:
+        raise _ssm_error(
+            "InvalidParameters",
+            "You must specify values for all required parameters in the Amazon Web Services Systems Manager document "
+            "(SSM document). You can only supply values to parameters defined in the SSM document."
+            f" (unknown: {unknown}, missing: {missing})",
+        )
+
+
+def _ssm_cancel_command(fidelity: MotoFidelity) -> Callable[..., ActionResult]:
+    def cancel_command(self: Any) -> ActionResult:
+        """E51. CancelCommand - moto does not implement it. "CancelCommand": "Attempts to cancel the command specified
+        by the Command ID. There is no guarantee that the command will be terminated and the underlying process
+        stopped."; InstanceIds "(Optional) A list of managed node IDs on which you want to cancel the command. If not
+        provided, the command is canceled on every node on which it was requested."; errors InvalidCommandId,
+        InvalidInstanceId, DuplicateInstanceId; an empty answer,
+        https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_CancelCommand.html; "Cancelled: The
+        command was terminated before it was completed. This is a terminal state." (API_CommandInvocation).
+
+        Here every invocation not terminal at the fidelity clock (of the InstanceIds given, else all) is
+        Cancelled/Cancelled at once (assumed: no Cancelling phase, the attempt always succeeds); a command cancelled as
+        a whole is Cancelled once terminal (E44). An instance id the command does not have is InvalidInstanceId
+        (assumed)."""
+        command_id = self._get_param("CommandId")
+        instance_ids = self._get_param("InstanceIds") or []
+        command = self.ssm_backend.get_command_by_id(command_id)  # InvalidCommandId when unknown
+        known = {record.instance_id for record in fidelity.ssm_invocations.get(command.command_id, [])}
+        strangers = [i for i in instance_ids if i not in known]
+        if strangers:
+            raise _ssm_error("InvalidInstanceId", f"Instances {strangers} are not targets of command {command_id}.")
+        fidelity.ssm_cancel(command.command_id, instance_ids)
+        return ActionResult({})
+
+    return cancel_command
+
+
+def ssm_event_entries(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """E52: `MotoFidelity.ssm_events()` as PutEvents entries (Source, DetailType, Resources, Detail, Time), for a tier-3
+    emitter putting them on the local default bus as `tests/e2e/scenario.py`'s `put_events` does (EventBridge sets
+    `id`, `account` and `region` there)."""
+    return [
+        {
+            "Source": event["source"],
+            "DetailType": event["detail-type"],
+            "Resources": list(event["resources"]),
+            "Detail": json.dumps(event["detail"]),
+            "Time": datetime.strptime(event["time"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC),
+        }
+        for event in events
+    ]
