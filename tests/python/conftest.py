@@ -16,6 +16,7 @@ import pytest
 from aws_harness import (
     MOTO_ENVIRONMENT,
     REGION,
+    RUN_OUTPUT_BUCKET,
     Captured,
     Clock,
     Configure,
@@ -24,7 +25,6 @@ from aws_harness import (
     copy_function_env,
     create_policy_resources,
     ebs_function_env,
-    RUN_OUTPUT_BUCKET,
     function_env,
     install_runtimes,
     runcommand_function_env,

@@ -393,7 +393,8 @@ def send(rt: RunRuntime, message: SendMessage) -> dict[str, Any]:
             record_made(rt, held, command_ids, ttl)
             marker = f"refused@{message.slot}#{message.chunk}"
             report_once(rt, target, marker, message.slot, f"SendCommand refused: {sent.error}")
-            for instance_id in [*sent.unsent, *expected.deferred]:
+            refused = sent.unsent if message.chunk != "tags" else to_send  # by tags the call names no ids
+            for instance_id in [*refused, *expected.deferred]:
                 fail_not_sent(rt, target, message.slot, instance_id, "NotSent", f"NotSent: {code}", alert=False)
             count("CommandsNotSent")
             return {**result, "outcome": "refused", "error": code, "command_ids": command_ids}
@@ -611,7 +612,7 @@ def settle(
     missing = sorted(set(command.refs) - seen)
     ended = command_ended(ssm, command_id) if missing and check is None else ""
     for instance_id in missing:
-        if check is None and not ended:
+        if check is None and not _settled_by_end(rt, target, command.slot, instance_id, ended):
             tally["missing"] = tally.get("missing", 0) + 1  # not listed yet, or not reached yet
             continue
         outcome = complete_run(rt, target, command, command_id, instance_id, check, None, ended)
@@ -620,12 +621,25 @@ def settle(
 
 
 def command_ended(ssm: Any, command_id: str) -> str:
-    """The command's StatusDetails when it ended as a whole without reaching every instance (Rate Exceeded, No
-    Instances In Tag, Cancelled, Access Denied): an instance without an invocation then will not get one. "" otherwise:
-    after Success or Failed a missing invocation may just not be listed yet, and waits for the deadline."""
+    """The command's StatusDetails once it has ended (Success, Failed, Incomplete, Rate Exceeded, ...); "" while it
+    runs."""
     commands = ssm.list_commands(CommandId=command_id).get("Commands", [])
-    details = str(commands[0].get("StatusDetails") or commands[0].get("Status", "")) if commands else ""
-    return details if details.replace(" ", "") in WHOLE_COMMAND_ENDINGS else ""
+    if not commands or commands[0].get("Status") in ("Pending", "InProgress", "Cancelling"):
+        return ""
+    return str(commands[0].get("StatusDetails") or commands[0].get("Status", ""))
+
+
+def _settled_by_end(rt: RunRuntime, target: Target, slot: str, instance_id: str, ended: str) -> bool:
+    """Whether an instance without an invocation is final before the deadline: the command ended as a whole before
+    reaching every instance (Rate Exceeded, No Instances In Tag, Cancelled, Access Denied), or it ended and the
+    instance was already known not to be reachable at the send (stopped, not listed as managed). After Success or
+    Failed, an instance the command was sent to may just not be listed yet: it waits for the deadline."""
+    if not ended:
+        return False
+    if ended.replace(" ", "") in WHOLE_COMMAND_ENDINGS:
+        return True
+    entry = rt.ledger.get(ledger_key(rt, target, run_id(slot, instance_id)))
+    return entry is not None and bool(entry.reason)
 
 
 def invocations(ssm: Any, command_id: str, instance_id: str | None) -> Iterator[dict[str, Any]]:
