@@ -40,6 +40,7 @@ from conftest import hook_every_request
 from ops_automation.core.claims import IN_FLIGHT, claim_key
 from ops_automation.core.clients import ClientFactory
 from ops_automation.core.completion import ledger_key
+from ops_automation.core.errors import PartialFailure
 from ops_automation.core.events import format_time
 from ops_automation.core.scope import Target
 from ops_automation.ssm_runcommand import handlers
@@ -862,3 +863,23 @@ def test_output_to_s3_the_alert_points_at_the_object_ssm_wrote(
     assert bucket == RUN_OUTPUT_BUCKET and key.startswith(f"run-command/{command['CommandId']}/{bad}/")
     body = boto3.client("s3", region_name=REGION).get_object(Bucket=bucket, Key=key)["Body"].read()
     assert body == b"backup failed: /var/lib/db is full"
+
+
+def test_a_send_item_the_queue_refuses_is_alerted_and_the_plan_retried(
+    configure_runcommand: ConfigureRunCommand, runner: Runner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQS refuses the planner's entry (a sender fault is never retried by the batch sender): the slot must not go
+    quiet. The planner alerts and raises, so Scheduler's retry plans again."""
+    configure_runcommand()
+    run_instances(runner.ec2, 1, NIGHTLY)
+
+    def refuse_every_entry() -> dict[str, Any]:
+        return {"Successful": [], "Failed": [{"Id": "0", "SenderFault": True, "Code": "InvalidParameterValue"}]}
+
+    hook_every_request(monkeypatch, respond("SendMessageBatch", refuse_every_entry))
+    with pytest.raises(PartialFailure):
+        runner.plan()
+    (alert,) = alerts_sent()
+    assert alert["alert"] == "run command not planned for some targets"
+    assert alert["failures"] == [f"{REGION} tags: not enqueued"]
+    assert runner.take("send") == []

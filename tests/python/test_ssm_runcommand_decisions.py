@@ -121,6 +121,19 @@ def test_more_than_five_target_tags_are_refused() -> None:
     assert len(config(OPS_TARGET_TAGS=json.dumps(dict(list(six.items())[:5]))).targets.tags) == 5
 
 
+@pytest.mark.parametrize("key", ["cost+center", "tab\tkey"])
+def test_a_tag_key_sendcommand_targets_refuse_is_refused(key: str) -> None:
+    """SendCommand's Target Key pattern has no `+` (EC2 tag keys allow it), nor control characters."""
+    with pytest.raises(ConfigError) as raised:
+        config(OPS_TARGET_TAGS=json.dumps({key: "yes"}))
+    assert raised.value.variable == "OPS_TARGET_TAGS" and raised.value.value == key
+
+
+def test_tag_keys_of_letters_numbers_spaces_and_the_allowed_marks_are_accepted() -> None:
+    keys = {"Backup window": "x", "app:tier/role=db-1_a.b@c": "y", "バックアップ": "z", "k" * 128: "w"}
+    assert dict(config(OPS_TARGET_TAGS=json.dumps(keys)).targets.tags) == keys
+
+
 @pytest.mark.parametrize(("topic", "role"), [(TOPIC, ""), ("", ROLE)])
 def test_a_notification_topic_needs_its_role_and_the_role_its_topic(topic: str, role: str) -> None:
     with pytest.raises(ConfigError) as raised:

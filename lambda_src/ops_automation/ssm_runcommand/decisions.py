@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -33,8 +34,9 @@ _ERRORS = re.compile(r"^([1-9][0-9]*|[0]|[1-9][0-9]%|[0-9]%|100%)$")
 # SendCommand DocumentName (a name or an ARN, 128 characters in all) and DocumentVersion patterns.
 _DOCUMENT = re.compile(r"^[a-zA-Z0-9_\-.:/]{3,128}$")
 _VERSION = re.compile(r"^(\$DEFAULT|\$LATEST|[1-9][0-9]*)$")
-# Target keys may not hold `+`, which EC2 tag keys allow (the Target Key pattern: letters, spaces, numbers, _.:/=-@).
-_TARGET_KEY_REFUSED = "+"
+# SendCommand Target keys follow ^[\p{L}\p{Z}\p{N}_.:/=\-@]*$ (API_Target): no `+`, which EC2 tag keys allow. (Their
+# 163-character limit is above `tag:` + EC2's 128.)
+_TARGET_KEY_MARKS = frozenset("_.:/=-@")
 # Before the deadline's check, every invocation must have ended: the command expires delivery + execution timeout
 # after it is sent ("ExpiresAfter"); how quickly its invocations then turn DeliveryTimedOut is not documented.
 EXPIRY_MARGIN = timedelta(minutes=10)
@@ -114,8 +116,12 @@ class RunCommandConfig:
             raise ConfigError("OPS_MAX_ERRORS", max_errors, "must be a number from 0 or a percentage 0%-100%")
         targets = InstanceTargetConfig.from_env(env)
         for key, _value in targets.tags:
-            if _TARGET_KEY_REFUSED in key:
-                raise ConfigError("OPS_TARGET_TAGS", key, "SendCommand target tag keys cannot contain '+'")
+            if not _target_key(key):
+                raise ConfigError(
+                    "OPS_TARGET_TAGS",
+                    key,
+                    "SendCommand targets take tag keys of letters, numbers, spaces and _ . : / = - @ only (no '+')",
+                )
         if len(targets.tags) > MAX_TARGET_TAGS:
             raise ConfigError(
                 "OPS_TARGET_TAGS", dict(targets.tags), f"SendCommand Targets take at most {MAX_TARGET_TAGS} tag keys"
@@ -164,6 +170,11 @@ class RunCommandConfig:
     @property
     def deadline(self) -> timedelta:
         return timedelta(minutes=self.completion.timeout_minutes)
+
+
+def _target_key(key: str) -> bool:
+    """Whether SendCommand's Target Key pattern accepts `tag:<key>`: letters, separators (spaces), numbers, _.:/=-@."""
+    return all(c in _TARGET_KEY_MARKS or unicodedata.category(c)[0] in "LNZ" for c in key)
 
 
 def _execution_seconds(configured: int | None, parameters: Mapping[str, tuple[str, ...]]) -> int:
