@@ -6,6 +6,10 @@ data "aws_caller_identity" "current" {}
 
 data "aws_region" "current" {}
 
+locals {
+  output_bucket_name = "${var.name}-output-${data.aws_caller_identity.current.account_id}-${data.aws_region.current.id}"
+}
+
 # Unencrypted on purpose: CloudWatch alarms cannot publish to a topic encrypted with the AWS managed
 # aws/sns key; use a customer managed key whose policy allows cloudwatch.amazonaws.com instead.
 resource "aws_sns_topic" "alarms" {
@@ -18,14 +22,24 @@ resource "aws_sns_topic" "alarms" {
 ################################################################################
 
 # SSE-KMS under the AWS managed aws/s3 key: its key policy lets every principal of the account use it through S3,
-# so the instances' role needs no KMS permission (a customer managed key would need kms:GenerateDataKey there).
+# so the instances' role needs no KMS permission (a customer managed key would need kms:GenerateDataKey and, for
+# outputs over 5 MiB that SSM Agent uploads in parts, kms:Decrypt there).
 # Versioned, private (public access blocked, ACLs disabled), and emptied by the lifecycle rule below.
 resource "aws_s3_bucket" "command_output" {
   #checkov:skip=CKV_AWS_18:Access logging needs a second bucket; who wrote the output is already in CloudTrail's SendCommand record and the command's history.
   #checkov:skip=CKV_AWS_144:Cross-region replication of a script's output has no recovery value: the next night writes a new one.
   #checkov:skip=CKV2_AWS_62:Nothing reacts to new output objects; the module learns each instance's outcome from SSM, not from S3.
-  bucket        = "${var.name}-output-${data.aws_caller_identity.current.account_id}-${data.aws_region.current.id}"
+  bucket        = local.output_bucket_name
   force_destroy = var.force_destroy_output_bucket
+
+  lifecycle {
+    # var.name is at most 28 characters; a region name longer than the 14 its validation assumes would still
+    # overflow S3's 63.
+    precondition {
+      condition     = length(local.output_bucket_name) <= 63
+      error_message = "The output bucket name ${local.output_bucket_name} is ${length(local.output_bucket_name)} characters, over S3's 63: shorten name."
+    }
+  }
 }
 
 resource "aws_s3_bucket_public_access_block" "command_output" {
@@ -119,7 +133,9 @@ module "ssm_runcommand" {
   max_concurrency = "10"
   max_errors      = "100%"
 
-  output_s3_bucket_name = aws_s3_bucket.command_output.id
+  # .bucket, not .id: the name is known at plan time (id is not until the bucket exists), and the module decides
+  # at plan time whether there is S3 output at all.
+  output_s3_bucket_name = aws_s3_bucket.command_output.bucket
   output_s3_key_prefix  = var.name
 
   alarm_sns_topic_arn  = aws_sns_topic.alarms.arn

@@ -5,9 +5,16 @@ variable "region" {
 }
 
 variable "name" {
-  description = "Policy name: prefix of the resources, the output bucket and the output key prefix, and value of OPS_POLICY_NAME."
+  description = "Policy name: prefix of the resources, the output bucket and the output key prefix, and value of OPS_POLICY_NAME; 1-28 lower-case letters, digits and hyphens, so that the bucket name <name>-output-<account>-<region> stays a valid S3 bucket name."
   type        = string
   default     = "nightly-db-backup"
+
+  # S3 bucket names are 3-63 lower-case letters, digits, dots and hyphens: 28 + "-output-" (8) + the account (12)
+  # + "-" + the longest region name (14, ap-southeast-1) = 63.
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{0,27}$", var.name))
+    error_message = "name must be 1-28 lower-case letters, digits and hyphens, starting with a letter (it prefixes the output bucket name, which S3 limits to 63 lower-case characters); got ${jsonencode(var.name)}."
+  }
 }
 
 variable "backup_commands" {

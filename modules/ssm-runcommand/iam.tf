@@ -9,10 +9,11 @@
 # (https://docs.aws.amazon.com/service-authorization/latest/reference/list_awssystemsmanager.html; tier 1 checks
 # every statement against its machine-readable copy shipped by `parliament`):
 # - ssm:SendCommand: resource types document (required), bucket (arn:${Partition}:s3:::${BucketName}),
-#   instance (arn:${Partition}:ec2:${Region}:${Account}:instance/${InstanceId}) and managed-instance; the
-#   condition keys aws:ResourceTag/${TagKey} and ssm:resourceTag/${TagKey} (the instance resource type supports
-#   both). Every resource of a request is authorized on its own: the document, each instance, and the output
-#   bucket when OutputS3BucketName is set.
+#   instance (arn:${Partition}:ec2:${Region}:${Account}:instance/${InstanceId}) and managed-instance
+#   (arn:${Partition}:ssm:${Region}:${Account}:managed-instance/${InstanceId}: hybrid and edge nodes, mi-...); the
+#   condition keys aws:ResourceTag/${TagKey} and ssm:resourceTag/${TagKey} (both resource types list the tag
+#   keys). Every resource of a request is authorized on its own: the document, each node, and the output bucket
+#   when OutputS3BucketName is set.
 # - ssm:DescribeInstanceInformation, ssm:ListCommands, ssm:ListCommandInvocations (and GetCommandInvocation, which the
 #   worker does not call: ListCommandInvocations with Details gives the exit codes of 50 instances a page): no
 #   resource type, so Resource "*".
@@ -25,7 +26,10 @@
 # - Tag-based access, AWS's own example (Systems Manager user guide, run-command-setting-up, tag-based-access):
 #   SendCommand on the instances with "ssm:resourceTag/<key>"; "If the user sends a command to a node that isn't
 #   tagged or that has any tag other than ..., the execution results show AccessDenied": with tag Targets an
-#   instance outside the condition becomes an AccessDenied invocation, which the worker reports.
+#   instance outside the condition becomes an AccessDenied invocation, which the worker reports. SSM resolves tag
+#   Targets to every managed node carrying the tags ("the system locates and attempts to run the command on all
+#   managed nodes that match the specified tags", send-commands-multiple), hybrid nodes too, so the tag-targeted
+#   statement names both node types under the same tag conditions; listed ids are EC2 instances only.
 #
 # "Actions, resources, and condition keys for AWS Identity and Access Management": iam:PassRole on resource type
 # role, with the action's condition key iam:PassedToService.
@@ -54,8 +58,8 @@ locals {
     "arn:${local.partition}:ssm:${local.listed_region}:${local.listed_account}:document/${var.document_name}"
   )
 
-  # The conditions of the tag-targeted statement: the instance carries every target tag (SSM resolves the
-  # targets with the same tags, so a forged work message cannot run the document anywhere else).
+  # The conditions of the tag-targeted statement: the node carries every target tag (SSM resolves the targets
+  # with the same tags, so a forged work message cannot run the document anywhere else).
   target_tag_conditions = [for key in sort(keys(var.target_tags)) : {
     test     = "StringEquals"
     variable = "ssm:resourceTag/${key}"
@@ -70,9 +74,12 @@ locals {
     conditions = []
   }]
   send_tagged = length(var.target_tags) == 0 ? [] : [{
-    sid        = "SendCommandToTaggedInstances"
-    actions    = ["ssm:SendCommand"]
-    resources  = ["arn:${local.partition}:ec2:${local.listed_region}:${local.listed_account}:instance/*"]
+    sid     = "SendCommandToTaggedInstances"
+    actions = ["ssm:SendCommand"]
+    resources = [
+      "arn:${local.partition}:ec2:${local.listed_region}:${local.listed_account}:instance/*",
+      "arn:${local.partition}:ssm:${local.listed_region}:${local.listed_account}:managed-instance/*",
+    ]
     ownership  = "none"
     conditions = local.target_tag_conditions
   }]
@@ -141,9 +148,12 @@ locals {
 # s3:GetEncryptionConfiguration on the bucket ("required if your S3 bucket is configured to use encryption";
 # setup-instance-permissions, instance-profile-custom-s3-policy), and AmazonSSMManagedInstanceCore is attached
 # beside it, i.e. does not cover the bucket. A bucket encrypted with a customer managed key also needs
-# kms:GenerateDataKey on that key, which this module does not know. For CloudWatch output: logs:DescribeLogGroups
-# on "*" and CreateLogGroup, CreateLogStream, DescribeLogStreams, PutLogEvents on the group
-# (sysman-rc-setting-up-cwlogs).
+# kms:GenerateDataKey and kms:Decrypt on that key: SSM Agent uploads with the SDK's multipart uploader above 5 MiB,
+# and "to perform a multipart upload with encryption using an AWS KMS key, the requester must have permission to
+# the kms:Decrypt and kms:GenerateDataKey actions on the key" (S3 user guide, mpuoverview). This module does not
+# take that key, so the statement is the user's to add; the AWS managed aws/s3 key needs none. For CloudWatch
+# output: logs:DescribeLogGroups on "*" and CreateLogGroup, CreateLogStream, DescribeLogStreams, PutLogEvents on
+# the group (sysman-rc-setting-up-cwlogs).
 locals {
   output_s3_objects = var.output_s3_bucket_name == null ? null : (
     var.output_s3_key_prefix == null ? "arn:${local.partition}:s3:::${var.output_s3_bucket_name}/*" :

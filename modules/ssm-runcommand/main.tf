@@ -89,13 +89,41 @@ locals {
     detail = {
       "document-name" = local.document_event_names
       # Not an end: the worker would re-read for nothing. Every other status, documented or not, is forwarded.
-      status = [{ "anything-but" = ["Pending", "InProgress", "Delayed"] }]
+      # Both spellings of in progress: the API's StatusDetails writes "In Progress", its Status "InProgress", and
+      # which one the events carry is not documented (the worker treats both as not final).
+      status = [{ "anything-but" = ["Pending", "InProgress", "In Progress", "Delayed"] }]
     }
   }
 
   event_patterns = {
     command-status = jsonencode(local.command_status_pattern)
   }
+
+  # Lambda: "Function environment variables — 4 KB, for all environment variables associated with the function,
+  # in aggregate" (Lambda quotas). How it counts is not documented, so the names and values are counted in UTF-8
+  # bytes (length() counts characters), from the environment the internal module renders. The values a plan
+  # may not know yet, because they are created in the same apply, count at their longest instead:
+  # - OPS_WORK_QUEUE_URL: https://sqs.<region>.<DNS suffix>/<account>/<name>-work, 128;
+  # - OPS_LEDGER_TABLE: <name>-ledger, 48;
+  # - OPS_ALERT_TOPIC_ARN: an SNS topic ARN (a name of up to 256 characters), 320;
+  # - OPS_OUTPUT_S3_BUCKET: a bucket name, 63.
+  # parameters, instance_ids and target_tags are what grows; the precondition on the output
+  # function_environment_variables names them.
+  environment_limit_bytes = 4096
+  environment_reserved_bytes = {
+    OPS_WORK_QUEUE_URL   = 128
+    OPS_LEDGER_TABLE     = 48
+    OPS_ALERT_TOPIC_ARN  = 320
+    OPS_OUTPUT_S3_BUCKET = 63
+  }
+  environment_known = {
+    for key, value in module.this.function_environment_variables : key => value
+    if !contains(keys(local.environment_reserved_bytes), key)
+  }
+  environment_bytes = sum(concat(
+    [for key, value in local.environment_known : length(key) + length(base64encode(value)) / 4 * 3 - length(regexall("=", base64encode(value)))],
+    [for key, bytes in local.environment_reserved_bytes : length(key) + bytes],
+  ))
 }
 
 module "this" {

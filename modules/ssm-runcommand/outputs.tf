@@ -35,6 +35,13 @@ output "function_arns" {
 output "function_environment_variables" {
   description = "Environment variables of every function (the same set for the planner and the worker)."
   value       = module.this.function_environment_variables
+
+  # Checked at plan time whenever parameters, instance_ids and target_tags are known (main.tf: the values
+  # created in the same apply count at their longest); otherwise Lambda refuses the function at apply.
+  precondition {
+    condition     = local.environment_bytes <= local.environment_limit_bytes
+    error_message = "The functions' environment would take ${local.environment_bytes} bytes (names and values in UTF-8, the queue URL, ledger table, alert topic and output bucket counted at their longest), above the ${local.environment_limit_bytes} bytes Lambda allows for all of a function's environment variables together. It grows with parameters (${length(jsonencode(var.parameters))} characters as JSON: put a long script into your own SSM document), instance_ids (${length(var.instance_ids)} ids, about 22 bytes each: tag the instances and use target_tags) and target_tags (${length(jsonencode(var.target_tags))} characters as JSON: use fewer or shorter tags)."
+  }
 }
 
 output "function_timeouts" {

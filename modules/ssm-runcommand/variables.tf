@@ -67,7 +67,7 @@ variable "document_version" {
 }
 
 variable "parameters" {
-  description = "Document parameters passed to SendCommand (for example { commands = [\"/opt/backup/run.sh\"] }), each a list of strings; the execution timeout is set with execution_timeout_seconds instead."
+  description = "Document parameters passed to SendCommand (for example { commands = [\"/opt/backup/run.sh\"] }), each a list of strings; the execution timeout is set with execution_timeout_seconds instead; not secret: they are readable in the functions' environment, SSM's events and ListCommands, and the Terraform state; never put a secret in them: let the script read it on the instance with the instance's role (a Parameter Store SecureString or Secrets Manager)."
   type        = map(list(string))
   nullable    = false
   default     = {}
@@ -78,7 +78,9 @@ variable "parameters" {
   }
 
   # The parameters travel in the functions' environment: Lambda allows 4 KB for all of a function's environment
-  # variables together (Lambda quotas), and the module's other variables take about 1.5 KB.
+  # variables together (Lambda quotas). This early per-variable bound is not sufficient on its own: instance_ids
+  # and target_tags travel there too, and the precondition on the output function_environment_variables checks
+  # the total.
   validation {
     condition     = length(jsonencode(var.parameters)) <= 2048
     error_message = "parameters must take at most 2,048 characters as JSON (they go into the functions' environment, which Lambda limits to 4 KB in all): put a longer script into your own SSM document; got ${var.parameters == null ? 0 : length(jsonencode(var.parameters))} characters."
@@ -97,7 +99,7 @@ variable "execution_timeout_seconds" {
 }
 
 variable "timeout_seconds" {
-  description = "Delivery timeout (SendCommand TimeoutSeconds): seconds an instance may take to start the command before it is reported as DeliveryTimedOut, for example while stopped or offline."
+  description = "Delivery timeout (SendCommand TimeoutSeconds): seconds an instance may take to start the command before it is reported as DeliveryTimedOut, for example while stopped or offline; the API allows 30-2592000, and the verification deadline (at most 30 days) must also cover the execution timeout and 10 minutes, so in practice at most 2592000 minus the execution timeout minus 600."
   type        = number
   nullable    = false
   default     = 600
@@ -121,7 +123,7 @@ variable "max_concurrency" {
 }
 
 variable "max_errors" {
-  description = "SendCommand MaxErrors: after how many failed instances (0) or what share of them (10%) SSM stops sending the command to the rest, which then end as Terminated."
+  description = "SendCommand MaxErrors: after how many failed instances (0) or what share of them (10%) SSM stops sending the command to the rest, which then end as Terminated; the default \"0\" is AWS's: the first failed instance stops the command, and every instance not yet started ends as Terminated (one alert each); set \"100%\" when the instances' runs are independent (backups, checks) so that one failure stops nothing."
   type        = string
   nullable    = false
   default     = "0"
@@ -144,9 +146,10 @@ variable "instance_ids" {
 
   validation {
     # Each listed id is an instance ARN in the worker's policy (70-80 characters), and IAM limits a role's inline
-    # policies to 10,240 characters in all (IAM quotas): 80 ids, with five tag keys, the output bucket, the
-    # notification role, five target roles and the plumbing, stay under it in every partition; a larger fleet is
-    # targeted by tags.
+    # policies to 10,240 characters in all, whitespace excluded (IAM quotas). Estimated, not asserted by a test:
+    # the worker's business policy at every maximum at once (aws-us-gov, 80 ids, five tags with 128/256-character
+    # keys and values, a 128-character document name, five target roles) is about 8,300 characters before the
+    # plumbing policy; realistic tags leave far more room. A larger fleet is targeted by tags.
     condition     = length(var.instance_ids) <= 80
     error_message = "instance_ids takes at most 80 ids (each is an instance ARN in the worker's IAM policy, which IAM limits to 10,240 characters); got ${var.instance_ids == null ? 0 : length(var.instance_ids)}: tag a larger fleet and use target_tags."
   }
@@ -169,9 +172,19 @@ variable "target_tags" {
     error_message = "target_tags takes at most 5 keys (SendCommand Targets: five tag keys); got ${var.target_tags == null ? 0 : length(var.target_tags)}: ${jsonencode(var.target_tags == null ? null : keys(var.target_tags))}."
   }
 
+  # SendCommand Target Key: ^[\p{L}\p{Z}\p{N}_.:/=\-@]*$, at most 163 characters with the "tag:" prefix (API_Target;
+  # no "+", which EC2 tag keys allow); EC2 tag keys: at most 128 characters.
   validation {
-    condition     = alltrue([for k in keys(var.target_tags) : length(k) >= 1 && length(k) <= 128 && !startswith(lower(k), "aws:")])
-    error_message = "target_tags keys must be 1-128 characters and must not start with aws:; invalid: ${jsonencode(var.target_tags == null ? null : [for k in keys(var.target_tags) : k if !(length(k) >= 1 && length(k) <= 128 && !startswith(lower(k), "aws:"))])}."
+    condition     = alltrue([for k in keys(var.target_tags) : length(k) <= 128 && can(regex("^[\\p{L}\\p{Z}\\p{N}_.:/=@-]{1,159}$", k))])
+    error_message = "target_tags keys must be 1-128 letters, digits, spaces and _ . : / = @ - (SendCommand Targets refuse any other character, + included, with a ValidationException); invalid: ${jsonencode(var.target_tags == null ? null : [for k in keys(var.target_tags) : k if !(length(k) <= 128 && can(regex("^[\\p{L}\\p{Z}\\p{N}_.:/=@-]{1,159}$", k)))])}."
+  }
+
+  # aws: keys (aws:autoscaling:groupName, aws:cloudformation:stack-name) are refused although SendCommand's key
+  # pattern admits them: no AWS page says SendCommand resolves tag:aws:... targets or that IAM evaluates
+  # ssm:resourceTag/aws:... on an instance, and the functions' configuration (core targeting) refuses them too.
+  validation {
+    condition     = alltrue([for k in keys(var.target_tags) : !startswith(lower(k), "aws:")])
+    error_message = "target_tags keys must not start with aws: (AWS-applied tags such as aws:autoscaling:groupName): whether SendCommand targets them and IAM's ssm:resourceTag condition matches them is not documented, and the functions refuse such keys; tag the instances with a key of your own (an Auto Scaling group can propagate it to its instances). Invalid: ${jsonencode(var.target_tags == null ? null : [for k in keys(var.target_tags) : k if startswith(lower(k), "aws:")])}."
   }
 }
 

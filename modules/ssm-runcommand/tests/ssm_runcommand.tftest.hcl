@@ -84,13 +84,16 @@ run "tag_targeted" {
       alltrue([
         for s in local.worker_statements : (
           tolist(s.actions) == tolist(["ssm:SendCommand"]) &&
-          tolist(s.resources) == tolist(["arn:aws:ec2:ap-northeast-1:111122223333:instance/*"]) &&
+          tolist(s.resources) == tolist([
+            "arn:aws:ec2:ap-northeast-1:111122223333:instance/*",
+            "arn:aws:ssm:ap-northeast-1:111122223333:managed-instance/*",
+          ]) &&
           [for c in s.conditions : "${c.test} ${c.variable}=${join(",", c.values)}"] == ["StringEquals ssm:resourceTag/Role=database"]
         ) if s.sid == "SendCommandToTaggedInstances"
       ]) &&
       length([for s in local.worker_statements : s if s.sid == "SendCommandToListedInstances"]) == 0
     )
-    error_message = "Tag targeting: SendCommand on the deployment region's and account's instances carrying the target tag only."
+    error_message = "Tag targeting: SendCommand on the deployment region's and account's EC2 instances and hybrid managed nodes carrying the target tag only."
   }
 
   assert {
@@ -110,11 +113,11 @@ run "tag_targeted" {
         "detail-type" = ["EC2 Command Status-change Notification", "EC2 Command Invocation Status-change Notification"]
         detail = {
           "document-name" = ["AWS-RunShellScript"]
-          status          = [{ "anything-but" = ["Pending", "InProgress", "Delayed"] }]
+          status          = [{ "anything-but" = ["Pending", "InProgress", "In Progress", "Delayed"] }]
         }
       }
     )
-    error_message = "One rule: both SSM status-change detail-types of the document, to the work queue."
+    error_message = "One rule: both SSM status-change detail-types of the document, to the work queue; neither spelling of in progress (InProgress, In Progress) is forwarded."
   }
 
   assert {
@@ -147,6 +150,18 @@ run "tag_targeted" {
   assert {
     condition     = output.verify_deadline_minutes == 85 && output.output_log_group_name == null && output.output_log_group_arn == null
     error_message = "Derived deadline 85 minutes; no command output log group unless asked."
+  }
+
+  assert {
+    condition = (
+      local.environment_bytes == sum(concat(
+        [for k, v in local.environment_known : length(k) + length(v)],
+        [for k, n in local.environment_reserved_bytes : length(k) + n],
+      )) &&
+      !contains(keys(local.environment_known), "OPS_WORK_QUEUE_URL") &&
+      local.environment_bytes < local.environment_limit_bytes
+    )
+    error_message = "The environment size: every known name and value (ASCII here), the queue URL, ledger table, alert topic and bucket at their longest."
   }
 }
 
@@ -289,7 +304,7 @@ run "shared_document_in_other_regions_and_accounts" {
   assert {
     condition = (
       [for s in local.worker_statements : s.resources if s.sid == "SendCommandDocument"] == [["arn:aws:ssm:ap-northeast-1:444455556666:document/SharedBackup"]] &&
-      [for s in local.worker_statements : s.resources[0] if s.sid == "SendCommandToTaggedInstances"] == ["arn:aws:ec2:*:444455556666:instance/*"] &&
+      [for s in local.worker_statements : s.resources if s.sid == "SendCommandToTaggedInstances"] == [["arn:aws:ec2:*:444455556666:instance/*", "arn:aws:ssm:*:444455556666:managed-instance/*"]] &&
       [for s in local.worker_statements : s.resources[0] if s.sid == "SendCommandToListedInstances"] == ["arn:aws:ec2:*:444455556666:instance/i-0123456789abcdef0"]
     )
     error_message = "A shared document is named by its ARN as given; tags and ids together, in several regions of the one target account."
@@ -533,4 +548,66 @@ run "rejects_bad_schedule" {
   }
 
   expect_failures = [var.schedule_expression]
+}
+
+run "counts_the_environment_in_utf8_bytes" {
+  command = plan
+
+  variables {
+    parameters = { commands = ["echo ééé"] }
+  }
+
+  assert {
+    condition = local.environment_bytes == 3 + sum(concat(
+      [for k, v in local.environment_known : length(k) + length(v)],
+      [for k, n in local.environment_reserved_bytes : length(k) + n],
+    ))
+    error_message = "Each é is two bytes in UTF-8 but one character: the size counts bytes."
+  }
+}
+
+run "rejects_an_environment_over_4_kb" {
+  command = plan
+
+  # Each part is within its own validation (parameters under 2,048 characters as JSON, 80 ids), but together they
+  # exceed what Lambda allows for a function's environment.
+  variables {
+    parameters   = { commands = [for n in range(36) : "echo line ${n} of a script that is long"] }
+    instance_ids = [for n in range(80) : format("i-%017x", n)]
+  }
+
+  expect_failures = [output.function_environment_variables]
+}
+
+run "rejects_a_tag_key_sendcommand_refuses" {
+  command = plan
+
+  variables {
+    target_tags = { "cost+center" = "db" }
+  }
+
+  expect_failures = [var.target_tags]
+}
+
+run "accepts_tag_keys_with_letters_spaces_and_marks" {
+  command = plan
+
+  variables {
+    target_tags = { "Équipe DB" = "nuit", "team:backup/@=_.-" = "yes", "役割" = "database" }
+  }
+
+  assert {
+    condition     = length([for s in local.worker_statements : s if s.sid == "SendCommandToTaggedInstances"][0].conditions) == 3
+    error_message = "Unicode letters, spaces and _ . : / = @ - are SendCommand target key characters."
+  }
+}
+
+run "rejects_an_aws_tag_key" {
+  command = plan
+
+  variables {
+    target_tags = { "aws:autoscaling:groupName" = "db-asg" }
+  }
+
+  expect_failures = [var.target_tags]
 }
