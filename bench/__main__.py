@@ -1,6 +1,11 @@
 """`make bench`: measure everything in one run, print the tables, write bench/results/*.json, bench/RESULTS.md,
 bench/cost_inputs.json and the cost sections of modules/ami-backup/README.md, modules/ebs-snapshot/README.md,
-modules/deregister-cleanup/README.md, modules/snapshot-copy/README.md and modules/instance-scheduler/README.md."""
+modules/deregister-cleanup/README.md, modules/snapshot-copy/README.md, modules/instance-scheduler/README.md and
+modules/ssm-runcommand/README.md.
+
+`python -m bench ssm-runcommand` measures only ssm-runcommand (issue 10): its results file, its inputs in
+bench/cost_inputs.json and its README section; bench/RESULTS.md is rewritten only when bench/results/ holds every
+other measurement of an earlier full run."""
 
 from __future__ import annotations
 
@@ -14,6 +19,7 @@ from typing import Any
 from . import ROOT, cleanup, ebs, footprint, model, planner, readme, throttle
 from . import calls as calls_bench
 from . import copy as copy_bench
+from . import runcommand as runcommand_bench
 from . import scheduler as scheduler_bench
 from .cost import EXCLUDED_PRICES, ISSUE_OLD_FIGURE_20, PRICES, money, project
 
@@ -47,6 +53,7 @@ def measure() -> dict[str, Any]:
         "cleanup": cleanup.measure().as_dict(),
         "copy": copy_bench.measure().as_dict(),
         "scheduler": scheduler_bench.measure().as_dict(),
+        "ssm_runcommand": runcommand_bench.measure().as_dict(),
     }
 
 
@@ -372,6 +379,51 @@ def scheduler_notes(results: dict[str, Any]) -> list[str]:
     ]
 
 
+def runcommand_figures(results: dict[str, Any]) -> list[str]:
+    """Issue 10: calls per nightly slot by API at each size and mode, the ratios, and the monthly cost."""
+    r = runcommand_bench.results_from_dict(results["ssm_runcommand"])
+    rows = readme.runcommand_calls_rows(r.slots)
+    rows += [
+        "",
+        "| instances | monthly cost, tags (after always-free tiers) | instances' S3 output (assumed) |",
+        "|---|---|---|",
+    ]
+    for inputs in r.inputs:
+        p = runcommand_bench.projection(inputs)
+        s3 = sum(line.usd for line in runcommand_bench.output_lines(inputs.instances, inputs.output_objects_each))
+        rows.append(f"| {inputs.instances:,} | {money(p.total)} ({money(p.total_after_free_tier)}) | {money(s3)} |")
+    return rows
+
+
+def runcommand_notes(results: dict[str, Any]) -> list[str]:
+    r = runcommand_bench.results_from_dict(results["ssm_runcommand"])
+    sizes, every = sorted({s.instances for s in r.slots}), r.every_status
+    return [
+        "### ssm-runcommand: how it is measured",
+        "",
+        "- moto made faithful (E40-E52), fixed clock, SQS on that clock; the real `plan_handler` and `work_handler` "
+        "with tests/python/aws_harness.py's `runcommand_function_env` (AWS-RunShellScript, MaxConcurrency 50, "
+        "output to the S3 bucket, which exists). Every instance a managed node, online, succeeding; SSM delivers an "
+        f"invocation {runcommand_bench.DELIVERY_TIME.total_seconds():g} s after sending it and the script runs "
+        f"{runcommand_bench.RUN_TIME.total_seconds():g} s (assumed), sent in batches of 1, 2, 4, ... at most 50 "
+        "running (E45).",
+        "- The events come from the fidelity's emitter (E52) as the clock reaches each change, each in its own "
+        "invocation; work items are handled when due (the delayed check 5 minutes after the send, then at the "
+        "deadline in chained delays of at most 15 minutes while instances are still running).",
+        f"- Calls by API: the first slot of an account, at {', '.join(f'{n:,}' for n in sizes)} instances, "
+        "tag-targeted and by listed ids. Cost: at "
+        + " and ".join(f"{i.instances}" for i in r.inputs)
+        + " instances a slot the night before, then the measured one; a first slot makes the same calls "
+        f"(checked at {r.inputs[0].instances}: {r.warm_equals_cold}).",
+        "- The events pass the deployed rule's filter (modules/ssm-runcommand/main.tf: every status but "
+        f"{', '.join(runcommand_bench.RULE_SKIPS)}); the fidelity emits the terminal statuses only. With SSM "
+        f"emitting every status (checked at {every.get('instances')}): emitted {every.get('emitted')}, forwarded "
+        f"{every.get('forwarded')}, the same calls {every.get('same_calls')}.",
+        "- Not measured: failures (one SNS publish and one `InvocationsFailed` each), offline or unmanaged instances, "
+        "several regions or accounts, output to CloudWatch Logs, SSM's own SNS notifications.",
+    ]
+
+
 def figures(results: dict[str, Any]) -> list[str]:
     ours_c, base_c = results["calls"]["ours"], results["calls"]["baseline"]
     rows = [
@@ -544,6 +596,7 @@ def report(
     cleanup_table: list[str],
     copy_table: list[str],
     scheduler_table: list[str] | None = None,
+    runcommand_table: list[str] | None = None,
 ) -> str:
     ours, origin = model_usage(results, "ours"), model_usage(results, "origin")
     sources = "\n".join(
@@ -609,6 +662,16 @@ def report(
             "",
             readme.scheduler_section(*scheduler_inputs(results)),
             "",
+            "## ssm-runcommand (issue 10): calls per nightly slot by API, and cost",
+            "",
+            *(runcommand_table or runcommand_figures(results)),
+            "",
+            *runcommand_notes(results),
+            "",
+            "## ssm-runcommand cost, line by line",
+            "",
+            runcommand_section(results).replace("](../../examples/", "](../examples/"),
+            "",
             "## Prices (us-east-1 list prices)",
             "",
             sources,
@@ -629,8 +692,57 @@ def report(
     )
 
 
+def runcommand_section(results: dict[str, Any]) -> str:
+    r = runcommand_bench.results_from_dict(results["ssm_runcommand"])
+    return readme.runcommand_section(r.inputs, r.slots, r.every_status)
+
+
+def write_runcommand_readme(results: dict[str, Any]) -> bool:
+    """Its own markers only, as snapshot-copy's: the section is never appended to a README without them."""
+    path = readme.RUNCOMMAND_README
+    text = path.read_text(encoding="utf-8") if path.exists() else ""
+    if readme.BEGIN not in text or readme.END not in text:
+        print(f"{path.relative_to(ROOT)} has no {readme.BEGIN}/{readme.END} markers: not written")
+        return False
+    readme.write(runcommand_section(results), path)
+    return True
+
+
+def main_runcommand() -> int:
+    """Only ssm-runcommand: `python -m bench ssm-runcommand`."""
+    value = runcommand_bench.measure().as_dict()
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "ssm_runcommand.json").write_text(json.dumps(value, indent=2, default=str) + "\n", encoding="utf-8")
+    runcommand_bench.save_inputs(runcommand_bench.results_from_dict(value))
+    written = write_runcommand_readme({"ssm_runcommand": value})
+    print("\n".join(runcommand_figures({"ssm_runcommand": value})))
+    names = [*MEASURED, "ssm_runcommand"]
+    if all((RESULTS / f"{name}.json").exists() for name in names):
+        results = {name: json.loads((RESULTS / f"{name}.json").read_text(encoding="utf-8")) for name in names}
+        tables = (figures, ebs_figures, cleanup_figures, copy_figures, scheduler_figures)
+        REPORT.write_text(report(results, *(table(results) for table in tables)) + "\n", encoding="utf-8")
+        print(f"wrote {REPORT.relative_to(ROOT)} (the other modules' figures from bench/results/*.json)")
+    else:
+        print(f"{REPORT.relative_to(ROOT)} not rewritten: bench/results/ lacks an earlier full run's figures")
+    print(
+        f"wrote bench/results/ssm_runcommand.json, {model.INPUTS_FILE.relative_to(ROOT)}"
+        + (f" and the cost section of {readme.RUNCOMMAND_README.relative_to(ROOT)}" if written else "")
+    )
+    return 0
+
+
+# The measurements of a full run besides ssm-runcommand's (bench/results/<name>.json).
+MEASURED = ("calls", "usage", "planner_check", "planner", "imports", "zip_bytes", "throttle", "ebs", "cleanup", "copy",
+            "scheduler")  # fmt: skip
+
+
 def main() -> int:
     warnings.simplefilter("ignore")
+    if sys.argv[1:] == ["ssm-runcommand"]:
+        return main_runcommand()
+    if sys.argv[1:]:
+        print("usage: python -m bench [ssm-runcommand]", file=sys.stderr)
+        return 2
     results = measure()
     RESULTS.mkdir(parents=True, exist_ok=True)
     for name, value in results.items():
@@ -643,6 +755,7 @@ def main() -> int:
         ours, origin, ebs_modes, cleanup_in.as_dict(), snapshot_copy=[inputs.as_dict() for inputs in copy_in]
     )
     scheduler_bench.save_inputs(scheduler_bench.results_from_dict(results["scheduler"]))
+    runcommand_bench.save_inputs(runcommand_bench.results_from_dict(results["ssm_runcommand"]))
     readme.write(readme.section(ours, origin))
     readme.write(readme.ebs_section(ebs_modes), readme.EBS_README)
     readme.write(readme.cleanup_section(cleanup_in), readme.CLEANUP_README)
@@ -655,20 +768,25 @@ def main() -> int:
         readme.write(readme.scheduler_section(*scheduler_inputs(results)), readme.SCHEDULER_README)
     table, ebs_table, cleanup_table = figures(results), ebs_figures(results), cleanup_figures(results)
     copy_table, scheduler_table = copy_figures(results), scheduler_figures(results)
+    runcommand_table = runcommand_figures(results)
+    runcommand_readme = write_runcommand_readme(results)
     REPORT.write_text(
-        report(results, table, ebs_table, cleanup_table, copy_table, scheduler_table) + "\n", encoding="utf-8"
+        report(results, table, ebs_table, cleanup_table, copy_table, scheduler_table, runcommand_table) + "\n",
+        encoding="utf-8",
     )
     print("\n".join(table))
     print("\n" + "\n".join(ebs_table))
     print("\n" + "\n".join(cleanup_table))
     print("\n" + "\n".join(copy_table))
     print("\n" + "\n".join(scheduler_table))
+    print("\n" + "\n".join(runcommand_table))
     print(
         f"\nwrote {REPORT.relative_to(ROOT)}, {model.INPUTS_FILE.relative_to(ROOT)}, bench/results/*.json and "
         f"the cost sections of {readme.README.relative_to(ROOT)}, {readme.EBS_README.relative_to(ROOT)}, "
         f"{readme.CLEANUP_README.relative_to(ROOT)}"
         + (f" and {readme.COPY_README.relative_to(ROOT)}" if copy_readme else "")
         + (f" and {readme.SCHEDULER_README.relative_to(ROOT)}" if scheduler_readme else "")
+        + (f" and {readme.RUNCOMMAND_README.relative_to(ROOT)}" if runcommand_readme else "")
     )
     if not scheduler_readme:
         print(f"{readme.SCHEDULER_README.relative_to(ROOT)} has no {readme.BEGIN}/{readme.END} markers: not written")

@@ -41,8 +41,13 @@ PRICES: dict[str, Price] = {
     # Not a line of any projection: stated next to the ebs-snapshot figures (storage is billed by EBS whichever
     # design makes the snapshots, per GB-month of the blocks each snapshot adds).
     "ebs_snapshot_storage": Price(0.05, "GB-month (standard tier)", 0, "https://aws.amazon.com/ebs/pricing/"),
+    # Not a line of any projection: ssm-runcommand's output, which the instances write to the user's bucket (their
+    # role's PutObject), priced apart on an assumed output size. S3 Standard in us-east-1, list prices not confirmed
+    # on the pages stored for this repository; no free tier applied.
+    "s3_put_requests": Price(0.005 / 1000, "PUT request (S3 Standard)", 0, "https://aws.amazon.com/s3/pricing/"),
+    "s3_standard_storage": Price(0.023, "GB-month (S3 Standard, first 50 TB)", 0, "https://aws.amazon.com/s3/pricing/"),
 }
-EXCLUDED_PRICES = frozenset({"ebs_snapshot_storage"})
+EXCLUDED_PRICES = frozenset({"ebs_snapshot_storage", "s3_put_requests", "s3_standard_storage"})
 
 
 def price_sources(*keys: str) -> str:
@@ -55,7 +60,7 @@ def price_sources(*keys: str) -> str:
 class LatencyModel:
     """Stated, not measured on AWS: the duration Lambda bills for a call and for an invocation's own work."""
 
-    ec2_call_s: float = 0.150
+    ec2_call_s: float = 0.150  # also an SSM call's (ssm-runcommand): a control-plane API like EC2's
     other_call_s: float = 0.020
     invocation_s: float = 0.010
     memory_gb: float = 256 / 1024
@@ -120,9 +125,12 @@ def _calls(usage: CycleUsage, n: int, prefix: str) -> float:
 
 
 def cycle_duration_s(usage: CycleUsage, n: int, latency: LatencyModel) -> float:
-    """Billed Lambda seconds of one cycle (the checker's aside)."""
-    ec2 = usage.ec2_calls_each * n + _calls(usage, n, "ec2.")
+    """Billed Lambda seconds of one cycle (the checker's aside). SSM calls (ssm-runcommand's only) take an EC2
+    call's time."""
+    ssm = _calls(usage, n, "ssm.")
+    ec2 = usage.ec2_calls_each * n + _calls(usage, n, "ec2.") + ssm
     others = sum(usage.other_calls_each.values()) * n + sum(usage.fixed_calls.values()) - _calls(usage, n, "ec2.")
+    others -= ssm
     invocations = usage.invocations_each * n + usage.invocations_fixed
     return ec2 * latency.ec2_call_s + others * latency.other_call_s + invocations * latency.invocation_s
 

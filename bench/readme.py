@@ -1,5 +1,6 @@
 """7. The cost sections of modules/ami-backup/README.md, modules/ebs-snapshot/README.md,
-modules/deregister-cleanup/README.md, modules/snapshot-copy/README.md and modules/instance-scheduler/README.md,
+modules/deregister-cleanup/README.md, modules/snapshot-copy/README.md, modules/instance-scheduler/README.md and
+modules/ssm-runcommand/README.md,
 between their markers, generated from the cost model and the committed inputs (bench/cost_inputs.json)."""
 
 from __future__ import annotations
@@ -7,10 +8,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 from ops_automation.core.purge import FIRST_PURGE_DELAY_SECONDS
 
 from . import ROOT
+from . import runcommand as run_command
 from .cleanup import CleanupInputs, with_cloudtrail
 from .copy import CATCH_UPS_PER_DAY as COPY_CATCH_UPS
 from .copy import CopyInputs
@@ -20,6 +23,7 @@ from .cost import (
     PRICES,
     CycleUsage,
     LatencyModel,
+    Line,
     Projection,
     cycle_duration_s,
     money,
@@ -29,6 +33,7 @@ from .cost import (
     table,
 )
 from .model import ModeInputs
+from .runcommand import RunCommandInputs
 from .scheduler import SLOTS_PER_MONTH as SCHEDULER_SLOTS
 from .scheduler import SchedulerInputs, SlotRun
 from .scheduler import churn_line as scheduler_churn_line
@@ -519,5 +524,171 @@ def scheduler_section(inputs: Sequence[SchedulerInputs], slots: Sequence[SlotRun
         "missed-run alarms only with `missed_run_alarm_hours`. EventBridge Scheduler bills 2 schedules' invocations; "
         "AWS service events on",
         "the default bus are free. Prices: " + price_sources() + ".",
+    ]
+    return "\n".join(parts)
+
+
+RUNCOMMAND_README = ROOT / "modules" / "ssm-runcommand" / "README.md"
+# AWS Systems Manager User Guide, "AWS Systems Manager Run Command", as stored from its mirror (the search corpus
+# holds no aws.amazon.com/systems-manager/pricing page).
+RUN_COMMAND_FREE = "Run Command is offered at no additional cost when used on Amazon EC2 nodes."
+RUN_COMMAND_FREE_SOURCE = "https://docs.amazonaws.cn/en_us/systems-manager/latest/userguide/run-command.md"
+
+
+def _ratio(large: float, small: float) -> str:
+    if not small:
+        return "—" if not large else "new"
+    return f"{large / small:,.1f}x"
+
+
+def runcommand_calls_rows(slots: Sequence[run_command.SlotRun]) -> list[str]:
+    """Every API of one slot at each size, per mode, and calls(largest) / calls(smallest) per mode."""
+    modes = list(dict.fromkeys(s.mode for s in slots))
+    by_mode = {mode: sorted((s for s in slots if s.mode == mode), key=lambda s: s.instances) for mode in modes}
+    header, rule = ["per nightly slot"], ["---"]
+    for mode in modes:
+        runs = by_mode[mode]
+        header += [f"{mode}, {s.instances:,}" for s in runs]
+        header.append(f"{mode}: {runs[-1].instances:,} / {runs[0].instances:,}")
+        rule += ["---"] * (len(runs) + 1)
+    rows = ["| " + " | ".join(header) + " |", "|" + "|".join(rule) + "|"]
+    figures = {mode: [s.figures() for s in by_mode[mode]] for mode in modes}
+    calls = sorted({call for per in figures.values() for f in per for call in f})
+    for call in calls:
+        cells = [call]
+        for mode in modes:
+            per = figures[mode]
+            cells += [f"{f.get(call, 0):,.0f}" for f in per]
+            cells.append(_ratio(per[-1].get(call, 0), per[0].get(call, 0)))
+        rows.append("| " + " | ".join(cells) + " |")
+    gb_row, done_row, minutes_row = ["Lambda GB-s (duration model)"], ["instances succeeded / alerts"], []
+    minutes_row = ["minutes from the slot to its last event or work item (simulated)"]
+    for mode in modes:
+        runs = by_mode[mode]
+        gbs = [runcommand_gb_seconds(s) for s in runs]
+        gb_row += [f"{g:,.2f}" for g in gbs] + [_ratio(gbs[-1], gbs[0])]
+        done_row += [f"{s.succeeded:,} / {s.alerts}" for s in runs] + [""]
+        minutes_row += [f"{s.minutes:g}" for s in runs] + [""]
+    rows += ["| " + " | ".join(r) + " |" for r in (gb_row, done_row, minutes_row)]
+    return rows
+
+
+def runcommand_gb_seconds(slot: run_command.SlotRun) -> float:
+    """The slot's Lambda GB-seconds in the duration model (planner included)."""
+    latency = LatencyModel()
+    usage = run_command.inputs_of(slot).usage
+    return cycle_duration_s(usage, slot.instances, latency) * latency.memory_gb
+
+
+def _runcommand_lines(p: Projection, s3: Sequence[Line]) -> list[str]:
+    return [
+        "| line | quantity/month | cost | after free tier |",
+        "|---|---|---|---|",
+        *(
+            f"| {line.item} | {quantity(line.quantity)} {line.unit} | {money(line.usd)} | "
+            f"{money(line.usd_after_free_tier)} |"
+            for line in p.lines
+        ),
+        f"| **total (the module)** | | **{money(p.total)}** | **{money(p.total_after_free_tier)}** |",
+        *(
+            f"| {line.item}: the instances', not the module's | {quantity(line.quantity)} {line.unit} | "
+            f"{money(line.usd)} | {money(line.usd_after_free_tier)} |"
+            for line in s3
+        ),
+        "| Run Command (SendCommand, invocations on EC2 instances) | | $0.00 | $0.00 |",
+    ]
+
+
+def runcommand_section(
+    inputs: Sequence[RunCommandInputs], slots: Sequence[run_command.SlotRun], every_status: Mapping[str, Any]
+) -> str:
+    """The ssm-runcommand cost section (the README's `## Cost` heading is outside its markers)."""
+    latency = LatencyModel()
+    plain = list(inputs)
+    tags = [s for s in slots if s.mode == "tags"]
+    small, large = tags[0], tags[-1]
+    statuses = ", ".join(small.event_statuses)
+    put, storage = PRICES["s3_put_requests"], PRICES["s3_standard_storage"]
+    parts = [
+        f"Projected monthly cost of the module itself, one nightly slot ({run_command.SLOTS_PER_MONTH} a month), "
+        "tag-targeted, us-east-1 list prices,",
+        "generated by `make bench` from the AWS calls, log bytes and metrics of one slot measured on moto made",
+        "faithful (tests/support/moto_fidelity.py, E40-E52) at each size below, the night before's slot run first.",
+        'Settings: AWS-RunShellScript, `max_concurrency = "50"`, output to S3, 10-minute delivery and 30-minute',
+        "execution timeouts, 45-minute deadline (tests/python/aws_harness.py `runcommand_function_env`); 256 MB arm64",
+        "functions. Every instance is a managed node and succeeds; SSM delivers an invocation "
+        f"{run_command.DELIVERY_TIME.total_seconds():g} s after sending it",
+        f"and the script runs {run_command.RUN_TIME.total_seconds():g} s (both assumed), in batches of 1, 2, 4, ... "
+        "at most 50 at a time.",
+        "SSM's events (`EC2 Command Invocation Status-change Notification` per instance, `EC2 Command Status-change",
+        "Notification` per command) are emitted",
+        f"for the statuses {statuses} (the fidelity's assumption: which statuses SSM emits is not",
+        f"documented), pass the deployed rule (every status but {', '.join(run_command.RULE_SKIPS)}) and each "
+        "reaches the worker in its",
+        "own invocation (the event source mapping may batch up to 10:",
+        "fewer invocations, the same calls). Lambda duration is modelled at "
+        f"{latency.ec2_call_s * 1000:.0f} ms per EC2 or SSM call and {latency.other_call_s * 1000:.0f} ms per "
+        "other call.",
+        "",
+        "**Run Command itself is not charged on EC2 instances**:",
+        f'"{RUN_COMMAND_FREE}" (AWS Systems Manager User Guide, Run Command:',
+        f"{RUN_COMMAND_FREE_SOURCE}). Hybrid and multicloud nodes are priced otherwise (not modelled).",
+        "",
+        "### AWS calls per nightly slot, by API",
+        "",
+        f"The first slot of an account at each size; the last column of each mode is calls({large.instances:,}) / "
+        f"calls({small.instances:,}). SendCommand",
+        "is one call for the tags whatever the fleet (SSM resolves them), one per 50 ids when listed. The events are",
+        "AWS service events on the default bus (free); the rule's delivery of each to the work queue is one SQS",
+        "request, in the SQS line of the cost.",
+        "",
+        *runcommand_calls_rows(slots),
+        "",
+        "### Monthly total (after the always-free tiers in brackets)",
+        "",
+        "| instances | the module | the instances' S3 output (assumed, below) |",
+        "|---|---|---|",
+    ]
+    for i in plain:
+        p = run_command.projection(i)
+        s3_usd = sum(line.usd for line in run_command.output_lines(i.instances, i.output_objects_each))
+        parts.append(f"| {i.instances:,} | {money(p.total)} ({money(p.total_after_free_tier)}) | {money(s3_usd)} |")
+    for i in plain:
+        p = run_command.projection(i)
+        s3 = run_command.output_lines(i.instances, i.output_objects_each)
+        parts += ["", f"### {i.instances:,} instances", "", *_runcommand_lines(p, s3)]
+    first = plain[0]
+    parts += [
+        "",
+        f"Custom metrics: {first.usage.metric_names} received data (`CommandsSent`, `InvocationsSucceeded`), priced "
+        "for the hours of each night in which",
+        "the worker emitted them (measured); `InvocationsFailed` and `CommandsNotSent` receive data only on a failure,",
+        "and each failed instance adds one SNS publish (an alert). The 2 alarms are the internal module's (dead-letter",
+        "messages, the planner's missed runs); EventBridge Scheduler bills 1 schedule's invocations.",
+    ]
+    if every_status:
+        emitted, forwarded = sum(every_status["emitted"].values()), sum(every_status["forwarded"].values())
+        parts += [
+            "",
+            "If SSM also emits events for the non-final statuses (Pending, InProgress, Delayed: not documented either",
+            f"way), the rule drops them: at {every_status['instances']} instances SSM then emits {emitted} events a "
+            f"slot, the rule forwards {forwarded}, and the calls",
+            f"are the same (measured: {every_status['same_calls']}). Unmatched AWS service events cost nothing.",
+        ]
+    parts += [
+        "",
+        "**The output in S3 is written by the instances**, not by the module's functions (the instances' role needs",
+        "`s3:PutObject` on the prefix): its requests and storage are billed to the bucket's owner whatever runs the",
+        "command. Priced apart, at list price, no free tier: one PUT per object the fidelity writes per instance and",
+        "slot (stdout; stderr only when not empty: the fidelity's assumption E50, not verified on AWS), and "
+        f"**assumed {run_command.ASSUMED_OUTPUT_KB:g} KB of",
+        f"output per instance and slot, kept {run_command.ASSUMED_OUTPUT_RETENTION_DAYS} days** (a lifecycle rule: "
+        "without one the bucket grows every month).",
+        f"S3 Standard: ${put.usd * 1000:g} per 1,000 PUT requests, ${storage.usd:g} per GB-month "
+        f"({put.source}; list prices not confirmed",
+        "on the pages stored for this repository). Output to CloudWatch Logs (`output_log_group`) instead is billed",
+        "as log ingestion and storage, not modelled.",
+        "",
+        "Prices: " + price_sources("s3_put_requests") + ".",
     ]
     return "\n".join(parts)

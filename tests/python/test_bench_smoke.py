@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import bench  # noqa: F401 - puts the paths the benchmark needs in place
 import pytest
-from bench import calls, cleanup, copy, ebs, footprint, model, planner, readme, scheduler, throttle
+from bench import calls, cleanup, copy, ebs, footprint, model, planner, readme, runcommand, scheduler, throttle
 from bench.cost import LatencyModel, cycle_duration_s, project
 
 pytestmark = pytest.mark.tier1
@@ -364,3 +364,82 @@ def test_the_committed_scheduler_cost_inputs_match_a_fresh_measurement(
     assert fresh.usage.ec2_calls_each == committed[20].usage.ec2_calls_each
     assert fresh.usage.other_calls_each == committed[20].usage.other_calls_each
     assert fresh.usage.sqs_messages_each == committed[20].usage.sqs_messages_each
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# ssm-runcommand (issue 10): one nightly slot of 3 and 60 instances by tags and by ids, and the cost size 20 warm
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def runcommand_run() -> runcommand.RunCommandResults:
+    return runcommand.measure(sizes=(20,), calls_sizes=(3, 60))
+
+
+def test_every_instance_succeeds_once_and_each_event_is_forwarded(runcommand_run: runcommand.RunCommandResults) -> None:
+    assert sorted((s.mode, s.instances) for s in runcommand_run.slots) == [("ids", 3), ("ids", 60), ("tags", 3),
+                                                                            ("tags", 60)]  # fmt: skip
+    for slot in runcommand_run.slots:
+        n = slot.instances
+        assert slot.succeeded == slot.output_objects == n and slot.alerts == 0, (slot.mode, n)
+        assert slot.events == {"command_event": -(-n // 50) if slot.mode == "ids" else 1, "invocation_event": n}
+        assert slot.messages["send"] == (1 if slot.mode == "tags" else -(-n // 50))
+        assert slot.planner == {"sqs.SendMessageBatch": 1}
+    assert runcommand_run.warm_equals_cold
+
+
+def test_the_rule_forwards_the_final_statuses_only_and_the_calls_do_not_change(
+    runcommand_run: runcommand.RunCommandResults,
+) -> None:
+    skipped = set(runcommand.rule_skips())  # modules/ssm-runcommand/main.tf, as the bench's driver applies it
+    assert {"Pending", "InProgress", "Delayed"} <= skipped
+    assert not {"Success", "Failed", "TimedOut", "Cancelled"} & skipped
+    every = runcommand_run.every_status
+    assert sum(every["emitted"].values()) > sum(every["forwarded"].values()) == every["instances"] + 1
+    assert every["same_calls"]
+
+
+def test_send_command_is_one_call_for_tags_whatever_the_fleet_and_one_per_50_listed_ids(
+    runcommand_run: runcommand.RunCommandResults,
+) -> None:
+    for n in (3, 60):
+        assert runcommand_run.slot("tags", n).calls()["ssm.SendCommand"] == 1
+        assert runcommand_run.slot("ids", n).calls()["ssm.SendCommand"] == -(-n // 50)
+        for mode in runcommand.MODES:
+            calls = runcommand_run.slot(mode, n).calls()
+            assert calls["ssm.DescribeInstanceInformation"] == -(-n // 50), (mode, n)
+            # One read per invocation event, and the command's invocations in pages of 50 for each command event
+            # and the check.
+            assert calls["ssm.ListCommandInvocations"] >= n + 2 * -(-n // 50), (mode, n)
+
+
+def test_the_runcommand_readme_cost_section_is_what_the_cost_model_computes() -> None:
+    text = readme.RUNCOMMAND_README.read_text(encoding="utf-8")
+    committed = runcommand.load_inputs()
+    assert readme.current(text) == readme.runcommand_section(committed.inputs, committed.slots, committed.every_status)
+
+
+def test_the_committed_runcommand_cost_inputs_match_a_fresh_measurement(
+    runcommand_run: runcommand.RunCommandResults,
+) -> None:
+    committed = {i.instances: i for i in runcommand.load_inputs().inputs}
+    for fresh in runcommand_run.inputs:
+        kept = committed[fresh.instances]
+        assert fresh.usage.ec2_calls_each == kept.usage.ec2_calls_each
+        assert fresh.usage.other_calls_each == kept.usage.other_calls_each
+        assert fresh.usage.sqs_messages_each == kept.usage.sqs_messages_each
+        assert fresh.usage.eventbridge_deliveries_each == kept.usage.eventbridge_deliveries_each
+    assert set(committed) == set(runcommand.SIZES)
+
+
+def test_runcommand_cost_grows_with_the_fleet_and_prices_the_output_apart() -> None:
+    small, large = (runcommand.projection(i) for i in runcommand.load_inputs().inputs)
+    assert small.total < large.total
+    lines = {line.item: line for line in small.lines}, {line.item: line for line in large.lines}
+    for item in ("CloudWatch custom metrics (EMF)", "CloudWatch alarms", "EventBridge Scheduler"):
+        assert lines[0][item].usd == lines[1][item].usd
+    # The instances' S3 output is priced apart; Run Command itself is free on EC2 instances.
+    assert not any("S3" in item or item.startswith("Run Command") for item in lines[0])
+    puts, storage = runcommand.output_lines(20, 1.0)
+    assert puts.quantity == 20 * runcommand.SLOTS_PER_MONTH and puts.usd == pytest.approx(puts.quantity * 0.005 / 1000)
+    assert storage.quantity == pytest.approx(20 * 30 * runcommand.ASSUMED_OUTPUT_KB / 1024**2)
