@@ -48,6 +48,7 @@ from ..core.worker import RetryLater, consume_work
 from .decisions import (
     EXPIRY_MARGIN,
     MAX_IDS_PER_COMMAND,
+    InvocationVerdict,
     RunCommandConfig,
     comment,
     exit_code_of,
@@ -670,9 +671,18 @@ def complete_run(
     command_status: str,
 ) -> str:
     ttl = rt.config.completion.ledger_ttl_days
+    succeeded = invocation is not None and _verdict(invocation).outcome == "succeeded"
+    if check is None and invocation is not None and _verdict(invocation).outcome == "pending":
+        return "pending"  # nothing final to record before the deadline: no ledger call
     key = ledger_key(rt, target, run_id(command.slot, instance_id))
-    # An instance SSM resolved from the tags that the send did not list (tagged or registered since): tracked too.
-    rt.ledger.transition(key, "pending", rt.clock(), ttl, from_states=(), source_id=command_id, slot=command.slot)
+    entry = rt.ledger.get(key)
+    if entry is None:
+        # An instance SSM resolved from the tags that the send did not list (tagged or registered since).
+        rt.ledger.transition(key, "pending", rt.clock(), ttl, from_states=(), source_id=command_id, slot=command.slot)
+    elif entry.state == "available" or (entry.state == "failed" and not succeeded):
+        # Settled already (its own event, an earlier check): the re-reads of a whole command cost one read each. A
+        # failed one that succeeded late goes on to be completed.
+        return "already_" + entry.state
     done = complete(
         rt,
         target,
@@ -684,6 +694,11 @@ def complete_run(
         names=RUN,
     )
     return str(done["outcome"])
+
+
+def _verdict(invocation: Mapping[str, Any]) -> InvocationVerdict:
+    exit_code = exit_code_of(invocation.get("CommandPlugins") or [])
+    return invocation_verdict(str(invocation.get("Status", "")), str(invocation.get("StatusDetails", "")), exit_code)
 
 
 def observe(
@@ -708,7 +723,7 @@ def observe(
         )
     details["output"] = cfg.output.location(command_id, instance_id, output_url_of(invocation))
     exit_code = exit_code_of(invocation.get("CommandPlugins") or [])
-    verdict = invocation_verdict(str(invocation.get("Status", "")), str(invocation.get("StatusDetails", "")), exit_code)
+    verdict = _verdict(invocation)
     details.update(status=verdict.status, exit_code=exit_code)
     if verdict.outcome == "succeeded":
         return Observation(state="available", details=details)
