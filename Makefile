@@ -11,7 +11,7 @@ RUNTIME_VENV ?= .venv-lambda-runtime
 .PHONY: help venv test lint unit runtime demo docs lock security clean bench
 
 help:
-	@echo "make demo      simulate AMI backups, EBS snapshots, clean-up and DR copies against a local AWS; print the report"
+	@echo "make demo      run every example (backups, clean-up, DR copies, scheduling, Run Command) against a local AWS; print the report"
 	@echo "make test      lint + every verification tier (unit/moto/HCL, terraform, end to end)"
 	@echo "make lint      ruff + mypy on lambda_src"
 	@echo "make runtime   the Python tests on Lambda's python3.13, where this machine has it"

@@ -1,12 +1,13 @@
 """`make demo`: a simulated week of AMI backups, a series of daily EBS snapshots, simulated days of clean-up after
-deregistration, simulated days of disaster-recovery copies from Tokyo to Osaka and a simulated office week of
-scheduled start/stop (with the days the clock changes in New York) against one local AWS, as a readable report with
-one section per module.
+deregistration, simulated days of disaster-recovery copies from Tokyo to Osaka, a simulated office week of
+scheduled start/stop (with the days the clock changes in New York) and simulated nights of a scheduled Run Command
+backup with an outcome per instance against one local AWS, as a readable report with one section per module.
 
-examples/ami-backup, examples/ebs-snapshot, examples/deregister-cleanup (plus a dry-run variant of it) and
-examples/snapshot-copy (both of its regions) are applied with terraform (at once) to a local AWS (moto on
-127.0.0.1) and the handlers run with the configuration Terraform deployed (the tier-3 path, tests/e2e). Everything
-is removed afterwards: `terraform destroy`, the local AWS, the temporary folder.
+examples/ami-backup, examples/ebs-snapshot, examples/deregister-cleanup (plus a dry-run variant of it),
+examples/snapshot-copy (both of its regions), examples/instance-scheduler (plus its stop-only and New York variants)
+and examples/ssm-runcommand (with its output bucket emptied by destroy) are applied with terraform (at once) to a
+local AWS (moto on 127.0.0.1) and the handlers run with the configuration Terraform deployed (the tier-3 path,
+tests/e2e). Everything is removed afterwards: `terraform destroy`, the local AWS, the temporary folder.
 
 terraform and a hashicorp/aws provider mirror are required. There is no fallback without them: the former
 in-process path built the module's resources and environment from a hand-written Python copy of the Terraform,
@@ -37,6 +38,7 @@ from tests.e2e import ebs_snapshot_scenario as ebs  # noqa: E402
 from tests.e2e import instance_scheduler_scenario as isched  # noqa: E402
 from tests.e2e import scenario  # noqa: E402
 from tests.e2e import snapshot_copy_scenario as sc  # noqa: E402
+from tests.e2e import ssm_runcommand_scenario as ssm  # noqa: E402
 from tests.support.terraform_env import TerraformUnavailable, require_terraform  # noqa: E402
 
 RULE = "-" * 96
@@ -453,6 +455,8 @@ class Results:
     scheduler_week: isched.WeekReport
     scheduler_dst: isched.DstReport
     scheduler_state: isched.FinalState
+    runcommand_nights: ssm.NightsReport
+    runcommand_state: ssm.FinalState
 
 
 def run_with_terraform() -> Results:
@@ -462,7 +466,8 @@ def run_with_terraform() -> Results:
         print(f"local AWS (moto) at {aws.endpoint}")
         names = " and ".join(example.as_posix() for example in examples)
         print(f"terraform init + apply {names}, at once (moto takes ~25 s per SQS queue) ...", flush=True)
-        variants = [dereg.DRY_RUN, *isched.VARIANTS]
+        # ssm-runcommand: only its variant is applied (the example with force_destroy_output_bucket = true).
+        variants = [dereg.DRY_RUN, *isched.VARIANTS, *ssm.VARIANTS]
         with scenario.applied_together(aws, Path(workdir), examples, variants) as applied:
             runs = {example.name: applied.run(example) for example in (*examples, *(v.path for v in variants))}
             print("applied in " + ", ".join(f"{name} {run.apply_seconds:.0f}s" for name, run in runs.items()))
@@ -510,6 +515,14 @@ def run_with_terraform() -> Results:
             scheduler_week = isched.run_week(aws_sched, office, stop_only, [new_york])
             scheduler_dst = isched.run_dst(aws_sched, new_york, [office, stop_only])
             scheduler_state = isched.final_state(aws_sched, [office, stop_only, new_york])
+            # Its SSM events match no other example's rule, and it emits no EC2 events: nothing to clear elsewhere.
+            print("ssm-runcommand: simulating three nights of the online backup in Tokyo ...", flush=True)
+            aws_ssm = applied.aws_for(ssm.FORCE_DESTROY.path)
+            runcommand = ssm.deployment_from_terraform(
+                aws_ssm, runs[ssm.FORCE_DESTROY.path.name].outputs, ssm.FORCE_DESTROY.path
+            )
+            runcommand_nights = ssm.run_nights(aws_ssm, runcommand)
+            runcommand_state = ssm.final_state(aws_ssm, runcommand)
             print("terraform destroy ...", flush=True)
         print("destroyed in " + ", ".join(f"{name} {run.destroy_seconds:.0f}s" for name, run in runs.items()))
     return Results(
@@ -525,6 +538,8 @@ def run_with_terraform() -> Results:
         scheduler_week,
         scheduler_dst,
         scheduler_state,
+        runcommand_nights,
+        runcommand_state,
     )
 
 
@@ -536,15 +551,17 @@ def main() -> int:
         print(
             f"demo cannot run: {unavailable.reason}\n"
             "It needs terraform on PATH and a local hashicorp/aws provider mirror, because it deploys\n"
-            "examples/ami-backup, examples/ebs-snapshot, examples/deregister-cleanup and examples/snapshot-copy with\n"
-            "terraform and runs the handlers with what Terraform deployed; there is no in-process fallback (a Python\n"
-            "copy of the Terraform configuration could drift from the HCL).",
+            "examples/ami-backup, examples/ebs-snapshot, examples/deregister-cleanup, examples/snapshot-copy,\n"
+            "examples/instance-scheduler and examples/ssm-runcommand with terraform and runs the handlers with\n"
+            "what Terraform deployed; there is no in-process fallback (a Python copy of the Terraform configuration\n"
+            "could drift from the HCL).",
             file=sys.stderr,
         )
         return CANNOT_RUN
     print(
         "terraform apply of examples/ami-backup, examples/ebs-snapshot, examples/deregister-cleanup,"
-        " examples/snapshot-copy and examples/instance-scheduler against one local AWS (tier-3 path)"
+        " examples/snapshot-copy, examples/instance-scheduler and examples/ssm-runcommand against one local AWS"
+        " (tier-3 path)"
     )
     results = run_with_terraform()
     print()
@@ -567,6 +584,10 @@ def main() -> int:
     print("=== instance-scheduler " + "=" * (len(RULE) - 23))
     print(f"deployment: {results.scheduler_week.office.deployment.how} (and its stop-only and New York variants)")
     print("\n".join(isched.report_lines(results.scheduler_week, results.scheduler_dst, results.scheduler_state, RULE)))
+    print()
+    print("=== ssm-runcommand " + "=" * (len(RULE) - 19))
+    print(f"deployment: {results.runcommand_nights.deployed.deployment.how}")
+    print("\n".join(ssm.report_lines(results.runcommand_nights, results.runcommand_state, RULE)))
     print(RULE)
     print(f"demo finished in {time.monotonic() - started:.0f}s")
     found = (
@@ -575,6 +596,7 @@ def main() -> int:
         + cleanup_problems(results.cleanup, results.cleanup_state)
         + copy_problems(results.copies, results.copy_state)
         + isched.problems(results.scheduler_week, results.scheduler_dst, results.scheduler_state)
+        + ssm.problems(results.runcommand_nights, results.runcommand_state)
     )
     for problem in found:
         print(f"PROBLEM: {problem}")

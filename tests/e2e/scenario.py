@@ -74,6 +74,8 @@ PROVIDER_SERVICES = (
     "sts",
     "ec2",
     "kms",
+    "s3",
+    "ssm",
 )
 
 # Upper bound of SQS DelaySeconds: the longest a delayed check can wait before it is due.
@@ -261,6 +263,8 @@ def _provider_block(endpoint: str, region: str | None, alias: str | None) -> str
         "  skip_credentials_validation = true\n"
         "  skip_metadata_api_check     = true\n"
         "  skip_requesting_account_id  = true\n"
+        # The local AWS answers S3 at its address, not at <bucket>.<address> (ssm-runcommand's output bucket).
+        "  s3_use_path_style           = true\n"
         "\n"
         "  endpoints {\n"
         f"{endpoints}\n"

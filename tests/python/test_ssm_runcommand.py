@@ -402,6 +402,8 @@ def test_an_offline_agent_is_delivery_timed_out_at_the_total_timeout_not_before(
     runner.run("check")
     (alert,) = failure_alerts()
     assert (alert["instance_id"], alert["status"]) == (offline, "DeliveryTimedOut")
+    # Nothing ran (exit code -1): no output to point to, whatever URL SSM names.
+    assert (alert["exit_code"], alert["output"]) == (-1, "none: the command did not run here")
     assert runner.run_item(slot, online).state == "available"
 
 

@@ -721,8 +721,13 @@ def observe(
             reason=reason,
             details={**details, "status": status, "exit_code": None, "output": "none: the command did not run here"},
         )
-    details["output"] = cfg.output.location(command_id, instance_id, output_url_of(invocation))
     exit_code = exit_code_of(invocation.get("CommandPlugins") or [])
+    ran = exit_code is not None and exit_code != -1  # -1: the plugin never started
+    details["output"] = (
+        cfg.output.location(command_id, instance_id, output_url_of(invocation))
+        if ran
+        else "none: the command did not run here"
+    )
     verdict = _verdict(invocation)
     details.update(status=verdict.status, exit_code=exit_code)
     if verdict.outcome == "succeeded":
