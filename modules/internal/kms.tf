@@ -10,7 +10,10 @@
 # the caller's, with the key administrators.
 locals {
   event_rule_arns = [for key in sort(keys(var.event_patterns)) : "arn:${local.partition}:events:${local.region}:${local.account_id}:rule/${var.name}-${key}"]
-  log_group_arns  = [for key in sort(keys(var.functions)) : "arn:${local.partition}:logs:${local.region}:${local.account_id}:log-group:/aws/lambda/${var.name}-${key}"]
+  log_group_arns = concat(
+    [for key in sort(keys(var.functions)) : "arn:${local.partition}:logs:${local.region}:${local.account_id}:log-group:/aws/lambda/${var.name}-${key}"],
+    [for name in var.encrypted_log_group_names : "arn:${local.partition}:logs:${local.region}:${local.account_id}:log-group:${name}"],
+  )
 }
 
 data "aws_iam_policy_document" "kms_key" {

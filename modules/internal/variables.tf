@@ -420,6 +420,12 @@ variable "event_patterns" {
 # Storage and encryption
 ################################################################################
 
+variable "encrypted_log_group_names" {
+  description = "Other log groups the calling module creates with kms_key_arn (in this region and account), added to the key policy's CloudWatch Logs statement."
+  type        = list(string)
+  default     = []
+}
+
 variable "kms_key_arn" {
   description = "Customer managed KMS key ARN encrypting environment variables, logs, queues and tables; null means AWS-owned/managed keys."
   type        = string

@@ -134,6 +134,10 @@ module "this" {
 
   functions = local.functions
 
+  # The command output group is encrypted with kms_key_arn too: its key policy statement for CloudWatch Logs
+  # covers it.
+  encrypted_log_group_names = var.create_output_log_group ? [local.output_log_group_name] : []
+
   event_patterns = local.event_patterns
 
   # The OPS_* contract (docs/DESIGN.md) is encoded by the internal module from these typed groups; there

@@ -71,7 +71,7 @@ output "instance_output_policy_json" {
 
 output "kms_key_policy_json" {
   description = "Key policy statements kms_key_arn needs for the service principals of this module (EventBridge rule to the encrypted queues, CloudWatch Logs for the function and command output log groups)."
-  value       = data.aws_iam_policy_document.kms_key.json
+  value       = module.this.kms_key_policy_json
 }
 
 output "log_group_names" {
