@@ -885,3 +885,30 @@ def test_a_send_item_the_queue_refuses_is_alerted_and_the_plan_retried(
     assert alert["alert"] == "run command not planned for some targets"
     assert alert["failures"] == [f"{REGION} tags: not enqueued"]
     assert runner.take("send") == []
+
+
+def test_a_listed_id_terminated_or_unknown_is_named_not_found_once_and_a_terminated_tagged_one_is_not_expected(
+    configure_runcommand: ConfigureRunCommand, runner: Runner
+) -> None:
+    """A listed id that is terminated, or names no instance at all, fails NotFound once per slot (a typo must not go
+    quiet); a tag-targeted instance being terminated (still listed while shutting down) left the fleet: nothing is
+    expected of it."""
+    kept, gone = run_instances(runner.ec2, 2)
+    tagged_gone, tagged = run_instances(runner.ec2, 2, NIGHTLY)
+    unknown = "i-0123456789abcdef0"
+    runner.ec2.terminate_instances(InstanceIds=[gone])
+    runner.fidelity.set_instance_state(REGION, tagged_gone, "shutting-down")
+    configure_runcommand(OPS_INSTANCE_IDS=json.dumps([kept, gone, unknown]))
+    slot = runner.slot
+    runner.plan()
+    items = runner.take("send")
+    runner.work([work_body(i) for i in items])
+    runner.work([work_body(i) for i in items])  # a redelivery of both
+    runner.clock.advance(minutes=5)
+    runner.run("check")
+    alerts = by_instance(failure_alerts())
+    assert set(alerts) == {gone, unknown}
+    assert {alerts[gone]["status"], alerts[unknown]["status"]} == {"NotFound"}
+    assert tagged_gone not in {i for c in runner.commands() for i in c.get("InstanceIds", [])}
+    assert runner.run_item(slot, tagged_gone) is None
+    assert {runner.run_item(slot, i).state for i in (kept, tagged)} == {"available"}

@@ -258,7 +258,7 @@ def expected_instances(rt: RunRuntime, ec2: Any, ssm: Any, single_target: bool, 
     expected = Expected(to_send=[], not_sent={}, offline=[], matched=0)
     by_tags = message.chunk == "tags"
     running: list[Instance] = []
-    if message.chunk == "tags":
+    if by_tags:
         stream = stream_instances(ec2, (), targets.tag_map, LISTED_STATES)
         instances = [i for page in stream.pages() for i in page]
     else:
@@ -272,10 +272,13 @@ def expected_instances(rt: RunRuntime, ec2: Any, ssm: Any, single_target: bool, 
         if targets.tags:
             # Carrying every target tag: the tag-targeted command runs on it.
             instances = [i for i in instances if not carries_all(i.tags, targets.tags)]
-    expected.matched = len(instances)
+    expected.matched = len([i for i in instances if i.state not in ("shutting-down", "terminated")])
     for instance in instances:
         if instance.state in RUNNING:
             running.append(instance)
+        elif instance.state in ("shutting-down", "terminated") and by_tags:
+            # Tag-targeted and being terminated: it left the fleet (listed for a while after), nothing to run.
+            logger.info("instance left the fleet", extra={"instance_id": instance.instance_id})
         elif instance.state in ("shutting-down", "terminated"):
             expected.not_sent[instance.instance_id] = ("NotFound", f"NotFound: the instance is {instance.state}")
         elif by_tags:
