@@ -106,11 +106,11 @@ class Projection:
 
     @property
     def total(self) -> float:
-        return sum(line.usd for line in self.lines)
+        return math.fsum(line.usd for line in self.lines)
 
     @property
     def total_after_free_tier(self) -> float:
-        return sum(line.usd_after_free_tier for line in self.lines)
+        return math.fsum(line.usd_after_free_tier for line in self.lines)
 
 
 def _line(item: str, price_key: str, quantity: float) -> Line:
@@ -119,8 +119,8 @@ def _line(item: str, price_key: str, quantity: float) -> Line:
 
 
 def _calls(usage: CycleUsage, n: int, prefix: str) -> float:
-    each = sum(v for k, v in usage.other_calls_each.items() if k.startswith(prefix))
-    fixed = sum(v for k, v in usage.fixed_calls.items() if k.startswith(prefix))
+    each = math.fsum(v for k, v in usage.other_calls_each.items() if k.startswith(prefix))
+    fixed = math.fsum(v for k, v in usage.fixed_calls.items() if k.startswith(prefix))
     return each * n + fixed
 
 
@@ -129,7 +129,7 @@ def cycle_duration_s(usage: CycleUsage, n: int, latency: LatencyModel) -> float:
     call's time."""
     ssm = _calls(usage, n, "ssm.")
     ec2 = usage.ec2_calls_each * n + _calls(usage, n, "ec2.") + ssm
-    others = sum(usage.other_calls_each.values()) * n + sum(usage.fixed_calls.values()) - _calls(usage, n, "ec2.")
+    others = math.fsum(usage.other_calls_each.values()) * n + math.fsum(usage.fixed_calls.values()) - _calls(usage, n, "ec2.")
     others -= ssm
     invocations = usage.invocations_each * n + usage.invocations_fixed
     return ec2 * latency.ec2_call_s + others * latency.other_call_s + invocations * latency.invocation_s

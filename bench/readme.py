@@ -5,6 +5,8 @@ between their markers, generated from the cost model and the committed inputs (b
 
 from __future__ import annotations
 
+import math
+
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -651,7 +653,7 @@ def runcommand_section(
     ]
     for i in plain:
         p = run_command.projection(i)
-        s3_usd = sum(line.usd for line in run_command.output_lines(i.instances, i.output_objects_each))
+        s3_usd = math.fsum(line.usd for line in run_command.output_lines(i.instances, i.output_objects_each))
         parts.append(f"| {i.instances:,} | {money(p.total)} ({money(p.total_after_free_tier)}) | {money(s3_usd)} |")
     for i in plain:
         p = run_command.projection(i)
