@@ -129,7 +129,11 @@ def cycle_duration_s(usage: CycleUsage, n: int, latency: LatencyModel) -> float:
     call's time."""
     ssm = _calls(usage, n, "ssm.")
     ec2 = usage.ec2_calls_each * n + _calls(usage, n, "ec2.") + ssm
-    others = math.fsum(usage.other_calls_each.values()) * n + math.fsum(usage.fixed_calls.values()) - _calls(usage, n, "ec2.")
+    others = (
+        math.fsum(usage.other_calls_each.values()) * n
+        + math.fsum(usage.fixed_calls.values())
+        - _calls(usage, n, "ec2.")
+    )
     others -= ssm
     invocations = usage.invocations_each * n + usage.invocations_fixed
     return ec2 * latency.ec2_call_s + others * latency.other_call_s + invocations * latency.invocation_s

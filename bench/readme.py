@@ -6,7 +6,6 @@ between their markers, generated from the cost model and the committed inputs (b
 from __future__ import annotations
 
 import math
-
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
