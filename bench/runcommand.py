@@ -248,9 +248,8 @@ class RunCommandResults:
 @contextmanager
 def runcommand_account(network: Network, clock: Clock, mode: str, instances: int) -> Iterator[tuple[Infra, Any]]:
     """moto made faithful, SQS on `clock`, `instances` tagged instances, the output bucket, and the functions'
-    environment (tests/python/aws_harness.py `runcommand_function_env`: AWS-RunShellScript, MaxConcurrency 50,
-    delivery timeout 600 s, execution timeout 1,800 s, 45-minute deadline, output to S3), targeting the tags or the
-    instances' ids. Yields the infrastructure and the fidelity."""
+    environment (tests/python/aws_harness.py `runcommand_function_env`: AWS-RunShellScript, output to S3), targeting
+    the tags or the instances' ids. Yields the infrastructure and the fidelity."""
     with moto_account() as infra, faithful_aws(clock, sqs_time=True) as fidelity, routed(network):
         fidelity.ssm_delivery_time = DELIVERY_TIME
         fidelity.ssm_run_time = RUN_TIME
