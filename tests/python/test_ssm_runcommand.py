@@ -331,6 +331,9 @@ def test_an_execution_timeout_is_named_execution_timed_out(
     runner.work([work_body(again)])
     (alert,) = failure_alerts()
     assert (alert["instance_id"], alert["status"]) == (stuck, "ExecutionTimedOut")
+    # It ran until stopped: its output is named as SSM gives it, whatever exit code the timeout carries.
+    invocation = runner.invocations(alert["command_id"])[stuck]
+    assert alert["output"] == invocation["StandardOutputUrl"] != ""
     assert runner.run_item(slot, fine).state == "available"
 
 

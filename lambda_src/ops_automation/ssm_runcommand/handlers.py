@@ -84,6 +84,8 @@ CONFIGURATION_ERRORS = frozenset(
 INVALID_INSTANCE = "InvalidInstanceId"
 # Event statuses that are not an end: re-reading on them would cost a call per instance and transition for nothing.
 NOT_FINAL_EVENT_STATUSES = frozenset({"Pending", "InProgress", "In Progress", "Delayed"})
+# Invocation outcomes in which the document usually never ran (no output to point to, unless a plugin reported a code).
+NEVER_STARTED = frozenset({"DeliveryTimedOut", "Undeliverable", "Terminated", "AccessDenied", "InvalidPlatform"})
 # Command StatusDetails (without spaces) that end a command before it reached every instance.
 WHOLE_COMMAND_ENDINGS = frozenset({"NoInstancesInTag", "RateExceeded", "Cancelled", "Canceled", "AccessDenied"})
 # States SendCommand can deliver to; a stopped instance's invocation would only wait out the delivery timeout.
@@ -725,13 +727,14 @@ def observe(
             details={**details, "status": status, "exit_code": None, "output": "none: the command did not run here"},
         )
     exit_code = exit_code_of(invocation.get("CommandPlugins") or [])
-    ran = exit_code is not None and exit_code != -1  # -1: the plugin never started
+    verdict = _verdict(invocation)
+    # -1: the plugin never started; an execution timeout started by definition, whatever code SSM gives it.
+    ran = verdict.status not in NEVER_STARTED or exit_code not in (None, -1)
     details["output"] = (
         cfg.output.location(command_id, instance_id, output_url_of(invocation))
         if ran
         else "none: the command did not run here"
     )
-    verdict = _verdict(invocation)
     details.update(status=verdict.status, exit_code=exit_code)
     if verdict.outcome == "succeeded":
         return Observation(state="available", details=details)
