@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
-from ..core.completion import CompletionNames, Observation, complete, ledger_key
+from ..core.completion import CompletionNames, Observation, complete, first_failure, ledger_key
 from ..core.errors import MalformedEventError
 from ..core.events import CheckMessage, WorkMessage, format_time, optional_text, parse_time, text, time_field
 from ..core.fanout import backoff_seconds, send_delayed
@@ -77,12 +77,7 @@ def slot_deadline(rt: SchedulerRuntime, slot: str) -> datetime:
 
 
 def _first(rt: SchedulerRuntime, target: Target, marker: str, **fields: str) -> bool:
-    """Whether this is the first time `marker` is written (a conditional put of a `failed` ledger item): what makes
-    an alert once, whatever the deliveries."""
-    key = ledger_key(rt, target, marker)
-    return rt.ledger.transition(
-        key, "failed", rt.clock(), rt.config.completion.ledger_ttl_days, from_states=(), **fields
-    )
+    return first_failure(rt, target, marker, rt.config.completion.ledger_ttl_days, **fields)
 
 
 def report_once(rt: SchedulerRuntime, target: Target, resource_id: str, reason: str) -> None:

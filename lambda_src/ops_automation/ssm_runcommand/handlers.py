@@ -7,7 +7,8 @@ size; SSM resolves them), records the command and one pending item per instance,
 the deadline → the two Run Command events (triggers to re-read: they carry no exit code) or the check read the
 invocations (ListCommandInvocations, Details) and complete each instance once: one alert per instance that did not
 succeed, with its status, exit code and where its output is. Instances not running, not managed by SSM, or not
-found are named at send time, never silently absent.
+found are named, never silently absent: listed ids at the send, tag-targeted ones (SSM may still reach them) when the
+command ends or at the deadline.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from ..core.claims import claim, record_made, release, take_over
 from ..core.clients import PLANNER_ATTEMPTS, WORKER_ATTEMPTS
-from ..core.completion import CompletionNames, Observation, complete, ledger_key
+from ..core.completion import CompletionNames, Observation, complete, first_failure, ledger_key
 from ..core.config import CommonConfig
 from ..core.errors import MalformedEventError, PartialFailure, error_code, is_throttling
 from ..core.events import (
@@ -525,9 +526,7 @@ def track(
 
 
 def _first(rt: RunRuntime, target: Target, resource_id: str, slot: str, reason: str) -> bool:
-    key = ledger_key(rt, target, resource_id)
-    ttl = rt.config.completion.ledger_ttl_days
-    return rt.ledger.transition(key, "failed", rt.clock(), ttl, from_states=(), slot=slot, reason=reason)
+    return first_failure(rt, target, resource_id, rt.config.completion.ledger_ttl_days, slot=slot, reason=reason)
 
 
 def fail_not_sent(
