@@ -100,3 +100,54 @@ def test_a_fenced_transition_applies_only_to_the_entry_as_last_read(ledger: Ledg
     )
     missing = LedgerKey("ami-backup", "nightly", "local", REGION, "absent")
     assert not ledger.transition(missing, "pending", START, 90, expected_updated_at=read.updated_at)
+
+
+def test_partition_lists_one_policy_account_and_region_only_in_key_order(ledger: Ledger) -> None:
+    def key(policy: str, region: str, resource: str) -> LedgerKey:
+        return LedgerKey("ami-backup", policy, "local", region, resource)
+
+    for resource in ("ami-3", "ami-1", "ami-2"):
+        assert ledger.transition(key("nightly", REGION, resource), "pending", START, 30, source_id="i-1", slot="s")
+    assert ledger.transition(key("weekly", REGION, "ami-9"), "pending", START, 30)
+    assert ledger.transition(key("nightly", "ap-northeast-3", "ami-8"), "pending", START, 30)
+    assert ledger.transition(key("nightly", REGION, "ami-2"), "failed", START, 30, reason="boom")
+
+    listed = list(ledger.partition("ami-backup", "nightly", "local", REGION))
+
+    assert [entry.key.resource_id for entry in listed] == ["ami-1", "ami-2", "ami-3"]
+    assert [entry.state for entry in listed] == ["pending", "failed", "pending"]
+    assert listed[1] == ledger.get(key("nightly", REGION, "ami-2"))
+    assert list(ledger.partition("ami-backup", "monthly", "local", REGION)) == []
+
+
+def test_partition_pages_through_a_large_partition() -> None:
+    """DynamoDB Query returns at most 1 MB per page: the listing follows LastEvaluatedKey (the paginator)."""
+    pages = [
+        {"Items": [_item("ami-1")], "LastEvaluatedKey": {"pk": {"S": "x"}, "sk": {"S": "ami-1"}}},
+        {"Items": [_item("ami-2")]},
+    ]
+
+    class Paginator:
+        def paginate(self, **kwargs: object) -> list[dict[str, object]]:
+            assert kwargs["KeyConditionExpression"] == "pk = :pk"
+            assert kwargs["ExpressionAttributeValues"] == {":pk": {"S": KEY.pk}}
+            return pages
+
+    class Client:
+        def get_paginator(self, name: str) -> Paginator:
+            assert name == "query"
+            return Paginator()
+
+    listed = list(DynamoLedger(Client(), LEDGER_TABLE).partition("ami-backup", "nightly", "local", REGION))
+    assert [entry.key.resource_id for entry in listed] == ["ami-1", "ami-2"]
+
+
+def _item(resource: str) -> dict[str, dict[str, str]]:
+    return {
+        "pk": {"S": KEY.pk},
+        "sk": {"S": resource},
+        "state": {"S": "available"},
+        "created_at": {"S": "2026-01-01T00:00:00Z"},
+        "updated_at": {"S": "2026-01-01T00:00:00Z"},
+        "expires_at": {"N": "1"},
+    }

@@ -7,7 +7,7 @@ Transitions are conditional, so side effects tied to them (a metric, an alert) h
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
@@ -74,6 +74,10 @@ class Ledger(Protocol):
 
     def get(self, key: LedgerKey) -> LedgerEntry | None: ...
 
+    def partition(self, service: str, policy: str, account: str, region: str) -> Iterator[LedgerEntry]:
+        """Every entry of one policy in one account and region, in key order, claims and markers included
+        (read-only: the operator CLI's history and report)."""
+
 
 def _expires_at(now: datetime, ttl_days: int) -> int:
     return int((now + timedelta(days=ttl_days)).timestamp())
@@ -118,6 +122,12 @@ class InMemoryLedger:
 
     def get(self, key: LedgerKey) -> LedgerEntry | None:
         return self.entries.get((key.pk, key.sk))
+
+    def partition(self, service: str, policy: str, account: str, region: str) -> Iterator[LedgerEntry]:
+        pk = LedgerKey(service, policy, account, region, "").pk
+        for (entry_pk, _), entry in sorted(self.entries.items()):
+            if entry_pk == pk:
+                yield entry
 
 
 class DynamoLedger:
@@ -188,16 +198,33 @@ class DynamoLedger:
             TableName=self._table, Key={"pk": {"S": key.pk}, "sk": {"S": key.sk}}, ConsistentRead=True
         )
         item = response.get("Item")
-        if item is None:
-            return None
-        return LedgerEntry(
-            key=key,
-            state=item["state"]["S"],
-            source_id=item.get("source_id", {}).get("S", ""),
-            slot=item.get("slot", {}).get("S", ""),
-            created_at=item["created_at"]["S"],
-            updated_at=item["updated_at"]["S"],
-            expires_at=int(item["expires_at"]["N"]),
-            reason=item.get("reason", {}).get("S", ""),
-            refs=tuple(ref["S"] for ref in item.get("refs", {}).get("L", [])),
+        return None if item is None else entry_of(key, item)
+
+    def partition(self, service: str, policy: str, account: str, region: str) -> Iterator[LedgerEntry]:
+        """A paginated Query on the partition key (strongly consistent reads, like `get`)."""
+        pk = LedgerKey(service, policy, account, region, "").pk
+        paginator = self._dynamodb.get_paginator("query")
+        pages = paginator.paginate(
+            TableName=self._table,
+            KeyConditionExpression="pk = :pk",
+            ExpressionAttributeValues={":pk": {"S": pk}},
+            ConsistentRead=True,
         )
+        for page in pages:
+            for item in page.get("Items", []):
+                yield entry_of(LedgerKey(service, policy, account, region, item["sk"]["S"]), item)
+
+
+def entry_of(key: LedgerKey, item: dict[str, Any]) -> LedgerEntry:
+    """A ledger item as DynamoDB returns it (attribute-value form) → its entry."""
+    return LedgerEntry(
+        key=key,
+        state=item["state"]["S"],
+        source_id=item.get("source_id", {}).get("S", ""),
+        slot=item.get("slot", {}).get("S", ""),
+        created_at=item["created_at"]["S"],
+        updated_at=item["updated_at"]["S"],
+        expires_at=int(item["expires_at"]["N"]),
+        reason=item.get("reason", {}).get("S", ""),
+        refs=tuple(ref["S"] for ref in item.get("refs", {}).get("L", [])),
+    )
