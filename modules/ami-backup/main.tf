@@ -59,8 +59,9 @@ module "this" {
 
   # The OPS_* contract (docs/DESIGN.md) is encoded by the internal module from these typed groups.
   scope = {
-    regions   = var.regions
-    role_arns = var.target_role_arns
+    regions     = var.regions
+    role_arns   = var.target_role_arns
+    external_id = var.target_role_external_id
   }
   targets = {
     instance_ids = var.instance_ids

@@ -77,8 +77,9 @@ module "this" {
   # The OPS_* contract (docs/DESIGN.md): only the scope group; targets, retention and completion are not
   # used by this module (its settings are the OPS_CLEANUP_* variables below).
   scope = {
-    regions   = var.regions
-    role_arns = var.target_role_arns
+    regions     = var.regions
+    role_arns   = var.target_role_arns
+    external_id = var.target_role_external_id
   }
   environment = {
     OPS_CLEANUP_SCOPE                 = var.scope

@@ -36,8 +36,9 @@ locals {
   # Environment contract (docs/DESIGN.md, read by lambda_src/ops_automation/core/config.py): JSON for
   # lists and maps, "true"/"false" for booleans, "" for an absent number; a null group sets nothing.
   scope_environment = var.scope == null ? {} : {
-    OPS_TARGET_REGIONS   = jsonencode(var.scope.regions)
-    OPS_TARGET_ROLE_ARNS = jsonencode(var.scope.role_arns)
+    OPS_TARGET_REGIONS          = jsonencode(var.scope.regions)
+    OPS_TARGET_ROLE_ARNS        = jsonencode(var.scope.role_arns)
+    OPS_TARGET_ROLE_EXTERNAL_ID = var.scope.external_id == null ? "" : var.scope.external_id
   }
   # Every targets variable is set whenever the group is given, whatever the module uses of it.
   targets_environment = var.targets == null ? {} : {

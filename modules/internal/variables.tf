@@ -234,10 +234,11 @@ variable "queue_consumer_max_concurrency" {
 ################################################################################
 
 variable "scope" {
-  description = "Accounts and regions the functions work in (OPS_TARGET_REGIONS, OPS_TARGET_ROLE_ARNS); null leaves the group out."
+  description = "Accounts and regions the functions work in, and the external id their AssumeRole calls carry (OPS_TARGET_REGIONS, OPS_TARGET_ROLE_ARNS, OPS_TARGET_ROLE_EXTERNAL_ID); null leaves the group out."
   type = object({
-    regions   = optional(list(string), [])
-    role_arns = optional(list(string), [])
+    regions     = optional(list(string), [])
+    role_arns   = optional(list(string), [])
+    external_id = optional(string)
   })
   default = null
 
@@ -249,6 +250,12 @@ variable "scope" {
   validation {
     condition     = var.scope == null || alltrue([for arn in try(var.scope.role_arns, []) : can(regex("^arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]+$", arn))])
     error_message = "scope.role_arns entries must be IAM role ARNs (arn:<partition>:iam::<account>:role/<name>); invalid: ${jsonencode(var.scope == null ? null : [for arn in var.scope.role_arns : arn if !can(regex("^arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]+$", arn))])}."
+  }
+
+  validation {
+    # RE2 caps a repetition at 1000, hence the separate length test (IAM and AWS STS quotas: 2 to 1,224 characters).
+    condition     = try(var.scope.external_id == null, true) || try(length(var.scope.external_id) >= 2 && length(var.scope.external_id) <= 1224 && can(regex("^[\\w+=,.@:/-]+$", var.scope.external_id)), false)
+    error_message = "scope.external_id must be null or 2 to 1224 characters of letters, digits and _+=,.@:/- (IAM and AWS STS quotas); got ${jsonencode(var.scope == null ? null : var.scope.external_id)}."
   }
 }
 
@@ -315,14 +322,14 @@ variable "environment" {
     condition = length(setintersection(keys(var.environment), [
       "POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL", "OPS_POLICY_NAME",
       "OPS_WORK_QUEUE_URL", "OPS_LEDGER_TABLE", "OPS_ALERT_TOPIC_ARN", "OPS_MAX_RECEIVE_COUNT", "OPS_TARGET_REGIONS", "OPS_TARGET_ROLE_ARNS",
-      "OPS_INSTANCE_IDS", "OPS_TARGET_TAGS", "OPS_VOLUME_IDS", "OPS_VOLUME_TAGS", "OPS_EXCLUDE_VOLUME_TAGS",
+      "OPS_TARGET_ROLE_EXTERNAL_ID", "OPS_INSTANCE_IDS", "OPS_TARGET_TAGS", "OPS_VOLUME_IDS", "OPS_VOLUME_TAGS", "OPS_EXCLUDE_VOLUME_TAGS",
       "OPS_EXCLUDE_ROOT_VOLUME", "OPS_GENERATIONS", "OPS_MAX_AGE_DAYS", "OPS_DRY_RUN",
       "OPS_COMPLETION_TIMEOUT_MINUTES", "OPS_LEDGER_TTL_DAYS",
     ])) == 0
     error_message = "environment must not set variables the internal module owns (use scope, targets, retention and completion); reserved names given: ${jsonencode(var.environment == null ? null : sort(setintersection(keys(var.environment), [
       "POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL", "OPS_POLICY_NAME",
       "OPS_WORK_QUEUE_URL", "OPS_LEDGER_TABLE", "OPS_ALERT_TOPIC_ARN", "OPS_MAX_RECEIVE_COUNT", "OPS_TARGET_REGIONS", "OPS_TARGET_ROLE_ARNS",
-      "OPS_INSTANCE_IDS", "OPS_TARGET_TAGS", "OPS_VOLUME_IDS", "OPS_VOLUME_TAGS", "OPS_EXCLUDE_VOLUME_TAGS",
+      "OPS_TARGET_ROLE_EXTERNAL_ID", "OPS_INSTANCE_IDS", "OPS_TARGET_TAGS", "OPS_VOLUME_IDS", "OPS_VOLUME_TAGS", "OPS_EXCLUDE_VOLUME_TAGS",
       "OPS_EXCLUDE_ROOT_VOLUME", "OPS_GENERATIONS", "OPS_MAX_AGE_DAYS", "OPS_DRY_RUN",
       "OPS_COMPLETION_TIMEOUT_MINUTES", "OPS_LEDGER_TTL_DAYS",
     ])))}."

@@ -132,11 +132,12 @@ module "this" {
 
   event_patterns = local.event_patterns
 
-  # The OPS_* contract (docs/DESIGN.md): the source is the deployment account and region (an empty scope);
-  # no targets group (the sources are OPS_SOURCE_*).
+  # The OPS_* contract (docs/DESIGN.md): the source is the deployment account and region (an empty scope, whose
+  # external id goes with the destination roles' AssumeRole); no targets group (the sources are OPS_SOURCE_*).
   scope = {
-    regions   = []
-    role_arns = []
+    regions     = []
+    role_arns   = []
+    external_id = var.target_role_external_id
   }
   retention = {
     generations  = var.generations

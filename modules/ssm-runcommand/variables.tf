@@ -212,6 +212,18 @@ variable "target_role_arns" {
   }
 }
 
+variable "target_role_external_id" {
+  description = "External id the functions send when they assume target_role_arns (their trust policy's sts:ExternalId condition, e.g. modules/target-account-role's external_id); null sends none."
+  type        = string
+  default     = null
+
+  validation {
+    # RE2 caps a repetition at 1000, hence the separate length test (IAM and AWS STS quotas: 2 to 1,224 characters).
+    condition     = var.target_role_external_id == null || try(length(var.target_role_external_id) >= 2 && length(var.target_role_external_id) <= 1224 && can(regex("^[\\w+=,.@:/-]+$", var.target_role_external_id)), false)
+    error_message = "target_role_external_id must be null or 2 to 1224 characters of letters, digits and _+=,.@:/- (IAM and AWS STS quotas); got ${jsonencode(var.target_role_external_id)}."
+  }
+}
+
 ################################################################################
 # Output of the command
 ################################################################################

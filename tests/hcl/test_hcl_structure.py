@@ -7,11 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.support.hcl_tree import automation_modules, load_module, load_tf, public_modules, terraform_dirs, tf_files
+from tests.support.hcl_tree import load_module, load_tf, public_modules, terraform_dirs, tf_files
 from tests.support.terraform_env import PACKAGE_FILE, repo_root
 
 ROOT = repo_root()
-PUBLIC = automation_modules()
+PUBLIC = public_modules()
 # Inputs of every public module whose valid range is narrower than their type, by name or naming convention:
 # numbers are covered by test_numeric_public_inputs_are_bounded.
 _CONSTRAINED_INPUT = re.compile(r"^(name|schedule_expression|log_retention_days|regions|.*_ids|.*_arns?)$")

@@ -91,6 +91,7 @@ def function_env(
         "OPS_MAX_RECEIVE_COUNT": "10",
         "OPS_TARGET_REGIONS": "[]",
         "OPS_TARGET_ROLE_ARNS": "[]",
+        "OPS_TARGET_ROLE_EXTERNAL_ID": "",
         "OPS_INSTANCE_IDS": "[]",
         "OPS_TARGET_TAGS": json.dumps({"Backup": "nightly"}),
         "OPS_GENERATIONS": "3",

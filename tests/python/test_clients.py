@@ -1,14 +1,34 @@
-"""ClientFactory: one retry config, region per call, cached clients, assumed roles renewed before expiry."""
+"""ClientFactory: one retry config, region per call, cached clients, assumed roles renewed before expiry, the
+external id sent exactly when the deployment configured one."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
+from typing import Any
 
 import boto3
 import pytest
-from aws_harness import REGION, Clock
+from aws_harness import (
+    REGION,
+    Clock,
+    cleanup_function_env,
+    copy_function_env,
+    ebs_function_env,
+    function_env,
+    runcommand_function_env,
+    scheduler_function_env,
+)
 
+from ops_automation.ami_backup.decisions import AmiBackupConfig
 from ops_automation.core.clients import ClientFactory, account_of_role
+from ops_automation.core.config import CommonConfig
+from ops_automation.core.runtime import build_runtime, external_id_of
+from ops_automation.deregister_cleanup.decisions import DeregisterCleanupConfig
+from ops_automation.ebs_snapshot.decisions import EbsSnapshotConfig
+from ops_automation.instance_scheduler.decisions import InstanceSchedulerConfig
+from ops_automation.snapshot_copy.decisions import SnapshotCopyConfig
+from ops_automation.ssm_runcommand.decisions import RunCommandConfig
 
 ROLE = "arn:aws:iam::111122223333:role/ops-automation-target"
 
@@ -36,6 +56,65 @@ def test_role_clients_use_assumed_credentials_with_the_policy_session_name(aws: 
     assert requests == [{"RoleArn": ROLE, "RoleSessionName": "ops-automation-nightly"}]
     identity = factory.client("sts", REGION, ROLE).get_caller_identity()
     assert identity["Account"] == "111122223333"
+
+
+def assume_role_requests(factory: ClientFactory) -> list[dict[str, str]]:
+    """The parameters of every AssumeRole the factory sends from now on."""
+    requests: list[dict[str, str]] = []
+    factory.client("sts").meta.events.register(
+        "provide-client-params.sts.AssumeRole", lambda params, **_: requests.append(dict(params))
+    )
+    return requests
+
+
+def test_a_configured_external_id_goes_with_every_assume_role(aws: None) -> None:
+    clock = Clock(datetime.now(UTC))  # moto's credentials last one hour from the real now
+    factory = ClientFactory("ops-automation-nightly", clock=clock, external_id="hub-7f3a:landing/zone")
+    requests = assume_role_requests(factory)
+    factory.client("ec2", REGION, ROLE)
+    clock.advance(minutes=55)  # past the renewal margin: the renewal carries it too
+    factory.client("ec2", REGION, ROLE)
+    assert requests == 2 * [
+        {"RoleArn": ROLE, "RoleSessionName": "ops-automation-nightly", "ExternalId": "hub-7f3a:landing/zone"}
+    ]
+
+
+def test_without_an_external_id_none_is_sent(aws: None) -> None:
+    factory = ClientFactory("ops-automation-nightly", external_id=None)
+    requests = assume_role_requests(factory)
+    factory.client("ec2", REGION, ROLE)
+    assert requests == [{"RoleArn": ROLE, "RoleSessionName": "ops-automation-nightly"}]
+
+
+ConfigReader = Callable[[Mapping[str, str]], Any]
+MODULE_CONFIGS: list[tuple[str, ConfigReader, Callable[..., dict[str, str]]]] = [
+    ("ami-backup", AmiBackupConfig.from_env, function_env),
+    ("ebs-snapshot", EbsSnapshotConfig.from_env, ebs_function_env),
+    ("deregister-cleanup", DeregisterCleanupConfig.from_env, cleanup_function_env),
+    ("instance-scheduler", InstanceSchedulerConfig.from_env, scheduler_function_env),
+    ("ssm-runcommand", RunCommandConfig.from_env, runcommand_function_env),
+    ("snapshot-copy", SnapshotCopyConfig.from_env, copy_function_env),
+]
+
+
+@pytest.mark.parametrize(("read", "env"), [(r, e) for _, r, e in MODULE_CONFIGS], ids=[m for m, _, _ in MODULE_CONFIGS])
+def test_every_module_config_carries_the_external_id_to_its_runtime(
+    read: ConfigReader, env: Callable[..., dict[str, str]]
+) -> None:
+    assert external_id_of(read(env(OPS_TARGET_ROLE_EXTERNAL_ID="hub-7f3a"))) == "hub-7f3a"
+    assert external_id_of(read(env(OPS_TARGET_ROLE_EXTERNAL_ID=""))) is None
+
+
+def test_a_function_runtime_assumes_its_target_roles_with_the_configured_external_id(aws: None, clock: Clock) -> None:
+    env = function_env(OPS_TARGET_ROLE_ARNS=f'["{ROLE}"]', OPS_TARGET_ROLE_EXTERNAL_ID="hub-7f3a")
+    runtime = build_runtime("ami-backup", AmiBackupConfig.from_env(env), CommonConfig.from_env(env), clock=clock)
+    requests = assume_role_requests(runtime.clients)
+    runtime.clients.client("ec2", REGION, ROLE)
+    assert requests == [{"RoleArn": ROLE, "RoleSessionName": "ops-automation-nightly", "ExternalId": "hub-7f3a"}]
+
+
+def test_a_config_without_scope_has_no_external_id() -> None:
+    assert external_id_of(CommonConfig.from_env(function_env())) is None
 
 
 def test_assumed_role_is_renewed_before_its_credentials_expire(aws: None) -> None:

@@ -40,6 +40,14 @@ def test_full_environment_is_parsed() -> None:
     assert config.completion.ledger_ttl_days == 90
 
 
+def test_external_id_is_read_as_given_and_empty_means_none() -> None:
+    longest = "aZ09_+=,.@:/-" * 94 + "ab"  # 1,224 characters: every symbol IAM allows, at the maximum length
+    assert len(longest) == 1224
+    assert AmiBackupConfig.from_env(function_env(OPS_TARGET_ROLE_EXTERNAL_ID=longest)).scope.external_id == longest
+    assert AmiBackupConfig.from_env(function_env(OPS_TARGET_ROLE_EXTERNAL_ID="ab")).scope.external_id == "ab"
+    assert AmiBackupConfig.from_env(function_env(OPS_TARGET_ROLE_EXTERNAL_ID="")).scope.external_id is None
+
+
 def test_empty_max_age_means_none() -> None:
     assert AmiBackupConfig.from_env(function_env(OPS_MAX_AGE_DAYS="")).retention.max_age_days is None
 
@@ -59,6 +67,10 @@ def test_empty_max_age_means_none() -> None:
         ("OPS_INSTANCE_IDS", '["i-123"]', "8 or 17"),
         ("OPS_NO_REBOOT", "yes", "true or false"),
         ("OPS_POLICY_NAME", "  ", "is required"),
+        ("OPS_TARGET_ROLE_EXTERNAL_ID", "x", "2 to 1224 characters"),
+        ("OPS_TARGET_ROLE_EXTERNAL_ID", "hub id", "2 to 1224 characters"),
+        ("OPS_TARGET_ROLE_EXTERNAL_ID", "hub\u00e9id", "2 to 1224 characters"),
+        ("OPS_TARGET_ROLE_EXTERNAL_ID", "a" * 1225, "2 to 1224 characters"),
     ],
 )
 def test_malformed_variables_are_named_with_their_value(variable: str, value: str, reason: str) -> None:

@@ -24,6 +24,7 @@ from ops_automation.instance_scheduler.decisions import (
 ENV = {
     "OPS_TARGET_REGIONS": "[]",
     "OPS_TARGET_ROLE_ARNS": "[]",
+    "OPS_TARGET_ROLE_EXTERNAL_ID": "",
     "OPS_INSTANCE_IDS": "[]",
     "OPS_TARGET_TAGS": json.dumps({"Schedule": "office-hours"}),
     "OPS_COMPLETION_TIMEOUT_MINUTES": "30",

@@ -255,5 +255,10 @@ def module_functions(module_dir: Path) -> list[ModuleFunction]:
 
 
 def automation_modules(root: Path | None = None) -> list[Path]:
-    """Every public module built on modules/internal (each is checked by the contract tests)."""
-    return [path for path in public_modules(root) if path.name != INTERNAL_FOLDER]
+    """Every public module built on modules/internal (each is checked by the contract tests); a module of plain IAM
+    (target-account-role) runs no function and has no environment contract."""
+    return [
+        path
+        for path in public_modules(root)
+        if path.name != INTERNAL_FOLDER and calls_to(load_module(path), INTERNAL_FOLDER)
+    ]

@@ -1,4 +1,5 @@
-"""One place that makes boto3 clients: shared retry config, region per call, optional cross-account role."""
+"""One place that makes boto3 clients: shared retry config, region per call, optional cross-account role (with
+the external id its trust policy requires)."""
 
 from __future__ import annotations
 
@@ -52,10 +53,12 @@ class ClientFactory:
         session: boto3.session.Session | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         max_attempts: int = WORKER_ATTEMPTS,
+        external_id: str | None = None,
     ) -> None:
         self._session = session or boto3.session.Session()
         self._config = retry_config(max_attempts)
         self._session_name = session_name[:64]
+        self._external_id = external_id
         self._clock = clock
         self._clients: dict[tuple[str | None, str, str], Any] = {}
         self._roles: dict[str, _AssumedRole] = {}
@@ -87,7 +90,10 @@ class ClientFactory:
 
     def _assume(self, role_arn: str) -> _AssumedRole:
         sts = self.client("sts", self.default_region)
-        credentials = sts.assume_role(RoleArn=role_arn, RoleSessionName=self._session_name)["Credentials"]
+        # The trust policy's sts:ExternalId condition fails without it; sent only when the deployment set one, so a
+        # hub without an external id makes the same request it always made.
+        external = {} if self._external_id is None else {"ExternalId": self._external_id}
+        credentials = sts.assume_role(RoleArn=role_arn, RoleSessionName=self._session_name, **external)["Credentials"]
         session = boto3.session.Session(
             aws_access_key_id=credentials["AccessKeyId"],
             aws_secret_access_key=credentials["SecretAccessKey"],

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -50,15 +51,32 @@ class CommonConfig:
 
 @dataclass(frozen=True)
 class ScopeConfig:
-    """Where a policy acts: regions ([] = the function's own) x accounts (role ARNs, [] = the function's own)."""
+    """Where a policy acts: regions ([] = the function's own) x accounts (role ARNs, [] = the function's own), and
+    the external id the roles' trust policies require (None = they require none)."""
 
     regions: tuple[str, ...]
     role_arns: tuple[str, ...]
+    external_id: str | None = None
 
     @classmethod
     def from_env(cls, environ: Environ | None = None) -> ScopeConfig:
         env = environ_of(environ)
-        return cls(regions=string_list(env, "OPS_TARGET_REGIONS"), role_arns=string_list(env, "OPS_TARGET_ROLE_ARNS"))
+        return cls(
+            regions=string_list(env, "OPS_TARGET_REGIONS"),
+            role_arns=string_list(env, "OPS_TARGET_ROLE_ARNS"),
+            external_id=_external_id(env, "OPS_TARGET_ROLE_EXTERNAL_ID"),
+        )
+
+
+# What STS accepts as ExternalId (IAM and AWS STS quotas, "IAM name requirements"): 2 to 1,224 characters.
+_EXTERNAL_ID = re.compile(r"[\w+=,.@:/-]{2,1224}", re.ASCII)
+
+
+def _external_id(env: Environ, name: str) -> str | None:
+    external_id = _optional_text(env, name)
+    if external_id is not None and not _EXTERNAL_ID.fullmatch(external_id):
+        raise ConfigError(name, env[name], "must be 2 to 1224 characters of letters, digits and _+=,.@:/-")
+    return external_id
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from typing import Any, Generic, TypeVar
 
 from .alerts import Alerts
 from .clients import ClientFactory
-from .config import CommonConfig
+from .config import CommonConfig, ScopeConfig
 from .ledger import DynamoLedger, Ledger
 
 C = TypeVar("C")
@@ -36,6 +36,13 @@ class Runtime(Generic[C]):
         return self.common.policy_name
 
 
+def external_id_of(config: object) -> str | None:
+    """The external id of a module config's scope: every config that reaches other accounts composes a
+    `ScopeConfig` as `scope` (snapshot-copy's too, for its destination roles)."""
+    scope = getattr(config, "scope", None)
+    return scope.external_id if isinstance(scope, ScopeConfig) else None
+
+
 def build_runtime(
     service: str,
     config: C,
@@ -45,8 +52,10 @@ def build_runtime(
     max_attempts: int | None = None,
 ) -> Runtime[C]:
     clients = ClientFactory(
+        # Spoke roles made by modules/target-account-role trust only session names matching ops-automation-*.
         session_name=f"ops-automation-{common.policy_name}",
         clock=clock,
+        external_id=external_id_of(config),
         **({} if max_attempts is None else {"max_attempts": max_attempts}),
     )
     sns: Callable[[], Any] = lambda: clients.client("sns")  # noqa: E731 - built only when an alert is sent

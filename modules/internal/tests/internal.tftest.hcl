@@ -942,3 +942,39 @@ run "rejects_source_statement_that_destroys" {
 
   expect_failures = [var.functions]
 }
+
+run "scope_external_id_is_encoded" {
+  command = plan
+
+  variables {
+    scope = { role_arns = ["arn:aws:iam::444455556666:role/target"], external_id = "hub-7f3a" }
+  }
+
+  assert {
+    condition     = output.function_environment_variables["OPS_TARGET_ROLE_EXTERNAL_ID"] == "hub-7f3a"
+    error_message = "scope.external_id is encoded as OPS_TARGET_ROLE_EXTERNAL_ID."
+  }
+}
+
+run "scope_without_external_id_encodes_an_empty_one" {
+  command = plan
+
+  variables {
+    scope = { role_arns = ["arn:aws:iam::444455556666:role/target"] }
+  }
+
+  assert {
+    condition     = output.function_environment_variables["OPS_TARGET_ROLE_EXTERNAL_ID"] == ""
+    error_message = "A scope without external_id sets OPS_TARGET_ROLE_EXTERNAL_ID to the empty string (none)."
+  }
+}
+
+run "rejects_an_external_id_over_1224_characters" {
+  command = plan
+
+  variables {
+    scope = { external_id = join("", [for i in range(612) : "ab"], ["a"]) }
+  }
+
+  expect_failures = [var.scope]
+}

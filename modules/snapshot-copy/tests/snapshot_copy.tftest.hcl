@@ -444,3 +444,35 @@ run "rejects_bad_name" {
 
   expect_failures = [var.name]
 }
+
+run "target_role_external_id_reaches_the_functions" {
+  command = plan
+
+  variables {
+    target_role_external_id = "hub-7f3a:landing/zone"
+  }
+
+  assert {
+    condition     = output.function_environment_variables["OPS_TARGET_ROLE_EXTERNAL_ID"] == "hub-7f3a:landing/zone"
+    error_message = "target_role_external_id reaches the functions as OPS_TARGET_ROLE_EXTERNAL_ID (sent when the worker assumes a destination role_arn)."
+  }
+}
+
+run "no_target_role_external_id_is_an_empty_variable" {
+  command = plan
+
+  assert {
+    condition     = output.function_environment_variables["OPS_TARGET_ROLE_EXTERNAL_ID"] == ""
+    error_message = "Without target_role_external_id, OPS_TARGET_ROLE_EXTERNAL_ID is empty (no ExternalId is sent)."
+  }
+}
+
+run "rejects_a_target_role_external_id_with_white_space" {
+  command = plan
+
+  variables {
+    target_role_external_id = "hub id"
+  }
+
+  expect_failures = [var.target_role_external_id]
+}
