@@ -11,6 +11,7 @@ import json
 import re
 import zipfile
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -31,7 +32,9 @@ from tests.support.moto_fidelity import (
     DEFAULT_SNAPSHOT_COMPLETION_TIME,
     DEFAULT_SNAPSHOT_COPY_TIME,
     DEFAULT_SNAPSHOT_IN_USE_WINDOW,
+    IamDecision,
     MotoFidelity,
+    UnmodelledPolicy,
     faithful_aws,
     ssm_event_entries,
 )
@@ -2432,3 +2435,382 @@ def test_e52_events_pass_the_module_rule_through_put_events(
     bodies = [json.loads(m["Body"]) for m in received]
     assert sorted(b["detail-type"] for b in bodies) == sorted(pattern["detail-type"])
     assert all(b["detail"]["document-name"] == SHELL and b["detail"]["status"] == "Success" for b in bodies)
+
+
+# -- I1: AssumeRole evaluates the trust policy in the role's account -----------------------------------------
+
+SPOKE = "111111111111"
+SPOKE_ROLE = f"arn:aws:iam::{SPOKE}:role/ops-automation-ami-backup"
+HUB_FUNCTION = f"arn:aws:iam::{MOTO_ACCOUNT}:role/hub-worker"
+HUB_OTHER = f"arn:aws:iam::{MOTO_ACCOUNT}:role/hub-other"
+EXTERNAL_ID = "landing-zone-7f3a"
+SESSION = "ops-automation-nightly"
+OWNERSHIP = {"ops-automation:managed-by": "terraform-aws-ops-automation", "ops-automation:policy": "nightly"}
+
+
+def _document(*statements: dict[str, Any]) -> str:
+    return json.dumps({"Version": "2012-10-17", "Statement": list(statements)})
+
+
+def _trust(principals: list[str], conditions: dict[str, Any] | None = None) -> str:
+    statement = {"Effect": "Allow", "Principal": {"AWS": principals}, "Action": "sts:AssumeRole"}
+    default = {
+        "StringEquals": {"sts:ExternalId": EXTERNAL_ID},
+        "StringLike": {"sts:RoleSessionName": "ops-automation-*"},
+    }
+    return _document({**statement, "Condition": default if conditions is None else conditions})
+
+
+def _session(credentials: dict[str, Any], service: str) -> Any:
+    return boto3.client(
+        service,
+        region_name=REGION,
+        aws_access_key_id=credentials["AccessKeyId"],
+        aws_secret_access_key=credentials["SecretAccessKey"],
+        aws_session_token=credentials["SessionToken"],
+    )
+
+
+def _assume(role_arn: str, credentials: dict[str, Any] | None = None, **kwargs: Any) -> dict[str, Any]:
+    sts = _session(credentials, "sts") if credentials else boto3.client("sts", region_name=REGION)
+    kwargs.setdefault("RoleSessionName", SESSION)
+    return dict(sts.assume_role(RoleArn=role_arn, **kwargs)["Credentials"])
+
+
+def _spoke_admin() -> dict[str, Any]:
+    """A session in the spoke through a role that does not exist (moto's way into another account, kept by I1)."""
+    return _assume(f"arn:aws:iam::{SPOKE}:role/OrganizationAccountAccessRole")
+
+
+def _role_with_policy(iam: Any, arn: str, trust: str, policy: str | None) -> None:
+    name = arn.rsplit("/", 1)[-1]
+    iam.create_role(RoleName=name, AssumeRolePolicyDocument=trust)
+    if policy is not None:
+        iam.put_role_policy(RoleName=name, PolicyName="business", PolicyDocument=policy)
+
+
+def _may_assume(*role_arns: str) -> str:
+    return _document({"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": list(role_arns)})
+
+
+LAMBDA_TRUST = _document(
+    {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
+)
+
+
+@pytest.fixture
+def landing_zone(faithful: MotoFidelity) -> MotoFidelity:
+    """Hub roles in the default account (the function's, trusted by the spoke role, and another one allowed by its
+    own policy only); the spoke role in SPOKE with the default trust and no permissions yet."""
+    hub_iam = boto3.client("iam", region_name=REGION)
+    _role_with_policy(hub_iam, HUB_FUNCTION, LAMBDA_TRUST, _may_assume(SPOKE_ROLE))
+    _role_with_policy(hub_iam, HUB_OTHER, LAMBDA_TRUST, _may_assume(SPOKE_ROLE))
+    _role_with_policy(_session(_spoke_admin(), "iam"), SPOKE_ROLE, _trust([HUB_FUNCTION]), None)
+    return faithful
+
+
+def _denied(call: Callable[[], Any]) -> str:
+    with pytest.raises(ClientError) as error:
+        call()
+    return _code(error)
+
+
+def test_i1_the_trusted_hub_role_assumes_the_spoke_role_with_external_id(landing_zone: MotoFidelity) -> None:
+    hub = _assume(HUB_FUNCTION)
+    spoke = _assume(SPOKE_ROLE, hub, ExternalId=EXTERNAL_ID)
+    identity = _session(spoke, "sts").get_caller_identity()
+    assert identity["Account"] == SPOKE
+    assert identity["Arn"] == f"arn:aws:sts::{SPOKE}:assumed-role/ops-automation-ami-backup/{SESSION}"
+    hub_session = f"arn:aws:sts::{MOTO_ACCOUNT}:assumed-role/hub-worker/{SESSION}"
+    assert landing_zone.iam.decisions_of("sts:AssumeRole") == [
+        IamDecision(hub_session, SPOKE, "sts:AssumeRole", SPOKE_ROLE, True)
+    ]
+
+
+def test_i1_a_missing_or_wrong_external_id_is_refused(landing_zone: MotoFidelity) -> None:
+    hub = _assume(HUB_FUNCTION)
+    assert _denied(lambda: _assume(SPOKE_ROLE, hub)) == "AccessDenied"
+    assert _denied(lambda: _assume(SPOKE_ROLE, hub, ExternalId="guess")) == "AccessDenied"
+    assert [d.allowed for d in landing_zone.iam.decisions_of("sts:AssumeRole")] == [False, False]
+
+
+def test_i1_a_hub_role_the_trust_does_not_name_is_refused_although_its_policy_allows(
+    landing_zone: MotoFidelity,
+) -> None:
+    other = _assume(HUB_OTHER)
+    with pytest.raises(ClientError) as error:
+        _assume(SPOKE_ROLE, other, ExternalId=EXTERNAL_ID)
+    assert _code(error) == "AccessDenied"
+    message = error.value.response["Error"]["Message"]
+    assert message == (
+        f"User: arn:aws:sts::{MOTO_ACCOUNT}:assumed-role/hub-other/{SESSION} is not authorized to perform: "
+        f"sts:AssumeRole on resource: {SPOKE_ROLE}"
+    )
+
+
+def test_i1_cross_account_the_callers_identity_policy_must_allow_too(landing_zone: MotoFidelity) -> None:
+    boto3.client("iam", region_name=REGION).put_role_policy(
+        RoleName="hub-worker", PolicyName="business", PolicyDocument=_may_assume(f"arn:aws:iam::{SPOKE}:role/other")
+    )
+    hub = _assume(HUB_FUNCTION)
+    assert _denied(lambda: _assume(SPOKE_ROLE, hub, ExternalId=EXTERNAL_ID)) == "AccessDenied"
+
+
+def test_i1_an_explicit_deny_in_the_callers_policy_wins(landing_zone: MotoFidelity) -> None:
+    deny = {"Effect": "Deny", "Action": "sts:*", "Resource": "*"}
+    allow = {"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": SPOKE_ROLE}
+    iam = boto3.client("iam", region_name=REGION)
+    iam.put_role_policy(RoleName="hub-worker", PolicyName="business", PolicyDocument=_document(allow, deny))
+    hub = _assume(HUB_FUNCTION)
+    assert _denied(lambda: _assume(SPOKE_ROLE, hub, ExternalId=EXTERNAL_ID)) == "AccessDenied"
+
+
+def test_i1_the_session_name_must_match(landing_zone: MotoFidelity) -> None:
+    hub = _assume(HUB_FUNCTION)
+    call = lambda: _assume(SPOKE_ROLE, hub, ExternalId=EXTERNAL_ID, RoleSessionName="someone")  # noqa: E731
+    assert _denied(call) == "AccessDenied"
+
+
+def test_i1_principal_org_id_and_principal_arn_conditions(landing_zone: MotoFidelity) -> None:
+    conditions = {
+        "StringEquals": {"aws:PrincipalOrgID": "o-abcdefghij"},
+        "ArnLike": {"aws:PrincipalArn": f"arn:aws:iam::{MOTO_ACCOUNT}:role/hub-*"},
+    }
+    spoke_iam = _session(_spoke_admin(), "iam")
+    spoke_iam.update_assume_role_policy(
+        RoleName="ops-automation-ami-backup", PolicyDocument=_trust([f"arn:aws:iam::{MOTO_ACCOUNT}:root"], conditions)
+    )
+    hub = _assume(HUB_OTHER)
+    assert _denied(lambda: _assume(SPOKE_ROLE, hub)) == "AccessDenied"  # the hub is in no organization yet
+    landing_zone.iam.join_organization(MOTO_ACCOUNT, "o-abcdefghij")
+    assert _session(_assume(SPOKE_ROLE, hub), "sts").get_caller_identity()["Account"] == SPOKE
+    landing_zone.iam.join_organization(MOTO_ACCOUNT, "o-zzzzzzzzzz")
+    assert _denied(lambda: _assume(SPOKE_ROLE, hub)) == "AccessDenied"
+
+
+def test_i1_leaves_the_dummy_key_and_roles_that_do_not_exist_to_moto(landing_zone: MotoFidelity) -> None:
+    # Terraform's providers reach the spoke with the dummy key through OrganizationAccountAccessRole, which no
+    # one created; the harness assumes the hub roles (trusted by Lambda only) the same way.
+    assert _session(_assume(SPOKE_ROLE), "sts").get_caller_identity()["Account"] == SPOKE
+    hub = _assume(HUB_FUNCTION)
+    missing = f"arn:aws:iam::{SPOKE}:role/not-created"
+    assert _session(_assume(missing, hub), "sts").get_caller_identity()["Account"] == SPOKE
+    assert landing_zone.iam.decisions == []
+
+
+def test_i1_unmodelled_policy_elements_fail_loudly(landing_zone: MotoFidelity) -> None:
+    spoke_iam = _session(_spoke_admin(), "iam")
+    conditions = {"NumericLessThan": {"sts:DurationSeconds": "3600"}}
+    spoke_iam.update_assume_role_policy(
+        RoleName="ops-automation-ami-backup", PolicyDocument=_trust([HUB_FUNCTION], conditions)
+    )
+    hub = _assume(HUB_FUNCTION)
+    with pytest.raises(UnmodelledPolicy, match="NumericLessThan"):
+        _assume(SPOKE_ROLE, hub, ExternalId=EXTERNAL_ID)
+
+
+# -- I2: the spoke role's policies decide the mutating EC2 calls of its sessions --------------------------------
+
+IMAGES = "arn:aws:ec2:*::image/*"
+SNAPSHOTS = "arn:aws:ec2:*::snapshot/*"
+
+
+def _ownership(prefix: str) -> dict[str, Any]:
+    return {"StringEquals": {f"{prefix}/{key}": value for key, value in OWNERSHIP.items()}}
+
+
+# The shape of ami-backup's target-role policy (modules/ami-backup/iam.tf, modules/internal/iam.tf).
+AMI_BACKUP_POLICY = _document(
+    {"Effect": "Allow", "Action": ["ec2:DescribeInstances", "ec2:DescribeImages"], "Resource": "*"},
+    {
+        "Effect": "Allow",
+        "Action": "ec2:CreateImage",
+        "Resource": "arn:aws:ec2:*:*:instance/*",
+        "Condition": {"StringEquals": {"aws:ResourceTag/Backup": "daily"}},
+    },
+    {
+        "Effect": "Allow",
+        "Action": "ec2:CreateImage",
+        "Resource": [IMAGES, SNAPSHOTS],
+        "Condition": _ownership("aws:RequestTag"),
+    },
+    {
+        "Effect": "Allow",
+        "Action": "ec2:CreateTags",
+        "Resource": [IMAGES, SNAPSHOTS],
+        "Condition": {
+            "StringEquals": {**_ownership("aws:RequestTag")["StringEquals"], "ec2:CreateAction": "CreateImage"}
+        },
+    },
+    {
+        "Effect": "Allow",
+        "Action": "ec2:DeregisterImage",
+        "Resource": IMAGES,
+        "Condition": _ownership("aws:ResourceTag"),
+    },
+    {
+        "Effect": "Allow",
+        "Action": "ec2:DeleteSnapshot",
+        "Resource": SNAPSHOTS,
+        "Condition": _ownership("aws:ResourceTag"),
+    },
+    {
+        "Effect": "Allow",
+        "Action": ["ec2:StartInstances", "ec2:StopInstances"],
+        "Resource": "arn:aws:ec2:*:*:instance/*",
+        "Condition": {"StringEquals": {"aws:ResourceTag/Backup": "daily"}},
+    },
+    {
+        "Effect": "Deny",
+        "Action": "ec2:DeleteSnapshot",
+        "Resource": "*",
+        "Condition": {"StringEquals": {"aws:ResourceTag/keep": "true"}},
+    },
+)
+
+
+@dataclass(frozen=True)
+class Spoke:
+    fidelity: MotoFidelity
+    admin: Any  # EC2 in the spoke through a role that does not exist: left to moto
+    worker: Any  # EC2 in the spoke as the hub worker through the spoke role: decided by I2
+    tagged: str
+    untagged: str
+    session_arn: str
+
+
+def _tag_specifications(**tags_by_type: dict[str, str]) -> list[dict[str, Any]]:
+    return [
+        {"ResourceType": kind, "Tags": [{"Key": k, "Value": v} for k, v in tags.items()]}
+        for kind, tags in tags_by_type.items()
+    ]
+
+
+@pytest.fixture
+def spoke(landing_zone: MotoFidelity) -> Spoke:
+    admin = _spoke_admin()
+    _session(admin, "iam").put_role_policy(
+        RoleName="ops-automation-ami-backup", PolicyName="ami-backup", PolicyDocument=AMI_BACKUP_POLICY
+    )
+    ec2_admin = _session(admin, "ec2")
+    launched = [
+        ec2_admin.run_instances(
+            ImageId="ami-12345678",
+            MinCount=1,
+            MaxCount=1,
+            **({"TagSpecifications": _tag_specifications(instance=tags)} if tags else {}),
+        )["Instances"][0]["InstanceId"]
+        for tags in ({"Backup": "daily"}, {})
+    ]
+    worker = _session(_assume(SPOKE_ROLE, _assume(HUB_FUNCTION), ExternalId=EXTERNAL_ID), "ec2")
+    session_arn = f"arn:aws:sts::{SPOKE}:assumed-role/ops-automation-ami-backup/{SESSION}"
+    return Spoke(landing_zone, ec2_admin, worker, launched[0], launched[1], session_arn)
+
+
+def _backup(client: Any, instance_id: str, name: str, tags: dict[str, str] | None = None) -> str:
+    specified = _tag_specifications(image=tags, snapshot=tags) if tags else None
+    return _image(client, instance_id, name, **({"TagSpecifications": specified} if specified else {}))
+
+
+def _snapshots_of(client: Any, image_id: str) -> list[str]:
+    image = client.describe_images(ImageIds=[image_id])["Images"][0]
+    return [m["Ebs"]["SnapshotId"] for m in image["BlockDeviceMappings"] if "Ebs" in m]
+
+
+def test_i2_the_session_backs_up_a_targeted_instance_with_the_ownership_tags(spoke: Spoke) -> None:
+    image_id = _backup(spoke.worker, spoke.tagged, "nightly-1", OWNERSHIP)
+    assert spoke.admin.describe_images(ImageIds=[image_id])["Images"][0]["OwnerId"] == SPOKE
+    decided = [(d.action, d.resource.split(":", 5)[5], d.allowed) for d in spoke.fidelity.iam.decisions[1:]]
+    assert decided == [
+        ("ec2:CreateImage", f"instance/{spoke.tagged}", True),
+        ("ec2:CreateImage", "image/*", True),
+        ("ec2:CreateTags", "image/*", True),
+        ("ec2:CreateImage", "snapshot/*", True),
+        ("ec2:CreateTags", "snapshot/*", True),
+    ]
+    assert {d.principal for d in spoke.fidelity.iam.decisions[1:]} == {spoke.session_arn}
+
+
+def test_i2_create_image_without_ownership_tags_or_of_an_untargeted_instance_is_unauthorized(spoke: Spoke) -> None:
+    assert _denied(lambda: _backup(spoke.worker, spoke.tagged, "untagged")) == "UnauthorizedOperation"
+    assert _denied(lambda: _backup(spoke.worker, spoke.untagged, "other", OWNERSHIP)) == "UnauthorizedOperation"
+    other_policy = {**OWNERSHIP, "ops-automation:policy": "weekly"}
+    assert _denied(lambda: _backup(spoke.worker, spoke.tagged, "weekly", other_policy)) == "UnauthorizedOperation"
+    assert spoke.admin.describe_images(Owners=["self"])["Images"] == []
+
+
+def test_i2_unowned_images_and_snapshots_cannot_be_retired_and_remain(spoke: Spoke) -> None:
+    unowned = _backup(spoke.admin, spoke.tagged, "golden")
+    snapshots = _snapshots_of(spoke.admin, unowned)
+    with pytest.raises(ClientError) as error:
+        spoke.worker.deregister_image(ImageId=unowned)
+    assert _code(error) == "UnauthorizedOperation"
+    assert error.value.response["Error"]["Message"] == (
+        f"You are not authorized to perform this operation. User: {spoke.session_arn} is not authorized to perform: "
+        f"ec2:DeregisterImage on resource: arn:aws:ec2:{REGION}::image/{unowned} because no identity-based policy "
+        "allows the ec2:DeregisterImage action"
+    )
+    assert _denied(lambda: spoke.worker.delete_snapshot(SnapshotId=snapshots[0])) == "UnauthorizedOperation"
+    assert spoke.admin.describe_images(ImageIds=[unowned])["Images"][0]["State"] == "available"
+    assert spoke.admin.describe_snapshots(SnapshotIds=snapshots)["Snapshots"]
+
+
+def test_i2_owned_backups_are_retired(spoke: Spoke, clock: Clock) -> None:
+    image_id = _backup(spoke.worker, spoke.tagged, "nightly-1", OWNERSHIP)
+    snapshots = _snapshots_of(spoke.admin, image_id)
+    spoke.worker.deregister_image(ImageId=image_id)
+    clock.advance(seconds=spoke.fidelity.snapshot_in_use_window.total_seconds() + 1)
+    spoke.worker.delete_snapshot(SnapshotId=snapshots[0])
+    assert spoke.admin.describe_snapshots(SnapshotIds=[])["Snapshots"] == []
+
+
+def test_i2_ownership_tags_cannot_be_forged_onto_an_unowned_image(spoke: Spoke) -> None:
+    unowned = _backup(spoke.admin, spoke.tagged, "golden")
+    tags = [{"Key": k, "Value": v} for k, v in OWNERSHIP.items()]
+    call = lambda: spoke.worker.create_tags(Resources=[unowned], Tags=tags)  # noqa: E731
+    assert _denied(call) == "UnauthorizedOperation"
+    assert _denied(lambda: spoke.worker.deregister_image(ImageId=unowned)) == "UnauthorizedOperation"
+
+
+def test_i2_an_explicit_deny_wins_over_the_allow(spoke: Spoke, clock: Clock) -> None:
+    image_id = _backup(spoke.worker, spoke.tagged, "nightly-1", {**OWNERSHIP, "keep": "true"})
+    snapshots = _snapshots_of(spoke.admin, image_id)
+    spoke.worker.deregister_image(ImageId=image_id)
+    clock.advance(seconds=spoke.fidelity.snapshot_in_use_window.total_seconds() + 1)
+    with pytest.raises(ClientError) as error:
+        spoke.worker.delete_snapshot(SnapshotId=snapshots[0])
+    assert "with an explicit deny in an identity-based policy" in error.value.response["Error"]["Message"]
+    assert spoke.admin.describe_snapshots(SnapshotIds=snapshots)["Snapshots"]
+
+
+def test_i2_start_and_stop_follow_the_instance_tags(spoke: Spoke) -> None:
+    spoke.worker.stop_instances(InstanceIds=[spoke.tagged])
+    assert _denied(lambda: spoke.worker.stop_instances(InstanceIds=[spoke.untagged])) == "UnauthorizedOperation"
+    assert _denied(lambda: spoke.worker.stop_instances(InstanceIds=[spoke.tagged, spoke.untagged])) == (
+        "UnauthorizedOperation"
+    )
+    states = spoke.admin.describe_instances(InstanceIds=[spoke.untagged])["Reservations"][0]["Instances"]
+    assert states[0]["State"]["Name"] == "running"
+
+
+def test_i2_a_session_of_a_role_without_policies_and_the_dummy_key_are_left_to_moto(spoke: Spoke) -> None:
+    image_id = _backup(spoke.admin, spoke.untagged, "anything")
+    spoke.admin.deregister_image(ImageId=image_id)
+    hub_ec2 = boto3.client("ec2", region_name=REGION)
+    hub_image = _backup(hub_ec2, _instance(hub_ec2), "hub")
+    hub_ec2.deregister_image(ImageId=hub_image)
+    assert [d for d in spoke.fidelity.iam.decisions if d.action.startswith("ec2:")] == []
+
+
+def test_i2_unmodelled_condition_operators_fail_loudly(spoke: Spoke) -> None:
+    statement = {
+        "Effect": "Allow",
+        "Action": "ec2:StopInstances",
+        "Resource": "*",
+        "Condition": {"DateLessThan": {"aws:CurrentTime": "2100-01-01T00:00:00Z"}},
+    }
+    _session(_spoke_admin(), "iam").put_role_policy(
+        RoleName="ops-automation-ami-backup", PolicyName="dated", PolicyDocument=_document(statement)
+    )
+    with pytest.raises(UnmodelledPolicy, match="DateLessThan"):
+        spoke.worker.stop_instances(InstanceIds=[spoke.untagged])

@@ -178,6 +178,20 @@ SSM Run Command (SendCommand, ListCommands, GetCommandInvocation, ListCommandInv
       `EC2 Command Status-change Notification` / `EC2 Command Invocation Status-change Notification` events of every
       Status change on the fidelity clock (moto emits none), statuses `ssm_event_statuses` (default the terminal ones).
   Not built: GetCommandInvocation's eventual-consistency window, output to CloudWatch Logs.
+IAM/STS (AssumeRole; the mutating EC2 calls of the modules, made with a role session)
+  I1  AssumeRole by a role session into a role that exists is decided by the role's trust policy in the role's own
+      account (Principal; sts:ExternalId, sts:RoleSessionName, aws:PrincipalArn, aws:PrincipalOrgID of
+      `fidelity.iam.join_organization`, aws:PrincipalAccount) and by the caller's identity policies on the RoleArn
+      (cross-account both; an explicit Deny wins); otherwise `AccessDenied` (moto assumes any role for anyone).
+  I2  CreateImage, CreateSnapshot(s), CreateTags, DeleteSnapshot, DeregisterImage, Start/StopInstances made with a
+      session of a role that has policies are decided against them per resource: real ARNs, aws:ResourceTag from
+      the backend, aws:RequestTag/aws:TagKeys from TagSpecifications (and the implied ec2:CreateTags with
+      ec2:CreateAction), explicit Deny first; otherwise `UnauthorizedOperation` and nothing is done (moto allows).
+  Both record each decision in `fidelity.iam.decisions` (who, account, action, resource, allowed), as CloudTrail
+  would show it. An operator, NotPrincipal, policy variable or permissions boundary they do not evaluate raises
+  `UnmodelledPolicy` (the request fails) instead of passing. Left as moto has it: the emulator's dummy key (Terraform
+  and the harness), roles that do not exist (Terraform's OrganizationAccountAccessRole), roles without policies,
+  reads, session policies, SCPs/RCPs, and every other service.
 Deployments and event flow
   D1  EventBridge delivers the whole event to a target, `account` included.
   D2  No SQS push to a Docker-run Lambda: the harness plays the Lambda poller.
@@ -220,9 +234,10 @@ import io
 import json
 import re
 import threading
+import urllib.parse
 import uuid
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -233,6 +248,7 @@ from unittest import mock
 from moto.awslambda.models import LambdaBackend, LayerVersion
 from moto.awslambda.utils import split_layer_arn
 from moto.core import DEFAULT_ACCOUNT_ID
+from moto.core.exceptions import AccessDeniedError
 from moto.core.responses import ActionResult
 from moto.ec2 import utils as ec2_utils
 from moto.ec2.exceptions import EC2ClientError, InvalidSnapshotInUse, OperationDisableApiStopNotPermitted
@@ -241,12 +257,15 @@ from moto.ec2.models.amis import Ami, AmiBackend
 from moto.ec2.models.core import TaggedEC2Resource
 from moto.ec2.models.elastic_block_store import EBSBackend, Snapshot, Volume
 from moto.ec2.models.instances import Instance, StateReason
+from moto.ec2.responses import EC2Response
 from moto.ec2.responses.amis import AmisResponse
 from moto.ec2.responses.elastic_block_store import ElasticBlockStore
 from moto.ec2.responses.instances import InstanceResponse
 from moto.ec2.utils import EC2_PREFIX_TO_RESOURCE, get_prefix
 from moto.events.models import Rule, events_backends
 from moto.events.utils import EventTemplateParser
+from moto.iam.exceptions import NotFoundException as IamNotFound
+from moto.iam.models import Role, iam_backends
 from moto.rds.exceptions import RDSClientError
 from moto.rds.models import RDSBackend
 from moto.s3.models import s3_backends
@@ -255,7 +274,10 @@ from moto.sqs.models import sqs_backends
 from moto.ssm.exceptions import SSMException
 from moto.ssm.models import Command, SimpleSystemManagerBackend
 from moto.ssm.responses import SimpleSystemManagerResponse
+from moto.sts.models import sts_backends
+from moto.sts.responses import TokenResponse
 from moto.utilities.arns import parse_arn
+from moto.utilities.utils import get_partition
 
 Clock = Callable[[], datetime]
 
@@ -1125,6 +1147,7 @@ class MotoFidelity(_SsmMixin):
     ) -> None:
         self.clock = clock
         self.sqs_clock: Clock | None = None
+        self.iam = IamFidelity()  # I1, I2
         self.account_id = account_id
         self.snapshot_in_use_window = snapshot_in_use_window
         self.deregistered_listed_window = deregistered_listed_window
@@ -1194,6 +1217,7 @@ class MotoFidelity(_SsmMixin):
         self.instance_transitions.clear()
         self.persistent_spot_instances.clear()
         self._ssm_forget()
+        self.iam.forget()
 
     # -- time ----------------------------------------------------------------------------------------------
 
@@ -2756,6 +2780,14 @@ def faithful_aws(
         patch(mock.patch.object(sqs_models, "unix_time_millis", _sqs_time(fidelity, millis=True)))
         patch(mock.patch.object(sqs_models, "unix_time", _sqs_time(fidelity, millis=False)))
         patch(mock.patch.object(Rule, "send_to_targets", _send_to_targets(Rule.send_to_targets)))
+        # IAM/STS (I1, I2)
+        trusted = _assume_role_response(fidelity, TokenResponse.assume_role)
+        patch(mock.patch.object(TokenResponse, "assume_role", trusted))
+        # On the request handlers themselves (after the E-patches of the same actions): moto turns an EC2 error
+        # into an EC2 error answer only when a handler raises it.
+        for action in sorted(EC2_MUTATING_ACTIONS):
+            handler = _camel_to_snake(action)
+            patch(mock.patch.object(EC2Response, handler, _ec2_authorized(fidelity, getattr(EC2Response, handler))))
         _ACTIVE.append(fidelity)
         try:
             yield fidelity
@@ -4031,3 +4063,429 @@ def ssm_event_entries(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
         }
         for event in events
     ]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# IAM/STS: AssumeRole evaluates the role's trust policy (I1); role sessions' policies on EC2's mutating calls (I2)
+# ---------------------------------------------------------------------------------------------------------------
+
+# I2: the EC2 calls of the modules that change something. Reads (Describe*, ListImagesInRecycleBin) are left alone:
+# EC2 authorises them on "*", with no resource-level permissions, so the module policies allow them on "*".
+EC2_MUTATING_ACTIONS = frozenset(
+    {
+        "CreateImage",
+        "CreateSnapshot",
+        "CreateSnapshots",
+        "CreateTags",
+        "DeleteSnapshot",
+        "DeregisterImage",
+        "StartInstances",
+        "StopInstances",
+    }
+)
+# EC2 resource types by id prefix, and those whose ARN has an empty account field (Service Authorization Reference,
+# "Actions, resources, and condition keys for Amazon EC2", Resource types: arn:${Partition}:ec2:${Region}::image/
+# ${ImageId}, ...::snapshot/${SnapshotId}, arn:${Partition}:ec2:${Region}:${Account}:instance/${InstanceId},
+# ...:volume/${VolumeId}; https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonec2.html).
+EC2_RESOURCE_TYPES = {"ami": "image", "snap": "snapshot", "i": "instance", "vol": "volume"}
+EC2_UNOWNED_ARN_TYPES = frozenset({"image", "snapshot"})
+# The condition operators evaluated (IAM User Guide, "IAM JSON policy elements: Condition operators",
+# https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_condition_operators.html); any
+# other operator (Numeric*, Date*, IpAddress, Binary*) or a policy variable raises `UnmodelledPolicy`.
+_NEGATED_OPERATORS = {
+    "StringNotEquals": "StringEquals",
+    "StringNotEqualsIgnoreCase": "StringEqualsIgnoreCase",
+    "StringNotLike": "StringLike",
+    "ArnNotEquals": "ArnEquals",
+    "ArnNotLike": "ArnLike",
+}
+_CONDITION_OPERATOR = re.compile(
+    r"^(?:(?P<set>ForAllValues|ForAnyValue):)?(?P<name>[A-Za-z]+?)(?P<if_exists>IfExists)?$"
+)
+
+
+class UnmodelledPolicy(RuntimeError):
+    """A policy element I1/I2 do not evaluate: the request fails (HTTP 500 through the server) instead of being
+    allowed or denied by a guess."""
+
+
+@dataclass(frozen=True)
+class IamDecision:
+    """One authorisation I1 or I2 made: who (the session ARN), in which account, what, on which resource."""
+
+    principal: str
+    account: str
+    action: str
+    resource: str
+    allowed: bool
+
+
+@dataclass(frozen=True)
+class _Session:
+    account: str
+    partition: str
+    role_arn: str
+    session_arn: str
+
+
+class IamFidelity:
+    """State of I1/I2: the organization of each account (`join_organization`, for `aws:PrincipalOrgID`) and the
+    decisions made (`decisions`, CloudTrail's view: which session did what where, allowed or not)."""
+
+    def __init__(self) -> None:
+        self.organizations: dict[str, str] = {}
+        self.decisions: list[IamDecision] = []
+
+    def join_organization(self, account_id: str, organization_id: str) -> None:
+        self.organizations[account_id] = organization_id
+
+    def decisions_of(self, action: str, *, allowed: bool | None = None) -> list[IamDecision]:
+        return [d for d in self.decisions if d.action == action and (allowed is None or d.allowed == allowed)]
+
+    def forget(self) -> None:
+        """The decisions go with the resources; the organizations are the accounts' setup and stay."""
+        self.decisions.clear()
+
+
+def _listed(value: Any) -> list[Any]:
+    return [value] if isinstance(value, (str, dict)) else list(value or [])
+
+
+def _policy_statements(document: str | dict[str, Any]) -> list[dict[str, Any]]:
+    if isinstance(document, str):
+        text = document.strip()
+        # IAM hands documents back URL-encoded; moto stores what it was given, either way.
+        document = json.loads(urllib.parse.unquote(text) if text.startswith("%") else text)
+    return [dict(statement) for statement in _listed(document.get("Statement"))]
+
+
+@functools.lru_cache(maxsize=4096)
+def _iam_wildcard(pattern: str, case_sensitive: bool) -> re.Pattern[str]:
+    """`*` any run, `?` one character, everything else literal (IAM's wildcards in actions, resources and the
+    *Like operators)."""
+    if "${" in pattern:
+        raise UnmodelledPolicy(f"policy variables are not evaluated: {pattern!r}")
+    body = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
+    return re.compile(f"^{body}$", re.DOTALL if case_sensitive else re.DOTALL | re.IGNORECASE)
+
+
+def _arn_like(value: str, pattern: str) -> bool:
+    """ArnEquals/ArnLike: each of the six colon-delimited parts matched on its own, wildcards allowed."""
+    values, patterns = value.split(":", 5), pattern.split(":", 5)
+    return len(values) == len(patterns) == 6 and all(
+        _iam_wildcard(p, True).match(v) for v, p in zip(values, patterns, strict=True)
+    )
+
+
+_POSITIVE_TESTS: dict[str, Callable[[str, str], bool]] = {
+    "StringEquals": lambda value, pattern: value == pattern,
+    "StringEqualsIgnoreCase": lambda value, pattern: value.lower() == pattern.lower(),
+    "StringLike": lambda value, pattern: bool(_iam_wildcard(pattern, True).match(value)),
+    "ArnEquals": _arn_like,
+    "ArnLike": _arn_like,
+    "Bool": lambda value, pattern: value.lower() == pattern.lower(),
+}
+
+
+def _condition_holds(operator: str, key: str, patterns: list[str], context: dict[str, list[str]]) -> bool:
+    """One operator/key pair of a Condition block. A key missing from the request context fails the positive
+    operators and passes the negated ones; `...IfExists` passes on a missing key; `ForAllValues` passes on a missing
+    or empty key and `ForAnyValue` fails (Condition operators; "Set operators for multivalued context keys")."""
+    parsed = _CONDITION_OPERATOR.match(operator)
+    if parsed is None:
+        raise UnmodelledPolicy(f"condition operator {operator!r}")
+    name, set_operator, if_exists = parsed["name"], parsed["set"], parsed["if_exists"]
+    patterns = [str(pattern) for pattern in patterns]
+    values = context.get(key.lower())
+    if name == "Null":
+        if set_operator or if_exists:
+            raise UnmodelledPolicy(f"condition operator {operator!r}")
+        return any((values is None) == (pattern.lower() == "true") for pattern in patterns)
+    negated = name in _NEGATED_OPERATORS
+    test = _POSITIVE_TESTS.get(_NEGATED_OPERATORS.get(name, name))
+    if test is None:
+        raise UnmodelledPolicy(f"condition operator {operator!r}")
+    for pattern in patterns:
+        if "${" in pattern:
+            raise UnmodelledPolicy(f"policy variables are not evaluated: {pattern!r}")
+
+    def matches(value: str) -> bool:
+        hit = any(test(value, pattern) for pattern in patterns)
+        return not hit if negated else hit
+
+    if set_operator == "ForAllValues":
+        return all(matches(value) for value in values or [])
+    if set_operator == "ForAnyValue":
+        return any(matches(value) for value in values or [])
+    if values is None:
+        return bool(if_exists) or negated
+    return all(matches(value) for value in values) if negated else any(matches(value) for value in values)
+
+
+def _conditions_hold(block: dict[str, dict[str, Any]], context: dict[str, list[str]]) -> bool:
+    return all(
+        _condition_holds(operator, key, _listed(patterns), context)
+        for operator, keys in block.items()
+        for key, patterns in keys.items()
+    )
+
+
+def _statement_covers(statement: dict[str, Any], field: str, value: str, case_sensitive: bool) -> bool:
+    """Action/NotAction, Resource/NotResource; a statement without either (a trust policy's) covers everything."""
+    if field in statement:
+        return any(_iam_wildcard(str(p), case_sensitive).match(value) for p in _listed(statement[field]))
+    if f"Not{field}" in statement:
+        return not any(_iam_wildcard(str(p), case_sensitive).match(value) for p in _listed(statement[f"Not{field}"]))
+    return field == "Resource"
+
+
+def _principal_named(statement: dict[str, Any], session: _Session) -> str | None:
+    """How a trust statement's Principal names the caller: `role` (its role or session ARN, or "*"), `account`
+    (its account id or root ARN), or None (another principal, or a service/federated one)."""
+    if "NotPrincipal" in statement:
+        raise UnmodelledPolicy("NotPrincipal is not evaluated")
+    principal = statement.get("Principal")
+    if principal == "*":
+        return "role"
+    identities = principal.get("AWS") if isinstance(principal, dict) else None
+    for identity in _listed(identities):
+        if identity in ("*", session.role_arn, session.session_arn):
+            return "role"
+        if identity in (session.account, f"arn:{session.partition}:iam::{session.account}:root"):
+            return "account"
+    return None
+
+
+def _decide(
+    documents: list[str | dict[str, Any]],
+    action: str,
+    resource: str,
+    context: dict[str, list[str]],
+    session: _Session | None = None,
+) -> tuple[str, set[str]]:
+    """("deny" | "allow" | "implicit", how the allowing statements named the caller): an explicit Deny wins over
+    every Allow, and nothing allowed is an implicit deny ("Policy evaluation logic", How AWS enforcement code logic
+    evaluates requests). With `session`, the documents are trust policies and each statement's Principal must
+    name the caller."""
+    decision, named_by = "implicit", set()
+    for document in documents:
+        for statement in _policy_statements(document):
+            named = _principal_named(statement, session) if session is not None else "identity"
+            if named is None or not _statement_covers(statement, "Action", action, False):
+                continue
+            if not _statement_covers(statement, "Resource", resource, True):
+                continue
+            if not _conditions_hold(statement.get("Condition", {}), context):
+                continue
+            if statement.get("Effect") == "Deny":
+                return "deny", set()
+            decision = "allow"
+            named_by.add(named)
+    return decision, named_by
+
+
+def _session_of(access_key: str, account: str, partition: str) -> _Session | None:
+    """The assumed-role session an access key belongs to, or None (an IAM user's or the emulator's dummy key)."""
+    assumed = sts_backends[account][partition].get_assumed_role_from_access_key(access_key)
+    if assumed is None:
+        return None
+    return _Session(account=account, partition=partition, role_arn=assumed.role_arn, session_arn=assumed.arn)
+
+
+def _role(account: str, partition: str, role_arn: str) -> Role | None:
+    try:
+        return iam_backends[account][partition].get_role_by_arn(role_arn)
+    except IamNotFound:
+        return None
+
+
+def _identity_documents(role: Role) -> list[str | dict[str, Any]]:
+    """The role's inline and attached managed policies. A permissions boundary would narrow them: not modelled."""
+    if role.permissions_boundary_arn:
+        raise UnmodelledPolicy(f"permissions boundary of {role.arn} is not evaluated")
+    managed = [
+        version.document
+        for policy in role.managed_policies.values()
+        for version in policy.versions
+        if version.is_default
+    ]
+    return [*role.policies.values(), *managed]
+
+
+def _assume_role_response(fidelity: MotoFidelity, original: Callable[..., ActionResult]) -> Callable[..., ActionResult]:
+    def assume_role(self: TokenResponse) -> ActionResult:
+        """I1: AssumeRole by a role session into a role that exists is decided as AWS decides it: the role's trust
+        policy, in the role's own account, must allow the caller (Principal: its role ARN, session ARN, account or
+        "*"; Condition on sts:ExternalId, sts:RoleSessionName, aws:PrincipalArn, aws:PrincipalOrgID,
+        aws:PrincipalAccount), and the caller's identity policies must allow sts:AssumeRole on the RoleArn
+        (cross-account both are needed; in the same account a trust policy naming the role itself is enough,
+        while one naming the account delegates to the identity policies); an explicit Deny in either wins.
+        Otherwise `AccessDenied` "User: <session ARN> is not authorized to perform: sts:AssumeRole on resource:
+        <role ARN>" (IAM User Guide, "Cross-account policy evaluation logic",
+        https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_evaluation-logic-cross-account.html;
+        "Policy evaluation for requests within a single account"; "AWS global condition context keys"
+        (aws:PrincipalArn of a role session is the role's ARN; aws:PrincipalOrgID),
+        https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_condition-keys.html; "How to use an
+        external ID when granting access to your AWS resources to a third party"). moto assumes any role for
+        anyone (its optional IAM enforcement reads the trust policy in the caller's account only).
+
+        Left as moto has it: callers that are no role session (the emulator's dummy key, with which Terraform and
+        the harness act) and roles that do not exist (moto lets a session reach any account through a role ARN:
+        Terraform's OrganizationAccountAccessRole)."""
+        partition = get_partition(self.region)
+        session = _session_of(self.get_access_key(), self.current_account, partition)
+        role_arn = self._get_param("RoleArn")
+        target_account = role_arn.split(":")[4] if role_arn and role_arn.count(":") >= 5 else ""
+        target = _role(target_account, partition, role_arn) if session is not None else None
+        if session is None or target is None:
+            return original(self)
+        context = {
+            "aws:principalarn": [session.role_arn],
+            "aws:principalaccount": [session.account],
+            "aws:principaltype": ["AssumedRole"],
+            "sts:rolesessionname": [self._get_param("RoleSessionName") or ""],
+        }
+        external_id = self._get_param("ExternalId")
+        if external_id is not None:
+            context["sts:externalid"] = [external_id]
+        organization = fidelity.iam.organizations.get(session.account)
+        if organization is not None:
+            context["aws:principalorgid"] = [organization]
+        trust, named_by = _decide([target.assume_role_policy_document], "sts:AssumeRole", role_arn, context, session)
+        caller = _role(session.account, partition, session.role_arn)
+        identity, _ = _decide(_identity_documents(caller) if caller else [], "sts:AssumeRole", role_arn, context)
+        trusted_alone = session.account == target_account and "role" in named_by
+        allowed = trust == "allow" and identity != "deny" and (identity == "allow" or trusted_alone)
+        decision = IamDecision(session.session_arn, target_account, "sts:AssumeRole", role_arn, allowed)
+        fidelity.iam.decisions.append(decision)
+        if not allowed:
+            raise AccessDeniedError(session.session_arn, f"sts:AssumeRole on resource: {role_arn}")
+        return original(self)
+
+    return assume_role
+
+
+def _ec2_arn(partition: str, region: str, account: str, resource_id: str) -> str:
+    kind = EC2_RESOURCE_TYPES.get(resource_id.split("-", 1)[0])
+    if kind is None:
+        raise UnmodelledPolicy(f"no ARN known for EC2 resource {resource_id!r}")
+    owner = "" if kind in EC2_UNOWNED_ARN_TYPES else account
+    return f"arn:{partition}:ec2:{region}:{owner}:{kind}/{resource_id}"
+
+
+def _exists(backend: Any, resource_id: str) -> bool:
+    kind = EC2_RESOURCE_TYPES.get(resource_id.split("-", 1)[0])
+    collections = {
+        "image": backend.amis,
+        "snapshot": backend.snapshots,
+        "volume": backend.volumes,
+    }
+    if kind == "instance":
+        return backend.get_instance_by_id(resource_id) is not None
+    return resource_id in collections.get(kind or "", {})
+
+
+def _tag_context(prefix: str, tags: Mapping[str, str]) -> dict[str, list[str]]:
+    context = {f"{prefix}/{key}".lower(): [value] for key, value in tags.items()}
+    if prefix == "aws:RequestTag" and tags:
+        context["aws:tagkeys"] = list(tags)
+    return context
+
+
+_Authorisation = tuple[str, str, dict[str, list[str]]]
+
+
+def _ec2_authorisations(request: EC2Response, partition: str, account: str) -> list[_Authorisation]:
+    """(action, resource ARN, request context) of each authorisation EC2 makes for the request: every existing
+    resource with its tags (aws:ResourceTag/*), every resource the call creates (`<type>/*`) with the tags of its
+    TagSpecification (aws:RequestTag/*, aws:TagKeys), and for those tags an ec2:CreateTags with ec2:CreateAction
+    (EC2 User Guide, "Grant permission to tag Amazon EC2 resources during creation",
+    https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/supported-iam-actions-tagging.html)."""
+    action = request._get_action()
+    region = request.region
+    backend = ec2_backends[account][region]
+
+    def existing(resource_id: str, extra: Mapping[str, list[str]] | None = None) -> list[_Authorisation]:
+        if not resource_id or not _exists(backend, resource_id):
+            return []  # moto answers NotFound, as EC2 does
+        context = _tag_context("aws:ResourceTag", backend.tags.get(resource_id, {}))
+        context.update(extra or {})
+        return [(f"ec2:{action}", _ec2_arn(partition, region, account, resource_id), context)]
+
+    def created(kind: str, tags: Mapping[str, str]) -> list[_Authorisation]:
+        arn = f"arn:{partition}:ec2:{region}:{'' if kind in EC2_UNOWNED_ARN_TYPES else account}:{kind}/*"
+        requested = _tag_context("aws:RequestTag", tags)
+        tagging = [("ec2:CreateTags", arn, {**requested, "ec2:createaction": [action]})] if tags else []
+        return [(f"ec2:{action}", arn, requested), *tagging]
+
+    specified = request._parse_tag_specification() if action != "CreateTags" else {}
+    if action == "CreateImage":
+        return [
+            *existing(request._get_param("InstanceId")),
+            *created("image", specified.get("image", {})),
+            *created("snapshot", specified.get("snapshot", {})),
+        ]
+    if action == "CreateSnapshot":
+        return [*existing(request._get_param("VolumeId")), *created("snapshot", specified.get("snapshot", {}))]
+    if action == "CreateSnapshots":
+        instance_id = (request._get_param("InstanceSpecification", {}) or {}).get("InstanceId", "")
+        instance = backend.get_instance_by_id(instance_id) if instance_id else None
+        volumes = [mapping.volume_id for _, mapping in instance.get_block_device_mapping] if instance else []
+        return [
+            *existing(instance_id),
+            *(authorisation for volume_id in volumes for authorisation in existing(volume_id)),
+            *created("snapshot", specified.get("snapshot", {})),
+        ]
+    if action == "CreateTags":
+        tags = {tag["Key"]: tag.get("Value", "") for tag in request._get_param("Tags", [])}
+        requested = _tag_context("aws:RequestTag", tags)
+        resource_ids = request._get_param("Resources", [])
+        return [item for resource_id in resource_ids for item in existing(resource_id, requested)]
+    if action == "DeleteSnapshot":
+        return existing(request._get_param("SnapshotId"))
+    if action == "DeregisterImage":
+        return existing(request._get_param("ImageId"))
+    return [item for instance_id in request._get_param("InstanceIds", []) for item in existing(instance_id)]
+
+
+def _camel_to_snake(action: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", action).lower()
+
+
+def _ec2_authorized(fidelity: MotoFidelity, original: Callable[..., Any]) -> Callable[..., Any]:
+    def handler(self: EC2Response) -> Any:
+        """I2: a mutating EC2 call the modules make (`EC2_MUTATING_ACTIONS`), made with an assumed-role session
+        whose role exists and has policies, is decided against those policies for every resource EC2 authorises
+        (`_ec2_authorisations`): an explicit Deny first, then some Allow whose Action, Resource and Condition
+        match; otherwise `UnauthorizedOperation` and nothing is done (EC2 Developer Guide, "Troubleshoot API
+        request errors", Unauthorized operations,
+        https://docs.aws.amazon.com/ec2/latest/devguide/query-api-troubleshooting.html; IAM User Guide, "Policy
+        evaluation logic"). moto allows every call (its optional IAM enforcement checks actions against resource
+        "*" and no conditions, so an Allow naming ARNs never matches and conditions always pass).
+
+        Left as moto has it: the dummy key's calls, sessions of roles that do not exist or have no policy, reads,
+        and the calls the modules do not make (`CopyImage`, `ModifySnapshotAttribute`, SSM)."""
+        partition = get_partition(self.region)
+        session = _session_of(self.get_access_key(), self.current_account, partition)
+        role = _role(session.account, partition, session.role_arn) if session is not None else None
+        documents = _identity_documents(role) if role is not None else []
+        if session is None or not documents:
+            return original(self)
+        for ec2_action, arn, context in _ec2_authorisations(self, partition, session.account):
+            decision, _ = _decide(documents, ec2_action, arn, context)
+            made = IamDecision(session.session_arn, session.account, ec2_action, arn, decision == "allow")
+            fidelity.iam.decisions.append(made)
+            if decision != "allow":
+                why = (
+                    "with an explicit deny in an identity-based policy"
+                    if decision == "deny"
+                    else f"because no identity-based policy allows the {ec2_action} action"
+                )
+                raise EC2ClientError(
+                    UNAUTHORIZED,
+                    "You are not authorized to perform this operation. User: "
+                    f"{session.session_arn} is not authorized to perform: {ec2_action} on resource: {arn} {why}",
+                )
+        return original(self)
+
+    return handler
