@@ -21,7 +21,7 @@ from aws_harness import (
 )
 
 from ops_automation.ami_backup.decisions import AmiBackupConfig
-from ops_automation.core.clients import ClientFactory, account_of_role
+from ops_automation.core.clients import CREDENTIAL_RENEWAL_MARGIN, LAMBDA_MAX_TIMEOUT, ClientFactory, account_of_role
 from ops_automation.core.config import CommonConfig
 from ops_automation.core.runtime import build_runtime, external_id_of
 from ops_automation.deregister_cleanup.decisions import DeregisterCleanupConfig
@@ -121,10 +121,15 @@ def test_assumed_role_is_renewed_before_its_credentials_expire(aws: None) -> Non
     clock = Clock(datetime.now(UTC))  # moto's credentials last one hour from the real now
     factory = ClientFactory("ops-automation-nightly", clock=clock)
     first = factory.client("ec2", REGION, ROLE)
-    clock.advance(minutes=45)
+    clock.advance(minutes=43)
     assert factory.client("ec2", REGION, ROLE) is first
-    clock.advance(minutes=10)
+    # 16 minutes left: a client handed out now may be used for a whole 15-minute invocation; renewed.
+    clock.advance(minutes=1, seconds=30)
     assert factory.client("ec2", REGION, ROLE) is not first
+
+
+def test_the_renewal_margin_covers_the_longest_invocation() -> None:
+    assert CREDENTIAL_RENEWAL_MARGIN > LAMBDA_MAX_TIMEOUT
 
 
 def test_account_of_role() -> None:

@@ -24,8 +24,11 @@ def retry_config(max_attempts: int) -> Config:
 
 SINGLE_ATTEMPT = Config(retries={"mode": "standard", "total_max_attempts": 1})
 
-# Assumed-role credentials last an hour, warm containers live longer: renew well before expiry.
-CREDENTIAL_RENEWAL_MARGIN = timedelta(minutes=10)
+# Assumed-role credentials last an hour (a function assuming a role is role chaining: one hour at most), warm
+# containers live longer. A client handed out may be used until the invocation ends, up to Lambda's 15-minute
+# maximum timeout: renew when less than that (and a minute) is left, so no call runs on expired credentials.
+LAMBDA_MAX_TIMEOUT = timedelta(minutes=15)
+CREDENTIAL_RENEWAL_MARGIN = LAMBDA_MAX_TIMEOUT + timedelta(minutes=1)
 
 
 class NoRegionError(RuntimeError):
