@@ -5,7 +5,13 @@ modules/ssm-runcommand/README.md.
 
 `python -m bench ssm-runcommand` measures only ssm-runcommand (issue 10): its results file, its inputs in
 bench/cost_inputs.json and its README section; bench/RESULTS.md is rewritten only when bench/results/ holds every
-other measurement of an earlier full run."""
+other measurement of an earlier full run.
+
+Both also write the cost sections of the examples' READMEs (bench/examples.py, issue 11). `python -m bench examples`
+writes only those, from the committed inputs (no measurement); `--measure` first measures again what only the examples
+need (the hub's cross-account cycle, ssm-runcommand slots at an example's own settings, about 2 minutes); `--check`
+writes nothing and exits 1 when a section is missing or stale; `--missing-to DIR` writes the section of a composed
+example whose README has no markers yet to DIR/cost-<example>.md."""
 
 from __future__ import annotations
 
@@ -14,9 +20,10 @@ import sys
 import warnings
 from collections import Counter
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
-from . import ROOT, cleanup, ebs, footprint, model, planner, readme, throttle
+from . import ROOT, cleanup, crossaccount, ebs, examples, footprint, model, planner, readme, throttle
 from . import calls as calls_bench
 from . import copy as copy_bench
 from . import runcommand as runcommand_bench
@@ -54,6 +61,8 @@ def measure() -> dict[str, Any]:
         "copy": copy_bench.measure().as_dict(),
         "scheduler": scheduler_bench.measure().as_dict(),
         "ssm_runcommand": runcommand_bench.measure().as_dict(),
+        "cross_account": crossaccount.measure().as_dict(),
+        "example_runs": examples.measure_runs(),
     }
 
 
@@ -728,7 +737,37 @@ def main_runcommand() -> int:
         f"wrote bench/results/ssm_runcommand.json, {model.INPUTS_FILE.relative_to(ROOT)}"
         + (f" and the cost section of {readme.RUNCOMMAND_README.relative_to(ROOT)}" if written else "")
     )
+    write_examples()
     return 0
+
+
+def write_examples(missing_to: Path | None = None) -> None:
+    """The examples' cost sections from the committed inputs, and their monthly totals."""
+    for path in examples.write_all(missing_to):
+        print(f"wrote the cost section of {path}")
+    for name, by_size in examples.totals().items():
+        figures = ", ".join(f"{n:,}: {money(total)} ({money(free)})" for n, (total, free) in by_size.items())
+        print(f"examples/{name} monthly (after the always-free tiers): {figures}")
+
+
+def main_examples(args: list[str]) -> int:
+    """`python -m bench examples [--check] [--missing-to DIR]`."""
+    if args == ["--check"]:
+        problems = examples.stale()
+        for problem in problems:
+            print(problem, file=sys.stderr)
+        return 1 if problems else 0
+    if args in ([], ["--measure"]):
+        if args:
+            crossaccount.save_inputs(crossaccount.measure())
+            examples.save_runs(examples.measure_runs())
+        write_examples()
+        return 0
+    if len(args) == 2 and args[0] == "--missing-to" and Path(args[1]).is_dir():
+        write_examples(Path(args[1]))
+        return 0
+    print("usage: python -m bench examples [--check | --measure | --missing-to DIR]", file=sys.stderr)
+    return 2
 
 
 # The measurements of a full run besides ssm-runcommand's (bench/results/<name>.json).
@@ -740,8 +779,13 @@ def main() -> int:
     warnings.simplefilter("ignore")
     if sys.argv[1:] == ["ssm-runcommand"]:
         return main_runcommand()
+    if sys.argv[1:2] == ["examples"]:
+        return main_examples(sys.argv[2:])
     if sys.argv[1:]:
-        print("usage: python -m bench [ssm-runcommand]", file=sys.stderr)
+        print(
+            "usage: python -m bench [ssm-runcommand | examples [--check | --measure | --missing-to DIR]]",
+            file=sys.stderr,
+        )
         return 2
     results = measure()
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -756,6 +800,8 @@ def main() -> int:
     )
     scheduler_bench.save_inputs(scheduler_bench.results_from_dict(results["scheduler"]))
     runcommand_bench.save_inputs(runcommand_bench.results_from_dict(results["ssm_runcommand"]))
+    crossaccount.save_inputs(crossaccount.CrossAccountInputs.from_dict(results["cross_account"]))
+    examples.save_runs(results["example_runs"])
     readme.write(readme.section(ours, origin))
     readme.write(readme.ebs_section(ebs_modes), readme.EBS_README)
     readme.write(readme.cleanup_section(cleanup_in), readme.CLEANUP_README)
@@ -790,6 +836,7 @@ def main() -> int:
     )
     if not scheduler_readme:
         print(f"{readme.SCHEDULER_README.relative_to(ROOT)} has no {readme.BEGIN}/{readme.END} markers: not written")
+    write_examples()
     return 0
 
 

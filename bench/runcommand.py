@@ -246,10 +246,12 @@ class RunCommandResults:
 
 
 @contextmanager
-def runcommand_account(network: Network, clock: Clock, mode: str, instances: int) -> Iterator[tuple[Infra, Any]]:
+def runcommand_account(
+    network: Network, clock: Clock, mode: str, instances: int, settings: Mapping[str, str] | None = None
+) -> Iterator[tuple[Infra, Any]]:
     """moto made faithful, SQS on `clock`, `instances` tagged instances, the output bucket, and the functions'
-    environment (tests/python/aws_harness.py `runcommand_function_env`: AWS-RunShellScript, output to S3), targeting
-    the tags or the instances' ids. Yields the infrastructure and the fidelity."""
+    environment (tests/python/aws_harness.py `runcommand_function_env`: AWS-RunShellScript, output to S3; `settings`
+    over it, an example's), targeting the tags or the instances' ids. Yields the infrastructure and the fidelity."""
     with moto_account() as infra, faithful_aws(clock, sqs_time=True) as fidelity, routed(network):
         fidelity.ssm_delivery_time = DELIVERY_TIME
         fidelity.ssm_run_time = RUN_TIME
@@ -260,7 +262,9 @@ def runcommand_account(network: Network, clock: Clock, mode: str, instances: int
             if mode == "tags"
             else {"OPS_TARGET_TAGS": "{}", "OPS_INSTANCE_IDS": json.dumps(ids)}
         )
-        env = runcommand_function_env(infra.queue_url, OPS_ALERT_TOPIC_ARN=infra.topic_arn, **targets)
+        env = runcommand_function_env(
+            infra.queue_url, OPS_ALERT_TOPIC_ARN=infra.topic_arn, **targets, **dict(settings or {})
+        )
         with patched_env(env):
             install_runtimes(clock, "ssm_runcommand")
             try:
@@ -289,13 +293,19 @@ def _output_objects(slot_start: datetime) -> int:
     return found
 
 
-def measure_fleet(mode: str, instances: int, warm_up: bool = True, every_status: bool = False) -> SlotRun:
+def measure_fleet(
+    mode: str,
+    instances: int,
+    warm_up: bool = True,
+    every_status: bool = False,
+    settings: Mapping[str, str] | None = None,
+) -> SlotRun:
     """With `warm_up`, the slot of the night before first (the ledger and the command history then hold a slot, as
     at steady state); then the measured slot. With `every_status`, SSM emits an event for every Status change
     (Pending, InProgress, ... as well as the terminal ones: which it emits is not documented)."""
     network, clock = Network(), Clock(FIRST_SLOT - timedelta(days=1, minutes=5))
     slots = [FIRST_SLOT - timedelta(days=1), FIRST_SLOT] if warm_up else [FIRST_SLOT]
-    with runcommand_account(network, clock, mode, instances) as (_infra, fidelity):
+    with runcommand_account(network, clock, mode, instances, settings) as (_infra, fidelity):
         if every_status:
             fidelity.ssm_event_statuses |= EVERY_STATUS
         run: SlotRun | None = None
