@@ -22,7 +22,7 @@ variable "name" {
 }
 
 variable "workload_a_deploy_role_arn" {
-  description = "Role Terraform assumes to create workload account A's role (for example OrganizationAccountAccessRole); its account is workload account A."
+  description = "Deploy role Terraform assumes to create workload account A's roles (its account is workload account A), which the credentials running Terraform must be allowed to assume: OrganizationAccountAccessRole trusts only the management account, so from a CI or hub identity use a deployment role of your own that trusts it (Control Tower accounts: AWSControlTowerExecution, trusted by the management account)."
   type        = string
   default     = "arn:aws:iam::111111111111:role/OrganizationAccountAccessRole"
 
@@ -33,7 +33,7 @@ variable "workload_a_deploy_role_arn" {
 }
 
 variable "workload_b_deploy_role_arn" {
-  description = "Role Terraform assumes to create workload account B's role (for example OrganizationAccountAccessRole); its account is workload account B."
+  description = "Deploy role Terraform assumes to create workload account B's roles (its account is workload account B), which the credentials running Terraform must be allowed to assume: OrganizationAccountAccessRole trusts only the management account, so from a CI or hub identity use a deployment role of your own that trusts it (Control Tower accounts: AWSControlTowerExecution, trusted by the management account)."
   type        = string
   default     = "arn:aws:iam::222222222222:role/OrganizationAccountAccessRole"
 

@@ -387,7 +387,8 @@ resource "aws_iam_role_policy" "forwarder" {
 # The role copies the shared source into its own account (CopySnapshot on the source, which the DR account
 # does not own, and on the new copy with the ownership tags), tags only as part of the copy, deletes only
 # its own copies, and uses the keys: the source key (shared through its key policy; cross-account KMS needs
-# the key policy and IAM both) and its destination keys. Its trust policy must name the worker role.
+# the key policy and IAM both) and its destination keys. Its trust policy must name the worker role and the
+# planner role (the planner's catch-up lists the copies in the destination through it).
 locals {
   dr_copy_arns = [for region in local.cross_account_regions : "arn:${local.partition}:ec2:${region}::snapshot/*"]
   dr_key_arns = concat(

@@ -43,12 +43,12 @@ output "function_timeouts" {
 }
 
 output "planner_role_arn" {
-  description = "ARN of the planner's execution role."
+  description = "ARN of the planner's execution role (the trust policy of every destination role_arn must name it too: the planner lists the copies there)."
   value       = module.this.role_arns["planner"]
 }
 
 output "worker_role_arn" {
-  description = "ARN of the worker's execution role (the trust policy of every destination role_arn must name it)."
+  description = "ARN of the worker's execution role (the trust policy of every destination role_arn must name it and planner_role_arn)."
   value       = module.this.role_arns["worker"]
 }
 

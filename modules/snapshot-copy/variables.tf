@@ -132,7 +132,7 @@ variable "destinations" {
 }
 
 variable "target_role_external_id" {
-  description = "External id the worker sends when it assumes a destinations[*].role_arn (that role's sts:ExternalId condition, e.g. modules/target-account-role's external_id); null sends none."
+  description = "External id the planner and the worker send when they assume a destinations[*].role_arn (that role's sts:ExternalId condition, e.g. modules/target-account-role's external_id); null sends none."
   type        = string
   default     = null
 

@@ -14,6 +14,14 @@ data "aws_partition" "current" {
       error_message = "notification_topic_arn and notification_role_arn must be set together or not at all (SSM publishes to the topic with the role); got topic ${jsonencode(var.notification_topic_arn)} and role ${jsonencode(var.notification_role_arn)}."
     }
 
+    # The worker's iam:PassRole on the notification role would be copied into target_role_policy_json, which
+    # modules/target-account-role refuses (no iam: action in a spoke role); and SSM in each target account would
+    # need a role of that account, which one ARN cannot name for several accounts.
+    precondition {
+      condition     = var.notification_role_arn == null || length(var.target_role_arns) == 0
+      error_message = "notification_role_arn (and notification_topic_arn) cannot be used with target_role_arns: SSM in each target account would need a notification role of that account, and the iam:PassRole it takes would have to be granted to the spoke roles; got notification_role_arn ${jsonencode(var.notification_role_arn)} and target_role_arns ${jsonencode(var.target_role_arns)}. Leave both notification inputs null for cross-account targets: the module's own alerts cover failed invocations."
+    }
+
     precondition {
       condition     = var.output_s3_key_prefix == null || var.output_s3_bucket_name != null
       error_message = "output_s3_key_prefix needs output_s3_bucket_name: a prefix without a bucket writes nothing; got prefix ${jsonencode(var.output_s3_key_prefix)}."

@@ -5,8 +5,8 @@ locals {
   # which makes each spoke-side CloudTrail event attributable to one policy.
   session_name_pattern = "ops-automation-*"
 
-  # Default IAM quotas (IAM and AWS STS quotas, "IAM and STS character limits"); IAM does not count white space.
-  trust_policy_max_chars  = 2048
+  # IAM and AWS STS quotas, "IAM and STS character limits": not adjustable (the trust policy's limit is
+  # var.trust_policy_max_chars, a quota). IAM does not count white space.
   inline_policy_max_chars = 10240
 }
 
@@ -72,8 +72,8 @@ resource "aws_iam_role" "this" {
     }
 
     precondition {
-      condition     = length(replace(data.aws_iam_policy_document.trust[each.key].json, "/\\s+/", "")) <= local.trust_policy_max_chars
-      error_message = "The trust policy of role ${local.role_names[each.key]} is ${length(replace(data.aws_iam_policy_document.trust[each.key].json, "/\\s+/", ""))} characters without white space, over IAM's default ${local.trust_policy_max_chars} (grants[\"${each.key}\"].principal_arns: ${length(each.value.principal_arns)}); trust fewer roles or raise the quota \"Role trust policy length\"."
+      condition     = length(replace(data.aws_iam_policy_document.trust[each.key].json, "/\\s+/", "")) <= var.trust_policy_max_chars
+      error_message = "The trust policy of role ${local.role_names[each.key]} is ${length(replace(data.aws_iam_policy_document.trust[each.key].json, "/\\s+/", ""))} characters without white space, over trust_policy_max_chars = ${var.trust_policy_max_chars} (grants[\"${each.key}\"].principal_arns: ${length(each.value.principal_arns)}); trust fewer roles, or raise the account's quota \"Role trust policy length\" (Service Quotas) and set trust_policy_max_chars to the new value."
     }
   }
 }

@@ -101,7 +101,7 @@ variable "organization_id" {
 ################################################################################
 
 variable "max_session_duration" {
-  description = "Longest session, in seconds, a hub function may ask for (the functions ask for the one-hour default and renew it)."
+  description = "Longest session, in seconds, a caller may ask for; the hub functions assume the role with their execution role's credentials, which is role chaining (at most one hour), and never ask for more than the one-hour default, so values above 3600 only serve callers that are not chaining."
   type        = number
   nullable    = false
   default     = 3600
@@ -109,6 +109,18 @@ variable "max_session_duration" {
   validation {
     condition     = var.max_session_duration >= 3600 && var.max_session_duration <= 43200 && floor(var.max_session_duration) == var.max_session_duration
     error_message = "max_session_duration must be a whole number of seconds between 3600 and 43200 (IAM role MaxSessionDuration); got ${jsonencode(var.max_session_duration)}."
+  }
+}
+
+variable "trust_policy_max_chars" {
+  description = "Largest trust policy, in characters without white space, the plan accepts: the IAM quota \"Role trust policy length\" (2048 by default, adjustable up to 4096 through Service Quotas), raised here only once every account this module is applied in has the raised quota."
+  type        = number
+  nullable    = false
+  default     = 2048
+
+  validation {
+    condition     = var.trust_policy_max_chars >= 2048 && var.trust_policy_max_chars <= 4096 && floor(var.trust_policy_max_chars) == var.trust_policy_max_chars
+    error_message = "trust_policy_max_chars must be a whole number between 2048 (IAM's default \"Role trust policy length\") and 4096 (the most the quota can be raised to); got ${jsonencode(var.trust_policy_max_chars)}."
   }
 }
 

@@ -386,6 +386,18 @@ run "rejects_a_topic_without_a_role" {
   expect_failures = [data.aws_partition.current]
 }
 
+run "rejects_notifications_with_cross_account_targets" {
+  command = plan
+
+  variables {
+    notification_topic_arn = "arn:aws:sns:ap-northeast-1:111122223333:ssm-failures"
+    notification_role_arn  = "arn:aws:iam::111122223333:role/ssm-notifications"
+    target_role_arns       = ["arn:aws:iam::444455556666:role/ops-automation-ssm-runcommand"]
+  }
+
+  expect_failures = [data.aws_partition.current]
+}
+
 run "rejects_a_prefix_without_a_bucket" {
   command = plan
 
