@@ -14,15 +14,18 @@ help:
 	@echo "make demo      run every example (backups, clean-up, DR copies, scheduling, Run Command) against a local AWS; print the report"
 	@echo "make test      lint + every verification tier (unit/moto/HCL, terraform, end to end)"
 	@echo "make lint      ruff + mypy on lambda_src"
+	@echo "make venv      the virtualenv, with the operator CLI installed (.venv/bin/ops-automation --help)"
 	@echo "make runtime   the Python tests on Lambda's python3.13, where this machine has it"
 	@echo "make docs      regenerate the Inputs/Outputs tables of the module READMEs"
 	@echo "make lock      re-pin requirements*.txt from requirements*.in with pip-tools"
 	@echo "make security  checkov over modules/ and examples/ in its own virtualenv"
 	@echo "make bench     calls, memory, import time, zip size and monthly cost vs the origin design (bench/RESULTS.md)"
 
-$(STAMP): requirements.txt requirements-dev.txt
+$(STAMP): requirements.txt requirements-cli.txt requirements-dev.txt pyproject.toml setup.cfg
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt -r requirements-dev.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt -r requirements-cli.txt -r requirements-dev.txt
+	# The `ops-automation` script; --no-deps keeps the locks above in charge of every version.
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -33,6 +36,7 @@ lint: $(STAMP)
 	$(PY) -m mypy
 
 test: lint runtime
+	$(VENV)/bin/ops-automation --help > /dev/null
 	$(PY) -m pytest
 
 runtime:
@@ -40,7 +44,7 @@ runtime:
 		echo "!!! python3.13 (Lambda's runtime) NOT FOUND: the handler tests ran on $$($(PYTHON) --version) only !!!"; \
 	else \
 		test -x $(RUNTIME_VENV)/bin/python || $(LAMBDA_PYTHON) -m venv $(RUNTIME_VENV); \
-		$(RUNTIME_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements.txt -r requirements-dev.txt; \
+		$(RUNTIME_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements.txt -r requirements-cli.txt -r requirements-dev.txt; \
 		echo "handler tests on $$($(RUNTIME_VENV)/bin/python --version) (Lambda's runtime):"; \
 		$(RUNTIME_VENV)/bin/python -m pytest -q -p no:cacheprovider tests/python; \
 	fi
@@ -59,6 +63,7 @@ docs: $(STAMP)
 
 lock: $(STAMP)
 	$(VENV)/bin/pip-compile --quiet --no-emit-index-url --no-emit-find-links --strip-extras -o requirements.txt requirements.in
+	$(VENV)/bin/pip-compile --quiet --no-emit-index-url --no-emit-find-links --strip-extras -c requirements.txt -o requirements-cli.txt requirements-cli.in
 	$(VENV)/bin/pip-compile --quiet --no-emit-index-url --no-emit-find-links --strip-extras -o requirements-dev.txt requirements-dev.in
 	$(VENV)/bin/pip-compile --quiet --no-emit-index-url --no-emit-find-links --strip-extras -o requirements-security.txt requirements-security.in
 
@@ -68,4 +73,4 @@ security: $(STAMP)
 	$(SECURITY_VENV)/bin/checkov --quiet --compact --skip-download -d modules -d examples --framework terraform
 
 clean:
-	rm -rf $(VENV) $(SECURITY_VENV) $(RUNTIME_VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(SECURITY_VENV) $(RUNTIME_VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis build *.egg-info

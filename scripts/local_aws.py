@@ -30,6 +30,8 @@ import boto3
 from moto.server import ThreadedMotoServer
 from tests.support.moto_fidelity import MotoFidelity, faithful_aws
 
+from ops_automation.cli.lambda_context import LocalContext
+
 DEFAULT_REGION = "us-east-1"
 # moto's default account: the ARNs the local AWS hands out carry it.
 ACCOUNT_ID = "123456789012"
@@ -158,25 +160,9 @@ def handler_environment(aws: Aws, function_environment: Mapping[str, str]) -> It
         yield
 
 
-@dataclass(frozen=True)
-class LambdaContext:
-    """The parts of the Lambda context object the handlers and Powertools read."""
-
-    function_name: str
-    region: str = DEFAULT_REGION
-    memory_limit_in_mb: int = 256
-    timeout_seconds: int = 300
-    aws_request_id: str = "00000000-0000-4000-8000-000000000000"
-    function_version: str = "$LATEST"
-    log_stream_name: str = "local"
-
-    @property
-    def invoked_function_arn(self) -> str:
-        return f"arn:aws:lambda:{self.region}:{ACCOUNT_ID}:function:{self.function_name}"
-
-    @property
-    def log_group_name(self) -> str:
-        return f"/aws/lambda/{self.function_name}"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return self.timeout_seconds * 1000
+def LambdaContext(function_name: str, region: str = DEFAULT_REGION, **fields: Any) -> LocalContext:
+    """The context object of a deployed function of the local account (the CLI's, with the modules' usual 300 s
+    timeout)."""
+    return LocalContext(
+        function_name, region, ACCOUNT_ID, **{"timeout_seconds": 300, "log_stream_name": "local", **fields}
+    )

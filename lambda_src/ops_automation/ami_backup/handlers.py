@@ -86,8 +86,13 @@ worker_runtime: Lazy[AmiRuntime] = Lazy(partial(_build, WORKER_ATTEMPTS))
 def plan_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     rt = planner_runtime()
     slot = parse_schedule_event(event).slot
-    targets = rt.config.targets
     logger.append_keys(policy=rt.policy)
+    return plan(rt, slot)
+
+
+def plan(rt: AmiRuntime, slot: str) -> dict[str, Any]:
+    """One slot's plan (the operator CLI calls it in a dry run, without the handler's Powertools decorators)."""
+    targets = rt.config.targets
     # Explicit ids no target has found yet; the streams keep the only per-instance set (their seen ids).
     unmatched = set(targets.instance_ids)
 
@@ -141,6 +146,7 @@ def _dry_run_plan(
                     "region": target.region,
                     "role_arn": target.role_arn,
                     "instance_id": message.instance_id,
+                    "would_keep": [{"image_id": k.item.id, "reason": k.reason} for k in retention.keep],
                     "would_delete": [{"image_id": d.item.id, "reason": d.reason} for d in retention.delete],
                 }
             )

@@ -26,6 +26,7 @@ from ..core.events import (
     AmiStateChange,
     ApiCallEvent,
     PurgeSnapshotsMessage,
+    ScheduleTrigger,
     decode_api_call_event,
     parse_schedule_event,
 )
@@ -162,8 +163,14 @@ def _dry_run(
 def sweep_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     rt = sweeper_runtime()
     trigger = parse_schedule_event(event)
-    slot = trigger.slot
     logger.append_keys(policy=rt.policy)
+    return sweep_all(rt, trigger, context)
+
+
+def sweep_all(rt: CleanupRuntime, trigger: ScheduleTrigger, context: LambdaContext) -> dict[str, Any]:
+    """One sweep of every target (the operator CLI calls it in a dry run, without the handler's decorators);
+    `context` gives the time budget."""
+    slot = trigger.slot
     sweep = _Sweep(rt, context)
     failures: list[str] = []
     targets = targets_of(rt.config.scope, rt.clients.default_region)

@@ -91,7 +91,7 @@ worker_runtime: Lazy[EbsRuntime] = Lazy(partial(_build, WORKER_ATTEMPTS))
 
 
 @dataclass
-class _Unmatched:
+class Unmatched:
     """Explicit ids that no target region or account has found yet."""
 
     volumes: set[str]
@@ -104,13 +104,18 @@ class _Unmatched:
 def plan_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     rt = planner_runtime()
     slot = parse_schedule_event(event).slot
-    targets = rt.config.targets
     logger.append_keys(policy=rt.policy)
-    unmatched = _Unmatched(set(targets.volume_ids), set(targets.instances.instance_ids))
+    return plan(rt, slot)
+
+
+def plan(rt: EbsRuntime, slot: str) -> dict[str, Any]:
+    """One slot's plan (the operator CLI calls it in a dry run, without the handler's Powertools decorators)."""
+    targets = rt.config.targets
+    unmatched = Unmatched(set(targets.volume_ids), set(targets.instances.instance_ids))
     summary = plan_slot(
         rt,
         slot,
-        lambda ec2, target: _plan_target(rt, ec2, target, slot, unmatched),
+        lambda ec2, target: plan_target(rt, ec2, target, slot, unmatched),
         not_found=lambda: [
             f"{resource_id}: not found (unknown, deleted, or outside the target regions)"
             for resource_id in sorted(unmatched.volumes | unmatched.instances)
@@ -127,9 +132,7 @@ def plan_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any
     return {**summary, "mode": rt.config.mode, "skipped": unmatched.skipped}
 
 
-def _plan_target(
-    rt: EbsRuntime, ec2: Any, target: Target, slot: str, unmatched: _Unmatched
-) -> Iterator[SnapshotRequest]:
+def plan_target(rt: EbsRuntime, ec2: Any, target: Target, slot: str, unmatched: Unmatched) -> Iterator[SnapshotRequest]:
     """The work items of one (region, account), page by page."""
     targets = rt.config.targets
     volume_mode = rt.config.mode == "volume"
@@ -223,6 +226,10 @@ def _dry_run_plan(rt: EbsRuntime, sources: Mapping[Target, list[SnapshotRequest]
                     "region": target.region,
                     "role_arn": target.role_arn,
                     "source_id": source_id,
+                    "would_keep": [
+                        {"snapshot_ids": list(by_key[k.item.id].ids) if k.item.id in by_key else [], "reason": k.reason}
+                        for k in retention.keep
+                    ],
                     "would_delete": [
                         {"snapshot_ids": list(by_key[d.item.id].ids), "reason": d.reason} for d in retention.delete
                     ],

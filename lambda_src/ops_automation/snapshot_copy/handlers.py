@@ -245,6 +245,11 @@ def plan_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any
     rt = planner_runtime()
     slot = parse_schedule_event(event).slot
     logger.append_keys(policy=rt.policy)
+    return plan(rt, slot)
+
+
+def plan(rt: CopyRuntime, slot: str) -> dict[str, Any]:
+    """One slot's plan (the operator CLI calls it in a dry run, without the handler's Powertools decorators)."""
     selection = rt.config.sources
     found = _Found(set(selection.ids))
 

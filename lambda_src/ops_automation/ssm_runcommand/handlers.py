@@ -196,13 +196,8 @@ def plan_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any
     logger.append_keys(policy=rt.policy, slot=slot)
     # A repeated delivery of the schedule plans again; the worker's claim per (chunk, slot) sends one command.
     sender: BatchSender[SendMessage] = BatchSender(rt.clients.client("sqs"), rt.common.work_queue_url)
-    targets = rt.config.targets
-    for target in targets_of(rt.config.scope, rt.clients.default_region):
-        send_to = partial(SendMessage, rt.policy, slot, target.region, target.role_arn)
-        if targets.tags:
-            sender.add(send_to("tags", ()))
-        for number, ids in enumerate(chunked(sorted(set(targets.instance_ids)), MAX_IDS_PER_COMMAND)):
-            sender.add(send_to(f"ids-{number}", tuple(ids)))
+    for message in planned_sends(rt, slot):
+        sender.add(message)
     sender.flush()
     if sender.unsent:
         failures = [f"{m.region} {m.chunk}: not enqueued" for m in sender.unsent]
@@ -210,6 +205,20 @@ def plan_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any
         raise PartialFailure(failures)
     logger.info("run command planned", extra={"enqueued": sender.sent})
     return {"slot": slot, "enqueued": sender.sent}
+
+
+def planned_sends(rt: RunRuntime, slot: str) -> list[SendMessage]:
+    """One slot's commands: per target, one for the tag-targeted instances and one per chunk of explicit ids (the
+    worker resolves the instances; the operator CLI lists them without sending)."""
+    targets = rt.config.targets
+    messages: list[SendMessage] = []
+    for target in targets_of(rt.config.scope, rt.clients.default_region):
+        send_to = partial(SendMessage, rt.policy, slot, target.region, target.role_arn)
+        if targets.tags:
+            messages.append(send_to("tags", ()))
+        for number, ids in enumerate(chunked(sorted(set(targets.instance_ids)), MAX_IDS_PER_COMMAND)):
+            messages.append(send_to(f"ids-{number}", tuple(ids)))
+    return messages
 
 
 # ---------------------------------------------------------------------------------------------------------------
