@@ -8,6 +8,7 @@ import functools
 import io
 import json
 import os
+import sys
 import zipfile
 from collections import Counter
 from collections.abc import Callable
@@ -21,6 +22,7 @@ import click
 import pytest
 from aws_harness import (
     LEDGER_TABLE,
+    OTHER_REGION,
     POLICY,
     REGION,
     START,
@@ -31,12 +33,16 @@ from aws_harness import (
     take_messages,
 )
 from click.testing import CliRunner, Result
+from rich.console import Console
 from tests.support.moto_fidelity import MotoFidelity
 from tests.support.python_scan import iam_action
 
+from ops_automation.cli import history as history_module
 from ops_automation.cli import invoke
-from ops_automation.cli.main import cli
+from ops_automation.cli.context import Operator
+from ops_automation.cli.main import cli, main
 from ops_automation.core import observability, tagging
+from ops_automation.core.clients import ClientFactory
 from ops_automation.core.events import format_time
 from ops_automation.core.ledger import LOCAL_ACCOUNT, DynamoLedger, LedgerKey
 
@@ -545,6 +551,21 @@ def test_history_reads_every_target_of_the_scope(configure: Callable[..., Any], 
     }
 
 
+def test_history_of_a_copy_policy_reads_where_the_copies_are_recorded(
+    configure_copy: Callable[..., Any], infra: Infra
+) -> None:
+    """snapshot-copy records a copy under its destination (region, account), not under the source targets."""
+    configure_copy()
+    policy = deploy("snapshot_copy")
+    copy_key = LedgerKey("snapshot-copy", policy, LOCAL_ACCOUNT, OTHER_REGION, "snap-copy")
+    _ledger(infra).transition(copy_key, "failed", START, 90, source_id="snap-source", reason="CopySnapshot failed")
+
+    result = run("--json", "history", "--policy", policy)
+
+    assert result.exit_code == 1, result.output  # the failed copy is a finding
+    assert {(e["resource"], e["region"]) for e in document(result)["entries"]} == {("snap-copy", OTHER_REGION)}
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # invoke
 # ---------------------------------------------------------------------------------------------------------------
@@ -640,3 +661,58 @@ def test_plan_sends_the_deployments_external_id_when_it_assumes_a_spoke_role(
     assert [(call["RoleArn"], call.get("ExternalId")) for call in assumed] == [(spoke_role, "hub-4711")]
     assert assumed[0]["RoleSessionName"].startswith("ops-automation-")
     assert result.exit_code == 1  # nothing is tagged in the spoke account
+
+
+def test_invoke_runs_the_handler_with_the_operators_session_not_the_default_chain(
+    aws: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """`--profile` chose the account the operator confirmed: the handler's own boto3 sessions must act there too,
+    whatever the environment's default credentials or profile say (Lambda hands credentials over the same way)."""
+    credentials = tmp_path / "credentials"
+    credentials.write_text("[someone-else]\naws_access_key_id = AKIASOMEONEELSE\naws_secret_access_key = x\n")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(credentials))
+    monkeypatch.setenv("AWS_PROFILE", "someone-else")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIADEFAULTCHAIN")
+    operator_session = boto3.session.Session(
+        aws_access_key_id="AKIAOPERATOR", aws_secret_access_key="secret", aws_session_token="token", region_name=REGION
+    )
+    op = Operator(
+        factory=ClientFactory("ops-automation-cli", session=operator_session),
+        region=REGION,
+        json=True,
+        console=Console(),
+        err=Console(stderr=True),
+        session=operator_session,
+    )
+
+    with invoke.function_environment(op, {"OPS_POLICY_NAME": "nightly"}):
+        seen = boto3.session.Session().get_credentials().get_frozen_credentials()
+        assert (seen.access_key, seen.token) == ("AKIAOPERATOR", "token")
+        assert "AWS_PROFILE" not in os.environ
+        assert os.environ["OPS_POLICY_NAME"] == "nightly"
+
+    assert os.environ["AWS_PROFILE"] == "someone-else"
+    assert os.environ["AWS_ACCESS_KEY_ID"] == "AKIADEFAULTCHAIN"
+
+
+def test_the_console_script_exits_2_not_1_when_something_unexpected_stops_the_look(
+    configure: Callable[..., Any], infra: Infra, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Exit 1 means "looked and found something": an error no command expected must not look like a finding."""
+    configure()
+    policy = deploy("ami_backup")
+
+    def broken(*_: object, **__: object) -> None:
+        raise RuntimeError("cron field L is not supported")
+
+    monkeypatch.setattr(history_module, "entries", broken)
+    for argv, expected in (
+        (["history", "--policy", policy], 2),
+        (["history"], 2),  # usage: --policy missing
+        (["--help"], 0),
+    ):
+        monkeypatch.setattr(sys, "argv", ["ops-automation", "--region", REGION, *argv])
+        with pytest.raises(SystemExit) as exited:
+            main()
+        assert exited.value.code == expected, argv
+    assert "could not finish: RuntimeError: cron field L" in capsys.readouterr().err

@@ -113,7 +113,11 @@ def resolve(op: Operator, policy: str, module: str | None, from_state: Path | No
             raise CannotLook(f"no function {' / '.join(names)} in {op.region}: is {policy!r} a deployed policy?")
         found = module_of_handler(next(iter(functions.values())).handler)
         if found != candidate.name:
-            raise CannotLook(f"policy {policy!r} is a {found} policy, not {candidate.name}")
+            if module is not None:
+                raise CannotLook(f"policy {policy!r} is a {found} policy, not {candidate.name}")
+            # Several modules name their scheduled function `planner`: the handler says whose it is.
+            candidate = MODULES[found]
+            functions = _functions(lambda_, policy, candidate)
         schedule = _schedule(op, policy, candidate)
     return _deployed(policy, candidate, functions, schedule, op.region, "lambda:GetFunctionConfiguration")
 

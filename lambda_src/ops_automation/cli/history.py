@@ -26,14 +26,23 @@ def is_marker(entry: LedgerEntry) -> bool:
     return entry.key.sk.startswith(MARKER_PREFIXES)
 
 
+def partitions(deployed: Deployed) -> list[tuple[str, str]]:
+    """The (account, region) partitions the policy's functions write: its targets, and for snapshot-copy its
+    destinations too (a copy is recorded where it is made)."""
+    places = [(target.account, target.region) for target in deployed.targets]
+    if deployed.module == "snapshot-copy":
+        places += [(destination.account, destination.region) for destination in deployed.config().destinations]
+    return list(dict.fromkeys(places))
+
+
 def entries(op: Operator, deployed: Deployed, include_markers: bool = False) -> list[LedgerEntry]:
-    """Every ledger entry of the policy over all its targets (one paginated Query per account and region), oldest
-    first. The ledger's TTL (`ledger_ttl_days`) bounds how far back it reaches."""
+    """Every ledger entry of the policy over all its partitions (one paginated Query per account and region),
+    oldest first. The ledger's TTL (`ledger_ttl_days`) bounds how far back it reaches."""
     ledger = DynamoLedger(op.factory.client("dynamodb", op.region), deployed.ledger_table)
     found: list[LedgerEntry] = []
     with looking(f"reading the ledger {deployed.ledger_table}"):
-        for target in progress(op, list(deployed.targets), "reading the ledger"):
-            for entry in ledger.partition(deployed.service, deployed.policy, target.account, target.region):
+        for account, region in progress(op, partitions(deployed), "reading the ledger"):
+            for entry in ledger.partition(deployed.service, deployed.policy, account, region):
                 if include_markers or not is_marker(entry):
                     found.append(entry)
     return sorted(found, key=lambda entry: (entry.created_at, entry.key.pk, entry.key.sk))

@@ -14,6 +14,7 @@ from typing import Any
 from unittest import mock
 from urllib.parse import urlparse
 
+import boto3
 import click
 
 from ..core.runtime import Lazy
@@ -31,8 +32,30 @@ def is_local_endpoint() -> bool:
 
 @contextlib.contextmanager
 def function_environment(op: Operator, variables: Mapping[str, str]) -> Iterator[None]:
-    """The function's variables plus what the Lambda runtime adds (its region); the caller's credentials."""
-    with mock.patch.dict(os.environ, {**variables, "AWS_REGION": op.region, "AWS_DEFAULT_REGION": op.region}):
+    """The function's variables plus what the Lambda runtime adds: its region, and credentials as environment
+    variables - here the operator's own, resolved from the CLI's session (`--profile`), so the handler's clients act
+    in the account the operator confirmed, not in whatever the default credential chain would find."""
+    credentials = (op.session or boto3.session.Session()).get_credentials()
+    if credentials is None:
+        raise CannotLook("no AWS credentials found for the handler to run with")
+    frozen = credentials.get_frozen_credentials()
+    runtime = {
+        "AWS_REGION": op.region,
+        "AWS_DEFAULT_REGION": op.region,
+        "AWS_ACCESS_KEY_ID": frozen.access_key,
+        "AWS_SECRET_ACCESS_KEY": frozen.secret_key,
+    }
+    with mock.patch.dict(os.environ, {**variables, **runtime}):
+        for name in (
+            "AWS_PROFILE",
+            "AWS_DEFAULT_PROFILE",
+            "AWS_SESSION_TOKEN",
+            "AWS_SECURITY_TOKEN",
+            "AWS_CREDENTIAL_EXPIRATION",
+        ):
+            os.environ.pop(name, None)
+        if frozen.token:
+            os.environ["AWS_SESSION_TOKEN"] = frozen.token
         yield
 
 
@@ -84,7 +107,8 @@ def invoke(ctx: click.Context, function: str, event_file: Path, yes: bool) -> No
     if not yes and not is_local_endpoint():
         if not sys.stdin.isatty():
             raise click.UsageError("invoke acts on real resources with your credentials: pass --yes to confirm")
-        if not click.confirm(f"Run {handler} of {function} in {op.region} with your credentials?"):
+        # On stderr: with --json, stdout carries the one JSON document only.
+        if not click.confirm(f"Run {handler} of {function} in {op.region} with your credentials?", err=True):
             raise CannotLook("not confirmed")
     try:
         result = run_handler(op, function, handler, variables, event)

@@ -15,7 +15,7 @@ from rich.console import Console
 
 from ..core import observability
 from ..core.clients import PLANNER_ATTEMPTS, ClientFactory
-from .context import BUILD_OPERATOR, CLI_SESSION_NAME, CannotLook, Operator
+from .context import BUILD_OPERATOR, CANNOT_LOOK, CLI_SESSION_NAME, CannotLook, Operator
 from .history import history
 from .invoke import invoke
 from .plan import plan
@@ -87,4 +87,17 @@ for command in (plan, history, report, invoke):
 
 
 def main() -> None:
-    cli(prog_name="ops-automation")
+    """The console script. Exit 1 is kept for findings: anything that stopped the look - a usage error, an
+    interrupt, an error no command expected - exits 2 with one line on stderr, not a traceback."""
+    try:
+        code = cli.main(prog_name="ops-automation", standalone_mode=False)
+    except click.ClickException as error:
+        error.show()
+        sys.exit(error.exit_code)
+    except click.Abort:
+        click.echo("ops-automation: interrupted", err=True)
+        sys.exit(CANNOT_LOOK)
+    except Exception as error:
+        click.echo(f"ops-automation: could not finish: {type(error).__name__}: {error}", err=True)
+        sys.exit(CANNOT_LOOK)
+    sys.exit(code if isinstance(code, int) else 0)
