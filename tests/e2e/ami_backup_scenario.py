@@ -1,4 +1,4 @@
-"""A simulated week of AMI backups through the deployed examples/ami-backup: the tier-3 test and `make demo`.
+"""A simulated week of AMI backups through the deployed examples/ami-backup: its tier-3 test.
 
 On the harness of `tests/e2e/scenario.py` (Scheduler, the Lambda service, simulated time), this module plays EC2's
 event emitter: it publishes `EC2 AMI State Change` for each image that became available, on the local

@@ -1,5 +1,5 @@
 """Simulated days of deregister-cleanup through the deployed examples/deregister-cleanup, beside the deployed
-examples/ami-backup and a dry-run variant of the clean-up: the tier-3 test and `make demo`.
+examples/ami-backup and a dry-run variant of the clean-up: its tier-3 test.
 
 On the harness of `tests/e2e/scenario.py` (Scheduler, the Lambda service, simulated time), this module plays EC2's
 event emitter for every AMI of the account: `EC2 AMI State Change` `available` for a new AMI, `deregistered` for one

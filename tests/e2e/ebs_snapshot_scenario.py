@@ -1,5 +1,4 @@
-"""A simulated series of daily EBS snapshots through the deployed examples/ebs-snapshot: the tier-3 test and
-`make demo`.
+"""A simulated series of daily EBS snapshots through the deployed examples/ebs-snapshot: its tier-3 test.
 
 On the harness of `tests/e2e/scenario.py` (Scheduler, the Lambda service, simulated time), this module plays EC2:
 it publishes `EBS Snapshot Notification` for every snapshot of the account that reached `completed` or `error`

@@ -1,5 +1,4 @@
-"""Simulated weeks of scheduled start/stop through the deployed examples/instance-scheduler: the tier-3 test and
-`make demo`.
+"""Simulated weeks of scheduled start/stop through the deployed examples/instance-scheduler: its tier-3 test.
 
 Three deployments of the example, applied together (`VARIANTS`): the example itself (office hours in Asia/Tokyo,
 start 08:00 and stop 20:00 on weekdays, not on its excluded dates), a stop-only policy (`STOP_ONLY`, 22:00 every
@@ -834,65 +833,6 @@ def final_state(aws: Aws, deployments: Sequence[SchedulerDeployment]) -> FinalSt
         work_queue_messages=sum(scenario.queue_total(sqs, d.deployment.work_queue_url) for d in deployments),
         dlq_messages=sum(scenario.queue_total(sqs, d.deployment.dlq_url) for d in deployments),
     )
-
-
-def report_lines(week: WeekReport, dst: DstReport, state: FinalState, rule: str = "-" * 96) -> list[str]:
-    """The demo's section: the policies, the sample routing, every slot with its verification report, the DST days."""
-    lines = [rule]
-    for deployed in (week.office, week.stop_only, dst.deployment):
-        schedules = ", ".join(
-            f"{action} {s.expression} {s.timezone}" for action, s in sorted(deployed.schedules.items())
-        )
-        starter = "" if deployed.starter_function else " (stop-only: no start schedule, no starter function)"
-        excluded = json.loads(deployed.deployment.worker_environment["OPS_EXCLUDED_DATES"])
-        lines.append(
-            f"policy {deployed.deployment.policy_name!r}: {schedules}{starter}; excluded dates {excluded or '-'}"
-        )
-    lines.append(
-        "fleet: "
-        + ", ".join(f"{name} ({instance})" for instance, name in week.fleet.names.items())
-        + f"; asg-web is the member of Auto Scaling group {ASG_NAME}"
-    )
-    lines.append("published samples put on the bus (naming web-1), reaching each worker through its deployed rule:")
-    for policy, routed in week.sample_routing.items():
-        lines.append(f"  {policy}: reached {routed['reached']}, filtered out {routed['filtered']}")
-    lines.append(rule)
-    for run in week.slots:
-        messages = ", ".join(f"{count} {kind}" for kind, count in sorted(run.messages.items())) or "none"
-        deliveries = f" x{len(run.summaries)}" if len(run.summaries) > 1 else ""
-        lines.append(f"{run.local} {run.policy} {run.action}{deliveries} ({run.slot})   messages: {messages}")
-        for event in run.events:
-            lines.append(f"  * {event}")
-        for summary in run.summaries[:1]:
-            if summary.get("outcome") == "excluded_date":
-                lines.append("  planner: excluded date, nothing planned (logged)")
-        acted = ", ".join(f"{week.fleet.names.get(i, i)} x{n}" for i, n in sorted(run.acted.items()))
-        operations = sorted({operation for operation, _policy, _ids in run.calls}) or [f"{run.action} calls"]
-        lines.append(f"  {', '.join(operations)}: {acted or '-'}")
-        for name, (instance_state, verdict) in run.verification.items():
-            lines.append(f"  {name:<9} {instance_state:<10} {verdict}")
-        for alert in run.alerts:
-            name = week.fleet.names.get(str(alert.get("resource_id")), alert.get("resource_id"))
-            lines.append(f"  ALERT {alert['alert']}: {name} ({str(alert.get('reason', ''))[:110]})")
-    lines.append(f"hand starts of dev-1: {', '.join(week.hand_starts)}")
-    lines.append(rule)
-    lines.append(f"policy {dst.deployment.deployment.policy_name!r} around the clock changes (America/New_York):")
-    for day, counts in dst.invocations.items():
-        slots = [run for run in dst.slots if run.local.startswith(day)]
-        at = ", ".join(f"{run.action} {run.local[15:]} ({run.slot[11:16]}Z)" for run in slots) or "-"
-        marker = {SPRING_FORWARD.isoformat(): "  <- spring forward", FALL_BACK.isoformat(): "  <- fall back"}
-        states = ", ".join(f"{name} {s}" for name, s in dst.end_of_day[day].items())
-        lines.append(
-            f"  {day}: start x{counts['start']}, stop x{counts['stop']}: {at}; at 23:59 {states}{marker.get(day, '')}"
-        )
-    lines.append(rule)
-    errors = week.log.at("ERROR", "CRITICAL")
-    lines.append(
-        f"ledgers: {', '.join(f'{p} {len(items)} items' for p, items in state.ledgers.items())}; "
-        f"work queues {state.work_queue_messages}, dead-letter queues {state.dlq_messages}; "
-        f"handler log: {len(week.log.lines)} lines, {len(errors)} at ERROR (the alerts)"
-    )
-    return lines
 
 
 def problems(week: WeekReport, dst: DstReport, state: FinalState) -> list[str]:

@@ -1,5 +1,4 @@
-"""Simulated days of disaster-recovery copies through the deployed examples/snapshot-copy: the tier-3 test and
-`make demo`.
+"""Simulated days of disaster-recovery copies through the deployed examples/snapshot-copy: its tier-3 test.
 
 The example deploys, in Tokyo (the default provider), an ebs-snapshot policy (the source: volumes tagged
 Snapshot=daily, daily at 01:00 Asia/Tokyo, generations 3) and the snapshot-copy policy (copies of that policy's

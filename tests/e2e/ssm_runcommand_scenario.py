@@ -1,4 +1,4 @@
-"""Simulated nights of the scheduled online backup of examples/ssm-runcommand: the tier-3 test and `make demo`.
+"""Simulated nights of the scheduled online backup of examples/ssm-runcommand: its tier-3 test.
 
 The example as deployed: every night at 02:30 Asia/Tokyo, `AWS-RunShellScript` on every instance tagged
 `Backup = online-db` (one SendCommand by tag), output to the example's S3 bucket under the policy name, delivery
@@ -663,83 +663,6 @@ def s3_key(deployed: RunCommandDeployment, url: str) -> str:
     if bucket != deployed.bucket:
         raise ValueError(f"{url} is not in the example's bucket {deployed.bucket}")
     return key
-
-
-def report_lines(report: NightsReport, state: FinalState, rule: str = "-" * 96) -> list[str]:
-    """The demo's section: the policy, the sample routing, every night with each instance's outcome and alerts."""
-    deployment = report.deployed.deployment
-    environment = deployment.worker_environment
-    fleet = report.fleet
-    documents = report.deployed.rule_pattern["detail"]["document-name"]
-    lines = [
-        rule,
-        f"policy {deployment.policy_name!r}: {report.deployed.document} on instances tagged {_tag_text()}, "
-        f"{deployment.schedule_expression} {deployment.schedule_timezone}; delivery timeout "
-        f"{environment['OPS_DELIVERY_TIMEOUT_SECONDS']} s, execution timeout "
-        f"{environment['OPS_EXECUTION_TIMEOUT_SECONDS']} s, MaxConcurrency {environment['OPS_MAX_CONCURRENCY']}, "
-        f"MaxErrors {environment['OPS_MAX_ERRORS']}; output s3://{report.deployed.bucket}/{report.deployed.prefix}/",
-        "fleet: " + ", ".join(f"{fleet.names[i]} ({i})" for i in list(fleet.names)[:7]) + " (bastion untagged)",
-        f"published samples put on the bus (rule: document-name {documents}):",
-        f"  reached the worker: {', '.join(report.sample_routing.get('reached', [])) or '-'}",
-        f"  dropped by the rule: {', '.join(report.sample_routing.get('filtered', [])) or '-'}",
-        rule,
-    ]
-    for night in report.nights:
-        messages = ", ".join(f"{count} {kind}" for kind, count in sorted(night.messages.items())) or "none"
-        lines.append(f"night {night.number}: {night.local} ({night.slot})   messages: {messages}")
-        for event in night.events:
-            lines.append(f"  * {event}")
-        sends = night.send_commands
-        targets = ", ".join(
-            f"{t['Key']}={','.join(t['Values'])}" for params in sends for t in params.get("Targets", [])
-        )
-        commands = ", ".join(
-            f"{c['CommandId']} ({c['Status']}, {c['TargetCount']} targets, {c['CompletedCount']} completed)"
-            for c in night.commands
-        )
-        lines.append(f"  SendCommand x{len(sends)} (Targets {targets or '-'}): {commands or 'no command'}")
-        calls = ", ".join(
-            f"{operation} {count}"
-            for operation, count in sorted(night.operations.items())
-            if operation.startswith(("Describe", "List", "Get", "Send")) and operation != "SendMessage"
-        )
-        lines.append(f"  handler calls: {calls}")
-        emitted = ", ".join(f"{count} {kind}" for kind, count in sorted(night.emitted.items())) or "-"
-        lines.append(f"  events put on the bus: {emitted}" + (f"; LOST {len(night.lost)}" if night.lost else ""))
-        if len(night.runs) > 8:
-            verdicts = Counter(_verdict(night, name) for name in night.runs)
-            lines.append(
-                f"  {len(night.runs)} instances: " + ", ".join(f"{n} {v}" for v, n in sorted(verdicts.items()))
-            )
-        else:
-            for name in sorted(night.runs, key=lambda n: list(fleet.names.values()).index(n)):
-                lines.append(f"  {name:<10} {_verdict(night, name)}")
-        lines.append(f"  output objects in the bucket: {len(night.objects)}")
-        for alert in night.alerts:
-            name = fleet.names.get(str(alert.get("instance_id")), alert.get("instance_id", "-"))
-            code = alert.get("exit_code")
-            output = alert.get("output") or "-"
-            lines.append(
-                f"  ALERT {alert['alert']}: {name} {alert.get('status')} exit code {code if code is not None else '-'}"
-                f"; output {output}"
-            )
-    lines.append(rule)
-    states = Counter(str(item["state"]) for item in state.ledger)
-    errors = report.log.at("ERROR", "CRITICAL")
-    lines.append(
-        f"ledger: {len(state.ledger)} items {dict(sorted(states.items()))}; bucket: {len(state.bucket_keys)} objects; "
-        f"work queue {state.work_queue_messages}, dead-letter queue {state.dlq_messages}; handler log: "
-        f"{len(report.log.lines)} lines, {len(errors)} at ERROR (the alerts)"
-    )
-    return lines
-
-
-def _verdict(night: NightRun, name: str) -> str:
-    item = night.runs[name]
-    found = next((by_name[name] for by_name in night.invocations.values() if name in by_name), None)
-    ssm = f"SSM {found.details} (exit {found.exit_code})" if found else "no invocation"
-    reason = f": {str(item.get('reason'))[:70]}" if item.get("reason") else ""
-    return f"{ssm}; ledger {item['state']}{reason}"
 
 
 def problems(report: NightsReport, state: FinalState) -> list[str]:
