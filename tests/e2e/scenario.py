@@ -305,6 +305,17 @@ def module_outputs(run: TerraformRun, module: str) -> dict[str, Any]:
     return dict(run.outputs[f"{MODULE_OUTPUT_PREFIX}{module}"])
 
 
+def work_queue_urls(run: TerraformRun) -> list[str]:
+    """Every work queue an applied example holds: its own `work_queue_url` output, and each module block's (an
+    example composing several modules, such as examples/complete or examples/landing-zone, has none of its own). The
+    rules of all of them route the events another scenario puts on the shared bus."""
+    urls = [str(run.outputs["work_queue_url"])] if "work_queue_url" in run.outputs else []
+    for name, value in run.outputs.items():
+        if name.startswith(MODULE_OUTPUT_PREFIX) and isinstance(value, Mapping) and value.get("work_queue_url"):
+            urls.append(str(value["work_queue_url"]))
+    return list(dict.fromkeys(urls))
+
+
 def _output_values(raw: str) -> dict[str, Any]:
     return {name: output["value"] for name, output in json.loads(raw).items()}
 
@@ -852,3 +863,16 @@ def queue_total(sqs: Any, url: str) -> int:
     ]
     attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=names)["Attributes"]
     return sum(int(attributes[name]) for name in names)
+
+
+def purge_work_queues(sqs: Any, urls: Sequence[str]) -> int:
+    """Empty the queues of what other scenarios' events put there; returns how many messages went. Test harness
+    only (SQS PurgeQueue; moto empties at once where AWS takes up to 60 seconds)."""
+    purged = 0
+    for url in urls:
+        try:
+            purged += queue_total(sqs, url)
+            sqs.purge_queue(QueueUrl=url)
+        except sqs.exceptions.QueueDoesNotExist:
+            continue
+    return purged

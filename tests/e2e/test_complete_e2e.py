@@ -41,10 +41,21 @@ def outcome(applied: scenario.AppliedExamples) -> Outcome:
     run = applied.run(EXAMPLE)
     started = time.monotonic()
     aws = applied.aws_for(EXAMPLE)
+    sqs = aws.client("sqs")
+    # Its rules take every kind of event the module scenarios put on the shared bus: theirs, not its own. And its
+    # month's events reach the other examples' rules in turn: cleared before their scenarios.
+    scenario.purge_work_queues(sqs, scenario.work_queue_urls(run))
     start, end = complete.month_window(DAYS, datetime.now(UTC), weekday=SUNDAY)
     report = complete.run_month(aws, run, start, end, sub_daily_days=HOURLY_DAYS)
     complete.empty_output_bucket(aws, report.deployed)
     applied.start_destroy(EXAMPLE)
+    others = [
+        url
+        for example in applied.live()
+        if example != EXAMPLE and applied.region_of(example) == aws.region
+        for url in scenario.work_queue_urls(applied.run(example))
+    ]
+    scenario.purge_work_queues(sqs, others)
     seconds = time.monotonic() - started
     print(f"\ntier 3 complete: apply_seconds {run.apply_seconds:.0f}, scenario seconds {seconds:.0f}")
     return Outcome(run, report, {summary.block: summary for summary in complete.summaries(report)}, seconds)

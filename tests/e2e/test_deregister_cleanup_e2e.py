@@ -49,9 +49,10 @@ def outcome(applied: scenario.AppliedExamples) -> Outcome:
     backup = scenario.deployment_from_terraform(aws, backup_run.outputs, ami.EXAMPLE)
     mine = {EXAMPLE, dereg.DRY_RUN.path, ami.EXAMPLE}
     bystanders = [
-        applied.run(example).outputs["work_queue_url"]
+        url
         for example in applied.live()
         if example not in mine and applied.region_of(example) == aws.region
+        for url in scenario.work_queue_urls(applied.run(example))
     ]
     report = dereg.run_days(aws, main, dry, backup, bystanders)
     state = dereg.final_state(aws, main, dry)

@@ -37,9 +37,10 @@ def outcome(applied: scenario.AppliedExamples) -> Outcome:
     started = time.monotonic()
     aws = applied.aws_for(EXAMPLE)
     bystanders = [
-        applied.run(example).outputs["work_queue_url"]
+        url
         for example in applied.live()
         if example != EXAMPLE and applied.region_of(example) == aws.region
+        for url in scenario.work_queue_urls(applied.run(example))
     ]
     report = sc.run_days(aws, run, bystanders)
     state = sc.final_state(aws, report)
