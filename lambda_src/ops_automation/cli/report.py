@@ -23,17 +23,16 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 from rich.table import Table
 
 from ..core import tagging
-from ..core.alerts import Alerts
 from ..core.events import format_time, parse_time
 from ..core.image_links import image_state, list_images
-from ..core.ledger import LOCAL_ACCOUNT, DynamoLedger, InMemoryLedger, LedgerEntry
-from ..core.runtime import Runtime
+from ..core.ledger import LOCAL_ACCOUNT, DynamoLedger, LedgerEntry
 from ..core.scope import Target
 from ..core.snapshots import list_snapshots, snapshot_state
 from ..core.targeting import stream_instances
 from . import history
 from .context import CannotLook, Operator, clients_for, emit_json, findings, looking, operator_of, progress
 from .deployment import Deployed, resolve
+from .plan import dry_runtime
 from .slots import scheduler_slots
 
 REPORTED_MODULES = ("ami-backup", "ebs-snapshot", "snapshot-copy")
@@ -284,21 +283,13 @@ def _read_ebs_snapshot(op: Operator, deployed: Deployed, config: Any, target: Ta
     from ..ebs_snapshot import handlers as ebs
     from ..ebs_snapshot.decisions import source_of
 
-    clients = clients_for(op, config)
-    ec2 = clients.client("ec2", target.region, target.role_arn)
+    now = datetime.now(UTC)
     # The planner's own per-target selection (volume or instance mode, exclusions, root volume), as work items it
-    # would send; nothing is sent. It reads only the config and the policy from its runtime.
-    planner: Runtime[Any] = Runtime(
-        config=config,
-        common=deployed.common,
-        clients=clients,
-        ledger=InMemoryLedger(),
-        alerts=Alerts(lambda: None, None, deployed.service, deployed.policy),
-        clock=lambda: datetime.now(UTC),
-        service=deployed.service,
-    )
+    # would send; nothing is sent (the runtime `plan` uses: no alert topic). It reads only the config and the policy.
+    planner = dry_runtime(op, deployed, config, now)
+    ec2 = planner.clients.client("ec2", target.region, target.role_arn)
     unmatched = ebs.Unmatched(set(), set())
-    for message in ebs.plan_target(planner, ec2, target, format_time(datetime.now(UTC)), unmatched):
+    for message in ebs.plan_target(planner, ec2, target, format_time(now), unmatched):
         tags = getattr(message, "volume_tags", None) or {}
         _target(reading, message.source_id, tags.get("Name", ""), target)
     for snapshot in list_snapshots(ec2, [{"Name": f"tag:{tagging.POLICY}", "Values": [deployed.policy]}]):
