@@ -9,7 +9,7 @@ import logging
 import os
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -79,6 +79,23 @@ class FakeContext:
         return self.remaining_ms.pop(0) if len(self.remaining_ms) > 1 else self.remaining_ms[0]
 
 
+def client_with(credentials: Mapping[str, Any], service: str, region: str = REGION) -> Any:
+    """A client on temporary credentials (the `Credentials` of an AssumeRole answer)."""
+    return boto3.client(
+        service,
+        region_name=region,
+        aws_access_key_id=credentials["AccessKeyId"],
+        aws_secret_access_key=credentials["SecretAccessKey"],
+        aws_session_token=credentials["SessionToken"],
+    )
+
+
+def assumed_client(role_arn: str, service: str, region: str = REGION, session_name: str = "setup") -> Any:
+    """A client acting through `role_arn` (moto attributes the session to the role's account)."""
+    sts = boto3.client("sts", region_name=REGION)
+    return client_with(sts.assume_role(RoleArn=role_arn, RoleSessionName=session_name)["Credentials"], service, region)
+
+
 def function_env(
     queue_url: str = "https://sqs.us-east-1.amazonaws.com/123456789012/q", **overrides: str
 ) -> dict[str, str]:
@@ -92,6 +109,11 @@ def function_env(
         "OPS_TARGET_REGIONS": "[]",
         "OPS_TARGET_ROLE_ARNS": "[]",
         "OPS_TARGET_ROLE_EXTERNAL_ID": "",
+        "OPS_TARGET_ACCOUNTS": "[]",
+        "OPS_TARGET_ORGANIZATIONAL_UNITS": "[]",
+        "OPS_TARGET_ROLE_NAME": "",
+        "OPS_ORGANIZATIONS_ROLE_ARN": "",
+        "OPS_EXCLUDE_ACCOUNTS": "[]",
         "OPS_INSTANCE_IDS": "[]",
         "OPS_TARGET_TAGS": json.dumps({"Backup": "nightly"}),
         "OPS_GENERATIONS": "3",
@@ -138,7 +160,18 @@ def cleanup_function_env(
         key: value
         for key, value in function_env(queue_url).items()
         if key.startswith(
-            ("OPS_POLICY", "OPS_WORK", "OPS_LEDGER_TABLE", "OPS_ALERT", "OPS_MAX_RECEIVE", "OPS_TARGET_R")
+            (
+                "OPS_POLICY",
+                "OPS_WORK",
+                "OPS_LEDGER_TABLE",
+                "OPS_ALERT",
+                "OPS_MAX_RECEIVE",
+                "OPS_TARGET_R",
+                "OPS_TARGET_ACCOUNTS",
+                "OPS_TARGET_ORGANIZATIONAL_UNITS",
+                "OPS_ORGANIZATIONS_ROLE_ARN",
+                "OPS_EXCLUDE_ACCOUNTS",
+            )
         )
     }
     env.update(

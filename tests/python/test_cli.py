@@ -716,3 +716,50 @@ def test_the_console_script_exits_2_not_1_when_something_unexpected_stops_the_lo
             main()
         assert exited.value.code == expected, argv
     assert "could not finish: RuntimeError: cron field L" in capsys.readouterr().err
+
+
+def test_plan_of_an_ou_targeted_policy_resolves_its_accounts_through_organizations(
+    configure: Callable[..., Any], infra: Infra
+) -> None:
+    organizations = boto3.client("organizations", region_name=REGION)
+    organizations.create_organization(FeatureSet="ALL")
+    root = organizations.list_roots()["Roots"][0]["Id"]
+    unit = organizations.create_organizational_unit(ParentId=root, Name="workloads")["OrganizationalUnit"]["Id"]
+    account = organizations.create_account(AccountName="spoke", Email="spoke@example.com")["CreateAccountStatus"][
+        "AccountId"
+    ]
+    organizations.move_account(AccountId=account, SourceParentId=root, DestinationParentId=unit)
+    role = f"arn:aws:iam::{account}:role/ops-automation-ami-backup"
+    credentials = boto3.client("sts", region_name=REGION).assume_role(RoleArn=role, RoleSessionName="setup")[
+        "Credentials"
+    ]
+    spoke_ec2 = boto3.client(
+        "ec2",
+        region_name=REGION,
+        aws_access_key_id=credentials["AccessKeyId"],
+        aws_secret_access_key=credentials["SecretAccessKey"],
+        aws_session_token=credentials["SessionToken"],
+    )
+    [instance] = run_instances(spoke_ec2, 1, {"Backup": "nightly"})
+    configure(
+        OPS_TARGET_ORGANIZATIONAL_UNITS=json.dumps([{"id": unit, "recursive": True}]),
+        OPS_TARGET_ROLE_NAME="ops-automation-ami-backup",
+    )
+    policy = deploy("ami_backup")
+
+    result = run("--json", "plan", "ami-backup", "--policy", policy)
+
+    assert result.exit_code == 0, result.output
+    [row] = document(result)["plan"]
+    assert (row["region"], row["instance_id"], row["role_arn"]) == (REGION, instance, role)
+    # An account the workers could not reach is in the ledger once per slot (region "-"): history shows it.
+    ledger = DynamoLedger(infra.dynamodb, LEDGER_TABLE)
+    reason = "AccessDenied: access denied (the role is missing)"
+    ledger.transition(LedgerKey("ami-backup", policy, account, "-", "scope#x"), "failed", START, 90, reason=reason)
+
+    history = run("--json", "history", "--policy", policy)
+
+    assert history.exit_code == 1
+    assert [(e["account"], e["state"], e["reason"]) for e in document(history)["entries"]] == [
+        (account, "failed", reason)
+    ]

@@ -107,6 +107,31 @@ def test_no_targets_at_all_is_rejected_rather_than_meaning_everything() -> None:
         AmiBackupConfig.from_env(function_env(OPS_INSTANCE_IDS="[]", OPS_TARGET_TAGS="{}"))
 
 
+FAN_OUT = {"OPS_TARGET_ACCOUNTS": '["111111111111"]', "OPS_TARGET_ROLE_NAME": "ops-automation-ami-backup"}
+
+
+def test_excluded_accounts_are_read_with_accounts_or_units() -> None:
+    env = function_env(**FAN_OUT, OPS_EXCLUDE_ACCOUNTS='["222222222222", "333333333333", "222222222222"]')
+    assert AmiBackupConfig.from_env(env).scope.excluded_accounts == ("222222222222", "333333333333")
+    assert AmiBackupConfig.from_env(function_env()).scope.excluded_accounts == ()
+
+
+@pytest.mark.parametrize(
+    ("overrides", "reason"),
+    [
+        ({**FAN_OUT, "OPS_EXCLUDE_ACCOUNTS": '["12345"]'}, "'12345' is not a 12-digit account id"),
+        ({**FAN_OUT, "OPS_EXCLUDE_ACCOUNTS": '"222222222222"'}, "JSON list"),
+        ({"OPS_EXCLUDE_ACCOUNTS": '["222222222222"]'}, "need target accounts or organizational units"),
+    ],
+)
+def test_bad_excluded_accounts_are_named_with_their_value(overrides: dict[str, str], reason: str) -> None:
+    env = function_env(**overrides)
+    with pytest.raises(ConfigError, match=reason) as caught:
+        AmiBackupConfig.from_env(env)
+    assert caught.value.variable == "OPS_EXCLUDE_ACCOUNTS"
+    assert caught.value.value == env["OPS_EXCLUDE_ACCOUNTS"]
+
+
 def test_handlers_import_without_environment_or_aws() -> None:
     # A clean interpreter with no AWS region, credentials or OPS_* variables, as a unit test or a linter sees it.
     env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(LAMBDA_SRC)}

@@ -151,3 +151,13 @@ def _item(resource: str) -> dict[str, dict[str, str]]:
         "updated_at": {"S": "2026-01-01T00:00:00Z"},
         "expires_at": {"N": "1"},
     }
+
+
+def test_counts_are_added_atomically_and_read_back(ledger: Ledger) -> None:
+    tally = LedgerKey("ami-backup", "nightly", "fan-out", "-", "tally#2024-05-01T01:00:00Z")
+    assert ledger.counts(tally) == {}
+    assert ledger.add_counts(tally, {"done": 1, "planned": 3}, START, 7) == {"done": 1, "planned": 3}
+    assert ledger.add_counts(tally, {"done": 1, "failed": 1}, START, 7) == {"done": 2, "planned": 3, "failed": 1}
+    assert ledger.counts(tally) == {"done": 2, "planned": 3, "failed": 1}
+    entry = ledger.get(tally)  # an entry like any other: the operator CLI can list it
+    assert entry is not None and entry.state == "pending"

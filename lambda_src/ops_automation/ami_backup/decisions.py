@@ -30,9 +30,12 @@ class AmiBackupConfig:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> AmiBackupConfig:
         env = config.environ_of(environ)
+        scope = ScopeConfig.from_env(env)
+        targets = InstanceTargetConfig.from_env(env)
+        config.explicit_ids_in_one_account(env, scope, "OPS_INSTANCE_IDS", targets.instance_ids)
         return cls(
-            scope=ScopeConfig.from_env(env),
-            targets=InstanceTargetConfig.from_env(env),
+            scope=scope,
+            targets=targets,
             retention=RetentionConfig.from_env(env),
             completion=CompletionConfig.from_env(env),
             no_reboot=config.boolean(env, "OPS_NO_REBOOT"),

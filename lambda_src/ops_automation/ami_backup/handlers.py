@@ -32,17 +32,19 @@ from ..core.events import (
     AmiStateChange,
     CheckMessage,
     PurgeSnapshotsMessage,
+    ScopeMessage,
+    SlotAuditMessage,
     parse_schedule_event,
     parse_time,
 )
 from ..core.image_links import image_state, list_images
 from ..core.ledger import LedgerEntry
 from ..core.observability import count, logger, metrics
-from ..core.planner import plan_slot
+from ..core.planner import audit_slot, plan_scope, plan_slot
 from ..core.purge import handle_purge, retire_images
 from ..core.retention import RetentionItem, plan_retention
 from ..core.runtime import Lazy, Runtime, build_runtime
-from ..core.scope import Target, target_of_event
+from ..core.scope import LazyClient, Target, target_of_event
 from ..core.targeting import Instance, stream_instances
 from ..core.worker import RetryLater, consume_work
 from .decisions import (
@@ -58,6 +60,11 @@ from .decisions import (
 
 SERVICE = "ami-backup"
 DECODERS = {"create_image": decode_create_image}
+# A fanned-out scope hands out its CreateImage items at ebs-snapshot's pace, 2 per second per account and region
+# (per-message SQS delays, up to 15 minutes: 1,800 items): CreateImage draws on the same per-account-and-region EC2
+# mutating bucket, shared with every other tool of the account. Unpaced, the landing-zone bench had its 5 consumers
+# all in one account x region at 27 EC2 calls per second; paced, 6, at the same total time (bench/organization.py).
+SCOPE_CREATES_PER_SECOND = 2.0
 
 AmiRuntime = Runtime[AmiBackupConfig]
 
@@ -91,23 +98,16 @@ def plan_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any
 
 
 def plan(rt: AmiRuntime, slot: str) -> dict[str, Any]:
-    """One slot's plan (the operator CLI calls it in a dry run, without the handler's Powertools decorators)."""
+    """One slot's plan (the operator CLI calls it in a dry run, without the handler's Powertools decorators).
+    Fanned out (target accounts / OUs), it enqueues one scope item per account x region; the worker lists each with
+    the same `plan_target`."""
     targets = rt.config.targets
     # Explicit ids no target has found yet; the streams keep the only per-instance set (their seen ids).
     unmatched = set(targets.instance_ids)
-
-    def work_of(ec2: Any, target: Target) -> Iterator[CreateImageMessage]:
-        nonlocal unmatched
-        stream = stream_instances(ec2, targets.instance_ids, targets.tag_map)
-        for page in stream.pages():
-            for instance in page:
-                yield _create_message(rt, target, instance, slot)
-        unmatched &= set(stream.missing)
-
     return plan_slot(
         rt,
         slot,
-        work_of,
+        lambda ec2, target: plan_target(rt, ec2, target, slot, unmatched),
         not_found=lambda: [
             f"{instance_id}: not found (unknown, terminated, or outside the target regions)"
             for instance_id in sorted(unmatched)
@@ -117,6 +117,19 @@ def plan(rt: AmiRuntime, slot: str) -> dict[str, Any]:
         nothing_matched_retryable=True,
         dry_run_report=partial(_dry_run_plan, rt, slot=slot),
     )
+
+
+def plan_target(
+    rt: AmiRuntime, ec2: Any, target: Target, slot: str, unmatched: set[str]
+) -> Iterator[CreateImageMessage]:
+    """The work items of one (region, account), page by page: the planner's, and a fanned-out scope worker's.
+    `unmatched` keeps only the explicit ids this target did not find either."""
+    targets = rt.config.targets
+    stream = stream_instances(ec2, targets.instance_ids, targets.tag_map)
+    for page in stream.pages():
+        for instance in page:
+            yield _create_message(rt, target, instance, slot)
+    unmatched.intersection_update(stream.missing)
 
 
 def _create_message(rt: AmiRuntime, target: Target, instance: Instance, slot: str) -> CreateImageMessage:
@@ -174,10 +187,28 @@ def handle_item(rt: AmiRuntime, item: Any) -> dict[str, Any]:
         return complete_image(rt, Target(item.region, item.role_arn), item.resource_id, item)
     if isinstance(item, PurgeSnapshotsMessage):
         return handle_purge(rt, item)
+    if isinstance(item, ScopeMessage):
+        return plan_scope(
+            rt,
+            item,
+            lambda ec2, target: plan_target(rt, ec2, target, item.slot, set()),
+            ttl_days=rt.config.completion.ledger_ttl_days,
+            pace_per_second=SCOPE_CREATES_PER_SECOND,
+        )
+    if isinstance(item, SlotAuditMessage):
+        return audit_slot(
+            rt,
+            item,
+            ttl_days=rt.config.completion.ledger_ttl_days,
+            nothing_matched=f"tags={rt.config.targets.tag_map}",
+        )
     if isinstance(item, AmiStateChange):
         if item.state not in ("available", "failed"):
             return {"image_id": item.image_id, "outcome": "ignored"}
-        return complete_image(rt, target_of_event(rt.config.scope, item.region, item.account), item.image_id, None)
+        target = target_of_event(rt.config.scope, item.region, item.account)
+        if target is None:  # an excluded account: never targeted
+            return {"image_id": item.image_id, "outcome": "ignored"}
+        return complete_image(rt, target, item.image_id, None)
     raise MalformedEventError(f"no handler for {type(item).__name__}")
 
 
@@ -251,7 +282,7 @@ def _instance_state(ec2: Any, instance_id: str) -> str | None:
 
 
 def complete_image(rt: AmiRuntime, target: Target, image_id: str, check: CheckMessage | None) -> dict[str, Any]:
-    ec2 = rt.clients.client("ec2", target.region, target.role_arn)
+    ec2 = LazyClient(lambda: rt.clients.client("ec2", target.region, target.role_arn))
     return complete(
         rt,
         target,

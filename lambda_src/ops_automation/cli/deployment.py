@@ -15,8 +15,9 @@ from botocore.exceptions import ClientError
 
 from ..core.config import CommonConfig, ScopeConfig
 from ..core.errors import ConfigError, error_code
-from ..core.scope import Target, targets_of
-from .context import CannotLook, Operator, looking
+from ..core.organization import resolve_targets
+from ..core.scope import Target
+from .context import CannotLook, Operator, clients_for, looking
 
 WORKER = "worker"
 NOT_FOUND = "ResourceNotFoundException"
@@ -100,7 +101,7 @@ def resolve(op: Operator, policy: str, module: str | None, from_state: Path | No
     if from_state is not None:
         if module is None:
             raise CannotLook("--from-state needs the module (the outputs do not name it)")
-        return _from_outputs(policy, module_named(module), _terraform_outputs(from_state), from_state, op.region)
+        return _from_outputs(op, policy, module_named(module), _terraform_outputs(from_state), from_state)
     candidates = [module_named(module)] if module is not None else list(MODULES.values())
     lambda_ = op.factory.client("lambda", op.region)
     with looking(f"reading the functions of policy {policy!r}"):
@@ -119,7 +120,7 @@ def resolve(op: Operator, policy: str, module: str | None, from_state: Path | No
             candidate = MODULES[found]
             functions = _functions(lambda_, policy, candidate)
         schedule = _schedule(op, policy, candidate)
-    return _deployed(policy, candidate, functions, schedule, op.region, "lambda:GetFunctionConfiguration")
+    return _deployed(op, policy, candidate, functions, schedule, "lambda:GetFunctionConfiguration")
 
 
 def module_of_handler(handler: str) -> str:
@@ -182,7 +183,7 @@ def _terraform_outputs(path: Path) -> dict[str, Any]:
     }
 
 
-def _from_outputs(policy: str, module: Module, outputs: Mapping[str, Any], path: Path, region: str) -> Deployed:
+def _from_outputs(op: Operator, policy: str, module: Module, outputs: Mapping[str, Any], path: Path) -> Deployed:
     environment = outputs.get("function_environment_variables")
     if not isinstance(environment, dict):
         raise CannotLook(f"{path} has no output function_environment_variables: is it a {module.name} deployment?")
@@ -204,31 +205,38 @@ def _from_outputs(policy: str, module: Module, outputs: Mapping[str, Any], path:
         if isinstance(schedules.get(key), dict):
             schedule = (str(schedules[key]["expression"]), str(schedules[key].get("timezone") or "UTC"))
             break
-    return _deployed(policy, module, functions, schedule, region, f"terraform output of {path}")
+    return _deployed(op, policy, module, functions, schedule, f"terraform output of {path}")
 
 
 def _deployed(
+    op: Operator,
     policy: str,
     module: Module,
     functions: dict[str, FunctionInfo],
     schedule: tuple[str, str] | None,
-    region: str,
     source: str,
 ) -> Deployed:
     environment = next(iter(functions.values())).environment
     try:
         common = CommonConfig.from_env(environment)
         scope = ScopeConfig.from_env(environment)
-        module.config_of(environment)
+        config = module.config_of(environment)
     except ConfigError as error:
         raise CannotLook(f"policy {policy!r}: its configuration does not parse: {error}") from error
+    # Target accounts / OUs: resolved as the functions resolve them (Organizations through the deployment's
+    # organizations_role_arn, each account's enabled regions for "all-enabled"), with the operator's credentials.
+    unlisted: list[str] = []
+    with looking(f"resolving the target accounts of policy {policy!r}"):
+        targets = resolve_targets(clients_for(op, config), scope, op.region, unlisted)
+    for failure in unlisted:
+        op.err.print(f"warning: {failure}", markup=False, highlight=False)
     return Deployed(
         module=module.name,
         policy=policy,
         functions=functions,
         common=common,
         scope=scope,
-        targets=tuple(targets_of(scope, region)),
+        targets=tuple(targets),
         ledger_table=common.ledger_table,
         schedule=schedule,
         source=source,

@@ -12,12 +12,14 @@ from rich.table import Table
 
 from ..core.events import parse_time
 from ..core.ledger import DynamoLedger, LedgerEntry
+from ..core.planner import SCOPE_REGION
 from ..core.runtime import utc_now
 from .context import Operator, emit_json, findings, looking, operator_of, progress
 from .deployment import Deployed, resolve
 
 # Claims and once-only markers: bookkeeping of the functions, not resources. (ssm-runcommand's `run@<slot>#<id>`
-# items are its per-instance outcomes, so they stay.)
+# items are its per-instance outcomes, so they stay; so do a fanned-out policy's `scope#<slot>` items: an account it
+# could not reach, and why.)
 MARKER_PREFIXES = ("request#", "reported#", "failed#", "command#")
 STATES = ("pending", "available", "failed", "deleted")
 
@@ -30,6 +32,9 @@ def partitions(deployed: Deployed) -> list[tuple[str, str]]:
     """The (account, region) partitions the policy's functions write: its targets, and for snapshot-copy its
     destinations too (a copy is recorded where it is made)."""
     places = [(target.account, target.region) for target in deployed.targets]
+    if deployed.scope.fans_out:
+        # A fanned-out policy records an account it could not reach at all under region "-" (core.planner).
+        places += [(target.account, SCOPE_REGION) for target in deployed.targets]
     if deployed.module == "snapshot-copy":
         places += [(destination.account, destination.region) for destination in deployed.config().destinations]
     return list(dict.fromkeys(places))

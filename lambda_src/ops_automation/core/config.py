@@ -49,22 +49,140 @@ class CommonConfig:
         )
 
 
+# `regions = ["all-enabled"]`: each target account's enabled regions (EC2 DescribeRegions without AllRegions).
+ALL_ENABLED_REGIONS = "all-enabled"
+# Organizations API patterns (Organizations API Reference, ListAccountsForParent `ParentId`): an OU id, or a root.
+_ACCOUNT_ID = re.compile(r"[0-9]{12}", re.ASCII)
+_OU_ID = re.compile(r"ou-[0-9a-z]{4,32}-[a-z0-9]{8,32}|r-[0-9a-z]{4,32}", re.ASCII)
+# IAM role name (1-64 of [\w+=,.@-]) with an optional path (`path/name`), as modules/target-account-role names it.
+_ROLE_NAME = re.compile(r"(?:[\w+=,.@-]+/)*[\w+=,.@-]{1,64}", re.ASCII)
+_ROLE_ARN = re.compile(r"arn:aws[a-z-]*:iam::[0-9]{12}:role/[\w+=,.@/-]+", re.ASCII)
+
+
+@dataclass(frozen=True)
+class OrganizationalUnit:
+    """An OU (`ou-...`) or a root (`r-...`) whose ACTIVE accounts a policy targets; `recursive`: its child OUs'
+    accounts too."""
+
+    id: str
+    recursive: bool = True
+
+
 @dataclass(frozen=True)
 class ScopeConfig:
-    """Where a policy acts: regions ([] = the function's own) x accounts (role ARNs, [] = the function's own), and
-    the external id the roles' trust policies require (None = they require none)."""
+    """Where a policy acts: regions ([] = the function's own; ["all-enabled"] = each account's enabled regions) x
+    accounts, and the external id the roles' trust policies require (None = they require none).
+
+    Accounts are either explicit role ARNs (`role_arns`, [] = the function's own: the planner walks them in
+    process), or, fanned out, explicit `accounts` and/or the ACTIVE accounts under `organizational_units`, each
+    reached through `role_name` (the same role in every account); `organizations_role_arn` is the role the planner
+    assumes for the Organizations calls (None: its own role)."""
 
     regions: tuple[str, ...]
     role_arns: tuple[str, ...]
     external_id: str | None = None
+    accounts: tuple[str, ...] = ()
+    organizational_units: tuple[OrganizationalUnit, ...] = ()
+    role_name: str | None = None
+    organizations_role_arn: str | None = None
+    # Accounts never targeted, even when an OU holds them: the management account, the hub, log-archive / audit
+    # accounts without the target role (otherwise alerted "role missing" every slot). Fanned-out scopes only.
+    excluded_accounts: tuple[str, ...] = ()
+
+    @property
+    def fans_out(self) -> bool:
+        """Accounts come from a list or the organization: the planner enqueues one scope item per account x region
+        and the workers list each scope (core.planner)."""
+        return bool(self.accounts or self.organizational_units)
+
+    @property
+    def all_regions(self) -> bool:
+        return self.regions == (ALL_ENABLED_REGIONS,)
 
     @classmethod
     def from_env(cls, environ: Environ | None = None) -> ScopeConfig:
         env = environ_of(environ)
-        return cls(
+        scope = cls(
             regions=string_list(env, "OPS_TARGET_REGIONS"),
             role_arns=string_list(env, "OPS_TARGET_ROLE_ARNS"),
             external_id=_external_id(env, "OPS_TARGET_ROLE_EXTERNAL_ID"),
+            accounts=_accounts(env, "OPS_TARGET_ACCOUNTS"),
+            organizational_units=_organizational_units(env, "OPS_TARGET_ORGANIZATIONAL_UNITS"),
+            role_name=_optional_text(env, "OPS_TARGET_ROLE_NAME"),
+            organizations_role_arn=_optional_text(env, "OPS_ORGANIZATIONS_ROLE_ARN"),
+            excluded_accounts=_accounts(env, "OPS_EXCLUDE_ACCOUNTS"),
+        )
+        scope.validate(env)
+        return scope
+
+    def validate(self, env: Environ) -> None:
+        """The combinations the Terraform variables' validations also reject, named by variable and value."""
+        if ALL_ENABLED_REGIONS in self.regions and not self.all_regions:
+            raise ConfigError(
+                "OPS_TARGET_REGIONS", env.get("OPS_TARGET_REGIONS"), f'"{ALL_ENABLED_REGIONS}" must stand alone'
+            )
+        if self.all_regions and not self.fans_out:
+            raise ConfigError(
+                "OPS_TARGET_REGIONS",
+                env.get("OPS_TARGET_REGIONS"),
+                f'"{ALL_ENABLED_REGIONS}" needs target accounts or organizational units (each account\'s regions)',
+            )
+        if self.role_name is not None and not _ROLE_NAME.fullmatch(self.role_name):
+            raise ConfigError("OPS_TARGET_ROLE_NAME", self.role_name, "must be an IAM role name (optionally path/name)")
+        if self.organizations_role_arn is not None and not _ROLE_ARN.fullmatch(self.organizations_role_arn):
+            raise ConfigError("OPS_ORGANIZATIONS_ROLE_ARN", self.organizations_role_arn, "must be an IAM role ARN")
+        if self.excluded_accounts and not self.fans_out:
+            raise ConfigError(
+                "OPS_EXCLUDE_ACCOUNTS",
+                env.get("OPS_EXCLUDE_ACCOUNTS"),
+                "excluded accounts need target accounts or organizational units",
+            )
+        if not self.fans_out:
+            return
+        if self.role_arns:
+            raise ConfigError(
+                "OPS_TARGET_ROLE_ARNS",
+                env.get("OPS_TARGET_ROLE_ARNS"),
+                "role ARNs and target accounts / organizational units are mutually exclusive",
+            )
+        if self.role_name is None:
+            name = "OPS_TARGET_ACCOUNTS" if self.accounts else "OPS_TARGET_ORGANIZATIONAL_UNITS"
+            raise ConfigError(name, env.get(name), "target accounts / organizational units need OPS_TARGET_ROLE_NAME")
+
+
+def _accounts(env: Environ, name: str) -> tuple[str, ...]:
+    accounts = string_list(env, name)
+    for account in accounts:
+        if not _ACCOUNT_ID.fullmatch(account):
+            raise ConfigError(name, env.get(name), f"{account!r} is not a 12-digit account id")
+    return accounts
+
+
+def _organizational_units(env: Environ, name: str) -> tuple[OrganizationalUnit, ...]:
+    value = json_value(env, name)
+    if not isinstance(value, list):
+        raise ConfigError(name, env.get(name), 'must be a JSON list of {"id": ..., "recursive": true|false}')
+    units: dict[str, OrganizationalUnit] = {}
+    for item in value:
+        if not isinstance(item, dict) or not isinstance(item.get("id"), str) or set(item) - {"id", "recursive"}:
+            raise ConfigError(name, env.get(name), 'must be a JSON list of {"id": ..., "recursive": true|false}')
+        recursive = item.get("recursive", True)
+        recursive = True if recursive is None else recursive
+        if not isinstance(recursive, bool):
+            raise ConfigError(name, env.get(name), f"recursive of {item['id']!r} must be true or false")
+        if not _OU_ID.fullmatch(item["id"]):
+            raise ConfigError(name, env.get(name), f"{item['id']!r} is not an OU id (ou-...) or a root id (r-...)")
+        # Listed twice: recursive if either says so (the wider of the two).
+        known = units.get(item["id"])
+        units[item["id"]] = OrganizationalUnit(item["id"], recursive or (known is not None and known.recursive))
+    return tuple(units.values())
+
+
+def explicit_ids_in_one_account(env: Environ, scope: ScopeConfig, name: str, ids: tuple[str, ...]) -> None:
+    """Explicit resource ids name one account's resources: a policy over target accounts or OUs targets by tags."""
+    if ids and scope.fans_out:
+        raise ConfigError(
+            name, env.get(name), "explicit ids are not allowed with target accounts / organizational units: use tags"
         )
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from botocore.exceptions import ClientError
 
 # EC2 throttles per account and region (token buckets shared with every workload of the account); other services
@@ -40,6 +42,72 @@ SNAPSHOT_RATE_ERRORS = frozenset(
         "PendingSnapshotLimitExceeded",
     }
 )
+
+# Why one account x region of a fanned-out policy cannot be listed at all, for good: retrying the slot cannot help,
+# so it is alerted once and dropped (core.planner `plan_scope`). Only errors of the calls that concern the TARGET
+# are judged so, by the operation that failed (ClientError.operation_name); an error of the hub's own calls (SQS,
+# DynamoDB, SNS; STS's RegionDisabledException or InvalidClientTokenId, which concern the hub's STS region, AssumeRole
+# always running there) is raised: SQS retries the item and the dead-letter alert names it on give-up.
+# - STS AssumeRole answers AccessDenied when the role does not exist or its trust policy does not allow the caller
+#   ("Troubleshoot IAM roles", https://docs.aws.amazon.com/IAM/latest/UserGuide/troubleshoot_roles.html).
+# - A read in a region not enabled for the account: AuthFailure ("AWS was not able to validate the provided access
+#   credentials") or OptInRequired ("You are not authorized to use the requested service", EC2 API error codes);
+#   other services: InvalidClientTokenId / UnrecognizedClientException.
+# - An SCP or the role's policy denies the read: UnauthorizedOperation (EC2), AccessDenied(Exception) elsewhere.
+# https://docs.aws.amazon.com/AWSEC2/latest/APIReference/errors-overview.html
+ASSUME_ROLE = "AssumeRole"
+REGION_NOT_ENABLED_ERRORS = frozenset(
+    {"AuthFailure", "OptInRequired", "InvalidClientTokenId", "UnrecognizedClientException"}
+)
+DENIED_ERRORS = frozenset({"UnauthorizedOperation", "AccessDenied", "AccessDeniedException"})
+# The IAM prefix of a target-side read, by its operation name (for the reason's action); EC2 otherwise.
+_READ_SERVICES = (("DescribeDB", "rds"), ("DescribeAutoScaling", "autoscaling"), ("DescribeScaling", "autoscaling"))
+
+
+@dataclass(frozen=True)
+class ScopeFailure:
+    """A permanent failure of one scope. `whole_account`: AssumeRole failed, so every region of the account fails
+    alike (alerted once per account and slot); otherwise once per account, region and slot."""
+
+    code: str
+    reason: str
+    whole_account: bool
+
+    def describe(self) -> str:
+        return f"{self.code}: {self.reason}"
+
+
+def is_target_read(operation: str) -> bool:
+    """The reads a scope makes in the target account (EC2/RDS/Auto Scaling Describe*, DescribeRegions); no call of
+    the hub in a scope worker's path is a Describe."""
+    return operation.startswith("Describe")
+
+
+def action_of(operation: str) -> str:
+    service = next((name for prefix, name in _READ_SERVICES if operation.startswith(prefix)), "ec2")
+    return f"{service}:{operation}"
+
+
+def scope_failure(error: BaseException, role_arn: str) -> ScopeFailure | None:
+    """Why a scope can never be listed, worded by the operation that failed, or None: retried (transient, or not
+    the target's error)."""
+    if not isinstance(error, ClientError):
+        return None
+    code, operation = error_code(error), error.operation_name
+    if operation == ASSUME_ROLE:
+        if code != "AccessDenied":
+            return None
+        return ScopeFailure(
+            code, f"the role {role_arn} is missing or its trust policy does not allow this function", True
+        )
+    if not is_target_read(operation):
+        return None
+    if code in REGION_NOT_ENABLED_ERRORS:
+        return ScopeFailure(code, f"the region is not enabled for the account ({operation} refused)", False)
+    if code in DENIED_ERRORS:
+        action = action_of(operation)
+        return ScopeFailure(code, f"{action} is denied by an SCP or the role's policy ({role_arn})", False)
+    return None
 
 
 class InvalidInputError(ValueError):

@@ -1,7 +1,7 @@
 """Typed records for every payload the functions receive, and the work-queue messages every module shares.
 
-A module adds its own message kinds by passing decoders to `parse_work_body`; the delayed `check` and
-`purge_snapshots` messages and the EC2 state events are the core's.
+A module adds its own message kinds by passing decoders to `parse_work_body`; the delayed `check`, the
+`purge_snapshots` and the fan-out's `plan_scope` messages and the EC2 state events are the core's.
 """
 
 from __future__ import annotations
@@ -75,6 +75,43 @@ class PurgeSnapshotsMessage(WorkMessage):
     @property
     def deadline_time(self) -> datetime:
         return parse_time(self.deadline, "deadline")
+
+
+@dataclass(frozen=True)
+class ScopeMessage(WorkMessage):
+    """Fan-out: one (account, region) of a slot, for a worker to list and enqueue its work items (core.planner
+    `plan_scope`). `region` None: the account's enabled regions ("all-enabled"), one ScopeMessage each. `action`
+    names what the slot does where a module has several (the instance scheduler's start and stop)."""
+
+    policy: str
+    slot: str
+    account: str
+    role_arn: str
+    region: str | None
+    action: str = ""
+    kind: Literal["plan_scope"] = "plan_scope"
+
+    @property
+    def source_id(self) -> str:
+        return f"{self.account}/{self.region or 'all-enabled'}"
+
+
+@dataclass(frozen=True)
+class SlotAuditMessage(WorkMessage):
+    """Fan-out: a fanned-out slot's "nothing matched" guard, delayed (core.planner `audit_slot`): once every scope
+    reported its planned count to the slot's tally, alert when none planned anything. `regions` 0: "all-enabled"."""
+
+    policy: str
+    slot: str
+    accounts: int
+    regions: int
+    action: str = ""
+    attempt: int = 1
+    kind: Literal["slot_audit"] = "slot_audit"
+
+    @property
+    def source_id(self) -> str:
+        return f"slot-audit/{self.slot}"
 
 
 @dataclass(frozen=True)
@@ -187,7 +224,53 @@ def _purge(payload: Mapping[str, Any]) -> PurgeSnapshotsMessage:
     )
 
 
-CORE_DECODERS: Mapping[str, Decoder] = {"check": _check, "purge_snapshots": _purge}
+def _scope(payload: Mapping[str, Any]) -> ScopeMessage:
+    account = text(payload, "account")
+    if not re.fullmatch(r"[0-9]{12}", account):
+        raise MalformedEventError(f"message field 'account' must be a 12-digit account id, got {account!r}")
+    region = optional_text(payload, "region")
+    if region is not None and not _REGION.match(region):
+        raise MalformedEventError(f"message field 'region' is not a region name: {region!r}")
+    action = payload.get("action", "")
+    if not isinstance(action, str):
+        raise MalformedEventError(f"message field 'action' must be a string, got {action!r}")
+    return ScopeMessage(
+        policy=text(payload, "policy"),
+        slot=time_field(payload, "slot"),
+        account=account,
+        role_arn=text(payload, "role_arn"),
+        region=region,
+        action=action,
+    )
+
+
+def _count(payload: Mapping[str, Any], key: str, default: int | None = None) -> int:
+    value = payload.get(key, default)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise MalformedEventError(f"message field {key!r} must be a non-negative integer, got {value!r}")
+    return value
+
+
+def _slot_audit(payload: Mapping[str, Any]) -> SlotAuditMessage:
+    action = payload.get("action", "")
+    if not isinstance(action, str):
+        raise MalformedEventError(f"message field 'action' must be a string, got {action!r}")
+    return SlotAuditMessage(
+        policy=text(payload, "policy"),
+        slot=time_field(payload, "slot"),
+        accounts=_count(payload, "accounts"),
+        regions=_count(payload, "regions"),
+        action=action,
+        attempt=_count(payload, "attempt", 1),
+    )
+
+
+CORE_DECODERS: Mapping[str, Decoder] = {
+    "check": _check,
+    "purge_snapshots": _purge,
+    "plan_scope": _scope,
+    "slot_audit": _slot_audit,
+}
 EVENT_DECODERS: Mapping[str, Decoder] = {
     AMI_STATE_CHANGE: lambda event: _ami_state_change(event),
     EBS_SNAPSHOT_NOTIFICATION: lambda event: _snapshot_event(event),

@@ -7,7 +7,7 @@ Transitions are conditional, so side effects tied to them (a metric, an alert) h
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
@@ -74,6 +74,13 @@ class Ledger(Protocol):
 
     def get(self, key: LedgerKey) -> LedgerEntry | None: ...
 
+    def add_counts(self, key: LedgerKey, increments: Mapping[str, int], now: datetime, ttl_days: int) -> dict[str, int]:
+        """Atomically add `increments` to the named counters of `key`'s item (created at 0, state "pending"), and
+        return every counter as it now stands: concurrent workers each add their share, none is lost."""
+
+    def counts(self, key: LedgerKey) -> dict[str, int]:
+        """The counters of `key`'s item ({} when there is none)."""
+
     def partition(self, service: str, policy: str, account: str, region: str) -> Iterator[LedgerEntry]:
         """Every entry of one policy in one account and region, in key order, claims and markers included
         (read-only: the operator CLI's history and report)."""
@@ -86,6 +93,7 @@ def _expires_at(now: datetime, ttl_days: int) -> int:
 class InMemoryLedger:
     def __init__(self) -> None:
         self.entries: dict[tuple[str, str], LedgerEntry] = {}
+        self.counters: dict[tuple[str, str], dict[str, int]] = {}
 
     def transition(
         self,
@@ -122,6 +130,17 @@ class InMemoryLedger:
 
     def get(self, key: LedgerKey) -> LedgerEntry | None:
         return self.entries.get((key.pk, key.sk))
+
+    def add_counts(self, key: LedgerKey, increments: Mapping[str, int], now: datetime, ttl_days: int) -> dict[str, int]:
+        if (key.pk, key.sk) not in self.entries:
+            self.transition(key, "pending", now, ttl_days)
+        counters = self.counters.setdefault((key.pk, key.sk), {})
+        for name, value in increments.items():
+            counters[name] = counters.get(name, 0) + value
+        return dict(counters)
+
+    def counts(self, key: LedgerKey) -> dict[str, int]:
+        return dict(self.counters.get((key.pk, key.sk), {}))
 
     def partition(self, service: str, policy: str, account: str, region: str) -> Iterator[LedgerEntry]:
         pk = LedgerKey(service, policy, account, region, "").pk
@@ -200,6 +219,39 @@ class DynamoLedger:
         item = response.get("Item")
         return None if item is None else entry_of(key, item)
 
+    def add_counts(self, key: LedgerKey, increments: Mapping[str, int], now: datetime, ttl_days: int) -> dict[str, int]:
+        """One UpdateItem: ADD creates a missing number at 0 and adds atomically (DynamoDB Developer Guide, "Update
+        expressions", ADD); the item gets the attributes every ledger entry has, so the CLI can list it."""
+        names = {f"#c{index}": name for index, name in enumerate(sorted(increments))}
+        values: dict[str, Any] = {
+            f":c{index}": {"N": str(increments[name])} for index, name in enumerate(sorted(increments))
+        }
+        values.update(
+            {
+                ":pending": {"S": "pending"},
+                ":now": {"S": format_time(now)},
+                ":expires": {"N": str(_expires_at(now, ttl_days))},
+            }
+        )
+        response = self._dynamodb.update_item(
+            TableName=self._table,
+            Key={"pk": {"S": key.pk}, "sk": {"S": key.sk}},
+            UpdateExpression=(
+                "SET #state = if_not_exists(#state, :pending), created_at = if_not_exists(created_at, :now), "
+                "updated_at = :now, expires_at = :expires ADD " + ", ".join(f"{name} :{name[1:]}" for name in names)
+            ),
+            ExpressionAttributeNames={"#state": "state", **names},
+            ExpressionAttributeValues=values,
+            ReturnValues="ALL_NEW",
+        )
+        return _counters(response.get("Attributes", {}))
+
+    def counts(self, key: LedgerKey) -> dict[str, int]:
+        response = self._dynamodb.get_item(
+            TableName=self._table, Key={"pk": {"S": key.pk}, "sk": {"S": key.sk}}, ConsistentRead=True
+        )
+        return _counters(response.get("Item", {}))
+
     def partition(self, service: str, policy: str, account: str, region: str) -> Iterator[LedgerEntry]:
         """A paginated Query on the partition key (strongly consistent reads, like `get`)."""
         pk = LedgerKey(service, policy, account, region, "").pk
@@ -213,6 +265,11 @@ class DynamoLedger:
         for page in pages:
             for item in page.get("Items", []):
                 yield entry_of(LedgerKey(service, policy, account, region, item["sk"]["S"]), item)
+
+
+# The counters of a tally item (`add_counts`): its numeric attributes other than the TTL.
+def _counters(item: Mapping[str, Any]) -> dict[str, int]:
+    return {name: int(value["N"]) for name, value in item.items() if "N" in value and name != "expires_at"}
 
 
 def entry_of(key: LedgerKey, item: dict[str, Any]) -> LedgerEntry:

@@ -45,8 +45,11 @@ class EbsSnapshotConfig:
                 env.get("OPS_VOLUME_IDS"),
                 "snapshot mode instance takes instance ids or instance tags, and no volume ids or volume tags",
             )
+        scope = ScopeConfig.from_env(env)
+        config.explicit_ids_in_one_account(env, scope, "OPS_VOLUME_IDS", targets.volume_ids)
+        config.explicit_ids_in_one_account(env, scope, "OPS_INSTANCE_IDS", targets.instances.instance_ids)
         return cls(
-            scope=ScopeConfig.from_env(env),
+            scope=scope,
             targets=targets,
             retention=RetentionConfig.from_env(env),
             completion=CompletionConfig.from_env(env),

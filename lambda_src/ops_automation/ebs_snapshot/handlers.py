@@ -35,17 +35,19 @@ from ..core.errors import (
 from ..core.events import (
     CheckMessage,
     PurgeSnapshotsMessage,
+    ScopeMessage,
+    SlotAuditMessage,
     SnapshotEvent,
     parse_schedule_event,
     parse_time,
 )
 from ..core.ledger import LedgerEntry
 from ..core.observability import count, logger, metrics
-from ..core.planner import plan_slot
+from ..core.planner import audit_slot, plan_scope, plan_slot
 from ..core.purge import discard_failed, handle_purge, retire_snapshot_sets
 from ..core.retention import RetentionItem, RetentionPlan, plan_retention
 from ..core.runtime import Lazy, Runtime, build_runtime
-from ..core.scope import Target, target_of_event
+from ..core.scope import LazyClient, Target, target_of_event
 from ..core.snapshots import SnapshotSet, group_sets, list_snapshots, list_snapshots_by_id, retention_item
 from ..core.targeting import Instance, stream_instances, stream_volumes, volumes_attached_to
 from ..core.worker import RetryLater, consume_work
@@ -178,6 +180,21 @@ def plan_target(rt: EbsRuntime, ec2: Any, target: Target, slot: str, unmatched: 
     unmatched.instances &= set(instances.missing)
 
 
+def plan_one_scope(rt: EbsRuntime, message: ScopeMessage) -> dict[str, Any]:
+    """A fanned-out scope, listed by the worker with the planner's own `plan_target`, its creates paced per scope."""
+    unmatched = Unmatched(set(), set())
+    result = plan_scope(
+        rt,
+        message,
+        lambda ec2, target: plan_target(rt, ec2, target, message.slot, unmatched),
+        ttl_days=rt.config.completion.ledger_ttl_days,
+        pace_per_second=CREATES_PER_SECOND,
+    )
+    if unmatched.skipped:
+        logger.info("sources skipped", extra={"account": message.account, "skipped": unmatched.skipped})
+    return {**result, "skipped": unmatched.skipped}
+
+
 def _volume_tags(ec2: Any, instances: tuple[Instance, ...]) -> dict[str, Mapping[str, str]]:
     return {volume.volume_id: volume.tags for volume in volumes_attached_to(ec2, [i.instance_id for i in instances])}
 
@@ -261,11 +278,23 @@ def handle_item(rt: EbsRuntime, item: Any) -> dict[str, Any]:
         return complete_set(rt, Target(item.region, item.role_arn), item.resource_id, item)
     if isinstance(item, PurgeSnapshotsMessage):
         return handle_purge(rt, item)
+    if isinstance(item, ScopeMessage):
+        return plan_one_scope(rt, item)
+    if isinstance(item, SlotAuditMessage):
+        targets = rt.config.targets
+        return audit_slot(
+            rt,
+            item,
+            ttl_days=rt.config.completion.ledger_ttl_days,
+            nothing_matched=f"volume_tags={targets.volume_tag_map} instance_tags={targets.instances.tag_map}",
+        )
     if isinstance(item, SnapshotEvent):
         if item.event not in OWN_EVENTS:
             return {"snapshot_ids": list(item.snapshot_ids), "outcome": "ignored"}
         # The set's ledger id is its lowest snapshot id; a set's event lists every snapshot of the set.
         target = target_of_event(rt.config.scope, item.region, item.account)
+        if target is None:  # an excluded account: never targeted
+            return {"snapshot_ids": list(item.snapshot_ids), "outcome": "ignored"}
         return complete_set(rt, target, min(item.snapshot_ids), None)
     raise MalformedEventError(f"no handler for {type(item).__name__}")
 
@@ -367,7 +396,7 @@ def _cannot_back_up(rt: EbsRuntime, log_keys: Mapping[str, Any], code: str, reas
 
 
 def complete_set(rt: EbsRuntime, target: Target, set_key: str, check: CheckMessage | None) -> dict[str, Any]:
-    ec2 = rt.clients.client("ec2", target.region, target.role_arn)
+    ec2 = LazyClient(lambda: rt.clients.client("ec2", target.region, target.role_arn))
     return complete(
         rt,
         target,
