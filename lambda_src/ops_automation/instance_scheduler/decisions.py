@@ -84,8 +84,11 @@ class InstanceSchedulerConfig:
             raise ConfigError("OPS_ASG_MODE", asg_mode, "needs target tags (OPS_TARGET_TAGS) to find the groups")
         if rds and not targets.tags:
             raise ConfigError("OPS_SCHEDULE_RDS", "true", "needs target tags (OPS_TARGET_TAGS) to find the databases")
+        scope = ScopeConfig.from_env(env)
+        # Instance ids name one account's instances: target accounts and OUs are targeted by tags.
+        config.explicit_ids_in_one_account(env, scope, "OPS_INSTANCE_IDS", targets.instance_ids)
         return cls(
-            scope=ScopeConfig.from_env(env),
+            scope=scope,
             targets=targets,
             completion=CompletionConfig.from_env(env),
             timezone=timezone,

@@ -25,7 +25,6 @@ from ..core.claims import claim, record_made, release
 from ..core.completion import Observation
 from ..core.errors import THROTTLING_ERRORS, MalformedEventError, error_code
 from ..core.events import CheckMessage, text
-from ..core.fanout import BatchSender
 from ..core.ledger import LedgerEntry
 from ..core.observability import logger
 from ..core.scope import Target, event_target, targets_of
@@ -34,6 +33,7 @@ from .decisions import Action
 from .outcomes import (
     ScheduledAct,
     SchedulerRuntime,
+    Sink,
     act_fields,
     act_of,
     action_of_entry,
@@ -266,32 +266,38 @@ def enabled(rt: SchedulerRuntime) -> bool:
     return rt.config.asg_mode == "capacity" and bool(rt.config.targets.tags)
 
 
-def plan(
-    rt: SchedulerRuntime, action: Action, slot: str, sender: BatchSender[Any], summary: dict[str, Any]
-) -> list[str]:
+def plan(rt: SchedulerRuntime, action: Action, slot: str, sender: Sink, summary: dict[str, Any]) -> list[str]:
     failures: list[str] = []
     for target in targets_of(rt.config.scope, rt.clients.default_region):
         try:
-            asg = rt.clients.client("autoscaling", target.region, target.role_arn)
-            to_act: list[str] = []
-            for group in tagged_groups(asg, rt.config.targets.tags):
-                decision = group_decision(group, action, rt.config.opt_out_tag_key)
-                if decision.verdict == "already":
-                    summary["already"] += 1
-                elif decision.verdict == "skip":
-                    summary["skipped"].append(f"{resource_id(group.name)}: {decision.reason}")
-                else:
-                    # A `report` too: the planners keep no ledger, the worker re-reads and reports it once.
-                    to_act.append(group.name)
-                    if decision.verdict == "report":
-                        summary["reported"].append(f"{resource_id(group.name)}: {decision.reason}")
-            for start in range(0, len(to_act), BATCH_SIZE):
-                batch = tuple(to_act[start : start + BATCH_SIZE])
-                sender.add(GroupActMessage(**act_of(rt, action, slot, target), group_names=batch))
+            plan_target(rt, action, slot, target, sender, summary)
         except ClientError as error:
             logger.exception("groups not listed", extra={"target": target.describe()})
             failures.append(f"{target.describe()} (Auto Scaling groups): {error_code(error)}")
     return failures
+
+
+def plan_target(
+    rt: SchedulerRuntime, action: Action, slot: str, target: Target, sender: Sink, summary: dict[str, Any]
+) -> None:
+    """The tagged groups of one target: their act batches onto `sender` once all are listed (a listing error,
+    raised, sends none of them)."""
+    asg = rt.clients.client("autoscaling", target.region, target.role_arn)
+    to_act: list[str] = []
+    for group in tagged_groups(asg, rt.config.targets.tags):
+        decision = group_decision(group, action, rt.config.opt_out_tag_key)
+        if decision.verdict == "already":
+            summary["already"] += 1
+        elif decision.verdict == "skip":
+            summary["skipped"].append(f"{resource_id(group.name)}: {decision.reason}")
+        else:
+            # A `report` too: the planners keep no ledger, the worker re-reads and reports it once.
+            to_act.append(group.name)
+            if decision.verdict == "report":
+                summary["reported"].append(f"{resource_id(group.name)}: {decision.reason}")
+    for start in range(0, len(to_act), BATCH_SIZE):
+        batch = tuple(to_act[start : start + BATCH_SIZE])
+        sender.add(GroupActMessage(**act_of(rt, action, slot, target), group_names=batch))
 
 
 def handles(item: Any) -> bool:
@@ -425,14 +431,16 @@ def _call(asg: Any, action: Action, group: Group, decision: Decision) -> tuple[s
 
 
 def verify_group(rt: SchedulerRuntime, target: Target, name: str, check: CheckMessage | None) -> dict[str, Any]:
-    asg = rt.clients.client("autoscaling", target.region, target.role_arn)
-    return verify(rt, target, resource_id(name), check, partial(_observe, asg, name))
+    # A client only for a group of the ledger (see handlers.verify_instance): no AssumeRole for another's.
+    client = partial(rt.clients.client, "autoscaling", target.region, target.role_arn)
+    return verify(rt, target, resource_id(name), check, partial(_observe, client, name))
 
 
-def _observe(asg: Any, name: str, entry: LedgerEntry, at_deadline: bool) -> Observation:
+def _observe(client: Callable[[], Any], name: str, entry: LedgerEntry, at_deadline: bool) -> Observation:
     """The group now. Launches and terminations are retried by the group itself, so before the deadline only
     reaching the desired state counts; at the deadline it fails with its counts and the newest activity's message."""
     action = action_of_entry(entry)
+    asg = client()
     group = groups_by_name(asg, [name]).get(name)
     if group is None:
         return Observation(state=None, reason=f"Auto Scaling group {name} no longer exists")

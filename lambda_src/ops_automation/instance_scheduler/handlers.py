@@ -6,11 +6,16 @@ calls StartInstances/StopInstances per batch (split around the ids that refuse a
 instance as pending with a delayed check at the deadline → the `EC2 Instance State-change Notification` event (a
 trigger to re-read: it carries no reason), or the check, verifies the state: one alert per instance that did not
 get there, with its state reason.
+
+Over target accounts / OUs (`scope.fans_out`) the planner enqueues one scope item per account x region
+(`core.planner.fan_out`) after the excluded-date check, and the worker plans each (`plan_scope_item`): the same
+per-target bodies as the classic loop (`plan_target` and each adapter's), acts paced per scope. State events then come
+from any account of the organization; only a resource the ledger holds for this policy is read at all.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
@@ -24,9 +29,10 @@ from ..core.claims import Claim, claim, record_made, release, take_over
 from ..core.clients import PLANNER_ATTEMPTS, WORKER_ATTEMPTS
 from ..core.completion import Observation
 from ..core.config import CommonConfig
-from ..core.errors import MalformedEventError, PartialFailure, error_code
+from ..core.errors import MalformedEventError, PartialFailure, error_code, scope_failure
 from ..core.events import (
     CheckMessage,
+    ScopeMessage,
     WorkMessage,
     format_time,
     parse_schedule_event,
@@ -37,6 +43,7 @@ from ..core.events import (
 from ..core.fanout import BatchSender
 from ..core.ledger import LedgerEntry
 from ..core.observability import logger, metrics
+from ..core.planner import ScopeAlerts, fan_out, plan_scope, scope_failed
 from ..core.runtime import Lazy, build_runtime
 from ..core.scope import Target, event_target, targets_of
 from ..core.tagging import carries_all
@@ -56,8 +63,10 @@ from .decisions import (
     verification,
 )
 from .outcomes import (
+    IN_DESIRED_STATE,
     ScheduledAct,
     SchedulerRuntime,
+    Sink,
     act_fields,
     act_of,
     action_of_entry,
@@ -78,6 +87,8 @@ BATCH_SIZE = 50
 BATCHES_PER_SECOND = 0.1
 # Every instance state the scheduler reads (terminated ones are reported once, never acted on).
 ALL_STATES = ("pending", "running", "stopping", "stopped", "shutting-down", "terminated")
+# A fanned-out slot's failures in the scheduler's words, counted as resources not brought to their state.
+SCOPE_ALERTS = ScopeAlerts("account cannot be scheduled", "schedule not planned", IN_DESIRED_STATE.failed_metric)
 
 
 def _build(max_attempts: int) -> SchedulerRuntime:
@@ -109,6 +120,9 @@ class InstanceStateChange:
     account: str
     # When EC2 saw the change: a failure it reveals counts only if it happened after our act.
     time: datetime
+
+
+ScopeWork = Callable[[Any, Target], Iterator[ScheduledAct]]
 
 
 def decode_act(payload: Mapping[str, Any]) -> ActMessage:
@@ -162,6 +176,10 @@ def plan_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any
         return {"slot": slot, "action": action, "outcome": "excluded_date"}
     # A repeated delivery of the schedule (Lambda "may receive the same event multiple times") plans again: the
     # planners have no ledger access, and the worker's claims make it one action per instance and slot.
+    if rt.config.scope.fans_out:
+        # Target accounts / OUs: one scope item per account x region, each listed by a worker (`plan_scope_item`),
+        # so this run does not grow with the organization. The excluded dates were applied above, once.
+        return {**fan_out(rt, slot, action, alerts=SCOPE_ALERTS), "action": action}
     targets = rt.config.targets
     sender: BatchSender[WorkMessage] = BatchSender(
         rt.clients.client("sqs"), rt.common.work_queue_url, pace_per_second=BATCHES_PER_SECOND
@@ -171,14 +189,7 @@ def plan_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any
     unmatched = set(targets.instance_ids)
     for target in targets_of(rt.config.scope, rt.clients.default_region):
         try:
-            ec2 = rt.clients.client("ec2", target.region, target.role_arn)
-            stream = stream_instances(ec2, targets.instance_ids, targets.tag_map, ALL_STATES)
-            for page in stream.pages():
-                to_act = _decide(rt, action, page, summary)
-                for start in range(0, len(to_act), BATCH_SIZE):
-                    batch = tuple(to_act[start : start + BATCH_SIZE])
-                    sender.add(ActMessage(**act_of(rt, action, slot, target), instance_ids=batch))
-            unmatched &= set(stream.missing)
+            unmatched &= plan_target(rt, action, slot, target, sender, summary)
         except ClientError as error:
             logger.exception("targets not listed", extra={"target": target.describe()})
             failures.append(f"{target.describe()}: {error_code(error)}")
@@ -195,6 +206,84 @@ def plan_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any
         rt.alerts.send(f"{action} not planned for some targets", {"slot": slot, "failures": failures})
         raise PartialFailure(failures)
     return {**summary, "reported": reported, "enqueued": sender.sent}
+
+
+class Collected(list[ScheduledAct]):
+    """A Sink that keeps the messages (a scope worker hands them to the core's paced sender)."""
+
+    def add(self, message: ScheduledAct) -> None:
+        self.append(message)
+
+
+def scope_work(rt: SchedulerRuntime, message: ScopeMessage, summary: dict[str, Any]) -> ScopeWork:
+    """The scope worker's `work_of(ec2, target)`: the act messages of one account x region for the scope item's
+    slot and action, EC2 instances and then each enabled adapter's resources (the classic planner's per-target
+    bodies). The EC2 listing failing fails the scope (the core alerts a permanent error once, SQS retries a
+    transient one). An adapter's listing failing for good (an SCP denying rds: or autoscaling:, common in per-OU
+    service allow-lists) skips that adapter for this scope, alerted once under its own marker: the EC2 acts are
+    still enqueued. Each adapter's resources are listed whole before they are handed over."""
+    action = action_of({"action": message.action})
+
+    def work_of(_ec2: Any, target: Target) -> Iterator[ScheduledAct]:
+        collected = Collected()
+        plan_target(rt, action, message.slot, target, collected, summary)
+        for adapter in ADAPTERS:
+            if not adapter.enabled(rt):
+                continue
+            listed = Collected()
+            try:
+                adapter.plan_target(rt, action, message.slot, target, listed, summary)
+            except ClientError as error:
+                failure = scope_failure(error, message.role_arn)
+                if failure is None or failure.whole_account:
+                    raise
+                scope_failed(
+                    rt,
+                    message,
+                    failure,
+                    ttl_days=rt.config.completion.ledger_ttl_days,
+                    alerts=SCOPE_ALERTS,
+                    part=adapter.__name__.rsplit(".", 1)[-1],
+                )
+                summary.setdefault("adapters_failed", []).append(failure.describe())
+                continue
+            collected.extend(listed)
+        yield from collected
+
+    return work_of
+
+
+def plan_scope_item(rt: SchedulerRuntime, message: ScopeMessage) -> dict[str, Any]:
+    """A fanned-out slot's scope item: plan that one account x region like the classic planner plans each target,
+    its acts paced on their own, so the accounts proceed in parallel ("Amazon EC2 throttles EC2 API requests for
+    each AWS account on a per-Region basis", https://docs.aws.amazon.com/ec2/latest/devguide/ec2-api-throttling.html).
+    """
+    summary: dict[str, Any] = {"skipped": [], "reported": [], "already": 0}
+    outcome = plan_scope(
+        rt,
+        message,
+        scope_work(rt, message, summary),
+        ttl_days=rt.config.completion.ledger_ttl_days,
+        pace_per_second=BATCHES_PER_SECOND,
+        alerts=SCOPE_ALERTS,
+    )
+    return {**outcome, "action": message.action, **summary}
+
+
+def plan_target(
+    rt: SchedulerRuntime, action: Action, slot: str, target: Target, sender: Sink, summary: dict[str, Any]
+) -> set[str]:
+    """The EC2 instances of one target (region and account): their act batches onto `sender`, the others counted in
+    `summary`; returns the explicit ids not found there. A listing error is raised (the caller says whose)."""
+    targets = rt.config.targets
+    ec2 = rt.clients.client("ec2", target.region, target.role_arn)
+    stream = stream_instances(ec2, targets.instance_ids, targets.tag_map, ALL_STATES)
+    for page in stream.pages():
+        to_act = _decide(rt, action, page, summary)
+        for start in range(0, len(to_act), BATCH_SIZE):
+            batch = tuple(to_act[start : start + BATCH_SIZE])
+            sender.add(ActMessage(**act_of(rt, action, slot, target), instance_ids=batch))
+    return set(stream.missing)
 
 
 def _decide(rt: SchedulerRuntime, action: Action, page: Sequence[Instance], summary: dict[str, Any]) -> list[str]:
@@ -231,6 +320,8 @@ def handle_item(rt: SchedulerRuntime, own_account: str, item: Any) -> dict[str, 
     policy = getattr(item, "policy", rt.policy)  # messages name their policy; events do not
     if policy != rt.policy:
         raise MalformedEventError(f"message for policy {policy!r} reached policy {rt.policy!r}")
+    if isinstance(item, ScopeMessage):
+        return plan_scope_item(rt, item)
     for adapter in ADAPTERS:
         if adapter.handles(item):
             return adapter.handle(rt, own_account, item)
@@ -367,19 +458,23 @@ def verify_instance(
     check: CheckMessage | None,
     event_time: datetime | None = None,
 ) -> dict[str, Any]:
-    ec2 = rt.clients.client("ec2", target.region, target.role_arn)
+    """Verify the instance's newest action of this policy. The ledger is read first and EC2 only for an instance
+    the ledger has an item of: with Organizations targeting any account's state event reaches here (and any
+    account's instances change state all day), and one this policy never acted on touches nothing, not even an
+    AssumeRole into its account."""
+    ec2 = partial(rt.clients.client, "ec2", target.region, target.role_arn)
     return verify(rt, target, instance_id, check, partial(_observe, ec2, instance_id, event_time))
 
 
 def _observe(
-    ec2: Any, instance_id: str, event_time: datetime | None, entry: LedgerEntry, at_deadline: bool
+    ec2: Callable[[], Any], instance_id: str, event_time: datetime | None, entry: LedgerEntry, at_deadline: bool
 ) -> Observation:
     """The instance now. Before the deadline only a definite outcome counts: the desired state, or a start that fell
     back to `stopped` with a launch error told by an event newer than the act (right after StartInstances a read
     may still show the previous start's `stopped` and reason: EC2 is eventually consistent); anything else (a stale
     event, a state on its way) waits for the check."""
     action = action_of_entry(entry)
-    found = resolve_instances(ec2, [instance_id], {}, ALL_STATES).instances
+    found = resolve_instances(ec2(), [instance_id], {}, ALL_STATES).instances
     if not found:
         return Observation(state=None, reason=f"{instance_id} no longer exists")
     instance = found[0]

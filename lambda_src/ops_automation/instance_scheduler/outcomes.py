@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 from ..core.completion import CompletionNames, Observation, complete, first_failure, ledger_key
 from ..core.errors import MalformedEventError
@@ -46,6 +46,17 @@ class ScheduledAct(WorkMessage):
     waits: int = 0
     # Set when first sent back to wait: past it the ids still waiting fail (a late first act gets its full time).
     deadline: str | None = None
+
+    @property
+    def source_id(self) -> str:
+        """What the core's planner names an item by when it could not be enqueued: its ids."""
+        return ", ".join(getattr(self, self.IDS_FIELD))
+
+
+class Sink(Protocol):
+    """Where a planner puts act messages: the work queue's BatchSender, or a list (a scope worker's work items)."""
+
+    def add(self, message: ScheduledAct) -> None: ...
 
 
 def act_of(rt: SchedulerRuntime, action: Action, slot: str, target: Target) -> dict[str, Any]:

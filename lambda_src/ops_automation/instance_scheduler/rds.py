@@ -32,7 +32,6 @@ from ..core.claims import claim, record_made, release
 from ..core.completion import Observation, ledger_key
 from ..core.errors import THROTTLING_ERRORS, MalformedEventError, error_code
 from ..core.events import CheckMessage, format_time, parse_time, text, time_field
-from ..core.fanout import BatchSender
 from ..core.ledger import LedgerEntry
 from ..core.observability import logger
 from ..core.scope import Target, event_target, targets_of
@@ -41,6 +40,7 @@ from .decisions import Action, Decision
 from .outcomes import (
     ScheduledAct,
     SchedulerRuntime,
+    Sink,
     act_fields,
     act_of,
     action_of_entry,
@@ -275,36 +275,41 @@ def enabled(rt: SchedulerRuntime) -> bool:
     return rt.config.rds and bool(rt.config.targets.tags)
 
 
-def plan(
-    rt: SchedulerRuntime, action: Action, slot: str, sender: BatchSender[Any], summary: dict[str, Any]
-) -> list[str]:
+def plan(rt: SchedulerRuntime, action: Action, slot: str, sender: Sink, summary: dict[str, Any]) -> list[str]:
     failures: list[str] = []
     for target in targets_of(rt.config.scope, rt.clients.default_region):
-        to_act: list[str] = []
         try:
-            rds = rt.clients.client("rds", target.region, target.role_arn)
-            for database in _listed(rds):
-                if not _targeted(rt, database):
-                    continue
-                decision = decide(database, action, rt.config.opt_out_tag_key)
-                if decision.verdict != "skip":
-                    # The worker re-reads each one: it acts, waits, reports it once, or (already there) records
-                    # the slot, so that an older slot still waiting (a stop after RDS's auto-start) cannot undo it.
-                    to_act.append(database.resource_id)
-                if decision.verdict == "already":
-                    summary["already"] += 1
-                elif decision.verdict == "skip":
-                    summary["skipped"].append(f"{database.resource_id}: {decision.reason}")
-                elif decision.verdict == "report":
-                    summary["reported"].append(f"{database.resource_id}: {decision.reason}")
+            plan_target(rt, action, slot, target, sender, summary)
         except ClientError as error:
             logger.exception("databases not listed", extra={"target": target.describe()})
             failures.append(f"{target.describe()} (RDS): {error_code(error)}")
-            continue
-        for start in range(0, len(to_act), BATCH_SIZE):
-            batch = tuple(to_act[start : start + BATCH_SIZE])
-            sender.add(RdsActMessage(**act_of(rt, action, slot, target), resource_ids=batch))
     return failures
+
+
+def plan_target(
+    rt: SchedulerRuntime, action: Action, slot: str, target: Target, sender: Sink, summary: dict[str, Any]
+) -> None:
+    """The databases of one target: their act batches onto `sender` once all are listed (a listing error, raised,
+    sends none of them)."""
+    to_act: list[str] = []
+    rds = rt.clients.client("rds", target.region, target.role_arn)
+    for database in _listed(rds):
+        if not _targeted(rt, database):
+            continue
+        decision = decide(database, action, rt.config.opt_out_tag_key)
+        if decision.verdict != "skip":
+            # The worker re-reads each one: it acts, waits, reports it once, or (already there) records
+            # the slot, so that an older slot still waiting (a stop after RDS's auto-start) cannot undo it.
+            to_act.append(database.resource_id)
+        if decision.verdict == "already":
+            summary["already"] += 1
+        elif decision.verdict == "skip":
+            summary["skipped"].append(f"{database.resource_id}: {decision.reason}")
+        elif decision.verdict == "report":
+            summary["reported"].append(f"{database.resource_id}: {decision.reason}")
+    for start in range(0, len(to_act), BATCH_SIZE):
+        batch = tuple(to_act[start : start + BATCH_SIZE])
+        sender.add(RdsActMessage(**act_of(rt, action, slot, target), resource_ids=batch))
 
 
 def handles(item: Any) -> bool:
@@ -515,14 +520,15 @@ def _refused(
 def verify_database(
     rt: SchedulerRuntime, target: Target, resource_id: str, check: CheckMessage | None
 ) -> dict[str, Any]:
-    rds = rt.clients.client("rds", target.region, target.role_arn)
+    # A client only for a resource of the ledger (see handlers.verify_instance): no AssumeRole for another's.
+    rds = partial(rt.clients.client, "rds", target.region, target.role_arn)
     return verify(rt, target, resource_id, check, partial(_observe, rds, resource_id))
 
 
-def _observe(rds: Any, resource_id: str, entry: LedgerEntry, at_deadline: bool) -> Observation:
+def _observe(rds: Callable[[], Any], resource_id: str, entry: LedgerEntry, at_deadline: bool) -> Observation:
     """Before the deadline only a definite outcome counts: the desired status, gone, or broken."""
     action = action_of_entry(entry)
-    database = _describe(rds, resource_id)
+    database = _describe(rds(), resource_id)
     if database is None:
         return Observation(state=None, reason=f"{resource_id} no longer exists")
     if database.status == DESIRED[action] or (action == "start" and _busy_running(database.status)):
