@@ -63,8 +63,13 @@ output "worker_policy_json" {
 }
 
 output "target_role_policy_json" {
-  description = "IAM policy each role in target_role_arns needs: the EC2 permissions of both functions with the same ownership conditions, without sts:AssumeRole."
+  description = "IAM policy each role in target_role_arns (or target_role_name in each target account) needs: the EC2 permissions of both functions with the same ownership conditions, plus ec2:DescribeRegions with regions = [\"all-enabled\"], without sts:AssumeRole."
   value       = module.this.target_role_policy_json
+}
+
+output "organizations_role_policy_json" {
+  description = "IAM policy the role in organizations_role_arn needs: organizations:ListAccountsForParent and ListOrganizationalUnitsForParent on the OUs and root of target_organization_id (trust it from planner_role_arn); null without target_organizational_units."
+  value       = module.this.organizations_policy_json
 }
 
 output "kms_key_policy_json" {

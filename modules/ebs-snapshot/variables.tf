@@ -120,19 +120,24 @@ variable "snapshot_mode" {
 }
 
 variable "regions" {
-  description = "Regions to snapshot in; an empty list means the deployment region."
+  description = "Regions to snapshot in; an empty list means the deployment region, [\"all-enabled\"] (alone, with target_accounts or target_organizational_units) the enabled regions of each target account."
   type        = list(string)
   nullable    = false
   default     = []
 
   validation {
-    condition     = alltrue([for r in var.regions : can(regex("^[a-z]{2}(-[a-z]+)+-[0-9]$", r))])
-    error_message = "regions entries must be AWS region names such as ap-northeast-1; invalid: ${jsonencode(var.regions == null ? null : [for r in var.regions : r if !can(regex("^[a-z]{2}(-[a-z]+)+-[0-9]$", r))])}."
+    condition     = alltrue([for r in var.regions : r == "all-enabled" || can(regex("^[a-z]{2}(-[a-z]+)+-[0-9]$", r))])
+    error_message = "regions entries must be AWS region names such as ap-northeast-1, or all-enabled; invalid: ${jsonencode(var.regions == null ? null : [for r in var.regions : r if !(r == "all-enabled" || can(regex("^[a-z]{2}(-[a-z]+)+-[0-9]$", r)))])}."
+  }
+
+  validation {
+    condition     = !contains(var.regions, "all-enabled") || length(var.regions) == 1
+    error_message = "regions = [\"all-enabled\"] (each target account's enabled regions) must stand alone; got ${jsonencode(var.regions)}."
   }
 }
 
 variable "target_role_arns" {
-  description = "IAM roles in other accounts to assume for snapshotting their volumes; an empty list means the deployment account only."
+  description = "IAM roles in other accounts to assume for snapshotting their volumes; an empty list means the deployment account only (or target_accounts and target_organizational_units, which exclude this list)."
   type        = list(string)
   nullable    = false
   default     = []
@@ -152,6 +157,79 @@ variable "target_role_external_id" {
     # RE2 caps a repetition at 1000, hence the separate length test (IAM and AWS STS quotas: 2 to 1,224 characters).
     condition     = var.target_role_external_id == null || try(length(var.target_role_external_id) >= 2 && length(var.target_role_external_id) <= 1224 && can(regex("^[\\w+=,.@:/-]+$", var.target_role_external_id)), false)
     error_message = "target_role_external_id must be null or 2 to 1224 characters of letters, digits and _+=,.@:/- (IAM and AWS STS quotas); got ${jsonencode(var.target_role_external_id)}."
+  }
+}
+
+variable "target_accounts" {
+  description = "AWS account ids to work in through the role target_role_name in each (landing-zone targeting, with or without target_organizational_units); not with target_role_arns."
+  type        = list(string)
+  nullable    = false
+  default     = []
+
+  validation {
+    condition     = alltrue([for account in var.target_accounts : can(regex("^[0-9]{12}$", account))])
+    error_message = "target_accounts entries must be 12-digit AWS account ids; invalid: ${jsonencode(var.target_accounts == null ? null : [for account in var.target_accounts : account if !can(regex("^[0-9]{12}$", account))])}."
+  }
+}
+
+variable "target_organizational_units" {
+  description = "AWS Organizations OUs (ou-...) or a root (r-...) whose ACTIVE accounts are worked in through target_role_name, with their child OUs unless recursive = false; resolved by the planner at every slot."
+  type = list(object({
+    id        = string
+    recursive = optional(bool, true)
+  }))
+  nullable = false
+  default  = []
+
+  validation {
+    # Organizations API reference, ListAccountsForParent ParentId: a root r-<4-32> or an OU ou-<4-32>-<8-32>.
+    condition     = alltrue([for unit in var.target_organizational_units : can(regex("^(r-[0-9a-z]{4,32}|ou-[0-9a-z]{4,32}-[a-z0-9]{8,32})$", unit.id))])
+    error_message = "target_organizational_units ids must be OU ids (ou-<4-32>-<8-32> lowercase letters or digits) or a root id (r-<4-32>); invalid: ${jsonencode(var.target_organizational_units == null ? null : [for unit in var.target_organizational_units : unit.id if !can(regex("^(r-[0-9a-z]{4,32}|ou-[0-9a-z]{4,32}-[a-z0-9]{8,32})$", unit.id))])}."
+  }
+}
+
+variable "target_role_name" {
+  description = "Name (optionally path/name) of the role the functions assume in every account of target_accounts and target_organizational_units, e.g. modules/target-account-role's ops-automation-ebs-snapshot."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.target_role_name == null || can(regex("^([A-Za-z0-9+=,.@_-]+/)*[A-Za-z0-9+=,.@_-]{1,64}$", var.target_role_name))
+    error_message = "target_role_name must be null or an IAM role name of at most 64 letters, digits and +=,.@_-, optionally after a path (path/name); got ${jsonencode(var.target_role_name)}."
+  }
+}
+
+variable "target_organization_id" {
+  description = "AWS Organizations id (o-...) of target_organizational_units, required with them: the functions may assume target_role_name in any account only of this organization (aws:ResourceOrgID)."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.target_organization_id == null || can(regex("^o-[a-z0-9]{10,32}$", var.target_organization_id))
+    error_message = "target_organization_id must be null or an AWS Organizations id (o- followed by 10-32 lowercase letters or digits); got ${jsonencode(var.target_organization_id)}."
+  }
+}
+
+variable "organizations_role_arn" {
+  description = "Role in the management or a delegated-administrator account the planner assumes to list target_organizational_units (its policy: organizations_role_policy_json); null lists them with the planner's own role, when the hub is that account."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.organizations_role_arn == null || can(regex("^arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]+$", var.organizations_role_arn))
+    error_message = "organizations_role_arn must be null or an IAM role ARN (arn:<partition>:iam::<account>:role/<name>); got ${jsonencode(var.organizations_role_arn)}."
+  }
+}
+
+variable "exclude_accounts" {
+  description = "AWS account ids never worked in, even when target_accounts or target_organizational_units hold them (the management account, the hub, log-archive or audit accounts without target_role_name): listed as skipped each slot, not alerted."
+  type        = list(string)
+  nullable    = false
+  default     = []
+
+  validation {
+    condition     = alltrue([for account in var.exclude_accounts : can(regex("^[0-9]{12}$", account))])
+    error_message = "exclude_accounts entries must be 12-digit AWS account ids; invalid: ${jsonencode(var.exclude_accounts == null ? null : [for account in var.exclude_accounts : account if !can(regex("^[0-9]{12}$", account))])}."
   }
 }
 

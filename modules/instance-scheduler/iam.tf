@@ -46,11 +46,12 @@ locals {
   account_id = data.aws_caller_identity.current.account_id
 
   # Where the target instances can live: the deployment region and account unless regions/target roles
-  # widen it, to exactly one region or account where only one is given (as ebs-snapshot's listed
+  # (or target accounts, OUs, all-enabled regions) widen it, to exactly one region or account where only one is given (as ebs-snapshot's listed
   # instances); for tagged instances too, unlike ebs-snapshot's CreateSnapshots (any region and account).
-  target_accounts = distinct([for arn in var.target_role_arns : split(":", arn)[4]])
-  listed_region   = length(var.regions) == 0 ? local.region : length(var.regions) == 1 ? var.regions[0] : "*"
+  target_accounts = distinct(concat([for arn in var.target_role_arns : split(":", arn)[4]], var.target_accounts))
+  listed_region   = length(var.regions) == 0 ? local.region : length(var.regions) == 1 && !contains(var.regions, "all-enabled") ? var.regions[0] : "*"
   listed_account = (
+    length(var.target_organizational_units) > 0 ? "*" :
     length(local.target_accounts) == 0 ? local.account_id :
     length(local.target_accounts) == 1 ? local.target_accounts[0] : "*"
   )

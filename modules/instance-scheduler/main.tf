@@ -23,6 +23,43 @@ data "aws_partition" "current" {
       condition     = !var.schedule_rds || length(var.target_tags) > 0
       error_message = "schedule_rds = true needs target_tags: the RDS instances and Aurora clusters to stop and start are those carrying every target tag."
     }
+
+    # Landing-zone targeting (target_accounts, target_organizational_units): one role name in every account,
+    # never next to explicit role ARNs; ids name one account's resources, so such a policy targets by tags.
+    precondition {
+      condition     = length(var.target_role_arns) == 0 || !local.fans_out
+      error_message = "target_role_arns cannot be combined with target_accounts or target_organizational_units (explicit roles, or target_role_name in every account); got target_role_arns = ${jsonencode(var.target_role_arns)}, target_accounts = ${jsonencode(var.target_accounts)}, target_organizational_units = ${jsonencode(var.target_organizational_units)}."
+    }
+
+    precondition {
+      condition     = !local.fans_out || length(var.instance_ids) == 0
+      error_message = "instance_ids name resources of one account and cannot be used with target_accounts or target_organizational_units: target them by tags; got instance_ids = ${jsonencode(var.instance_ids)}."
+    }
+
+    precondition {
+      condition     = local.fans_out == (var.target_role_name != null)
+      error_message = "target_role_name is needed with target_accounts or target_organizational_units, and only with them; got target_role_name = ${jsonencode(var.target_role_name)}, target_accounts = ${jsonencode(var.target_accounts)}, target_organizational_units = ${jsonencode(var.target_organizational_units)}."
+    }
+
+    precondition {
+      condition     = (length(var.target_organizational_units) > 0) == (var.target_organization_id != null)
+      error_message = "target_organization_id is needed with target_organizational_units, and only with them; got target_organization_id = ${jsonencode(var.target_organization_id)}, target_organizational_units = ${jsonencode(var.target_organizational_units)}."
+    }
+
+    precondition {
+      condition     = var.organizations_role_arn == null || length(var.target_organizational_units) > 0
+      error_message = "organizations_role_arn is only used to list target_organizational_units, which is empty; got organizations_role_arn = ${jsonencode(var.organizations_role_arn)}."
+    }
+
+    precondition {
+      condition     = !contains(var.regions, "all-enabled") || local.fans_out
+      error_message = "regions = [\"all-enabled\"] (each target account's enabled regions) needs target_accounts or target_organizational_units; got regions = ${jsonencode(var.regions)}."
+    }
+
+    precondition {
+      condition     = length(var.exclude_accounts) == 0 || local.fans_out
+      error_message = "exclude_accounts only leaves accounts out of target_accounts and target_organizational_units, which are empty; got exclude_accounts = ${jsonencode(var.exclude_accounts)}."
+    }
   }
 }
 
@@ -32,6 +69,9 @@ data "aws_caller_identity" "current" {}
 
 locals {
   service_name = "instance-scheduler"
+
+  # Landing-zone targeting: accounts and OUs resolved at each slot, one role name in every account.
+  fans_out = length(var.target_accounts) > 0 || length(var.target_organizational_units) > 0
 
   # One planner per scheduled action, both running the same handler; the schedule's input names the action
   # (internal merges the Scheduler context attributes, scheduled_time and schedule_arn, into it). An action
@@ -140,9 +180,15 @@ module "this" {
   # The OPS_* contract (docs/DESIGN.md) is encoded by the internal module from these typed groups; there
   # is no retention group: the module creates nothing that would need one.
   scope = {
-    regions     = var.regions
-    role_arns   = var.target_role_arns
-    external_id = var.target_role_external_id
+    regions                = var.regions
+    role_arns              = var.target_role_arns
+    external_id            = var.target_role_external_id
+    accounts               = var.target_accounts
+    organizational_units   = var.target_organizational_units
+    role_name              = var.target_role_name
+    organization_id        = var.target_organization_id
+    organizations_role_arn = var.organizations_role_arn
+    excluded_accounts      = var.exclude_accounts
   }
   targets = {
     instance_ids = var.instance_ids

@@ -62,9 +62,88 @@ locals {
   }
 
   target_role_arns = var.scope == null ? [] : var.scope.role_arns
-  # IAM rejects a policy without statements: a function with neither gets no business policy.
+
+  # Landing-zone targeting (scope.accounts / scope.organizational_units with one role_name in every account).
+  scope_accounts = var.scope == null ? [] : var.scope.accounts
+  scope_units    = var.scope == null ? [] : var.scope.organizational_units
+  # "" rather than null: the public modules refuse accounts/OUs without a role name, and OUs without an organization
+  # id, in preconditions of their own; "" keeps this module from adding an evaluation error to theirs (and never
+  # matches on AWS).
+  scope_role_name        = try(coalesce(var.scope.role_name, ""), "")
+  organization_id        = try(coalesce(var.scope.organization_id, ""), "")
+  organizations_role_arn = var.scope == null ? null : var.scope.organizations_role_arn
+  all_enabled_regions    = var.scope == null ? false : contains(var.scope.regions, "all-enabled")
+
+  # The cross-account hop, for every function (the planners in dry runs, the worker per account x region scope):
+  # the explicit role ARNs and the role of each listed account; for OUs the role name in any account, bound to the
+  # organization with aws:ResourceOrgID, the organization of the account that owns the role (the resource of
+  # sts:AssumeRole). IAM: "you can now easily prevent your IAM principals from assuming any IAM roles outside of your
+  # own AWS account ... deny access to AWS STS assume role actions unless aws:ResourceAccount matches"
+  # (https://aws.amazon.com/about-aws/whats-new/2022/04/iam-access-resource-organization/); the key is global and
+  # present only when the owning account is in an organization
+  # (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_condition-keys.html#condition-keys-resourceorgid),
+  # so an account outside it never matches.
+  assume_role_statements = concat(
+    length(local.target_role_arns) + length(local.scope_accounts) == 0 ? [] : [{
+      sid        = "AssumeTargetRoles"
+      actions    = ["sts:AssumeRole"]
+      resources  = concat(local.target_role_arns, [for account in local.scope_accounts : "arn:${local.partition}:iam::${account}:role/${local.scope_role_name}"])
+      conditions = []
+    }],
+    length(local.scope_units) == 0 ? [] : [{
+      sid       = "AssumeOrganizationTargetRoles"
+      actions   = ["sts:AssumeRole"]
+      resources = ["arn:${local.partition}:iam::*:role/${local.scope_role_name}"]
+      conditions = [{
+        test     = "StringEquals"
+        variable = "aws:ResourceOrgID"
+        values   = [local.organization_id]
+      }]
+    }],
+  )
+
+  # The Organizations reads of core/organization.py (resolve_accounts: ListAccountsForParent and
+  # ListOrganizationalUnitsForParent, from each OU down), made by the planners (the scheduled functions) only. Both
+  # actions take the parent (an OU or a root) as their resource (Service Authorization Reference, AWS Organizations:
+  # resource types organizationalunit `arn:<p>:organizations::<management account>:ou/o-<id>/ou-<id>` and root
+  # `...:root/o-<id>/r-<id>`), so they are bound to this organization's OUs and root. "This operation can be called
+  # only from the organization's management account or by a member account that is a delegated administrator"
+  # (Organizations API reference, ListAccountsForParent): with organizations_role_arn the planners assume that role
+  # (in the management or delegated-administrator account) instead, and it holds these statements
+  # (organizations_policy_json).
+  organization_read_statements = length(local.scope_units) == 0 ? [] : [{
+    sid     = "ReadOrganizationUnits"
+    actions = ["organizations:ListAccountsForParent", "organizations:ListOrganizationalUnitsForParent"]
+    resources = [
+      "arn:${local.partition}:organizations::*:ou/${local.organization_id}/ou-*",
+      "arn:${local.partition}:organizations::*:root/${local.organization_id}/r-*",
+    ]
+    conditions = []
+  }]
+  planner_scope_statements = local.organizations_role_arn == null ? local.organization_read_statements : [{
+    sid        = "AssumeOrganizationsRole"
+    actions    = ["sts:AssumeRole"]
+    resources  = [local.organizations_role_arn]
+    conditions = []
+  }]
+
+  # regions = ["all-enabled"]: each scope's enabled regions come from EC2 DescribeRegions in that account, through the
+  # target role (core/organization.py enabled_regions). List access level, no resource type: "*".
+  region_read_statements = local.all_enabled_regions ? [{
+    sid        = "DescribeEnabledRegions"
+    actions    = ["ec2:DescribeRegions"]
+    resources  = ["*"]
+    conditions = []
+  }] : []
+
+  # What internal adds to each function's business policy: the hop for all, the Organizations side for the planners.
+  scope_statements = {
+    for key, fn in var.functions : key => concat(local.assume_role_statements, fn.schedule == null ? [] : local.planner_scope_statements)
+  }
+
+  # IAM rejects a policy without statements: a function with none gets no business policy.
   business_functions = {
-    for key, fn in var.functions : key => fn if length(fn.statements) > 0 || length(fn.denials) > 0 || length(local.target_role_arns) > 0
+    for key, fn in var.functions : key => fn if length(fn.statements) > 0 || length(fn.denials) > 0 || length(local.scope_statements[key]) > 0
   }
 }
 
@@ -112,22 +191,56 @@ data "aws_iam_policy_document" "business" {
     }
   }
 
-  # The cross-account hop: only to the roles of scope.role_arns.
+  # The cross-account hop (scope.role_arns, accounts, OUs) and, for the planners, the Organizations side.
   dynamic "statement" {
-    for_each = length(local.target_role_arns) == 0 ? [] : [local.target_role_arns]
+    for_each = local.scope_statements[each.key]
 
     content {
-      sid       = "AssumeTargetRoles"
-      actions   = ["sts:AssumeRole"]
-      resources = statement.value
+      sid       = statement.value.sid
+      actions   = statement.value.actions
+      resources = statement.value.resources
+
+      dynamic "condition" {
+        for_each = statement.value.conditions
+
+        content {
+          test     = condition.value.test
+          variable = condition.value.variable
+          values   = condition.value.values
+        }
+      }
+    }
+  }
+}
+
+# What the role of organizations_role_arn (management or delegated-administrator account) needs: the planners'
+# Organizations reads; empty without OUs.
+data "aws_iam_policy_document" "organizations" {
+  dynamic "statement" {
+    for_each = local.organization_read_statements
+
+    content {
+      sid       = statement.value.sid
+      actions   = statement.value.actions
+      resources = statement.value.resources
     }
   }
 }
 
 # What each role of scope.role_arns (spoke accounts) needs: the business statements of every function,
 # with the same ownership conditions, their Deny statements, and no sts:AssumeRole (a target role cannot
-# hop further).
+# hop further); with regions = ["all-enabled"], DescribeRegions (the account's enabled regions).
 data "aws_iam_policy_document" "target_role" {
+  dynamic "statement" {
+    for_each = local.region_read_statements
+
+    content {
+      sid       = statement.value.sid
+      actions   = statement.value.actions
+      resources = statement.value.resources
+    }
+  }
+
   dynamic "statement" {
     for_each = flatten([for key in sort(keys(var.functions)) : local.denial_statements[key]])
 

@@ -39,6 +39,14 @@ locals {
     OPS_TARGET_REGIONS          = jsonencode(var.scope.regions)
     OPS_TARGET_ROLE_ARNS        = jsonencode(var.scope.role_arns)
     OPS_TARGET_ROLE_EXTERNAL_ID = var.scope.external_id == null ? "" : var.scope.external_id
+    # Landing-zone targeting: every variable set, empty when unused (JSON lists, "" for no role).
+    OPS_TARGET_ACCOUNTS = jsonencode(var.scope.accounts)
+    OPS_TARGET_ORGANIZATIONAL_UNITS = jsonencode([
+      for unit in var.scope.organizational_units : { id = unit.id, recursive = unit.recursive }
+    ])
+    OPS_TARGET_ROLE_NAME       = var.scope.role_name == null ? "" : var.scope.role_name
+    OPS_ORGANIZATIONS_ROLE_ARN = var.scope.organizations_role_arn == null ? "" : var.scope.organizations_role_arn
+    OPS_EXCLUDE_ACCOUNTS       = jsonencode(var.scope.excluded_accounts)
   }
   # Every targets variable is set whenever the group is given, whatever the module uses of it.
   targets_environment = var.targets == null ? {} : {
@@ -74,6 +82,13 @@ locals {
       OPS_LEDGER_TABLE             = aws_dynamodb_table.ledger.name
       OPS_ALERT_TOPIC_ARN          = var.alarm_sns_topic_arn == null ? "" : var.alarm_sns_topic_arn
       OPS_MAX_RECEIVE_COUNT        = tostring(local.max_receive_count)
+      # The functions assume roles in other accounts (target roles, the organizations role): a session token from
+      # the global STS endpoint is "valid only in AWS Regions that are enabled by default", one from a Regional
+      # endpoint "in all AWS Regions" (IAM user guide, "Manage AWS STS in an AWS Region",
+      # https://docs.aws.amazon.com/IAM/latest/UserGuide/id_credentials_temp_enable-regions.html). botocore reads
+      # this setting (older SDKs default to the global endpoint), so opt-in regions of target accounts work
+      # whatever SDK version the Lambda runtime ships.
+      AWS_STS_REGIONAL_ENDPOINTS = "regional"
     },
   )
 

@@ -48,8 +48,13 @@ output "plumbing_policy_jsons" {
 }
 
 output "target_role_policy_json" {
-  description = "IAM policy each role in scope.role_arns needs: the business statements of every function with their ownership conditions, without sts:AssumeRole."
+  description = "IAM policy each role in scope.role_arns (or scope.role_name in each account) needs: the business statements of every function with their ownership conditions (ec2:DescribeRegions with all-enabled regions), without sts:AssumeRole."
   value       = data.aws_iam_policy_document.target_role.json
+}
+
+output "organizations_policy_json" {
+  description = "IAM policy the role in scope.organizations_role_arn needs (the planners' Organizations reads on this organization's OUs and root); null without scope.organizational_units."
+  value       = length(local.organization_read_statements) == 0 ? null : data.aws_iam_policy_document.organizations.json
 }
 
 output "kms_key_policy_json" {

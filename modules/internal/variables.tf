@@ -234,17 +234,36 @@ variable "queue_consumer_max_concurrency" {
 ################################################################################
 
 variable "scope" {
-  description = "Accounts and regions the functions work in, and the external id their AssumeRole calls carry (OPS_TARGET_REGIONS, OPS_TARGET_ROLE_ARNS, OPS_TARGET_ROLE_EXTERNAL_ID); null leaves the group out."
+  description = "Accounts and regions the functions work in: explicit role ARNs, or accounts and AWS Organizations OUs reached through one role name, and the external id their AssumeRole calls carry (OPS_TARGET_REGIONS, OPS_TARGET_ROLE_ARNS, OPS_TARGET_ROLE_EXTERNAL_ID, OPS_TARGET_ACCOUNTS, OPS_TARGET_ORGANIZATIONAL_UNITS, OPS_TARGET_ROLE_NAME, OPS_ORGANIZATIONS_ROLE_ARN, OPS_EXCLUDE_ACCOUNTS); null leaves the group out."
   type = object({
     regions     = optional(list(string), [])
     role_arns   = optional(list(string), [])
     external_id = optional(string)
+    # Landing-zone targeting (the public modules validate the combinations, with their own variable names, as
+    # preconditions): accounts and OUs share role_name;
+    # organization_id binds the wildcard AssumeRole of OU targeting; organizations_role_arn is the role the
+    # planners assume for the Organizations reads (null: their own role); excluded_accounts are never targeted,
+    # even when an OU holds them (management, hub, log-archive / audit accounts without the target role).
+    accounts = optional(list(string), [])
+    organizational_units = optional(list(object({
+      id        = string
+      recursive = optional(bool, true)
+    })), [])
+    role_name              = optional(string)
+    organizations_role_arn = optional(string)
+    organization_id        = optional(string)
+    excluded_accounts      = optional(list(string), [])
   })
   default = null
 
   validation {
-    condition     = var.scope == null || alltrue([for r in try(var.scope.regions, []) : can(regex("^[a-z]{2}(-[a-z]+)+-[0-9]$", r))])
-    error_message = "scope.regions entries must be AWS region names such as ap-northeast-1; invalid: ${jsonencode(var.scope == null ? null : [for r in var.scope.regions : r if !can(regex("^[a-z]{2}(-[a-z]+)+-[0-9]$", r))])}."
+    condition     = var.scope == null || alltrue([for r in try(var.scope.regions, []) : r == "all-enabled" || can(regex("^[a-z]{2}(-[a-z]+)+-[0-9]$", r))])
+    error_message = "scope.regions entries must be AWS region names such as ap-northeast-1, or all-enabled; invalid: ${jsonencode(var.scope == null ? null : [for r in var.scope.regions : r if !(r == "all-enabled" || can(regex("^[a-z]{2}(-[a-z]+)+-[0-9]$", r)))])}."
+  }
+
+  validation {
+    condition     = var.scope == null || !contains(try(var.scope.regions, []), "all-enabled") || length(try(var.scope.regions, [])) == 1
+    error_message = "scope.regions may hold all-enabled (each target account's enabled regions) only alone; got ${jsonencode(var.scope == null ? null : var.scope.regions)}."
   }
 
   validation {
@@ -256,6 +275,38 @@ variable "scope" {
     # RE2 caps a repetition at 1000, hence the separate length test (IAM and AWS STS quotas: 2 to 1,224 characters).
     condition     = try(var.scope.external_id == null, true) || try(length(var.scope.external_id) >= 2 && length(var.scope.external_id) <= 1224 && can(regex("^[\\w+=,.@:/-]+$", var.scope.external_id)), false)
     error_message = "scope.external_id must be null or 2 to 1224 characters of letters, digits and _+=,.@:/- (IAM and AWS STS quotas); got ${jsonencode(var.scope == null ? null : var.scope.external_id)}."
+  }
+
+  validation {
+    condition     = var.scope == null || alltrue([for account in try(var.scope.accounts, []) : can(regex("^[0-9]{12}$", account))])
+    error_message = "scope.accounts entries must be 12-digit AWS account ids; invalid: ${jsonencode(var.scope == null ? null : [for account in var.scope.accounts : account if !can(regex("^[0-9]{12}$", account))])}."
+  }
+
+  validation {
+    condition     = var.scope == null || alltrue([for account in try(var.scope.excluded_accounts, []) : can(regex("^[0-9]{12}$", account))])
+    error_message = "scope.excluded_accounts entries must be 12-digit AWS account ids; invalid: ${jsonencode(var.scope == null ? null : [for account in var.scope.excluded_accounts : account if !can(regex("^[0-9]{12}$", account))])}."
+  }
+
+  validation {
+    # Organizations API reference, ListAccountsForParent ParentId: a root r-<4-32> or an OU ou-<4-32>-<8-32>.
+    condition     = var.scope == null || alltrue([for unit in try(var.scope.organizational_units, []) : can(regex("^(r-[0-9a-z]{4,32}|ou-[0-9a-z]{4,32}-[a-z0-9]{8,32})$", unit.id))])
+    error_message = "scope.organizational_units ids must be OU ids (ou-<4-32>-<8-32> lowercase letters or digits) or a root id (r-<4-32>); invalid: ${jsonencode(var.scope == null ? null : [for unit in var.scope.organizational_units : unit.id if !can(regex("^(r-[0-9a-z]{4,32}|ou-[0-9a-z]{4,32}-[a-z0-9]{8,32})$", unit.id))])}."
+  }
+
+
+  validation {
+    condition     = try(var.scope.role_name == null, true) || can(regex("^([A-Za-z0-9+=,.@_-]+/)*[A-Za-z0-9+=,.@_-]{1,64}$", var.scope.role_name))
+    error_message = "scope.role_name must be an IAM role name, optionally with a path (path/name); got ${jsonencode(var.scope == null ? null : var.scope.role_name)}."
+  }
+
+  validation {
+    condition     = try(var.scope.organization_id == null, true) || can(regex("^o-[a-z0-9]{10,32}$", var.scope.organization_id))
+    error_message = "scope.organization_id must be an AWS Organizations id (o- followed by 10-32 lowercase letters or digits); got ${jsonencode(var.scope == null ? null : var.scope.organization_id)}."
+  }
+
+  validation {
+    condition     = try(var.scope.organizations_role_arn == null, true) || can(regex("^arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]+$", var.scope.organizations_role_arn))
+    error_message = "scope.organizations_role_arn must be an IAM role ARN (arn:<partition>:iam::<account>:role/<name>) or null; got ${jsonencode(var.scope == null ? null : var.scope.organizations_role_arn)}."
   }
 }
 
@@ -320,16 +371,18 @@ variable "environment" {
 
   validation {
     condition = length(setintersection(keys(var.environment), [
-      "POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL", "OPS_POLICY_NAME",
+      "POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL", "OPS_POLICY_NAME", "AWS_STS_REGIONAL_ENDPOINTS",
       "OPS_WORK_QUEUE_URL", "OPS_LEDGER_TABLE", "OPS_ALERT_TOPIC_ARN", "OPS_MAX_RECEIVE_COUNT", "OPS_TARGET_REGIONS", "OPS_TARGET_ROLE_ARNS",
-      "OPS_TARGET_ROLE_EXTERNAL_ID", "OPS_INSTANCE_IDS", "OPS_TARGET_TAGS", "OPS_VOLUME_IDS", "OPS_VOLUME_TAGS", "OPS_EXCLUDE_VOLUME_TAGS",
+      "OPS_TARGET_ROLE_EXTERNAL_ID", "OPS_TARGET_ACCOUNTS", "OPS_TARGET_ORGANIZATIONAL_UNITS", "OPS_TARGET_ROLE_NAME",
+      "OPS_ORGANIZATIONS_ROLE_ARN", "OPS_EXCLUDE_ACCOUNTS", "OPS_INSTANCE_IDS", "OPS_TARGET_TAGS", "OPS_VOLUME_IDS", "OPS_VOLUME_TAGS", "OPS_EXCLUDE_VOLUME_TAGS",
       "OPS_EXCLUDE_ROOT_VOLUME", "OPS_GENERATIONS", "OPS_MAX_AGE_DAYS", "OPS_DRY_RUN",
       "OPS_COMPLETION_TIMEOUT_MINUTES", "OPS_LEDGER_TTL_DAYS",
     ])) == 0
     error_message = "environment must not set variables the internal module owns (use scope, targets, retention and completion); reserved names given: ${jsonencode(var.environment == null ? null : sort(setintersection(keys(var.environment), [
-      "POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL", "OPS_POLICY_NAME",
+      "POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL", "OPS_POLICY_NAME", "AWS_STS_REGIONAL_ENDPOINTS",
       "OPS_WORK_QUEUE_URL", "OPS_LEDGER_TABLE", "OPS_ALERT_TOPIC_ARN", "OPS_MAX_RECEIVE_COUNT", "OPS_TARGET_REGIONS", "OPS_TARGET_ROLE_ARNS",
-      "OPS_TARGET_ROLE_EXTERNAL_ID", "OPS_INSTANCE_IDS", "OPS_TARGET_TAGS", "OPS_VOLUME_IDS", "OPS_VOLUME_TAGS", "OPS_EXCLUDE_VOLUME_TAGS",
+      "OPS_TARGET_ROLE_EXTERNAL_ID", "OPS_TARGET_ACCOUNTS", "OPS_TARGET_ORGANIZATIONAL_UNITS", "OPS_TARGET_ROLE_NAME",
+      "OPS_ORGANIZATIONS_ROLE_ARN", "OPS_EXCLUDE_ACCOUNTS", "OPS_INSTANCE_IDS", "OPS_TARGET_TAGS", "OPS_VOLUME_IDS", "OPS_VOLUME_TAGS", "OPS_EXCLUDE_VOLUME_TAGS",
       "OPS_EXCLUDE_ROOT_VOLUME", "OPS_GENERATIONS", "OPS_MAX_AGE_DAYS", "OPS_DRY_RUN",
       "OPS_COMPLETION_TIMEOUT_MINUTES", "OPS_LEDGER_TTL_DAYS",
     ])))}."

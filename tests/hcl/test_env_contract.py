@@ -27,6 +27,9 @@ READ_BY_POWERTOOLS = {
     "POWERTOOLS_METRICS_NAMESPACE": "Metrics namespace of the EMF records",
     "POWERTOOLS_LOG_LEVEL": "Logger level",
 }
+# Set by the module but read by botocore, not by name in our code: the STS endpoint of every AssumeRole (Regional:
+# its session tokens are valid in opt-in regions too; modules/internal main.tf says why).
+READ_BY_BOTOCORE = {"AWS_STS_REGIONAL_ENDPOINTS": "the STS endpoint botocore calls (regional)"}
 # Read by our code but set by the Lambda runtime, not by Terraform.
 SET_BY_LAMBDA_RUNTIME = {"AWS_REGION", "AWS_DEFAULT_REGION", "AWS_LAMBDA_FUNCTION_NAME"}
 GROUPS = ("scope", "targets", "retention", "completion")
@@ -141,9 +144,15 @@ def test_every_variable_the_module_sets_is_read(module_dir: Any) -> None:
     unread = {
         name: origin
         for name, origin in module_set_env(module_dir).items()
-        if name not in reads and name not in READ_BY_POWERTOOLS
+        if name not in reads and name not in READ_BY_POWERTOOLS and name not in READ_BY_BOTOCORE
     }
     assert not unread, f"{module_dir.name}: set by the module but read by nothing: {unread}"
+
+
+def test_botocore_variables_are_set() -> None:
+    """The exemption above only holds if internal really sets them."""
+    environment = internal_always()
+    assert set(READ_BY_BOTOCORE) <= environment, sorted(set(READ_BY_BOTOCORE) - environment)
 
 
 def test_powertools_variables_are_set() -> None:

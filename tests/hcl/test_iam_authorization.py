@@ -21,7 +21,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.support.hcl_tree import BusinessStatement, ModuleFunction, automation_modules, module_functions
+from tests.support.hcl_tree import (
+    BusinessStatement,
+    ModuleFunction,
+    automation_modules,
+    business_statements,
+    load_module,
+    module_functions,
+    resolve_locals,
+)
+from tests.support.terraform_env import repo_root
 
 FUNCTIONS = [fn for module_dir in automation_modules() for fn in module_functions(module_dir)]
 STATEMENTS = [(fn, statement) for fn in FUNCTIONS for statement in fn.statements]
@@ -49,8 +58,13 @@ NEWER_THAN_THE_COPY = {
 RESOURCE_TABLE_KEYS = {"rds"}
 # Global keys AWS evaluates for every request, whatever the action (IAM user guide, "AWS global condition context
 # keys"); the tag keys are not among them: they depend on the resource type.
+# aws:ResourceOrgID / aws:ResourceAccount: "the identifier of the organization in AWS Organizations to which the
+# requested resource belongs", present when the resource's account is in an organization (same page,
+# condition-keys-resourceorgid); AWS introduced them to keep principals from "assuming any IAM roles outside of your
+# own AWS account" (https://aws.amazon.com/about-aws/whats-new/2022/04/iam-access-resource-organization/).
 GLOBAL_KEYS = re.compile(
     r"^aws:(SourceArn|SourceAccount|SourceOrgID|PrincipalOrgID|PrincipalArn|PrincipalAccount|"
+    r"ResourceOrgID|ResourceAccount|"
     r"CalledVia|ViaAWSService|SecureTransport|RequestedRegion|SourceIp|SourceVpc|SourceVpce)$"
 )
 
@@ -157,3 +171,90 @@ def test_every_plumbing_action_exists() -> None:
     assert {"sqs:ReceiveMessage", "dynamodb:UpdateItem"} <= actions
     for action in sorted(actions):
         privilege(action)
+
+
+# --- the statements modules/internal adds for the scope group (target roles, Organizations, enabled regions) -----
+
+INTERNAL = repo_root() / "modules" / "internal"
+SCOPE_LOCALS = (
+    "assume_role_statements",
+    "organization_read_statements",
+    "planner_scope_statements",
+    "region_read_statements",
+)
+# A resource's ARN path segment where it differs from the Service Authorization Reference's resource type name:
+# Organizations OUs are `arn:<p>:organizations::<account>:ou/o-<id>/ou-<id>`, resource type `organizationalunit`.
+RESOURCE_TYPE_OF_SEGMENT = {("organizations", "ou"): "organizationalunit"}
+ORGANIZATION_CODE = repo_root() / "lambda_src" / "ops_automation" / "core" / "organization.py"
+
+
+def internal_scope_statements(*names: str) -> list[BusinessStatement]:
+    internal = load_module(INTERNAL)
+    return [
+        statement
+        for name in names
+        for statement in business_statements(resolve_locals(internal.locals[name], internal.locals))
+    ]
+
+
+SCOPE_STATEMENTS = internal_scope_statements(*SCOPE_LOCALS)
+
+
+def test_internal_scope_statements_are_found() -> None:
+    assert {s.sid for s in SCOPE_STATEMENTS} >= {
+        "AssumeTargetRoles",
+        "AssumeOrganizationTargetRoles",
+        "ReadOrganizationUnits",
+        "AssumeOrganizationsRole",
+        "DescribeEnabledRegions",
+    }, SCOPE_STATEMENTS
+
+
+@pytest.mark.parametrize("statement", SCOPE_STATEMENTS, ids=[s.sid for s in SCOPE_STATEMENTS])
+def test_internal_scope_statement_means_what_it_says(statement: BusinessStatement) -> None:
+    for action in statement.actions:
+        service = action.split(":", 1)[0]
+        types = resource_types(action)
+        named = [
+            RESOURCE_TYPE_OF_SEGMENT.get((service, kind), kind) for kind in statement.resource_kinds if kind != "*"
+        ]
+        for kind in named:
+            assert kind in types, (
+                f"{statement.sid}: {action} has no resource type {kind!r} ({sorted(t for t in types if t)})"
+            )
+        if "*" in statement.resource_kinds:
+            assert set(types) <= {""}, f"{statement.sid}: {action} supports resource types {sorted(types)}: name them"
+        for key in statement.condition_variables:
+            supported = [k for kind in (*named, "") for k in types.get(kind, [])]
+            assert GLOBAL_KEYS.match(key) or key_matches(key, supported), (
+                f"{statement.sid}: condition key {key} is not supported by {action}"
+            )
+
+
+def test_organizations_reads_are_exactly_what_the_core_calls() -> None:
+    """The planners may call the Organizations operations core/organization.py makes, and no other; an operation
+    added there without IAM would fail on AWS only (moto does not enforce resource ARNs)."""
+    import botocore.session
+    from botocore import xform_name
+
+    model = botocore.session.get_session().get_service_model("organizations")
+    code = ORGANIZATION_CODE.read_text(encoding="utf-8")
+    called = {
+        f"organizations:{operation}"
+        for operation in model.operation_names
+        if re.search(rf"[\".]{xform_name(operation)}\b", code)
+    }
+    granted = {a for s in internal_scope_statements("organization_read_statements") for a in s.actions}
+    assert called, f"{ORGANIZATION_CODE.name} calls no Organizations operation: the scan is broken"
+    assert granted == called, f"internal grants {sorted(granted)}, {ORGANIZATION_CODE.name} calls {sorted(called)}"
+
+
+def test_enabled_regions_are_readable_through_the_target_role() -> None:
+    code = ORGANIZATION_CODE.read_text(encoding="utf-8")
+    assert "describe_regions" in code, "core/organization.py no longer lists the enabled regions"
+    granted = {a for s in internal_scope_statements("region_read_statements") for a in s.actions}
+    assert granted == {"ec2:DescribeRegions"}
+    document = load_module(INTERNAL).data.get(("aws_iam_policy_document", "target_role"))
+    assert document and "region_read_statements" in json.dumps(document), (
+        "the target role policy must carry DescribeRegions (all-enabled regions are listed through the target role)"
+    )

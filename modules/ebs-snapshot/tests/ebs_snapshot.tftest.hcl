@@ -653,3 +653,237 @@ run "rejects_a_target_role_external_id_with_white_space" {
 
   expect_failures = [var.target_role_external_id]
 }
+
+################################################################################
+# Landing-zone targeting: target_accounts, target_organizational_units, target_role_name,
+# target_organization_id, organizations_role_arn, regions = ["all-enabled"]
+################################################################################
+
+run "organization_targeting_reaches_the_functions" {
+  command = plan
+
+  variables {
+    target_accounts             = ["444455556666"]
+    target_organizational_units = [{ id = "ou-ab12-cdef3456" }, { id = "r-ab12", recursive = false }]
+    target_role_name            = "ops-automation-ebs-snapshot"
+    target_organization_id      = "o-a1b2c3d4e5"
+    regions                     = ["all-enabled"]
+    exclude_accounts            = ["777788889999"]
+  }
+
+  assert {
+    condition     = jsondecode(output.function_environment_variables["OPS_EXCLUDE_ACCOUNTS"]) == ["777788889999"]
+    error_message = "exclude_accounts reaches the functions as OPS_EXCLUDE_ACCOUNTS."
+  }
+
+  assert {
+    condition = (
+      jsondecode(output.function_environment_variables["OPS_TARGET_ACCOUNTS"]) == ["444455556666"] &&
+      jsondecode(output.function_environment_variables["OPS_TARGET_ORGANIZATIONAL_UNITS"]) == [
+        { id = "ou-ab12-cdef3456", recursive = true }, { id = "r-ab12", recursive = false },
+      ] &&
+      output.function_environment_variables["OPS_TARGET_ROLE_NAME"] == "ops-automation-ebs-snapshot" &&
+      output.function_environment_variables["OPS_ORGANIZATIONS_ROLE_ARN"] == "" &&
+      jsondecode(output.function_environment_variables["OPS_TARGET_REGIONS"]) == ["all-enabled"] &&
+      jsondecode(output.function_environment_variables["OPS_TARGET_ROLE_ARNS"]) == []
+    )
+    error_message = "Accounts, OUs (recursive unless said otherwise), the role name and all-enabled regions reach the functions."
+  }
+
+  assert {
+    condition     = output.organizations_role_policy_json != null
+    error_message = "With OUs the policy of the organizations role is an output."
+  }
+
+  assert {
+    condition     = local.listed_account == "*" && local.listed_region == "*"
+    error_message = "Resources of target accounts and OUs in every enabled region are named with * account and region, never the hub's."
+  }
+}
+
+run "one_target_account_names_it_in_the_resources" {
+  command = plan
+
+  variables {
+    target_accounts  = ["444455556666"]
+    target_role_name = "ops-automation-ebs-snapshot"
+    regions          = ["us-east-1"]
+  }
+
+  assert {
+    condition     = local.listed_account == "444455556666" && local.listed_region == "us-east-1"
+    error_message = "One target account and one region narrow the resource ARNs to them."
+  }
+
+  assert {
+    condition     = output.organizations_role_policy_json == null && output.function_environment_variables["OPS_TARGET_ORGANIZATIONAL_UNITS"] == "[]"
+    error_message = "Explicit accounts need no Organizations access."
+  }
+}
+
+run "organizations_role_reaches_the_functions" {
+  command = plan
+
+  variables {
+    target_organizational_units = [{ id = "ou-ab12-cdef3456" }]
+    target_role_name            = "ops-automation-ebs-snapshot"
+    target_organization_id      = "o-a1b2c3d4e5"
+    organizations_role_arn      = "arn:aws:iam::999988887777:role/ops-automation-organizations"
+  }
+
+  assert {
+    condition     = output.function_environment_variables["OPS_ORGANIZATIONS_ROLE_ARN"] == "arn:aws:iam::999988887777:role/ops-automation-organizations"
+    error_message = "organizations_role_arn reaches the functions as OPS_ORGANIZATIONS_ROLE_ARN."
+  }
+}
+
+run "classic_targeting_sets_the_landing_zone_variables_empty" {
+  command = plan
+
+  assert {
+    condition = (
+      output.function_environment_variables["OPS_TARGET_ACCOUNTS"] == "[]" &&
+      output.function_environment_variables["OPS_TARGET_ORGANIZATIONAL_UNITS"] == "[]" &&
+      output.function_environment_variables["OPS_TARGET_ROLE_NAME"] == "" &&
+      output.function_environment_variables["OPS_ORGANIZATIONS_ROLE_ARN"] == "" &&
+      output.organizations_role_policy_json == null
+    )
+    error_message = "Without landing-zone targeting its variables are set, empty."
+  }
+}
+
+run "rejects_target_role_arns_with_target_accounts" {
+  command = plan
+
+  variables {
+    target_role_arns = ["arn:aws:iam::444455556666:role/ops-automation-ebs-snapshot"]
+    target_accounts  = ["444455556666"]
+    target_role_name = "ops-automation-ebs-snapshot"
+  }
+
+  expect_failures = [data.aws_partition.current]
+}
+
+run "rejects_instance_ids_with_organizational_units" {
+  command = plan
+
+  variables {
+    instance_ids                = ["i-0123456789abcdef0"]
+    target_organizational_units = [{ id = "ou-ab12-cdef3456" }]
+    target_role_name            = "ops-automation-ebs-snapshot"
+    target_organization_id      = "o-a1b2c3d4e5"
+  }
+
+  expect_failures = [data.aws_partition.current]
+}
+
+run "rejects_volume_ids_with_organizational_units" {
+  command = plan
+
+  variables {
+    volume_ids                  = ["vol-0123456789abcdef0"]
+    target_organizational_units = [{ id = "ou-ab12-cdef3456" }]
+    target_role_name            = "ops-automation-ebs-snapshot"
+    target_organization_id      = "o-a1b2c3d4e5"
+  }
+
+  expect_failures = [data.aws_partition.current]
+}
+
+run "rejects_target_accounts_without_target_role_name" {
+  command = plan
+
+  variables {
+    target_accounts = ["444455556666"]
+  }
+
+  expect_failures = [data.aws_partition.current]
+}
+
+run "rejects_target_role_name_without_accounts" {
+  command = plan
+
+  variables {
+    target_role_name = "ops-automation-ebs-snapshot"
+  }
+
+  expect_failures = [data.aws_partition.current]
+}
+
+run "rejects_exclude_accounts_without_accounts" {
+  command = plan
+
+  variables {
+    exclude_accounts = ["777788889999"]
+  }
+
+  expect_failures = [data.aws_partition.current]
+}
+
+run "rejects_organizational_units_without_organization_id" {
+  command = plan
+
+  variables {
+    target_organizational_units = [{ id = "ou-ab12-cdef3456" }]
+    target_role_name            = "ops-automation-ebs-snapshot"
+  }
+
+  expect_failures = [data.aws_partition.current]
+}
+
+run "rejects_organization_id_or_role_without_organizational_units" {
+  command = plan
+
+  variables {
+    target_accounts        = ["444455556666"]
+    target_role_name       = "ops-automation-ebs-snapshot"
+    target_organization_id = "o-a1b2c3d4e5"
+    organizations_role_arn = "arn:aws:iam::999988887777:role/ops-automation-organizations"
+  }
+
+  expect_failures = [data.aws_partition.current]
+}
+
+run "rejects_all_enabled_regions_without_target_accounts" {
+  command = plan
+
+  variables {
+    regions = ["all-enabled"]
+  }
+
+  expect_failures = [data.aws_partition.current]
+}
+
+run "rejects_all_enabled_next_to_other_regions" {
+  command = plan
+
+  variables {
+    regions          = ["all-enabled", "us-east-1"]
+    target_accounts  = ["444455556666"]
+    target_role_name = "ops-automation-ebs-snapshot"
+  }
+
+  expect_failures = [var.regions]
+}
+
+run "rejects_malformed_landing_zone_inputs" {
+  command = plan
+
+  variables {
+    target_accounts             = ["4444-5555-6666"]
+    target_organizational_units = [{ id = "OU-AB12" }]
+    target_role_name            = "bad name"
+    target_organization_id      = "org-1"
+    organizations_role_arn      = "arn:aws:iam::999988887777:user/alice"
+    exclude_accounts            = ["7777-8888-9999"]
+  }
+
+  expect_failures = [
+    var.exclude_accounts,
+    var.target_accounts,
+    var.target_organizational_units,
+    var.target_role_name,
+    var.target_organization_id,
+    var.organizations_role_arn,
+  ]
+}

@@ -137,6 +137,7 @@ run "functions_logs_and_layer" {
     condition = toset(keys(aws_lambda_function.this["worker"].environment[0].variables)) == toset([
       "POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL", "OPS_POLICY_NAME",
       "OPS_WORK_QUEUE_URL", "OPS_LEDGER_TABLE", "OPS_ALERT_TOPIC_ARN", "OPS_MAX_RECEIVE_COUNT", "OPS_EXTRA",
+      "AWS_STS_REGIONAL_ENDPOINTS",
     ])
     error_message = "Without groups, functions receive exactly the internal variables plus var.environment (no idempotency table)."
   }
@@ -147,7 +148,8 @@ run "functions_logs_and_layer" {
       aws_lambda_function.this["worker"].environment[0].variables["POWERTOOLS_METRICS_NAMESPACE"] == "OpsAutomation" &&
       aws_lambda_function.this["worker"].environment[0].variables["OPS_POLICY_NAME"] == "nightly" &&
       aws_lambda_function.this["worker"].environment[0].variables["OPS_ALERT_TOPIC_ARN"] == "" &&
-      aws_lambda_function.this["worker"].environment[0].variables["OPS_MAX_RECEIVE_COUNT"] == "10"
+      aws_lambda_function.this["worker"].environment[0].variables["OPS_MAX_RECEIVE_COUNT"] == "10" &&
+      aws_lambda_function.this["worker"].environment[0].variables["AWS_STS_REGIONAL_ENDPOINTS"] == "regional"
     )
     error_message = "Service name, metrics namespace, policy name and an empty alert topic must follow the contract."
   }
@@ -974,6 +976,217 @@ run "rejects_an_external_id_over_1224_characters" {
 
   variables {
     scope = { external_id = join("", [for i in range(612) : "ab"], ["a"]) }
+  }
+
+  expect_failures = [var.scope]
+}
+
+################################################################################
+# Landing-zone targeting: accounts and OUs through one role name, Organizations reads, all-enabled regions
+################################################################################
+
+run "landing_zone_scope_is_encoded" {
+  command = plan
+
+  variables {
+    scope = {
+      regions              = ["all-enabled"]
+      accounts             = ["444455556666"]
+      organizational_units = [{ id = "ou-ab12-cdef3456" }, { id = "r-ab12", recursive = false }]
+      role_name            = "ops/ops-automation-test"
+      organization_id      = "o-a1b2c3d4e5"
+      excluded_accounts    = ["777788889999"]
+    }
+  }
+
+  assert {
+    condition     = jsondecode(output.function_environment_variables["OPS_EXCLUDE_ACCOUNTS"]) == ["777788889999"]
+    error_message = "excluded_accounts reach every function as OPS_EXCLUDE_ACCOUNTS."
+  }
+
+  assert {
+    condition = (
+      jsondecode(output.function_environment_variables["OPS_TARGET_ACCOUNTS"]) == ["444455556666"] &&
+      jsondecode(output.function_environment_variables["OPS_TARGET_ORGANIZATIONAL_UNITS"]) == [
+        { id = "ou-ab12-cdef3456", recursive = true }, { id = "r-ab12", recursive = false },
+      ] &&
+      output.function_environment_variables["OPS_TARGET_ROLE_NAME"] == "ops/ops-automation-test" &&
+      output.function_environment_variables["OPS_ORGANIZATIONS_ROLE_ARN"] == "" &&
+      jsondecode(output.function_environment_variables["OPS_TARGET_REGIONS"]) == ["all-enabled"] &&
+      jsondecode(output.function_environment_variables["OPS_TARGET_ROLE_ARNS"]) == []
+    )
+    error_message = "Accounts, OUs (recursive by default), the role name and the regions reach every function; no organizations role is an empty variable."
+  }
+
+  assert {
+    condition = alltrue([
+      for key in ["planner", "worker"] : anytrue([
+        for s in data.aws_iam_policy_document.business[key].statement :
+        s.sid == "AssumeTargetRoles" && tolist(s.actions) == tolist(["sts:AssumeRole"]) &&
+        tolist(s.resources) == tolist(["arn:aws:iam::444455556666:role/ops/ops-automation-test"]) && length(s.condition) == 0
+      ])
+    ])
+    error_message = "Every function may assume the role of each listed account, by its exact ARN (path included)."
+  }
+
+  assert {
+    condition = alltrue([
+      for key in ["planner", "worker"] : anytrue([
+        for s in data.aws_iam_policy_document.business[key].statement :
+        s.sid == "AssumeOrganizationTargetRoles" && tolist(s.actions) == tolist(["sts:AssumeRole"]) &&
+        tolist(s.resources) == tolist(["arn:aws:iam::*:role/ops/ops-automation-test"]) &&
+        [for c in s.condition : "${c.test} ${c.variable}=${join(",", c.values)}"] == ["StringEquals aws:ResourceOrgID=o-a1b2c3d4e5"]
+      ])
+    ])
+    error_message = "With OUs every function may assume the role name in any account only of the organization (aws:ResourceOrgID)."
+  }
+
+  assert {
+    condition = anytrue([
+      for s in data.aws_iam_policy_document.business["planner"].statement :
+      s.sid == "ReadOrganizationUnits" &&
+      toset(s.actions) == toset(["organizations:ListAccountsForParent", "organizations:ListOrganizationalUnitsForParent"]) &&
+      toset(s.resources) == toset([
+        "arn:aws:organizations::*:ou/o-a1b2c3d4e5/ou-*", "arn:aws:organizations::*:root/o-a1b2c3d4e5/r-*",
+      ])
+    ])
+    error_message = "The planner (scheduled) reads the OUs and root of this organization only, with exactly the two List calls of core/organization.py."
+  }
+
+  assert {
+    condition     = alltrue([for s in data.aws_iam_policy_document.business["worker"].statement : !startswith(s.sid, "ReadOrganization") && s.sid != "AssumeOrganizationsRole"])
+    error_message = "The worker (not scheduled) never reads the organization."
+  }
+
+  assert {
+    condition = anytrue([
+      for s in data.aws_iam_policy_document.target_role.statement :
+      s.sid == "DescribeEnabledRegions" && tolist(s.actions) == tolist(["ec2:DescribeRegions"]) && tolist(s.resources) == tolist(["*"])
+    ])
+    error_message = "With all-enabled regions the target role may list the account's regions."
+  }
+
+  assert {
+    condition     = alltrue([for doc in data.aws_iam_policy_document.business : alltrue([for s in doc.statement : !contains(s.actions, "ec2:DescribeRegions")])])
+    error_message = "DescribeRegions is made through the target role, not with the functions' own roles."
+  }
+
+  assert {
+    condition     = output.organizations_policy_json != null
+    error_message = "With OUs the organizations role policy is an output."
+  }
+}
+
+run "organizations_role_replaces_the_direct_reads" {
+  command = plan
+
+  variables {
+    scope = {
+      organizational_units   = [{ id = "ou-ab12-cdef3456" }]
+      role_name              = "ops-automation-test"
+      organization_id        = "o-a1b2c3d4e5"
+      organizations_role_arn = "arn:aws:iam::999988887777:role/ops-automation-organizations"
+    }
+  }
+
+  assert {
+    condition = anytrue([
+      for s in data.aws_iam_policy_document.business["planner"].statement :
+      s.sid == "AssumeOrganizationsRole" && tolist(s.resources) == tolist(["arn:aws:iam::999988887777:role/ops-automation-organizations"])
+    ])
+    error_message = "With organizations_role_arn the planner assumes that role for the Organizations reads."
+  }
+
+  assert {
+    condition     = alltrue([for doc in data.aws_iam_policy_document.business : alltrue([for s in doc.statement : s.sid != "ReadOrganizationUnits"])])
+    error_message = "With organizations_role_arn no function reads Organizations with its own role."
+  }
+
+  assert {
+    condition     = alltrue([for s in data.aws_iam_policy_document.business["worker"].statement : s.sid != "AssumeOrganizationsRole"])
+    error_message = "Only the planners assume the organizations role."
+  }
+
+  assert {
+    condition     = output.function_environment_variables["OPS_ORGANIZATIONS_ROLE_ARN"] == "arn:aws:iam::999988887777:role/ops-automation-organizations"
+    error_message = "organizations_role_arn reaches the functions as OPS_ORGANIZATIONS_ROLE_ARN."
+  }
+
+  assert {
+    condition     = alltrue([for s in data.aws_iam_policy_document.business["planner"].statement : s.sid != "AssumeTargetRoles"])
+    error_message = "Without role_arns or accounts there is no statement on exact role ARNs."
+  }
+}
+
+run "classic_scope_sets_the_landing_zone_variables_empty" {
+  command = plan
+
+  variables {
+    scope = { regions = ["us-east-1"], role_arns = ["arn:aws:iam::444455556666:role/target"] }
+  }
+
+  assert {
+    condition = (
+      output.function_environment_variables["OPS_TARGET_ACCOUNTS"] == "[]" &&
+      output.function_environment_variables["OPS_TARGET_ORGANIZATIONAL_UNITS"] == "[]" &&
+      output.function_environment_variables["OPS_TARGET_ROLE_NAME"] == "" &&
+      output.function_environment_variables["OPS_ORGANIZATIONS_ROLE_ARN"] == "" &&
+      output.function_environment_variables["OPS_EXCLUDE_ACCOUNTS"] == "[]"
+    )
+    error_message = "Every scope sets the landing-zone variables, empty when unused."
+  }
+
+  assert {
+    condition = alltrue(flatten([
+      for doc in data.aws_iam_policy_document.business : [
+        for s in doc.statement : !contains(["AssumeOrganizationTargetRoles", "ReadOrganizationUnits", "AssumeOrganizationsRole"], s.sid)
+      ]
+    ]))
+    error_message = "Without OUs no function reads Organizations or assumes roles by name."
+  }
+
+  assert {
+    condition     = alltrue([for s in data.aws_iam_policy_document.target_role.statement : s.sid != "DescribeEnabledRegions"])
+    error_message = "Without all-enabled regions the target role does not list regions."
+  }
+
+  assert {
+    condition     = output.organizations_policy_json == null
+    error_message = "Without OUs there is no organizations role policy."
+  }
+}
+
+run "rejects_all_enabled_with_other_regions" {
+  command = plan
+
+  variables {
+    scope = { regions = ["all-enabled", "us-east-1"], accounts = ["444455556666"], role_name = "r" }
+  }
+
+  expect_failures = [var.scope]
+}
+
+run "rejects_malformed_landing_zone_ids" {
+  command = plan
+
+  variables {
+    scope = {
+      accounts               = ["4444-5555-6666"]
+      organizational_units   = [{ id = "OU-AB12" }]
+      role_name              = "bad name"
+      organization_id        = "org-1"
+      organizations_role_arn = "arn:aws:iam::999988887777:user/alice"
+    }
+  }
+
+  expect_failures = [var.scope]
+}
+
+run "rejects_a_malformed_excluded_account" {
+  command = plan
+
+  variables {
+    scope = { accounts = ["444455556666"], role_name = "r", excluded_accounts = ["7777-8888-9999"] }
   }
 
   expect_failures = [var.scope]
