@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import uuid
 import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from typing import Any
 import boto3
 import pytest
 from aws_harness import ACCOUNT as MOTO_ACCOUNT
-from aws_harness import EVENTS_DIR, MOTO_ENVIRONMENT, OTHER_REGION, REGION, START, Clock
+from aws_harness import EVENTS_DIR, MOTO_ENVIRONMENT, OTHER_REGION, REGION, START, Clock, client_with
 from botocore.exceptions import ClientError
 from moto import mock_aws
 from tests.support.moto_fidelity import (
@@ -2814,3 +2815,301 @@ def test_i2_unmodelled_condition_operators_fail_loudly(spoke: Spoke) -> None:
     )
     with pytest.raises(UnmodelledPolicy, match="DateLessThan"):
         spoke.worker.stop_instances(InstanceIds=[spoke.untagged])
+
+
+# -- E53-E55: the accounts of an organization ----------------------------------------------------------------------
+
+ORG_SCP = "SERVICE_CONTROL_POLICY"
+
+
+@dataclass(frozen=True)
+class Organization:
+    fidelity: MotoFidelity
+    client: Any  # Organizations in the management account (the emulator's default account)
+    root: str
+    prod: str  # an OU under the root
+    team: str  # an OU under prod
+    member: str  # an account in team
+    other: str  # an account directly under the root
+    credentials: dict[str, dict[str, Any]]  # account -> a session of its OrganizationAccountAccessRole
+
+
+def _scp(client: Any, target: str, *statements: dict[str, Any]) -> str:
+    policy_id = str(
+        client.create_policy(
+            Name=f"scp-{uuid.uuid4().hex[:8]}", Type=ORG_SCP, Description="test", Content=_document(*statements)
+        )["Policy"]["PolicySummary"]["Id"]
+    )
+    client.attach_policy(PolicyId=policy_id, TargetId=target)
+    return policy_id
+
+
+@pytest.fixture
+def organization(faithful: MotoFidelity) -> Organization:
+    client = boto3.client("organizations", region_name=REGION)
+    client.create_organization(FeatureSet="ALL")
+    root = client.list_roots()["Roots"][0]["Id"]
+    client.enable_policy_type(RootId=root, PolicyType=ORG_SCP)
+    prod = client.create_organizational_unit(ParentId=root, Name="prod")["OrganizationalUnit"]["Id"]
+    team = client.create_organizational_unit(ParentId=prod, Name="team")["OrganizationalUnit"]["Id"]
+    member, other = (
+        client.create_account(AccountName=name, Email=f"{name}@example.com")["CreateAccountStatus"]["AccountId"]
+        for name in ("member", "other")
+    )
+    client.move_account(AccountId=member, SourceParentId=root, DestinationParentId=team)
+    credentials = {
+        account: _assume(f"arn:aws:iam::{account}:role/OrganizationAccountAccessRole") for account in (member, other)
+    }
+    return Organization(faithful, client, root, prod, team, member, other, credentials)
+
+
+def _in(organization: Organization, account: str, service: str, region: str = REGION) -> Any:
+    return client_with(organization.credentials[account], service, region)
+
+
+def _error(call: Callable[[], Any]) -> dict[str, str]:
+    with pytest.raises(ClientError) as error:
+        call()
+    return dict(error.value.response["Error"])
+
+
+# E53: opt-in Regions
+
+
+def test_e53_describe_regions_lists_the_enabled_regions_of_the_account(faithful: MotoFidelity, ec2: Any) -> None:
+    enabled = ec2.describe_regions()["Regions"]
+    assert {r["RegionName"] for r in enabled} == {
+        "us-east-1", "us-east-2", "us-west-1", "us-west-2", "ca-central-1", "sa-east-1", "eu-central-1",
+        "eu-west-1", "eu-west-2", "eu-west-3", "eu-north-1", "ap-south-1", "ap-northeast-1", "ap-northeast-2",
+        "ap-northeast-3", "ap-southeast-1", "ap-southeast-2",
+    }  # fmt: skip
+    assert {r["OptInStatus"] for r in enabled} == {"opt-in-not-required"}
+    everything = {r["RegionName"]: r["OptInStatus"] for r in ec2.describe_regions(AllRegions=True)["Regions"]}
+    assert everything["ap-east-1"] == everything["af-south-1"] == everything["eu-south-1"] == "not-opted-in"
+    assert not [name for name in everything if name.startswith(("us-gov-", "cn-"))]  # other partitions' Regions
+    faithful.accounts.enable_region(MOTO_ACCOUNT, "ap-east-1")
+    assert {r["RegionName"]: r["OptInStatus"] for r in ec2.describe_regions()["Regions"]}["ap-east-1"] == "opted-in"
+    opted = ec2.describe_regions(AllRegions=True, Filters=[{"Name": "opt-in-status", "Values": ["opted-in"]}])
+    assert [r["RegionName"] for r in opted["Regions"]] == ["ap-east-1"]
+    named = ec2.describe_regions(RegionNames=["me-south-1", "eu-west-1"])["Regions"]
+    assert {(r["RegionName"], r["OptInStatus"]) for r in named} == {
+        ("me-south-1", "not-opted-in"),
+        ("eu-west-1", "opt-in-not-required"),
+    }
+    wild = ec2.describe_regions(Filters=[{"Name": "region-name", "Values": ["eu-west-?"]}])["Regions"]
+    assert sorted(r["RegionName"] for r in wild) == ["eu-west-1", "eu-west-2", "eu-west-3"]
+    bad = _error(lambda: ec2.describe_regions(Filters=[{"Name": "geography", "Values": ["x"]}]))
+    assert bad["Code"] == "InvalidParameterValue"
+
+
+def test_e53_a_region_the_account_has_not_enabled_refuses_its_credentials(organization: Organization) -> None:
+    fidelity, member = organization.fidelity, organization.member
+    refused = _error(lambda: _in(organization, member, "ec2", "ap-east-1").describe_instances())
+    assert refused == {"Code": "AuthFailure", "Message": "AWS was not able to validate the provided access credentials"}
+    assert _error(lambda: _in(organization, member, "sqs", "ap-east-1").list_queues())["Code"] == "InvalidClientTokenId"
+    assert _error(lambda: _in(organization, member, "sts", "me-south-1").get_caller_identity())["Code"] == (
+        "InvalidClientTokenId"
+    )
+    fidelity.accounts.enable_region(member, "ap-east-1")
+    assert _in(organization, member, "ec2", "ap-east-1").describe_instances()["Reservations"] == []
+    regions = {r["RegionName"] for r in _in(organization, member, "ec2").describe_regions()["Regions"]}
+    assert "ap-east-1" in regions
+    # Another account (here the management account, with the emulator's key) has not enabled it.
+    hub = boto3.client("ec2", region_name="ap-east-1")
+    assert _error(hub.describe_instances)["Code"] == "AuthFailure"
+    # AssumeRole at an opt-in Regional STS endpoint: the Region must be enabled in the caller's and the role's account.
+    fidelity.accounts.enable_region(MOTO_ACCOUNT, "ap-east-1")
+    regional = boto3.client("sts", region_name="ap-east-1")
+    role = f"arn:aws:iam::{organization.other}:role/OrganizationAccountAccessRole"
+    assert _error(lambda: regional.assume_role(RoleArn=role, RoleSessionName="probe"))["Code"] == "InvalidClientTokenId"
+    fidelity.accounts.enable_region(organization.other, "ap-east-1")
+    assert regional.assume_role(RoleArn=role, RoleSessionName="probe")["Credentials"]
+    fidelity.accounts.disable_region(member, "ap-east-1")
+    assert _error(lambda: _in(organization, member, "ec2", "ap-east-1").describe_instances())["Code"] == "AuthFailure"
+
+
+def test_e53_default_regions_cannot_be_enabled_or_disabled(faithful: MotoFidelity) -> None:
+    with pytest.raises(ValueError, match="no opt-in Region"):
+        faithful.accounts.enable_region(MOTO_ACCOUNT, "us-east-1")
+    with pytest.raises(ValueError, match="no opt-in Region"):
+        faithful.accounts.disable_region(MOTO_ACCOUNT, "eu-west-1")
+    assert faithful.accounts.region_enabled("210987654321", "eu-west-1")
+    assert not faithful.accounts.region_enabled("210987654321", "il-central-1")
+
+
+# E54: service control policies
+
+
+def test_e54_a_deny_on_an_ou_denies_the_accounts_below_it_only(organization: Organization) -> None:
+    _scp(organization.client, organization.prod, {"Effect": "Deny", "Action": "ec2:DescribeInstances", "Resource": "*"})
+    denied = _error(lambda: _in(organization, organization.member, "ec2").describe_instances())
+    session = f"arn:aws:sts::{organization.member}:assumed-role/OrganizationAccountAccessRole/{SESSION}"
+    assert denied == {
+        "Code": "UnauthorizedOperation",
+        "Message": "You are not authorized to perform this operation. User: "
+        f"{session} is not authorized to perform: ec2:DescribeInstances on resource: * with an explicit deny in a "
+        "service control policy",
+    }
+    _in(organization, organization.member, "ec2").describe_images(Owners=["self"])  # another action
+    _in(organization, organization.other, "ec2").describe_instances()  # under the root only
+    boto3.client("ec2", region_name=REGION).describe_instances()  # the management account: SCPs do not apply
+    refused = [d for d in organization.fidelity.accounts.scp_decisions if d.denied]
+    assert [(d.account, d.action) for d in refused] == [(organization.member, "ec2:DescribeInstances")]
+
+
+def test_e54_not_action_and_conditions_on_the_requested_region(organization: Organization) -> None:
+    region_lock = {
+        "Effect": "Deny",
+        "NotAction": ["ec2:Describe*", "sts:*"],
+        "Resource": "*",
+        "Condition": {"StringNotEquals": {"aws:RequestedRegion": [REGION]}},
+    }
+    _scp(organization.client, organization.root, region_lock)
+    member = organization.member
+    assert _in(organization, member, "sqs").list_queues().get("QueueUrls", []) == []
+    denied = _error(lambda: _in(organization, member, "sqs", OTHER_REGION).list_queues())
+    assert denied["Code"] == "AccessDeniedException"
+    assert denied["Message"].endswith("sqs:ListQueues on resource: * with an explicit deny in a service control policy")
+    _in(organization, member, "ec2", OTHER_REGION).describe_instances()
+    assert _error(lambda: _in(organization, member, "dynamodb", OTHER_REGION).list_tables())["Code"] == (
+        "AccessDeniedException"
+    )
+
+
+def test_e54_every_level_must_allow(organization: Organization) -> None:
+    client = organization.client
+    _scp(client, organization.team, {"Effect": "Allow", "Action": "ec2:*", "Resource": "*"})
+    client.detach_policy(PolicyId="p-FullAWSAccess", TargetId=organization.team)
+    member = organization.member
+    _in(organization, member, "ec2").describe_instances()
+    denied = _error(lambda: _in(organization, member, "iam").list_roles())
+    assert denied["Code"] == "AccessDenied"  # IAM speaks the query protocol
+    assert denied["Message"].endswith(
+        "iam:ListRoles on resource: * because no service control policy allows the iam:ListRoles action"
+    )
+    # GetCallerIdentity needs no permission: no policy can deny it (STS API Reference).
+    assert _in(organization, member, "sts").get_caller_identity()["Account"] == member
+
+
+def test_e54_ec2_changes_are_decided_per_resource_and_tags(organization: Organization) -> None:
+    statement = {
+        "Effect": "Deny",
+        "Action": "ec2:CreateImage",
+        "Resource": "arn:aws:ec2:*:*:instance/*",
+        "Condition": {"StringEquals": {"aws:ResourceTag/env": "prod"}},
+    }
+    _scp(organization.client, organization.member, statement)
+    ec2_member = _in(organization, organization.member, "ec2")
+    prod, dev = (
+        ec2_member.run_instances(
+            ImageId="ami-12345678", MinCount=1, MaxCount=1, TagSpecifications=_tag_specifications(instance={"env": env})
+        )["Instances"][0]["InstanceId"]
+        for env in ("prod", "dev")
+    )
+    assert _error(lambda: _image(ec2_member, prod, "prod-image"))["Code"] == "UnauthorizedOperation"
+    assert _image(ec2_member, dev, "dev-image").startswith("ami-")
+    assert ec2_member.describe_images(Owners=["self"])["Images"][0]["Name"] == "dev-image"
+
+
+def test_e54_scps_apply_only_with_the_policy_type_enabled_on_the_root(organization: Organization) -> None:
+    _scp(organization.client, organization.root, {"Effect": "Deny", "Action": "*", "Resource": "*"})
+    assert _error(lambda: _in(organization, organization.other, "ec2").describe_instances())["Code"] == (
+        "UnauthorizedOperation"
+    )
+    organization.client.disable_policy_type(RootId=organization.root, PolicyType=ORG_SCP)
+    _in(organization, organization.other, "ec2").describe_instances()
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        {"Effect": "Deny", "Action": "sqs:*", "Resource": "*", "Condition": {"StringEquals": {"aws:SourceIp": "x"}}},
+        {"Effect": "Deny", "Action": "sqs:*", "Resource": "arn:aws:sqs:*:*:queue-*"},
+        {
+            "Effect": "Deny",
+            "Action": "sqs:*",
+            "Resource": "*",
+            "Condition": {"DateGreaterThan": {"aws:CurrentTime": "x"}},
+        },
+    ],
+    ids=["unknown-key", "resource-of-unmodelled-action", "unknown-operator"],
+)
+def test_e54_unmodelled_scp_elements_fail_loudly(organization: Organization, statement: dict[str, Any]) -> None:
+    _scp(organization.client, organization.prod, statement)
+    with pytest.raises(UnmodelledPolicy):
+        _in(organization, organization.member, "sqs").list_queues()
+
+
+# E55: account states and pages
+
+
+def test_e55_close_account_is_pending_closure_then_closed(organization: Organization, clock: Clock) -> None:
+    client, member = organization.client, organization.member
+
+    def states() -> list[tuple[str, str]]:
+        listed = client.list_accounts_for_parent(ParentId=organization.team)["Accounts"]
+        described = client.describe_account(AccountId=member)["Account"]
+        assert [(a["Status"], a["State"]) for a in listed] == [(described["Status"], described["State"])]
+        return [(a["Status"], a["State"]) for a in listed]
+
+    assert states() == [("ACTIVE", "ACTIVE")]
+    client.close_account(AccountId=member)
+    assert states() == [("PENDING_CLOSURE", "PENDING_CLOSURE")]
+    assert _error(lambda: client.close_account(AccountId=member))["Code"] == "AccountAlreadyClosedException"
+    clock.advance(seconds=organization.fidelity.accounts.account_closure_time.total_seconds())
+    assert states() == [("SUSPENDED", "CLOSED")]
+    by_id = {a["Id"]: a["State"] for a in client.list_accounts()["Accounts"]}
+    assert by_id[member] == "CLOSED" and by_id[organization.other] == "ACTIVE"
+
+
+def test_e55_an_aws_enforced_suspension(organization: Organization) -> None:
+    organization.fidelity.accounts.suspend_account(organization.other)
+    listed = organization.client.list_accounts_for_parent(ParentId=organization.root)["Accounts"]
+    assert {(a["Id"], a["Status"], a["State"]) for a in listed} >= {(organization.other, "SUSPENDED", "SUSPENDED")}
+    organization.fidelity.accounts.suspend_account(organization.other, suspended=False)
+    listed = organization.client.list_accounts_for_parent(ParentId=organization.root)["Accounts"]
+    assert {a["State"] for a in listed if a["Id"] == organization.other} == {"ACTIVE"}
+
+
+def test_e55_list_pages_take_max_results_1_to_20_and_default_to_20(organization: Organization) -> None:
+    client = organization.client
+    for number in range(22):
+        client.create_account(AccountName=f"bulk-{number}", Email=f"bulk-{number}@example.com")
+    for call in (
+        lambda: client.list_accounts_for_parent(ParentId=organization.root, MaxResults=21),
+        lambda: client.list_accounts(MaxResults=50),
+        lambda: client.list_organizational_units_for_parent(ParentId=organization.root, MaxResults=21),
+    ):
+        assert _error(call)["Code"] == "InvalidInputException"
+    first = client.list_accounts()
+    assert len(first["Accounts"]) == 20 and first["NextToken"]
+    page = client.list_accounts_for_parent(ParentId=organization.root, MaxResults=20)
+    assert len(page["Accounts"]) == 20 and page["NextToken"]
+    pages = client.get_paginator("list_accounts_for_parent").paginate(ParentId=organization.root)
+    assert sum(len(p["Accounts"]) for p in pages) == 24  # 22, `other` and the management account
+
+
+# I1 with Organizations: aws:ResourceOrgID
+
+
+def test_i1_resource_org_id_is_the_organization_of_the_roles_account(organization: Organization) -> None:
+    org_id = organization.client.describe_organization()["Organization"]["Id"]
+    in_org = {"StringEquals": {"aws:ResourceOrgID": org_id}}
+    policy = _document(
+        {"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": "arn:aws:iam::*:role/spoke", "Condition": in_org}
+    )
+    _role_with_policy(boto3.client("iam", region_name=REGION), HUB_FUNCTION, LAMBDA_TRUST, policy)
+    trust = _document({"Effect": "Allow", "Principal": {"AWS": HUB_FUNCTION}, "Action": "sts:AssumeRole"})
+    for account in (organization.member, SPOKE):  # SPOKE is in no organization
+        admin = _in(organization, account, "iam") if account != SPOKE else _session(_spoke_admin(), "iam")
+        admin.create_role(RoleName="spoke", AssumeRolePolicyDocument=trust)
+    hub = _assume(HUB_FUNCTION)
+    assert _session(_assume(f"arn:aws:iam::{organization.member}:role/spoke", hub), "sts").get_caller_identity()
+    assert _denied(lambda: _assume(f"arn:aws:iam::{SPOKE}:role/spoke", hub)) == "AccessDenied"
+    # A role that does not exist in an account of the organization is refused too (outside one, moto's way in stays).
+    missing = f"arn:aws:iam::{organization.member}:role/not-created"
+    boto3.client("iam", region_name=REGION).put_role_policy(
+        RoleName="hub-worker", PolicyName="any", PolicyDocument=_may_assume("*")
+    )
+    assert _denied(lambda: _assume(missing, _assume(HUB_FUNCTION))) == "AccessDenied"
+    assert not organization.fidelity.iam.decisions_of("sts:AssumeRole")[-1].allowed

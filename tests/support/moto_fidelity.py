@@ -180,9 +180,11 @@ SSM Run Command (SendCommand, ListCommands, GetCommandInvocation, ListCommandInv
   Not built: GetCommandInvocation's eventual-consistency window, output to CloudWatch Logs.
 IAM/STS (AssumeRole; the mutating EC2 calls of the modules, made with a role session)
   I1  AssumeRole by a role session into a role that exists is decided by the role's trust policy in the role's own
-      account (Principal; sts:ExternalId, sts:RoleSessionName, aws:PrincipalArn, aws:PrincipalOrgID of
-      `fidelity.iam.join_organization`, aws:PrincipalAccount) and by the caller's identity policies on the RoleArn
-      (cross-account both; an explicit Deny wins); otherwise `AccessDenied` (moto assumes any role for anyone).
+      account (Principal; sts:ExternalId, sts:RoleSessionName, aws:PrincipalArn, aws:PrincipalAccount, and
+      aws:PrincipalOrgID / aws:ResourceOrgID - the organization of the caller's / the role's account, set with
+      `fidelity.iam.join_organization` or taken from moto's Organizations) and by the caller's identity policies on
+      the RoleArn (cross-account both; an explicit Deny wins); otherwise `AccessDenied` (moto assumes any role for
+      anyone).
   I2  CreateImage, CreateSnapshot(s), CreateTags, DeleteSnapshot, DeregisterImage, Start/StopInstances made with a
       session of a role that has policies are decided against them per resource: real ARNs, aws:ResourceTag from
       the backend, aws:RequestTag/aws:TagKeys from TagSpecifications (and the implied ec2:CreateTags with
@@ -190,8 +192,31 @@ IAM/STS (AssumeRole; the mutating EC2 calls of the modules, made with a role ses
   Both record each decision in `fidelity.iam.decisions` (who, account, action, resource, allowed), as CloudTrail
   would show it. An operator, NotPrincipal, policy variable or permissions boundary they do not evaluate raises
   `UnmodelledPolicy` (the request fails) instead of passing. Left as moto has it: the emulator's dummy key (Terraform
-  and the harness), roles that do not exist (Terraform's OrganizationAccountAccessRole), roles without policies,
-  reads, session policies, SCPs/RCPs, and every other service.
+  and the harness), roles that do not exist in an account outside any organization (Terraform's
+  OrganizationAccountAccessRole; in an organization's account I1 refuses them), roles without policies,
+  reads, session policies, RCPs (SCPs: E54), and every other service.
+Accounts of an organization (opt-in Regions, service control policies, Organizations)
+  E53 Opt-in Regions: an account uses the Regions launched before 20 March 2019 and the opt-in Regions it enabled
+      (`fidelity.accounts.enable_region`; none by default). A request by the account's credentials to an endpoint in
+      another Region fails - EC2 `AuthFailure`, other services `InvalidClientTokenId`; AssumeRole at an opt-in
+      Regional STS endpoint needs the Region in the role's account too. DescribeRegions lists the account's enabled
+      Regions of its own partition (AllRegions: all, OptInStatus per account; RegionNames any; filters endpoint,
+      opt-in-status, region-name). moto serves every Region to every account and lists every partition's Regions.
+  E54 Service control policies: a request by a principal of a member account (not the management account), with the
+      SCP type enabled on the root, is denied by an SCP Deny attached to the root, an OU on the path or the account,
+      or by a level without an SCP allowing it; EC2 `UnauthorizedOperation`, query services `AccessDenied`, JSON
+      services `AccessDeniedException`, with IAM's message forms; I2's EC2 calls per resource and tags, every other
+      request on "*". Decisions in `fidelity.accounts.scp_decisions`. moto stores SCPs and enforces none.
+  E55 Organizations accounts: CloseAccount makes an account PENDING_CLOSURE (Status and State) for
+      `fidelity.accounts.account_closure_time` (assumed 5 minutes), then Status SUSPENDED / State CLOSED (moto:
+      SUSPENDED/SUSPENDED at once); `fidelity.accounts.suspend_account` is an AWS-enforced suspension (SUSPENDED/
+      SUSPENDED). ListAccounts, ListAccountsForParent, ListOrganizationalUnitsForParent take MaxResults 1-20 (more:
+      InvalidInputException) and page by 20 without it (moto: any MaxResults; ListAccounts 100 a page).
+  Checked, moto already matches: ListAccountsForParent and DescribeAccount carry Status and State; every new OU and
+  account gets FullAWSAccess attached. Not modelled: the removal of a closed account from the organization after
+  90 days; calls into a suspended or closed account; Organizations calls by a member account that is no delegated
+  administrator (moto answers ParentNotFound, AWS AccessDeniedException); S3 requests (their own authorisation path)
+  under E53/E54; RCPs; service-linked roles (SCPs do not apply to them; moto has none).
 Deployments and event flow
   D1  EventBridge delivers the whole event to a target, `account` included.
   D2  No SQS push to a Docker-run Lambda: the harness plays the Lambda poller.
@@ -248,8 +273,8 @@ from unittest import mock
 from moto.awslambda.models import LambdaBackend, LayerVersion
 from moto.awslambda.utils import split_layer_arn
 from moto.core import DEFAULT_ACCOUNT_ID
-from moto.core.exceptions import AccessDeniedError
-from moto.core.responses import ActionResult
+from moto.core.exceptions import AccessDeniedError, JsonRESTError, ServiceException, _RESTError
+from moto.core.responses import ActionResult, BaseResponse
 from moto.ec2 import utils as ec2_utils
 from moto.ec2.exceptions import EC2ClientError, InvalidSnapshotInUse, OperationDisableApiStopNotPermitted
 from moto.ec2.models import ec2_backends
@@ -259,6 +284,7 @@ from moto.ec2.models.elastic_block_store import EBSBackend, Snapshot, Volume
 from moto.ec2.models.instances import Instance, StateReason
 from moto.ec2.responses import EC2Response
 from moto.ec2.responses.amis import AmisResponse
+from moto.ec2.responses.availability_zones_and_regions import AvailabilityZonesAndRegions
 from moto.ec2.responses.elastic_block_store import ElasticBlockStore
 from moto.ec2.responses.instances import InstanceResponse
 from moto.ec2.utils import EC2_PREFIX_TO_RESOURCE, get_prefix
@@ -266,6 +292,10 @@ from moto.events.models import Rule, events_backends
 from moto.events.utils import EventTemplateParser
 from moto.iam.exceptions import NotFoundException as IamNotFound
 from moto.iam.models import Role, iam_backends
+from moto.organizations import utils as organizations_utils
+from moto.organizations.exceptions import AccountAlreadyClosedException, InvalidInputException
+from moto.organizations.models import FakeAccount, organizations_backends
+from moto.organizations.responses import OrganizationsResponse
 from moto.rds.exceptions import RDSClientError
 from moto.rds.models import RDSBackend
 from moto.s3.models import s3_backends
@@ -278,6 +308,7 @@ from moto.sts.models import sts_backends
 from moto.sts.responses import TokenResponse
 from moto.utilities.arns import parse_arn
 from moto.utilities.utils import get_partition
+from werkzeug.exceptions import HTTPException
 
 Clock = Callable[[], datetime]
 
@@ -1148,6 +1179,7 @@ class MotoFidelity(_SsmMixin):
         self.clock = clock
         self.sqs_clock: Clock | None = None
         self.iam = IamFidelity()  # I1, I2
+        self.accounts = AccountFidelity(self.now)  # E53-E55
         self.account_id = account_id
         self.snapshot_in_use_window = snapshot_in_use_window
         self.deregistered_listed_window = deregistered_listed_window
@@ -1218,6 +1250,7 @@ class MotoFidelity(_SsmMixin):
         self.persistent_spot_instances.clear()
         self._ssm_forget()
         self.iam.forget()
+        self.accounts.forget()
 
     # -- time ----------------------------------------------------------------------------------------------
 
@@ -2788,6 +2821,19 @@ def faithful_aws(
         for action in sorted(EC2_MUTATING_ACTIONS):
             handler = _camel_to_snake(action)
             patch(mock.patch.object(EC2Response, handler, _ec2_authorized(fidelity, getattr(EC2Response, handler))))
+        # Accounts of an organization (E53-E55): before every request of every service, DescribeRegions, the
+        # Organizations account states and list pages
+        patch(mock.patch.object(BaseResponse, "call_action", _account_checks(fidelity, BaseResponse.call_action)))
+        regions = _describe_regions_response(fidelity)
+        patch(mock.patch.object(AvailabilityZonesAndRegions, "describe_regions", regions))
+        for name, value in _account_properties(fidelity).items():
+            patch(mock.patch.object(FakeAccount, name, value, create=True))
+        patch(mock.patch.object(FakeAccount, "close", _close_account(fidelity)))
+        for name in ORGANIZATIONS_PAGED_ACTIONS:
+            paged = _organizations_page(getattr(OrganizationsResponse, name))
+            patch(mock.patch.object(OrganizationsResponse, name, paged))
+            limit = {"limit_default": ORGANIZATIONS_MAX_RESULTS}
+            patch(mock.patch.dict(organizations_utils.PAGINATION_MODEL[name], limit))
         _ACTIVE.append(fidelity)
         try:
             yield fidelity
@@ -4139,6 +4185,26 @@ class IamFidelity:
     def join_organization(self, account_id: str, organization_id: str) -> None:
         self.organizations[account_id] = organization_id
 
+    def organization_of(self, account_id: str) -> str | None:
+        """The organization `join_organization` set, else the one moto's Organizations has the account in (as its
+        management account or a member)."""
+        if account_id in self.organizations:
+            return self.organizations[account_id]
+        owner = organizations_backends.master_accounts.get(account_id)
+        backend = organizations_backends[owner[0]][owner[1]] if owner else None
+        if backend is None:
+            backend = next(
+                (
+                    candidate
+                    for partitions in (organizations_backends.get(account_id),)
+                    if partitions is not None
+                    for candidate in partitions.values()
+                    if candidate.org is not None
+                ),
+                None,
+            )
+        return str(backend.org.id) if backend is not None and backend.org is not None else None
+
     def decisions_of(self, action: str, *, allowed: bool | None = None) -> list[IamDecision]:
         return [d for d in self.decisions if d.action == action and (allowed is None or d.allowed == allowed)]
 
@@ -4317,28 +4383,40 @@ def _assume_role_response(fidelity: MotoFidelity, original: Callable[..., Action
         """I1: AssumeRole by a role session into a role that exists is decided as AWS decides it: the role's trust
         policy, in the role's own account, must allow the caller (Principal: its role ARN, session ARN, account or
         "*"; Condition on sts:ExternalId, sts:RoleSessionName, aws:PrincipalArn, aws:PrincipalOrgID,
-        aws:PrincipalAccount), and the caller's identity policies must allow sts:AssumeRole on the RoleArn
-        (cross-account both are needed; in the same account a trust policy naming the role itself is enough,
+        aws:PrincipalAccount, aws:ResourceOrgID), and the caller's identity policies must allow sts:AssumeRole on
+        the RoleArn (cross-account both are needed; in the same account a trust policy naming the role itself is enough,
         while one naming the account delegates to the identity policies); an explicit Deny in either wins.
         Otherwise `AccessDenied` "User: <session ARN> is not authorized to perform: sts:AssumeRole on resource:
         <role ARN>" (IAM User Guide, "Cross-account policy evaluation logic",
         https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_evaluation-logic-cross-account.html;
         "Policy evaluation for requests within a single account"; "AWS global condition context keys"
-        (aws:PrincipalArn of a role session is the role's ARN; aws:PrincipalOrgID),
+        (aws:PrincipalArn of a role session is the role's ARN; aws:PrincipalOrgID; aws:ResourceOrgID, "the
+        identifier of the organization in AWS Organizations to which the resource being requested belongs"),
         https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_condition-keys.html; "How to use an
         external ID when granting access to your AWS resources to a third party"). moto assumes any role for
         anyone (its optional IAM enforcement reads the trust policy in the caller's account only).
 
         Left as moto has it: callers that are no role session (the emulator's dummy key, with which Terraform and
-        the harness act) and roles that do not exist (moto lets a session reach any account through a role ARN:
-        Terraform's OrganizationAccountAccessRole)."""
+        the harness act) and roles that do not exist in an account outside any organization (moto lets a session
+        reach any account through a role ARN: Terraform's OrganizationAccountAccessRole). In an account of an
+        organization (moto's Organizations, or `join_organization`) a role that does not exist is refused with the
+        same AccessDenied: AWS answers a missing role as a trust that does not allow the caller."""
         partition = get_partition(self.region)
         session = _session_of(self.get_access_key(), self.current_account, partition)
         role_arn = self._get_param("RoleArn")
         target_account = role_arn.split(":")[4] if role_arn and role_arn.count(":") >= 5 else ""
         target = _role(target_account, partition, role_arn) if session is not None else None
-        if session is None or target is None:
+        if session is None:
             return original(self)
+        if target is None:
+            if fidelity.iam.organization_of(target_account) is None:
+                return original(self)
+            # A role that does not exist in an account of an organization (moto's Organizations made the account,
+            # and its OrganizationAccountAccessRole): refused as AWS refuses it, with the same answer.
+            fidelity.iam.decisions.append(
+                IamDecision(session.session_arn, target_account, "sts:AssumeRole", role_arn, False)
+            )
+            raise AccessDeniedError(session.session_arn, f"sts:AssumeRole on resource: {role_arn}")
         context = {
             "aws:principalarn": [session.role_arn],
             "aws:principalaccount": [session.account],
@@ -4348,9 +4426,12 @@ def _assume_role_response(fidelity: MotoFidelity, original: Callable[..., Action
         external_id = self._get_param("ExternalId")
         if external_id is not None:
             context["sts:externalid"] = [external_id]
-        organization = fidelity.iam.organizations.get(session.account)
+        organization = fidelity.iam.organization_of(session.account)
         if organization is not None:
             context["aws:principalorgid"] = [organization]
+        resource_organization = fidelity.iam.organization_of(target_account)
+        if resource_organization is not None:
+            context["aws:resourceorgid"] = [resource_organization]
         trust, named_by = _decide([target.assume_role_policy_document], "sts:AssumeRole", role_arn, context, session)
         caller = _role(session.account, partition, session.role_arn)
         identity, _ = _decide(_identity_documents(caller) if caller else [], "sts:AssumeRole", role_arn, context)
@@ -4489,3 +4570,443 @@ def _ec2_authorized(fidelity: MotoFidelity, original: Callable[..., Any]) -> Cal
         return original(self)
 
     return handler
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Accounts of an organization: opt-in Regions (E53), service control policies (E54), account states and the
+# Organizations list pages (E55)
+# ---------------------------------------------------------------------------------------------------------------
+
+# E53: "Default Regions - Regions launched before March 20, 2019 are enabled by default ... Default Regions cannot be
+# enabled or disabled. Opt-in Regions - Regions launched after March 20, 2019 are disabled by default" (AWS Account
+# Management Reference Guide, "Enable or disable AWS Regions in your account",
+# https://docs.aws.amazon.com/accounts/latest/reference/manage-acct-regions.html). The aws-cn and aws-us-gov
+# partitions have no opt-in Regions, and "You can't describe or access the Regions of one type of account from
+# another" ("AWS Regions", https://docs.aws.amazon.com/global-infrastructure/latest/regions/aws-regions.html).
+DEFAULT_REGIONS = frozenset(
+    {
+        "us-east-1",
+        "us-east-2",
+        "us-west-1",
+        "us-west-2",
+        "ca-central-1",
+        "sa-east-1",
+        "eu-central-1",
+        "eu-west-1",
+        "eu-west-2",
+        "eu-west-3",
+        "eu-north-1",
+        "ap-south-1",
+        "ap-northeast-1",
+        "ap-northeast-2",
+        "ap-northeast-3",
+        "ap-southeast-1",
+        "ap-southeast-2",
+    }
+)
+OPT_IN_NOT_REQUIRED = "opt-in-not-required"
+OPTED_IN = "opted-in"
+NOT_OPTED_IN = "not-opted-in"
+REGION_FILTERS = ("endpoint", "opt-in-status", "region-name")
+# E53 codes: EC2 answers `AuthFailure` "AWS was not able to validate the provided access credentials" in a Region the
+# account has not enabled; the other services `InvalidClientTokenId` (AWS re:Post Knowledge Center, "How do I
+# resolve the error 'AWS was not able to validate the provided access credentials'?",
+# https://repost.aws/knowledge-center/iam-validate-access-credentials: "For Regions that are manually enabled,
+# activate the Region in the account that makes the request and in the account that generates the credentials. If
+# you don't activate the Region in both accounts, then you receive the InvalidClientTokenId error"; Account
+# Management API Reference, Common Errors: InvalidClientTokenId "The X.509 certificate or AWS access key ID
+# provided does not exist in our records", HTTP 403).
+AUTH_FAILURE = "AuthFailure"
+AUTH_FAILURE_MESSAGE = "AWS was not able to validate the provided access credentials"
+INVALID_CLIENT_TOKEN = "InvalidClientTokenId"
+INVALID_CLIENT_TOKEN_MESSAGE = "The security token included in the request is invalid."
+# E54: the SCP policy type and the condition keys the SCP evaluation provides; any other key in an SCP statement that
+# applies raises `UnmodelledPolicy` (its value would be missing, which passes the negated operators: a guess).
+SCP_TYPE = "SERVICE_CONTROL_POLICY"
+SCP_CONDITION_KEYS = frozenset(
+    {
+        "aws:principalarn",
+        "aws:principalaccount",
+        "aws:principalorgid",
+        "aws:principaltype",
+        "aws:requestedregion",
+        "aws:tagkeys",
+        "ec2:createaction",
+    }
+)
+SCP_CONDITION_KEY_PREFIXES = ("aws:resourcetag/", "aws:requesttag/")
+# IAM action prefixes that differ from the boto3 service name.
+IAM_PREFIXES = {"stepfunctions": "states", "elbv2": "elasticloadbalancing", "elb": "elasticloadbalancing"}
+# E55: account states and the closure timeline. CloseAccount: "While the close account request is in progress, Account
+# status will indicate PENDING_CLOSURE. When the close account request completes, the status will change to
+# SUSPENDED." (Organizations API Reference, CloseAccount,
+# https://docs.aws.amazon.com/organizations/latest/APIReference/API_CloseAccount.html); the State field: ACTIVE,
+# SUSPENDED ("the account is unusable because AWS has restricted access"), PENDING_CLOSURE, CLOSED (the 90-day
+# reinstatement window) and PENDING_ACTIVATION (Organizations User Guide, "Monitor the state of your AWS accounts",
+# https://docs.aws.amazon.com/organizations/latest/userguide/orgs_manage_accounts_account_state.html; What's New,
+# "AWS Organizations now provides account state information for member accounts": "'SUSPENDED' for AWS-enforced
+# suspension, 'PENDING_CLOSURE' for in-process closure requests, and 'CLOSED' for accounts in their 90-day
+# reinstatement window"). How long the closure takes is "a few minutes": assumed 5, settable.
+DEFAULT_ACCOUNT_CLOSURE_TIME = timedelta(minutes=5)
+# E55: MaxResults of ListAccounts, ListAccountsForParent and ListOrganizationalUnitsForParent: 1-20 (API Reference,
+# "Valid Range: Minimum value of 1. Maximum value of 20."). Without MaxResults the page size is "a value that is
+# specific to the operation": assumed the maximum, 20 (moto: 100 for ListAccounts). A larger value is refused with
+# InvalidInputException, reason MAX_VALUE_EXCEEDED "You provided a numeric parameter that has a larger value than
+# allowed" (InvalidInputException's documented reasons; which reason AWS sends here is assumed).
+ORGANIZATIONS_MAX_RESULTS = 20
+ORGANIZATIONS_PAGED_ACTIONS = ("list_accounts", "list_accounts_for_parent", "list_organizational_units_for_parent")
+
+
+@dataclass(frozen=True)
+class ScpDecision:
+    """One request an SCP decided (E54): who, in which account, what, on which resource, and why not (None: allowed)."""
+
+    principal: str
+    account: str
+    action: str
+    resource: str
+    denied: str | None
+
+
+@functools.lru_cache(maxsize=1)
+def _aws_regions() -> frozenset[str]:
+    return frozenset(AccountFidelity.regions_of("aws"))
+
+
+class AccountFidelity:
+    """State of E53-E55: each account's enabled opt-in Regions, closed and suspended accounts, the SCP decisions."""
+
+    def __init__(self, now: Clock) -> None:
+        self._now = now
+        self.opted_in: dict[str, set[str]] = {}
+        self.closures: dict[str, datetime] = {}  # account -> when CloseAccount was called
+        self.suspended: set[str] = set()  # AWS-enforced suspensions
+        self.account_closure_time = DEFAULT_ACCOUNT_CLOSURE_TIME
+        self.scp_decisions: list[ScpDecision] = []
+
+    # -- E53 --------------------------------------------------------------------------------------------------
+
+    @staticmethod
+    def regions_of(partition: str) -> list[str]:
+        """Every Region of the partition EC2 knows (moto's list, which also holds the other partitions' Regions)."""
+        from moto.ec2.models.availability_zones_and_regions import RegionsAndZonesBackend
+
+        return sorted(r.name for r in RegionsAndZonesBackend.regions if get_partition(r.name) == partition)
+
+    @staticmethod
+    def is_opt_in(region: str) -> bool:
+        """A Region of the aws partition EC2 knows, launched after 20 March 2019 (not "global" or "aws-global")."""
+        return region not in DEFAULT_REGIONS and region in _aws_regions()
+
+    def enable_region(self, account_id: str, region: str) -> None:
+        """EnableRegion (done): the opt-in `region` is usable by `account_id` from now on."""
+        if not self.is_opt_in(region):
+            raise ValueError(f"{region} is no opt-in Region: default Regions cannot be enabled or disabled")
+        self.opted_in.setdefault(account_id, set()).add(region)
+
+    def disable_region(self, account_id: str, region: str) -> None:
+        if not self.is_opt_in(region):
+            raise ValueError(f"{region} is no opt-in Region: default Regions cannot be enabled or disabled")
+        self.opted_in.get(account_id, set()).discard(region)
+
+    def region_enabled(self, account_id: str, region: str) -> bool:
+        return not self.is_opt_in(region) or region in self.opted_in.get(account_id, set())
+
+    def opt_in_status(self, account_id: str, region: str) -> str:
+        if not self.is_opt_in(region):
+            return OPT_IN_NOT_REQUIRED
+        return OPTED_IN if self.region_enabled(account_id, region) else NOT_OPTED_IN
+
+    def enabled_regions(self, account_id: str, partition: str = "aws") -> list[str]:
+        return [region for region in self.regions_of(partition) if self.region_enabled(account_id, region)]
+
+    # -- E55 --------------------------------------------------------------------------------------------------
+
+    def suspend_account(self, account_id: str, suspended: bool = True) -> None:
+        """AWS restricted the account (no API does this): Status and State SUSPENDED until `suspended=False`."""
+        (self.suspended.add if suspended else self.suspended.discard)(account_id)
+
+    def close(self, account_id: str) -> None:
+        if account_id in self.closures:
+            raise AccountAlreadyClosedException()
+        self.closures[account_id] = self._now()
+
+    def status_and_state(self, account_id: str) -> tuple[str, str]:
+        """(Status, State) of a member account now, on the fidelity clock."""
+        closed_at = self.closures.get(account_id)
+        if closed_at is not None:
+            if self._now() < closed_at + self.account_closure_time:
+                return "PENDING_CLOSURE", "PENDING_CLOSURE"
+            return "SUSPENDED", "CLOSED"
+        if account_id in self.suspended:
+            return "SUSPENDED", "SUSPENDED"
+        return "ACTIVE", "ACTIVE"
+
+    def forget(self) -> None:
+        """The decisions go; Regions, closures and suspensions are the accounts' setup and stay."""
+        self.scp_decisions.clear()
+
+
+def _account_properties(fidelity: MotoFidelity) -> dict[str, property]:
+    """E55: FakeAccount's `status` and `state` as AWS reports them now (moto stores SUSPENDED/SUSPENDED at once on
+    CloseAccount); assignments by moto's code are ignored, the fidelity's record decides."""
+
+    def status(self: FakeAccount) -> str:
+        return fidelity.accounts.status_and_state(self.id)[0]
+
+    def state(self: FakeAccount) -> str:
+        return fidelity.accounts.status_and_state(self.id)[1]
+
+    def ignore(self: FakeAccount, value: str) -> None:
+        pass
+
+    return {"status": property(status, ignore), "state": property(state, ignore)}
+
+
+def _close_account(fidelity: MotoFidelity) -> Callable[..., None]:
+    def close(self: FakeAccount) -> None:
+        """E55. CloseAccount: PENDING_CLOSURE for `account_closure_time`, then Status SUSPENDED and State CLOSED (see
+        the constants); a second CloseAccount is AccountAlreadyClosedException, as moto answers it."""
+        fidelity.accounts.close(self.id)
+
+    return close
+
+
+def _organizations_page(original: Callable[..., str]) -> Callable[..., str]:
+    def handler(self: OrganizationsResponse) -> str:
+        """E55. MaxResults 1-20 (above: InvalidInputException); without it, pages of 20 (`limit_default` of moto's
+        pagination model, patched in `faithful_aws`)."""
+        raw = self._get_param("MaxResults")
+        if raw is not None and not 1 <= int(raw) <= ORGANIZATIONS_MAX_RESULTS:
+            reason, message = (
+                ("MAX_VALUE_EXCEEDED", "You provided a numeric parameter that has a larger value than allowed.")
+                if int(raw) > 1
+                else ("MIN_VALUE_EXCEEDED", "You provided a numeric parameter that has a smaller value than allowed.")
+            )
+            error = InvalidInputException(message)
+            error.description = json.dumps({"__type": "InvalidInputException", "message": message, "Reason": reason})
+            raise error
+        return original(self)
+
+    return handler
+
+
+# -- E53, E54: every request through moto's response classes -------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=64)
+def _protocol(service: str) -> str:
+    from moto.core.responses import get_service_model
+
+    return str(get_service_model(service).protocol)
+
+
+def _caller(request: BaseResponse, account: str, partition: str) -> tuple[str, str, str]:
+    """(principal ARN, aws:PrincipalArn, aws:PrincipalType) of the request's credentials: an assumed-role session,
+    else the account (the emulator's dummy key acts as the account)."""
+    session = _session_of(request.get_access_key(), account, partition)
+    if session is not None:
+        return session.session_arn, session.role_arn, "AssumedRole"
+    root = f"arn:{partition}:iam::{account}:root"
+    return root, root, "Account"
+
+
+def _service_error(service: str, code: str, message: str, status: int) -> HTTPException:
+    """An error answer in the service's protocol: ErrorResponse XML for the query protocol, JSON otherwise."""
+    error = _RESTError(code, message) if _protocol(service) == "query" else JsonRESTError(code, message)
+    error.code = status
+    return error
+
+
+_Refusal = ServiceException | HTTPException
+
+
+def _opt_in_refusal(fidelity: MotoFidelity, request: BaseResponse, service: str) -> _Refusal | None:
+    """E53: the caller's account has not enabled the opt-in Region of the endpoint; for AssumeRole at an opt-in
+    Regional STS endpoint the role's account must have enabled it too."""
+    region = request.region
+    if not AccountFidelity.is_opt_in(region):
+        return None
+    accounts = [request.current_account]
+    if service == "sts" and request._get_action() == "AssumeRole":
+        role_arn = request._get_param("RoleArn") or ""
+        if role_arn.count(":") >= 5:
+            accounts.append(role_arn.split(":")[4])
+    if all(fidelity.accounts.region_enabled(account, region) for account in accounts):
+        return None
+    if service == "ec2":
+        return EC2ClientError(AUTH_FAILURE, AUTH_FAILURE_MESSAGE)
+    return _service_error(service, INVALID_CLIENT_TOKEN, INVALID_CLIENT_TOKEN_MESSAGE, 403)
+
+
+def _member_path(account: str) -> tuple[Any, list[Any]] | None:
+    """The organization's backend and the SCP targets from the root down to `account` (root, OUs, the account), when
+    `account` is a member account (not the management account) and SCPs are enabled on the root."""
+    owner = organizations_backends.master_accounts.get(account)
+    if owner is None:
+        return None
+    backend = organizations_backends[owner[0]][owner[1]]
+    member = next((candidate for candidate in backend.accounts if candidate.id == account), None)
+    if member is None:
+        return None
+    path: list[Any] = [member]
+    parent = member.parent_id
+    while parent is not None:
+        unit = next((candidate for candidate in backend.ou if candidate.id == parent), None)
+        if unit is None:
+            break
+        path.insert(0, unit)
+        parent = getattr(unit, "parent_id", None)
+    root = path[0]
+    if not any(t["Type"] == SCP_TYPE and t["Status"] == "ENABLED" for t in getattr(root, "policy_types", [])):
+        return None
+    return backend, path
+
+
+def _check_scp_statements(documents: list[str | dict[str, Any]], action: str, resource_known: bool) -> None:
+    """E54: refuse to guess. A statement that applies to `action` with a condition key the evaluation does not provide,
+    or (for a request whose resource is not modelled) a Resource other than "*" or a NotResource, raises."""
+    for document in documents:
+        for statement in _policy_statements(document):
+            if not _statement_covers(statement, "Action", action, False):
+                continue
+            for keys in statement.get("Condition", {}).values():
+                for key in keys:
+                    lowered = key.lower()
+                    if lowered not in SCP_CONDITION_KEYS and not lowered.startswith(SCP_CONDITION_KEY_PREFIXES):
+                        raise UnmodelledPolicy(f"SCP condition key {key!r} is not evaluated")
+            if resource_known:
+                continue
+            if "NotResource" in statement or any(str(r) != "*" for r in _listed(statement.get("Resource", "*"))):
+                raise UnmodelledPolicy(f"SCP resource of {action} is not modelled: {statement}")
+
+
+def _scp_refusal(fidelity: MotoFidelity, request: BaseResponse, service: str) -> _Refusal | None:
+    """E54 (see `_account_checks`)."""
+    account = request.current_account
+    found = _member_path(account)
+    if found is None:
+        return None
+    _, path = found
+    partition = get_partition(request.region)
+    principal, principal_arn, principal_type = _caller(request, account, partition)
+    base = {
+        "aws:principalarn": [principal_arn],
+        "aws:principalaccount": [account],
+        "aws:principaltype": [principal_type],
+        "aws:requestedregion": [request.region],
+        "aws:principalorgid": [path[0].organization_id],
+    }
+    action = request._get_action()
+    if service == "sts" and action == "GetCallerIdentity":
+        # "No permissions are required to perform this operation. If an administrator attaches a policy to your
+        # identity that explicitly denies access to the sts:GetCallerIdentity action, you can still perform this
+        # operation." (STS API Reference, GetCallerIdentity)
+        return None
+    if service == "ec2" and action in EC2_MUTATING_ACTIONS:
+        authorisations = [(a, r, {**base, **c}) for a, r, c in _ec2_authorisations(request, partition, account)]
+        resource_known = True
+    else:
+        prefix = IAM_PREFIXES.get(service, service)
+        authorisations = [(f"{prefix}:{action}", "*", base)]
+        resource_known = False
+    levels = [[policy.content for policy in target.attached_policies if policy.type == SCP_TYPE] for target in path]
+    for iam_action, resource, context in authorisations:
+        for documents in levels:
+            _check_scp_statements(documents, iam_action, resource_known)
+        decisions = [_decide(documents, iam_action, resource, context)[0] for documents in levels]
+        denied = (
+            "with an explicit deny in a service control policy"
+            if "deny" in decisions
+            else f"because no service control policy allows the {iam_action} action"
+            if "implicit" in decisions
+            else None
+        )
+        fidelity.accounts.scp_decisions.append(ScpDecision(principal, account, iam_action, resource, denied))
+        if denied is None:
+            continue
+        message = f"User: {principal} is not authorized to perform: {iam_action} on resource: {resource} {denied}"
+        if service == "ec2":
+            return EC2ClientError(UNAUTHORIZED, f"You are not authorized to perform this operation. {message}")
+        code = "AccessDenied" if _protocol(service) == "query" else "AccessDeniedException"
+        return _service_error(service, code, message, 403)
+    return None
+
+
+def _account_checks(fidelity: MotoFidelity, original: Callable[..., Any]) -> Callable[..., Any]:
+    def call_action(self: BaseResponse) -> Any:
+        """E53 and E54, before moto dispatches any request of any service (S3 excepted: it authorises on its own
+        path).
+
+        E53 - a request to an endpoint in an opt-in Region the account of the credentials has not enabled
+        (`fidelity.accounts.enable_region`) fails: EC2 `AuthFailure`, other services `InvalidClientTokenId` (see
+        the constants); moto serves every Region to every account.
+
+        E54 - a request by a principal of a member account (an account the organization lists, not its management
+        account: "SCPs don't affect users or roles in the management account", Organizations User Guide, "Service
+        control policies (SCPs)", https://docs.aws.amazon.com/organizations/latest/userguide/orgs_manage_policies_scps.html)
+        is decided against the SCPs attached to the root, each OU on the way down and the account, when the SCP
+        policy type is enabled on the root: an explicit Deny anywhere denies, and every level must have an SCP that
+        allows it ("SCP evaluation": "For a permission to be allowed for a specific account, there must be an
+        explicit Allow statement at every level from the root through each OU in the direct path to the account
+        (including the target account itself)" and "a Deny at any level ... is inherited",
+        https://docs.aws.amazon.com/organizations/latest/userguide/orgs_manage_policies_scps_evaluation.html). The
+        EC2 calls of I2 are authorised per resource with their tags (I2's `_ec2_authorisations`); every other
+        request on resource "*" (an SCP statement naming resources for it raises `UnmodelledPolicy`). Refusal:
+        EC2 `UnauthorizedOperation`, query-protocol services `AccessDenied`, JSON ones `AccessDeniedException`,
+        with IAM's message forms "... with an explicit deny in a service control policy" / "... because no service
+        control policy allows the <action> action" (IAM User Guide, "Access denied error messages",
+        https://docs.aws.amazon.com/IAM/latest/UserGuide/access-denied-error-messages.html). moto stores SCPs and
+        enforces none. Conditions: I1/I2's operators over aws:PrincipalArn, aws:PrincipalAccount, aws:PrincipalOrgID,
+        aws:PrincipalType, aws:RequestedRegion and the EC2 tag keys; anything else raises `UnmodelledPolicy`."""
+        service = self.boto3_service_name
+        refusal = _opt_in_refusal(fidelity, self, service) or _scp_refusal(fidelity, self, service)
+        if refusal is None:
+            return original(self)
+        if isinstance(refusal, ServiceException):  # EC2's errors serialise through the EC2 model
+            status, headers, body = self.serialized(ActionResult(refusal))
+        else:
+            answer = {**dict(refusal.get_headers()), "status": refusal.code}
+            status, headers, body = self._transform_response(self.response_headers, (refusal.description, answer))
+        headers, body = self._enrich_response(headers, body)
+        return status, headers, body
+
+    return call_action
+
+
+def _describe_regions_response(fidelity: MotoFidelity) -> Callable[..., ActionResult]:
+    def describe_regions(self: AvailabilityZonesAndRegions) -> ActionResult:
+        """E53. DescribeRegions "Describes the Regions that are enabled for your account, or all Regions"
+        (AllRegions: "including Regions that are disabled for your account"); RegionNames: "You can specify any
+        Regions, whether they are enabled and disabled for your account"; filters endpoint, opt-in-status,
+        region-name; OptInStatus opt-in-not-required | opted-in | not-opted-in (EC2 API Reference, DescribeRegions,
+        https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_DescribeRegions.html). Only the partition's own
+        Regions. moto lists every Region of every partition whatever AllRegions says, ignores the filters, and marks
+        af-south-1, ap-southeast-3 and eu-south-1 (opt-in Regions) opt-in-not-required."""
+        self.error_on_dryrun()
+        account = self.current_account
+        partition = get_partition(self.region)
+        names = self._get_param("RegionNames", [])
+        all_regions = str(self._get_param("AllRegions", "false")).lower() == "true"
+        filters = self._filters_from_querystring() or {}
+        unknown = sorted(set(filters) - set(REGION_FILTERS))
+        if unknown:
+            raise EC2ClientError(INVALID_PARAMETER_VALUE, f"The filter '{unknown[0]}' is invalid")
+        endpoints = {r.name: r.endpoint for r in self.ec2_backend.regions}
+        regions = []
+        for name in AccountFidelity.regions_of(partition):
+            if names and name not in names:
+                continue
+            if not names and not all_regions and not fidelity.accounts.region_enabled(account, name):
+                continue
+            region = {
+                "RegionName": name,
+                "Endpoint": endpoints[name],
+                "OptInStatus": fidelity.accounts.opt_in_status(account, name),
+            }
+            values = {"endpoint": region["Endpoint"], "opt-in-status": region["OptInStatus"], "region-name": name}
+            if all(any(_aws_wildcard_match(values[k], p) for p in patterns) for k, patterns in filters.items()):
+                regions.append(region)
+        return ActionResult({"Regions": regions})
+
+    return describe_regions
