@@ -562,17 +562,25 @@ def parts_of(calls: Sequence[Call], n: int) -> list[Part]:
     return parts
 
 
+def _forwarded(calls: Sequence[Call]) -> bool:
+    """Whether the workload accounts forward their state events to the hub (modules/event-forwarding blocks)."""
+    return any(call.module == "event-forwarding" for call in calls)
+
+
 def landing_zone_parts(calls: Sequence[Call], n: int) -> tuple[list[Part], list[str]]:
-    """Hub modules backing up the spokes through their roles (the checked cycle: no event reaches the hub), the
-    planners listing each spoke, AssumeRole at most once per role and invocation; the spoke roles are IAM only."""
+    """Hub modules backing up the spokes through their roles (the checked cycle), each spoke and region listed once a
+    run (by the planner, or by a worker's scope item with OU targeting), AssumeRole at most once per role and
+    invocation; the spoke roles and forwarding rules are free."""
     measured = crossaccount.load_inputs()
     parts, notes = [], []
     latency = LatencyModel()
-    # Each target-account-role block is one workload account: the hub's role ARNs are built in a for expression.
+    forwarded = _forwarded(calls)
+    # Each target-account-role block is one workload account: the hub's role ARNs are built in a for expression, or
+    # the hub targets the accounts of OUs (target_organizational_units) by one role name.
     accounts = sum(1 for call in calls if call.module == "target-account-role")
     for call in calls:
-        arns = call.get("target_role_arns") or []
-        roles = len(arns) if isinstance(arns, list) else accounts
+        explicit = call.get("target_accounts") or call.get("target_role_arns") or []
+        roles = len(explicit) if isinstance(explicit, list) and explicit else accounts
         targets = max(1, roles) * max(1, len(call.get("regions") or []))
         if call.module in ("ami-backup", "ebs-snapshot") and roles:
             usage = measured.ami_backup if call.module == "ami-backup" else measured.ebs_snapshot
@@ -580,15 +588,19 @@ def landing_zone_parts(calls: Sequence[Call], n: int) -> tuple[list[Part], list[
             fixed["sts.AssumeRole"] = float(roles) * usage.invocations_fixed
             others = {**usage.other_calls_each, "sts.AssumeRole": usage.invocations_each * roles}
             spoke = replace(usage, fixed_calls=fixed, other_calls_each=others)
-            note = f" in {roles} accounts ({n // roles:,} each), completed by the delayed check"
+            completion = "the forwarded state events" if forwarded else "the delayed check"
+            note = f" in {roles} accounts ({n // roles:,} each), completed by {completion}"
             build = ami_backup_part if call.module == "ami-backup" else ebs_snapshot_part
             part = build(call, n, spoke, note)
             every = schedule(str(call.get("schedule_expression")))
             assume = (usage.invocations_fixed * roles + usage.invocations_each * n * roles) * every.cycles
+            listed_by = (
+                "scope items listed by the workers" if call.get("target_organizational_units") else "planner listings"
+            )
             notes.append(
                 f"`{call.block}` makes at most {quantity(assume)} AssumeRole calls a month ({money(0)}; "
                 f"{latency.other_call_s * 1000:.0f} ms of Lambda duration each, in its duration line) and "
-                f"{quantity(targets * every.cycles)} planner listings ({roles} accounts x "
+                f"{quantity(targets * every.cycles)} {listed_by} ({roles} accounts x "
                 f"{targets // max(1, roles)} regions a run)"
             )
             parts.append(part)
@@ -596,6 +608,9 @@ def landing_zone_parts(calls: Sequence[Call], n: int) -> tuple[list[Part], list[
             grants = call.get("grants")
             roles_made = f"{len(grants)} roles" if isinstance(grants, dict) else "its roles"
             what = f"IAM in a workload account: {roles_made} and their inline policies (free)"
+            parts.append(Part(call.block, call.module, what, []))
+        elif call.module == "event-forwarding":
+            what = "in a workload account and region: an EventBridge rule to the hub's bus and its role (free)"
             parts.append(Part(call.block, call.module, what, []))
         else:
             parts.extend(parts_of([call], n))
@@ -625,6 +640,7 @@ TARGETS = {
     "instance-scheduler": "N instances started and stopped",
     "ssm-runcommand": "N instances running the command",
     "target-account-role": "",
+    "event-forwarding": "",
 }
 
 
@@ -753,14 +769,27 @@ def _excluded(example: Path, costs: Sequence[Costed]) -> list[str]:
         )
     if example.name == "landing-zone":
         accounts = sum(1 for part in costs[0].parts if part.module == "target-account-role")
+        if "event-forwarding" in modules:
+            completion = (
+                "The hub's calls are those of a cycle measured in one account with the delayed check completing "
+                "each backup (bench/crossaccount.py); with the workload accounts' events forwarded, the state event "
+                "completes it first and the check finds it done: the same EC2 calls, plus one SQS message, worker "
+                "invocation share and ledger read per backup (not modelled). Events a rule sends to another bus "
+                f"are billed as custom events, {money(1.0)} per million (about one per backup: not modelled), "
+                "https://aws.amazon.com/eventbridge/pricing/."
+            )
+        else:
+            completion = (
+                "The hub's calls are those of a cycle measured in one account with no AMI or snapshot event "
+                "delivered: a workload account's events stay on its own bus, so the delayed check completes each "
+                "backup (bench/crossaccount.py)."
+            )
         notes.append(
             f'IAM roles and AssumeRole are free: "{STS_FREE}" (IAM User Guide, What is IAM?: {STS_FREE_SOURCE}). '
             f"The fleet is split evenly between the {accounts} workload accounts; the split changes only the "
-            "planners' listings (one page per account and region up to 1,000 instances). The hub's calls are "
-            "those of a cycle measured in one account with no AMI or snapshot event delivered: a workload "
-            "account's events stay on its own bus, so the delayed check completes each backup "
-            "(bench/crossaccount.py). A function keeps a role's session for its hour: AssumeRole is counted as at "
-            "most one call per role and invocation."
+            "listings (one page per account and region up to 1,000 instances). "
+            f"{completion} A function keeps a role's session for its hour: AssumeRole is counted as at most one "
+            "call per role and invocation."
         )
     return notes
 

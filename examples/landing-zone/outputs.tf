@@ -17,7 +17,7 @@ output "hub_role_arns" {
 }
 
 output "workload_role_arns" {
-  description = "The roles created in each workload account, by account and module."
+  description = "The roles created in each workload account, by account and module (named alike in every account: the hub modules' target_role_name)."
   value = {
     workload_a = module.workload_a_role.role_arns
     workload_b = module.workload_b_role.role_arns
@@ -25,8 +25,38 @@ output "workload_role_arns" {
 }
 
 output "workload_account_ids" {
-  description = "The workload accounts, as read from the deploy role ARNs."
-  value       = local.workload_accounts
+  description = "The workload accounts whose spoke pieces this configuration deploys, as read from the deploy role ARNs (the hub itself targets every ACTIVE account of var.organizational_units)."
+  value = {
+    workload_a = split(":", var.workload_a_deploy_role_arn)[4]
+    workload_b = split(":", var.workload_b_deploy_role_arn)[4]
+  }
+}
+
+output "hub_event_bus_arn" {
+  description = "The hub's default event bus: the spokes forward their state events to it, and it accepts PutEvents from the organization only."
+  value       = local.hub_event_bus_arn
+}
+
+output "forwarding_rule_arns" {
+  description = "The event-forwarding rule of each workload account, by account and Region."
+  value = {
+    workload_a = {
+      (var.region)        = module.workload_a_forwarding.rule_arn
+      (var.second_region) = module.workload_a_forwarding_second_region.rule_arn
+    }
+    workload_b = {
+      (var.region)        = module.workload_b_forwarding.rule_arn
+      (var.second_region) = module.workload_b_forwarding_second_region.rule_arn
+    }
+  }
+}
+
+output "organizations_role_policy_json" {
+  description = "What the role named by organizations_role_arn needs, by hub module (the Organizations reads of its planner); attach it in the management or delegated-administrator account."
+  value = {
+    ami-backup   = module.ami_backup.organizations_role_policy_json
+    ebs-snapshot = module.ebs_snapshot.organizations_role_policy_json
+  }
 }
 
 output "function_environments" {

@@ -16,12 +16,12 @@ from __future__ import annotations
 import os
 import sys
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
-from scripts.local_aws import local_aws
+from scripts.local_aws import LocalAws, local_aws
 from tests.e2e import scenario
 from tests.support.terraform_env import TerraformUnavailable, require_terraform
 
@@ -52,8 +52,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items[:] = [*rest[: last + 1], *destroys, *rest[last + 1 :]]
 
 
-def _examples(session: pytest.Session) -> tuple[list[Path], list[scenario.Variant], Counter[Path]]:
-    """The examples and variants the selected tier-3 modules need, and how many modules use each example."""
+def _examples(
+    session: pytest.Session,
+) -> tuple[list[Path], list[scenario.Variant], Counter[Path], list[Callable[[LocalAws], scenario.Variant]]]:
+    """The examples and variants the selected tier-3 modules need, how many modules use each example, and the
+    modules' `PREPARE(aws) -> Variant` hooks: a variant whose inputs exist only once the local AWS runs (ids moto
+    generates), made before the shared applies start so that it applies alongside them."""
     modules = {}
     for item in session.items:
         module = getattr(item, "module", None)
@@ -62,7 +66,11 @@ def _examples(session: pytest.Session) -> tuple[list[Path], list[scenario.Varian
     examples: dict[Path, None] = {}
     variants: dict[Path, scenario.Variant] = {}
     holders: Counter[Path] = Counter()
+    prepares: list[Callable[[LocalAws], scenario.Variant]] = []
     for module in modules.values():
+        prepare = getattr(module, "PREPARE", None)
+        if prepare is not None:
+            prepares.append(prepare)
         used = [getattr(module, "EXAMPLE", None), *getattr(module, "USES", ())]
         for example in used:
             if isinstance(example, Path):
@@ -71,7 +79,7 @@ def _examples(session: pytest.Session) -> tuple[list[Path], list[scenario.Varian
         for variant in getattr(module, "VARIANTS", ()):
             variants[variant.path] = variant
             holders[variant.path] += 1
-    return list(examples), list(variants.values()), holders
+    return list(examples), list(variants.values()), holders, prepares
 
 
 # The local AWS of the session, open from the first tier-3 test to the end of the last one.
@@ -92,12 +100,16 @@ def applied(
         require_terraform()
     except TerraformUnavailable as unavailable:
         not_run(unavailable.reason)
-    examples, variants, holders = _examples(request.session)
+    examples, variants, holders, prepares = _examples(request.session)
     region = scenario.example_region(examples[0]) if examples else scenario.DEFAULT_REGION
     stack = ExitStack()
     _open.append(stack)
     try:
         aws = stack.enter_context(local_aws(region))
+        for prepare in prepares:
+            variant = prepare(aws)
+            variants.append(variant)
+            holders[variant.path] += 1
         workdir = tmp_path_factory.mktemp("e2e")
         yield stack.enter_context(scenario.applied_together(aws, workdir, examples, variants, holders))
     finally:
