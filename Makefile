@@ -19,7 +19,7 @@ help:
 	@echo "make docs      regenerate the Inputs/Outputs tables of the module READMEs"
 	@echo "make lock      re-pin requirements*.txt from requirements*.in with pip-tools"
 	@echo "make security  checkov over modules/ and examples/ in its own virtualenv"
-	@echo "make bench     calls, memory, import time, zip size and monthly cost vs the origin design (bench/RESULTS.md)"
+	@echo "make bench     calls, memory, import time, zip size, monthly cost vs the origin design and landing-zone scale (bench/RESULTS.md)"
 
 $(STAMP): requirements.txt requirements-cli.txt requirements-dev.txt pyproject.toml setup.cfg
 	$(PYTHON) -m venv $(VENV)

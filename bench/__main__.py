@@ -3,6 +3,9 @@ bench/cost_inputs.json and the cost sections of modules/ami-backup/README.md, mo
 modules/deregister-cleanup/README.md, modules/snapshot-copy/README.md, modules/instance-scheduler/README.md and
 modules/ssm-runcommand/README.md.
 
+`python -m bench organization` measures only the landing-zone scale (issue 12, bench/organization.py): the planner
+and the fan-out at 10 to 500 accounts, written to bench/results/organization.json and printed (a few minutes).
+
 `python -m bench ssm-runcommand` measures only ssm-runcommand (issue 10): its results file, its inputs in
 bench/cost_inputs.json and its README section; bench/RESULTS.md is rewritten only when bench/results/ holds every
 other measurement of an earlier full run.
@@ -23,7 +26,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from . import ROOT, cleanup, crossaccount, ebs, examples, footprint, model, planner, readme, throttle
+from . import ROOT, cleanup, crossaccount, ebs, examples, footprint, model, organization, planner, readme, throttle
 from . import calls as calls_bench
 from . import copy as copy_bench
 from . import runcommand as runcommand_bench
@@ -63,6 +66,7 @@ def measure() -> dict[str, Any]:
         "ssm_runcommand": runcommand_bench.measure().as_dict(),
         "cross_account": crossaccount.measure().as_dict(),
         "example_runs": examples.measure_runs(),
+        "organization": organization.measure().as_dict(),
     }
 
 
@@ -607,6 +611,18 @@ def report(
     scheduler_table: list[str] | None = None,
     runcommand_table: list[str] | None = None,
 ) -> str:
+    landing_zone = (
+        [
+            "## Landing-zone scale (issue 12): the two-level fan-out next to the single-level planner",
+            "",
+            *organization.table(results["organization"]),
+            "",
+            *organization.notes(results["organization"]),
+            "",
+        ]
+        if "organization" in results
+        else []
+    )
     ours, origin = model_usage(results, "ours"), model_usage(results, "origin")
     sources = "\n".join(
         f"- {key}: ${p.usd:.10g} per {p.per}, free {p.free:g}/month — {p.source}"
@@ -681,6 +697,7 @@ def report(
             "",
             runcommand_section(results).replace("](../../examples/", "](../examples/"),
             "",
+            *landing_zone,
             "## Prices (us-east-1 list prices)",
             "",
             sources,
@@ -727,6 +744,7 @@ def main_runcommand() -> int:
     print("\n".join(runcommand_figures({"ssm_runcommand": value})))
     names = [*MEASURED, "ssm_runcommand"]
     if all((RESULTS / f"{name}.json").exists() for name in names):
+        names += ["organization"] if (RESULTS / "organization.json").exists() else []
         results = {name: json.loads((RESULTS / f"{name}.json").read_text(encoding="utf-8")) for name in names}
         tables = (figures, ebs_figures, cleanup_figures, copy_figures, scheduler_figures)
         REPORT.write_text(report(results, *(table(results) for table in tables)) + "\n", encoding="utf-8")
@@ -779,11 +797,14 @@ def main() -> int:
     warnings.simplefilter("ignore")
     if sys.argv[1:] == ["ssm-runcommand"]:
         return main_runcommand()
+    if sys.argv[1:] == ["organization"]:
+        return organization.main()
     if sys.argv[1:2] == ["examples"]:
         return main_examples(sys.argv[2:])
     if sys.argv[1:]:
         print(
-            "usage: python -m bench [ssm-runcommand | examples [--check | --measure | --missing-to DIR]]",
+            "usage: python -m bench [ssm-runcommand | organization | examples [--check | --measure | "
+            "--missing-to DIR]]",
             file=sys.stderr,
         )
         return 2
@@ -826,6 +847,7 @@ def main() -> int:
     print("\n" + "\n".join(copy_table))
     print("\n" + "\n".join(scheduler_table))
     print("\n" + "\n".join(runcommand_table))
+    print("\n" + "\n".join(organization.table(results["organization"])))
     print(
         f"\nwrote {REPORT.relative_to(ROOT)}, {model.INPUTS_FILE.relative_to(ROOT)}, bench/results/*.json and "
         f"the cost sections of {readme.README.relative_to(ROOT)}, {readme.EBS_README.relative_to(ROOT)}, "

@@ -2,9 +2,24 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import bench  # noqa: F401 - puts the paths the benchmark needs in place
 import pytest
-from bench import calls, cleanup, copy, ebs, footprint, model, planner, readme, runcommand, scheduler, throttle
+from bench import (
+    calls,
+    cleanup,
+    copy,
+    ebs,
+    footprint,
+    model,
+    organization,
+    planner,
+    readme,
+    runcommand,
+    scheduler,
+    throttle,
+)
 from bench.cost import LatencyModel, cycle_duration_s, project
 
 pytestmark = pytest.mark.tier1
@@ -443,3 +458,59 @@ def test_runcommand_cost_grows_with_the_fleet_and_prices_the_output_apart() -> N
     puts, storage = runcommand.output_lines(20, 1.0)
     assert puts.quantity == 20 * runcommand.SLOTS_PER_MONTH and puts.usd == pytest.approx(puts.quantity * 0.005 / 1000)
     assert storage.quantity == pytest.approx(20 * 30 * runcommand.ASSUMED_OUTPUT_KB / 1024**2)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Landing-zone scale (issue 12): the two-level fan-out next to the in-process planner, 2 and 8 accounts
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def organization_run() -> dict[str, Any]:
+    return organization.measure(sizes=(2, 8), instances=3, landing_zone=(8, 10), moto_accounts=2).as_dict()
+
+
+def test_the_two_level_planner_lists_the_organization_and_the_in_process_one_every_account(
+    organization_run: dict[str, Any],
+) -> None:
+    regions = len(organization.REGIONS)
+    for point in organization_run["planner"]:
+        n = point["accounts"]
+        assert not any(api.startswith(("ec2.", "sts.")) for api in point["two_level_calls"])
+        assert point["two_level_calls"]["sqs.SendMessageBatch"] == -(-n * regions // 10)
+        assert point["in_process_calls"]["sts.AssumeRole"] == n
+        assert point["in_process_calls"]["ec2.DescribeInstances"] == n * regions
+    # Flatness direction (simulated seconds): the in-process planner grows faster with the accounts.
+    small, large = organization_run["planner"]
+    assert large["two_level_s"] - small["two_level_s"] < large["in_process_s"] - small["in_process_s"]
+    assert large["ratio"] > small["ratio"]
+    crossing = organization_run["crossing"]
+    assert crossing["two-level"] > crossing["in-process"] > 0
+
+
+def test_every_fan_out_cycle_backs_up_every_instance_and_stays_within_the_consumers(
+    organization_run: dict[str, Any],
+) -> None:
+    regions = len(organization.REGIONS)
+    assert {c["design"] for c in organization_run["cycles"]} == {"two-level", "in-process"}
+    for c in organization_run["cycles"]:
+        # Two-level: a record per scope, and the planner's slot audit.
+        scopes = c["accounts"] * regions + 1 if c["design"] == "two-level" else 0
+        # Per instance: create, the AMI's event, the delayed check, the purge.
+        assert c["records"] == c["accounts"] * regions * c["instances_each"] * 4 + scopes
+        assert c["calls_per_account"]["ec2.CreateImage"] == regions * c["instances_each"]
+        # The planner runs beside the consumers in the in-process design: one more in flight at most.
+        assert 1 <= c["peak_in_flight_account"] <= c["concurrency"] + 1
+        assert c["peak_ec2_account_region"] <= c["peak_in_flight_account"]
+        if c["design"] == "two-level":
+            assert c["max_delay_hits"] == 0
+            assert "organizations.ListAccountsForParent" in c["calls_per_account"]
+
+
+def test_the_organization_stand_ins_answer_like_moto_and_the_table_renders(organization_run: dict[str, Any]) -> None:
+    check = organization_run["moto_check"]
+    assert check["same_calls"] and check["same_messages"], check
+    assert check["moto_calls"]["organizations.ListAccountsForParent"] >= 1
+    rows = organization.table(organization_run)
+    assert any(row.startswith("| two-level, unpaced |") for row in rows)
+    assert organization.notes(organization_run)
