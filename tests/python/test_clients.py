@@ -21,6 +21,7 @@ from aws_harness import (
 )
 
 from ops_automation.ami_backup.decisions import AmiBackupConfig
+from ops_automation.core import clients
 from ops_automation.core.clients import CREDENTIAL_RENEWAL_MARGIN, LAMBDA_MAX_TIMEOUT, ClientFactory, account_of_role
 from ops_automation.core.config import CommonConfig
 from ops_automation.core.runtime import build_runtime, external_id_of
@@ -144,3 +145,29 @@ def test_without_a_region_the_factory_says_so(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
     with pytest.raises(RuntimeError, match="no AWS region"):
         ClientFactory("x", session=boto3.session.Session()).client("ec2")
+
+
+def test_role_sessions_share_the_service_models_and_the_caches_are_bounded(
+    aws: None, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker of a fanned-out policy meets hundreds of roles: each must not load its own copy of the models, and
+    neither credentials nor clients may pile up in a warm container."""
+    monkeypatch.setattr(clients, "MAX_CACHED_ROLES", 2)
+    monkeypatch.setattr(clients, "MAX_ROLE_CLIENTS", 1)
+    requests: list[dict[str, str]] = []
+    factory = ClientFactory("ops-automation-nightly", clock=clock)
+    factory.client("sts").meta.events.register(
+        "provide-client-params.sts.AssumeRole", lambda params, **_: requests.append(params["RoleArn"])
+    )
+    roles = [f"arn:aws:iam::{account}:role/spoke" for account in ("111111111111", "222222222222", "333333333333")]
+    first = factory.client("ec2", REGION, roles[0])
+    loader = factory._session._session.get_component("data_loader")
+    second = factory.client("ec2", REGION, roles[1])
+    assert first._loader is loader and second._loader is loader  # the base session's: one cache of parsed models
+    # One role client kept: the first role's is made again, from its cached credentials (no second AssumeRole).
+    again = factory.client("ec2", REGION, roles[0])
+    assert again is not first and requests == roles[:2]
+    assert factory.client("ec2", REGION, roles[0]) is again
+    factory.client("ec2", REGION, roles[2])
+    assert list(factory._roles) == roles[1:]  # the least recently assumed role went
+    assert [key[0] for key in factory._clients if key[0] is not None] == [roles[2]]

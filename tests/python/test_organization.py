@@ -176,8 +176,9 @@ def test_role_arns_partitions_and_event_targets_of_a_fanned_out_scope() -> None:
     assert event_target(scope, OTHER_REGION, SPOKE_A, ACCOUNT, REGION) is None  # a region outside the scope
     assert event_target(scope, REGION, "333333333333", ACCOUNT, REGION) is None  # no OU: the listed accounts only
     with_units = scope_config(OPS_TARGET_ORGANIZATIONAL_UNITS='[{"id": "r-ab12"}]')
-    # Any account of an OU-targeted scope: the ledger says whether the resource is the policy's.
-    assert target_of_event(with_units, OTHER_REGION, "333333333333") == Target(OTHER_REGION, role_of("333333333333"))
+    # Any account of an OU-targeted scope, in its regions: the ledger says whether the resource is the policy's.
+    assert target_of_event(with_units, REGION, "333333333333", REGION) == Target(REGION, role_of("333333333333"))
+    assert target_of_event(with_units, OTHER_REGION, "333333333333", REGION) is None  # a region outside the scope
     all_regions = scope_config(OPS_TARGET_REGIONS=json.dumps([ALL_ENABLED_REGIONS]))
     assert event_target(all_regions, "ap-northeast-3", SPOKE_B, ACCOUNT, REGION) == Target(
         "ap-northeast-3", role_of(SPOKE_B)
@@ -456,9 +457,9 @@ def test_an_event_from_an_excluded_account_is_ignored_without_assuming_its_role(
         OPS_EXCLUDE_ACCOUNTS=json.dumps([excluded]),
     )
     scope = scope_config(**overrides)
-    assert target_of_event(scope, REGION, excluded) is None
+    assert target_of_event(scope, REGION, excluded, REGION) is None
     assert event_target(scope, REGION, excluded, ACCOUNT, REGION) is None
-    assert target_of_event(scope, REGION, SPOKE_A) == Target(REGION, role_of(SPOKE_A))
+    assert target_of_event(scope, REGION, SPOKE_A, REGION) == Target(REGION, role_of(SPOKE_A))
     if module == "ami_backup":
         configure(**overrides)
         body, handler = ami_event("ami-0123456789abcdef0", "available", account=excluded), handlers.work_handler

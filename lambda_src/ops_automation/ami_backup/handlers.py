@@ -205,8 +205,8 @@ def handle_item(rt: AmiRuntime, item: Any) -> dict[str, Any]:
     if isinstance(item, AmiStateChange):
         if item.state not in ("available", "failed"):
             return {"image_id": item.image_id, "outcome": "ignored"}
-        target = target_of_event(rt.config.scope, item.region, item.account)
-        if target is None:  # an excluded account: never targeted
+        target = target_of_event(rt.config.scope, item.region, item.account, rt.clients.default_region)
+        if target is None:  # outside the fanned-out scope, or an excluded account: never targeted
             return {"image_id": item.image_id, "outcome": "ignored"}
         return complete_image(rt, target, item.image_id, None)
     raise MalformedEventError(f"no handler for {type(item).__name__}")

@@ -98,7 +98,11 @@ def scope_failure(error: BaseException, role_arn: str) -> ScopeFailure | None:
         if code != "AccessDenied":
             return None
         return ScopeFailure(
-            code, f"the role {role_arn} is missing or its trust policy does not allow this function", True
+            code,
+            f"AssumeRole of {role_arn} was refused: the role is missing or its trust policy does not allow this"
+            " function (or, if every account reports this, the hub's own policy refuses it: target_organization_id,"
+            " a permissions boundary or an SCP on the hub)",
+            True,
         )
     if not is_target_read(operation):
         return None

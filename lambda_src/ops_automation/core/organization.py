@@ -30,8 +30,9 @@ if TYPE_CHECKING:
 ORGANIZATIONS_PAGE_SIZE = 20
 ORGANIZATIONS_REGIONS = {"aws": "us-east-1", "aws-cn": "cn-northwest-1", "aws-us-gov": "us-gov-west-1"}
 # Account lifecycle (Organizations User Guide, "Monitor the state of your AWS accounts"): PENDING_ACTIVATION, ACTIVE,
-# SUSPENDED, PENDING_CLOSURE, CLOSED. AWS added `State` in 2025 and retires `Status` (ACTIVE, SUSPENDED,
-# PENDING_CLOSURE) on 9 September 2026: `State` is read first, `Status` where an older response has only that.
+# SUSPENDED, PENDING_CLOSURE, CLOSED. AWS added `State` in 2025 and retired `Status` (ACTIVE, SUSPENDED,
+# PENDING_CLOSURE) on 9 September 2026: `State` is read first, `Status` where a response (an older SDK's model, an
+# emulator) still has only that.
 # https://docs.aws.amazon.com/organizations/latest/userguide/orgs_manage_accounts_account_state.html
 # An account carrying neither (a runtime SDK whose model predates `State` drops it from the response once `Status`
 # is gone: "The Status parameter in the API response will be retired on September 9, 2026") is NOT skipped: only a
@@ -40,7 +41,13 @@ ACTIVE = "ACTIVE"
 # The reason of an account in scope.excluded_accounts (listed among the skipped ones: logged, never alerted).
 EXCLUDED = "excluded"
 NOT_ACTIVE_STATES = frozenset({"PENDING_ACTIVATION", "SUSPENDED", "PENDING_CLOSURE", "CLOSED"})
-_PARTITIONS = (("cn-", "aws-cn"), ("us-gov-", "aws-us-gov"), ("us-isob-", "aws-iso-b"), ("us-iso-", "aws-iso"))
+_PARTITIONS = (
+    ("cn-", "aws-cn"),
+    ("us-gov-", "aws-us-gov"),
+    ("us-isob-", "aws-iso-b"),
+    ("us-isof-", "aws-iso-f"),
+    ("us-iso-", "aws-iso"),
+)
 _PARTITIONS_EU = (("eu-isoe-", "aws-iso-e"), ("eusc-", "aws-eusc"))
 
 
@@ -80,10 +87,14 @@ def role_arn_for(scope: ScopeConfig, account: str, partition: str) -> str:
     return f"arn:{partition}:iam::{account}:role/{scope.role_name}"
 
 
+def home_region(region: str) -> str:
+    """The region of the partition's global services (Organizations' endpoint), enabled in every account: where a
+    call that may go to any region of the account is made."""
+    return ORGANIZATIONS_REGIONS.get(partition_of(region), region)
+
+
 def organizations_client(clients: ClientFactory, scope: ScopeConfig) -> Any:
-    partition = partition_of(clients.default_region)
-    region = ORGANIZATIONS_REGIONS.get(partition, clients.default_region)
-    return clients.client("organizations", region, scope.organizations_role_arn)
+    return clients.client("organizations", home_region(clients.default_region), scope.organizations_role_arn)
 
 
 def account_state(account: Mapping[str, Any]) -> str:

@@ -23,7 +23,14 @@ from .events import ScopeMessage, SlotAuditMessage, WorkMessage
 from .fanout import SQS_MAX_DELAY_SECONDS, BatchSender, send_delayed
 from .ledger import LedgerKey
 from .observability import count, logger
-from .organization import enabled_regions, partition_of, resolve_accounts, resolve_targets, role_arn_for
+from .organization import (
+    enabled_regions,
+    home_region,
+    partition_of,
+    resolve_accounts,
+    resolve_targets,
+    role_arn_for,
+)
 from .runtime import Runtime
 from .scope import Target, targets_of
 
@@ -160,6 +167,7 @@ def fan_out(
         send_delayed(rt.clients.client("sqs"), rt.common.work_queue_url, audit_message, SLOT_AUDIT_DELAY_SECONDS)
     if not accounts and not failures:
         # An emptied OU or a typo must not go quiet, but retrying cannot help: alerted, not raised.
+        count(alerts.failed_metric)
         rt.alerts.send(alerts.not_planned, {"slot": slot, "failures": ["no ACTIVE account in the scope"]})
     summary: dict[str, Any] = {
         "slot": slot,
@@ -204,7 +212,10 @@ def plan_scope(
     regions: list[str] = []
     try:
         if message.region is None:
-            regions = enabled_regions(rt.clients.client("ec2", rt.clients.default_region, message.role_arn))
+            # Asked in the partition's default region (enabled in every account), not the hub's: a hub in an opt-in
+            # region the account has not enabled would get AuthFailure there, for the whole account.
+            home = home_region(rt.clients.default_region)
+            regions = enabled_regions(rt.clients.client("ec2", home, message.role_arn))
             for region in regions:
                 sender.add(replace(message, region=region))
         else:
@@ -219,7 +230,8 @@ def plan_scope(
         outcome = scope_failed(rt, message, failure, ttl_days=ttl_days, alerts=alerts)
         _report(rt, message, ttl_days, done=1, failed=1)
         return outcome
-    # Outside the classifying block: a hub-side send failure is never taken for the target's.
+    # Sends also happen inside the classifying block (BatchSender sends every 10 items): a hub-side SQS error is
+    # not a target-side read (errors.is_target_read), so it is re-raised there, never taken for the target's.
     sender.flush()
     if sender.unsent:
         raise PartialFailure([f"{_source_of(item)}: not enqueued" for item in sender.unsent])

@@ -56,14 +56,12 @@ def role_for_account(role_arns: Iterable[str], account: str) -> str | None:
     return next((arn for arn in role_arns if account_of_role(arn) == account), None)
 
 
-def target_of_event(scope: ScopeConfig, region: str, account: str) -> Target | None:
-    """The target of an event a module handles only if its ledger knows the resource. Fanned out: every account is
-    reached through `role_name` (the account id is the ledger's key, so a resource of an account outside the scope
-    is simply not found there), but None for an excluded account (never targeted: no role is assumed there)."""
+def target_of_event(scope: ScopeConfig, region: str, account: str, default_region: str) -> Target | None:
+    """The target of an event a module handles only if its ledger knows the resource. Fanned out, the same rules as
+    `event_target` (a region and an account of the scope, never an excluded one), so the ledger is the second guard
+    and no role is assumed outside the scope; otherwise the account's role, if the policy has one."""
     if scope.fans_out:
-        if account in scope.excluded_accounts:
-            return None
-        return Target(region, role_arn_for(scope, account, partition_of(region)))
+        return event_target(scope, region, account, own_account="", default_region=default_region)
     return Target(region, role_for_account(scope.role_arns, account))
 
 

@@ -292,8 +292,8 @@ def handle_item(rt: EbsRuntime, item: Any) -> dict[str, Any]:
         if item.event not in OWN_EVENTS:
             return {"snapshot_ids": list(item.snapshot_ids), "outcome": "ignored"}
         # The set's ledger id is its lowest snapshot id; a set's event lists every snapshot of the set.
-        target = target_of_event(rt.config.scope, item.region, item.account)
-        if target is None:  # an excluded account: never targeted
+        target = target_of_event(rt.config.scope, item.region, item.account, rt.clients.default_region)
+        if target is None:  # outside the fanned-out scope, or an excluded account: never targeted
             return {"snapshot_ids": list(item.snapshot_ids), "outcome": "ignored"}
         return complete_set(rt, target, min(item.snapshot_ids), None)
     raise MalformedEventError(f"no handler for {type(item).__name__}")
