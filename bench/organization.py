@@ -33,7 +33,7 @@ from statistics import median
 from typing import Any
 from unittest import mock
 
-from aws_harness import function_env
+from aws_harness import client_with, function_env
 
 from ops_automation.ami_backup import handlers
 from ops_automation.ami_backup.decisions import AmiBackupConfig
@@ -656,7 +656,6 @@ def _moto_organization(
 ) -> tuple[str, list[str]]:
     """On moto: an OU with CHILD_OUS child OUs holding `n_accounts` new accounts (round robin), each running
     `instances` tagged instances per region (made through an assumed role, so in that account)."""
-    import boto3
     from aws_harness import run_instances
 
     org.create_organization(FeatureSet="ALL")
@@ -675,14 +674,7 @@ def _moto_organization(
         role = f"arn:aws:iam::{account}:role/{ROLE_NAME}"
         credentials = sts.assume_role(RoleArn=role, RoleSessionName="setup")["Credentials"]
         for region in regions:
-            ec2 = boto3.client(
-                "ec2",
-                region_name=region,
-                aws_access_key_id=credentials["AccessKeyId"],
-                aws_secret_access_key=credentials["SecretAccessKey"],
-                aws_session_token=credentials["SessionToken"],
-            )
-            run_instances(ec2, instances, {"Backup": "nightly"})
+            run_instances(client_with(credentials, "ec2", region), instances, {"Backup": "nightly"})
     return target, accounts
 
 

@@ -29,6 +29,7 @@ from aws_harness import (
     Clock,
     Infra,
     alerts_sent,
+    assumed_client,
     run_instances,
     take_messages,
 )
@@ -730,16 +731,7 @@ def test_plan_of_an_ou_targeted_policy_resolves_its_accounts_through_organizatio
     ]
     organizations.move_account(AccountId=account, SourceParentId=root, DestinationParentId=unit)
     role = f"arn:aws:iam::{account}:role/ops-automation-ami-backup"
-    credentials = boto3.client("sts", region_name=REGION).assume_role(RoleArn=role, RoleSessionName="setup")[
-        "Credentials"
-    ]
-    spoke_ec2 = boto3.client(
-        "ec2",
-        region_name=REGION,
-        aws_access_key_id=credentials["AccessKeyId"],
-        aws_secret_access_key=credentials["SecretAccessKey"],
-        aws_session_token=credentials["SessionToken"],
-    )
+    spoke_ec2 = assumed_client(role, "ec2")
     [instance] = run_instances(spoke_ec2, 1, {"Backup": "nightly"})
     configure(
         OPS_TARGET_ORGANIZATIONAL_UNITS=json.dumps([{"id": unit, "recursive": True}]),

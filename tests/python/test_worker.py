@@ -20,6 +20,7 @@ from aws_harness import (
     Infra,
     alerts_sent,
     ami_event,
+    assumed_client,
     emitted_metrics,
     run_instances,
     sqs_event,
@@ -706,16 +707,7 @@ def test_ledger_records_the_account_and_region_of_each_backup(fleet: Fleet, infr
 def test_cross_account_backup_goes_through_the_target_role(fleet: Fleet, configure: Configure, clock: Clock) -> None:
     spoke_account = "111122223333"
     role = f"arn:aws:iam::{spoke_account}:role/ops-automation-target"
-    credentials = boto3.client("sts", region_name=REGION).assume_role(RoleArn=role, RoleSessionName="setup")[
-        "Credentials"
-    ]
-    spoke_ec2 = boto3.client(
-        "ec2",
-        region_name=REGION,
-        aws_access_key_id=credentials["AccessKeyId"],
-        aws_secret_access_key=credentials["SecretAccessKey"],
-        aws_session_token=credentials["SessionToken"],
-    )
+    spoke_ec2 = assumed_client(role, "ec2")
     instance = run_instances(spoke_ec2, 1, {"Backup": "nightly"})[0]
     configure(OPS_TARGET_ROLE_ARNS=json.dumps([role]), OPS_GENERATIONS="1")
 

@@ -231,17 +231,22 @@ def _scope(payload: Mapping[str, Any]) -> ScopeMessage:
     region = optional_text(payload, "region")
     if region is not None and not _REGION.match(region):
         raise MalformedEventError(f"message field 'region' is not a region name: {region!r}")
-    action = payload.get("action", "")
-    if not isinstance(action, str):
-        raise MalformedEventError(f"message field 'action' must be a string, got {action!r}")
     return ScopeMessage(
         policy=text(payload, "policy"),
         slot=time_field(payload, "slot"),
         account=account,
         role_arn=text(payload, "role_arn"),
         region=region,
-        action=action,
+        action=_action(payload),
     )
+
+
+def _action(payload: Mapping[str, Any]) -> str:
+    """A fan-out message's scheduler action (start|stop), empty for the backup modules."""
+    action = payload.get("action", "")
+    if not isinstance(action, str):
+        raise MalformedEventError(f"message field 'action' must be a string, got {action!r}")
+    return action
 
 
 def _count(payload: Mapping[str, Any], key: str, default: int | None = None) -> int:
@@ -252,15 +257,12 @@ def _count(payload: Mapping[str, Any], key: str, default: int | None = None) -> 
 
 
 def _slot_audit(payload: Mapping[str, Any]) -> SlotAuditMessage:
-    action = payload.get("action", "")
-    if not isinstance(action, str):
-        raise MalformedEventError(f"message field 'action' must be a string, got {action!r}")
     return SlotAuditMessage(
         policy=text(payload, "policy"),
         slot=time_field(payload, "slot"),
         accounts=_count(payload, "accounts"),
         regions=_count(payload, "regions"),
-        action=action,
+        action=_action(payload),
         attempt=_count(payload, "attempt", 1),
     )
 
