@@ -3113,3 +3113,532 @@ def test_i1_resource_org_id_is_the_organization_of_the_roles_account(organizatio
     )
     assert _denied(lambda: _assume(missing, _assume(HUB_FUNCTION))) == "AccessDenied"
     assert not organization.fidelity.iam.decisions_of("sts:AssumeRole")[-1].allowed
+
+
+# -- E56-E60: restore tests (RunInstances, DescribeInstanceStatus, CreateVolume, DeleteVolume) ---------------------
+
+
+@dataclass(frozen=True)
+class Network:
+    subnet: str
+    group: str
+
+
+def _network(ec2: Any) -> Network:
+    vpc = ec2.create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.9.1.0/24", AvailabilityZone=f"{REGION}a")["Subnet"]
+    group = ec2.create_security_group(GroupName="restore-test", Description="no rules", VpcId=vpc)["GroupId"]
+    return Network(subnet["SubnetId"], group)
+
+
+def _x86_image(ec2: Any) -> str:
+    return _image(ec2, _instance(ec2), f"backup-{uuid.uuid4().hex[:8]}")
+
+
+def _launch(ec2: Any, image_id: str, network: Network, **kwargs: Any) -> dict[str, Any]:
+    interface = {
+        "DeviceIndex": 0,
+        "SubnetId": network.subnet,
+        "Groups": [network.group],
+        "AssociatePublicIpAddress": False,
+        "DeleteOnTermination": True,
+    }
+    kwargs.setdefault("InstanceType", "t3.nano")
+    answer = ec2.run_instances(ImageId=image_id, MinCount=1, MaxCount=1, NetworkInterfaces=[interface], **kwargs)
+    return dict(answer)
+
+
+def _statuses(ec2: Any, instance_id: str, **kwargs: Any) -> dict[str, str]:
+    found = ec2.describe_instance_status(InstanceIds=[instance_id], **kwargs)["InstanceStatuses"]
+    if not found:
+        return {}
+    [status] = found
+    fields = ("SystemStatus", "InstanceStatus", "AttachedEbsStatus")
+    return {field: status[field]["Status"] for field in fields if field in status}
+
+
+def test_e56_a_client_token_answers_the_first_launch_and_refuses_other_parameters(
+    faithful: MotoFidelity, ec2: Any
+) -> None:
+    image_id, network = _x86_image(ec2), _network(ec2)
+    first = _launch(ec2, image_id, network, ClientToken="restore-1")
+    again = _launch(ec2, image_id, network, ClientToken="restore-1")
+    assert again["ReservationId"] == first["ReservationId"]
+    assert [i["InstanceId"] for i in again["Instances"]] == [i["InstanceId"] for i in first["Instances"]]
+    with pytest.raises(ClientError) as error:
+        _launch(ec2, image_id, network, ClientToken="restore-1", InstanceType="t3.micro")
+    assert _code(error) == "IdempotentParameterMismatch"
+    other = _launch(ec2, image_id, network, ClientToken="restore-2")
+    untokened = [_launch(ec2, image_id, network)["ReservationId"] for _ in range(2)]
+    ids = {first["ReservationId"], other["ReservationId"], *untokened}
+    assert len(ids) == 4
+    assert faithful.run_instances_attempts.count(image_id) == 4
+
+
+def test_e56_a_retry_after_termination_answers_the_same_instance_and_launches_none(
+    faithful: MotoFidelity, ec2: Any
+) -> None:
+    image_id, network = _x86_image(ec2), _network(ec2)
+    [instance] = _launch(ec2, image_id, network, ClientToken="restore-1")["Instances"]
+    ec2.terminate_instances(InstanceIds=[instance["InstanceId"]])
+    [retried] = _launch(ec2, image_id, network, ClientToken="restore-1")["Instances"]
+    assert retried["InstanceId"] == instance["InstanceId"]  # (State in the answer stays moto's `pending`)
+    assert _state(ec2, instance["InstanceId"])["State"]["Name"] == "terminated"
+    assert len(ec2.describe_instances(Filters=[{"Name": "image-id", "Values": [image_id]}])["Reservations"]) == 1
+
+
+def test_e57_an_instance_type_of_another_architecture_is_refused(faithful: MotoFidelity, ec2: Any) -> None:
+    image_id, network = _x86_image(ec2), _network(ec2)
+    with pytest.raises(ClientError) as error:
+        _launch(ec2, image_id, network, InstanceType="t4g.nano")
+    assert _code(error) == "InvalidParameterValue"
+    assert error.value.response["Error"]["Message"].startswith(
+        "The architecture 'arm64' of the specified instance type does not match the architecture 'x86_64' of the "
+        "specified AMI."
+    )
+    arm = _x86_image(ec2)
+    faithful.backend(REGION).amis[arm].architecture = "arm64"  # as an AMI of a Graviton instance
+    assert _launch(ec2, arm, network, InstanceType="t4g.nano")["Instances"][0]["InstanceType"] == "t4g.nano"
+    with pytest.raises(ClientError) as error:
+        _launch(ec2, arm, network, InstanceType="t3.nano")
+    assert _code(error) == "InvalidParameterValue"
+    faithful.architecture_mismatch_error = "InvalidParameterCombination"
+    with pytest.raises(ClientError) as error:
+        _launch(ec2, arm, network, InstanceType="t2.nano")
+    assert _code(error) == "InvalidParameterCombination"
+    assert "'x86_64' of the specified instance type" in error.value.response["Error"]["Message"]
+    # refused requests launch nothing
+    assert (faithful.run_instances_attempts.count(image_id), faithful.run_instances_attempts.count(arm)) == (0, 1)
+
+
+def test_e57_an_ami_that_is_deregistered_or_not_available_cannot_be_launched(faithful: MotoFidelity, ec2: Any) -> None:
+    network = _network(ec2)
+    pending, gone = _x86_image(ec2), _x86_image(ec2)
+    faithful.set_image_state(REGION, pending, "pending")
+    ec2.deregister_image(ImageId=gone)
+    for image_id in (pending, gone):
+        with pytest.raises(ClientError) as error:
+            _launch(ec2, image_id, network)
+        assert _code(error) == "InvalidAMIID.Unavailable"
+    faithful.set_image_state(REGION, pending, "available")
+    assert _launch(ec2, pending, network)["Instances"]
+    assert _launch(ec2, "ami-12345678", network)["Instances"]  # an id moto never knew: left to moto
+
+
+def test_e58_a_launch_is_pending_for_the_launch_time_and_stamped_on_the_fidelity_clock(
+    faithful: MotoFidelity, ec2: Any, clock: Clock
+) -> None:
+    image_id, network = _x86_image(ec2), _network(ec2)
+    faithful.instance_launch_time = timedelta(seconds=30)
+    [instance] = _launch(ec2, image_id, network)["Instances"]
+    instance_id = instance["InstanceId"]
+    assert instance["State"]["Name"] == "pending"
+    assert _state(ec2, instance_id)["State"] == {"Code": 0, "Name": "pending"}
+    assert _state(ec2, instance_id)["LaunchTime"] == clock.now
+    assert _statuses(ec2, instance_id) == {}  # DescribeInstanceStatus lists running instances only
+    clock.advance(seconds=29)
+    assert _state(ec2, instance_id)["State"]["Name"] == "pending"
+    clock.advance(seconds=1)
+    assert _state(ec2, instance_id)["State"] == {"Code": 16, "Name": "running"}
+
+
+def test_e58_the_network_interface_tag_specification_tags_the_interface(faithful: MotoFidelity, ec2: Any) -> None:
+    image_id, network = _x86_image(ec2), _network(ec2)
+    tags = {"ops-automation:restore-test": "t-1"}
+    [instance] = _launch(ec2, image_id, network, TagSpecifications=_tag_specifications(**{"network-interface": tags}))[
+        "Instances"
+    ]
+    [interface] = instance["NetworkInterfaces"]
+    described = ec2.describe_network_interfaces(NetworkInterfaceIds=[interface["NetworkInterfaceId"]])
+    assert described["NetworkInterfaces"][0]["TagSet"] == [{"Key": "ops-automation:restore-test", "Value": "t-1"}]
+    assert "PublicIpAddress" not in _state(ec2, instance["InstanceId"])  # AssociatePublicIpAddress False (moto)
+    ec2.terminate_instances(InstanceIds=[instance["InstanceId"]])
+    with pytest.raises(ClientError):  # DeleteOnTermination (moto)
+        ec2.describe_network_interfaces(NetworkInterfaceIds=[interface["NetworkInterfaceId"]])
+
+
+def test_e59_status_checks_initialize_then_pass(faithful: MotoFidelity, ec2: Any, clock: Clock) -> None:
+    image_id, network = _x86_image(ec2), _network(ec2)
+    faithful.instance_launch_time = timedelta(seconds=20)
+    faithful.status_check_time = timedelta(minutes=3)
+    instance_id = _launch(ec2, image_id, network)["Instances"][0]["InstanceId"]
+    assert _statuses(ec2, instance_id, IncludeAllInstances=True) == {
+        "SystemStatus": "not-applicable",
+        "InstanceStatus": "not-applicable",
+        "AttachedEbsStatus": "not-applicable",
+    }
+    clock.advance(seconds=20)
+    assert set(_statuses(ec2, instance_id).values()) == {"initializing"}
+    [status] = ec2.describe_instance_status(InstanceIds=[instance_id])["InstanceStatuses"]
+    assert status["InstanceStatus"]["Details"] == [{"Name": "reachability", "Status": "initializing"}]
+    clock.advance(minutes=3)
+    assert set(_statuses(ec2, instance_id).values()) == {"ok"}
+    [status] = ec2.describe_instance_status(InstanceIds=[instance_id])["InstanceStatuses"]
+    assert status["SystemStatus"]["Details"] == [{"Name": "reachability", "Status": "passed"}]
+    assert status["InstanceState"] == {"Code": 16, "Name": "running"}
+
+
+def test_e59_default_checks_pass_at_once_as_moto_answers(faithful: MotoFidelity, ec2: Any) -> None:
+    instance_id = _instance(ec2)
+    assert set(_statuses(ec2, instance_id).values()) == {"ok"}
+
+
+@pytest.mark.parametrize(("which", "field"), [("instance", "InstanceStatus"), ("system", "SystemStatus")])
+def test_e59_an_impaired_check_fails_with_impaired_since(
+    faithful: MotoFidelity, ec2: Any, clock: Clock, which: str, field: str
+) -> None:
+    faithful.status_check_time = timedelta(minutes=3)
+    launched = clock.now
+    instance_id = _launch(ec2, _x86_image(ec2), _network(ec2))["Instances"][0]["InstanceId"]
+    clock.advance(minutes=1)
+    faithful.impair_instance(instance_id, which)
+    [status] = ec2.describe_instance_status(InstanceIds=[instance_id])["InstanceStatuses"]
+    assert status[field] == {
+        "Status": "impaired",
+        "Details": [{"Name": "reachability", "Status": "failed", "ImpairedSince": launched}],
+    }
+    clock.advance(minutes=5)
+    later = _statuses(ec2, instance_id)
+    assert later[field] == "impaired" and list(later.values()).count("ok") == 2
+    faithful.impair_instance(instance_id, which, impaired=False)
+    assert set(_statuses(ec2, instance_id).values()) == {"ok"}
+    faithful.impair_instance(instance_id, "ebs")
+    [status] = ec2.describe_instance_status(InstanceIds=[instance_id])["InstanceStatuses"]
+    assert status["AttachedEbsStatus"]["Details"][0]["ImpairedSince"] == clock.now
+    with pytest.raises(ValueError, match="which"):
+        faithful.impair_instance(instance_id, "application")
+
+
+def test_e59_a_start_initializes_the_checks_again(faithful: MotoFidelity, ec2: Any, clock: Clock) -> None:
+    faithful.status_check_time = timedelta(minutes=2)
+    instance_id = _instance(ec2)
+    clock.advance(minutes=2)
+    ec2.stop_instances(InstanceIds=[instance_id])
+    assert _statuses(ec2, instance_id) == {}
+    assert set(_statuses(ec2, instance_id, IncludeAllInstances=True).values()) == {"not-applicable"}
+    ec2.start_instances(InstanceIds=[instance_id])
+    assert set(_statuses(ec2, instance_id).values()) == {"initializing"}
+    clock.advance(minutes=2)
+    assert set(_statuses(ec2, instance_id).values()) == {"ok"}
+
+
+def _described_volume(ec2: Any, volume_id: str) -> dict[str, Any]:
+    return dict(ec2.describe_volumes(VolumeIds=[volume_id])["Volumes"][0])
+
+
+def _source_snapshot(ec2: Any) -> str:
+    volume_id = ec2.create_volume(AvailabilityZone=f"{REGION}a", Size=2)["VolumeId"]
+    return str(ec2.create_snapshot(VolumeId=volume_id)["SnapshotId"])
+
+
+def test_e60_create_volume_honours_the_client_token(faithful: MotoFidelity, ec2: Any) -> None:
+    snapshot_id = _source_snapshot(ec2)
+    first = ec2.create_volume(AvailabilityZone=f"{REGION}a", SnapshotId=snapshot_id, ClientToken="t-0")
+    again = ec2.create_volume(AvailabilityZone=f"{REGION}a", SnapshotId=snapshot_id, ClientToken="t-0")
+    assert again["VolumeId"] == first["VolumeId"]
+    with pytest.raises(ClientError) as error:
+        ec2.create_volume(AvailabilityZone=f"{REGION}a", SnapshotId=snapshot_id, ClientToken="t-0", VolumeType="gp3")
+    assert _code(error) == "IdempotentParameterMismatch"
+    elsewhere = ec2.create_volume(AvailabilityZone=f"{REGION}b", SnapshotId=snapshot_id, ClientToken="t-0")
+    assert elsewhere["VolumeId"] != first["VolumeId"]  # the zone, like the Region, scopes the token
+    other = ec2.create_volume(AvailabilityZone=f"{REGION}a", SnapshotId=snapshot_id, ClientToken="t-1")
+    assert other["VolumeId"] != first["VolumeId"]
+    assert faithful.create_volume_attempts.count(snapshot_id) == 3
+
+
+def test_e60_a_new_volume_is_creating_then_available_on_the_fidelity_clock(
+    faithful: MotoFidelity, ec2: Any, clock: Clock
+) -> None:
+    snapshot_id = _source_snapshot(ec2)
+    faithful.volume_creation_time = timedelta(seconds=40)
+    created = clock.now
+    answer = ec2.create_volume(AvailabilityZone=f"{REGION}a", SnapshotId=snapshot_id)
+    volume_id = answer["VolumeId"]
+    assert answer["State"] == "creating"
+    assert _described_volume(ec2, volume_id)["CreateTime"] == created
+    filtered = ec2.describe_volumes(Filters=[{"Name": "status", "Values": ["creating"]}])["Volumes"]
+    assert [v["VolumeId"] for v in filtered] == [volume_id]
+    with pytest.raises(ClientError) as error:
+        ec2.delete_volume(VolumeId=volume_id)
+    assert _code(error) == "IncorrectState"
+    clock.advance(seconds=40)
+    assert _described_volume(ec2, volume_id)["State"] == "available"
+    ec2.delete_volume(VolumeId=volume_id)
+    assert ec2.describe_volumes(Filters=[{"Name": "volume-id", "Values": [volume_id]}])["Volumes"] == []
+
+
+def test_e60_a_volume_of_a_failing_snapshot_ends_in_error_and_can_be_deleted(
+    faithful: MotoFidelity, ec2: Any, clock: Clock
+) -> None:
+    bad, good = _source_snapshot(ec2), _source_snapshot(ec2)
+    faithful.volume_creation_time = timedelta(seconds=10)
+    faithful.fail_volume_creation(bad)
+    failing = ec2.create_volume(AvailabilityZone=f"{REGION}a", SnapshotId=bad)["VolumeId"]
+    healthy = ec2.create_volume(AvailabilityZone=f"{REGION}a", SnapshotId=good)["VolumeId"]
+    assert _described_volume(ec2, failing)["State"] == "creating"
+    clock.advance(seconds=10)
+    assert (_described_volume(ec2, failing)["State"], _described_volume(ec2, healthy)["State"]) == (
+        "error",
+        "available",
+    )
+    ec2.delete_volume(VolumeId=failing)
+    faithful.set_volume_state(healthy, "error")
+    assert _described_volume(ec2, healthy)["State"] == "error"
+    faithful.set_volume_state(healthy, None)
+    assert _described_volume(ec2, healthy)["State"] == "available"
+
+
+def test_e60_defaults_keep_moto_s_available_volume(faithful: MotoFidelity, ec2: Any) -> None:
+    answer = ec2.create_volume(AvailabilityZone=f"{REGION}a", Size=1)
+    assert answer["State"] == "available"
+    ec2.delete_volume(VolumeId=answer["VolumeId"])
+
+
+def test_fault_injection_fails_run_instances_and_create_volume_the_given_times(
+    faithful: MotoFidelity, ec2: Any
+) -> None:
+    image_id, network = _x86_image(ec2), _network(ec2)
+    faithful.fail_run_instances("InsufficientInstanceCapacity", times=2)
+    for _ in range(2):
+        with pytest.raises(ClientError) as error:
+            _launch(ec2, image_id, network, ClientToken="restore-1")
+        assert _code(error) == "InsufficientInstanceCapacity"
+    assert _launch(ec2, image_id, network, ClientToken="restore-1")["Instances"]
+    assert len(ec2.describe_instances(Filters=[{"Name": "image-id", "Values": [image_id]}])["Reservations"]) == 1
+    faithful.fail_run_instances("VcpuLimitExceeded", image_id="ami-0000000000000000f", message="You have requested")
+    assert _launch(ec2, image_id, network)["Instances"]  # another image: not this fault
+    with pytest.raises(ClientError) as error:
+        _launch(ec2, "ami-0000000000000000f", network)
+    assert (_code(error), error.value.response["Error"]["Message"]) == ("VcpuLimitExceeded", "You have requested")
+    snapshot_id = _source_snapshot(ec2)
+    faithful.fail_create_volume("InsufficientVolumeCapacity", snapshot_id=snapshot_id)
+    before = len(ec2.describe_volumes()["Volumes"])
+    with pytest.raises(ClientError) as error:
+        ec2.create_volume(AvailabilityZone=f"{REGION}a", SnapshotId=snapshot_id)
+    assert _code(error) == "InsufficientVolumeCapacity"
+    assert len(ec2.describe_volumes()["Volumes"]) == before
+    assert ec2.create_volume(AvailabilityZone=f"{REGION}a", SnapshotId=snapshot_id)["VolumeId"]
+
+
+# -- I2 for restore tests: RunInstances, TerminateInstances, CreateVolume, DeleteVolume, CreateTags (aws:TagKeys) ----
+
+RESTORE_TEST = "ops-automation:restore-test"
+RESTORE_KEYS = ["ops-automation:restore-result", "ops-automation:restore-tested"]
+RESTORED = "arn:aws:ec2:*:*:{}/*"
+TESTED = {"Null": {f"aws:RequestTag/{RESTORE_TEST}": "false"}}
+TESTED_RESOURCE = {"Null": {f"aws:ResourceTag/{RESTORE_TEST}": "false"}}
+
+
+def _restore_policy(subnet: str, group: str) -> str:
+    """The shape of the restore-test statements of the worker policy (contract: Terraform section)."""
+    return _document(
+        {
+            "Effect": "Allow",
+            "Action": "ec2:RunInstances",
+            "Resource": IMAGES,
+            "Condition": _ownership("aws:ResourceTag"),
+        },
+        {
+            "Effect": "Allow",
+            "Action": "ec2:RunInstances",
+            "Resource": [
+                f"arn:aws:ec2:{REGION}:{SPOKE}:subnet/{subnet}",
+                f"arn:aws:ec2:{REGION}:{SPOKE}:security-group/{group}",
+            ],
+        },
+        {
+            "Effect": "Allow",
+            "Action": ["ec2:RunInstances", "ec2:CreateVolume"],
+            "Resource": [RESTORED.format(kind) for kind in ("instance", "volume", "network-interface")],
+            "Condition": TESTED,
+        },
+        {
+            "Effect": "Allow",
+            "Action": "ec2:CreateTags",
+            "Resource": [RESTORED.format(kind) for kind in ("instance", "volume", "network-interface")],
+            "Condition": {**TESTED, "StringEquals": {"ec2:CreateAction": ["RunInstances", "CreateVolume"]}},
+        },
+        {
+            "Effect": "Allow",
+            "Action": ["ec2:TerminateInstances", "ec2:DeleteVolume"],
+            "Resource": [RESTORED.format("instance"), RESTORED.format("volume")],
+            "Condition": TESTED_RESOURCE,
+        },
+        {
+            "Effect": "Allow",
+            "Action": "ec2:CreateVolume",
+            "Resource": SNAPSHOTS,
+            "Condition": _ownership("aws:ResourceTag"),
+        },
+        {
+            "Effect": "Allow",
+            "Action": "ec2:CreateTags",
+            "Resource": [IMAGES, SNAPSHOTS],
+            "Condition": {
+                **_ownership("aws:ResourceTag"),
+                "ForAllValues:StringEquals": {"aws:TagKeys": RESTORE_KEYS},
+            },
+        },
+    )
+
+
+@dataclass(frozen=True)
+class RestoreSpoke:
+    spoke: Spoke
+    network: Network
+    image: str  # a backup: an AMI with the ownership tags
+    snapshot: str  # its snapshot, with the ownership tags
+
+
+@pytest.fixture
+def restore_spoke(spoke: Spoke) -> RestoreSpoke:
+    network = _network(spoke.admin)
+    image = _backup(spoke.admin, spoke.tagged, "nightly-restore", OWNERSHIP)
+    _session(_spoke_admin(), "iam").put_role_policy(
+        RoleName="ops-automation-ami-backup",
+        PolicyName="restore",
+        PolicyDocument=_restore_policy(network.subnet, network.group),
+    )
+    return RestoreSpoke(spoke, network, image, _snapshots_of(spoke.admin, image)[0])
+
+
+def _restored_tags(test_id: str = "t-1") -> dict[str, str]:
+    return {**OWNERSHIP, RESTORE_TEST: test_id}
+
+
+def _restore_launch(restore: RestoreSpoke, tags: dict[str, str] | None, **kwargs: Any) -> dict[str, Any]:
+    specified = {kind: tags for kind in ("instance", "volume", "network-interface")} if tags else {}
+    extra = {"TagSpecifications": _tag_specifications(**specified)} if specified else {}
+    return _launch(restore.spoke.worker, restore.image, restore.network, **extra, **kwargs)
+
+
+def _decided(fidelity: MotoFidelity, since: int) -> list[tuple[str, str, bool]]:
+    return [(d.action, d.resource.split(":", 5)[5], d.allowed) for d in fidelity.iam.decisions[since:]]
+
+
+def test_i2_run_instances_is_decided_on_every_resource_it_uses_and_creates(restore_spoke: RestoreSpoke) -> None:
+    fidelity, network = restore_spoke.spoke.fidelity, restore_spoke.network
+    since = len(fidelity.iam.decisions)
+    [instance] = _restore_launch(restore_spoke, _restored_tags())["Instances"]
+    assert _decided(fidelity, since) == [
+        ("ec2:RunInstances", f"image/{restore_spoke.image}", True),
+        ("ec2:RunInstances", f"subnet/{network.subnet}", True),
+        ("ec2:RunInstances", f"security-group/{network.group}", True),
+        ("ec2:RunInstances", "network-interface/*", True),
+        ("ec2:CreateTags", "network-interface/*", True),
+        ("ec2:RunInstances", "instance/*", True),
+        ("ec2:CreateTags", "instance/*", True),
+        ("ec2:RunInstances", "volume/*", True),
+        ("ec2:CreateTags", "volume/*", True),
+    ]
+    since = len(fidelity.iam.decisions)
+    restore_spoke.spoke.worker.terminate_instances(InstanceIds=[instance["InstanceId"]])
+    assert _decided(fidelity, since) == [("ec2:TerminateInstances", f"instance/{instance['InstanceId']}", True)]
+
+
+def test_i2_a_launch_without_the_restore_test_tag_or_elsewhere_is_unauthorized(restore_spoke: RestoreSpoke) -> None:
+    worker, admin = restore_spoke.spoke.worker, restore_spoke.spoke.admin
+    assert _denied(lambda: _restore_launch(restore_spoke, None)) == "UnauthorizedOperation"
+    other = _network(admin)
+    restored = {kind: _restored_tags() for kind in ("instance", "volume", "network-interface")}
+
+    def launch() -> Any:
+        return _launch(worker, restore_spoke.image, other, TagSpecifications=_tag_specifications(**restored))
+
+    assert _denied(launch) == "UnauthorizedOperation"
+    unowned = _backup(admin, restore_spoke.spoke.tagged, "golden")
+    with pytest.raises(ClientError) as error:
+        _launch(worker, unowned, restore_spoke.network)
+    assert (
+        f"ec2:RunInstances on resource: arn:aws:ec2:{REGION}::image/{unowned}"
+        in error.value.response["Error"]["Message"]
+    )
+    assert (
+        admin.describe_instances(Filters=[{"Name": "subnet-id", "Values": [restore_spoke.network.subnet]}])[
+            "Reservations"
+        ]
+        == []
+    )
+
+
+def test_i2_terminate_instances_needs_the_restore_test_tag(restore_spoke: RestoreSpoke) -> None:
+    spoke = restore_spoke.spoke
+    assert _denied(lambda: spoke.worker.terminate_instances(InstanceIds=[spoke.tagged])) == "UnauthorizedOperation"
+    assert _state(spoke.admin, spoke.tagged)["State"]["Name"] == "running"
+
+
+def test_i2_create_and_delete_volume_of_an_owned_snapshot(restore_spoke: RestoreSpoke) -> None:
+    fidelity, worker, admin = restore_spoke.spoke.fidelity, restore_spoke.spoke.worker, restore_spoke.spoke.admin
+    since = len(fidelity.iam.decisions)
+    specified = _tag_specifications(volume=_restored_tags())
+    volume_id = worker.create_volume(
+        AvailabilityZone=f"{REGION}a", SnapshotId=restore_spoke.snapshot, TagSpecifications=specified
+    )["VolumeId"]
+    assert _decided(fidelity, since) == [
+        ("ec2:CreateVolume", "volume/*", True),
+        ("ec2:CreateTags", "volume/*", True),
+        ("ec2:CreateVolume", f"snapshot/{restore_spoke.snapshot}", True),
+    ]
+    untagged = lambda: worker.create_volume(AvailabilityZone=f"{REGION}a", SnapshotId=restore_spoke.snapshot)  # noqa: E731
+    assert _denied(untagged) == "UnauthorizedOperation"
+    foreign = admin.create_snapshot(VolumeId=_root_volume(admin, restore_spoke.spoke.untagged))["SnapshotId"]
+    unowned = lambda: worker.create_volume(  # noqa: E731
+        AvailabilityZone=f"{REGION}a", SnapshotId=foreign, TagSpecifications=specified
+    )
+    assert _denied(unowned) == "UnauthorizedOperation"
+    other = admin.create_volume(AvailabilityZone=f"{REGION}a", Size=1)["VolumeId"]
+    assert _denied(lambda: worker.delete_volume(VolumeId=other)) == "UnauthorizedOperation"
+    worker.delete_volume(VolumeId=volume_id)
+    assert [v["VolumeId"] for v in admin.describe_volumes()["Volumes"]].count(volume_id) == 0
+
+
+def test_i2_create_tags_on_a_backup_is_limited_by_aws_tag_keys(restore_spoke: RestoreSpoke) -> None:
+    worker = restore_spoke.spoke.worker
+    result = [{"Key": RESTORE_KEYS[0], "Value": "passed"}, {"Key": RESTORE_KEYS[1], "Value": "2024-05-01T01"}]
+    worker.create_tags(Resources=[restore_spoke.image, restore_spoke.snapshot], Tags=result)
+    forged = [*result, {"Key": "ops-automation:policy", "Value": "weekly"}]
+    call = lambda: worker.create_tags(Resources=[restore_spoke.image], Tags=forged)  # noqa: E731
+    assert _denied(call) == "UnauthorizedOperation"
+    tags = restore_spoke.spoke.admin.describe_images(ImageIds=[restore_spoke.image])["Images"][0]["Tags"]
+    assert {t["Key"]: t["Value"] for t in tags} == {
+        **OWNERSHIP,
+        RESTORE_KEYS[0]: "passed",
+        RESTORE_KEYS[1]: "2024-05-01T01",
+    }
+
+
+def test_e61_block_device_mappings_merge_into_the_ami_s(faithful: MotoFidelity, ec2: Any) -> None:
+    image_id, network = _x86_image(ec2), _network(ec2)
+    [root] = ec2.describe_images(ImageIds=[image_id])["Images"][0]["BlockDeviceMappings"]
+    device, snapshot_id = root["DeviceName"], root["Ebs"]["SnapshotId"]
+    mappings = [
+        {"DeviceName": device, "Ebs": {"DeleteOnTermination": True, "VolumeType": "gp3"}},
+        {"DeviceName": "/dev/sdf", "Ebs": {"VolumeSize": 3, "DeleteOnTermination": True}},
+    ]
+    [instance] = _launch(ec2, image_id, network, BlockDeviceMappings=mappings)["Instances"]
+    attached = {m["DeviceName"]: m["Ebs"] for m in instance["BlockDeviceMappings"]}
+    assert set(attached) == {device, "/dev/sdf"} and all(e["DeleteOnTermination"] for e in attached.values())
+    volumes = {
+        v["VolumeId"]: v for v in ec2.describe_volumes(VolumeIds=[e["VolumeId"] for e in attached.values()])["Volumes"]
+    }
+    restored = volumes[attached[device]["VolumeId"]]
+    assert (restored["SnapshotId"], restored["Size"], restored["VolumeType"]) == (
+        snapshot_id,
+        root["Ebs"]["VolumeSize"],
+        "gp3",
+    )
+    assert volumes[attached["/dev/sdf"]["VolumeId"]]["Size"] == 3
+    suppressed = [{"DeviceName": device, "NoDevice": ""}, {"DeviceName": "/dev/sdg", "Ebs": {"VolumeSize": 1}}]
+    [bare] = _launch(ec2, image_id, network, BlockDeviceMappings=suppressed)["Instances"]
+    assert [m["DeviceName"] for m in bare["BlockDeviceMappings"]] == ["/dev/sdg"]
+
+
+def test_e61_a_security_group_of_a_network_interface_must_exist(faithful: MotoFidelity, ec2: Any) -> None:
+    image_id, network = _x86_image(ec2), _network(ec2)
+    with pytest.raises(ClientError) as error:
+        _launch(ec2, image_id, Network(network.subnet, "sg-0123456789abcdef0"))
+    assert _code(error) == "InvalidGroup.NotFound"
+    with pytest.raises(ClientError) as error:
+        _launch(ec2, image_id, Network("subnet-0123456789abcdef0", network.group))
+    assert _code(error) == "InvalidSubnetID.NotFound"  # (moto)
+    assert faithful.run_instances_attempts.count(image_id) == 1  # only the second got past E61 to moto

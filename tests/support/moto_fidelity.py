@@ -123,6 +123,38 @@ EC2 instances (StartInstances, StopInstances)
       stops it).
   Checked, moto already matches: an unknown id fails the whole request with `InvalidInstanceID.NotFound`;
   `disableApiStop` refuses StopInstances (`OperationNotPermitted`; now checked before any instance is acted on).
+Restore tests (RunInstances, DescribeInstanceStatus, CreateVolume, DeleteVolume)
+  E56 RunInstances honours ClientToken: the same token (account, Region, zone) answers the first reservation, launches
+      nothing; other parameters with it fail with `IdempotentParameterMismatch` (moto launches again) - "Ensuring
+      idempotency in Amazon EC2 API requests", https://docs.aws.amazon.com/ec2/latest/devguide/ec2-api-idempotency.html.
+  E57 RunInstances refuses an instance type whose SupportedArchitectures (DescribeInstanceTypes) lack the AMI's
+      architecture: `InvalidParameterValue` with the observed message (not documented; code
+      `fidelity.architecture_mismatch_error`), and an AMI deregistered (E9, E22) or not `available` with
+      `InvalidAMIID.Unavailable` ("Error codes for the Amazon EC2 API"); moto launches anything. An id moto never
+      knew stays launchable.
+  E58 A launch is `pending` for `instance_launch_time` (assumed, default 0 = moto's immediate `running`) on the
+      fidelity clock, LaunchTime stamped on that clock; `network-interface` TagSpecifications tag the interfaces
+      (moto: ignored) - "State change events for Amazon EC2 instances", "RunInstances" (API Reference).
+  E59 DescribeInstanceStatus: after `running` (launch or start), SystemStatus/InstanceStatus/AttachedEbsStatus are
+      `initializing` for `status_check_time` (assumed, default 0: `ok` at once as moto) then `ok`;
+      `impair_instance(id, which)` makes `system`, `instance` or `ebs` `impaired` (detail `failed`, ImpairedSince);
+      AttachedEbsStatus for instances with EBS volumes (moto: `ok` at once, no EBS status) - "Status checks for Amazon
+      EC2 instances", "InstanceStatusSummary", "InstanceStatusDetails", "EbsStatusSummary" (API Reference).
+  E60 CreateVolume honours ClientToken (as E56); a new volume is `creating` for `volume_creation_time` (assumed,
+      default 0 = moto's `available`), then `available`, or `error` for a snapshot `fail_volume_creation` names;
+      `set_volume_state` pins; CreateTime on the fidelity clock; DeleteVolume of a `creating` volume fails
+      (`fidelity.creating_volume_delete_error`, assumed `IncorrectState`) - "Volume" (API Reference), "Amazon
+      EventBridge events for Amazon EBS" (createVolume available|failed).
+  E61 RunInstances merges the request's BlockDeviceMappings into the AMI's by DeviceName (NoDevice drops one; moto
+      launches the request's alone and fails one without SnapshotId/VolumeSize), and refuses unknown security groups
+      in NetworkInterfaces (`InvalidGroup.NotFound`; moto launches) - "Block device mappings" (EC2 User Guide).
+  Checked, moto already matches: NetworkInterfaces AssociatePublicIpAddress false (no public address) and
+  DeleteOnTermination; unknown SubnetId / SecurityGroupIds; TerminateInstances of an unknown id
+  (`InvalidInstanceID.NotFound`). Not modelled: the AMI's block device mappings of a launch without
+  BlockDeviceMappings (moto makes a blank 8 GiB root),
+  `shutting-down` after TerminateInstances (moto: `terminated` at once), `deleting`, the ClientToken's expiry,
+  instance-status filters, `insufficient-data`. Events: moto emits no `EC2 Instance State-change Notification` or
+  `EBS Volume Notification`; nothing is patched, tests publish them.
 RDS (StopDBInstance, StartDBInstance, StopDBCluster, StartDBCluster)
   E37 Stop/StartDBInstance of a DB instance that belongs to a DB cluster (Aurora, and the DocumentDB and Neptune
       instances the same API lists) fails with `InvalidParameterCombination` "<engine> DB instances are not eligible
@@ -185,10 +217,16 @@ IAM/STS (AssumeRole; the mutating EC2 calls of the modules, made with a role ses
       `fidelity.iam.join_organization` or taken from moto's Organizations) and by the caller's identity policies on
       the RoleArn (cross-account both; an explicit Deny wins); otherwise `AccessDenied` (moto assumes any role for
       anyone).
-  I2  CreateImage, CreateSnapshot(s), CreateTags, DeleteSnapshot, DeregisterImage, Start/StopInstances made with a
+  I2  CreateImage, CreateSnapshot(s), CreateTags, DeleteSnapshot, DeregisterImage, Start/StopInstances, and for
+      restore tests RunInstances, TerminateInstances, CreateVolume, DeleteVolume, made with a
       session of a role that has policies are decided against them per resource: real ARNs, aws:ResourceTag from
       the backend, aws:RequestTag/aws:TagKeys from TagSpecifications (and the implied ec2:CreateTags with
       ec2:CreateAction), explicit Deny first; otherwise `UnauthorizedOperation` and nothing is done (moto allows).
+      RunInstances is authorised on the image and the snapshots of BlockDeviceMappings (aws:ResourceTag), the
+      subnets, security groups, existing network interfaces and key pair named, and network-interface/*,
+      instance/*, volume/* (aws:RequestTag); CreateVolume on volume/* and the snapshot (Service Authorization
+      Reference, "Actions, resources, and condition keys for Amazon EC2"). CreateTags on existing resources carries
+      aws:TagKeys (ForAllValues/ForAnyValue); the `Null` operator is evaluated.
   Both record each decision in `fidelity.iam.decisions` (who, account, action, resource, allowed), as CloudTrail
   would show it. An operator, NotPrincipal, policy variable or permissions boundary they do not evaluate raises
   `UnmodelledPolicy` (the request fails) instead of passing. Left as moto has it: the emulator's dummy key (Terraform
@@ -233,7 +271,9 @@ Fault injection and setup (not fidelity; explicit test helpers)
   `lock_snapshot`/`unlock_snapshot`, `archive_snapshot`; for the Recycle Bin `recycle_image`,
   `purge_recycled_image`; for copies `fail_copy_snapshot` (CopySnapshot of a source answers an error code),
   `end_copy_in_error`, `deny_kms_key` (also the start fallback of E35), `encrypt_with_aws_managed_key`,
-  `aws_managed_ebs_key`; for instances `set_instance_state`; for SSM Run Command `unmanage`/`manage`,
+  `aws_managed_ebs_key`; for instances `set_instance_state`; for restore tests `fail_run_instances` (the next
+  RunInstances answer an error code, e.g. InsufficientInstanceCapacity), `fail_create_volume`, `impair_instance`,
+  `fail_volume_creation`, `set_volume_state`; for SSM Run Command `unmanage`/`manage`,
   `lose_agent`/`restore_agent`, `ssm_outcome`, `deny_instance_output`, `ssm_cancel`.
 Performance (not fidelity; same answers): `fast_tags()` looks an EC2 resource's tags up directly instead of moto's
   scan of every tag of the region, for benchmarks over thousands of snapshots (`check_fast_tags` proves the answers
@@ -276,7 +316,12 @@ from moto.core import DEFAULT_ACCOUNT_ID
 from moto.core.exceptions import AccessDeniedError, JsonRESTError, ServiceException, _RESTError
 from moto.core.responses import ActionResult, BaseResponse
 from moto.ec2 import utils as ec2_utils
-from moto.ec2.exceptions import EC2ClientError, InvalidSnapshotInUse, OperationDisableApiStopNotPermitted
+from moto.ec2.exceptions import (
+    EC2ClientError,
+    InvalidSecurityGroupNotFoundError,
+    InvalidSnapshotInUse,
+    OperationDisableApiStopNotPermitted,
+)
 from moto.ec2.models import ec2_backends
 from moto.ec2.models.amis import Ami, AmiBackend
 from moto.ec2.models.core import TaggedEC2Resource
@@ -392,6 +437,19 @@ LAUNCH_ERROR_CODE = "Client.InternalError"
 LAUNCH_ERROR_MESSAGE = "Client.InternalError: Client error on launch"
 UNSUPPORTED_HIBERNATION = "UnsupportedHibernationConfiguration"
 GONE_INSTANCE_STATES = frozenset({"shutting-down", "terminated"})
+# Restore tests: launches, status checks and volumes (E56-E60). Documented: `IdempotentParameterMismatch` (E56,
+# E60), the status values of DescribeInstanceStatus (E59), the VolumeState values (E60). Observed, not documented:
+# the `InvalidParameterValue` answer to an instance type of another architecture than the AMI's (E57). Assumed
+# (settable on the MotoFidelity; 0 keeps moto's immediate end state, which existing tests rely on): how long a launch
+# is `pending`, how long status checks are `initializing`, how long CreateVolume is `creating`; the code refusing
+# DeleteVolume of a `creating` volume.
+DEFAULT_INSTANCE_LAUNCH_TIME = timedelta(0)
+DEFAULT_STATUS_CHECK_TIME = timedelta(0)
+DEFAULT_VOLUME_CREATION_TIME = timedelta(0)
+DEFAULT_ARCHITECTURE_MISMATCH_ERROR = INVALID_PARAMETER_VALUE
+DEFAULT_CREATING_VOLUME_DELETE_ERROR = "IncorrectState"
+STATUS_CHECKS = ("system", "instance", "ebs")
+VOLUME_STATES = ("creating", "available", "in-use", "deleting", "deleted", "error")
 # RDS (E37-E39). Observed (issue threads quoting the AWS answer): `InvalidParameterCombination` for a cluster member
 # (E37). Assumed where AWS names no code (settable on the MotoFidelity): E38, E39.
 DEFAULT_RDS_REPLICA_SOURCE_ERROR = "InvalidDBInstanceState"
@@ -464,6 +522,27 @@ class _Transition:
     started: datetime
     duration: timedelta
     reason: StateReason | None = None  # the StateReason it ends with (E35); None keeps what moto set
+
+
+@dataclass
+class _VolumeRecord:
+    """E60: a volume of CreateVolume - when it was created, how long it is `creating`, whether it then ends in
+    `error` (`fail_volume_creation`), or a pinned state (`set_volume_state`)."""
+
+    created: datetime
+    duration: timedelta
+    fails: bool = False
+    pinned: str | None = None
+
+
+@dataclass
+class _Fault:
+    """E59, E61: an injected error answered by the next `times` matching requests."""
+
+    code: str
+    message: str
+    times: int
+    resource_id: str | None = None
 
 
 @dataclass
@@ -1175,6 +1254,9 @@ class MotoFidelity(_SsmMixin):
         image_copy_time: timedelta = DEFAULT_IMAGE_COPY_TIME,
         instance_start_time: timedelta = DEFAULT_INSTANCE_START_TIME,
         instance_stop_time: timedelta = DEFAULT_INSTANCE_STOP_TIME,
+        instance_launch_time: timedelta = DEFAULT_INSTANCE_LAUNCH_TIME,
+        status_check_time: timedelta = DEFAULT_STATUS_CHECK_TIME,
+        volume_creation_time: timedelta = DEFAULT_VOLUME_CREATION_TIME,
     ) -> None:
         self.clock = clock
         self.sqs_clock: Clock | None = None
@@ -1225,6 +1307,24 @@ class MotoFidelity(_SsmMixin):
         self.instance_stop_time = instance_stop_time
         self.instance_transitions: dict[str, _Transition] = {}  # instance id -> its state change under way
         self.persistent_spot_instances: set[str] = set()  # E36: Spot Instances of a persistent request
+        # Restore tests (E56-E60): durations (assumed; 0 = moto's immediate end state), assumed codes, state.
+        self.instance_launch_time = instance_launch_time
+        self.status_check_time = status_check_time
+        self.volume_creation_time = volume_creation_time
+        self.architecture_mismatch_error = DEFAULT_ARCHITECTURE_MISMATCH_ERROR
+        self.creating_volume_delete_error = DEFAULT_CREATING_VOLUME_DELETE_ERROR
+        # (account, Region, zone, token) -> (request, reservation id / volume)
+        self.run_instances_tokens: dict[tuple[str, ...], tuple[Any, str]] = {}
+        self.create_volume_tokens: dict[tuple[str, ...], tuple[Any, Volume]] = {}
+        self.launched_at: dict[str, datetime] = {}  # instance id -> RunInstances
+        self.running_since: dict[str, datetime] = {}  # instance id -> when it is (was) running: checks start
+        self.impairments: dict[tuple[str, str], datetime] = {}  # (instance id, check) -> ImpairedSince
+        self.volume_records: dict[str, _VolumeRecord] = {}
+        self.failing_volume_snapshots: set[str] = set()
+        self.run_instances_faults: list[_Fault] = []
+        self.run_instances_attempts: list[str] = []
+        self.create_volume_faults: list[_Fault] = []
+        self.create_volume_attempts: list[str] = []
         self._ssm_init()  # SSM Run Command (E40-E49)
 
     def forget(self) -> None:
@@ -1248,6 +1348,20 @@ class MotoFidelity(_SsmMixin):
         self.denied_kms_keys.clear()
         self.instance_transitions.clear()
         self.persistent_spot_instances.clear()
+        for remembered in (
+            self.run_instances_tokens,
+            self.create_volume_tokens,
+            self.launched_at,
+            self.running_since,
+            self.impairments,
+            self.volume_records,
+            self.failing_volume_snapshots,
+            self.run_instances_faults,
+            self.run_instances_attempts,
+            self.create_volume_faults,
+            self.create_volume_attempts,
+        ):
+            remembered.clear()
         self._ssm_forget()
         self.iam.forget()
         self.accounts.forget()
@@ -1454,6 +1568,97 @@ class MotoFidelity(_SsmMixin):
         """E36: this Spot Instance came from a persistent request, so StopInstances may stop it (moto keeps no request
         type; an instance launched as Spot is otherwise one-time, RunInstances' default)."""
         self.persistent_spot_instances.add(instance_id)
+
+    def fail_run_instances(
+        self, code: str, times: int = 1, *, image_id: str | None = None, message: str | None = None
+    ) -> None:
+        """Fault injection (not fidelity): the next `times` RunInstances requests (of `image_id`, else of any image)
+        fail with `code` (e.g. InsufficientInstanceCapacity, InstanceLimitExceeded, VcpuLimitExceeded,
+        InsufficientFreeAddressesInSubnet) and launch nothing. Refusals of E56/E57 come first; a retry with the
+        ClientToken of a launch that succeeded answers that launch, as AWS does. boto3 retries throttling codes
+        (RequestLimitExceeded) itself: give `times` above its attempts to see one."""
+        self.run_instances_faults.append(_Fault(code, message or f"{code} (injected by the test)", times, image_id))
+
+    def fail_create_volume(
+        self, code: str, times: int = 1, *, snapshot_id: str | None = None, message: str | None = None
+    ) -> None:
+        """Fault injection (not fidelity): the next `times` CreateVolume requests (of `snapshot_id`, else any) fail
+        with `code` (e.g. InsufficientVolumeCapacity, VolumeLimitExceeded, MaxIOPSLimitExceeded) and create nothing."""
+        self.create_volume_faults.append(_Fault(code, message or f"{code} (injected by the test)", times, snapshot_id))
+
+    def raise_fault(self, faults: list[_Fault], resource_id: Any) -> None:
+        for fault in faults:
+            if fault.resource_id is None or fault.resource_id == resource_id:
+                fault.times -= 1
+                if fault.times <= 0:
+                    faults.remove(fault)
+                raise EC2ClientError(fault.code, fault.message)
+
+    def impair_instance(self, instance_id: str, which: str = "instance", impaired: bool = True) -> None:
+        """E59: make the instance's `system`, `instance` or attached `ebs` status check fail (`impaired`, detail
+        `failed`) from now on; `impaired=False` lets it pass again."""
+        if which not in STATUS_CHECKS:
+            raise ValueError(f"which must be one of {STATUS_CHECKS}, not {which!r}")
+        if not impaired:
+            self.impairments.pop((instance_id, which), None)
+            return
+        now = self.now()
+        ready = self.running_since.get(instance_id)
+        passed = ready is None or now >= ready + self.status_check_time
+        self.impairments[(instance_id, which)] = now if passed else self.launched_at.get(instance_id, now)
+
+    def check_status(self, instance: Instance, which: str) -> tuple[str, datetime | None]:
+        """E59: (status, ImpairedSince) of one status check of `instance` now."""
+        if instance._state.name != "running":
+            return "not-applicable", None
+        since = self.impairments.get((instance.id, which))
+        if since is not None:
+            return "impaired", since
+        ready = self.running_since.get(instance.id)
+        if ready is not None and self.now() < ready + self.status_check_time:
+            return "initializing", None
+        return "ok", None
+
+    def instance_status(self, instance: Instance) -> dict[str, Any]:
+        """E59: the InstanceStatus item of DescribeInstanceStatus."""
+        state = instance._state
+        entry: dict[str, Any] = {
+            "InstanceId": instance.id,
+            "AvailabilityZone": instance.placement.zone,
+            "InstanceState": {"Code": state.code, "Name": state.name},
+        }
+        fields = {"system": "SystemStatus", "instance": "InstanceStatus", "ebs": "AttachedEbsStatus"}
+        for which in STATUS_CHECKS:
+            if which == "ebs" and not instance.block_device_mapping:
+                continue
+            entry[fields[which]] = _status_summary(*self.check_status(instance, which))
+        return entry
+
+    def fail_volume_creation(self, snapshot_id: str, failed: bool = True) -> None:
+        """E60: volumes CreateVolume makes from `snapshot_id` from now on end in `error` (after
+        `volume_creation_time`) instead of `available`."""
+        if failed:
+            self.failing_volume_snapshots.add(snapshot_id)
+        else:
+            self.failing_volume_snapshots.discard(snapshot_id)
+
+    def set_volume_state(self, volume_id: str, state: str | None) -> None:
+        """E60: pin a volume in one of the VolumeState values (None: back to its timeline / moto's state)."""
+        if state is not None and state not in VOLUME_STATES:
+            raise ValueError(f"state must be one of {VOLUME_STATES}, not {state!r}")
+        record = self.volume_records.setdefault(volume_id, _VolumeRecord(self.now(), timedelta(0)))
+        record.pinned = state
+
+    def volume_state(self, volume_id: str) -> str | None:
+        """E60: the state the CreateVolume timeline or a pin gives the volume now; None: moto's."""
+        record = self.volume_records.get(volume_id)
+        if record is None:
+            return None
+        if record.pinned is not None:
+            return record.pinned
+        if self.now() < record.created + record.duration:
+            return "creating"
+        return ERROR if record.fails else None
 
     def aws_managed_ebs_key(self, region: str, account_id: str | None = None) -> str:
         """The ARN of the account's AWS managed key for EBS (`alias/aws/ebs`) in `region`, created as AWS creates it
@@ -1816,6 +2021,7 @@ _ORIGINAL: dict[str, Any] = {
     "deregister_image": AmiBackend.deregister_image,
     "disable_image": AmiBackend.disable_image,
     "delete_snapshot": EBSBackend.delete_snapshot,
+    "delete_volume": EBSBackend.delete_volume,
     "copy_snapshot": EBSBackend.copy_snapshot,
     "add_create_volume_permission": EBSBackend.add_create_volume_permission,
     "modify_snapshot_tier": EBSBackend.modify_snapshot_tier,
@@ -2418,6 +2624,8 @@ def _start_instances_response(fidelity: MotoFidelity) -> Callable[..., ActionRes
                 duration=fidelity.instance_start_time,
                 reason=StateReason(LAUNCH_ERROR_MESSAGE, LAUNCH_ERROR_CODE) if denied else None,
             )
+            if not denied:
+                fidelity.running_since[instance.id] = fidelity.now() + fidelity.instance_start_time  # E59
             changes.append({"InstanceId": instance.id, "CurrentState": _state_of("pending"), "PreviousState": previous})
         return ActionResult({"StartingInstances": changes})
 
@@ -2492,6 +2700,346 @@ def _stop_instances_response(fidelity: MotoFidelity) -> Callable[..., ActionResu
         return ActionResult({"StoppingInstances": changes})
 
     return stop_instances
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Restore tests: RunInstances, DescribeInstanceStatus, CreateVolume, DeleteVolume (E56-E61)
+# ---------------------------------------------------------------------------------------------------------------
+
+# Request parameters that are no part of what a ClientToken stands for (E56, E60). The Availability Zone, like the
+# Region, scopes the token instead ("... one or more of the parameters are different, other than the Region or
+# Availability Zone"): the same token in another zone is another request.
+_TOKEN_ZONE_PARAMETERS = ("AvailabilityZone", "Placement.AvailabilityZone")
+_TOKEN_EXEMPT_PARAMETERS = frozenset({"Action", "Version", "ClientToken", "DryRun", "AWSAccessKeyId"}) | frozenset(
+    _TOKEN_ZONE_PARAMETERS
+)
+
+
+def _token_key(request: BaseResponse, backend: Any, token: Any) -> tuple[str, ...]:
+    zone = next((str(request.querystring[p][0]) for p in _TOKEN_ZONE_PARAMETERS if request.querystring.get(p)), "")
+    return (backend.account_id, backend.region_name, zone, str(token))
+
+
+def _request_signature(request: BaseResponse) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """The parameters of a request as sent (every one but the token itself), to compare a retry with the first."""
+    return tuple(
+        sorted(
+            (name, tuple(str(value) for value in values))
+            for name, values in request.querystring.items()
+            if name not in _TOKEN_EXEMPT_PARAMETERS
+        )
+    )
+
+
+def _idempotent_mismatch() -> EC2ClientError:
+    return EC2ClientError(
+        IDEMPOTENT_MISMATCH,
+        "Arguments on this idempotent request are inconsistent with arguments used in previous request(s).",
+    )
+
+
+def _instance_type_architectures(backend: Any, instance_type: str) -> list[str]:
+    try:
+        described = backend.describe_instance_types([instance_type], {})
+    except EC2ClientError:  # a type moto does not know: nothing to check against
+        return []
+    if not described:
+        return []
+    processor = described[0].get("ProcessorInfo", {}) if isinstance(described[0], dict) else {}
+    return [str(architecture) for architecture in processor.get("SupportedArchitectures", [])]
+
+
+def _run_instances_response(
+    fidelity: MotoFidelity, original: Callable[..., ActionResult]
+) -> Callable[..., ActionResult]:
+    def run_instances(self: InstanceResponse) -> ActionResult:
+        """E56-E58, E61, and `fail_run_instances`. RunInstances as AWS answers it.
+
+        E56 - "Ensuring idempotency in Amazon EC2 API requests" (RunInstances is among the actions that "optionally
+        support idempotency using a client token"): "If you retry a request that completed successfully using the
+        same client token and the same parameters, the retry succeeds without performing any further actions ...
+        If you retry a request that completed successfully using the same client token, but one or more of the
+        parameters are different, other than the Region or Availability Zone, the retry fails with an
+        IdempotentParameterMismatch error." "the result might contain updated information, such as the current
+        creation status", https://docs.aws.amazon.com/ec2/latest/devguide/ec2-api-idempotency.html
+        (formerly https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/Run_Instance_Idempotency.html) - moto keeps the
+        token on the instance but launches again. Here the same token in the same account, Region and Availability
+        Zone (Placement; read as scoping the token, as the Region does) answers the first reservation (its instances
+        as they are now); other parameters with it fail with
+        `IdempotentParameterMismatch` (message as observed: "Arguments on this idempotent request are inconsistent
+        with arguments used in previous request(s)."). Not modelled: the token's expiry.
+
+        E57 - an instance type whose architectures do not include the AMI's is refused. AWS documents the check only
+        for an AMI's own instance-type specification ("AMI allowed instance types"); the answer to an architecture
+        mismatch is observed (issue threads quote it, e.g. skypilot-org/skypilot#6315, aws/eks-hybrid#228,
+        aws/aws-parallelcluster#3795): `InvalidParameterValue` "The architecture 'arm64' of the specified instance
+        type does not match the architecture 'x86_64' of the specified AMI. Specify an instance type and an AMI that
+        have matching architectures, and try again. You can use 'describe-instance-types' or 'describe-images' to
+        discover the architecture of the instance type or AMI." The code is `fidelity.architecture_mismatch_error`;
+        the architectures are DescribeInstanceTypes' SupportedArchitectures (moto's data). moto launches anything.
+        An AMI this account deregistered (E9, E22) or that is not `available` (pending, failed, disabled) is refused
+        with `InvalidAMIID.Unavailable` ("Error codes for the Amazon EC2 API": "The specified AMI has been
+        deregistered and is no longer available, or is not in a state from which you can launch an instance",
+        https://docs.aws.amazon.com/ec2/latest/devguide/errors-overview.html); moto launches from any id, and an id
+        it never knew stays launchable (the existing tests launch from made-up ids).
+
+        E58 - "State change events for Amazon EC2 instances": "When you launch or start an instance, it enters the
+        pending state and then the running state.",
+        https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/monitoring-instance-state-changes.html - moto answers
+        `pending` but the instance is `running` at once. Modelled: `pending` for `fidelity.instance_launch_time` on
+        the fidelity clock, then `running` (AWS documents no duration: the default, 0, keeps moto's behaviour, which
+        existing tests rely on). LaunchTime is stamped on the fidelity clock when the test has one (as E4 stamps
+        images). "RunInstances" TagSpecifications: "The tags to apply to the resources that are created during
+        instance launch. You can specify tags for the following resources only: Instances, Volumes, Spot Instance
+        requests, Network interfaces.", https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_RunInstances.html
+        - moto tags instances and volumes only; here the `network-interface` tags are applied to the network
+        interfaces the launch creates. Checked, moto already matches: NetworkInterfaces AssociatePublicIpAddress
+        (false: no public address) and DeleteOnTermination (the interface goes with the instance), an unknown
+        SubnetId (`InvalidSubnetID.NotFound`) and SecurityGroupIds (`InvalidGroup.NotFound`).
+
+        E61 - "Block device mappings" (EC2 User Guide): "By default, an instance that you launch includes any storage
+        devices specified in the block device mapping of the AMI from which you launched the instance. You can specify
+        changes to the block device mapping for an instance when you launch it, and these updates overwrite or merge
+        with the block device mapping of the AMI.",
+        https://docs.aws.amazon.com/ebs/latest/userguide/block-device-mapping-concepts.html; "BlockDeviceMapping":
+        NoDevice "To omit the device from the block device mapping",
+        https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_BlockDeviceMapping.html - moto launches only the
+        mappings of the request, each on its own (one without SnapshotId or VolumeSize, e.g. only DeleteOnTermination
+        for the AMI's root, fails with `MissingParameter`). Here, for an AMI moto knows, the request's mappings are
+        merged into the AMI's by DeviceName. Without BlockDeviceMappings moto's blank 8 GiB root stays (not
+        modelled). The security groups of NetworkInterfaces must exist (`InvalidGroup.NotFound`, as moto answers
+        for SecurityGroupIds; moto launches with any id there).
+        """
+        backend = self.ec2_backend
+        token = self._get_param("ClientToken")
+        key = _token_key(self, backend, token)
+        signature = _request_signature(self)
+        if token:
+            earlier = fidelity.run_instances_tokens.get(key)
+            if earlier is not None:
+                if earlier[0] != signature:
+                    raise _idempotent_mismatch()
+                self.error_on_dryrun()
+                return ActionResult(backend.reservations[earlier[1]])
+        image_id = self._get_param("ImageId")
+        if image_id:
+            _check_launchable_image(fidelity, self, str(image_id))
+        _check_interface_groups(self)
+        merged = _merged_block_device_mappings(self, backend.amis.get(image_id) if image_id else None)
+        fidelity.run_instances_attempts.append(str(image_id))
+        fidelity.raise_fault(fidelity.run_instances_faults, image_id)
+        if merged is not None:
+            self._parse_block_device_mapping = lambda: merged  # type: ignore[method-assign]
+        result = original(self)
+        reservation: Any = result.result
+        tags = self._parse_tag_specification().get("network-interface", {})
+        now = fidelity.now()
+        for instance in reservation.instances:
+            if fidelity.clock is not None:
+                instance.launch_time = now.replace(tzinfo=None)  # moto keeps naive UTC
+            for nic in instance.nics.values():
+                nic.add_tags(tags)
+            if fidelity.instance_launch_time > timedelta(0):
+                fidelity.begin_transition(
+                    instance, via="pending", final="running", duration=fidelity.instance_launch_time
+                )
+            fidelity.launched_at[instance.id] = now
+            fidelity.running_since[instance.id] = now + fidelity.instance_launch_time
+        if token:
+            fidelity.run_instances_tokens[key] = (signature, reservation.id)
+        return result
+
+    return run_instances
+
+
+def _check_launchable_image(fidelity: MotoFidelity, request: InstanceResponse, image_id: str) -> None:
+    """E57: an AMI that can be launched, with an instance type of its architecture."""
+    backend = request.ec2_backend
+    ami = backend.amis.get(image_id)
+    gone = image_id in fidelity._deregistrations(backend) or image_id in fidelity._recycle_bin(backend)
+    if gone or (ami is not None and ami.state != AVAILABLE):
+        raise EC2ClientError(
+            "InvalidAMIID.Unavailable",
+            f"The image id '[{image_id}]' is no longer available",
+        )
+    instance_type = request._get_param("InstanceType")
+    if ami is None or not instance_type:
+        return
+    supported = _instance_type_architectures(backend, str(instance_type))
+    if supported and ami.architecture not in supported:
+        named = "x86_64" if "x86_64" in supported else supported[0]
+        raise EC2ClientError(
+            fidelity.architecture_mismatch_error,
+            f"The architecture '{named}' of the specified instance type does not match the architecture "
+            f"'{ami.architecture}' of the specified AMI. Specify an instance type and an AMI that have matching "
+            "architectures, and try again. You can use 'describe-instance-types' or 'describe-images' to discover "
+            "the architecture of the instance type or AMI.",
+        )
+
+
+_EBS_MAPPING_FIELDS = ("SnapshotId", "VolumeSize", "DeleteOnTermination", "VolumeType", "Iops", "Encrypted", "KmsKeyId")
+
+
+def _check_interface_groups(request: InstanceResponse) -> None:
+    """E61: the security groups of NetworkInterfaces must exist, as those of SecurityGroupIds (moto checks these)."""
+    for interface in request._get_param("NetworkInterfaces", []) or []:
+        for group_id in interface.get("Groups") or []:
+            if request.ec2_backend.get_security_group_from_id(str(group_id)) is None:
+                raise InvalidSecurityGroupNotFoundError(str(group_id))
+
+
+def _merged_block_device_mappings(request: InstanceResponse, ami: Ami | None) -> list[dict[str, Any]] | None:
+    """E61: the launch's block device mappings - the AMI's, with the request's merged in by DeviceName (fields the
+    request gives win, NoDevice drops one); None: leave moto's parsing (no mappings given, or an AMI moto does not
+    know)."""
+    requested = request._get_param("BlockDeviceMappings", []) or []
+    if not requested or ami is None:
+        return None
+
+    def empty(device_name: str) -> dict[str, Any]:
+        ebs = dict.fromkeys(_EBS_MAPPING_FIELDS)
+        ebs.update(DeleteOnTermination=False, Encrypted=False)
+        return {"VirtualName": None, "DeviceName": device_name, "Ebs": ebs, "NoDevice": None}
+
+    merged: dict[str, dict[str, Any]] = {}
+    for mapping in ami.block_device_mappings:
+        if "Ebs" not in mapping:
+            continue
+        entry = empty(mapping["DeviceName"])
+        entry["Ebs"].update({k: v for k, v in mapping["Ebs"].items() if k in _EBS_MAPPING_FIELDS})
+        merged[mapping["DeviceName"]] = entry
+    for mapping in requested:
+        name = str(mapping.get("DeviceName"))
+        if "NoDevice" in mapping:
+            merged.pop(name, None)
+            continue
+        entry = merged.setdefault(name, empty(name))
+        entry["VirtualName"] = mapping.get("VirtualName")
+        entry["Ebs"].update({k: v for k, v in (mapping.get("Ebs") or {}).items() if k in _EBS_MAPPING_FIELDS})
+    return list(merged.values())
+
+
+def _status_summary(status: str, since: datetime | None = None) -> dict[str, Any]:
+    detail_status = {"ok": "passed", "impaired": "failed"}.get(status, status)
+    summary: dict[str, Any] = {"Status": status}
+    if status != "not-applicable":
+        detail: dict[str, Any] = {"Name": "reachability", "Status": detail_status}
+        if status == "impaired" and since is not None:
+            detail["ImpairedSince"] = since
+        summary["Details"] = [detail]
+    return summary
+
+
+def _describe_instance_status_response(fidelity: MotoFidelity) -> Callable[..., ActionResult]:
+    def describe_instance_status(self: InstanceResponse) -> ActionResult:
+        """E59. DescribeInstanceStatus as AWS answers it after a launch.
+
+        "Status checks for Amazon EC2 instances": "Amazon EC2 performs automated checks on every running EC2 instance
+        ... If all checks pass, the overall status of the instance is OK. If one or more checks fail, the overall
+        status is impaired." Three types: system, instance and attached EBS status checks,
+        https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/monitoring-system-instance-status-check.html;
+        "InstanceStatusSummary": Status `ok | impaired | insufficient-data | not-applicable | initializing`,
+        https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_InstanceStatusSummary.html; "InstanceStatusDetails":
+        Name `reachability`, Status `passed | failed | insufficient-data | initializing`, ImpairedSince "For an
+        instance that was launched and impaired, this is the time when the instance was launched.",
+        https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_InstanceStatusDetails.html; "EbsStatusSummary"
+        (AttachedEbsStatus), https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_EbsStatusSummary.html;
+        "InstanceStatus": "DescribeInstanceStatus requires that an instance be in the running state.",
+        https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_InstanceStatus.html - moto answers `ok` the moment
+        an instance is `running`, never `initializing` or `impaired`, and no AttachedEbsStatus. Modelled: after an
+        instance became `running` (E58 launch, E33 start) its checks are `initializing` for
+        `fidelity.status_check_time` (AWS documents no duration; assumed, default 0: `ok` at once, as moto), then
+        `ok`; `impair_instance(instance_id, which)` makes the `system`, `instance` or `ebs` check `impaired` (detail
+        `failed`, ImpairedSince the launch when it never passed). AttachedEbsStatus is answered for an instance with
+        EBS volumes attached (AWS: Nitro-based instances; moto does not know which are). Instances not `running`
+        are listed only with IncludeAllInstances, every check `not-applicable` (as moto). Not modelled:
+        `insufficient-data`, scheduled events, the status filters (moto's filtering is kept).
+        """
+        instance_ids = self._get_param("InstanceIds", [])
+        include_all = bool(self._get_bool_param("IncludeAllInstances", False))
+        filters = [{"name": k, "values": v} for k, v in self._filters_from_querystring().items()]
+        instances = self.ec2_backend.describe_instance_status(instance_ids, include_all, filters)
+        return ActionResult({"InstanceStatuses": [fidelity.instance_status(instance) for instance in instances]})
+
+    return describe_instance_status
+
+
+def _create_volume_response(
+    fidelity: MotoFidelity, original: Callable[..., ActionResult]
+) -> Callable[..., ActionResult]:
+    def create_volume(self: ElasticBlockStore) -> ActionResult:
+        """E60, and `fail_create_volume`. CreateVolume as AWS answers it.
+
+        "Ensuring idempotency in Amazon EC2 API requests": CreateVolume is among the actions that support a client
+        token (same token and parameters: the first result; other parameters: `IdempotentParameterMismatch`),
+        https://docs.aws.amazon.com/ec2/latest/devguide/ec2-api-idempotency.html - moto ignores ClientToken and
+        creates another volume. "Volume": State `creating | available | in-use | deleting | deleted | error`,
+        https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_Volume.html; "Amazon EventBridge events for Amazon
+        EBS" (createVolume): "This event can have a result of either available or failed. Creation will fail if an
+        invalid AWS KMS key was provided", https://docs.aws.amazon.com/ebs/latest/userguide/ebs-cloud-watch-events.html
+        - moto makes every volume `available` at once. Modelled: `creating` for `fidelity.volume_creation_time` on
+        the fidelity clock (AWS documents no duration; assumed, default 0: moto's immediate `available`), then
+        `available`, or `error` for a volume of a snapshot `fail_volume_creation` names (a test's stand-in for the
+        KMS failure; the volume stays listed in `error`, as AWS leaves it until deleted); `set_volume_state` pins
+        any state. CreateTime is stamped on the fidelity clock when the test has one. DeleteVolume of a `creating`
+        volume is refused (code not documented, assumed `fidelity.creating_volume_delete_error`, default
+        `IncorrectState`: "The resource is in an incorrect state for the request", "Error codes for the Amazon EC2
+        API"); an `error` volume can be deleted. Not modelled: `deleting` (moto removes the volume at once), the
+        createVolume event (moto emits none; tests publish it).
+        """
+        backend = self.ec2_backend
+        token = self._get_param("ClientToken")
+        key = _token_key(self, backend, token)
+        signature = _request_signature(self)
+        if token:
+            earlier = fidelity.create_volume_tokens.get(key)
+            if earlier is not None:
+                if earlier[0] != signature:
+                    raise _idempotent_mismatch()
+                self.error_on_dryrun()
+                return ActionResult(earlier[1])
+        snapshot_id = self._get_param("SnapshotId")
+        fidelity.create_volume_attempts.append(str(snapshot_id or ""))
+        fidelity.raise_fault(fidelity.create_volume_faults, snapshot_id)
+        result = original(self)
+        volume: Any = result.result
+        now = fidelity.now()
+        if fidelity.clock is not None:
+            volume.create_time = now.replace(tzinfo=None)  # moto keeps naive UTC
+        fails = bool(snapshot_id) and snapshot_id in fidelity.failing_volume_snapshots
+        if fails or fidelity.volume_creation_time > timedelta(0):
+            fidelity.volume_records[volume.id] = _VolumeRecord(now, fidelity.volume_creation_time, fails)
+        if token:
+            fidelity.create_volume_tokens[key] = (signature, volume)
+        return result
+
+    return create_volume
+
+
+def _volume_status_property(fidelity: MotoFidelity) -> property:
+    def status(self: Volume) -> str:
+        """E60: the volume's state now (its CreateVolume timeline, else moto's in-use/available)."""
+        state = fidelity.volume_state(self.id)
+        if state is not None:
+            return state
+        return "in-use" if self.attachment else "available"
+
+    return property(status)
+
+
+def _delete_volume(fidelity: MotoFidelity) -> Callable[..., Volume]:
+    def delete_volume(self: EBSBackend, volume_id: str) -> Volume:
+        """E60: a `creating` volume cannot be deleted yet (see `_create_volume_response`)."""
+        if volume_id in self.volumes and fidelity.volume_state(volume_id) == "creating":
+            raise EC2ClientError(
+                fidelity.creating_volume_delete_error,
+                f"The volume '{volume_id}' is 'creating' and cannot be deleted.",
+            )
+        fidelity.volume_records.pop(volume_id, None)
+        deleted: Volume = _ORIGINAL["delete_volume"](self, volume_id)
+        return deleted
+
+    return delete_volume
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -2704,6 +3252,9 @@ def faithful_aws(
     image_copy_time: timedelta = DEFAULT_IMAGE_COPY_TIME,
     instance_start_time: timedelta = DEFAULT_INSTANCE_START_TIME,
     instance_stop_time: timedelta = DEFAULT_INSTANCE_STOP_TIME,
+    instance_launch_time: timedelta = DEFAULT_INSTANCE_LAUNCH_TIME,
+    status_check_time: timedelta = DEFAULT_STATUS_CHECK_TIME,
+    volume_creation_time: timedelta = DEFAULT_VOLUME_CREATION_TIME,
     account_id: str = DEFAULT_ACCOUNT_ID,
 ) -> Iterator[MotoFidelity]:
     """Install every patch for the duration of the block; yields the `MotoFidelity` with the helpers.
@@ -2714,7 +3265,9 @@ def faithful_aws(
     is how long a new EBS snapshot stays pending; `snapshot_copy_time` (E25) and `image_copy_time` (E32) how long a
     copy of CopySnapshot or CopyImage does (`timedelta(0)`: copies complete at once, as in moto);
     `instance_start_time` and `instance_stop_time` (E33) how long an instance is pending or stopping (default 0,
-    moto's immediate end state; also settable on the fidelity). Not re-entrant:
+    moto's immediate end state; also settable on the fidelity); `instance_launch_time` (E58), `status_check_time`
+    (E59) and `volume_creation_time` (E60) how long a launch is pending, status checks initializing and a new volume
+    creating (all default 0, moto's immediate end state; settable on the fidelity too). Not re-entrant:
     patch once, and use `fidelity.simulated_time(clock)` to change clocks inside (as tests/e2e/scenario.py does
     inside the server of scripts/local_aws.py)."""
     if _ACTIVE:
@@ -2731,6 +3284,9 @@ def faithful_aws(
         image_copy_time=image_copy_time,
         instance_start_time=instance_start_time,
         instance_stop_time=instance_stop_time,
+        instance_launch_time=instance_launch_time,
+        status_check_time=status_check_time,
+        volume_creation_time=volume_creation_time,
     )
     fidelity.sqs_clock = clock if sqs_time else None
     with ExitStack() as stack:
@@ -2773,6 +3329,15 @@ def faithful_aws(
         patch(mock.patch.object(Instance, "state_reason", _instance_state_reason_property(), create=True))
         patch(mock.patch.object(InstanceResponse, "start_instances", _start_instances_response(fidelity)))
         patch(mock.patch.object(InstanceResponse, "stop_instances", _stop_instances_response(fidelity)))
+        # Restore tests: launches, status checks, volumes (E56-E61)
+        launched = _run_instances_response(fidelity, InstanceResponse.run_instances)
+        patch(mock.patch.object(InstanceResponse, "run_instances", launched))
+        statuses = _describe_instance_status_response(fidelity)
+        patch(mock.patch.object(InstanceResponse, "describe_instance_status", statuses))
+        volumes = _create_volume_response(fidelity, ElasticBlockStore.create_volume)
+        patch(mock.patch.object(ElasticBlockStore, "create_volume", volumes))
+        patch(mock.patch.object(Volume, "status", _volume_status_property(fidelity)))
+        patch(mock.patch.object(EBSBackend, "delete_volume", _delete_volume(fidelity)))
         # RDS (E37-E39)
         patch(
             mock.patch.object(
@@ -4127,13 +4692,26 @@ EC2_MUTATING_ACTIONS = frozenset(
         "DeregisterImage",
         "StartInstances",
         "StopInstances",
+        # restore tests
+        "RunInstances",
+        "TerminateInstances",
+        "CreateVolume",
+        "DeleteVolume",
     }
 )
 # EC2 resource types by id prefix, and those whose ARN has an empty account field (Service Authorization Reference,
 # "Actions, resources, and condition keys for Amazon EC2", Resource types: arn:${Partition}:ec2:${Region}::image/
 # ${ImageId}, ...::snapshot/${SnapshotId}, arn:${Partition}:ec2:${Region}:${Account}:instance/${InstanceId},
 # ...:volume/${VolumeId}; https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonec2.html).
-EC2_RESOURCE_TYPES = {"ami": "image", "snap": "snapshot", "i": "instance", "vol": "volume"}
+EC2_RESOURCE_TYPES = {
+    "ami": "image",
+    "snap": "snapshot",
+    "i": "instance",
+    "vol": "volume",
+    "subnet": "subnet",
+    "sg": "security-group",
+    "eni": "network-interface",
+}
 EC2_UNOWNED_ARN_TYPES = frozenset({"image", "snapshot"})
 # The condition operators evaluated (IAM User Guide, "IAM JSON policy elements: Condition operators",
 # https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_condition_operators.html); any
@@ -4463,6 +5041,15 @@ def _exists(backend: Any, resource_id: str) -> bool:
     }
     if kind == "instance":
         return backend.get_instance_by_id(resource_id) is not None
+    if kind == "security-group":
+        return backend.get_security_group_from_id(resource_id) is not None
+    lookups = {"subnet": backend.get_subnet, "network-interface": backend.get_network_interface}
+    if kind in lookups:
+        try:
+            lookups[kind](resource_id)
+        except EC2ClientError:
+            return False
+        return True
     return resource_id in collections.get(kind or "", {})
 
 
@@ -4522,11 +5109,80 @@ def _ec2_authorisations(request: EC2Response, partition: str, account: str) -> l
         requested = _tag_context("aws:RequestTag", tags)
         resource_ids = request._get_param("Resources", [])
         return [item for resource_id in resource_ids for item in existing(resource_id, requested)]
+    if action == "RunInstances":
+        return _run_instances_authorisations(request, specified, existing, created, backend, partition)
+    if action == "CreateVolume":
+        return [
+            *created("volume", specified.get("volume", {})),
+            *existing(request._get_param("SnapshotId") or ""),
+        ]
+    if action == "DeleteVolume":
+        return existing(request._get_param("VolumeId"))
     if action == "DeleteSnapshot":
         return existing(request._get_param("SnapshotId"))
     if action == "DeregisterImage":
         return existing(request._get_param("ImageId"))
     return [item for instance_id in request._get_param("InstanceIds", []) for item in existing(instance_id)]
+
+
+def _run_instances_authorisations(
+    request: EC2Response,
+    specified: Mapping[str, Mapping[str, str]],
+    existing: Callable[[str], list[_Authorisation]],
+    created: Callable[[str, Mapping[str, str]], list[_Authorisation]],
+    backend: Any,
+    partition: str,
+) -> list[_Authorisation]:
+    """I2 for RunInstances: the resources EC2 authorises ec2:RunInstances on (Service Authorization Reference,
+    "Actions, resources, and condition keys for Amazon EC2", RunInstances: image*, instance*, network-interface*,
+    security-group*, subnet*, volume*, key-pair, snapshot, ...,
+    https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonec2.html): the AMI and any snapshot
+    of BlockDeviceMappings with their tags (aws:ResourceTag), the subnet(s), the security groups and existing network
+    interfaces named, the key pair (by name), and the instance, its volumes and a new network interface it creates
+    (`<type>/*` with aws:RequestTag/aws:TagKeys from their TagSpecification, and ec2:CreateTags with
+    ec2:CreateAction=RunInstances for the tags; EC2 User Guide, "Grant permission to tag Amazon EC2 resources during
+    creation"). Not modelled: the VPC's default security group when none is named, launch templates, placement
+    groups, capacity reservations."""
+    interfaces = request._get_param("NetworkInterfaces", []) or []
+    subnets = [request._get_param("SubnetId") or "", *(str(n.get("SubnetId", "")) for n in interfaces)]
+    groups = [
+        *(request._get_param("SecurityGroupIds", []) or []),
+        *(str(g) for n in interfaces for g in (n.get("Groups") or [])),
+    ]
+    enis = [str(n["NetworkInterfaceId"]) for n in interfaces if n.get("NetworkInterfaceId")]
+    snapshots = [
+        str(m["Ebs"]["SnapshotId"])
+        for m in request._get_param("BlockDeviceMappings", []) or []
+        if (m.get("Ebs") or {}).get("SnapshotId")
+    ]
+    key_name = request._get_param("KeyName")
+    key_pairs = []
+    if key_name:
+        key_pair = backend.key_pairs.get(key_name)
+        tags = backend.tags.get(key_pair.id, {}) if key_pair is not None else {}
+        arn = f"arn:{partition}:ec2:{request.region}:{backend.account_id}:key-pair/{key_name}"
+        key_pairs = [("ec2:RunInstances", arn, _tag_context("aws:ResourceTag", tags))]
+    new_interface = not interfaces or any(not n.get("NetworkInterfaceId") for n in interfaces)
+    new_interfaces = created("network-interface", specified.get("network-interface", {})) if new_interface else []
+    # ec2:AssociatePublicIpAddress, a condition key of the network-interface resource type of RunInstances (Service
+    # Authorization Reference, list_amazonec2): the request's AssociatePublicIpAddress of the new interface, absent
+    # from the context when the request does not say (the subnet's default then applies, which IAM does not see).
+    public_ip = next((n["AssociatePublicIpAddress"] for n in interfaces if "AssociatePublicIpAddress" in n), None)
+    if public_ip is not None and new_interfaces:
+        action, arn, context = new_interfaces[0]
+        # The query API sends the boolean as text ("false"), as moto hands it over.
+        new_interfaces[0] = (action, arn, {**context, "ec2:associatepublicipaddress": [str(public_ip).lower()]})
+    return [
+        *existing(request._get_param("ImageId") or ""),
+        *(item for snapshot_id in snapshots for item in existing(snapshot_id)),
+        *(item for subnet_id in dict.fromkeys(s for s in subnets if s) for item in existing(subnet_id)),
+        *(item for group_id in dict.fromkeys(groups) for item in existing(group_id)),
+        *(item for eni_id in enis for item in existing(eni_id)),
+        *key_pairs,
+        *new_interfaces,
+        *created("instance", specified.get("instance", {})),
+        *created("volume", specified.get("volume", {})),
+    ]
 
 
 def _camel_to_snake(action: str) -> str:
