@@ -123,6 +123,7 @@ def function_env(
         "OPS_DRY_RUN": "false",
         "OPS_COMPLETION_TIMEOUT_MINUTES": "60",
         "OPS_LEDGER_TTL_DAYS": "90",
+        "OPS_RESTORE_TEST": "",
     }
     env.update(overrides)
     return env

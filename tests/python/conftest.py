@@ -45,7 +45,7 @@ from ops_automation.ssm_runcommand import handlers as runcommand_handlers
 # What each Lambda handler was seen calling on AWS in these tests (the botocore event of every request), by the
 # handler string a Terraform module deploys. tests/hcl checks it against the rendered IAM policies.
 OBSERVED_CALLS_FILE = Path(__file__).resolve().parents[1] / "contracts" / "observed_api_calls.json"
-HANDLER_ENTRY_POINTS = {"plan_handler", "work_handler", "sweep_handler"}
+HANDLER_ENTRY_POINTS = {"plan_handler", "work_handler", "sweep_handler", "restore_handler"}
 _observed: dict[str, set[str]] = defaultdict(set)
 
 

@@ -233,3 +233,90 @@ def test_malformed_instance_tags_are_rejected(instance_tags: Any) -> None:
 def test_malformed_work_bodies_say_why(body: str, reason: str) -> None:
     with pytest.raises(MalformedEventError, match=reason):
         parse_work_body(body)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Restore tests' state events: decoded only by the modules that pass the decoders
+# ---------------------------------------------------------------------------------------------------------------
+
+RESTORE_EVENT_DECODERS = {
+    events.INSTANCE_STATE_CHANGE: events.decode_instance_state_change,
+    events.EBS_VOLUME_NOTIFICATION: events.decode_volume_notification,
+}
+
+
+def _instance_samples() -> list[Path]:
+    return sorted(EVENTS_DIR.glob("ec2-instance-state-*.json")) if EVENTS_DIR.is_dir() else []
+
+
+@needs_samples
+@pytest.mark.parametrize("path", _instance_samples(), ids=lambda path: path.name)
+def test_instance_state_change_samples_decode(path: Path) -> None:
+    event = _load(path)
+    parsed = events.parse_work_body(json.dumps(event), RESTORE_EVENT_DECODERS)
+    assert parsed == events.InstanceStateChange(
+        event["detail"]["instance-id"], event["detail"]["state"], event["region"], event["account"]
+    )
+
+
+def _volume_event(result: str = "available", cause: str = "", arn: str | None = None) -> dict[str, Any]:
+    """The `createVolume` examples of "Amazon EventBridge for Amazon EBS"
+    (https://docs.aws.amazon.com/ebs/latest/userguide/ebs-cloud-watch-events.html), placeholders filled in."""
+    return {
+        "version": "0",
+        "id": "01234567-0123-0123-0123-012345678901",
+        "detail-type": "EBS Volume Notification",
+        "source": "aws.ec2",
+        "account": "012345678901",
+        "time": "2024-05-01T01:05:00Z",
+        "region": "us-east-1",
+        "resources": [arn or "arn:aws:ec2:us-east-1:012345678901:volume/vol-01234567"],
+        "detail": {"result": result, "cause": cause, "event": "createVolume", "request-id": "01234567-0123-0123"},
+    }
+
+
+def test_volume_notifications_decode_success_and_failure() -> None:
+    parsed = events.parse_work_body(json.dumps(_volume_event()), RESTORE_EVENT_DECODERS)
+    assert parsed == events.VolumeNotification(
+        "vol-01234567", "createVolume", "available", "", "us-east-1", "012345678901"
+    )
+    failed = _volume_event(
+        "failed",
+        "arn:aws:kms:sa-east-1:0123456789ab:key/01234567-0123-0123-0123-0123456789ab is disabled.",
+        "arn:aws:ec2:sa-east-1:0123456789ab:volume/vol-01234567",
+    )
+    parsed = events.parse_work_body(json.dumps(failed), RESTORE_EVENT_DECODERS)
+    assert isinstance(parsed, events.VolumeNotification)
+    assert (parsed.result, parsed.region) == ("failed", "sa-east-1")  # the volume's region, from its ARN
+    assert "is disabled" in parsed.cause
+
+
+def test_restore_events_are_rejected_by_workers_without_their_decoders() -> None:
+    with pytest.raises(MalformedEventError, match="not a work message"):
+        parse_work_body(json.dumps(_volume_event()))
+
+
+@pytest.mark.parametrize(
+    ("event", "reason"),
+    [
+        ({**_volume_event(), "resources": []}, "no volume in resources"),
+        ({**_volume_event(), "resources": ["arn:aws:ec2:us-east-1:1:snapshot/snap-01234567"]}, "vol-"),
+        ({**_volume_event(), "detail": {"result": "available"}}, "'event'"),
+        (
+            {"detail-type": events.INSTANCE_STATE_CHANGE, "region": "us-east-1", "account": "1", "detail": {}},
+            "instance-id",
+        ),
+        (
+            {
+                "detail-type": events.INSTANCE_STATE_CHANGE,
+                "region": "us-east-1",
+                "account": "1",
+                "detail": {"instance-id": "ami-01234567", "state": "running"},
+            },
+            "not an id",
+        ),
+    ],
+)
+def test_malformed_restore_events_say_why(event: dict[str, Any], reason: str) -> None:
+    with pytest.raises(MalformedEventError, match=reason):
+        events.parse_work_body(json.dumps(event), RESTORE_EVENT_DECODERS)

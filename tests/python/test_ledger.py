@@ -161,3 +161,69 @@ def test_counts_are_added_atomically_and_read_back(ledger: Ledger) -> None:
     assert ledger.counts(tally) == {"done": 2, "planned": 3, "failed": 1}
     entry = ledger.get(tally)  # an entry like any other: the operator CLI can list it
     assert entry is not None and entry.state == "pending"
+
+
+def test_details_are_stored_replaced_when_given_and_kept_otherwise(ledger: Ledger) -> None:
+    ledger.transition(KEY, "pending", START, 90, details={"started_at": "2024-05-01T01:00:00Z", "backup_ids": "a,b"})
+    ledger.transition(KEY, "pending", START, 90, reason="still starting")
+    entry = ledger.get(KEY)
+    assert entry is not None and entry.details == {"started_at": "2024-05-01T01:00:00Z", "backup_ids": "a,b"}
+    # Replaced whole, not merged: a caller that wants to keep a key writes it again.
+    assert ledger.transition(KEY, "failed", START, 90, from_states={"pending"}, details={"result": "failed"})
+    entry = ledger.get(KEY)
+    assert entry is not None and entry.details == {"result": "failed"}
+    [listed] = ledger.partition("ami-backup", "nightly", "local", REGION)
+    assert listed.details == {"result": "failed"}
+
+
+def test_an_entry_without_details_reads_back_an_empty_map(ledger: Ledger) -> None:
+    ledger.transition(KEY, "pending", START, 90)
+    entry = ledger.get(KEY)
+    assert entry is not None and entry.details == {}
+
+
+LEASE = LedgerKey("ami-backup", "nightly", "local", REGION, "restore-lease#0")
+UNTIL = START + timedelta(minutes=45)
+
+
+def test_a_free_lease_is_taken_by_one_holder_only(ledger: Ledger) -> None:
+    assert ledger.acquire_lease(LEASE, "test-a", START, UNTIL)
+    assert not ledger.acquire_lease(LEASE, "test-b", START + timedelta(minutes=1), UNTIL)
+    # The holder's own redelivery keeps it (and moves its expiry).
+    assert ledger.acquire_lease(LEASE, "test-a", START + timedelta(minutes=2), UNTIL + timedelta(minutes=5))
+    assert not ledger.acquire_lease(LEASE, "test-b", UNTIL + timedelta(minutes=1), UNTIL + timedelta(hours=1))
+    entry = ledger.get(LEASE)  # listed like any entry: the CLI shows who holds the slot
+    assert entry is not None and (entry.state, entry.source_id) == ("pending", "test-a")
+
+
+def test_an_expired_lease_is_free_for_another_holder(ledger: Ledger) -> None:
+    assert ledger.acquire_lease(LEASE, "crashed", START, UNTIL)
+    assert not ledger.acquire_lease(LEASE, "next", UNTIL, UNTIL + timedelta(minutes=45))  # expiry is inclusive
+    assert ledger.acquire_lease(LEASE, "next", UNTIL + timedelta(seconds=1), UNTIL + timedelta(minutes=45))
+    # The crashed holder's late release must not free the new holder's slot.
+    assert not ledger.release_lease(LEASE, "crashed", UNTIL + timedelta(minutes=1))
+    assert not ledger.acquire_lease(LEASE, "third", UNTIL + timedelta(minutes=2), UNTIL + timedelta(hours=1))
+
+
+def test_a_released_lease_is_free_and_releasing_twice_says_so(ledger: Ledger) -> None:
+    assert ledger.acquire_lease(LEASE, "test-a", START, UNTIL)
+    assert ledger.release_lease(LEASE, "test-a", START)
+    assert not ledger.release_lease(LEASE, "test-a", START)
+    entry = ledger.get(LEASE)  # kept (UpdateItem only: the roles have no DeleteItem), marked free
+    assert entry is not None and entry.state == "deleted"
+    assert ledger.acquire_lease(LEASE, "test-b", START, UNTIL)
+    entry = ledger.get(LEASE)
+    assert entry is not None and (entry.state, entry.source_id) == ("pending", "test-b")
+
+
+def test_release_of_a_lease_never_taken_is_false(ledger: Ledger) -> None:
+    assert not ledger.release_lease(LEASE, "nobody", START)
+
+
+def test_dynamodb_lease_items_expire_a_day_after_the_lease(infra: Infra) -> None:
+    ledger = DynamoLedger(infra.dynamodb, LEDGER_TABLE)
+    assert ledger.acquire_lease(LEASE, "test-a", START, UNTIL)
+    [item] = infra.dynamodb.scan(TableName=LEDGER_TABLE)["Items"]
+    assert item["lease_until"] == {"N": str(int(UNTIL.timestamp()))}
+    assert item["expires_at"] == {"N": str(int((UNTIL + timedelta(days=1)).timestamp()))}
+    assert ledger.counts(LEASE) == {}  # the expiry is not a counter

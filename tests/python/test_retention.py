@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from ops_automation.core import retention
 from ops_automation.core.retention import RetentionItem, RetentionPlan, plan_retention
 
 NOW = datetime(2024, 6, 1, tzinfo=UTC)
@@ -172,3 +174,115 @@ def test_example_equal_creation_times_still_keep_exactly_generations() -> None:
 def test_generations_below_one_is_rejected() -> None:
     with pytest.raises(ValueError, match="generations"):
         plan_retention([], 0, None, NOW)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Restore test results (core.restore tags the backups; retention reads them)
+# ---------------------------------------------------------------------------------------------------------------
+
+RESTORE_RESULTS = (None, None, "passed", "failed")
+
+
+@st.composite
+def restore_histories(draw: st.DrawFn) -> list[RetentionItem]:
+    return [
+        replace(item, restore=draw(st.sampled_from(RESTORE_RESULTS)) if item.state == "available" else None)
+        for item in draw(histories())
+    ]
+
+
+def _proven_good(items: list[RetentionItem]) -> list[RetentionItem]:
+    return [item for item in items if item.managed and item.state == "available" and item.restore != "failed"]
+
+
+@given(restore_histories(), generations_st, max_age_st)
+def test_the_newest_backup_that_passed_a_restore_test_is_never_deleted(
+    items: list[RetentionItem], generations: int, max_age: int | None
+) -> None:
+    passed = [item for item in _proven_good(items) if item.restore == "passed"]
+    if passed:
+        newest = max(passed, key=lambda item: (item.created_at, item.id))
+        assert newest.id not in plan_retention(items, generations, max_age, NOW).delete_ids
+
+
+@given(restore_histories(), generations_st, max_age_st)
+def test_a_backup_that_failed_its_restore_test_goes_only_once_superseded(
+    items: list[RetentionItem], generations: int, max_age: int | None
+) -> None:
+    plan = plan_retention(items, generations, max_age, NOW)
+    good = _proven_good(items)
+    for item in _deleted(plan):
+        if item.restore == "failed":
+            assert sum(1 for other in good if other.created_at > item.created_at) >= generations
+    remaining_good = [item for item in good if item.id not in plan.delete_ids]
+    assert len(remaining_good) >= min(generations, len(good))
+
+
+def _tested(item_id: str, days_old: float, restore: str | None) -> RetentionItem:
+    return replace(_item(item_id, days_old), restore=restore)  # type: ignore[arg-type]
+
+
+def test_example_a_failed_restore_is_retired_and_the_last_passed_backup_kept() -> None:
+    """generations = 1: B1 passed its test, B2 failed its test, B3 is new (untested)."""
+    items = [_tested("B1", 2, "passed"), _tested("B2", 1, "failed"), _tested("B3", 0, None)]
+    plan = plan_retention(items, 1, None, NOW)
+    assert plan.delete_ids == ("B2",)
+    reasons = {decision.item.id: decision.reason for decision in plan.keep}
+    assert reasons == {"B3": retention.WITHIN_GENERATIONS, "B1": retention.NEWEST_PASSED}
+    assert plan.delete[0].reason == retention.RESTORE_FAILED_SUPERSEDED
+
+
+def test_example_only_the_newest_passed_backup_is_kept_beyond_generations() -> None:
+    items = [_tested("B1", 3, "passed"), _tested("B2", 2, "passed"), _tested("B3", 1, None), _tested("B4", 0, None)]
+    plan = plan_retention(items, 2, None, NOW)
+    assert set(plan.delete_ids) == {"B1"}
+    assert {d.item.id: d.reason for d in plan.keep}["B2"] == retention.NEWEST_PASSED
+
+
+def test_example_a_newest_backup_that_failed_its_restore_test_holds_every_deletion() -> None:
+    items = [_tested("B1", 2, None), _tested("B2", 1, None), _tested("B3", 0, "failed")]
+    plan = plan_retention(items, 1, None, NOW)
+    assert plan.delete == ()
+    assert {d.reason for d in plan.keep} == {retention.NEWEST_NOT_AVAILABLE}
+
+
+def test_example_a_failed_restore_is_kept_while_not_superseded() -> None:
+    items = [_tested("B1", 1, "failed"), _tested("B2", 0, None)]
+    plan = plan_retention(items, 2, None, NOW)
+    assert plan.delete == ()
+    assert {d.item.id: d.reason for d in plan.keep}["B1"] == retention.RESTORE_FAILED_NOT_SUPERSEDED
+
+
+def test_without_restore_tags_plans_are_unchanged() -> None:
+    items = [_item(f"ami-{n}", n) for n in range(6)]
+    assert plan_retention(items, 2, None, NOW) == plan_retention(
+        [replace(item, restore=None) for item in items], 2, None, NOW
+    )
+
+
+def test_an_image_and_a_snapshot_set_carry_their_restore_result_into_retention() -> None:
+    from ops_automation.ami_backup.decisions import retention_item as image_item
+    from ops_automation.core import tagging
+    from ops_automation.core.snapshots import SnapshotSet
+    from ops_automation.core.snapshots import retention_item as set_item
+
+    owned = [{"Key": tagging.MANAGED_BY, "Value": tagging.MANAGED_BY_VALUE}, {"Key": tagging.POLICY, "Value": "p"}]
+
+    def result(value: str) -> list[dict[str, str]]:
+        return [*owned, {"Key": tagging.RESTORE_RESULT, "Value": value}]
+
+    image = {"ImageId": "ami-1", "CreationDate": "2024-05-01T01:00:00.000Z", "State": "available", "Tags": owned}
+    assert image_item(image, "p").restore is None  # type: ignore[union-attr]
+    assert image_item({**image, "Tags": result("failed")}, "p").restore == "failed"  # type: ignore[union-attr]
+
+    def snapshot(snapshot_id: str, tags: list[dict[str, str]]) -> dict[str, object]:
+        return {"SnapshotId": snapshot_id, "State": "completed", "StartTime": NOW, "Tags": tags}
+
+    both_passed = SnapshotSet("s", (snapshot("snap-1", result("passed")), snapshot("snap-2", result("passed"))))
+    one_tagged = SnapshotSet("s", (snapshot("snap-1", result("passed")), snapshot("snap-2", owned)))
+    one_failed = SnapshotSet("s", (snapshot("snap-1", result("failed")), snapshot("snap-2", result("passed"))))
+    assert [set_item(s, "p").restore for s in (both_passed, one_tagged, one_failed)] == [  # type: ignore[union-attr]
+        "passed",
+        None,
+        "failed",
+    ]

@@ -65,11 +65,21 @@ def ledger_key(rt: Runtime[Any], target: Target, resource_id: str) -> LedgerKey:
     return LedgerKey(rt.service, rt.policy, target.account, target.region, resource_id)
 
 
-def first_failure(rt: Runtime[Any], target: Target, resource_id: str, ttl_days: int, **fields: str) -> bool:
+def first_failure(
+    rt: Runtime[Any],
+    target: Target,
+    resource_id: str,
+    ttl_days: int,
+    source_id: str | None = None,
+    slot: str | None = None,
+    reason: str | None = None,
+) -> bool:
     """Whether this call is the first to write `resource_id` (a conditional put of a `failed` ledger item): what makes
     an alert once per marker, whatever the deliveries."""
     key = ledger_key(rt, target, resource_id)
-    return rt.ledger.transition(key, "failed", rt.clock(), ttl_days, from_states=(), **fields)
+    return rt.ledger.transition(
+        key, "failed", rt.clock(), ttl_days, from_states=(), source_id=source_id, slot=slot, reason=reason
+    )
 
 
 def request_completion(

@@ -19,6 +19,10 @@ AMI_STATE_CHANGE = "EC2 AMI State Change"
 EBS_SNAPSHOT_NOTIFICATION = "EBS Snapshot Notification"
 EBS_MULTI_VOLUME_SNAPSHOTS = "EBS Multi-Volume Snapshots Completion Status"
 CLOUDTRAIL_API_CALL = "AWS API Call via CloudTrail"
+# Restore tests (core.restore): the restored instance's and volume's state events. Modules that run restore tests
+# pass `decode_instance_state_change` / `decode_volume_notification` in their decoders; the others reject them.
+INSTANCE_STATE_CHANGE = "EC2 Instance State-change Notification"
+EBS_VOLUME_NOTIFICATION = "EBS Volume Notification"
 _REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-[0-9]$")
 SLOT_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
@@ -160,6 +164,32 @@ class SnapshotEvent:
     @property
     def succeeded(self) -> bool:
         return self.result == "succeeded"
+
+
+@dataclass(frozen=True)
+class InstanceStateChange:
+    """`EC2 Instance State-change Notification`: `detail` holds only `instance-id` and `state` (pending, running,
+    stopping, stopped, shutting-down, terminated); no tags, so whether the instance is ours is for the ledger to say.
+    https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/monitoring-instance-state-changes.html"""
+
+    instance_id: str
+    state: str
+    region: str
+    account: str
+
+
+@dataclass(frozen=True)
+class VolumeNotification:
+    """`EBS Volume Notification`: `detail` holds `event` (createVolume, deleteVolume, attachVolume, ...), `result`
+    (createVolume: available or failed), `cause` and `request-id`; the volume is only in `resources`, as an ARN.
+    https://docs.aws.amazon.com/ebs/latest/userguide/ebs-cloud-watch-events.html"""
+
+    volume_id: str
+    event: str
+    result: str
+    cause: str
+    region: str
+    account: str
 
 
 Decoder = Callable[[Mapping[str, Any]], Any]
@@ -369,6 +399,39 @@ def decode_api_call_event(event: Mapping[str, Any]) -> ApiCallEvent:
         request_parameters=dict(parameters or {}),
         error_code=str(detail.get("errorCode") or ""),
         error_message=str(detail.get("errorMessage") or ""),
+    )
+
+
+def decode_instance_state_change(event: Mapping[str, Any]) -> InstanceStateChange:
+    detail = event.get("detail")
+    if not isinstance(detail, Mapping):
+        raise MalformedEventError("instance state-change event has no detail object")
+    instance_id = text(detail, "instance-id", where="detail")
+    if not re.fullmatch(r"i-[0-9a-f]{8,17}", instance_id):
+        raise MalformedEventError(f"instance state-change event detail.instance-id is not an id: {instance_id!r}")
+    return InstanceStateChange(
+        instance_id=instance_id,
+        state=text(detail, "state", where="detail"),
+        region=text(event, "region"),
+        account=text(event, "account"),
+    )
+
+
+def decode_volume_notification(event: Mapping[str, Any]) -> VolumeNotification:
+    detail = event.get("detail")
+    if not isinstance(detail, Mapping):
+        raise MalformedEventError("EBS volume event has no detail object")
+    resources = event.get("resources")
+    if not isinstance(resources, list) or not resources or not isinstance(resources[0], str):
+        raise MalformedEventError(f"EBS volume event has no volume in resources: {resources!r}")
+    return VolumeNotification(
+        volume_id=resource_id(resources[0], "volume/", "vol-"),
+        event=text(detail, "event", where="detail"),
+        # Events other than createVolume may carry no result; only createVolume's is acted on.
+        result=str(detail.get("result") or ""),
+        cause=str(detail.get("cause") or ""),
+        region=arn_region(resources[0]) or text(event, "region"),
+        account=text(event, "account"),
     )
 
 

@@ -3,13 +3,16 @@
 One item per resource, keyed so that a state event naming only the resource id (an AMI event carries nothing else)
 finds it with one GetItem: no item means the resource is not this policy's, and no EC2 call is needed to say so.
 Transitions are conditional, so side effects tied to them (a metric, an alert) happen once.
+
+Leases (`acquire_lease`) cap how many of something run at once across concurrent workers: a lease item names its
+holder and an expiry, so a holder that crashed frees its slot by itself.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Protocol
 
 from botocore.exceptions import ClientError
@@ -52,6 +55,14 @@ class LedgerEntry:
     # Resources a request made (the snapshots of one CreateSnapshots call), so a repeated delivery finds them
     # without asking EC2.
     refs: tuple[str, ...] = ()
+    # What a multi-step operation records as it goes (a restore test's resources, timings and result).
+    details: Mapping[str, str] = field(default_factory=dict)
+
+
+# Lease items outlive their expiry by a day in the table (TTL), so an operator can still see who held a slot.
+LEASE_RETENTION = timedelta(days=1)
+# A released lease's expiry: the epoch, before any `now`.
+_RELEASED = datetime.fromtimestamp(0, UTC)
 
 
 class Ledger(Protocol):
@@ -67,10 +78,12 @@ class Ledger(Protocol):
         reason: str | None = None,
         refs: Sequence[str] | None = None,
         expected_updated_at: str | None = None,
+        details: Mapping[str, str] | None = None,
     ) -> bool:
         """Move to `to_state` if the entry is absent or in `from_states` (any state when None) and, when
-        `expected_updated_at` is given, still as last read (a fencing token); `source_id`, `slot`, `reason` and
-        `refs` are stored when given. Returns whether this call made the change."""
+        `expected_updated_at` is given, still as last read (a fencing token); `source_id`, `slot`, `reason`,
+        `refs` and `details` (replacing the stored map) are stored when given. Returns whether this call made the
+        change."""
 
     def get(self, key: LedgerKey) -> LedgerEntry | None: ...
 
@@ -85,6 +98,15 @@ class Ledger(Protocol):
         """Every entry of one policy in one account and region, in key order, claims and markers included
         (read-only: the operator CLI's history and report)."""
 
+    def acquire_lease(self, key: LedgerKey, holder: str, now: datetime, until: datetime) -> bool:
+        """Take the lease `key` for `holder` until `until` if it is free (absent, or expired: its expiry before
+        `now`) or already `holder`'s (the expiry is then moved to `until`). Returns whether `holder` holds it."""
+
+    def release_lease(self, key: LedgerKey, holder: str, now: datetime) -> bool:
+        """Free the lease if `holder` still holds it (the item stays, `deleted`, its expiry zeroed: a write the
+        ledger's UpdateItem permission covers); False when it expired and another holder took it, or it is already
+        free."""
+
 
 def _expires_at(now: datetime, ttl_days: int) -> int:
     return int((now + timedelta(days=ttl_days)).timestamp())
@@ -94,6 +116,7 @@ class InMemoryLedger:
     def __init__(self) -> None:
         self.entries: dict[tuple[str, str], LedgerEntry] = {}
         self.counters: dict[tuple[str, str], dict[str, int]] = {}
+        self.leases: dict[tuple[str, str], datetime] = {}
 
     def transition(
         self,
@@ -107,6 +130,7 @@ class InMemoryLedger:
         reason: str | None = None,
         refs: Sequence[str] | None = None,
         expected_updated_at: str | None = None,
+        details: Mapping[str, str] | None = None,
     ) -> bool:
         current = self.entries.get((key.pk, key.sk))
         stamp = format_time(now)
@@ -125,6 +149,7 @@ class InMemoryLedger:
             slot=slot or current.slot,
             reason=current.reason if reason is None else reason,
             refs=current.refs if refs is None else tuple(refs),
+            details=current.details if details is None else dict(details),
         )
         return True
 
@@ -148,6 +173,28 @@ class InMemoryLedger:
             if entry_pk == pk:
                 yield entry
 
+    def acquire_lease(self, key: LedgerKey, holder: str, now: datetime, until: datetime) -> bool:
+        current = self.entries.get((key.pk, key.sk))
+        expiry = self.leases.get((key.pk, key.sk))
+        if current is not None and current.source_id != holder and expiry is not None and expiry >= now:
+            return False
+        stamp = format_time(now)
+        created = current.created_at if current is not None else stamp
+        self.entries[(key.pk, key.sk)] = LedgerEntry(
+            key, "pending", holder, "", created, stamp, _expires_at(until + LEASE_RETENTION, 0)
+        )
+        self.leases[(key.pk, key.sk)] = until
+        return True
+
+    def release_lease(self, key: LedgerKey, holder: str, now: datetime) -> bool:
+        current = self.entries.get((key.pk, key.sk))
+        expiry = self.leases.get((key.pk, key.sk))
+        if current is None or current.source_id != holder or expiry is None or expiry <= _RELEASED:
+            return False
+        self.entries[(key.pk, key.sk)] = replace(current, state="deleted", updated_at=format_time(now))
+        self.leases[(key.pk, key.sk)] = _RELEASED
+        return True
+
 
 class DynamoLedger:
     def __init__(self, dynamodb: Any, table_name: str) -> None:
@@ -166,6 +213,7 @@ class DynamoLedger:
         reason: str | None = None,
         refs: Sequence[str] | None = None,
         expected_updated_at: str | None = None,
+        details: Mapping[str, str] | None = None,
     ) -> bool:
         values: dict[str, Any] = {
             ":state": {"S": to_state},
@@ -185,6 +233,9 @@ class DynamoLedger:
         if refs is not None:
             values[":refs"] = {"L": [{"S": ref} for ref in refs]}
             sets.append("refs = :refs")
+        if details is not None:
+            values[":details"] = {"M": {name: {"S": value} for name, value in details.items()}}
+            sets.append("details = :details")
         condition: dict[str, Any] = {}
         if from_states is not None:
             names = [f":from{index}" for index in range(len(from_states))]
@@ -266,10 +317,64 @@ class DynamoLedger:
             for item in page.get("Items", []):
                 yield entry_of(LedgerKey(service, policy, account, region, item["sk"]["S"]), item)
 
+    def acquire_lease(self, key: LedgerKey, holder: str, now: datetime, until: datetime) -> bool:
+        """One conditional UpdateItem: the condition is the whole decision, so of concurrent takers of a free slot
+        exactly one wins (DynamoDB Developer Guide, "Condition expressions"). The holder is the item's
+        `source_id`, so the operator CLI lists who holds which slot."""
+        try:
+            self._dynamodb.update_item(
+                TableName=self._table,
+                Key={"pk": {"S": key.pk}, "sk": {"S": key.sk}},
+                UpdateExpression=(
+                    "SET #state = :pending, source_id = :holder, lease_until = :until, updated_at = :now, "
+                    "created_at = if_not_exists(created_at, :now), expires_at = :expires"
+                ),
+                ConditionExpression="attribute_not_exists(pk) OR source_id = :holder OR lease_until < :epoch",
+                ExpressionAttributeNames={"#state": "state"},
+                ExpressionAttributeValues={
+                    ":pending": {"S": "pending"},
+                    ":holder": {"S": holder},
+                    ":until": {"N": str(int(until.timestamp()))},
+                    ":epoch": {"N": str(int(now.timestamp()))},
+                    ":now": {"S": format_time(now)},
+                    ":expires": {"N": str(_expires_at(until + LEASE_RETENTION, 0))},
+                },
+            )
+        except ClientError as error:
+            if error_code(error) == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
 
-# The counters of a tally item (`add_counts`): its numeric attributes other than the TTL.
+    def release_lease(self, key: LedgerKey, holder: str, now: datetime) -> bool:
+        try:
+            self._dynamodb.update_item(
+                TableName=self._table,
+                Key={"pk": {"S": key.pk}, "sk": {"S": key.sk}},
+                UpdateExpression="SET #state = :deleted, lease_until = :released, updated_at = :now",
+                ConditionExpression="source_id = :holder AND lease_until > :released",
+                ExpressionAttributeNames={"#state": "state"},
+                ExpressionAttributeValues={
+                    ":holder": {"S": holder},
+                    ":deleted": {"S": "deleted"},
+                    ":released": {"N": "0"},
+                    ":now": {"S": format_time(now)},
+                },
+            )
+        except ClientError as error:
+            if error_code(error) == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+
+# The counters of a tally item (`add_counts`): its numeric attributes other than the TTL and a lease's expiry.
 def _counters(item: Mapping[str, Any]) -> dict[str, int]:
-    return {name: int(value["N"]) for name, value in item.items() if "N" in value and name != "expires_at"}
+    return {
+        name: int(value["N"])
+        for name, value in item.items()
+        if "N" in value and name not in ("expires_at", "lease_until")
+    }
 
 
 def entry_of(key: LedgerKey, item: dict[str, Any]) -> LedgerEntry:
@@ -284,4 +389,5 @@ def entry_of(key: LedgerKey, item: dict[str, Any]) -> LedgerEntry:
         expires_at=int(item["expires_at"]["N"]),
         reason=item.get("reason", {}).get("S", ""),
         refs=tuple(ref["S"] for ref in item.get("refs", {}).get("L", [])),
+        details={name: value["S"] for name, value in item.get("details", {}).get("M", {}).items()},
     )

@@ -18,6 +18,9 @@ OLDER_THAN_MAX_AGE = "older than max_age_days and beyond the generation floor"
 PENDING = "pending backups are never deleted"
 FAILED_SUPERSEDED = "failed, with enough good backups newer than it"
 FAILED_NOT_SUPERSEDED = "failed, but fewer good backups newer than it than generations"
+RESTORE_FAILED_SUPERSEDED = "failed its restore test, with enough good backups newer than it"
+RESTORE_FAILED_NOT_SUPERSEDED = "failed its restore test, but fewer good backups newer than it than generations"
+NEWEST_PASSED = "newest backup that passed a restore test"
 
 
 @dataclass(frozen=True)
@@ -26,6 +29,13 @@ class RetentionItem:
     created_at: datetime
     state: State
     managed: bool
+    # The last restore test's result (core.restore), None when never tested. A backup that failed one is no
+    # backup: it counts as failed. The newest that passed is the one copy proven to restore: always kept.
+    restore: Literal["passed", "failed"] | None = None
+
+    @property
+    def effective_state(self) -> State:
+        return "failed" if self.state == "available" and self.restore == "failed" else self.state
 
 
 @dataclass(frozen=True)
@@ -62,21 +72,28 @@ def plan_retention(
     )
     if not managed:
         return RetentionPlan(delete=(), keep=())
-    if managed[0].state != "available":
+    if managed[0].effective_state != "available":
         return RetentionPlan(delete=(), keep=tuple(Decision(item, NEWEST_NOT_AVAILABLE) for item in managed))
 
     cutoff = now - timedelta(days=max_age_days) if max_age_days is not None else None
+    newest_passed = next((item for item in managed if item.state == "available" and item.restore == "passed"), None)
     delete: list[Decision] = []
     keep: list[Decision] = []
     good_newer = 0  # good items strictly ahead of the current one in newest-first order
     for item in managed:
-        if item.state == "pending":
+        state = item.effective_state
+        if state == "pending":
             keep.append(Decision(item, PENDING))
-        elif item.state == "failed":
+        elif state == "failed":
             superseded = good_newer >= generations
-            (delete if superseded else keep).append(
-                Decision(item, FAILED_SUPERSEDED if superseded else FAILED_NOT_SUPERSEDED)
-            )
+            if item.state == "failed":
+                reason = FAILED_SUPERSEDED if superseded else FAILED_NOT_SUPERSEDED
+            else:
+                reason = RESTORE_FAILED_SUPERSEDED if superseded else RESTORE_FAILED_NOT_SUPERSEDED
+            (delete if superseded else keep).append(Decision(item, reason))
+        elif item is newest_passed and good_newer >= generations:
+            keep.append(Decision(item, NEWEST_PASSED))
+            good_newer += 1
         elif good_newer < generations:
             keep.append(Decision(item, WITHIN_GENERATIONS))
             good_newer += 1

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from . import tagging
 from .retention import RetentionItem, State
@@ -164,5 +164,20 @@ def retention_item(snapshot_set: SnapshotSet, policy: str) -> RetentionItem | No
     if state is None:
         return None
     return RetentionItem(
-        id=snapshot_set.key, created_at=snapshot_set.created_at, state=state, managed=snapshot_set.owned_by(policy)
+        id=snapshot_set.key,
+        created_at=snapshot_set.created_at,
+        state=state,
+        managed=snapshot_set.owned_by(policy),
+        restore=set_restore_result(snapshot_set),
     )
+
+
+def set_restore_result(snapshot_set: SnapshotSet) -> Literal["passed", "failed"] | None:
+    """A set's restore result is tagged on every snapshot of it. One `failed` fails the set; `passed` needs all:
+    a set whose tagging was interrupted counts as untested until the test's retry finishes tagging it."""
+    results = [
+        tagging.tag_dict(snapshot.get("Tags")).get(tagging.RESTORE_RESULT) for snapshot in snapshot_set.snapshots
+    ]
+    if "failed" in results:
+        return "failed"
+    return "passed" if results and all(result == "passed" for result in results) else None

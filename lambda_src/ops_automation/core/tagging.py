@@ -21,6 +21,12 @@ SOURCE_POLICY = f"{PREFIX}source-policy"
 SLOT = f"{PREFIX}slot"
 # The crash-consistent set one CreateSnapshots call made: its snapshots are kept or retired together.
 SNAPSHOT_SET = f"{PREFIX}snapshot-set"
+# Restore tests (core.restore). On a backup (the AMI; every snapshot of an EBS set): the last test's result
+# (passed|failed, read by retention) and its slot. On every resource a test restores: the test's id, which is
+# what the sweep looks for and what IAM requires on RunInstances / CreateVolume / TerminateInstances / DeleteVolume.
+RESTORE_RESULT = f"{PREFIX}restore-result"
+RESTORE_TESTED = f"{PREFIX}restore-tested"
+RESTORE_TEST = f"{PREFIX}restore-test"
 
 MAX_TAGS_PER_RESOURCE = 50
 _SOURCE_KEYS = {

@@ -87,8 +87,17 @@ def slot_deadline(rt: SchedulerRuntime, slot: str) -> datetime:
     return parse_time(slot, "slot") + timedelta(minutes=rt.config.completion.timeout_minutes)
 
 
-def _first(rt: SchedulerRuntime, target: Target, marker: str, **fields: str) -> bool:
-    return first_failure(rt, target, marker, rt.config.completion.ledger_ttl_days, **fields)
+def _first(
+    rt: SchedulerRuntime,
+    target: Target,
+    marker: str,
+    source_id: str | None = None,
+    slot: str | None = None,
+    reason: str | None = None,
+) -> bool:
+    return first_failure(
+        rt, target, marker, rt.config.completion.ledger_ttl_days, source_id=source_id, slot=slot, reason=reason
+    )
 
 
 def report_once(rt: SchedulerRuntime, target: Target, resource_id: str, reason: str) -> None:
