@@ -4,6 +4,11 @@ schedule → `plan_handler` streams the targets and enqueues one `create_image` 
 creates the AMI (tagged at creation; the deterministic name makes a repeated delivery adopt it) and records it
 as pending → the `EC2 AMI State Change` event, or the delayed check as the safety net, completes it once →
 retention deregisters older managed AMIs of that instance → their snapshots are purged later, with retries.
+
+Restore tests (optional, `restore_test`): a third schedule → `restore_handler` plans tests of the newest good AMI
+per instance → the worker launches each in the isolated test subnet, judges it on its `EC2 Instance State-change
+Notification` events and delayed checks, terminates it and tags the AMI passed / failed (core.restore, with
+ami_backup.restore's adapter).
 """
 
 from __future__ import annotations
@@ -25,15 +30,18 @@ from ..core.errors import (
     IMAGE_GONE_ERRORS,
     INCORRECT_INSTANCE_STATE,
     INSTANCE_GONE_ERRORS,
+    ConfigError,
     MalformedEventError,
     error_code,
 )
 from ..core.events import (
+    INSTANCE_STATE_CHANGE,
     AmiStateChange,
     CheckMessage,
     PurgeSnapshotsMessage,
     ScopeMessage,
     SlotAuditMessage,
+    decode_instance_state_change,
     parse_schedule_event,
     parse_time,
 )
@@ -42,6 +50,7 @@ from ..core.ledger import LedgerEntry
 from ..core.observability import count, logger, metrics
 from ..core.planner import audit_slot, plan_scope, plan_slot
 from ..core.purge import handle_purge, retire_images
+from ..core.restore import RESTORE_DECODERS, handle_restore_item, is_restore_item, plan_restore_tests
 from ..core.retention import RetentionItem, plan_retention
 from ..core.runtime import Lazy, Runtime, build_runtime
 from ..core.scope import LazyClient, Target, target_of_event
@@ -57,9 +66,14 @@ from .decisions import (
     retention_item,
     source_filters,
 )
+from .restore import AmiRestore
 
 SERVICE = "ami-backup"
-DECODERS = {"create_image": decode_create_image}
+DECODERS = {
+    "create_image": decode_create_image,
+    **RESTORE_DECODERS,
+    INSTANCE_STATE_CHANGE: decode_instance_state_change,
+}
 # A fanned-out scope hands out its CreateImage items at ebs-snapshot's pace, 2 per second per account and region
 # (per-message SQS delays, up to 15 minutes: 1,800 items): CreateImage draws on the same per-account-and-region EC2
 # mutating bucket, shared with every other tool of the account. Unpaced, the landing-zone bench had its 5 consumers
@@ -179,6 +193,8 @@ def work_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFa
 
 
 def handle_item(rt: AmiRuntime, item: Any) -> dict[str, Any]:
+    if is_restore_item(item):
+        return handle_restore(rt, item)
     if not isinstance(item, AmiStateChange) and item.policy != rt.policy:
         raise MalformedEventError(f"message for policy {item.policy!r} reached policy {rt.policy!r}")
     if isinstance(item, CreateImageMessage):
@@ -336,3 +352,48 @@ def _retain(rt: AmiRuntime, ec2: Any, target: Target, entry: LedgerEntry, observ
     if retirement.errors:
         raise RetentionError(f"retention for {entry.source_id} incomplete: " + "; ".join(retirement.errors))
     return {"deleted": list(retirement.deregistered), "snapshots_scheduled": list(retirement.snapshot_ids)}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Restore tests
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+def restore_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """The `restore` function's schedule: plans restore tests (reads only; the worker runs them). Its runtime is
+    the planner's kind (a scheduled reader): each function has its own container."""
+    rt = planner_runtime()
+    slot = parse_schedule_event(event).slot
+    logger.append_keys(policy=rt.policy)
+    return plan_restore(rt, slot)
+
+
+def plan_restore(rt: AmiRuntime, slot: str) -> dict[str, Any]:
+    config = rt.config.restore
+    if config is None:
+        raise ConfigError("OPS_RESTORE_TEST", "", "restore tests are off: the restore function has nothing to plan")
+    return plan_restore_tests(rt, restore_adapter(rt), config, slot)
+
+
+def restore_adapter(rt: AmiRuntime) -> AmiRestore:
+    """The adapter for the policy's one restore target; its SSM client (validation only) is made on first use."""
+    config = rt.config.restore
+    assert config is not None
+    target = config.target(rt.clients.default_region)
+    ssm = LazyClient(lambda: rt.clients.client("ssm", target.region, target.role_arn))
+    return AmiRestore(config, rt.policy, ssm)
+
+
+def handle_restore(rt: AmiRuntime, item: Any) -> dict[str, Any]:
+    """A restore test's message or an instance state event. With restore tests off (turned off while messages were
+    queued; the state-event rule exists only with them on), nothing is done."""
+    policy = getattr(item, "policy", rt.policy)
+    if policy != rt.policy:
+        raise MalformedEventError(f"message for policy {policy!r} reached policy {rt.policy!r}")
+    config = rt.config.restore
+    if config is None:
+        logger.info("restore tests are off; item dropped", extra={"item": type(item).__name__})
+        return {"outcome": "ignored", "reason": "restore tests are off"}
+    return handle_restore_item(rt, restore_adapter(rt), config, item)
