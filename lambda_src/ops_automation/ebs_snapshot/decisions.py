@@ -10,6 +10,7 @@ from ..core import config, tagging
 from ..core.config import CompletionConfig, RetentionConfig, ScopeConfig, VolumeTargetConfig
 from ..core.errors import ConfigError, InvalidInputError, MalformedEventError
 from ..core.events import WorkMessage, optional_tags, optional_text, parse_time, text, text_list, time_field
+from ..core.restore import RestoreTestConfig
 from ..core.targeting import Instance
 
 SnapshotMode = Literal["volume", "instance"]
@@ -30,6 +31,8 @@ class EbsSnapshotConfig:
     completion: CompletionConfig
     mode: SnapshotMode
     copy_volume_tags: bool
+    # Restore tests (OPS_RESTORE_TEST; None: off): one new volume per snapshot of a set, `available`, then deleted.
+    restore: RestoreTestConfig | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> EbsSnapshotConfig:
@@ -55,6 +58,7 @@ class EbsSnapshotConfig:
             completion=CompletionConfig.from_env(env),
             mode=mode,
             copy_volume_tags=config.boolean(env, "OPS_COPY_VOLUME_TAGS"),
+            restore=RestoreTestConfig.from_env(env),
         )
 
 

@@ -4,6 +4,10 @@ schedule → `plan_handler` streams the volumes (volume mode) or instances (inst
 each → `work_handler` claims (policy, source, slot) in the ledger, makes one CreateSnapshot or one crash-consistent
 CreateSnapshots set (tagged at creation) and records it as pending → the EBS snapshot event, or the delayed check as
 the safety net, completes the set once → retention deletes older sets of that source, whole sets only.
+
+Restore tests (off unless OPS_RESTORE_TEST is set): `restore_handler`, on its own schedule, plans them → the worker
+restores each chosen set as new volumes in the restore subnet's Availability Zone, and the `createVolume` event or
+the delayed check decides (core.restore; what is particular to EBS: ebs_snapshot.restore).
 """
 
 from __future__ import annotations
@@ -27,17 +31,20 @@ from ..core.errors import (
     SNAPSHOT_QUOTA_ERRORS,
     SNAPSHOT_RATE_ERRORS,
     VOLUME_GONE_ERRORS,
+    ConfigError,
     InvalidInputError,
     MalformedEventError,
     error_code,
     made_nothing,
 )
 from ..core.events import (
+    EBS_VOLUME_NOTIFICATION,
     CheckMessage,
     PurgeSnapshotsMessage,
     ScopeMessage,
     SlotAuditMessage,
     SnapshotEvent,
+    decode_volume_notification,
     parse_schedule_event,
     parse_time,
 )
@@ -45,6 +52,7 @@ from ..core.ledger import LedgerEntry
 from ..core.observability import count, logger, metrics
 from ..core.planner import audit_slot, plan_scope, plan_slot
 from ..core.purge import discard_failed, handle_purge, retire_snapshot_sets
+from ..core.restore import RESTORE_DECODERS, handle_restore_item, is_restore_item, plan_restore_tests
 from ..core.retention import RetentionItem, RetentionPlan, plan_retention
 from ..core.runtime import Lazy, Runtime, build_runtime
 from ..core.scope import LazyClient, Target, target_of_event
@@ -65,9 +73,16 @@ from .decisions import (
     source_filters,
     source_of,
 )
+from .restore import EbsRestore
 
 SERVICE = "ebs-snapshot"
-DECODERS = {"create_snapshot": decode_create_snapshot, "create_snapshots": decode_create_snapshots}
+DECODERS = {
+    "create_snapshot": decode_create_snapshot,
+    "create_snapshots": decode_create_snapshots,
+    **RESTORE_DECODERS,
+    # Restore tests: the test volume's creation ended (result available or failed).
+    EBS_VOLUME_NOTIFICATION: decode_volume_notification,
+}
 # CreateSnapshot(s) draw on an EC2 bucket of 100 requests refilled at 5 per second per account and region, shared
 # with AWS Backup, Data Lifecycle Manager and every other tool: work items are handed out at 2 per second (per-message
 # SQS delays, up to 15 minutes: 1,800 items), so a large fleet never drains the bucket.
@@ -256,6 +271,48 @@ def _dry_run_plan(rt: EbsRuntime, sources: Mapping[Target, list[SnapshotRequest]
 
 
 # ---------------------------------------------------------------------------------------------------------------
+# Restore tests
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+def restore_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """The `restore` function (scheduled by restore_test.schedule_expression): plans the slot's restore tests. It
+    only reads; the worker restores."""
+    rt = planner_runtime()
+    slot = parse_schedule_event(event).slot
+    logger.append_keys(policy=rt.policy)
+    return plan_restore(rt, slot)
+
+
+def plan_restore(rt: EbsRuntime, slot: str) -> dict[str, Any]:
+    """Restore tests act in one target: `restore_test.region` / `role_arn` (the module's own when null). A fanned-out
+    scope is refused (left for later), as is a role the policy does not target (the Terraform module's
+    preconditions say the same; this guards a hand-edited environment)."""
+    restore = rt.config.restore
+    if restore is None:
+        raise ConfigError("OPS_RESTORE_TEST", "", "restore tests are off: set restore_test to run them")
+    scope = rt.config.scope
+    if scope.fans_out:
+        raise ConfigError(
+            "OPS_RESTORE_TEST", restore.role_arn, "restore tests do not run with target_accounts / target_ous"
+        )
+    if restore.role_arn is not None and restore.role_arn not in scope.role_arns:
+        raise ConfigError("OPS_RESTORE_TEST.role_arn", restore.role_arn, "must be one of target_role_arns")
+    return plan_restore_tests(rt, restore_adapter(rt), restore, slot)
+
+
+def restore_adapter(rt: EbsRuntime) -> EbsRestore:
+    """The sets of a source are the module's own (`_source_sets`: instance-mode sets are what the request claim
+    recorded), so a restore test restores exactly what retention keeps or retires."""
+    restore = rt.config.restore
+    if restore is None:  # pragma: no cover - callers check first
+        raise ConfigError("OPS_RESTORE_TEST", "", "restore tests are off")
+    return EbsRestore(restore, rt.policy, rt.config.mode, partial(_source_sets, rt))
+
+
+# ---------------------------------------------------------------------------------------------------------------
 # Worker
 # ---------------------------------------------------------------------------------------------------------------
 
@@ -270,6 +327,13 @@ def work_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFa
 def handle_item(rt: EbsRuntime, item: Any) -> dict[str, Any]:
     if not isinstance(item, SnapshotEvent) and getattr(item, "policy", rt.policy) != rt.policy:
         raise MalformedEventError(f"message for policy {item.policy!r} reached policy {rt.policy!r}")
+    if is_restore_item(item):
+        restore = rt.config.restore
+        if restore is None:
+            # Tests turned off while items were queued (or a volume event of another tool): nothing to do.
+            logger.info("restore tests are off; item ignored", extra={"kind": type(item).__name__})
+            return {"outcome": "ignored", "reason": "restore tests are off"}
+        return handle_restore_item(rt, restore_adapter(rt), restore, item)
     if isinstance(item, CreateSnapshotMessage):
         return create_backup(rt, item, partial(_create_snapshot, rt, item))
     if isinstance(item, CreateSnapshotsMessage):
