@@ -14,10 +14,11 @@ output "worker_function_name" {
 }
 
 output "function_environments" {
-  description = "Environment variables of each function, keyed planner/worker, as Terraform set them."
+  description = "Environment variables of each function, keyed planner/worker/restore, as Terraform set them."
   value = {
     planner = module.ami_backup.function_environment_variables
     worker  = module.ami_backup.function_environment_variables
+    restore = module.ami_backup.function_environment_variables
   }
 }
 
@@ -54,4 +55,24 @@ output "schedule_arn" {
 output "alarm_topic_arn" {
   description = "SNS topic receiving the alarms."
   value       = aws_sns_topic.alarms.arn
+}
+
+output "restore_function_name" {
+  description = "Name of the scheduled restore-test planner function."
+  value       = module.ami_backup.restore_function_name
+}
+
+output "restore_handler" {
+  description = "Lambda handler string of the restore-test planner."
+  value       = module.ami_backup.restore_handler
+}
+
+output "restore_subnet_id" {
+  description = "Isolated subnet the restore tests run in."
+  value       = aws_subnet.restore_test.id
+}
+
+output "restore_security_group_id" {
+  description = "Security group (no rules) of the restored copies."
+  value       = aws_security_group.restore_test.id
 }

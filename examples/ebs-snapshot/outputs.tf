@@ -14,10 +14,11 @@ output "worker_function_name" {
 }
 
 output "function_environments" {
-  description = "Environment variables of each function, keyed planner/worker, as Terraform set them."
+  description = "Environment variables of each function, keyed planner/worker/restore, as Terraform set them."
   value = {
     planner = module.ebs_snapshot.function_environment_variables
     worker  = module.ebs_snapshot.function_environment_variables
+    restore = module.ebs_snapshot.function_environment_variables
   }
 }
 
@@ -59,4 +60,24 @@ output "alarm_topic_arn" {
 output "event_rule_arn" {
   description = "ARN of the EventBridge rule forwarding snapshot completion events to the work queue."
   value       = module.ebs_snapshot.event_rule_arn
+}
+
+output "restore_function_name" {
+  description = "Name of the scheduled restore-test planner function."
+  value       = module.ebs_snapshot.restore_function_name
+}
+
+output "restore_handler" {
+  description = "Lambda handler string of the restore-test planner."
+  value       = module.ebs_snapshot.restore_handler
+}
+
+output "restore_subnet_id" {
+  description = "Isolated subnet the restore tests run in."
+  value       = aws_subnet.restore_test.id
+}
+
+output "restore_security_group_id" {
+  description = "Security group (no rules) of the restored copies."
+  value       = aws_security_group.restore_test.id
 }

@@ -108,5 +108,242 @@ locals {
         conditions = []
       },
     ],
+    local.restore_worker_statements,
+  )
+}
+
+################################################################################
+# Restore tests (restore_test): the `restore` planner reads, the worker launches, checks and cleans up.
+#
+# Resource types and condition keys per the Service Authorization Reference, Amazon EC2
+# (https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonec2.html): RunInstances is
+# authorised on the image, subnet and security group (existing: aws:ResourceTag) and on the instance, its
+# network interface and volumes (created: aws:RequestTag, aws:TagKeys), and on the snapshots behind the AMI;
+# TerminateInstances on the instance (aws:ResourceTag). Tags given at launch (TagSpecifications) are authorised
+# as ec2:CreateTags with ec2:CreateAction = RunInstances (EC2 user guide, "Grant permission to tag resources
+# during creation", https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/supported-iam-actions-tagging.html).
+#
+# "Tag present" is a `Null` condition with "false" on the restore-test key: the IAM operator made to test a key's
+# presence (IAM user guide, "Condition operator to check existence of condition keys",
+# https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_condition_operators.html#Conditions_Null);
+# its value is a test id nobody can know in advance, so StringLike "*" would say the same less directly.
+################################################################################
+
+locals {
+  restore_on = var.restore_test != null
+  # The one target of the restore tests: restore_test.region (null: the deployment region) and the account of
+  # restore_test.role_arn (null: this account); both checked against regions / target_role_arns in main.tf.
+  restore_region  = try(coalesce(var.restore_test.region, local.region), local.region)
+  restore_account = try(split(":", var.restore_test.role_arn)[4], local.account_id)
+  restore_ec2     = "arn:${local.partition}:ec2:${local.restore_region}:${local.restore_account}"
+  restore_images  = ["arn:${local.partition}:ec2:${local.restore_region}::image/*", "arn:${local.partition}:ec2:${local.restore_region}::snapshot/*"]
+  restored        = ["${local.restore_ec2}:instance/*", "${local.restore_ec2}:volume/*", "${local.restore_ec2}:network-interface/*"]
+  launched        = ["${local.restore_ec2}:instance/*", "${local.restore_ec2}:volume/*"]
+
+  restore_tag_requested = {
+    test     = "Null"
+    variable = "aws:RequestTag/ops-automation:restore-test"
+    values   = ["false"]
+  }
+  restore_tag_present = {
+    test     = "Null"
+    variable = "aws:ResourceTag/ops-automation:restore-test"
+    values   = ["false"]
+  }
+
+  # The SSM document of validation_document: a name is this account's document or an AWS-owned one, whose ARN has
+  # no account ("arn:aws:ssm:us-east-2::document/AWS-RunPowerShellScript", Systems Manager user guide, "Restricting
+  # Run Command access based on tags"); a shared document is given by its ARN.
+  validation_document = try(var.restore_test.validation_document, null)
+  validation_document_arns = local.validation_document == null ? [] : startswith(local.validation_document, "arn:") ? [local.validation_document] : [
+    "arn:${local.partition}:ssm:${local.restore_region}::document/${local.validation_document}",
+    "arn:${local.partition}:ssm:${local.restore_region}:${local.restore_account}:document/${local.validation_document}",
+  ]
+  instance_role_arn = try(var.restore_test.instance_role_arn, null)
+  restore_key_arns  = try(var.restore_test.kms_key_arns, [])
+
+  # The planner lists the policy's AMIs (and their restore tags) in the target.
+  restore_statements = [
+    {
+      sid        = "ReadImages"
+      actions    = ["ec2:DescribeImages"]
+      resources  = ["*"]
+      ownership  = "none"
+      conditions = []
+    },
+  ]
+
+  restore_worker_statements = !local.restore_on ? [] : concat(
+    [
+      {
+        # The security group (no ingress rule allowed), the AMI's architecture against the instance type, status
+        # checks, the subnet's route table (no route out unless allow_routed_subnet); DescribeInstances and
+        # DescribeImages are granted above. No resource-level permissions.
+        sid        = "RestoreReads"
+        actions    = ["ec2:DescribeInstanceStatus", "ec2:DescribeSecurityGroups", "ec2:DescribeInstanceTypes", "ec2:DescribeSubnets", "ec2:DescribeRouteTables"]
+        resources  = ["*"]
+        ownership  = "none"
+        conditions = []
+      },
+      {
+        # Only this policy's AMIs (and their snapshots) can be launched.
+        sid        = "RestoreLaunchOwnImages"
+        actions    = ["ec2:RunInstances"]
+        resources  = local.restore_images
+        ownership  = "resource"
+        conditions = []
+      },
+      {
+        # Only into the isolated subnet and security group the user named.
+        sid        = "RestoreLaunchIntoIsolatedSubnet"
+        actions    = ["ec2:RunInstances"]
+        resources  = ["${local.restore_ec2}:subnet/${try(var.restore_test.subnet_id, "")}", "${local.restore_ec2}:security-group/${try(var.restore_test.security_group_id, "")}"]
+        ownership  = "none"
+        conditions = []
+      },
+      {
+        # The instance and its volumes carry the ownership and restore-test tags from launch.
+        sid        = "RestoreLaunchTaggedResources"
+        actions    = ["ec2:RunInstances"]
+        resources  = local.launched
+        ownership  = "request"
+        conditions = [local.restore_tag_requested]
+      },
+      {
+        # Its network interface too, and never with a public IP address (ec2:AssociatePublicIpAddress, a key of the
+        # network-interface resource type only: a statement of its own).
+        sid       = "RestoreLaunchPrivateInterface"
+        actions   = ["ec2:RunInstances"]
+        resources = ["${local.restore_ec2}:network-interface/*"]
+        ownership = "request"
+        conditions = [
+          local.restore_tag_requested,
+          {
+            test     = "Bool"
+            variable = "ec2:AssociatePublicIpAddress"
+            values   = ["false"]
+          },
+        ]
+      },
+      {
+        sid       = "RestoreTagOnlyAtLaunch"
+        actions   = ["ec2:CreateTags"]
+        resources = local.restored
+        ownership = "request"
+        conditions = [
+          {
+            test     = "StringEquals"
+            variable = "ec2:CreateAction"
+            values   = ["RunInstances"]
+          },
+          local.restore_tag_requested,
+        ]
+      },
+      {
+        # Only restored instances of this policy are ever terminated, never a backed-up one.
+        sid        = "RestoreTerminateRestoredInstances"
+        actions    = ["ec2:TerminateInstances"]
+        resources  = ["${local.restore_ec2}:instance/*"]
+        ownership  = "resource"
+        conditions = [local.restore_tag_present]
+      },
+      {
+        # The result on this policy's AMIs: the two restore tag keys and no other, so ownership tags can never be
+        # written this way (aws:TagKeys, with Null so that an empty key set does not pass ForAllValues: IAM user
+        # guide, "Multivalued context key examples").
+        sid       = "RestoreMarkOwnImages"
+        actions   = ["ec2:CreateTags"]
+        resources = ["arn:${local.partition}:ec2:${local.restore_region}::image/*"]
+        ownership = "resource"
+        conditions = [
+          {
+            test     = "ForAllValues:StringEquals"
+            variable = "aws:TagKeys"
+            values   = ["ops-automation:restore-result", "ops-automation:restore-tested"]
+          },
+          {
+            test     = "Null"
+            variable = "aws:TagKeys"
+            values   = ["false"]
+          },
+        ]
+      },
+    ],
+    local.validation_document == null ? [] : [
+      {
+        sid        = "RestoreRunValidationDocument"
+        actions    = ["ssm:SendCommand"]
+        resources  = local.validation_document_arns
+        ownership  = "none"
+        conditions = []
+      },
+      {
+        # SendCommand is authorised on the document and on each instance; only on restored instances of this policy.
+        sid        = "RestoreValidateRestoredInstances"
+        actions    = ["ssm:SendCommand"]
+        resources  = ["${local.restore_ec2}:instance/*"]
+        ownership  = "resource"
+        conditions = [local.restore_tag_present]
+      },
+      {
+        sid        = "RestoreReadValidationResult"
+        actions    = ["ssm:GetCommandInvocation"]
+        resources  = ["*"]
+        ownership  = "none"
+        conditions = []
+      },
+    ],
+    local.instance_role_arn == null ? [] : [
+      {
+        # "To launch an instance with a role, the developer must have permission to launch EC2 instances and
+        # permission to pass IAM roles" (EC2 user guide, "Grant permissions to attach an IAM role to an instance",
+        # https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/permission-to-pass-iam-roles.html): exactly that
+        # role, to EC2 only.
+        sid       = "RestorePassInstanceRole"
+        actions   = ["iam:PassRole"]
+        resources = [local.instance_role_arn]
+        ownership = "none"
+        conditions = [{
+          test     = "StringEquals"
+          variable = "iam:PassedToService"
+          values   = ["ec2.amazonaws.com"]
+        }]
+      },
+    ],
+    # Encrypted backups: launching from them uses their keys as the caller ("Requirements for Amazon EBS
+    # encryption", https://docs.aws.amazon.com/ebs/latest/userguide/ebs-encryption-requirements.html: kms:CreateGrant
+    # limited by kms:GrantIsForAWSResource, Decrypt, DescribeKey, GenerateDataKeyWithoutPlaintext, ReEncrypt*), only
+    # in requests EC2 makes in the restore region.
+    length(local.restore_key_arns) == 0 ? [] : [
+      {
+        sid       = "RestoreGrantBackupKeysToEbs"
+        actions   = ["kms:CreateGrant"]
+        resources = local.restore_key_arns
+        ownership = "none"
+        conditions = [
+          {
+            test     = "Bool"
+            variable = "kms:GrantIsForAWSResource"
+            values   = ["true"]
+          },
+          {
+            test     = "StringEquals"
+            variable = "kms:ViaService"
+            values   = ["ec2.${local.restore_region}.amazonaws.com"]
+          },
+        ]
+      },
+      {
+        sid       = "RestoreUseBackupKeysThroughEbs"
+        actions   = ["kms:Decrypt", "kms:DescribeKey", "kms:GenerateDataKeyWithoutPlaintext", "kms:ReEncryptFrom", "kms:ReEncryptTo"]
+        resources = local.restore_key_arns
+        ownership = "none"
+        conditions = [{
+          test     = "StringEquals"
+          variable = "kms:ViaService"
+          values   = ["ec2.${local.restore_region}.amazonaws.com"]
+        }]
+      },
+    ],
   )
 }

@@ -43,6 +43,30 @@ data "aws_partition" "current" {
       condition     = length(var.exclude_accounts) == 0 || local.fans_out
       error_message = "exclude_accounts only leaves accounts out of target_accounts and target_organizational_units, which are empty; got exclude_accounts = ${jsonencode(var.exclude_accounts)}."
     }
+
+    # Restore tests act in ONE target (README, Restore tests): a region the policy backs up and an account it
+    # reaches; landing-zone fan-out is left for later.
+    precondition {
+      condition     = var.restore_test == null || !local.fans_out
+      error_message = "restore_test cannot be combined with target_accounts or target_organizational_units yet (restore tests act in one account: this one or one of target_role_arns); got target_accounts = ${jsonencode(var.target_accounts)}, target_organizational_units = ${jsonencode(var.target_organizational_units)}."
+    }
+
+    precondition {
+      condition     = var.restore_test == null || try(length(var.target_role_arns) == 0 ? var.restore_test.role_arn == null : contains(var.target_role_arns, var.restore_test.role_arn), false)
+      error_message = "restore_test.role_arn must be one of target_role_arns (the accounts whose backups this policy makes), or null when target_role_arns is empty (this account); got restore_test.role_arn = ${jsonencode(try(var.restore_test.role_arn, null))}, target_role_arns = ${jsonencode(var.target_role_arns)}."
+    }
+
+    precondition {
+      condition     = var.restore_test == null || contains(length(var.regions) == 0 ? [data.aws_region.current.id] : var.regions, try(coalesce(var.restore_test.region, data.aws_region.current.id), ""))
+      error_message = "restore_test.region (null = the deployment region ${data.aws_region.current.id}) must be one of the regions this policy backs up (regions, or the deployment region when empty); got restore_test.region = ${jsonencode(try(var.restore_test.region, null))}, regions = ${jsonencode(var.regions)}."
+    }
+
+    # iam:PassRole passes a role only to a service of the role's own account (IAM user guide, "Grant a user
+    # permissions to pass a role to an AWS service", https://docs.aws.amazon.com/IAM/latest/UserGuide/id_roles_use_passrole.html).
+    precondition {
+      condition     = try(var.restore_test.instance_role_arn == null, true) || try(split(":", var.restore_test.instance_role_arn)[4] == (var.restore_test.role_arn == null ? data.aws_caller_identity.current.account_id : split(":", var.restore_test.role_arn)[4]), false)
+      error_message = "restore_test.instance_role_arn must be a role of the account the restore tests run in (this account, or restore_test.role_arn's): EC2 accepts only a role of its own account; got restore_test.instance_role_arn = ${jsonencode(try(var.restore_test.instance_role_arn, null))}, restore_test.role_arn = ${jsonencode(try(var.restore_test.role_arn, null))}."
+    }
   }
 }
 
@@ -63,14 +87,25 @@ locals {
       State = ["available", "failed"]
     }
   }
-}
 
-module "this" {
-  source = "../internal"
+  # Restore tests: the state changes of instances (EC2 user guide, "Amazon EventBridge events for Amazon EC2":
+  # detail-type "EC2 Instance State-change Notification", detail.state), so a restored instance's run or fall is
+  # seen without waiting for the next check. Every instance of the region matches; the worker ignores, without an
+  # EC2 call, an instance with no restore-test ledger entry. Events of the deployment account and region only:
+  # a restore target elsewhere is observed by the delayed checks alone.
+  instance_state_pattern = {
+    source        = ["aws.ec2"]
+    "detail-type" = ["EC2 Instance State-change Notification"]
+    detail = {
+      state = ["running", "shutting-down", "terminated", "stopped"]
+    }
+  }
+  event_patterns = merge(
+    { ami-state = jsonencode(local.ami_state_pattern) },
+    var.restore_test == null ? {} : { instance-state = jsonencode(local.instance_state_pattern) },
+  )
 
-  name         = var.name
-  service_name = local.service_name
-
+  # Every function the module can deploy; `restore` only with restore_test (module.this.functions filters).
   functions = {
     planner = {
       handler     = "ops_automation.ami_backup.handlers.plan_handler"
@@ -86,16 +121,36 @@ module "this" {
     }
     worker = {
       handler        = "ops_automation.ami_backup.handlers.work_handler"
-      description    = "Creates, checks and retires the AMIs of backup policy ${var.name}."
+      description    = "Creates, checks and retires the AMIs of backup policy ${var.name}, and runs its restore tests."
       timeout        = 300
       statements     = local.worker_statements
       consumes_queue = true
     }
+    # Plans the restore tests (reads only): the worker launches, checks and cleans them up.
+    restore = {
+      handler     = "ops_automation.ami_backup.handlers.restore_handler"
+      description = "Selects the AMIs of backup policy ${var.name} to restore-test and enqueues one test each."
+      timeout     = 300
+      statements  = local.restore_statements
+      schedule = {
+        expression           = try(var.restore_test.schedule_expression, "rate(7 days)")
+        timezone             = try(var.restore_test.schedule_timezone, "UTC")
+        own_missed_run_alarm = true
+      }
+    }
   }
+}
 
-  event_patterns = {
-    ami-state = jsonencode(local.ami_state_pattern)
-  }
+module "this" {
+  source = "../internal"
+
+  name         = var.name
+  service_name = local.service_name
+
+  # Every function of local.functions but the restore planner when restore_test is off.
+  functions = { for key, fn in local.functions : key => fn if key != "restore" || var.restore_test != null }
+
+  event_patterns = local.event_patterns
 
   # The OPS_* contract (docs/DESIGN.md) is encoded by the internal module from these typed groups.
   scope = {
@@ -121,6 +176,25 @@ module "this" {
   completion = {
     timeout_minutes = var.completion_timeout_minutes
     ledger_ttl_days = var.ledger_ttl_days
+  }
+  restore_test = {
+    config = var.restore_test == null ? null : {
+      region                = var.restore_test.region
+      role_arn              = var.restore_test.role_arn
+      subnet_id             = var.restore_test.subnet_id
+      security_group_id     = var.restore_test.security_group_id
+      sources               = var.restore_test.sources
+      sample_size           = var.restore_test.sample_size
+      source_tags           = var.restore_test.source_tags
+      max_concurrent        = var.restore_test.max_concurrent
+      deadline_minutes      = var.restore_test.deadline_minutes
+      instance_type         = var.restore_test.instance_type
+      validation_document   = var.restore_test.validation_document
+      validation_parameters = var.restore_test.validation_parameters
+      instance_profile_name = var.restore_test.instance_profile_name
+      allow_routed_subnet   = var.restore_test.allow_routed_subnet
+      # Not used by AMI restore tests (RestoreTestConfig.volume_type is a string): internal's default, gp3.
+    }
   }
   environment = {
     OPS_NO_REBOOT          = tostring(var.no_reboot)

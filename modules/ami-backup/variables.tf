@@ -343,3 +343,132 @@ variable "tags" {
   nullable    = false
   default     = {}
 }
+
+################################################################################
+# Restore tests
+################################################################################
+
+variable "restore_test" {
+  description = "Scheduled restore tests (null = off): a third function launches the newest good AMI of each selected instance as a throw-away instance in an isolated subnet, checks it boots (status checks, optionally an SSM validation document), terminates it and tags the AMI with the result; acts in one region (region, null = the deployment region) and account (role_arn, null = this account, else one of target_role_arns); not with target_accounts or target_organizational_units (README: Restore tests)."
+  type = object({
+    schedule_expression   = string
+    schedule_timezone     = optional(string, "UTC")
+    region                = optional(string)
+    role_arn              = optional(string)
+    subnet_id             = string
+    security_group_id     = string
+    sources               = optional(string, "all")
+    sample_size           = optional(number, 1)
+    source_tags           = optional(map(string), {})
+    max_concurrent        = optional(number, 2)
+    deadline_minutes      = optional(number, 30)
+    instance_type         = optional(string)
+    validation_document   = optional(string)
+    validation_parameters = optional(map(list(string)), {})
+    instance_profile_name = optional(string)
+    instance_role_arn     = optional(string)
+    allow_routed_subnet   = optional(bool, false)
+    kms_key_arns          = optional(list(string), [])
+  })
+  default = null
+
+  validation {
+    condition     = var.restore_test == null || can(regex("^(cron|rate|at)\\(.+\\)$", var.restore_test.schedule_expression))
+    error_message = "restore_test.schedule_expression must be an EventBridge Scheduler expression: cron(...), rate(...) or at(...); got ${jsonencode(var.restore_test == null ? null : var.restore_test.schedule_expression)}."
+  }
+
+  validation {
+    condition     = var.restore_test == null || can(regex("^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*$", var.restore_test.schedule_timezone))
+    error_message = "restore_test.schedule_timezone must be an IANA time zone name such as UTC or Asia/Tokyo; got ${jsonencode(var.restore_test == null ? null : var.restore_test.schedule_timezone)}."
+  }
+
+  validation {
+    condition     = var.restore_test == null || try(var.restore_test.region == null, false) || can(regex("^[a-z]{2}(-[a-z]+)+-[0-9]$", var.restore_test.region))
+    error_message = "restore_test.region must be null (the deployment region) or an AWS region name such as ap-northeast-1; got ${jsonencode(var.restore_test == null ? null : var.restore_test.region)}."
+  }
+
+  validation {
+    condition     = var.restore_test == null || try(var.restore_test.role_arn == null, false) || can(regex("^arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]+$", var.restore_test.role_arn))
+    error_message = "restore_test.role_arn must be null (this account) or an IAM role ARN (arn:<partition>:iam::<account>:role/<name>), one of target_role_arns; got ${jsonencode(var.restore_test == null ? null : var.restore_test.role_arn)}."
+  }
+
+  validation {
+    condition     = var.restore_test == null || can(regex("^subnet-([0-9a-f]{8}|[0-9a-f]{17})$", var.restore_test.subnet_id))
+    error_message = "restore_test.subnet_id must be a subnet id: subnet- followed by 8 or 17 lowercase hex digits; got ${jsonencode(var.restore_test == null ? null : var.restore_test.subnet_id)}."
+  }
+
+  validation {
+    condition     = var.restore_test == null || can(regex("^sg-([0-9a-f]{8}|[0-9a-f]{17})$", var.restore_test.security_group_id))
+    error_message = "restore_test.security_group_id must be a security group id: sg- followed by 8 or 17 lowercase hex digits; got ${jsonencode(var.restore_test == null ? null : var.restore_test.security_group_id)}."
+  }
+
+  validation {
+    condition     = var.restore_test == null || try(contains(["all", "sample", "tagged"], var.restore_test.sources), false)
+    error_message = "restore_test.sources must be all, sample or tagged; got ${jsonencode(var.restore_test == null ? null : var.restore_test.sources)}."
+  }
+
+  validation {
+    condition     = var.restore_test == null || try(var.restore_test.sample_size >= 1 && var.restore_test.sample_size <= 1000 && floor(var.restore_test.sample_size) == var.restore_test.sample_size, false)
+    error_message = "restore_test.sample_size must be a whole number between 1 and 1000; got ${jsonencode(var.restore_test == null ? null : var.restore_test.sample_size)}."
+  }
+
+  validation {
+    condition     = var.restore_test == null || try(var.restore_test.sources != "tagged" || length(var.restore_test.source_tags) > 0, false)
+    error_message = "restore_test.source_tags must name at least one tag (key = value) with sources = tagged; got ${jsonencode(var.restore_test == null ? null : var.restore_test.source_tags)}."
+  }
+
+  validation {
+    condition     = var.restore_test == null || try(alltrue([for k in keys(var.restore_test.source_tags) : length(k) >= 1 && length(k) <= 128]), false)
+    error_message = "restore_test.source_tags keys must be 1-128 characters; got ${jsonencode(var.restore_test == null ? null : var.restore_test.source_tags)}."
+  }
+
+  validation {
+    condition     = var.restore_test == null || try(var.restore_test.max_concurrent >= 1 && var.restore_test.max_concurrent <= 20 && floor(var.restore_test.max_concurrent) == var.restore_test.max_concurrent, false)
+    error_message = "restore_test.max_concurrent must be a whole number between 1 and 20 (tests running at once); got ${jsonencode(var.restore_test == null ? null : var.restore_test.max_concurrent)}."
+  }
+
+  validation {
+    condition     = var.restore_test == null || try(var.restore_test.deadline_minutes >= 10 && var.restore_test.deadline_minutes <= 180 && floor(var.restore_test.deadline_minutes) == var.restore_test.deadline_minutes, false)
+    error_message = "restore_test.deadline_minutes must be a whole number between 10 and 180 (minutes a test may take to pass); got ${jsonencode(var.restore_test == null ? null : var.restore_test.deadline_minutes)}."
+  }
+
+  validation {
+    condition     = var.restore_test == null || try(var.restore_test.instance_type == null, false) || can(regex("^[a-z][a-z0-9-]*\\.[a-z0-9]+$", var.restore_test.instance_type))
+    error_message = "restore_test.instance_type must be null (the smallest type for the AMI's architecture) or an EC2 instance type such as t3.micro; got ${jsonencode(var.restore_test == null ? null : var.restore_test.instance_type)}."
+  }
+
+  validation {
+    condition     = var.restore_test == null || try(var.restore_test.validation_document == null, false) || can(regex("^([a-zA-Z0-9_.-]{3,128}|arn:aws[a-z-]*:ssm:[a-z0-9-]+:[0-9]{12}:document/[a-zA-Z0-9_.-]{3,128})$", var.restore_test.validation_document))
+    error_message = "restore_test.validation_document must be null or an SSM Command document name (3-128 letters, digits, _.-) or a shared document's ARN; got ${jsonencode(var.restore_test == null ? null : var.restore_test.validation_document)}."
+  }
+
+  validation {
+    condition     = var.restore_test == null || try(var.restore_test.validation_document != null || length(var.restore_test.validation_parameters) == 0, false)
+    error_message = "restore_test.validation_parameters are the parameters of validation_document, which is null; got ${jsonencode(var.restore_test == null ? null : var.restore_test.validation_parameters)}."
+  }
+
+  validation {
+    condition     = var.restore_test == null || try(var.restore_test.instance_profile_name == null, false) || can(regex("^[A-Za-z0-9+=,.@_-]{1,128}$", var.restore_test.instance_profile_name))
+    error_message = "restore_test.instance_profile_name must be null or an IAM instance profile name (1-128 letters, digits and +=,.@_-); got ${jsonencode(var.restore_test == null ? null : var.restore_test.instance_profile_name)}."
+  }
+
+  validation {
+    condition     = var.restore_test == null || try((var.restore_test.instance_profile_name == null) == (var.restore_test.instance_role_arn == null), false)
+    error_message = "restore_test.instance_profile_name and restore_test.instance_role_arn go together (the role of the profile, which the worker passes to EC2); got ${jsonencode(var.restore_test == null ? null : [var.restore_test.instance_profile_name, var.restore_test.instance_role_arn])}."
+  }
+
+  validation {
+    condition     = var.restore_test == null || try(var.restore_test.instance_role_arn == null, false) || can(regex("^arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]+$", var.restore_test.instance_role_arn))
+    error_message = "restore_test.instance_role_arn must be null or an IAM role ARN (arn:<partition>:iam::<account>:role/<name>); got ${jsonencode(var.restore_test == null ? null : var.restore_test.instance_role_arn)}."
+  }
+
+  validation {
+    condition     = var.restore_test == null || try(var.restore_test.instance_profile_name == null || var.restore_test.validation_document != null, false)
+    error_message = "restore_test.instance_profile_name is only used to run validation_document (SSM), which is null; got ${jsonencode(var.restore_test == null ? null : var.restore_test.instance_profile_name)}."
+  }
+
+  validation {
+    condition     = var.restore_test == null || try(alltrue([for arn in var.restore_test.kms_key_arns : can(regex("^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/[A-Za-z0-9-]+$", arn))]), false)
+    error_message = "restore_test.kms_key_arns entries must be KMS key ARNs (arn:<partition>:kms:<region>:<account>:key/<id>); got ${jsonencode(var.restore_test == null ? null : var.restore_test.kms_key_arns)}."
+  }
+}

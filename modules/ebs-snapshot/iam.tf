@@ -205,5 +205,161 @@ locals {
         conditions = []
       },
     ],
+    local.restore_worker_statements,
+  )
+}
+
+################################################################################
+# Restore tests (restore_test): the `restore` planner reads, the worker creates, checks and deletes volumes.
+#
+# Service Authorization Reference, Amazon EC2
+# (https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonec2.html): CreateVolume is authorised
+# on the new volume (aws:RequestTag, aws:TagKeys) and on the source snapshot (aws:ResourceTag); DeleteVolume on the
+# volume (aws:ResourceTag). Tags given to CreateVolume (TagSpecifications) are authorised as ec2:CreateTags with
+# ec2:CreateAction = CreateVolume (EC2 user guide, "Grant permission to tag resources during creation",
+# https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/supported-iam-actions-tagging.html).
+#
+# "Tag present" is a `Null` condition with "false" on the restore-test key: the IAM operator made to test a key's
+# presence (IAM user guide, "Condition operator to check existence of condition keys",
+# https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_condition_operators.html#Conditions_Null);
+# its value is a test id nobody can know in advance, so StringLike "*" would say the same less directly.
+################################################################################
+
+locals {
+  restore_on = var.restore_test != null
+  # The one target of the restore tests: restore_test.region (null: the deployment region) and the account of
+  # restore_test.role_arn (null: this account); both checked against regions / target_role_arns in main.tf.
+  restore_region    = try(coalesce(var.restore_test.region, local.region), local.region)
+  restore_account   = try(split(":", var.restore_test.role_arn)[4], local.account_id)
+  restore_ec2       = "arn:${local.partition}:ec2:${local.restore_region}:${local.restore_account}"
+  restore_snapshots = ["arn:${local.partition}:ec2:${local.restore_region}::snapshot/*"]
+  restore_key_arns  = try(var.restore_test.kms_key_arns, [])
+
+  restore_tag_requested = {
+    test     = "Null"
+    variable = "aws:RequestTag/ops-automation:restore-test"
+    values   = ["false"]
+  }
+
+  # The planner lists the policy's snapshots (and their restore tags) in the target.
+  restore_statements = [
+    {
+      sid        = "ReadSnapshots"
+      actions    = ["ec2:DescribeSnapshots"]
+      resources  = ["*"]
+      ownership  = "none"
+      conditions = []
+    },
+  ]
+
+  restore_worker_statements = !local.restore_on ? [] : concat(
+    [
+      {
+        # The subnet's Availability Zone, the restored volumes' state. No resource-level permissions.
+        sid        = "RestoreReads"
+        actions    = ["ec2:DescribeSubnets", "ec2:DescribeVolumes"]
+        resources  = ["*"]
+        ownership  = "none"
+        conditions = []
+      },
+      {
+        # Only this policy's snapshots are restored.
+        sid        = "RestoreFromOwnSnapshots"
+        actions    = ["ec2:CreateVolume"]
+        resources  = local.restore_snapshots
+        ownership  = "resource"
+        conditions = []
+      },
+      {
+        # The volumes carry the ownership and restore-test tags from creation.
+        sid        = "RestoreCreateTaggedVolumes"
+        actions    = ["ec2:CreateVolume"]
+        resources  = ["${local.restore_ec2}:volume/*"]
+        ownership  = "request"
+        conditions = [local.restore_tag_requested]
+      },
+      {
+        sid       = "RestoreTagOnlyOnCreateVolume"
+        actions   = ["ec2:CreateTags"]
+        resources = ["${local.restore_ec2}:volume/*"]
+        ownership = "request"
+        conditions = [
+          {
+            test     = "StringEquals"
+            variable = "ec2:CreateAction"
+            values   = ["CreateVolume"]
+          },
+          local.restore_tag_requested,
+        ]
+      },
+      {
+        # Only restored volumes of this policy are ever deleted, never a backed-up one.
+        sid       = "RestoreDeleteRestoredVolumes"
+        actions   = ["ec2:DeleteVolume"]
+        resources = ["${local.restore_ec2}:volume/*"]
+        ownership = "resource"
+        conditions = [{
+          test     = "Null"
+          variable = "aws:ResourceTag/ops-automation:restore-test"
+          values   = ["false"]
+        }]
+      },
+      {
+        # The result on this policy's snapshots: the two restore tag keys and no other, so ownership tags can never
+        # be written this way (aws:TagKeys, with Null so that an empty key set does not pass ForAllValues: IAM user
+        # guide, "Multivalued context key examples").
+        sid       = "RestoreMarkOwnSnapshots"
+        actions   = ["ec2:CreateTags"]
+        resources = local.restore_snapshots
+        ownership = "resource"
+        conditions = [
+          {
+            test     = "ForAllValues:StringEquals"
+            variable = "aws:TagKeys"
+            values   = ["ops-automation:restore-result", "ops-automation:restore-tested"]
+          },
+          {
+            test     = "Null"
+            variable = "aws:TagKeys"
+            values   = ["false"]
+          },
+        ]
+      },
+    ],
+    # Encrypted snapshots: creating a volume from them uses their keys as the caller ("Requirements for Amazon EBS
+    # encryption", https://docs.aws.amazon.com/ebs/latest/userguide/ebs-encryption-requirements.html: kms:CreateGrant
+    # limited by kms:GrantIsForAWSResource, Decrypt, DescribeKey, GenerateDataKeyWithoutPlaintext, ReEncrypt*), only
+    # in requests EC2 makes in the restore region.
+    length(local.restore_key_arns) == 0 ? [] : [
+      {
+        sid       = "RestoreGrantBackupKeysToEbs"
+        actions   = ["kms:CreateGrant"]
+        resources = local.restore_key_arns
+        ownership = "none"
+        conditions = [
+          {
+            test     = "Bool"
+            variable = "kms:GrantIsForAWSResource"
+            values   = ["true"]
+          },
+          {
+            test     = "StringEquals"
+            variable = "kms:ViaService"
+            values   = ["ec2.${local.restore_region}.amazonaws.com"]
+          },
+        ]
+      },
+      {
+        sid       = "RestoreUseBackupKeysThroughEbs"
+        actions   = ["kms:Decrypt", "kms:DescribeKey", "kms:GenerateDataKeyWithoutPlaintext", "kms:ReEncryptFrom", "kms:ReEncryptTo"]
+        resources = local.restore_key_arns
+        ownership = "none"
+        conditions = [{
+          test     = "StringEquals"
+          variable = "kms:ViaService"
+          values   = ["ec2.${local.restore_region}.amazonaws.com"]
+        }]
+      },
+    ],
   )
 }

@@ -48,6 +48,23 @@ data "aws_partition" "current" {
       condition     = length(var.exclude_accounts) == 0 || local.fans_out
       error_message = "exclude_accounts only leaves accounts out of target_accounts and target_organizational_units, which are empty; got exclude_accounts = ${jsonencode(var.exclude_accounts)}."
     }
+
+    # Restore tests act in ONE target (README, Restore tests): a region the policy backs up and an account it
+    # reaches; landing-zone fan-out is left for later.
+    precondition {
+      condition     = var.restore_test == null || !local.fans_out
+      error_message = "restore_test cannot be combined with target_accounts or target_organizational_units yet (restore tests act in one account: this one or one of target_role_arns); got target_accounts = ${jsonencode(var.target_accounts)}, target_organizational_units = ${jsonencode(var.target_organizational_units)}."
+    }
+
+    precondition {
+      condition     = var.restore_test == null || try(length(var.target_role_arns) == 0 ? var.restore_test.role_arn == null : contains(var.target_role_arns, var.restore_test.role_arn), false)
+      error_message = "restore_test.role_arn must be one of target_role_arns (the accounts whose backups this policy makes), or null when target_role_arns is empty (this account); got restore_test.role_arn = ${jsonencode(try(var.restore_test.role_arn, null))}, target_role_arns = ${jsonencode(var.target_role_arns)}."
+    }
+
+    precondition {
+      condition     = var.restore_test == null || contains(length(var.regions) == 0 ? [data.aws_region.current.id] : var.regions, try(coalesce(var.restore_test.region, data.aws_region.current.id), ""))
+      error_message = "restore_test.region (null = the deployment region ${data.aws_region.current.id}) must be one of the regions this policy backs up (regions, or the deployment region when empty); got restore_test.region = ${jsonencode(try(var.restore_test.region, null))}, regions = ${jsonencode(var.regions)}."
+    }
   }
 }
 
@@ -80,17 +97,27 @@ locals {
     }
   }
   event_rule_key = var.snapshot_mode == "instance" ? "snapshot-set-state" : "snapshot-state"
-  event_patterns = {
-    (local.event_rule_key) = var.snapshot_mode == "instance" ? jsonencode(local.snapshot_set_state_pattern) : jsonencode(local.snapshot_state_pattern)
+
+  # Restore tests: the outcome of each CreateVolume (EBS user guide, "Amazon EventBridge for Amazon EBS": detail-type
+  # "EBS Volume Notification", event createVolume, result available | failed), so a restored volume's verdict does not
+  # wait for the next check. Every volume of the region matches; the worker ignores, without an EC2 call, a volume
+  # with no restore-test ledger entry. Events of the deployment account and region only: a restore target elsewhere is
+  # observed by the delayed checks alone.
+  volume_state_pattern = {
+    source        = ["aws.ec2"]
+    "detail-type" = ["EBS Volume Notification"]
+    detail = {
+      event = ["createVolume"]
+    }
   }
-}
+  event_patterns = merge(
+    {
+      (local.event_rule_key) = var.snapshot_mode == "instance" ? jsonencode(local.snapshot_set_state_pattern) : jsonencode(local.snapshot_state_pattern)
+    },
+    var.restore_test == null ? {} : { volume-state = jsonencode(local.volume_state_pattern) },
+  )
 
-module "this" {
-  source = "../internal"
-
-  name         = var.name
-  service_name = local.service_name
-
+  # Every function the module can deploy; `restore` only with restore_test (module.this.functions filters).
   functions = {
     planner = {
       handler     = "ops_automation.ebs_snapshot.handlers.plan_handler"
@@ -106,12 +133,36 @@ module "this" {
     }
     worker = {
       handler        = "ops_automation.ebs_snapshot.handlers.work_handler"
-      description    = "Creates, checks and retires the EBS snapshots of policy ${var.name}."
+      description    = "Creates, checks and retires the EBS snapshots of policy ${var.name}, and runs its restore tests."
       timeout        = 300
       statements     = local.worker_statements
       consumes_queue = true
     }
+    # Plans the restore tests (reads only): the worker creates, checks and deletes the volumes.
+    restore = {
+      handler     = "ops_automation.ebs_snapshot.handlers.restore_handler"
+      description = "Selects the snapshot sets of policy ${var.name} to restore-test and enqueues one test each."
+      timeout     = 300
+      statements  = local.restore_statements
+      # Instance-mode sets are what their ledger claim recorded (a snapshot carrying copied set tags is no member).
+      reads_ledger = true
+      schedule = {
+        expression           = try(var.restore_test.schedule_expression, "rate(7 days)")
+        timezone             = try(var.restore_test.schedule_timezone, "UTC")
+        own_missed_run_alarm = true
+      }
+    }
   }
+}
+
+module "this" {
+  source = "../internal"
+
+  name         = var.name
+  service_name = local.service_name
+
+  # Every function of local.functions but the restore planner when restore_test is off.
+  functions = { for key, fn in local.functions : key => fn if key != "restore" || var.restore_test != null }
 
   event_patterns = local.event_patterns
 
@@ -143,6 +194,22 @@ module "this" {
   completion = {
     timeout_minutes = var.completion_timeout_minutes
     ledger_ttl_days = var.ledger_ttl_days
+  }
+  restore_test = {
+    config = var.restore_test == null ? null : {
+      region            = var.restore_test.region
+      role_arn          = var.restore_test.role_arn
+      subnet_id         = var.restore_test.subnet_id
+      security_group_id = var.restore_test.security_group_id
+      sources           = var.restore_test.sources
+      sample_size       = var.restore_test.sample_size
+      source_tags       = var.restore_test.source_tags
+      max_concurrent    = var.restore_test.max_concurrent
+      deadline_minutes  = var.restore_test.deadline_minutes
+      volume_type       = var.restore_test.volume_type
+      # instance_type, validation_*, instance_profile_name, allow_routed_subnet: AMI restore tests only (internal's
+      # defaults: null, {}, false).
+    }
   }
   environment = {
     OPS_SNAPSHOT_MODE    = var.snapshot_mode

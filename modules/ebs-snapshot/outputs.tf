@@ -148,3 +148,32 @@ output "missed_run_alarm_hours" {
   description = "Hours without a planner run before the backups-stopped alarm fires; null when the schedule runs less often than CloudWatch can watch (no such alarm)."
   value       = lookup(module.this.missed_run_alarm_hours, "planner", null)
 }
+
+################################################################################
+# Restore tests (null when restore_test is null)
+################################################################################
+
+output "restore_function_name" {
+  description = "Name of the restore-test planner function; null without restore_test."
+  value       = lookup(module.this.function_names, "restore", null)
+}
+
+output "restore_handler" {
+  description = "Lambda handler string of the restore-test planner; null without restore_test."
+  value       = lookup(module.this.function_handlers, "restore", null)
+}
+
+output "restore_role_arn" {
+  description = "Execution role ARN of the restore-test planner; null without restore_test."
+  value       = lookup(module.this.role_arns, "restore", null)
+}
+
+output "restore_schedule" {
+  description = "Schedule of the restore tests as deployed (arn, expression, timezone); null without restore_test."
+  value       = lookup(module.this.schedules, "restore", null)
+}
+
+output "restore_event_rule_arn" {
+  description = "ARN of the EventBridge rule forwarding the state events of restored resources (volume-state) to the work queue; null without restore_test."
+  value       = lookup(module.this.event_rule_arns, "volume-state", null)
+}

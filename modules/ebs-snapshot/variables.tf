@@ -403,3 +403,97 @@ variable "tags" {
   nullable    = false
   default     = {}
 }
+
+################################################################################
+# Restore tests
+################################################################################
+
+variable "restore_test" {
+  description = "Scheduled restore tests (null = off): a third function creates a volume from every snapshot of the newest good set of each selected source in an isolated subnet's Availability Zone, checks each becomes available, deletes them and tags the snapshots with the result; acts in one region (region, null = the deployment region) and account (role_arn, null = this account, else one of target_role_arns); not with target_accounts or target_organizational_units (README: Restore tests)."
+  type = object({
+    schedule_expression = string
+    schedule_timezone   = optional(string, "UTC")
+    region              = optional(string)
+    role_arn            = optional(string)
+    subnet_id           = string
+    security_group_id   = string
+    sources             = optional(string, "all")
+    sample_size         = optional(number, 1)
+    source_tags         = optional(map(string), {})
+    max_concurrent      = optional(number, 2)
+    deadline_minutes    = optional(number, 30)
+    volume_type         = optional(string, "gp3")
+    kms_key_arns        = optional(list(string), [])
+  })
+  default = null
+
+  validation {
+    condition     = var.restore_test == null || can(regex("^(cron|rate|at)\\(.+\\)$", var.restore_test.schedule_expression))
+    error_message = "restore_test.schedule_expression must be an EventBridge Scheduler expression: cron(...), rate(...) or at(...); got ${jsonencode(var.restore_test == null ? null : var.restore_test.schedule_expression)}."
+  }
+
+  validation {
+    condition     = var.restore_test == null || can(regex("^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*$", var.restore_test.schedule_timezone))
+    error_message = "restore_test.schedule_timezone must be an IANA time zone name such as UTC or Asia/Tokyo; got ${jsonencode(var.restore_test == null ? null : var.restore_test.schedule_timezone)}."
+  }
+
+  validation {
+    condition     = var.restore_test == null || try(var.restore_test.region == null, false) || can(regex("^[a-z]{2}(-[a-z]+)+-[0-9]$", var.restore_test.region))
+    error_message = "restore_test.region must be null (the deployment region) or an AWS region name such as ap-northeast-1; got ${jsonencode(var.restore_test == null ? null : var.restore_test.region)}."
+  }
+
+  validation {
+    condition     = var.restore_test == null || try(var.restore_test.role_arn == null, false) || can(regex("^arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]+$", var.restore_test.role_arn))
+    error_message = "restore_test.role_arn must be null (this account) or an IAM role ARN (arn:<partition>:iam::<account>:role/<name>), one of target_role_arns; got ${jsonencode(var.restore_test == null ? null : var.restore_test.role_arn)}."
+  }
+
+  validation {
+    condition     = var.restore_test == null || can(regex("^subnet-([0-9a-f]{8}|[0-9a-f]{17})$", var.restore_test.subnet_id))
+    error_message = "restore_test.subnet_id must be a subnet id: subnet- followed by 8 or 17 lowercase hex digits; got ${jsonencode(var.restore_test == null ? null : var.restore_test.subnet_id)}."
+  }
+
+  validation {
+    condition     = var.restore_test == null || can(regex("^sg-([0-9a-f]{8}|[0-9a-f]{17})$", var.restore_test.security_group_id))
+    error_message = "restore_test.security_group_id must be a security group id: sg- followed by 8 or 17 lowercase hex digits; got ${jsonencode(var.restore_test == null ? null : var.restore_test.security_group_id)}."
+  }
+
+  validation {
+    condition     = var.restore_test == null || try(contains(["all", "sample", "tagged"], var.restore_test.sources), false)
+    error_message = "restore_test.sources must be all, sample or tagged; got ${jsonencode(var.restore_test == null ? null : var.restore_test.sources)}."
+  }
+
+  validation {
+    condition     = var.restore_test == null || try(var.restore_test.sample_size >= 1 && var.restore_test.sample_size <= 1000 && floor(var.restore_test.sample_size) == var.restore_test.sample_size, false)
+    error_message = "restore_test.sample_size must be a whole number between 1 and 1000; got ${jsonencode(var.restore_test == null ? null : var.restore_test.sample_size)}."
+  }
+
+  validation {
+    condition     = var.restore_test == null || try(var.restore_test.sources != "tagged" || length(var.restore_test.source_tags) > 0, false)
+    error_message = "restore_test.source_tags must name at least one tag (key = value) with sources = tagged; got ${jsonencode(var.restore_test == null ? null : var.restore_test.source_tags)}."
+  }
+
+  validation {
+    condition     = var.restore_test == null || try(alltrue([for k in keys(var.restore_test.source_tags) : length(k) >= 1 && length(k) <= 128]), false)
+    error_message = "restore_test.source_tags keys must be 1-128 characters; got ${jsonencode(var.restore_test == null ? null : var.restore_test.source_tags)}."
+  }
+
+  validation {
+    condition     = var.restore_test == null || try(var.restore_test.max_concurrent >= 1 && var.restore_test.max_concurrent <= 20 && floor(var.restore_test.max_concurrent) == var.restore_test.max_concurrent, false)
+    error_message = "restore_test.max_concurrent must be a whole number between 1 and 20 (tests running at once); got ${jsonencode(var.restore_test == null ? null : var.restore_test.max_concurrent)}."
+  }
+
+  validation {
+    condition     = var.restore_test == null || try(var.restore_test.deadline_minutes >= 10 && var.restore_test.deadline_minutes <= 180 && floor(var.restore_test.deadline_minutes) == var.restore_test.deadline_minutes, false)
+    error_message = "restore_test.deadline_minutes must be a whole number between 10 and 180 (minutes a test may take to pass); got ${jsonencode(var.restore_test == null ? null : var.restore_test.deadline_minutes)}."
+  }
+
+  validation {
+    condition     = var.restore_test == null || try(contains(["gp3", "gp2"], var.restore_test.volume_type), false)
+    error_message = "restore_test.volume_type must be gp3 or gp2 (io1/io2 need Iops, st1/sc1 at least 125 GiB, standard at most 1 TiB: most snapshots could not be restored); got ${jsonencode(var.restore_test == null ? null : var.restore_test.volume_type)}."
+  }
+
+  validation {
+    condition     = var.restore_test == null || try(alltrue([for arn in var.restore_test.kms_key_arns : can(regex("^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/[A-Za-z0-9-]+$", arn))]), false)
+    error_message = "restore_test.kms_key_arns entries must be KMS key ARNs (arn:<partition>:kms:<region>:<account>:key/<id>); got ${jsonencode(var.restore_test == null ? null : var.restore_test.kms_key_arns)}."
+  }
+}

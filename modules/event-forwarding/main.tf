@@ -53,6 +53,7 @@ locals {
     "EBS Snapshot Notification"                         = "aws.ec2"
     "EBS Multi-Volume Snapshots Completion Status"      = "aws.ec2"
     "EC2 Instance State-change Notification"            = "aws.ec2"
+    "EBS Volume Notification"                           = "aws.ec2"
     "EC2 Command Status-change Notification"            = "aws.ssm"
     "EC2 Command Invocation Status-change Notification" = "aws.ssm"
     "EC2 Instance Launch Successful"                    = "aws.autoscaling"

@@ -27,7 +27,7 @@ variable "name" {
 }
 
 variable "detail_types" {
-  description = "Detail types of the events forwarded; the default is every state event the hub modules complete work on (AMIs, snapshots, instance states, Run Command), and instance-scheduler's Auto Scaling and RDS events may be added."
+  description = "Detail types of the events forwarded; the default is every state event the hub modules complete work on (AMIs, snapshots, instance states, Run Command), and instance-scheduler's Auto Scaling and RDS events, and the EBS volume events of ebs-snapshot's restore tests, may be added."
   type        = list(string)
   nullable    = false
   default = [
@@ -42,12 +42,12 @@ variable "detail_types" {
   validation {
     condition = length(var.detail_types) > 0 && alltrue([for type in var.detail_types : contains([
       "EC2 AMI State Change", "EBS Snapshot Notification", "EBS Multi-Volume Snapshots Completion Status",
-      "EC2 Instance State-change Notification", "EC2 Command Status-change Notification",
+      "EC2 Instance State-change Notification", "EBS Volume Notification", "EC2 Command Status-change Notification",
       "EC2 Command Invocation Status-change Notification", "EC2 Instance Launch Successful",
       "EC2 Instance Terminate Successful", "EC2 Instance Launch Unsuccessful", "RDS DB Instance Event",
       "RDS DB Cluster Event",
     ], type)])
-    error_message = "detail_types must be a non-empty list of the detail types the hub modules react to (EC2 AMI State Change, EBS Snapshot Notification, EBS Multi-Volume Snapshots Completion Status, EC2 Instance State-change Notification, EC2 Command Status-change Notification, EC2 Command Invocation Status-change Notification, EC2 Instance Launch Successful, EC2 Instance Terminate Successful, EC2 Instance Launch Unsuccessful, RDS DB Instance Event, RDS DB Cluster Event); got ${jsonencode(var.detail_types)}."
+    error_message = "detail_types must be a non-empty list of the detail types the hub modules react to (EC2 AMI State Change, EBS Snapshot Notification, EBS Multi-Volume Snapshots Completion Status, EC2 Instance State-change Notification, EBS Volume Notification, EC2 Command Status-change Notification, EC2 Command Invocation Status-change Notification, EC2 Instance Launch Successful, EC2 Instance Terminate Successful, EC2 Instance Launch Unsuccessful, RDS DB Instance Event, RDS DB Cluster Event); got ${jsonencode(var.detail_types)}."
   }
 }
 

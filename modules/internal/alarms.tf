@@ -38,9 +38,12 @@ locals {
   # often than that (weekly with no grace left, monthly, at()) cannot be watched this way: it gets no
   # missed-run alarm unless missed_run_alarm_hours says otherwise, rather than one that is in ALARM for
   # most of its interval.
+  # A schedule with own_missed_run_alarm (a second rhythm next to the main one) ignores missed_run_alarm_hours.
   missed_run_hours = {
-    for key, hours in local.schedule_interval_hours : key => coalesce(var.missed_run_alarm_hours, hours + 1)
-    if var.missed_run_alarm_hours != null || hours + 1 <= 168
+    for key, hours in local.schedule_interval_hours : key => (
+      local.scheduled[key].schedule.own_missed_run_alarm ? hours + 1 : coalesce(var.missed_run_alarm_hours, hours + 1)
+    )
+    if(var.missed_run_alarm_hours != null && !local.scheduled[key].schedule.own_missed_run_alarm) || hours + 1 <= 168
   }
 }
 

@@ -381,6 +381,18 @@ data "aws_iam_policy_document" "plumbing" {
     }
   }
 
+  # Read-only ledger access for a scheduled function that plans from what the worker recorded (ebs-snapshot's restore
+  # planner: an instance-mode set is what its claim recorded).
+  dynamic "statement" {
+    for_each = each.value.reads_ledger && !each.value.consumes_queue ? [aws_dynamodb_table.ledger.arn] : []
+
+    content {
+      sid       = "LedgerRead"
+      actions   = ["dynamodb:GetItem"]
+      resources = [statement.value]
+    }
+  }
+
   # The handlers publish one message per failure themselves.
   dynamic "statement" {
     for_each = var.alarm_sns_topic_arn == null ? [] : [var.alarm_sns_topic_arn]

@@ -67,12 +67,19 @@ locals {
     OPS_LEDGER_TTL_DAYS            = tostring(var.completion.ledger_ttl_days)
   }
 
+  # Restore tests (core/restore.py RestoreTestConfig.from_env): one JSON object holding every field (null where
+  # unused), "" when the module has restore tests but they are off.
+  restore_test_environment = var.restore_test == null ? {} : {
+    OPS_RESTORE_TEST = var.restore_test.config == null ? "" : jsonencode(var.restore_test.config)
+  }
+
   function_environment = merge(
     var.environment,
     local.scope_environment,
     local.targets_environment,
     local.retention_environment,
     local.completion_environment,
+    local.restore_test_environment,
     {
       POWERTOOLS_SERVICE_NAME      = var.service_name
       POWERTOOLS_METRICS_NAMESPACE = local.metrics_namespace

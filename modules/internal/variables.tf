@@ -55,6 +55,9 @@ variable "functions" {
     memory_size                    = optional(number, 256)
     reserved_concurrent_executions = optional(number, -1)
     consumes_queue                 = optional(bool, false)
+    # GetItem on the ledger for a function other than the queue consumer (which reads and writes it anyway): a
+    # scheduled function whose planning reads what the worker recorded.
+    reads_ledger = optional(bool, false)
     statements = optional(list(object({
       sid       = string
       actions   = list(string)
@@ -82,6 +85,9 @@ variable "functions" {
       expression = string
       timezone   = optional(string, "UTC")
       input      = optional(string, "{}")
+      # true: the missed-run alarm of this function derives from its own expression only, whatever
+      # missed_run_alarm_hours says (a second schedule of another rhythm, such as the weekly restore tests).
+      own_missed_run_alarm = optional(bool, false)
     }))
   }))
 
@@ -358,6 +364,36 @@ variable "completion" {
   }
 }
 
+variable "restore_test" {
+  description = "Restore verification of the backups (OPS_RESTORE_TEST: a JSON object with every field of core/restore.py RestoreTestConfig, or \"\" when config is null, i.e. restore tests off); null leaves the group out (a module without restore tests)."
+  type = object({
+    config = optional(object({
+      region                = optional(string)
+      role_arn              = optional(string)
+      subnet_id             = string
+      security_group_id     = string
+      sources               = optional(string, "all")
+      sample_size           = optional(number, 1)
+      source_tags           = optional(map(string), {})
+      max_concurrent        = optional(number, 2)
+      deadline_minutes      = optional(number, 30)
+      instance_type         = optional(string)
+      validation_document   = optional(string)
+      validation_parameters = optional(map(list(string)), {})
+      instance_profile_name = optional(string)
+      volume_type           = optional(string, "gp3")
+      allow_routed_subnet   = optional(bool, false)
+    }))
+  })
+  default = null
+
+  # The public modules validate each field with their own names (restore_test.<field>); this is the backstop.
+  validation {
+    condition     = try(var.restore_test.config == null, true) || try(contains(["all", "sample", "tagged"], var.restore_test.config.sources), false)
+    error_message = "restore_test.config.sources must be all, sample or tagged; got ${jsonencode(var.restore_test == null ? null : try(var.restore_test.config.sources, null))}."
+  }
+}
+
 variable "environment" {
   description = "Module-specific environment variables added to every function, next to the internal OPS_*/POWERTOOLS_* ones."
   type        = map(string)
@@ -376,15 +412,15 @@ variable "environment" {
       "OPS_TARGET_ROLE_EXTERNAL_ID", "OPS_TARGET_ACCOUNTS", "OPS_TARGET_ORGANIZATIONAL_UNITS", "OPS_TARGET_ROLE_NAME",
       "OPS_ORGANIZATIONS_ROLE_ARN", "OPS_EXCLUDE_ACCOUNTS", "OPS_INSTANCE_IDS", "OPS_TARGET_TAGS", "OPS_VOLUME_IDS", "OPS_VOLUME_TAGS", "OPS_EXCLUDE_VOLUME_TAGS",
       "OPS_EXCLUDE_ROOT_VOLUME", "OPS_GENERATIONS", "OPS_MAX_AGE_DAYS", "OPS_DRY_RUN",
-      "OPS_COMPLETION_TIMEOUT_MINUTES", "OPS_LEDGER_TTL_DAYS",
+      "OPS_COMPLETION_TIMEOUT_MINUTES", "OPS_LEDGER_TTL_DAYS", "OPS_RESTORE_TEST",
     ])) == 0
-    error_message = "environment must not set variables the internal module owns (use scope, targets, retention and completion); reserved names given: ${jsonencode(var.environment == null ? null : sort(setintersection(keys(var.environment), [
+    error_message = "environment must not set variables the internal module owns (use scope, targets, retention, completion and restore_test); reserved names given: ${jsonencode(var.environment == null ? null : sort(setintersection(keys(var.environment), [
       "POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL", "OPS_POLICY_NAME", "AWS_STS_REGIONAL_ENDPOINTS",
       "OPS_WORK_QUEUE_URL", "OPS_LEDGER_TABLE", "OPS_ALERT_TOPIC_ARN", "OPS_MAX_RECEIVE_COUNT", "OPS_TARGET_REGIONS", "OPS_TARGET_ROLE_ARNS",
       "OPS_TARGET_ROLE_EXTERNAL_ID", "OPS_TARGET_ACCOUNTS", "OPS_TARGET_ORGANIZATIONAL_UNITS", "OPS_TARGET_ROLE_NAME",
       "OPS_ORGANIZATIONS_ROLE_ARN", "OPS_EXCLUDE_ACCOUNTS", "OPS_INSTANCE_IDS", "OPS_TARGET_TAGS", "OPS_VOLUME_IDS", "OPS_VOLUME_TAGS", "OPS_EXCLUDE_VOLUME_TAGS",
       "OPS_EXCLUDE_ROOT_VOLUME", "OPS_GENERATIONS", "OPS_MAX_AGE_DAYS", "OPS_DRY_RUN",
-      "OPS_COMPLETION_TIMEOUT_MINUTES", "OPS_LEDGER_TTL_DAYS",
+      "OPS_COMPLETION_TIMEOUT_MINUTES", "OPS_LEDGER_TTL_DAYS", "OPS_RESTORE_TEST",
     ])))}."
   }
 }

@@ -32,7 +32,7 @@ READ_BY_POWERTOOLS = {
 READ_BY_BOTOCORE = {"AWS_STS_REGIONAL_ENDPOINTS": "the STS endpoint botocore calls (regional)"}
 # Read by our code but set by the Lambda runtime, not by Terraform.
 SET_BY_LAMBDA_RUNTIME = {"AWS_REGION", "AWS_DEFAULT_REGION", "AWS_LAMBDA_FUNCTION_NAME"}
-GROUPS = ("scope", "targets", "retention", "completion")
+GROUPS = ("scope", "targets", "retention", "completion", "restore_test")
 # The reader of each group in core/config.py: a module's config composes the groups it uses, and the scan of the
 # shared core sees every reader, so a group's variables are required only of a module whose package uses its reader.
 GROUP_READERS = {
@@ -40,6 +40,8 @@ GROUP_READERS = {
     "targets": ("InstanceTargetConfig", "VolumeTargetConfig"),
     "retention": ("RetentionConfig",),
     "completion": ("CompletionConfig",),
+    # Restore tests (issue 13): OPS_RESTORE_TEST, one JSON object (core/restore.py RestoreTestConfig.from_env).
+    "restore_test": ("RestoreTestConfig",),
 }
 
 # `KEY = value` inside an HCL object expression that python-hcl2 left as a string (merge({...}), etc.).
@@ -119,6 +121,7 @@ def groups_composed(module_dir: Any) -> set[str]:
 def test_groups_composed_sees_the_readers_a_module_uses() -> None:
     by_name = {module_dir.name: groups_composed(module_dir) for module_dir in MODULES}
     assert by_name["ebs-snapshot"] == set(GROUPS)
+    assert by_name["ami-backup"] == set(GROUPS)
     if "deregister-cleanup" in by_name:
         assert by_name["deregister-cleanup"] == {"scope"}
     if "snapshot-copy" in by_name:

@@ -19,7 +19,13 @@ FORWARDING = ROOT / "modules" / "event-forwarding"
 # The modules with landing-zone targeting (target_organizational_units): their spoke events are forwarded by default.
 LANDING_ZONE_MODULES = ("ami-backup", "ebs-snapshot", "instance-scheduler")
 # instance-scheduler's optional modes: forwarded when the user adds them to detail_types (not by default).
-OPT_IN_PATTERNS = {("instance-scheduler", "auto_scaling_pattern"), ("instance-scheduler", "rds_pattern")}
+# ebs-snapshot's restore tests react to EBS Volume Notification (createVolume) only as an accelerator (the delayed
+# restore_check decides without it), and every volume creation of a spoke would cross to the hub: opt-in too.
+OPT_IN_PATTERNS = {
+    ("instance-scheduler", "auto_scaling_pattern"),
+    ("instance-scheduler", "rds_pattern"),
+    ("ebs-snapshot", "volume_state_pattern"),
+}
 # Run Command events: ssm-runcommand has no landing-zone targeting yet, but its events are forwarded by default so
 # that a spoke applies one module for every hub module.
 ALSO_FORWARDED = ("ssm-runcommand",)

@@ -40,9 +40,12 @@ FUNCTIONS = [fn for module_dir in MODULES for fn in module_functions(module_dir)
 # creation"), which the statement must bind to that call with the ec2:CreateAction condition. Action -> (the
 # condition key, the prefixes of the calls it serves): creations and copies (CopySnapshot, CopyImage).
 IMPLIED_BY = {
-    "ec2:CreateTags": ("ec2:CreateAction", ("ec2:Create", "ec2:Copy")),
-    # SendCommand with a ServiceRoleArn (SNS notifications) passes the role to SSM: authorized, never called.
-    "iam:PassRole": ("iam:PassedToService", ("ssm:SendCommand",)),
+    "ec2:CreateTags": ("ec2:CreateAction", ("ec2:Create", "ec2:Copy", "ec2:RunInstances")),
+    # SendCommand with a ServiceRoleArn (SNS notifications) passes the role to SSM; RunInstances with an instance
+    # profile passes its role to EC2 ("To launch an instance with a role, the developer must have permission to launch
+    # EC2 instances and permission to pass IAM roles", EC2 user guide, permission-to-pass-iam-roles): authorized,
+    # never called.
+    "iam:PassRole": ("iam:PassedToService", ("ssm:SendCommand", "ec2:RunInstances")),
 }
 # Allowed for AWS to use with the function's permissions while it serves one of our calls, so never observed: EBS
 # uses the customer managed key of an encrypted volume as the principal that snapshots it (EBS user guide,
@@ -50,7 +53,9 @@ IMPLIED_BY = {
 # principal that copies it (EBS user guide, "Copy an Amazon EBS snapshot": kms:DescribeKey, kms:CreateGrant,
 # kms:GenerateDataKey, kms:GenerateDataKeyWithoutPlaintext, kms:ReEncrypt, kms:Decrypt). Action -> the calls
 # (prefixes) it serves.
-_EBS_WITH_KEYS = ("ec2:CreateSnapshot", "ec2:CopySnapshot", "ec2:CopyImage")
+# Restore tests launch from encrypted AMIs (RunInstances) and create volumes from encrypted snapshots (CreateVolume):
+# EBS needs the same key permissions of the caller ("Requirements for Amazon EBS encryption", Permissions for users).
+_EBS_WITH_KEYS = ("ec2:CreateSnapshot", "ec2:CopySnapshot", "ec2:CopyImage", "ec2:RunInstances", "ec2:CreateVolume")
 # Starting an instance whose EBS volumes use a customer managed key: "The IAM principal that calls the
 # StartInstances API action must have kms:CreateGrant permissions to create a grant for Amazon EC2" (AWS Knowledge
 # Center, "Why did my EC2 instance go from Pending to Stopped", kms-iam-ec2-permission); EC2 makes the grant, our
@@ -87,6 +92,22 @@ UNOWNED_ALLOWED = {("deregister-cleanup", "worker", "DeleteAnySnapshot")}
 # share statements carry ownership "source" instead of "request". modules/internal accepts it only for these actions
 # and only with an aws:ResourceTag condition or resources without * (a validation its terraform test exercises).
 SOURCE_ACTIONS = {"ec2:CopySnapshot", "ec2:CopyImage", "ec2:ModifySnapshotAttribute"}
+# Restore tests (issue 13, docs/DESIGN.md): two uses of the policy's OWN backups that are neither creation nor
+# destruction, so they take ownership "resource" (the backup must carry this policy's tags): a volume created FROM a
+# snapshot (CreateVolume authorises the source snapshot with aws:ResourceTag), and the restore result written onto an
+# image or snapshot by CreateTags, whose aws:TagKeys condition admits the two restore keys only (so the ownership
+# tags can never be written this way).
+RESTORE_FROM_OWN_BACKUPS = {"ec2:CreateVolume"}
+RESTORE_RESULT_KEYS = {"ops-automation:restore-result", "ops-automation:restore-tested"}
+
+
+def restore_exception(statement: Any) -> bool:
+    """A statement the restore tests need on the policy's own backups (see RESTORE_FROM_OWN_BACKUPS)."""
+    if statement.ownership != "resource":
+        return False
+    if set(statement.actions) <= RESTORE_FROM_OWN_BACKUPS and set(statement.resource_kinds) == {"snapshot"}:
+        return True
+    return set(statement.actions) == {"ec2:CreateTags"} and "aws:TagKeys" in statement.condition_variables
 
 
 def _ids(functions: list[ModuleFunction]) -> list[str]:
@@ -132,7 +153,15 @@ def plumbing() -> tuple[PlumbingStatement, ...]:
         if not block:
             continue
         for_each = str(block.get("for_each"))
-        applies = "consumer" if "consumes_queue" in for_each else "scheduled" if "schedule" in for_each else "optional"
+        applies = (
+            "ledger_reader"
+            if "reads_ledger" in for_each
+            else "consumer"
+            if "consumes_queue" in for_each
+            else "scheduled"
+            if "schedule" in for_each
+            else "optional"
+        )
         for content in _as_list(block.get("content")):
             content = resolve_locals(content, internal.locals)
             found.append(PlumbingStatement(str(content.get("sid")), tuple(_as_list(content.get("actions"))), applies))
@@ -144,6 +173,7 @@ def plumbing_actions(fn: ModuleFunction) -> set[str]:
         {"always", "optional"}
         | ({"consumer"} if fn.consumes_queue else set())
         | ({"scheduled"} if fn.scheduled else set())
+        | ({"ledger_reader"} if fn.reads_ledger and not fn.consumes_queue else set())
     )
     return {action for s in plumbing() if s.applies_when in applies for action in s.actions}
 
@@ -239,7 +269,8 @@ def test_plumbing_is_explained(fn: ModuleFunction) -> None:
     "fn", [f for f in FUNCTIONS if not f.consumes_queue], ids=_ids([f for f in FUNCTIONS if not f.consumes_queue])
 )
 def test_only_the_queue_consumer_receives_and_touches_the_ledger(fn: ModuleFunction) -> None:
-    granted = plumbing_actions(fn)
+    """A scheduled function may read the ledger (`reads_ledger`: GetItem), never write it."""
+    granted = plumbing_actions(fn) - ({"dynamodb:GetItem"} if fn.reads_ledger else set())
     assert not {a for a in granted if a.startswith("dynamodb:") or a in {"sqs:ReceiveMessage", "sqs:DeleteMessage"}}, (
         f"{fn.module}/{fn.key} does not consume the queue but gets {sorted(granted)}"
     )
@@ -264,6 +295,8 @@ def test_ownership_of_image_and_snapshot_changes(fn: ModuleFunction) -> None:
         if not ({"image", "snapshot"} & set(s.resource_kinds)):
             continue
         if s.ownership == "unowned" and (fn.module, fn.key, s.sid) in UNOWNED_ALLOWED:
+            continue
+        if restore_exception(s):
             continue
         if s.ownership == "source":
             if not set(s.actions) <= SOURCE_ACTIONS:
@@ -310,6 +343,29 @@ def test_observed_file_names_only_deployed_handlers() -> None:
     deployed = {fn.handler for fn in FUNCTIONS}
     stale = sorted(set(observed()) - deployed)
     assert not stale, f"{OBSERVED.relative_to(ROOT)} records handlers no module deploys: {stale}"
+
+
+def test_restore_exception_is_narrow() -> None:
+    from tests.support.hcl_tree import BusinessStatement
+
+    def statement(actions: tuple[str, ...], kinds: tuple[str, ...], keys: tuple[str, ...] = ()) -> BusinessStatement:
+        return BusinessStatement("S", actions, "resource", keys, kinds)
+
+    assert restore_exception(statement(("ec2:CreateVolume",), ("snapshot",)))
+    assert restore_exception(statement(("ec2:CreateTags",), ("image",), ("aws:TagKeys",)))
+    assert not restore_exception(statement(("ec2:CreateTags",), ("image",)))
+    assert not restore_exception(statement(("ec2:CreateVolume",), ("snapshot", "volume")))
+    assert not restore_exception(statement(("ec2:CopySnapshot",), ("snapshot",)))
+
+
+def test_restore_result_keys_are_the_codes() -> None:
+    """The aws:TagKeys the modules allow on their backups are the restore tags core/tagging.py writes."""
+    tagging = _tagging_module()
+    written = {tagging.RESTORE_RESULT, tagging.RESTORE_TESTED}
+    assert written == RESTORE_RESULT_KEYS
+    for module in ("ami-backup", "ebs-snapshot"):
+        text = (ROOT / "modules" / module / "iam.tf").read_text(encoding="utf-8")
+        assert all(f'"{key}"' in text for key in RESTORE_RESULT_KEYS), module
 
 
 @pytest.mark.parametrize("fn", FUNCTIONS, ids=_ids(FUNCTIONS))

@@ -218,6 +218,7 @@ class ModuleFunction:
     handler: str
     consumes_queue: bool
     scheduled: bool
+    reads_ledger: bool
     statements: tuple[BusinessStatement, ...]
 
 
@@ -248,6 +249,7 @@ def module_functions(module_dir: Path) -> list[ModuleFunction]:
             handler=str(body.get("handler")),
             consumes_queue=str(body.get("consumes_queue", False)).lower() == "true",
             scheduled="schedule" in body,
+            reads_ledger=str(body.get("reads_ledger", False)).lower() == "true",
             statements=tuple(business_statements(body.get("statements", []))),
         )
         for key, body in functions.items()

@@ -637,3 +637,288 @@ run "rejects_malformed_landing_zone_inputs" {
     var.organizations_role_arn,
   ]
 }
+
+################################################################################
+# Restore tests (restore_test)
+################################################################################
+
+run "restore_tests_are_off_by_default" {
+  command = plan
+
+  assert {
+    condition     = output.restore_function_name == null && output.restore_schedule == null && output.restore_event_rule_arn == null
+    error_message = "Without restore_test there is no restore function, schedule or instance-state rule."
+  }
+
+  assert {
+    condition     = output.function_environment_variables["OPS_RESTORE_TEST"] == ""
+    error_message = "Without restore_test, OPS_RESTORE_TEST is set and empty (restore tests off)."
+  }
+
+  assert {
+    condition     = length(local.restore_worker_statements) == 0 && !contains(flatten([for s in local.worker_statements : s.actions]), "ec2:RunInstances")
+    error_message = "Without restore_test the worker may not launch or terminate anything."
+  }
+}
+
+run "restore_tests_reach_the_functions" {
+  command = plan
+
+  variables {
+    restore_test = {
+      schedule_expression   = "cron(0 3 ? * SUN *)"
+      subnet_id             = "subnet-0123456789abcdef0"
+      security_group_id     = "sg-0123456789abcdef0"
+      sources               = "sample"
+      sample_size           = 3
+      max_concurrent        = 4
+      deadline_minutes      = 45
+      validation_document   = "AWS-RunShellScript"
+      validation_parameters = { commands = ["systemctl is-system-running --wait"] }
+      instance_profile_name = "restore-test"
+      instance_role_arn     = "arn:aws:iam::111122223333:role/restore-test"
+      kms_key_arns          = ["arn:aws:kms:ap-northeast-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"]
+    }
+  }
+
+  assert {
+    condition     = output.restore_handler == "ops_automation.ami_backup.handlers.restore_handler" && output.function_timeouts["restore"] == 300
+    error_message = "restore_test deploys the restore planner (ops_automation.ami_backup.handlers.restore_handler)."
+  }
+
+  assert {
+    condition     = output.restore_schedule.expression == "cron(0 3 ? * SUN *)" && output.restore_schedule.timezone == "UTC" && output.schedule.expression == "cron(0 1 * * ? *)"
+    error_message = "The restore planner runs on restore_test's own schedule (UTC by default); the backup schedule is unchanged."
+  }
+
+  assert {
+    condition = jsondecode(output.function_environment_variables["OPS_RESTORE_TEST"]) == {
+      region                = null
+      role_arn              = null
+      subnet_id             = "subnet-0123456789abcdef0"
+      security_group_id     = "sg-0123456789abcdef0"
+      sources               = "sample"
+      sample_size           = 3
+      source_tags           = {}
+      max_concurrent        = 4
+      deadline_minutes      = 45
+      instance_type         = null
+      validation_document   = "AWS-RunShellScript"
+      validation_parameters = { commands = ["systemctl is-system-running --wait"] }
+      instance_profile_name = "restore-test"
+      volume_type           = "gp3"
+      allow_routed_subnet   = false
+    }
+    error_message = "OPS_RESTORE_TEST is one JSON object with every RestoreTestConfig field (no schedule, role or keys: Terraform's only)."
+  }
+
+  assert {
+    condition = anytrue([
+      for s in local.worker_statements : s.sid == "RestoreLaunchIntoIsolatedSubnet" && toset(s.resources) == toset([
+        "arn:aws:ec2:ap-northeast-1:111122223333:subnet/subnet-0123456789abcdef0",
+        "arn:aws:ec2:ap-northeast-1:111122223333:security-group/sg-0123456789abcdef0",
+      ]) && s.ownership == "none"
+    ])
+    error_message = "RunInstances reaches exactly the named subnet and security group of the restore account and region."
+  }
+
+  assert {
+    condition = alltrue([
+      for s in local.worker_statements : s.ownership == "request" && contains([for c in s.conditions : "${c.test} ${c.variable}=${join(",", c.values)}"], "Null aws:RequestTag/ops-automation:restore-test=false")
+      if contains(["RestoreLaunchTaggedResources", "RestoreTagOnlyAtLaunch"], s.sid)
+    ]) && length([for s in local.worker_statements : s if contains(["RestoreLaunchTaggedResources", "RestoreTagOnlyAtLaunch"], s.sid)]) == 2
+    error_message = "Launched instances, interfaces and volumes must carry the ownership and restore-test tags (Null = false)."
+  }
+
+  assert {
+    condition = anytrue([
+      for s in local.worker_statements : s.sid == "RestoreLaunchPrivateInterface" && s.ownership == "request" && toset([for c in s.conditions : "${c.test} ${c.variable}=${join(",", c.values)}"]) == toset([
+        "Null aws:RequestTag/ops-automation:restore-test=false", "Bool ec2:AssociatePublicIpAddress=false",
+      ])
+    ])
+    error_message = "The restored instance's network interface is tagged at launch and never gets a public IP address."
+  }
+
+  assert {
+    condition = alltrue([
+      for s in local.worker_statements : s.ownership == "resource" && contains([for c in s.conditions : "${c.test} ${c.variable}=${join(",", c.values)}"], "Null aws:ResourceTag/ops-automation:restore-test=false")
+      if contains(s.actions, "ec2:TerminateInstances") || (contains(s.actions, "ssm:SendCommand") && anytrue([for r in s.resources : strcontains(r, ":instance/")]))
+    ])
+    error_message = "Only restored instances of this policy may be terminated or sent the validation command."
+  }
+
+  assert {
+    condition = anytrue([
+      for s in local.worker_statements : s.sid == "RestoreMarkOwnImages" && s.ownership == "resource" && contains([for c in s.conditions : "${c.test} ${c.variable}=${join(",", c.values)}"], "ForAllValues:StringEquals aws:TagKeys=ops-automation:restore-result,ops-automation:restore-tested")
+    ])
+    error_message = "The worker may write only the two restore tags onto this policy's AMIs."
+  }
+
+  assert {
+    condition = anytrue([
+      for s in local.worker_statements : s.sid == "RestorePassInstanceRole" && tolist(s.resources) == tolist(["arn:aws:iam::111122223333:role/restore-test"])
+      && tolist([for c in s.conditions : "${c.variable}=${join(",", c.values)}"]) == tolist(["iam:PassedToService=ec2.amazonaws.com"])
+    ])
+    error_message = "iam:PassRole is allowed on exactly instance_role_arn, to EC2 only."
+  }
+
+  assert {
+    condition = anytrue([
+      for s in local.worker_statements : s.sid == "RestoreRunValidationDocument" && toset(s.resources) == toset([
+        "arn:aws:ssm:ap-northeast-1::document/AWS-RunShellScript",
+        "arn:aws:ssm:ap-northeast-1:111122223333:document/AWS-RunShellScript",
+      ])
+    ])
+    error_message = "SendCommand names exactly the validation document (AWS-owned or own account)."
+  }
+
+  assert {
+    condition = anytrue([
+      for s in local.worker_statements : s.sid == "RestoreGrantBackupKeysToEbs" && contains([for c in s.conditions : "${c.variable}=${join(",", c.values)}"], "kms:GrantIsForAWSResource=true")
+    ])
+    error_message = "Grants on the backup keys are for AWS resources only."
+  }
+
+  assert {
+    condition     = toset(flatten([for s in local.restore_statements : s.actions])) == toset(["ec2:DescribeImages"])
+    error_message = "The restore planner only reads the AMIs."
+  }
+
+  assert {
+    condition     = output.missed_run_alarm_hours == 25
+    error_message = "The backup planner's missed-run alarm is unchanged by the weekly restore schedule."
+  }
+}
+
+run "restore_tests_in_a_target_account_and_region" {
+  command = plan
+
+  variables {
+    target_role_arns = ["arn:aws:iam::444455556666:role/ops-automation-ami-backup", "arn:aws:iam::777788889999:role/ops-automation-ami-backup"]
+    regions          = ["ap-northeast-1", "us-east-1"]
+    restore_test = {
+      schedule_expression = "rate(7 days)"
+      region              = "us-east-1"
+      role_arn            = "arn:aws:iam::777788889999:role/ops-automation-ami-backup"
+      subnet_id           = "subnet-12345678"
+      security_group_id   = "sg-12345678"
+    }
+  }
+
+  assert {
+    condition     = local.restore_ec2 == "arn:aws:ec2:us-east-1:777788889999"
+    error_message = "Restore resources are named in the restore account and region."
+  }
+
+  assert {
+    condition = (
+      jsondecode(output.function_environment_variables["OPS_RESTORE_TEST"]).region == "us-east-1" &&
+      jsondecode(output.function_environment_variables["OPS_RESTORE_TEST"]).role_arn == "arn:aws:iam::777788889999:role/ops-automation-ami-backup"
+    )
+    error_message = "The restore target reaches the functions."
+  }
+
+  assert {
+    condition     = alltrue([for s in local.worker_statements : !startswith(s.sid, "RestorePass") && !startswith(s.sid, "RestoreRun") && !startswith(s.sid, "RestoreGrant")])
+    error_message = "Without a validation document, instance role or keys there is no SSM, PassRole or KMS statement."
+  }
+}
+
+run "rejects_restore_tests_with_target_accounts" {
+  command = plan
+
+  variables {
+    target_accounts  = ["444455556666"]
+    target_role_name = "ops-automation-ami-backup"
+    restore_test = {
+      schedule_expression = "rate(7 days)"
+      subnet_id           = "subnet-12345678"
+      security_group_id   = "sg-12345678"
+    }
+  }
+
+  expect_failures = [data.aws_partition.current]
+}
+
+run "rejects_a_restore_role_outside_target_role_arns" {
+  command = plan
+
+  variables {
+    target_role_arns = ["arn:aws:iam::444455556666:role/ops-automation-ami-backup"]
+    restore_test = {
+      schedule_expression = "rate(7 days)"
+      role_arn            = "arn:aws:iam::777788889999:role/ops-automation-ami-backup"
+      subnet_id           = "subnet-12345678"
+      security_group_id   = "sg-12345678"
+    }
+  }
+
+  expect_failures = [data.aws_partition.current]
+}
+
+run "rejects_a_restore_region_outside_regions" {
+  command = plan
+
+  variables {
+    restore_test = {
+      schedule_expression = "rate(7 days)"
+      region              = "eu-west-1"
+      subnet_id           = "subnet-12345678"
+      security_group_id   = "sg-12345678"
+    }
+  }
+
+  expect_failures = [data.aws_partition.current]
+}
+
+run "rejects_an_instance_role_of_another_account" {
+  command = plan
+
+  variables {
+    restore_test = {
+      schedule_expression   = "rate(7 days)"
+      subnet_id             = "subnet-12345678"
+      security_group_id     = "sg-12345678"
+      validation_document   = "AWS-RunShellScript"
+      instance_profile_name = "restore-test"
+      instance_role_arn     = "arn:aws:iam::444455556666:role/restore-test"
+    }
+  }
+
+  expect_failures = [data.aws_partition.current]
+}
+
+run "rejects_malformed_restore_tests" {
+  command = plan
+
+  variables {
+    restore_test = {
+      schedule_expression   = "weekly"
+      subnet_id             = "subnet-XYZ"
+      security_group_id     = "sg-1"
+      sources               = "some"
+      sample_size           = 0
+      max_concurrent        = 50
+      deadline_minutes      = 5
+      validation_parameters = { commands = ["true"] }
+      instance_profile_name = "restore-test"
+    }
+  }
+
+  expect_failures = [var.restore_test]
+}
+
+run "rejects_tagged_sources_without_tags" {
+  command = plan
+
+  variables {
+    restore_test = {
+      schedule_expression = "rate(7 days)"
+      subnet_id           = "subnet-12345678"
+      security_group_id   = "sg-12345678"
+      sources             = "tagged"
+    }
+  }
+
+  expect_failures = [var.restore_test]
+}

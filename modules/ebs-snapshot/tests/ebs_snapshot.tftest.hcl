@@ -887,3 +887,172 @@ run "rejects_malformed_landing_zone_inputs" {
     var.organizations_role_arn,
   ]
 }
+
+################################################################################
+# Restore tests (restore_test)
+################################################################################
+
+run "restore_tests_are_off_by_default" {
+  command = plan
+
+  assert {
+    condition     = output.restore_function_name == null && output.restore_schedule == null && output.restore_event_rule_arn == null
+    error_message = "Without restore_test there is no restore function, schedule or volume-state rule."
+  }
+
+  assert {
+    condition     = output.function_environment_variables["OPS_RESTORE_TEST"] == ""
+    error_message = "Without restore_test, OPS_RESTORE_TEST is set and empty (restore tests off)."
+  }
+
+  assert {
+    condition     = length(local.restore_worker_statements) == 0 && !contains(flatten([for s in local.worker_statements : s.actions]), "ec2:CreateVolume")
+    error_message = "Without restore_test the worker may not create or delete volumes."
+  }
+}
+
+run "restore_tests_reach_the_functions" {
+  command = plan
+
+  variables {
+    restore_test = {
+      schedule_expression = "cron(0 3 ? * SUN *)"
+      schedule_timezone   = "Asia/Tokyo"
+      subnet_id           = "subnet-0123456789abcdef0"
+      security_group_id   = "sg-0123456789abcdef0"
+      sources             = "tagged"
+      source_tags         = { Tier = "gold" }
+      volume_type         = "gp2"
+      kms_key_arns        = ["arn:aws:kms:ap-northeast-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"]
+    }
+  }
+
+  assert {
+    condition     = output.restore_handler == "ops_automation.ebs_snapshot.handlers.restore_handler" && output.restore_schedule.expression == "cron(0 3 ? * SUN *)" && output.restore_schedule.timezone == "Asia/Tokyo"
+    error_message = "restore_test deploys the restore planner on its own schedule."
+  }
+
+  assert {
+    condition = jsondecode(output.function_environment_variables["OPS_RESTORE_TEST"]) == {
+      region                = null
+      role_arn              = null
+      subnet_id             = "subnet-0123456789abcdef0"
+      security_group_id     = "sg-0123456789abcdef0"
+      sources               = "tagged"
+      sample_size           = 1
+      source_tags           = { Tier = "gold" }
+      max_concurrent        = 2
+      deadline_minutes      = 30
+      instance_type         = null
+      validation_document   = null
+      validation_parameters = {}
+      instance_profile_name = null
+      volume_type           = "gp2"
+      allow_routed_subnet   = false
+    }
+    error_message = "OPS_RESTORE_TEST is one JSON object with every RestoreTestConfig field (the AMI-only ones null or empty)."
+  }
+
+  assert {
+    condition = alltrue([
+      for s in local.worker_statements : s.ownership == "request" && contains([for c in s.conditions : "${c.test} ${c.variable}=${join(",", c.values)}"], "Null aws:RequestTag/ops-automation:restore-test=false")
+      if contains(["RestoreCreateTaggedVolumes", "RestoreTagOnlyOnCreateVolume"], s.sid)
+    ])
+    error_message = "Restored volumes must carry the ownership and restore-test tags (Null = false)."
+  }
+
+  assert {
+    condition = anytrue([
+      for s in local.worker_statements : s.sid == "RestoreDeleteRestoredVolumes" && s.ownership == "resource" && tolist(s.resources) == tolist(["arn:aws:ec2:ap-northeast-1:111122223333:volume/*"])
+      && contains([for c in s.conditions : "${c.test} ${c.variable}=${join(",", c.values)}"], "Null aws:ResourceTag/ops-automation:restore-test=false")
+    ])
+    error_message = "Only restored volumes of this policy may be deleted."
+  }
+
+  assert {
+    condition = anytrue([
+      for s in local.worker_statements : s.sid == "RestoreFromOwnSnapshots" && s.ownership == "resource" && tolist(s.resources) == tolist(["arn:aws:ec2:ap-northeast-1::snapshot/*"])
+    ])
+    error_message = "Volumes are created only from this policy's snapshots."
+  }
+
+  assert {
+    condition = anytrue([
+      for s in local.worker_statements : s.sid == "RestoreMarkOwnSnapshots" && contains([for c in s.conditions : "${c.test} ${c.variable}=${join(",", c.values)}"], "ForAllValues:StringEquals aws:TagKeys=ops-automation:restore-result,ops-automation:restore-tested")
+    ])
+    error_message = "The worker may write only the two restore tags onto this policy's snapshots."
+  }
+
+  assert {
+    condition     = toset(flatten([for s in local.restore_statements : s.actions])) == toset(["ec2:DescribeSnapshots"])
+    error_message = "The restore planner only reads the snapshots."
+  }
+
+  assert {
+    condition     = output.missed_run_alarm_hours == 25
+    error_message = "The backup planner's missed-run alarm is unchanged by the weekly restore schedule."
+  }
+}
+
+run "rejects_restore_tests_with_organizational_units" {
+  command = plan
+
+  variables {
+    target_organizational_units = [{ id = "ou-ab12-cdef3456" }]
+    target_role_name            = "ops-automation-ebs-snapshot"
+    target_organization_id      = "o-a1b2c3d4e5"
+    restore_test = {
+      schedule_expression = "rate(7 days)"
+      subnet_id           = "subnet-12345678"
+      security_group_id   = "sg-12345678"
+    }
+  }
+
+  expect_failures = [data.aws_partition.current]
+}
+
+run "rejects_a_restore_role_without_target_role_arns" {
+  command = plan
+
+  variables {
+    restore_test = {
+      schedule_expression = "rate(7 days)"
+      role_arn            = "arn:aws:iam::777788889999:role/ops-automation-ebs-snapshot"
+      subnet_id           = "subnet-12345678"
+      security_group_id   = "sg-12345678"
+    }
+  }
+
+  expect_failures = [data.aws_partition.current]
+}
+
+run "rejects_a_restore_region_outside_regions" {
+  command = plan
+
+  variables {
+    regions = ["us-east-1"]
+    restore_test = {
+      schedule_expression = "rate(7 days)"
+      subnet_id           = "subnet-12345678"
+      security_group_id   = "sg-12345678"
+    }
+  }
+
+  expect_failures = [data.aws_partition.current]
+}
+
+run "rejects_malformed_restore_tests" {
+  command = plan
+
+  variables {
+    restore_test = {
+      schedule_expression = "rate(7 days)"
+      subnet_id           = "subnet-12345678"
+      security_group_id   = "sg-12345678"
+      volume_type         = "gp9"
+      kms_key_arns        = ["alias/backups"]
+    }
+  }
+
+  expect_failures = [var.restore_test]
+}

@@ -1191,3 +1191,92 @@ run "rejects_a_malformed_excluded_account" {
 
   expect_failures = [var.scope]
 }
+
+################################################################################
+# Restore tests: the restore_test group (OPS_RESTORE_TEST) and a second schedule's own missed-run alarm
+################################################################################
+
+run "restore_test_group_is_one_json_object" {
+  command = plan
+
+  variables {
+    restore_test = {
+      config = {
+        subnet_id         = "subnet-12345678"
+        security_group_id = "sg-12345678"
+        source_tags       = { Tier = "gold" }
+      }
+    }
+  }
+
+  assert {
+    condition = jsondecode(output.function_environment_variables["OPS_RESTORE_TEST"]) == {
+      region                = null
+      role_arn              = null
+      subnet_id             = "subnet-12345678"
+      security_group_id     = "sg-12345678"
+      sources               = "all"
+      sample_size           = 1
+      source_tags           = { Tier = "gold" }
+      max_concurrent        = 2
+      deadline_minutes      = 30
+      instance_type         = null
+      validation_document   = null
+      validation_parameters = {}
+      instance_profile_name = null
+      volume_type           = "gp3"
+      allow_routed_subnet   = false
+    }
+    error_message = "restore_test.config is encoded as one JSON object holding every field (null where unused, defaults filled in)."
+  }
+}
+
+run "restore_test_group_without_config_is_off" {
+  command = plan
+
+  variables {
+    restore_test = {}
+  }
+
+  assert {
+    condition     = output.function_environment_variables["OPS_RESTORE_TEST"] == ""
+    error_message = "A restore_test group with a null config sets OPS_RESTORE_TEST to \"\" (tests off)."
+  }
+}
+
+run "no_restore_test_group_sets_nothing" {
+  command = plan
+
+  assert {
+    condition     = !contains(keys(output.function_environment_variables), "OPS_RESTORE_TEST")
+    error_message = "Without the restore_test group OPS_RESTORE_TEST is not set at all."
+  }
+}
+
+run "rejects_restore_test_in_environment" {
+  command = plan
+
+  variables {
+    environment = { OPS_RESTORE_TEST = "{}" }
+  }
+
+  expect_failures = [var.environment]
+}
+
+run "own_missed_run_alarm_ignores_the_override" {
+  command = plan
+
+  variables {
+    missed_run_alarm_hours = 30
+    functions = {
+      planner = { handler = "m.a", description = "a", consumes_queue = true, schedule = { expression = "cron(0 1 * * ? *)" } }
+      daily   = { handler = "m.b", description = "b", schedule = { expression = "rate(2 days)", own_missed_run_alarm = true } }
+      weekly  = { handler = "m.c", description = "c", schedule = { expression = "cron(0 3 ? * SUN *)", own_missed_run_alarm = true } }
+    }
+  }
+
+  assert {
+    condition     = output.missed_run_alarm_hours == { planner = 30, daily = 49 }
+    error_message = "missed_run_alarm_hours overrides the main schedule only; a schedule with its own alarm derives it (none beyond 7 days)."
+  }
+}
