@@ -4,8 +4,11 @@ schedule at once on one small fleet (tests/e2e/complete_scenario.py, the driver 
 hourly snapshots of the data volumes, weekly snapshots copied to Osaka, clean-up after each retired AMI, office-hours
 start/stop, a nightly Run Command. Then one summary table per module, and the HTML report of the month
 (`ops-automation report`, ops_automation.cli.report) for the ami-backup and ebs-snapshot policies, written to files
-whose paths and sizes are printed. Everything else is removed afterwards: `terraform destroy`, the local AWS, the
-temporary folder.
+whose paths and sizes are printed. Then the restore tests: examples/ami-backup and examples/ebs-snapshot (restore_test
+on, each with its isolated VPC), applied alongside, back up one day and fire their restore schedule once
+(tests/e2e/ami_backup_scenario.py and ebs_snapshot_scenario.py, the drivers of their tier-3 tests); one restore test
+of each module is printed. Everything else is removed afterwards: `terraform destroy`, the local AWS, the temporary
+folder.
 
 terraform and a hashicorp/aws provider mirror are required. There is no fallback without them: a Python copy of
 the Terraform configuration could drift from the HCL unnoticed, so a demo on it could show a deployment that does not
@@ -31,7 +34,9 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO_ROOT / "lambda_src"), str(REPO_ROOT)]
 
 from scripts.local_aws import LocalAws, local_aws  # noqa: E402
+from tests.e2e import ami_backup_scenario as ami  # noqa: E402
 from tests.e2e import complete_scenario as complete  # noqa: E402
+from tests.e2e import ebs_snapshot_scenario as ebs  # noqa: E402
 from tests.e2e import scenario  # noqa: E402
 from tests.support.terraform_env import TerraformUnavailable, require_terraform  # noqa: E402
 
@@ -46,6 +51,50 @@ SUNDAY = 6  # the month starts on one: the weekly snapshots (and their copies) f
 HOURLY_DAYS = 3
 # The policies whose month becomes an HTML report (the report covers the backup modules).
 REPORTED = ("ami-backup", "ebs-snapshot")
+# The examples that show the restore tests (examples/complete has restore_test off): one day of backups, then one
+# firing of the restore schedule each.
+RESTORE_EXAMPLES = (ami.EXAMPLE, ebs.EXAMPLE)
+RESTORE_BACKUP_DAYS = 1
+
+
+@dataclass(frozen=True)
+class Restores:
+    lines: list[str]
+    problems: list[str]
+
+
+def run_restore_tests(applied: scenario.AppliedExamples) -> Restores:
+    """One day of backups through each restore example, then its restore schedule fired once: every test passes (no
+    impaired copy here; the tier-3 tests fail one on purpose). The month's events reached these examples' queues
+    too (their rules take EC2's events of the whole account): emptied first."""
+    lines: list[str] = []
+    found: list[str] = []
+    local = applied.aws_for(ami.EXAMPLE)
+    runs = {example: applied.run(example) for example in RESTORE_EXAMPLES}
+    urls = [url for run in runs.values() for url in scenario.work_queue_urls(run)]
+    scenario.purge_work_queues(local.client("sqs"), urls)
+    deployment = scenario.deployment_from_terraform(local, runs[ami.EXAMPLE].outputs, ami.EXAMPLE)
+    week = ami.run_week(local, deployment, days=RESTORE_BACKUP_DAYS)
+    restoring = ebs.restore_deployment(local, runs[ami.EXAMPLE], deployment, ami.MODULE)
+    restore = ami.run_restore(local, week, restoring, impaired_name=None)
+    lines += ami.restore_lines(week, restore)
+    found += _restore_problems("ami-backup", restore)
+    deployment = scenario.deployment_from_terraform(local, runs[ebs.EXAMPLE].outputs, ebs.EXAMPLE)
+    series = ebs.run_series(local, deployment, slots=RESTORE_BACKUP_DAYS)
+    volumes = ebs.run_restore(local, series, ebs.restore_deployment(local, runs[ebs.EXAMPLE], deployment, ebs.MODULE))
+    lines += ebs.restore_lines(series, volumes)
+    found += _restore_problems("ebs-snapshot", volumes)
+    return Restores(lines, found)
+
+
+def _restore_problems(module: str, run: ebs.RestoreRun) -> list[str]:
+    found = []
+    results = [ebs.details_of(record).get("result") for record in run.records.values()]
+    if not results or any(result != "passed" for result in results):
+        found.append(f"{module}: restore tests {results or 'none'}; all should pass")
+    if run.alerts or run.failed_records or run.work_queue_messages or run.dlq_messages:
+        found.append(f"{module}: the restore run left alerts, failed records or messages")
+    return found
 
 
 @dataclass(frozen=True)
@@ -127,10 +176,12 @@ def main() -> int:
     reports_folder = Path(tempfile.mkdtemp(prefix="ops-automation-demo-report-"))
     with tempfile.TemporaryDirectory(prefix="ops-automation-demo-") as workdir, local_aws(region) as aws:
         print(f"local AWS (moto) at {aws.endpoint}")
-        print(f"terraform init + apply {complete.EXAMPLE.as_posix()} (tier-3 path) ...", flush=True)
-        with scenario.applied_together(aws, Path(workdir), [complete.EXAMPLE]) as applied:
+        examples = [complete.EXAMPLE, *RESTORE_EXAMPLES]
+        print(f"terraform init + apply {', '.join(e.as_posix() for e in examples)} (tier-3 path) ...", flush=True)
+        with scenario.applied_together(aws, Path(workdir), examples) as applied:
             run = applied.run(complete.EXAMPLE)
             print(f"applied in {run.apply_seconds:.0f}s")
+            ebs.wait_for_network_applies(applied)
             start, end = complete.month_window(DAYS, datetime.now(UTC), weekday=SUNDAY)
             print(f"simulating {DAYS} days of every schedule ...", flush=True)
             local = applied.aws_for(complete.EXAMPLE)
@@ -139,6 +190,9 @@ def main() -> int:
             )
             written = write_reports(local, report, reports_folder)
             emptied = complete.empty_output_bucket(local, report.deployed)
+            applied.start_destroy(complete.EXAMPLE)
+            print("restore tests: one day of backups, then the restore schedule, per restore example ...", flush=True)
+            restores = run_restore_tests(applied)
             print(f"terraform destroy (the Run Command output bucket emptied first: {emptied} objects) ...", flush=True)
         print(f"destroyed in {run.destroy_seconds:.0f}s")
     print()
@@ -148,8 +202,14 @@ def main() -> int:
     for page in written:
         totals = ", ".join(f"{name} {count}" for name, count in page.totals.items())
         print(f"HTML report: {page.path} ({page.size:,} bytes): {totals}")
+    print(RULE)
+    print(
+        "restore tests (restore_test of examples/ami-backup and examples/ebs-snapshot, in their isolated VPCs; "
+        "EC2's state events played by the harness):"
+    )
+    print("\n".join(restores.lines))
     print(f"demo finished in {time.monotonic() - started:.0f}s")
-    found = complete.problems(report)
+    found = complete.problems(report) + restores.problems
     found += [f"the report {page.path.name} shows gaps or failures" for page in written if page.findings]
     for problem in found:
         print(f"PROBLEM: {problem}")

@@ -1,4 +1,5 @@
-"""A simulated week of AMI backups through the deployed examples/ami-backup: its tier-3 test.
+"""A simulated week of AMI backups through the deployed examples/ami-backup, then one run of its restore tests: its
+tier-3 test.
 
 On the harness of `tests/e2e/scenario.py` (Scheduler, the Lambda service, simulated time), this module plays EC2's
 event emitter: it publishes `EC2 AMI State Change` for each image that became available, on the local
@@ -6,19 +7,35 @@ EventBridge, whose rule routes it to the work queue. Simulated time makes the wo
 (`check_image`, `purge_snapshots`) come due at once, retention see one backup per day, and the
 eventual-consistency windows of the fidelity patches (E7: DeleteSnapshot refused for a while after
 DeregisterImage; E9: deregistered AMIs still listed for a while) run on the same clock.
+
+After the week, the example's `restore` schedule is fired once (`run_restore`): the worker launches each source's
+newest AMI in the example's isolated subnet, and this module plays EC2 again - `EC2 Instance State-change
+Notification` for every instance state change (moto emits none), launches `pending` for LAUNCH_TIME and status
+checks `initializing` for STATUS_CHECK_TIME (fidelity E58/E59), and the restored copy of IMPAIRED_NAME failing its
+instance status check (`impair_instance`).
 """
 
 from __future__ import annotations
 
 import json
+import time
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from scripts.local_aws import Aws
+from scripts.local_aws import ACCOUNT_ID, Aws
 from tests.e2e import scenario
+from tests.e2e.ebs_snapshot_scenario import (
+    AlertInbox,
+    ApiCalls,
+    RestoreRun,
+    next_due,
+    restore_slot,
+)
+from tests.e2e.ebs_snapshot_scenario import details_of as ebs_details
 from tests.e2e.scenario import DeployedPolicy, Deployment, HandlerLog, SimulatedClock, SlotReport
 from tests.support.moto_fidelity import DEREGISTERED
 
@@ -29,6 +46,8 @@ DAYS = 7
 # The tagged instance that is terminated on this day (1-based), before that day's run.
 TERMINATION_DAY = 4
 STATE_CHANGE = "EC2 AMI State Change"
+# The example's module block (its outputs, as `scenario.module_outputs` reads them, name the restore function).
+MODULE = "ami_backup"
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -104,6 +123,7 @@ class WeekReport:
     days: list[DayReport]
     backups: dict[str, Backup]
     log: HandlerLog
+    clock: SimulatedClock | None = None  # where the week left simulated time (the restore run goes on from there)
 
     @property
     def purged(self) -> list[Backup]:
@@ -203,7 +223,7 @@ def run_week(aws: Aws, deployment: Deployment, days: int = DAYS) -> WeekReport:
         fleet = create_fleet(aws)
         week = Week(aws, deployment, fleet, clock)
         reports = [week.run_day(slot, number) for number, slot in enumerate(slots, start=1)]
-    return WeekReport(deployment=deployment, fleet=fleet, days=reports, backups=week.backups, log=week.log)
+    return WeekReport(deployment=deployment, fleet=fleet, days=reports, backups=week.backups, log=week.log, clock=clock)
 
 
 @dataclass(frozen=True)
@@ -233,3 +253,186 @@ def final_state(aws: Aws, deployment: Deployment) -> FinalState:
         dlq_messages=scenario.queue_total(sqs, deployment.dlq_url),
         work_queue_messages=scenario.queue_total(sqs, deployment.work_queue_url),
     )
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The restore tests (restore_test of the example), after the week
+# ---------------------------------------------------------------------------------------------------------------
+
+INSTANCE_STATE = "EC2 Instance State-change Notification"
+# The states the example's rule takes (the module's instance-state pattern); `pending` is published and not routed.
+ROUTED_STATES = ("running", "shutting-down", "terminated", "stopped")
+# AWS documents neither duration: a launch's `pending` phase and the status checks' `initializing` phase after it
+# (fidelity E58/E59 parameters, assumed). The checks outlast the first check (120 s), so the worker waits and
+# polls before it passes.
+LAUNCH_TIME = timedelta(seconds=30)
+STATUS_CHECK_TIME = timedelta(minutes=3)
+# The backed-up instance whose restored copy fails its instance status check (`impair_instance`).
+IMPAIRED_NAME = "web-4"
+TEST_FAILED = "restore test failed"
+
+
+@dataclass(frozen=True)
+class RestoredInstance:
+    """An instance the restore tests launched, as DescribeInstances showed it when it was first seen."""
+
+    instance_id: str
+    image_id: str  # its ops-automation:source-image tag
+    test_id: str  # its ops-automation:restore-test tag
+    first_seen: dict[str, Any]
+    impaired: bool
+
+
+@dataclass
+class AmiRestoreReport(RestoreRun):
+    restored: dict[str, RestoredInstance] = field(default_factory=dict)  # by instance id
+    instances: dict[str, dict[str, Any]] = field(default_factory=dict)  # the restored instances afterwards
+    images: dict[str, dict[str, Any]] = field(default_factory=dict)  # the policy's images afterwards
+
+    def restored_from(self, image_id: str) -> list[RestoredInstance]:
+        return [restored for restored in self.restored.values() if restored.image_id == image_id]
+
+
+class InstanceEmitter:
+    """EC2's `EC2 Instance State-change Notification`: one event per state change of any instance of the account
+    since the last call (AWS emits them for every instance; the deployed rule picks the states it routes). The
+    restored copy of IMPAIRED_NAME's newest AMI fails its instance status check from its launch on."""
+
+    def __init__(self, aws: Aws, policy: DeployedPolicy, report: AmiRestoreReport, impaired_images: set[str]) -> None:
+        self.aws = aws
+        self.ec2 = aws.client("ec2")
+        self.policy = policy
+        self.report = report
+        self.impaired_images = impaired_images
+        self.states: dict[str, str] = {i["InstanceId"]: i["State"]["Name"] for i in self._instances()}
+
+    def _instances(self) -> list[dict[str, Any]]:
+        pages = self.ec2.get_paginator("describe_instances").paginate()
+        return [i for page in pages for reservation in page["Reservations"] for i in reservation["Instances"]]
+
+    def announce(self) -> int:
+        entries = []
+        for instance in self._instances():
+            instance_id, state = str(instance["InstanceId"]), str(instance["State"]["Name"])
+            tags = _tag_map(instance)
+            if RESTORE_TEST in tags and instance_id not in self.report.restored:
+                image_id = tags.get(SOURCE_IMAGE, "?")
+                impaired = image_id in self.impaired_images
+                if impaired:
+                    self.aws.fidelity.impair_instance(instance_id, "instance")
+                self.report.restored[instance_id] = RestoredInstance(
+                    instance_id, image_id, tags[RESTORE_TEST], instance, impaired
+                )
+            if self.states.get(instance_id) == state:
+                continue
+            self.states[instance_id] = state
+            self.report.published[state] += 1
+            detail = {"instance-id": instance_id, "state": state}
+            entries.append(
+                {
+                    "Source": "aws.ec2",
+                    "DetailType": INSTANCE_STATE,
+                    "Resources": [f"arn:aws:ec2:{self.aws.region}:{ACCOUNT_ID}:instance/{instance_id}"],
+                    "Detail": json.dumps(detail),
+                    "Time": self.policy.clock.now(),
+                }
+            )
+        return self.policy.put_events(entries)
+
+    def next_change(self) -> timedelta | None:
+        """Until the next launch ends `pending` (E58) or a delayed message of the work queue comes due."""
+        fidelity = self.aws.fidelity
+        now = self.policy.clock.now()
+        moments = [t.started + t.duration for t in fidelity.instance_transitions.values()]
+        return next_due(self.policy, moments, now)
+
+
+RESTORE_TEST = "ops-automation:restore-test"
+RESTORE_RESULT = "ops-automation:restore-result"
+RESTORE_TESTED = "ops-automation:restore-tested"
+SOURCE_IMAGE = "ops-automation:source-image"
+
+
+def _tag_map(resource: Mapping[str, Any]) -> dict[str, str]:
+    return {str(tag["Key"]): str(tag["Value"]) for tag in resource.get("Tags", [])}
+
+
+def newest_backups(week: WeekReport, images: Mapping[str, dict[str, Any]]) -> dict[str, str]:
+    """Per source instance, its newest backup among the images still registered: what a restore test launches."""
+    newest: dict[str, Backup] = {}
+    for image_id in images:
+        backup = week.backups.get(image_id)
+        if backup is not None and (backup.instance_id not in newest or backup.slot > newest[backup.instance_id].slot):
+            newest[backup.instance_id] = backup
+    return {instance_id: backup.image_id for instance_id, backup in newest.items()}
+
+
+def run_restore(
+    aws: Aws, week: WeekReport, restore: Deployment, impaired_name: str | None = IMPAIRED_NAME
+) -> AmiRestoreReport:
+    """Fire the restore schedule once, right after the week, and work the queue until every test is finished and
+    its sweep has run; on the week's simulated clock, with its fleet and backups. The restored copy of
+    `impaired_name`'s newest AMI fails its instance status check (None: every copy is healthy)."""
+    assert week.clock is not None, "run_week keeps the clock the restore run goes on with"
+    clock = week.clock
+    started = time.monotonic()
+    slot = restore_slot(clock)
+    policy = DeployedPolicy(aws, restore, clock, handler_clock=True)
+    report = AmiRestoreReport(slot=scenario.format_slot(slot), deployment=restore, log=policy.log)
+    inbox = AlertInbox(aws, restore.worker_environment["OPS_ALERT_TOPIC_ARN"], f"{restore.policy_name}-restore-inbox")
+    fidelity = aws.fidelity
+    durations = (fidelity.instance_launch_time, fidelity.status_check_time)
+    fidelity.instance_launch_time, fidelity.status_check_time = LAUNCH_TIME, STATUS_CHECK_TIME
+    ec2 = aws.client("ec2")
+    try:
+        with scenario.simulated_aws_time(aws, clock), ApiCalls.recording(report.calls):
+            images = _registered(ec2, Owners=["self"])
+            report.newest = newest_backups(week, {image["ImageId"]: image for image in images})
+            impaired = {report.newest[i] for i, name in week.fleet.names.items() if name == impaired_name}
+            emitter = InstanceEmitter(aws, policy, report, impaired)
+            clock.set(slot)
+            report.planned = policy.plan(slot)
+            policy.drain(report, emitter.announce, emitter.next_change)
+            report.alerts = inbox.take()
+            report.finished = clock.now()
+    finally:
+        fidelity.instance_launch_time, fidelity.status_check_time = durations
+        inbox.close()
+    policy_filter = [{"Name": "tag:ops-automation:policy", "Values": [week.deployment.policy_name]}]
+    report.images = {image["ImageId"]: image for image in _registered(ec2, Owners=["self"], Filters=policy_filter)}
+    if report.restored:
+        described = ec2.describe_instances(InstanceIds=sorted(report.restored))
+        report.instances = {i["InstanceId"]: i for r in described["Reservations"] for i in r["Instances"]}
+    report.read_back(aws)
+    report.seconds = time.monotonic() - started
+    return report
+
+
+def restore_lines(week: WeekReport, report: AmiRestoreReport) -> list[str]:
+    """The restore run in a few lines (`make demo`): one test in full, then the count."""
+    results = Counter(ebs_details(record).get("result", "?") for record in report.records.values())
+    lines = []
+    for restored in sorted(report.restored.values(), key=lambda restored: restored.test_id)[:1]:
+        seen = restored.first_seen
+        backup = week.backups[restored.image_id]
+        record = report.records.get(restored.test_id, {})
+        details = ebs_details(record)
+        image_tags = _tag_map(report.images.get(restored.image_id, {}))
+        state = report.instances.get(restored.instance_id, {}).get("State", {}).get("Name", "?")
+        lines += [
+            f"ami-backup: {week.fleet.names.get(backup.instance_id, backup.instance_id)}'s newest AMI "
+            f"{restored.image_id} (backup of {backup.slot}) -> instance {restored.instance_id} "
+            f"({seen.get('InstanceType', '?')}) in {seen.get('SubnetId')}, "
+            f"{', '.join(g['GroupId'] for i in seen.get('NetworkInterfaces', []) for g in i.get('Groups', []))}, "
+            f"public IP: {seen.get('PublicIpAddress', 'none')}",
+            f"  pending {LAUNCH_TIME.total_seconds():.0f} s, status checks initializing "
+            f"{STATUS_CHECK_TIME.total_seconds():.0f} s (assumed); {details.get('result', '?')} after "
+            f"{details.get('duration_seconds', '?')} s; instance {state}; AMI tagged "
+            f"{RESTORE_RESULT}={image_tags.get(RESTORE_RESULT, '-')}",
+        ]
+    lines.append(
+        f"  {len(report.records)} sources tested: "
+        + ", ".join(f"{count} {result}" for result, count in sorted(results.items()))
+        + f"; {report.clock_advances} jumps of simulated time, {report.seconds:.0f} s of real time"
+    )
+    return lines

@@ -18,19 +18,37 @@ example's volume tag; `tmp` does not. Over `SLOTS` daily slots (generations from
 * slot ERROR_SLOT: the new snapshot of logs goes to `error`: one alert, nothing purged for logs, the failed
   snapshot discarded;
 * slot LOST_EVENT_SLOT: the completion event of db-data's snapshot is lost: the delayed check completes it.
+
+After the series, the example's `restore` schedule is fired once (`run_restore`): the worker creates a volume from each
+source's newest completed snapshot in the Availability Zone of the example's isolated subnet; this module plays EBS:
+volumes are `creating` for VOLUME_CREATION_TIME (fidelity E60), and it publishes `EBS Volume Notification`
+(`createVolume` when a volume became available or failed, `deleteVolume` when one went; moto emits none), which the
+rule must route (createVolume) or not (deleteVolume).
+
+This module also holds what both restore runs (this one and ami_backup_scenario's) share: `RestoreRun`, the
+restore function as deployed (`restore_deployment`), the EC2 requests recorded (`ApiCalls`), and
+`wait_for_network_applies` (`scenario.fresh_ec2` keeps the examples' networks, but must not meet an apply creating
+one).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import re
+import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
-from scripts.local_aws import Aws
+import botocore.client
+from moto.sqs.models import sqs_backends
+from scripts.local_aws import ACCOUNT_ID, Aws
 from tests.e2e import scenario
 from tests.e2e.scenario import DeployedPolicy, Deployment, HandlerLog, SimulatedClock, SlotReport
 
@@ -44,6 +62,8 @@ LOST_EVENT_SLOT = 5
 ERROR_MESSAGE = "simulated: the snapshot could not be completed"
 
 SNAPSHOT_NOTIFICATION = "EBS Snapshot Notification"
+# The example's module block (its outputs, as `scenario.module_outputs` reads them, name the restore function).
+MODULE = "ebs_snapshot"
 # "Snapshots created by the CopySnapshot action have an arbitrary volume ID that should not be used for any
 # purpose" (API_Snapshot, VolumeId); moto and AWS both show this one.
 COPY_VOLUME_ID = "vol-ffffffff"
@@ -148,6 +168,7 @@ class SeriesReport:
     snapshots: dict[str, Snapshot]  # every snapshot the policy made, by id
     foreign: dict[str, str]  # snapshots someone else made (the manual one, its copy) -> what they are
     log: HandlerLog
+    clock: SimulatedClock | None = None  # where the series left simulated time (the restore run goes on from there)
 
     @property
     def purged(self) -> list[Snapshot]:
@@ -391,6 +412,7 @@ def run_series(aws: Aws, deployment: Deployment, slots: int = SLOTS) -> SeriesRe
         snapshots=series.snapshots,
         foreign=series.foreign,
         log=series.log,
+        clock=clock,
     )
 
 
@@ -425,3 +447,321 @@ def final_state(aws: Aws, deployment: Deployment) -> FinalState:
         dlq_messages=scenario.queue_total(sqs, deployment.dlq_url),
         work_queue_messages=scenario.queue_total(sqs, deployment.work_queue_url),
     )
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Restore tests: what the ami-backup and ebs-snapshot restore runs share
+# ---------------------------------------------------------------------------------------------------------------
+
+# A restore test's ledger record (`restore#<test id>`, test id `<slot YYYYmmddTHHMMSSZ>-<source id>`), as opposed to
+# the index entry of a restored resource (`restore#i-...`, `restore#vol-...`).
+TEST_RECORD = re.compile(r"^restore#(\d{8}T\d{6}Z-.+)$")
+
+
+# The examples whose Terraform creates EC2 resources (the restore tests' isolated network).
+NETWORK_EXAMPLES = (Path("examples/ami-backup"), EXAMPLE)
+
+
+def wait_for_network_applies(applied: scenario.AppliedExamples) -> None:
+    """Wait until every example that creates EC2 resources is applied: an EC2 reset (`scenario.fresh_ec2`, which
+    keeps what was created before it) while Terraform is still creating a VPC, subnet or security group would lose
+    what it created meanwhile."""
+    for example in NETWORK_EXAMPLES:
+        if example in applied.examples:
+            applied.run(example)
+
+
+def restore_deployment(aws: Aws, run: scenario.TerraformRun, deployment: Deployment, module: str) -> Deployment:
+    """The example's policy with its `restore` function in the scheduled function's place: the restore function,
+    handler, role and environment, and its schedule, as Terraform applied them (the module block's outputs
+    `restore_function_name`, `restore_handler`, `restore_schedule`); the worker and queues are the policy's."""
+    outputs = scenario.module_outputs(run, module)
+    function, handler = outputs.get("restore_function_name"), outputs.get("restore_handler")
+    schedule_output = outputs.get("restore_schedule")
+    if not function or not handler or not schedule_output:
+        raise KeyError(f"{run.example} deploys no restore function (module {module}: restore_test must be set)")
+    configuration = aws.client("lambda").get_function_configuration(FunctionName=function)
+    if configuration["Handler"] != handler:
+        raise ValueError(f"restore_handler = {handler!r}, but {function} is deployed with {configuration['Handler']!r}")
+    schedule = aws.client("scheduler").get_schedule(Name=str(schedule_output["arn"]).rsplit("/", 1)[-1])
+    return dataclasses.replace(
+        deployment,
+        planner_function=str(function),
+        planner_handler=str(handler),
+        planner_role=configuration["Role"].rsplit("/", 1)[-1],
+        planner_environment=configuration["Environment"]["Variables"],
+        schedule_arn=str(schedule_output["arn"]),
+        schedule_expression=schedule["ScheduleExpression"],
+        schedule_timezone=schedule.get("ScheduleExpressionTimezone", "UTC"),
+        schedule_input=schedule["Target"]["Input"],
+    )
+
+
+def restore_slot(clock: SimulatedClock) -> datetime:
+    """The restore schedule's invocation that follows the backups: the next whole minute of simulated time."""
+    return clock.now().replace(second=0, microsecond=0) + timedelta(minutes=1)
+
+
+def next_due(policy: DeployedPolicy, moments: Iterable[datetime], now: datetime) -> timedelta | None:
+    """How long until the first of `moments` after `now`, or until a delayed or in-flight message of the policy's
+    work queue becomes visible (read from the in-process SQS emulator, whose delays run on the simulated clock, D4),
+    whichever comes first: `DeployedPolicy.drain` then jumps exactly there instead of a whole SQS delay."""
+    queue = sqs_backends[ACCOUNT_ID][policy.aws.region].queues[policy.deployment.work_queue_url.rsplit("/", 1)[-1]]
+    dues = [max(m.delayed_until, m.visible_at) / 1000 for m in queue._messages]
+    upcoming = [moment for moment in moments if moment > now]
+    upcoming += [datetime.fromtimestamp(due, UTC) for due in dues if due > now.timestamp()]
+    return min(upcoming) - now if upcoming else None
+
+
+@dataclass(frozen=True)
+class Call:
+    """An EC2 request a handler made and AWS accepted."""
+
+    operation: str
+    params: Mapping[str, Any]
+    response: Mapping[str, Any]
+
+
+class ApiCalls:
+    """The EC2 requests of the restore tests that change something, recorded in process (the handlers run here)."""
+
+    RECORDED = frozenset({"RunInstances", "TerminateInstances", "CreateTags", "CreateVolume", "DeleteVolume"})
+
+    @staticmethod
+    @contextmanager
+    def recording(calls: list[Call]) -> Iterator[None]:
+        original = botocore.client.BaseClient._make_api_call
+
+        def record(client: Any, operation: str, params: Mapping[str, Any]) -> Any:
+            response = original(client, operation, params)
+            if operation in ApiCalls.RECORDED and client.meta.service_model.service_name == "ec2":
+                calls.append(Call(operation, dict(params), dict(response)))
+            return response
+
+        with mock.patch.object(botocore.client.BaseClient, "_make_api_call", record):
+            yield
+
+
+def details_of(item: Mapping[str, Any]) -> dict[str, str]:
+    """A ledger item's `details` map (DynamoDB `M` of `S`), as plain strings."""
+    raw = item.get("details") or {}
+    return {key: str(next(iter(value.values()))) for key, value in raw.items()}
+
+
+@dataclass
+class RestoreRun(SlotReport):
+    """One firing of a restore schedule and the work it caused, until the queue was empty."""
+
+    deployment: Deployment | None = None  # the policy with its restore function as the scheduled one
+    log: HandlerLog = field(default_factory=HandlerLog)
+    planned: dict[str, Any] = field(default_factory=dict)  # what the restore function answered
+    newest: dict[str, str] = field(default_factory=dict)  # source -> its newest backup (AMI id / first snapshot id)
+    calls: list[Call] = field(default_factory=list)
+    published: Counter[str] = field(default_factory=Counter)  # state events published, by state / event
+    alerts: list[dict[str, Any]] = field(default_factory=list)
+    ledger: list[dict[str, Any]] = field(default_factory=list)
+    work_queue_messages: int = 0
+    dlq_messages: int = 0
+    finished: datetime | None = None  # simulated time when the queue was empty
+    seconds: float = 0.0  # real time
+
+    def read_back(self, aws: Aws) -> None:
+        assert self.deployment is not None
+        sqs = aws.client("sqs")
+        self.ledger = scenario.ledger_items(aws, self.deployment.ledger_table)
+        self.work_queue_messages = scenario.queue_total(sqs, self.deployment.work_queue_url)
+        self.dlq_messages = scenario.queue_total(sqs, self.deployment.dlq_url)
+
+    def calls_of(self, operation: str) -> list[Call]:
+        return [call for call in self.calls if call.operation == operation]
+
+    @property
+    def records(self) -> dict[str, dict[str, Any]]:
+        """The restore tests as the ledger records them, by test id."""
+        return {
+            match.group(1): item
+            for item in self.ledger
+            if (match := TEST_RECORD.match(str(item.get("sk", "")))) is not None
+        }
+
+    @property
+    def leases(self) -> list[dict[str, Any]]:
+        return [item for item in self.ledger if str(item.get("sk", "")).startswith("restore-lease#")]
+
+
+def restore_diagnostics(run: RestoreRun) -> list[str]:
+    """What a restore run's tests came to, for the tier-3 output: each test's result and reason, the messages the
+    worker was handed, every alert and every log line at WARNING or above (a failing assertion then shows why)."""
+    lines = [f"  restore messages: {dict(run.messages)}; planned: {run.planned}"]
+    for test_id, record in sorted(run.records.items()):
+        details = details_of(record)
+        lines.append(
+            f"  {test_id}: {record.get('state')} {details.get('result', '')} {details.get('reason', '')} "
+            f"({details.get('duration_seconds', '?')} s)"
+        )
+    lines += [f"  alert: {alert.get('alert')}: {alert.get('reason', '')}" for alert in run.alerts]
+    warnings = run.log.at("WARNING", "ERROR", "CRITICAL")
+    lines += [f"  log {line.get('level')}: {line.get('message')}" for line in warnings]
+    return lines
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The ebs-snapshot restore test, after the series
+# ---------------------------------------------------------------------------------------------------------------
+
+VOLUME_NOTIFICATION = "EBS Volume Notification"
+# AWS documents no duration for a volume's `creating` phase (fidelity E60 parameter, assumed): longer than the
+# first check (30 s), so the createVolume event decides.
+VOLUME_CREATION_TIME = timedelta(seconds=45)
+RESTORE_TEST_TAG = "ops-automation:restore-test"
+SOURCE_SNAPSHOT_TAG = "ops-automation:source-snapshot"
+
+
+@dataclass(frozen=True)
+class RestoredVolume:
+    """A volume the restore tests created, as DescribeVolumes showed it when it was first seen."""
+
+    volume_id: str
+    snapshot_id: str
+    test_id: str
+    first_seen: dict[str, Any]
+
+
+@dataclass
+class EbsRestoreReport(RestoreRun):
+    restored: dict[str, RestoredVolume] = field(default_factory=dict)  # by volume id
+    available: set[str] = field(default_factory=set)  # restored volumes seen available
+    volumes: dict[str, dict[str, Any]] = field(default_factory=dict)  # every volume of the account afterwards
+    snapshots: dict[str, dict[str, Any]] = field(default_factory=dict)  # the policy's snapshots afterwards
+    subnet_zone: str = ""
+
+
+class VolumeEmitter:
+    """EBS's `EBS Volume Notification`: `createVolume` (available / failed) for every volume of the account whose
+    creation ended since the last call, `deleteVolume` (deleted) for every volume gone - the shape of the EBS User
+    Guide samples ("Amazon EventBridge events for Amazon EBS",
+    https://docs.aws.amazon.com/ebs/latest/userguide/ebs-cloud-watch-events.html)."""
+
+    def __init__(self, aws: Aws, policy: DeployedPolicy, report: EbsRestoreReport) -> None:
+        self.aws = aws
+        self.ec2 = aws.client("ec2")
+        self.policy = policy
+        self.report = report
+        self.states = {str(v["VolumeId"]): str(v["State"]) for v in self._volumes()}
+
+    def _volumes(self) -> list[dict[str, Any]]:
+        return [v for page in self.ec2.get_paginator("describe_volumes").paginate() for v in page["Volumes"]]
+
+    def _entry(self, volume_id: str, event: str, result: str) -> dict[str, Any]:
+        self.report.published[f"{event} {result}"] += 1
+        detail = {"result": result, "cause": "", "event": event, "request-id": f"e2e-{volume_id}-{event}"}
+        return {
+            "Source": "aws.ec2",
+            "DetailType": VOLUME_NOTIFICATION,
+            "Resources": [f"arn:aws:ec2:{self.aws.region}:{ACCOUNT_ID}:volume/{volume_id}"],
+            "Detail": json.dumps(detail),
+            "Time": self.policy.clock.now(),
+        }
+
+    def announce(self) -> int:
+        entries = []
+        current = {}
+        for volume in self._volumes():
+            volume_id, state = str(volume["VolumeId"]), str(volume["State"])
+            current[volume_id] = state
+            tags = _tags(volume)
+            if RESTORE_TEST_TAG in tags and volume_id not in self.report.restored:
+                self.report.restored[volume_id] = RestoredVolume(
+                    volume_id, str(volume.get("SnapshotId", "")), tags[RESTORE_TEST_TAG], volume
+                )
+            if state == "available" and volume_id in self.report.restored:
+                self.report.available.add(volume_id)
+            previous = self.states.get(volume_id)
+            if previous in (None, "creating") and state in ("available", "error"):
+                entries.append(
+                    self._entry(volume_id, "createVolume", "available" if state == "available" else "failed")
+                )
+        for volume_id in sorted(set(self.states) - set(current)):
+            entries.append(self._entry(volume_id, "deleteVolume", "deleted"))
+        self.states = current
+        return self.policy.put_events(entries)
+
+    def next_change(self) -> timedelta | None:
+        """Until the next volume ends `creating` (E60) or a delayed message of the work queue comes due."""
+        now = self.policy.clock.now()
+        records = self.aws.fidelity.volume_records.values()
+        return next_due(self.policy, (r.created + r.duration for r in records if r.pinned is None), now)
+
+
+def newest_sets(series: SeriesReport, snapshots: Mapping[str, dict[str, Any]]) -> dict[str, str]:
+    """Per source volume, its newest completed snapshot among those left: what a restore test creates a volume of."""
+    newest: dict[str, dict[str, Any]] = {}
+    for snapshot_id, snapshot in snapshots.items():
+        ours = series.snapshots.get(snapshot_id)
+        if ours is None or snapshot["State"] != "completed":
+            continue
+        if ours.volume_id not in newest or snapshot["StartTime"] > newest[ours.volume_id]["StartTime"]:
+            newest[ours.volume_id] = snapshot
+    return {volume_id: str(snapshot["SnapshotId"]) for volume_id, snapshot in newest.items()}
+
+
+def run_restore(aws: Aws, series: SeriesReport, restore: Deployment) -> EbsRestoreReport:
+    """Fire the restore schedule once, right after the series, and work the queue until every test is finished and
+    its sweep has run; on the series' simulated clock."""
+    assert series.clock is not None, "run_series keeps the clock the restore run goes on with"
+    clock = series.clock
+    started = time.monotonic()
+    slot = restore_slot(clock)
+    policy = DeployedPolicy(aws, restore, clock, handler_clock=True)
+    report = EbsRestoreReport(slot=scenario.format_slot(slot), deployment=restore, log=policy.log)
+    inbox = AlertInbox(aws, restore.worker_environment["OPS_ALERT_TOPIC_ARN"], f"{restore.policy_name}-restore-inbox")
+    fidelity = aws.fidelity
+    creation_time, fidelity.volume_creation_time = fidelity.volume_creation_time, VOLUME_CREATION_TIME
+    ec2 = aws.client("ec2")
+    config = json.loads(restore.worker_environment["OPS_RESTORE_TEST"])
+    report.subnet_zone = ec2.describe_subnets(SubnetIds=[config["subnet_id"]])["Subnets"][0]["AvailabilityZone"]
+    try:
+        with scenario.simulated_aws_time(aws, clock), ApiCalls.recording(report.calls):
+            listed = ec2.get_paginator("describe_snapshots").paginate(OwnerIds=["self"])
+            report.newest = newest_sets(series, {s["SnapshotId"]: s for page in listed for s in page["Snapshots"]})
+            emitter = VolumeEmitter(aws, policy, report)
+            clock.set(slot)
+            report.planned = policy.plan(slot)
+            policy.drain(report, emitter.announce, emitter.next_change)
+            report.alerts = inbox.take()
+            report.finished = clock.now()
+    finally:
+        fidelity.volume_creation_time = creation_time
+        inbox.close()
+    state = final_state(aws, series.deployment)
+    policy_name = series.deployment.policy_name
+    report.snapshots = {i: s for i, s in state.snapshots.items() if _tags(s).get(POLICY_TAG) == policy_name}
+    report.volumes = state.volumes
+    report.read_back(aws)
+    report.seconds = time.monotonic() - started
+    return report
+
+
+def restore_lines(series: SeriesReport, report: EbsRestoreReport) -> list[str]:
+    """The restore run in a few lines (`make demo`): one test in full, then the count."""
+    results = Counter(details_of(record).get("result", "?") for record in report.records.values())
+    lines = []
+    for restored in sorted(report.restored.values(), key=lambda restored: restored.test_id)[:1]:
+        source = series.snapshots[restored.snapshot_id].volume_id if restored.snapshot_id in series.snapshots else "?"
+        details = details_of(report.records.get(restored.test_id, {}))
+        tags = _tags(report.snapshots.get(restored.snapshot_id, {}))
+        gone = "deleted" if restored.volume_id not in report.volumes else "still there"
+        lines += [
+            f"ebs-snapshot: {series.volumes.names.get(source, source)}'s newest snapshot {restored.snapshot_id} -> "
+            f"volume {restored.volume_id} ({restored.first_seen.get('VolumeType', '?')}) in "
+            f"{restored.first_seen.get('AvailabilityZone')} (the restore subnet's zone: {report.subnet_zone})",
+            f"  creating {VOLUME_CREATION_TIME.total_seconds():.0f} s (assumed); {details.get('result', '?')} after "
+            f"{details.get('duration_seconds', '?')} s; volume {gone}; snapshot tagged "
+            f"ops-automation:restore-result={tags.get('ops-automation:restore-result', '-')}",
+        ]
+    lines.append(
+        f"  {len(report.records)} sources tested: "
+        + ", ".join(f"{count} {result}" for result, count in sorted(results.items()))
+        + f"; {report.clock_advances} jumps of simulated time, {report.seconds:.0f} s of real time"
+    )
+    return lines

@@ -163,12 +163,56 @@ def format_slot(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+# Kept by `fresh_ec2`: the VPC-level resources of the examples' networks, by the backend attribute moto keeps them
+# in (besides `vpcs`, `subnets` by Availability Zone and `groups` by VPC).
+NETWORK_ATTRIBUTES = ("route_tables", "network_acls", "vpc_end_points")
+
+
+def _kept_network(backend: Any) -> dict[str, Any]:
+    vpcs = {vpc_id: vpc for vpc_id, vpc in backend.vpcs.items() if not getattr(vpc, "is_default", False)}
+    subnets = {
+        zone: {subnet_id: subnet for subnet_id, subnet in by_id.items() if subnet.vpc_id in vpcs}
+        for zone, by_id in backend.subnets.items()
+    }
+    kept: dict[str, Any] = {
+        "vpcs": vpcs,
+        "subnets": {zone: by_id for zone, by_id in subnets.items() if by_id},
+        "groups": {vpc_id: dict(groups) for vpc_id, groups in backend.groups.items() if vpc_id in vpcs},
+    }
+    for name in NETWORK_ATTRIBUTES:
+        kept[name] = {key: item for key, item in getattr(backend, name).items() if item.vpc_id in vpcs}
+    ids = set(vpcs).union(*(kept[name] for name in NETWORK_ATTRIBUTES))
+    ids = ids.union(*kept["subnets"].values(), *kept["groups"].values())
+    kept["tags"] = {resource_id: dict(backend.tags[resource_id]) for resource_id in ids if resource_id in backend.tags}
+    return kept
+
+
+def _put_back(backend: Any, kept: Mapping[str, Any]) -> None:
+    backend.vpcs.update(kept["vpcs"])
+    for zone, by_id in kept["subnets"].items():
+        backend.subnets[zone].update(by_id)
+    for vpc_id, groups in kept["groups"].items():
+        backend.groups[vpc_id].update(groups)
+    for name in NETWORK_ATTRIBUTES:
+        getattr(backend, name).update(kept[name])
+    for resource_id, tags in kept["tags"].items():
+        backend.tags[resource_id].update(tags)
+
+
 def fresh_ec2(aws: Aws) -> None:
     """Empty the local account's EC2 (every region) and what the fidelity patches remembered about it, so each
     scenario starts from an account of its own although the examples share one local AWS. Only EC2: the
-    deployments (IAM, Lambda, SQS, DynamoDB, EventBridge, SNS) stay. The examples create no EC2 resources."""
+    deployments (IAM, Lambda, SQS, DynamoDB, EventBridge, SNS) stay - and so do the networks the examples create
+    (examples/ami-backup and examples/ebs-snapshot: the isolated VPC, subnet and security group of their restore
+    tests): every non-default VPC, its subnets, security groups, route tables, network ACLs, endpoints and their
+    tags are put back after the reset (`reset()` keeps the backend object, so what the kept models refer to stays
+    valid). Instances, images, snapshots and volumes go."""
     for account in list(ec2_backends.values()):
+        kept = {region: _kept_network(backend) for region, backend in list(account.items())}
         account.reset()
+        for region, backend in account.items():
+            if region in kept:
+                _put_back(backend, kept[region])
     aws.fidelity.forget()
 
 

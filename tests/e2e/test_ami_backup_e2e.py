@@ -1,5 +1,5 @@
 """Tier 3: `terraform apply` examples/ami-backup against a local AWS, run a simulated week through the deployed
-resources with the real handlers, check what is left, then `terraform destroy`.
+resources with the real handlers, fire the example's restore tests once, check what is left, then `terraform destroy`.
 
 Everything runs once (session-scoped fixture, shared with the other examples' tier 3 through tests/e2e/conftest.py:
 one local AWS, the applies at once); each test checks one property of the outcome.
@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from tests.e2e import ami_backup_scenario as ami
+from tests.e2e import ebs_snapshot_scenario as ebs
 from tests.e2e import scenario
 
 EXAMPLE = ami.EXAMPLE
@@ -21,6 +22,7 @@ MANAGED_BY = "ops-automation:managed-by"
 POLICY = "ops-automation:policy"
 SOURCE_INSTANCE = "ops-automation:source-instance"
 SLOT = "ops-automation:slot"
+OWNERSHIP_TAGS = (MANAGED_BY, POLICY)
 
 
 @dataclass(frozen=True)
@@ -32,19 +34,27 @@ class Outcome:
     business_policies: dict[str, dict[str, Any]]  # IAM documents as deployed, keyed planner/worker
     region: str
     seconds: float  # the week and the reads after it
+    restore: ami.AmiRestoreReport  # the restore schedule fired once after the week
 
 
 @pytest.fixture(scope="session")
 def outcome(applied: scenario.AppliedExamples) -> Outcome:
     """Session-scoped: the destroy check runs at the end of the session (tests/e2e/conftest.py)."""
     run = applied.run(EXAMPLE)
+    ebs.wait_for_network_applies(applied)
     started = time.monotonic()
     aws = applied.aws_for(EXAMPLE)
     deployment = scenario.deployment_from_terraform(aws, run.outputs, EXAMPLE)
     week = ami.run_week(aws, deployment)
     state = ami.final_state(aws, deployment)
+    seconds = time.monotonic() - started
+    restoring = ebs.restore_deployment(aws, run, deployment, ami.MODULE)
+    restore = ami.run_restore(aws, week, restoring)
     business_policies = scenario.business_policies(aws, deployment)
+    business_policies["restore"] = scenario.business_policies(aws, restoring)["planner"]
     applied.start_destroy(EXAMPLE)
+    print(f"\ntier 3 ami-backup: week {seconds:.1f}s, restore run {restore.seconds:.1f}s")
+    print("\n".join(ebs.restore_diagnostics(restore)))
     return Outcome(
         run=run,
         week=week,
@@ -52,7 +62,8 @@ def outcome(applied: scenario.AppliedExamples) -> Outcome:
         terraform_environments=run.outputs["function_environments"],
         business_policies=business_policies,
         region=aws.region,
-        seconds=time.monotonic() - started,
+        seconds=seconds,
+        restore=restore,
     )
 
 
@@ -71,9 +82,12 @@ def _managed_by_instance(outcome: Outcome) -> dict[str, list[dict[str, object]]]
 
 def test_deployed_functions_run_with_the_environment_terraform_reports(outcome: Outcome) -> None:
     deployment = outcome.week.deployment
+    restore = outcome.restore.deployment
+    assert restore is not None
     assert deployment.planner_environment == outcome.terraform_environments["planner"]
     assert deployment.worker_environment == outcome.terraform_environments["worker"]
-    for environment in (deployment.planner_environment, deployment.worker_environment):
+    assert restore.planner_environment == outcome.terraform_environments["restore"]
+    for environment in (deployment.planner_environment, deployment.worker_environment, restore.planner_environment):
         assert environment["OPS_WORK_QUEUE_URL"] == deployment.work_queue_url
         assert environment["OPS_LEDGER_TABLE"] == deployment.ledger_table
         assert environment["OPS_POLICY_NAME"] == outcome.run.outputs["policy_name"]
@@ -233,3 +247,196 @@ def test_deployed_policies_allow_every_resource_only_to_describe_and_assume_noth
                 assert reads == actions, (function, actions)
     planner_actions = {a for s in _statements(outcome.business_policies["planner"]) for a in _listed(s["Action"])}
     assert planner_actions == {"ec2:DescribeInstances", "ec2:DescribeImages"}
+    restore_actions = {a for s in _statements(outcome.business_policies["restore"]) for a in _listed(s["Action"])}
+    assert restore_actions == {"ec2:DescribeImages"}
+
+
+def test_deployed_policies_bind_restore_launches_and_terminations_to_the_subnet_and_the_restore_tag(
+    outcome: Outcome,
+) -> None:
+    """The restore statements as the real provider rendered them: launches only into the example's subnet and
+    security group, only of the policy's images, everything launched tagged; terminations only of restored
+    instances of the policy; the images' tags writable only for the two restore-result keys."""
+    policy = outcome.week.deployment.policy_name
+    ownership = {MANAGED_BY: ["terraform-aws-ops-automation"], POLICY: [policy]}
+    worker = _statements(outcome.business_policies["worker"])
+    subnet, group = outcome.run.outputs["restore_subnet_id"], outcome.run.outputs["restore_security_group_id"]
+    launching = [s for s in worker if "ec2:RunInstances" in _listed(s["Action"])]
+    into = [s for s in launching if any(":subnet/" in arn for arn in _listed(s["Resource"]))]
+    assert [sorted(arn.rsplit(":", 1)[-1] for arn in _listed(s["Resource"])) for s in into] == [
+        sorted([f"subnet/{subnet}", f"security-group/{group}"])
+    ]
+    created = [s for s in launching if any(":instance/" in arn for arn in _listed(s["Resource"]))]
+    assert created
+    for statement in created:
+        equals = statement["Condition"]["StringEquals"]
+        assert {key: _listed(equals[f"aws:RequestTag/{key}"]) for key in ownership} == ownership
+        assert _listed(statement["Condition"]["Null"][f"aws:RequestTag/{ami.RESTORE_TEST}"]) == ["false"]
+    [terminating] = [s for s in worker if "ec2:TerminateInstances" in _listed(s["Action"])]
+    assert all(":instance/" in arn for arn in _listed(terminating["Resource"]))
+    equals = terminating["Condition"]["StringEquals"]
+    assert {key: _listed(equals[f"aws:ResourceTag/{key}"]) for key in ownership} == ownership
+    assert _listed(terminating["Condition"]["Null"][f"aws:ResourceTag/{ami.RESTORE_TEST}"]) == ["false"]
+    tagging_images = [
+        s
+        for s in worker
+        if "ec2:CreateTags" in _listed(s["Action"]) and any(":image/" in arn for arn in _listed(s["Resource"]))
+    ]
+    marking = [s for s in tagging_images if "ForAllValues:StringEquals" in s.get("Condition", {})]
+    assert [sorted(_listed(s["Condition"]["ForAllValues:StringEquals"]["aws:TagKeys"])) for s in marking] == [
+        sorted([ami.RESTORE_RESULT, ami.RESTORE_TESTED])
+    ]
+    # Any other tagging of images is tagging at creation (CreateImage's TagSpecifications).
+    for statement in tagging_images:
+        if statement not in marking:
+            assert _listed(statement["Condition"]["StringEquals"]["ec2:CreateAction"]) == ["CreateImage"]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The restore tests (restore_test of the example), fired once after the week
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _launches(outcome: Outcome) -> dict[str, dict[str, Any]]:
+    """The accepted RunInstances requests of the restore run, by the instance they launched."""
+    return {
+        str(instance["InstanceId"]): dict(call.params)
+        for call in outcome.restore.calls_of("RunInstances")
+        for instance in call.response["Instances"]
+    }
+
+
+def _passed(outcome: Outcome) -> list[ami.RestoredInstance]:
+    return [restored for restored in outcome.restore.restored.values() if not restored.impaired]
+
+
+def _impaired(outcome: Outcome) -> ami.RestoredInstance:
+    [impaired] = [restored for restored in outcome.restore.restored.values() if restored.impaired]
+    return impaired
+
+
+def test_the_restore_schedule_tests_the_newest_backup_of_every_source_once(outcome: Outcome) -> None:
+    restore = outcome.restore
+    assert restore.deployment is not None
+    assert restore.deployment.planner_handler == "ops_automation.ami_backup.handlers.restore_handler"
+    # Every source of the week, the instance terminated on day 4 too (its last backups are still there).
+    assert set(restore.newest) == set(outcome.week.fleet.tagged)
+    assert sorted(r.image_id for r in restore.restored.values()) == sorted(restore.newest.values())
+    assert sorted(str(p["ImageId"]) for p in _launches(outcome).values()) == sorted(restore.newest.values())
+    records = restore.records
+    assert {record["source_id"] for record in records.values()} == set(restore.newest)
+    assert {record["slot"] for record in records.values()} == {restore.slot}
+
+
+def test_restored_instances_run_in_the_example_subnet_and_group_without_a_public_address(outcome: Outcome) -> None:
+    subnet, group = outcome.run.outputs["restore_subnet_id"], outcome.run.outputs["restore_security_group_id"]
+    launches = _launches(outcome)
+    assert set(launches) == set(outcome.restore.restored)
+    for instance_id, restored in outcome.restore.restored.items():
+        seen = restored.first_seen
+        assert seen["SubnetId"] == subnet, instance_id
+        [interface] = seen["NetworkInterfaces"]
+        assert (interface["SubnetId"], [g["GroupId"] for g in interface["Groups"]]) == (subnet, [group]), instance_id
+        # moto lists the groups on the network interface only; AWS also on the instance (the same ones).
+        assert [g["GroupId"] for g in seen["SecurityGroups"]] in ([], [group]), instance_id
+        assert "PublicIpAddress" not in seen and not interface.get("Association", {}).get("PublicIp"), instance_id
+        request = launches[instance_id]
+        [asked] = request["NetworkInterfaces"]
+        assert (asked["SubnetId"], asked["Groups"]) == (subnet, [group])
+        assert asked["AssociatePublicIpAddress"] is False
+        assert "KeyName" not in request and "UserData" not in request
+        assert request["MetadataOptions"]["HttpTokens"] == "required"
+        assert request["InstanceInitiatedShutdownBehavior"] == "terminate"
+
+
+def test_restored_instances_are_tagged_at_launch(outcome: Outcome) -> None:
+    restore = outcome.restore
+    policy = outcome.week.deployment.policy_name
+    for instance_id, request in _launches(outcome).items():
+        restored = restore.restored[instance_id]
+        expected = {
+            MANAGED_BY: "terraform-aws-ops-automation",
+            POLICY: policy,
+            SLOT: restore.slot,
+            ami.RESTORE_TEST: restored.test_id,
+            ami.SOURCE_IMAGE: str(request["ImageId"]),
+        }
+        specifications = {spec["ResourceType"]: _tags(spec) for spec in request["TagSpecifications"]}
+        assert set(specifications) == {"instance", "volume", "network-interface"}
+        for resource_type, tags in specifications.items():
+            assert {key: tags.get(key) for key in expected} == expected, resource_type
+        assert {key: _tags(restored.first_seen).get(key) for key in expected} == expected
+    # Nothing is tagged after the fact but the backups (their result).
+    tagged_later = {r for call in restore.calls_of("CreateTags") for r in call.params["Resources"]}
+    assert tagged_later and all(resource.startswith("ami-") for resource in tagged_later)
+
+
+def test_instance_state_events_reach_the_worker_through_the_deployed_rule(outcome: Outcome) -> None:
+    restore = outcome.restore
+    restored = len(restore.restored)
+    assert restored == len(restore.newest)
+    # moto emits none: the scenario published each launch's pending and running, each termination's end.
+    assert restore.published["pending"] == restore.published["running"] == restored
+    assert restore.published["terminated"] == restored
+    routed = sum(count for state, count in restore.published.items() if state in ami.ROUTED_STATES)
+    assert restore.messages[ami.INSTANCE_STATE] == routed
+
+
+def test_a_restore_test_passes_once_the_status_checks_pass_then_the_instance_goes_and_the_backup_is_tagged(
+    outcome: Outcome,
+) -> None:
+    restore = outcome.restore
+    passed = _passed(outcome)
+    assert len(passed) == len(restore.newest) - 1
+    # The checks were still initializing at the first check: the worker polled again before passing.
+    assert restore.messages["restore_check"] > len(restore.restored)
+    for restored in passed:
+        assert restore.instances[restored.instance_id]["State"]["Name"] == "terminated"
+        image_tags = _tags(restore.images[restored.image_id])
+        assert (image_tags[ami.RESTORE_RESULT], image_tags[ami.RESTORE_TESTED]) == ("passed", restore.slot)
+        record = restore.records[restored.test_id]
+        details = ebs.details_of(record)
+        assert record["state"] == "available"
+        assert (details["result"], details["backup_ids"], details["resource_ids"]) == (
+            "passed",
+            restored.image_id,
+            restored.instance_id,
+        )
+        # Launch, pending, then the status checks initializing: the test cannot pass sooner.
+        duration = int(details["duration_seconds"])
+        assert (ami.LAUNCH_TIME + ami.STATUS_CHECK_TIME).total_seconds() <= duration < 30 * 60
+        assert details["started_at"] < details["finished_at"]
+
+
+def test_an_impaired_restore_alerts_once_terminates_the_instance_and_tags_the_backup_failed(outcome: Outcome) -> None:
+    restore = outcome.restore
+    impaired = _impaired(outcome)
+    source = outcome.week.backups[impaired.image_id].instance_id
+    assert outcome.week.fleet.names[source] == ami.IMPAIRED_NAME
+    [alert] = [alert for alert in restore.alerts if alert["alert"] == ami.TEST_FAILED]
+    assert (alert["source_id"], alert["backup_ids"], alert["resource_ids"]) == (
+        source,
+        [impaired.image_id],
+        [impaired.instance_id],
+    )
+    assert "impaired" in alert["reason"]
+    assert alert["policy"] == outcome.week.deployment.policy_name
+    assert restore.instances[impaired.instance_id]["State"]["Name"] == "terminated"
+    image_tags = _tags(restore.images[impaired.image_id])
+    assert (image_tags[ami.RESTORE_RESULT], image_tags[ami.RESTORE_TESTED]) == ("failed", restore.slot)
+    record = restore.records[impaired.test_id]
+    assert record["state"] == "failed"
+    assert ebs.details_of(record)["result"] == "failed"
+
+
+def test_the_restore_run_leaves_no_instance_lease_message_or_other_alert(outcome: Outcome) -> None:
+    restore = outcome.restore
+    assert {i["State"]["Name"] for i in restore.instances.values()} == {"terminated"}
+    # Every slot taken was released (a released lease is kept as `deleted` until its TTL).
+    assert restore.leases and {lease["state"] for lease in restore.leases} == {"deleted"}
+    assert restore.failed_records == []
+    assert [alert["alert"] for alert in restore.alerts] == [ami.TEST_FAILED]
+    assert [line["message"] for line in restore.log.at("ERROR", "CRITICAL")] == [ami.TEST_FAILED]
+    assert (restore.work_queue_messages, restore.dlq_messages) == (0, 0)
+    # The week's backups are all still there: a restore test takes nothing away.
+    assert set(outcome.state.images) == set(restore.images) | {outcome.week.fleet.unmanaged_image}

@@ -1,6 +1,6 @@
 """Tier 3: `terraform apply` examples/ebs-snapshot against a local AWS, run a simulated series of daily slots through
 the deployed resources with the real handlers (tests/e2e/ebs_snapshot_scenario.py says what happens in which slot),
-check what is left, then `terraform destroy`.
+fire the example's restore tests once, check what is left, then `terraform destroy`.
 
 Everything runs once (session-scoped fixture, on the local AWS tests/e2e/conftest.py shares with the other
 examples); each test checks one property of the outcome.
@@ -27,6 +27,10 @@ SLOT = "ops-automation:slot"
 SNAPSHOT_ARN_PREFIX = "arn:aws:ec2:*::snapshot/"
 CANNOT_BACK_UP = "source cannot be backed up"
 BACKUP_FAILED = "backup failed; nothing purged"
+RESTORE_TEST = "ops-automation:restore-test"
+RESTORE_RESULT = "ops-automation:restore-result"
+RESTORE_TESTED = "ops-automation:restore-tested"
+SOURCE_SNAPSHOT = "ops-automation:source-snapshot"
 
 
 @dataclass(frozen=True)
@@ -38,19 +42,27 @@ class Outcome:
     business_policies: dict[str, dict[str, Any]]  # IAM documents as deployed, keyed planner/worker
     region: str
     seconds: float  # the series and the reads after it
+    restore: ebs.EbsRestoreReport  # the restore schedule fired once after the series
 
 
 @pytest.fixture(scope="session")
 def outcome(applied: scenario.AppliedExamples) -> Outcome:
     """Session-scoped: the destroy check runs at the end of the session (tests/e2e/conftest.py)."""
     run = applied.run(EXAMPLE)
+    ebs.wait_for_network_applies(applied)
     started = time.monotonic()
     aws = applied.aws_for(EXAMPLE)
     deployment = scenario.deployment_from_terraform(aws, run.outputs, EXAMPLE)
     series = ebs.run_series(aws, deployment)
     state = ebs.final_state(aws, deployment)
+    seconds = time.monotonic() - started
+    restoring = ebs.restore_deployment(aws, run, deployment, ebs.MODULE)
+    restore = ebs.run_restore(aws, series, restoring)
     business_policies = scenario.business_policies(aws, deployment)
+    business_policies["restore"] = scenario.business_policies(aws, restoring)["planner"]
     applied.start_destroy(EXAMPLE)
+    print(f"\ntier 3 ebs-snapshot: series {seconds:.1f}s, restore run {restore.seconds:.1f}s")
+    print("\n".join(ebs.restore_diagnostics(restore)))
     return Outcome(
         run=run,
         series=series,
@@ -58,7 +70,8 @@ def outcome(applied: scenario.AppliedExamples) -> Outcome:
         terraform_environments=run.outputs["function_environments"],
         business_policies=business_policies,
         region=aws.region,
-        seconds=time.monotonic() - started,
+        seconds=seconds,
+        restore=restore,
     )
 
 
@@ -105,9 +118,12 @@ def _ledger(outcome: Outcome) -> dict[str, dict[str, Any]]:
 
 def test_deployed_functions_run_with_the_environment_terraform_reports(outcome: Outcome) -> None:
     deployment = outcome.series.deployment
+    restore = outcome.restore.deployment
+    assert restore is not None
     assert deployment.planner_environment == outcome.terraform_environments["planner"]
     assert deployment.worker_environment == outcome.terraform_environments["worker"]
-    for environment in (deployment.planner_environment, deployment.worker_environment):
+    assert restore.planner_environment == outcome.terraform_environments["restore"]
+    for environment in (deployment.planner_environment, deployment.worker_environment, restore.planner_environment):
         assert environment["OPS_WORK_QUEUE_URL"] == deployment.work_queue_url
         assert environment["OPS_LEDGER_TABLE"] == deployment.ledger_table
         assert environment["OPS_POLICY_NAME"] == outcome.run.outputs["policy_name"]
@@ -329,6 +345,11 @@ def _equals(statement: dict[str, Any], prefix: str, keys: Any) -> dict[str, list
     return {key: _listed(equals[f"{prefix}{key}"]) for key in keys}
 
 
+def _create_action(statement: dict[str, Any]) -> list[str]:
+    value = statement.get("Condition", {}).get("StringEquals", {}).get("ec2:CreateAction")
+    return [] if value is None else _listed(value)
+
+
 def test_deployed_policies_bind_snapshot_creation_and_deletion_to_ownership_tags(outcome: Outcome) -> None:
     """The documents as the real provider rendered and deployed them."""
     deployment = outcome.series.deployment
@@ -352,12 +373,44 @@ def test_deployed_policies_bind_snapshot_creation_and_deletion_to_ownership_tags
     for statement in on_volumes:
         assert _equals(statement, "aws:ResourceTag/", volume_tags) == volume_tags
 
+    # Tags at creation of the policy's snapshots, at creation of restored volumes, and the restore result on the
+    # policy's snapshots (the two restore keys only): nothing else.
     tagging = _granting(worker, "ec2:CreateTags")
-    assert tagging
-    for statement in tagging:
+    at_creation = {
+        action: [s for s in tagging if _create_action(s) == [action]] for action in ("CreateSnapshot", "CreateVolume")
+    }
+    results = [s for s in tagging if "ForAllValues:StringEquals" in s["Condition"]]
+    assert at_creation["CreateSnapshot"] and at_creation["CreateVolume"] and results
+    assert len(at_creation["CreateSnapshot"]) + len(at_creation["CreateVolume"]) + len(results) == len(tagging)
+    for statement in at_creation["CreateSnapshot"]:
         assert all(arn.startswith(SNAPSHOT_ARN_PREFIX) for arn in _listed(statement["Resource"]))
         assert _equals(statement, "aws:RequestTag/", ownership) == ownership
-        assert _equals(statement, "ec2:", ["CreateAction"]) == {"CreateAction": ["CreateSnapshot"]}
+    for statement in at_creation["CreateVolume"]:
+        assert all(":volume/" in arn for arn in _listed(statement["Resource"]))
+        assert _equals(statement, "aws:RequestTag/", ownership) == ownership
+        assert _listed(statement["Condition"]["Null"][f"aws:RequestTag/{RESTORE_TEST}"]) == ["false"]
+    for statement in results:
+        assert all(":snapshot/" in arn for arn in _listed(statement["Resource"]))
+        assert sorted(_listed(statement["Condition"]["ForAllValues:StringEquals"]["aws:TagKeys"])) == [
+            RESTORE_RESULT,
+            RESTORE_TESTED,
+        ]
+        assert _equals(statement, "aws:ResourceTag/", ownership) == ownership
+
+    # Restored volumes: only from the policy's snapshots, tagged at creation, deleted only when restored.
+    creating_volumes = _granting(worker, "ec2:CreateVolume")
+    from_snapshots = [s for s in creating_volumes if all(":snapshot/" in a for a in _listed(s["Resource"]))]
+    volumes = [s for s in creating_volumes if all(":volume/" in a for a in _listed(s["Resource"]))]
+    assert from_snapshots and volumes and len(from_snapshots) + len(volumes) == len(creating_volumes)
+    for statement in from_snapshots:
+        assert _equals(statement, "aws:ResourceTag/", ownership) == ownership
+    for statement in volumes:
+        assert _equals(statement, "aws:RequestTag/", ownership) == ownership
+        assert _listed(statement["Condition"]["Null"][f"aws:RequestTag/{RESTORE_TEST}"]) == ["false"]
+    [deleting_volumes] = _granting(worker, "ec2:DeleteVolume")
+    assert all(":volume/" in arn for arn in _listed(deleting_volumes["Resource"]))
+    assert _equals(deleting_volumes, "aws:ResourceTag/", ownership) == ownership
+    assert _listed(deleting_volumes["Condition"]["Null"][f"aws:ResourceTag/{RESTORE_TEST}"]) == ["false"]
 
 
 def test_deployed_policies_allow_every_resource_only_to_describe_and_assume_nothing(outcome: Outcome) -> None:
@@ -370,3 +423,97 @@ def test_deployed_policies_allow_every_resource_only_to_describe_and_assume_noth
                 assert all(action.startswith("ec2:Describe") for action in actions), (function, actions)
     planner_actions = {a for s in _statements(outcome.business_policies["planner"]) for a in _listed(s["Action"])}
     assert planner_actions == {"ec2:DescribeInstances", "ec2:DescribeVolumes", "ec2:DescribeSnapshots"}
+    restore_actions = {a for s in _statements(outcome.business_policies["restore"]) for a in _listed(s["Action"])}
+    assert restore_actions <= {"ec2:DescribeInstances", "ec2:DescribeVolumes", "ec2:DescribeSnapshots"}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The restore tests (restore_test of the example), fired once after the series
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _volume_requests(outcome: Outcome) -> dict[str, dict[str, Any]]:
+    """The accepted CreateVolume requests of the restore run, by the volume they made."""
+    return {str(call.response["VolumeId"]): dict(call.params) for call in outcome.restore.calls_of("CreateVolume")}
+
+
+def test_a_restore_test_creates_each_sources_newest_snapshot_in_the_subnets_zone_and_deletes_it(
+    outcome: Outcome,
+) -> None:
+    restore = outcome.restore
+    assert restore.deployment is not None
+    assert restore.deployment.planner_handler == "ops_automation.ebs_snapshot.handlers.restore_handler"
+    # Every source volume with a completed snapshot left: scratch (deleted on slot 3) too.
+    assert set(restore.newest) == set(outcome.series.volumes.tagged)
+    requests = _volume_requests(outcome)
+    assert set(requests) == set(restore.restored)
+    assert sorted(str(r["SnapshotId"]) for r in requests.values()) == sorted(restore.newest.values())
+    subnet = outcome.run.outputs["restore_subnet_id"]
+    assert json.loads(restore.deployment.worker_environment["OPS_RESTORE_TEST"])["subnet_id"] == subnet
+    for volume_id, restored in restore.restored.items():
+        assert restored.first_seen["AvailabilityZone"] == restore.subnet_zone
+        assert requests[volume_id]["AvailabilityZone"] == restore.subnet_zone
+        assert volume_id in restore.available  # it became available before it was judged
+        assert volume_id not in restore.volumes  # and is deleted
+    assert {c.params["VolumeId"] for c in restore.calls_of("DeleteVolume")} == set(restore.restored)
+
+
+def test_restored_volumes_are_tagged_at_creation(outcome: Outcome) -> None:
+    restore = outcome.restore
+    policy = outcome.series.deployment.policy_name
+    for volume_id, request in _volume_requests(outcome).items():
+        restored = restore.restored[volume_id]
+        expected = {
+            MANAGED_BY: "terraform-aws-ops-automation",
+            POLICY: policy,
+            SLOT: restore.slot,
+            RESTORE_TEST: restored.test_id,
+            SOURCE_SNAPSHOT: str(request["SnapshotId"]),
+        }
+        [specification] = request["TagSpecifications"]
+        assert specification["ResourceType"] == "volume"
+        assert {key: _tags(specification).get(key) for key in expected} == expected
+        assert {key: _tags(restored.first_seen).get(key) for key in expected} == expected
+    tagged_later = {r for call in restore.calls_of("CreateTags") for r in call.params["Resources"]}
+    assert tagged_later == set(restore.newest.values())  # the backups' results only
+
+
+def test_volume_events_reach_the_worker_through_the_deployed_rule_and_deletions_do_not(outcome: Outcome) -> None:
+    restore = outcome.restore
+    assert len(restore.restored) == len(restore.newest)
+    assert restore.published["createVolume available"] == len(restore.restored)
+    assert restore.published["deleteVolume deleted"] == len(restore.restored)
+    assert restore.messages[ebs.VOLUME_NOTIFICATION] == restore.published["createVolume available"]
+
+
+def test_a_passed_restore_test_tags_its_snapshot_and_is_recorded_with_its_duration(outcome: Outcome) -> None:
+    restore = outcome.restore
+    by_snapshot = {restored.snapshot_id: restored for restored in restore.restored.values()}
+    for source, snapshot_id in restore.newest.items():
+        tags = _tags(restore.snapshots[snapshot_id])
+        assert (tags[RESTORE_RESULT], tags[RESTORE_TESTED]) == ("passed", restore.slot)
+        restored = by_snapshot[snapshot_id]
+        record = restore.records[restored.test_id]
+        details = ebs.details_of(record)
+        assert (record["state"], record["source_id"]) == ("available", source)
+        assert (details["result"], details["backup_ids"], details["resource_ids"]) == (
+            "passed",
+            snapshot_id,
+            restored.volume_id,
+        )
+        # Created, then `creating` until EBS made it available: the test cannot pass sooner.
+        assert ebs.VOLUME_CREATION_TIME.total_seconds() <= int(details["duration_seconds"]) < 30 * 60
+    # Older snapshots keep no result: only the newest of each source is tested.
+    untested = set(restore.snapshots) - set(restore.newest.values())
+    assert untested and all(RESTORE_RESULT not in _tags(restore.snapshots[s]) for s in untested)
+
+
+def test_the_restore_run_leaves_no_volume_lease_message_or_alert(outcome: Outcome) -> None:
+    restore = outcome.restore
+    assert not any(RESTORE_TEST in _tags(volume) for volume in restore.volumes.values())
+    # Every slot taken was released (a released lease is kept as `deleted` until its TTL).
+    assert restore.leases and {lease["state"] for lease in restore.leases} == {"deleted"}
+    assert restore.failed_records == []
+    assert restore.alerts == []
+    assert restore.log.at("ERROR", "CRITICAL") == []
+    assert (restore.work_queue_messages, restore.dlq_messages) == (0, 0)
