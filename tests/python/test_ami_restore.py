@@ -330,8 +330,20 @@ def test_routes_out_of_the_vpc_are_named_and_local_or_endpoint_routes_are_not() 
         {"DestinationCidrBlock": "172.16.0.0/12", "TransitGatewayId": "tgw-0abc", "State": "active"},
         {"DestinationIpv6CidrBlock": "::/0", "EgressOnlyInternetGatewayId": "eigw-0abc", "State": "active"},
         {"DestinationCidrBlock": "192.168.0.0/16", "GatewayId": "igw-0abc", "State": "blackhole"},
+        {"DestinationCidrBlock": "10.20.0.0/16", "InstanceId": "i-0nat", "State": "active"},
+        {"DestinationCidrBlock": "10.30.0.0/16", "NetworkInterfaceId": "eni-0appliance", "State": "active"},
+        {"DestinationCidrBlock": "10.40.0.0/16", "GatewayId": "vpce-0gwlb", "State": "active"},
+        {"DestinationCidrBlock": "10.50.0.0/16", "CoreNetworkArn": "arn:aws:networkmanager::1:core-network/x"},
     ]
-    assert outbound_routes(routes) == ["0.0.0.0/0 -> nat-0abc", "172.16.0.0/12 -> tgw-0abc", "::/0 -> eigw-0abc"]
+    assert outbound_routes(routes) == [
+        "0.0.0.0/0 -> nat-0abc",
+        "172.16.0.0/12 -> tgw-0abc",
+        "::/0 -> eigw-0abc",
+        "10.20.0.0/16 -> i-0nat",
+        "10.30.0.0/16 -> eni-0appliance",
+        "10.40.0.0/16 -> vpce-0gwlb",
+        "10.50.0.0/16 -> arn:aws:networkmanager::1:core-network/x",
+    ]
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -803,3 +815,18 @@ def test_a_restore_run_without_a_good_backup_reports_that_nothing_was_tested(lab
     assert [m["kind"] for m in planned] == ["restore_sweep"]
     [report] = alerts_sent()
     assert report["alert"] == "restore test found nothing to test"
+
+
+def test_a_validation_document_that_does_not_exist_means_the_test_cannot_run(lab: Lab, infra: Infra) -> None:
+    _instance_profile(infra)
+    lab.setup(**{**VALIDATION, "validation_document": "no-such-document"})
+    image_id = lab.seed_backup()
+    _test, instance_id, after = _start_one(lab)
+
+    lab.checks_until_done(after)
+
+    [alert] = alerts_sent()
+    assert alert["alert"] == "restore test cannot run"
+    assert "InvalidDocument" in alert["reason"]
+    assert tagging.RESTORE_RESULT not in lab.image_tags(image_id)
+    assert lab.instance(instance_id)["State"]["Name"] in ("shutting-down", "terminated")

@@ -287,6 +287,7 @@ def test_client_tokens_are_short_deterministic_and_differ_per_resource_and_attem
         ("InvalidSubnetID.NotFound", "config"),
         ("UnauthorizedOperation", "config"),
         ("InvalidParameterCombination", "config"),
+        ("InvalidParameter", "config"),
         ("InvalidAMIID.NotFound", "backup_gone"),
         ("InvalidAMIID.Unavailable", "backup_gone"),
         ("InvalidSnapshot.NotFound", "backup_gone"),

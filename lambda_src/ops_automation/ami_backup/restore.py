@@ -77,6 +77,19 @@ NOT_BACKUP_STATE_REASONS = frozenset(
 )
 # SSM answers these while the new instance's agent has not registered yet: the test is still starting.
 AGENT_NOT_READY_ERRORS = frozenset({"InvalidInstanceId", "InvocationDoesNotExist"})
+# SendCommand refusals of the set-up (SendCommand API reference, Errors): restore_test.validation_document or
+# validation_parameters, or the worker's role; "restore test cannot run", not a failed AMI.
+VALIDATION_REFUSED_ERRORS = frozenset(
+    {
+        "InvalidDocument",
+        "InvalidDocumentVersion",
+        "InvalidParameters",
+        "UnsupportedPlatformType",
+        "InvalidRole",
+        "InvalidOutputFolder",
+        "AccessDeniedException",
+    }
+)
 TERMINATE_BATCH = 50
 # How long after the launch a describe that does not know the instance yet is read as "not propagated" rather than
 # "gone" (AWS gives no figure for its eventual consistency: an assumption).
@@ -304,10 +317,15 @@ class AmiRestore:
                     Comment=f"ops-automation restore test {record.test_id}"[:100],
                 )
             except ClientError as error:
-                if error_code(error) in AGENT_NOT_READY_ERRORS:
+                code = error_code(error)
+                if code in AGENT_NOT_READY_ERRORS:
                     return RestoreProgress(
                         "starting", SSM_UNREACHABLE, {**waiting, "validation": "agent not registered"}
                     )
+                if code in VALIDATION_REFUSED_ERRORS:
+                    # The document, its parameters or the role are wrong: no retry helps, and the AMI is not at fault.
+                    reason = f"validation command refused: {code}: {error.response.get('Error', {}).get('Message', '')}"
+                    return RestoreProgress("failed", reason, {**waiting, "validation": code})
                 raise
             command_id = str(response["Command"]["CommandId"])
             return RestoreProgress(
@@ -346,14 +364,21 @@ def backup_of(image: Mapping[str, Any], policy: str) -> Backup | None:
 
 
 # Route targets that leave the VPC (DescribeRouteTables `Route`: an internet or virtual private gateway in
-# GatewayId, a NAT gateway, a transit gateway, a peering connection, an egress-only internet gateway). `local` and
-# gateway endpoints (vpce-, prefix lists of S3/DynamoDB) stay inside AWS's network and are allowed.
+# GatewayId, a NAT gateway, a transit gateway, a peering connection, an egress-only internet gateway, "the ID of
+# the instance, such as a NAT instance", a network interface (an appliance), a Cloud WAN core network, a carrier or
+# local gateway, and a Gateway Load Balancer endpoint: a vpce- target of an address range). `local` and gateway
+# endpoints (vpce- targets of an S3/DynamoDB prefix list) stay inside AWS's network and are allowed.
 # https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_Route.html
 _OUTBOUND_ROUTE_KEYS = (
     "NatGatewayId",
     "TransitGatewayId",
     "VpcPeeringConnectionId",
     "EgressOnlyInternetGatewayId",
+    "InstanceId",
+    "NetworkInterfaceId",
+    "CoreNetworkArn",
+    "CarrierGatewayId",
+    "LocalGatewayId",
 )
 _OUTBOUND_GATEWAYS = ("igw-", "vgw-")
 
@@ -371,7 +396,8 @@ def outbound_routes(routes: Iterable[Mapping[str, Any]]) -> list[str]:
             or "?"
         )
         gateway = str(route.get("GatewayId") or "")
-        targets = [gateway] if gateway.startswith(_OUTBOUND_GATEWAYS) else []
+        load_balancer_endpoint = gateway.startswith("vpce-") and not route.get("DestinationPrefixListId")
+        targets = [gateway] if gateway.startswith(_OUTBOUND_GATEWAYS) or load_balancer_endpoint else []
         targets += [str(route[key]) for key in _OUTBOUND_ROUTE_KEYS if route.get(key)]
         found.extend(f"{destination} -> {target}" for target in targets)
     return found

@@ -90,6 +90,9 @@ CONFIG_ERRORS = frozenset(
         "InvalidGroup.NotFound",
         "InvalidParameterValue",
         "InvalidParameterCombination",
+        # Observed, not documented for this case: a security group of another VPC than the subnet's ("... belong to
+        # different networks").
+        "InvalidParameter",
         "Unsupported",
         "UnauthorizedOperation",
     }
