@@ -11,7 +11,6 @@ import json
 import uuid
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -41,7 +40,7 @@ from ops_automation.core.events import format_time
 from ops_automation.core.restore import RestoreProgress, RestoreRecord
 from ops_automation.core.worker import RetryLater
 from ops_automation.ebs_snapshot import handlers
-from ops_automation.ebs_snapshot.restore import LISTING_GRACE, EbsRestore
+from ops_automation.ebs_snapshot.restore import CAUSE_WAIT, ERROR_SEEN_AT, LISTING_GRACE, EbsRestore
 
 ConfigureEbs = Callable[..., Any]
 OWNERSHIP = {tagging.MANAGED_BY: tagging.MANAGED_BY_VALUE, tagging.POLICY: POLICY}
@@ -297,10 +296,14 @@ def test_a_volume_ending_in_error_fails_the_set_once_and_retention_keeps_the_set
     [volume] = restore.test_volumes()
     [check] = [m for m in queued if m["kind"] == "restore_check"]
 
-    # The delayed check delivered twice (and the event, with no cause: not a KMS failure): one alert.
+    # The delayed check delivered twice sees the volume in error before its event: it waits for the event's cause.
     clock.advance(seconds=30)
     assert ebs.work([work_body(check), work_body(check)]) == {"batchItemFailures": []}
+    assert alerts_sent() == []
+    # The event, with no cause (not a KMS failure), decides; the checks re-sent meanwhile find it decided: one alert.
     assert ebs.work([volume_event(volume, "failed")]) == {"batchItemFailures": []}
+    clock.advance(seconds=30)
+    restore.work([m for m in take_messages() if m["kind"] == "restore_check"])
 
     [alert] = alerts_sent()
     assert alert["alert"] == "restore test failed"
@@ -554,8 +557,12 @@ class _Volumes:
         return Pages()
 
 
-def _record(clock: Clock, *volume_ids: str) -> RestoreRecord:
-    return RestoreRecord("t", "vol-source", "slot", ("snap-1",), volume_ids, clock.now, {})
+def _record(clock: Clock, *volume_ids: str, details: dict[str, str] | None = None) -> RestoreRecord:
+    return RestoreRecord("t", "vol-source", "slot", ("snap-1",), volume_ids, clock.now, details or {})
+
+
+# The failed createVolume event came (without a cause): a volume in error is judged at once.
+EVENT_CAME = {core_restore.EVENT_FAILED: "true", core_restore.EVENT_CAUSE: ""}
 
 
 @pytest.mark.parametrize(
@@ -572,7 +579,7 @@ def test_observe_decides_from_every_volumes_state(states: dict[str, str], expect
     adapter = EbsRestore(_config(), POLICY, "volume", lambda *_: [])
     ec2 = _Volumes([{"VolumeId": v, "State": s, "SnapshotId": "snap-1"} for v, s in states.items()])
 
-    progress = adapter.observe(ec2, _record(clock, *states), clock.now)
+    progress = adapter.observe(ec2, _record(clock, *states, details=EVENT_CAME), clock.now)
 
     assert progress.state == expected
     assert progress.details["volumes"] == ", ".join(f"{v}={s}" for v, s in sorted(states.items()))
@@ -592,14 +599,28 @@ def test_a_volume_whose_creation_failed_on_kms_is_not_the_backups_fault(clock: C
     adapter = EbsRestore(_config(), POLICY, "volume", lambda *_: [])
     ec2 = _Volumes([{"VolumeId": "vol-a", "State": "error", "SnapshotId": "snap-1"}])
     cause = "arn:aws:kms:sa-east-1:0123456789ab:key/01234567-0123-0123-0123-0123456789ab is disabled."
-    record = replace(_record(clock, "vol-a"), details={core_restore.EVENT_CAUSE: cause})
+    record = _record(clock, "vol-a", details={core_restore.EVENT_FAILED: "true", core_restore.EVENT_CAUSE: cause})
 
     progress = adapter.observe(ec2, record, clock.now)
 
     assert progress.state == "failed" and progress.details[core_restore.NOT_BACKUP_FAULT] == "true"
     assert cause in progress.reason and "restore_test.kms_key_arns" in progress.reason
-    without_cause = adapter.observe(ec2, _record(clock, "vol-a"), clock.now)
+    without_cause = adapter.observe(ec2, _record(clock, "vol-a", details=EVENT_CAME), clock.now)
     assert without_cause.state == "failed" and core_restore.NOT_BACKUP_FAULT not in without_cause.details
+
+
+def test_a_volume_in_error_waits_for_its_event_then_fails_without_one(clock: Clock) -> None:
+    """The cause (a KMS key) is only in the createVolume event; a check that sees `error` first waits for it."""
+    adapter = EbsRestore(_config(), POLICY, "volume", lambda *_: [])
+    ec2 = _Volumes([{"VolumeId": "vol-a", "State": "error", "SnapshotId": "snap-1"}])
+
+    first = adapter.observe(ec2, _record(clock, "vol-a"), clock.now)
+    assert first.state == "starting" and first.remember == {ERROR_SEEN_AT: format_time(clock.now)}
+    seen = _record(clock, "vol-a", details=dict(first.remember))
+    assert adapter.observe(ec2, seen, clock.now + CAUSE_WAIT - timedelta(seconds=1)).state == "starting"
+
+    late = adapter.observe(ec2, seen, clock.now + CAUSE_WAIT)
+    assert late.state == "failed" and core_restore.NOT_BACKUP_FAULT not in late.details
 
 
 def test_clean_up_deletes_what_it_can_and_retries_a_volume_still_creating() -> None:

@@ -119,6 +119,8 @@ SOURCES = ("all", "sample", "tagged")
 
 # Record detail holding the cause a failed `createVolume` event gave (EBS restore tests).
 EVENT_CAUSE = "event_cause"
+# Record detail set once a `createVolume` event with result `failed` arrived (its cause may be empty).
+EVENT_FAILED = "event_failed"
 
 
 class RestoreConfigError(Exception):
@@ -604,7 +606,7 @@ def handle_restore_item(
             return {"resource_id": item.volume_id, "outcome": "ignored"}
         # The cause of a failed creation (a KMS key the volume cannot use) is only in the event: kept in the record
         # for the adapter to tell a key problem from a broken backup.
-        cause = {EVENT_CAUSE: item.cause} if item.result == "failed" and item.cause else {}
+        cause = {EVENT_FAILED: "true", EVENT_CAUSE: item.cause} if item.result == "failed" else {}
         return _on_event(rt, adapter, config, item.region, item.account, item.volume_id, cause)
     raise MalformedEventError(f"no restore handler for {type(item).__name__}")
 

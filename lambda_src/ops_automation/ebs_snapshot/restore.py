@@ -42,8 +42,10 @@ from botocore.exceptions import ClientError
 
 from ..core import tagging
 from ..core.errors import VOLUME_GONE_ERRORS, error_code
+from ..core.events import format_time, parse_time
 from ..core.restore import (
     EVENT_CAUSE,
+    EVENT_FAILED,
     NOT_BACKUP_FAULT,
     Backup,
     RestoreProgress,
@@ -76,6 +78,12 @@ NOT_YET_DELETABLE = frozenset({"IncorrectState", "VolumeInUse"})
 # https://docs.aws.amazon.com/ec2/latest/devguide/eventual-consistency.html): missing this soon after the launch is
 # still starting, not vanished. Assumed; the document says "up to a few minutes".
 LISTING_GRACE = timedelta(minutes=5)
+# A volume seen in `error` before its failed createVolume event (the only place its cause is) is judged once the
+# event came, or this long after it was first seen: a KMS cause then still makes it "cannot run", not a failed set.
+# With no event at all (a target in another region, or an account whose events are not forwarded) the set fails after
+# this wait. An assumption: AWS documents no delivery time for the event.
+CAUSE_WAIT = timedelta(minutes=2)
+ERROR_SEEN_AT = "error_seen_at"
 # The `cause` of a failed `createVolume` event is in the record's details under core.restore.EVENT_CAUSE (the core
 # puts it there before observing; absent on the check path). AWS documents one cause, an unusable KMS key ("Creation
 # will fail if an invalid AWS KMS key was provided", the example's cause naming the key ARN; "Amazon EventBridge
@@ -183,6 +191,13 @@ class EbsRestore:
         missing = sorted(v for v, state in states.items() if state == "missing")
         if missing and now - record.started_at < LISTING_GRACE:
             missing = []
+        in_error = [v for v in broken if states[v] == "error"]
+        if in_error and record.details.get(EVENT_FAILED) != "true":
+            seen = record.details.get(ERROR_SEEN_AT)
+            if seen is None:
+                return RestoreProgress("starting", "", details, remember={ERROR_SEEN_AT: format_time(now)})
+            if now - parse_time(seen, ERROR_SEEN_AT) < CAUSE_WAIT:
+                return RestoreProgress("starting", "", details)
         if broken or missing:
             reasons = [f"{v} ({_source_snapshot(volumes.get(v))}): in state {states[v]}" for v in broken]
             reasons += [f"{v}: no longer exists" for v in missing]
