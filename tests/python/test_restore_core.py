@@ -354,6 +354,16 @@ def test_a_sample_is_stable_within_a_slot_and_moves_between_slots() -> None:
     assert len(chosen) > 3  # every source gets its turn over the slots
 
 
+def test_a_sample_takes_sources_not_yet_verified_before_verified_ones() -> None:
+    newest = {f"i-{n}": backup(f"i-{n}", f"ami-{n}", result="passed" if n < 8 else None) for n in range(10)}
+    sample = replace(CONFIG, sources="sample", sample_size=3)
+
+    to_test, verified = restore.select_for_test(newest, sample, SLOT)
+
+    # Two are left to verify: both are tested, and one verified source fills the sample (skipped as verified).
+    assert sorted(b.source_id for b in to_test) == ["i-8", "i-9"] and len(verified) == 1
+
+
 def test_restore_result_and_restored_tags() -> None:
     assert restore.restore_result_of({tagging.RESTORE_RESULT: "passed"}) == "passed"
     assert restore.restore_result_of({tagging.RESTORE_RESULT: "failed"}) == "failed"

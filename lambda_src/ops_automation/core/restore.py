@@ -458,11 +458,15 @@ def _sample_rank(slot: str, source_id: str) -> str:
 def select_for_test(
     newest: Mapping[str, Backup], config: RestoreTestConfig, slot: str
 ) -> tuple[list[Backup], list[Backup]]:
-    """(to test, already verified). `sample`: N sources per slot, a different N each slot but the same N on a
-    re-run of the slot (sha256 of slot + source)."""
+    """(to test, already verified). `sample`: N sources per slot whose newest backup is not verified yet (so a run
+    tests N whenever N are left), a different N each slot but the same N on a re-run of the slot (sha256 of slot +
+    source); the verified ones are listed only when fewer than N are left."""
     ordered = [newest[source] for source in sorted(newest)]
     if config.sources == "sample":
-        chosen = sorted(ordered, key=lambda backup: _sample_rank(slot, backup.source_id))[: config.sample_size]
+        chosen = sorted(
+            ordered,
+            key=lambda backup: (backup.restore_result == "passed", _sample_rank(slot, backup.source_id)),
+        )[: config.sample_size]
     elif config.sources == "tagged":
         chosen = [backup for backup in ordered if tagging.carries_all(backup.tags, config.source_tags)]
     else:
