@@ -12,7 +12,10 @@ After the week, the example's `restore` schedule is fired once (`run_restore`): 
 newest AMI in the example's isolated subnet, and this module plays EC2 again - `EC2 Instance State-change
 Notification` for every instance state change (moto emits none), launches `pending` for LAUNCH_TIME and status
 checks `initializing` for STATUS_CHECK_TIME (fidelity E58/E59), and the restored copy of IMPAIRED_NAME failing its
-instance status check (`impair_instance`).
+instance status check (`impair_instance`). The first launch of CAPACITY_NAME's newest AMI is refused with
+CAPACITY_ERROR (`fail_run_instances`): the worker retries it with back-off. Before the run, an instance of the policy
+tagged as a restore test (an abandoned one, LEFTOVER_TEST_ID) is launched past its deadline and grace, with a
+bystander that carries the policy's tags but not the restore-test tag: the sweep takes the first alone.
 """
 
 from __future__ import annotations
@@ -20,12 +23,16 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
+import botocore.client
+import botocore.exceptions
 from scripts.local_aws import ACCOUNT_ID, Aws
 from tests.e2e import scenario
 from tests.e2e.ebs_snapshot_scenario import (
@@ -270,6 +277,17 @@ STATUS_CHECK_TIME = timedelta(minutes=3)
 # The backed-up instance whose restored copy fails its instance status check (`impair_instance`).
 IMPAIRED_NAME = "web-4"
 TEST_FAILED = "restore test failed"
+# The backed-up instance whose newest AMI's first restore launch is refused for capacity (retried with back-off).
+CAPACITY_NAME = "web-2"
+CAPACITY_ERROR = "InsufficientInstanceCapacity"
+# The restore-test id of the abandoned instance planted before the run (the sweep's leftover), and the report.
+LEFTOVER_TEST_ID = "e2e-abandoned-restore-test"
+LEFTOVERS_CLEANED = "restore test leftovers cleaned up"
+# A restore test's instance counts as abandoned this long after its deadline (the core's GRACE). Not imported: the
+# handlers' modules are loaded with the deployed environment, after the week's.
+GRACE = timedelta(minutes=15)
+MANAGED_BY = "ops-automation:managed-by"
+POLICY = "ops-automation:policy"
 
 
 @dataclass(frozen=True)
@@ -283,11 +301,42 @@ class RestoredInstance:
     impaired: bool
 
 
+@dataclass(frozen=True)
+class Refusal:
+    """An EC2 request of the handlers that AWS refused (ApiCalls records the accepted ones only)."""
+
+    operation: str
+    params: Mapping[str, Any]
+    code: str
+
+
+@contextmanager
+def refusals_recorded(refused: list[Refusal]) -> Iterator[None]:
+    """Record the refused RunInstances requests (a refused launch makes nothing ApiCalls could see)."""
+    original = botocore.client.BaseClient._make_api_call
+
+    def record(client: Any, operation: str, params: Mapping[str, Any]) -> Any:
+        try:
+            return original(client, operation, params)
+        except botocore.exceptions.ClientError as error:
+            if operation == "RunInstances" and client.meta.service_model.service_name == "ec2":
+                refused.append(Refusal(operation, dict(params), str(error.response.get("Error", {}).get("Code"))))
+            raise
+
+    with mock.patch.object(botocore.client.BaseClient, "_make_api_call", record):
+        yield
+
+
 @dataclass
 class AmiRestoreReport(RestoreRun):
     restored: dict[str, RestoredInstance] = field(default_factory=dict)  # by instance id
     instances: dict[str, dict[str, Any]] = field(default_factory=dict)  # the restored instances afterwards
     images: dict[str, dict[str, Any]] = field(default_factory=dict)  # the policy's images afterwards
+    refused: list[Refusal] = field(default_factory=list)  # RunInstances refused (CAPACITY_ERROR injected)
+    capacity_image: str | None = None  # the AMI whose first restore launch was refused
+    leftover: str | None = None  # the abandoned restore-test instance planted before the run
+    bystander: str | None = None  # the policy-tagged instance without the restore-test tag planted with it
+    planted: dict[str, dict[str, Any]] = field(default_factory=dict)  # both, as DescribeInstances shows them after
 
     def restored_from(self, image_id: str) -> list[RestoredInstance]:
         return [restored for restored in self.restored.values() if restored.image_id == image_id]
@@ -305,6 +354,8 @@ class InstanceEmitter:
         self.report = report
         self.impaired_images = impaired_images
         self.states: dict[str, str] = {i["InstanceId"]: i["State"]["Name"] for i in self._instances()}
+        # Instances of the account before the run (the planted leftover too) were not launched by its tests.
+        self.before = frozenset(self.states)
 
     def _instances(self) -> list[dict[str, Any]]:
         pages = self.ec2.get_paginator("describe_instances").paginate()
@@ -315,7 +366,7 @@ class InstanceEmitter:
         for instance in self._instances():
             instance_id, state = str(instance["InstanceId"]), str(instance["State"]["Name"])
             tags = _tag_map(instance)
-            if RESTORE_TEST in tags and instance_id not in self.report.restored:
+            if RESTORE_TEST in tags and instance_id not in self.report.restored and instance_id not in self.before:
                 image_id = tags.get(SOURCE_IMAGE, "?")
                 impaired = image_id in self.impaired_images
                 if impaired:
@@ -367,12 +418,29 @@ def newest_backups(week: WeekReport, images: Mapping[str, dict[str, Any]]) -> di
     return {instance_id: backup.image_id for instance_id, backup in newest.items()}
 
 
+def plant_leftovers(ec2: Any, policy: str, clock: SimulatedClock, past: timedelta) -> tuple[str, str]:
+    """Launch an abandoned restore-test instance of `policy` (its test lost its checks) and a bystander with the
+    policy's tags but no restore-test tag, then let `past` of simulated time go by: (leftover, bystander)."""
+    ownership = {MANAGED_BY: "terraform-aws-ops-automation", POLICY: policy}
+    leftover = _launch(ec2, "abandoned-restore", {**ownership, RESTORE_TEST: LEFTOVER_TEST_ID})
+    bystander = _launch(ec2, "policy-tagged-bystander", ownership)
+    clock.advance(past)
+    return leftover, bystander
+
+
 def run_restore(
-    aws: Aws, week: WeekReport, restore: Deployment, impaired_name: str | None = IMPAIRED_NAME
+    aws: Aws,
+    week: WeekReport,
+    restore: Deployment,
+    impaired_name: str | None = IMPAIRED_NAME,
+    capacity_name: str | None = CAPACITY_NAME,
+    leftovers: bool = True,
 ) -> AmiRestoreReport:
     """Fire the restore schedule once, right after the week, and work the queue until every test is finished and
     its sweep has run; on the week's simulated clock, with its fleet and backups. The restored copy of
-    `impaired_name`'s newest AMI fails its instance status check (None: every copy is healthy)."""
+    `impaired_name`'s newest AMI fails its instance status check (None: every copy is healthy); the first launch of
+    `capacity_name`'s is refused with CAPACITY_ERROR (None: no refusal). With `leftovers`, an abandoned restore-test
+    instance and a policy-tagged bystander are launched first, the deadline and grace (and a minute) before the run."""
     assert week.clock is not None, "run_week keeps the clock the restore run goes on with"
     clock = week.clock
     started = time.monotonic()
@@ -382,27 +450,45 @@ def run_restore(
     inbox = AlertInbox(aws, restore.worker_environment["OPS_ALERT_TOPIC_ARN"], f"{restore.policy_name}-restore-inbox")
     fidelity = aws.fidelity
     durations = (fidelity.instance_launch_time, fidelity.status_check_time)
-    fidelity.instance_launch_time, fidelity.status_check_time = LAUNCH_TIME, STATUS_CHECK_TIME
     ec2 = aws.client("ec2")
+    deadline = timedelta(minutes=int(json.loads(restore.worker_environment["OPS_RESTORE_TEST"])["deadline_minutes"]))
     try:
-        with scenario.simulated_aws_time(aws, clock), ApiCalls.recording(report.calls):
-            images = _registered(ec2, Owners=["self"])
-            report.newest = newest_backups(week, {image["ImageId"]: image for image in images})
-            impaired = {report.newest[i] for i, name in week.fleet.names.items() if name == impaired_name}
-            emitter = InstanceEmitter(aws, policy, report, impaired)
-            clock.set(slot)
-            report.planned = policy.plan(slot)
-            policy.drain(report, emitter.announce, emitter.next_change)
-            report.alerts = inbox.take()
-            report.finished = clock.now()
+        with scenario.simulated_aws_time(aws, clock):
+            if leftovers:
+                past = deadline + GRACE + timedelta(minutes=1)
+                report.leftover, report.bystander = plant_leftovers(ec2, week.deployment.policy_name, clock, past)
+                slot = restore_slot(clock)
+                report.slot = scenario.format_slot(slot)
+            fidelity.instance_launch_time, fidelity.status_check_time = LAUNCH_TIME, STATUS_CHECK_TIME
+            with ApiCalls.recording(report.calls), refusals_recorded(report.refused):
+                images = _registered(ec2, Owners=["self"])
+                report.newest = newest_backups(week, {image["ImageId"]: image for image in images})
+                impaired = {report.newest[i] for i, name in week.fleet.names.items() if name == impaired_name}
+                for source, name in week.fleet.names.items():
+                    if name == capacity_name and source in report.newest:
+                        report.capacity_image = report.newest[source]
+                        fidelity.fail_run_instances(CAPACITY_ERROR, image_id=report.capacity_image)
+                emitter = InstanceEmitter(aws, policy, report, impaired)
+                clock.set(slot)
+                report.planned = policy.plan(slot)
+                policy.drain(report, emitter.announce, emitter.next_change)
+                report.alerts = inbox.take()
+                report.finished = clock.now()
     finally:
         fidelity.instance_launch_time, fidelity.status_check_time = durations
+        # A refusal the run did not use is not left for the next request of the image.
+        fidelity.run_instances_faults[:] = [
+            fault for fault in fidelity.run_instances_faults if fault.resource_id != report.capacity_image
+        ]
         inbox.close()
     policy_filter = [{"Name": "tag:ops-automation:policy", "Values": [week.deployment.policy_name]}]
     report.images = {image["ImageId"]: image for image in _registered(ec2, Owners=["self"], Filters=policy_filter)}
     if report.restored:
         described = ec2.describe_instances(InstanceIds=sorted(report.restored))
         report.instances = {i["InstanceId"]: i for r in described["Reservations"] for i in r["Instances"]}
+    if report.leftover is not None and report.bystander is not None:
+        described = ec2.describe_instances(InstanceIds=[report.leftover, report.bystander])
+        report.planted = {i["InstanceId"]: i for r in described["Reservations"] for i in r["Instances"]}
     report.read_back(aws)
     report.seconds = time.monotonic() - started
     return report

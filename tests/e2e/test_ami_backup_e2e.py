@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -375,9 +376,10 @@ def test_instance_state_events_reach_the_worker_through_the_deployed_rule(outcom
     restore = outcome.restore
     restored = len(restore.restored)
     assert restored == len(restore.newest)
-    # moto emits none: the scenario published each launch's pending and running, each termination's end.
+    # moto emits none: the scenario published each launch's pending and running, each termination's end (the
+    # restored instances' and the swept leftover's, launched before the run).
     assert restore.published["pending"] == restore.published["running"] == restored
-    assert restore.published["terminated"] == restored
+    assert restore.published["terminated"] == restored + 1
     routed = sum(count for state, count in restore.published.items() if state in ami.ROUTED_STATES)
     assert restore.messages[ami.INSTANCE_STATE] == routed
 
@@ -435,8 +437,70 @@ def test_the_restore_run_leaves_no_instance_lease_message_or_other_alert(outcome
     # Every slot taken was released (a released lease is kept as `deleted` until its TTL).
     assert restore.leases and {lease["state"] for lease in restore.leases} == {"deleted"}
     assert restore.failed_records == []
-    assert [alert["alert"] for alert in restore.alerts] == [ami.TEST_FAILED]
+    # The impaired copy's alert, and the sweep's report of the planted leftover (a finding, logged at WARNING).
+    assert sorted(alert["alert"] for alert in restore.alerts) == sorted([ami.TEST_FAILED, ami.LEFTOVERS_CLEANED])
     assert [line["message"] for line in restore.log.at("ERROR", "CRITICAL")] == [ami.TEST_FAILED]
     assert (restore.work_queue_messages, restore.dlq_messages) == (0, 0)
     # The week's backups are all still there: a restore test takes nothing away.
     assert set(outcome.state.images) == set(restore.images) | {outcome.week.fleet.unmanaged_image}
+
+
+def _time(value: object) -> datetime:
+    moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def test_a_launch_refused_for_capacity_is_retried_with_back_off_then_passes_without_an_alert(outcome: Outcome) -> None:
+    restore = outcome.restore
+    image_id = restore.capacity_image
+    assert image_id is not None and image_id in restore.newest.values()
+    source = outcome.week.backups[image_id].instance_id
+    assert outcome.week.fleet.names[source] == ami.CAPACITY_NAME
+    [restored] = restore.restored_from(image_id)
+    # The first launch refused (and nothing launched), the second - attempt 2, a new ClientToken - accepted.
+    [refused] = restore.refused
+    assert (refused.operation, refused.code, refused.params["ImageId"]) == (
+        "RunInstances",
+        ami.CAPACITY_ERROR,
+        image_id,
+    )
+    [accepted] = [request for request in _launches(outcome).values() if request["ImageId"] == image_id]
+    # A new request (its token names the attempt), not a redelivery of the refused one.
+    assert accepted["ClientToken"] != refused.params["ClientToken"]
+    [warning] = [line for line in restore.log.at("WARNING") if line.get("test_id") == restored.test_id]
+    assert "refused for capacity" in warning["message"]
+    assert (warning["error_code"], warning["attempt"], warning["retry_in_seconds"]) == (ami.CAPACITY_ERROR, 1, 60)
+    record = restore.records[restored.test_id]
+    details = ebs.details_of(record)
+    assert (record["state"], details["result"], details["attempt"]) == ("available", "passed", "2")
+    # Back-off: the second attempt started a minute after the schedule fired.
+    assert _time(details["started_at"]) >= _time(restore.slot) + timedelta(seconds=60)
+    assert restore.instances[restored.instance_id]["State"]["Name"] == "terminated"
+    image_tags = _tags(restore.images[image_id])
+    assert (image_tags[ami.RESTORE_RESULT], image_tags[ami.RESTORE_TESTED]) == ("passed", restore.slot)
+    assert not [a for a in restore.alerts if a.get("source_id") == source or image_id in a.get("backup_ids", [])]
+
+
+def test_the_sweep_terminates_only_the_abandoned_restore_instance_and_reports_it(outcome: Outcome) -> None:
+    restore = outcome.restore
+    leftover, bystander = restore.leftover, restore.bystander
+    assert leftover is not None and bystander is not None
+    planted = restore.planted
+    policy = outcome.week.deployment.policy_name
+    for instance_id in (leftover, bystander):
+        tags = _tags(planted[instance_id])
+        assert (tags[MANAGED_BY], tags[POLICY]) == ("terraform-aws-ops-automation", policy)
+    assert _tags(planted[leftover])[ami.RESTORE_TEST] == ami.LEFTOVER_TEST_ID
+    assert ami.RESTORE_TEST not in _tags(planted[bystander])
+    [report] = [alert for alert in restore.alerts if alert["alert"] == ami.LEFTOVERS_CLEANED]
+    assert report["resource_ids"] == [leftover]
+    assert report["test_ids"] == []  # no test record of the run names it
+    assert report["policy"] == policy
+    # Launched before the deadline and grace that end at the sweep (the planner's, when the schedule fired).
+    assert _time(planted[leftover]["LaunchTime"]) < _time(report["created_before"]) <= _time(restore.slot)
+    assert planted[leftover]["State"]["Name"] == "terminated"
+    assert planted[bystander]["State"]["Name"] == "running"
+    terminated = [i for call in restore.calls_of("TerminateInstances") for i in call.params["InstanceIds"]]
+    assert terminated.count(leftover) == 1 and bystander not in terminated
+    # Neither is taken for one of the run's restored instances.
+    assert not {leftover, bystander} & set(restore.restored)
