@@ -76,7 +76,7 @@ def run_restore_tests(applied: scenario.AppliedExamples) -> Restores:
     deployment = scenario.deployment_from_terraform(local, runs[ami.EXAMPLE].outputs, ami.EXAMPLE)
     week = ami.run_week(local, deployment, days=RESTORE_BACKUP_DAYS)
     restoring = ebs.restore_deployment(local, runs[ami.EXAMPLE], deployment, ami.MODULE)
-    restore = ami.run_restore(local, week, restoring, impaired_name=None)
+    restore = ami.run_restore(local, week, restoring, impaired_name=None, capacity_name=None, leftovers=False)
     lines += ami.restore_lines(week, restore)
     found += _restore_problems("ami-backup", restore)
     deployment = scenario.deployment_from_terraform(local, runs[ebs.EXAMPLE].outputs, ebs.EXAMPLE)
