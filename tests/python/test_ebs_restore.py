@@ -644,9 +644,10 @@ def test_the_restore_function_refuses_a_role_the_policy_does_not_target(
     configure_ebs: ConfigureEbs, subnet_id: str, clock: Clock
 ) -> None:
     other = f"arn:aws:iam::{ACCOUNT}:role/somewhere-else"
-    configure_ebs(OPS_RESTORE_TEST=restore_setting(subnet_id, role_arn=other))
 
+    # Refused when the functions read their configuration (core.restore.restore_config), before any planning.
     with pytest.raises(ConfigError, match="target_role_arns"):
+        configure_ebs(OPS_RESTORE_TEST=restore_setting(subnet_id, role_arn=other))
         handlers.restore_handler({"scheduled_time": format_time(clock.now)}, FakeContext())
     assert take_messages() == []
 

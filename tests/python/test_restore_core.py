@@ -18,7 +18,7 @@ from botocore.exceptions import ClientError
 
 from ops_automation.core import restore, tagging
 from ops_automation.core.alerts import Alerts
-from ops_automation.core.config import CommonConfig
+from ops_automation.core.config import CommonConfig, ScopeConfig
 from ops_automation.core.errors import ConfigError
 from ops_automation.core.events import (
     InstanceStateChange,
@@ -857,3 +857,17 @@ def test_a_message_of_another_policy_is_rejected(world: World) -> None:
 
 def _adapter_is_a_restore_adapter(adapter: FakeAdapter) -> RestoreAdapter:
     return adapter  # mypy checks the fake against the protocol
+
+
+def test_the_restore_setting_is_refused_beside_a_fanned_out_scope_or_a_role_the_policy_does_not_target() -> None:
+    setting = dict(CONFIG_JSON)
+    own = ScopeConfig(regions=(), role_arns=("arn:aws:iam::111111111111:role/target",))
+    fanned = ScopeConfig(regions=(), role_arns=(), accounts=("111111111111",), role_name="target")
+    on = {restore.ENV: json.dumps({**setting, "role_arn": "arn:aws:iam::111111111111:role/target"})}
+    assert restore.restore_config(on, own) is not None
+    assert restore.restore_config({restore.ENV: ""}, fanned) is None
+    with pytest.raises(ConfigError, match="target_accounts"):
+        restore.restore_config({restore.ENV: json.dumps(setting)}, fanned)
+    with pytest.raises(ConfigError, match="target_role_arns"):
+        other = {restore.ENV: json.dumps({**setting, "role_arn": "arn:aws:iam::222222222222:role/x"})}
+        restore.restore_config(other, own)

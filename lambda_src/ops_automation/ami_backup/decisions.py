@@ -10,7 +10,7 @@ from ..core import config, tagging
 from ..core.config import CompletionConfig, InstanceTargetConfig, RetentionConfig, ScopeConfig
 from ..core.events import WorkMessage, optional_tags, optional_text, parse_time, text, time_field
 from ..core.image_links import image_state
-from ..core.restore import RestoreConfigError, RestoreTestConfig, restore_result_of
+from ..core.restore import RestoreConfigError, RestoreTestConfig, restore_config, restore_result_of
 from ..core.retention import RetentionItem
 
 # CreateImage accepts running or stopped instances; these two pass on their own, so the item is retried.
@@ -43,7 +43,7 @@ class AmiBackupConfig:
             completion=CompletionConfig.from_env(env),
             no_reboot=config.boolean(env, "OPS_NO_REBOOT"),
             copy_instance_tags=config.boolean(env, "OPS_COPY_INSTANCE_TAGS"),
-            restore=RestoreTestConfig.from_env(env),
+            restore=restore_config(env, scope),
         )
 
 

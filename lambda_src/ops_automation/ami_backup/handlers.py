@@ -30,7 +30,6 @@ from ..core.errors import (
     IMAGE_GONE_ERRORS,
     INCORRECT_INSTANCE_STATE,
     INSTANCE_GONE_ERRORS,
-    ConfigError,
     MalformedEventError,
     error_code,
 )
@@ -50,7 +49,7 @@ from ..core.ledger import LedgerEntry
 from ..core.observability import count, logger, metrics
 from ..core.planner import audit_slot, plan_scope, plan_slot
 from ..core.purge import handle_purge, retire_images
-from ..core.restore import RESTORE_DECODERS, handle_restore_item, is_restore_item, plan_restore_tests
+from ..core.restore import RESTORE_DECODERS, handle_if_on, is_restore_item, plan_if_on
 from ..core.retention import RetentionItem, plan_retention
 from ..core.runtime import Lazy, Runtime, build_runtime
 from ..core.scope import LazyClient, Target, target_of_event
@@ -371,10 +370,7 @@ def restore_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, 
 
 
 def plan_restore(rt: AmiRuntime, slot: str) -> dict[str, Any]:
-    config = rt.config.restore
-    if config is None:
-        raise ConfigError("OPS_RESTORE_TEST", "", "restore tests are off: the restore function has nothing to plan")
-    return plan_restore_tests(rt, restore_adapter(rt), config, slot)
+    return plan_if_on(rt, rt.config.restore, partial(restore_adapter, rt), slot)
 
 
 def restore_adapter(rt: AmiRuntime) -> AmiRestore:
@@ -387,13 +383,8 @@ def restore_adapter(rt: AmiRuntime) -> AmiRestore:
 
 
 def handle_restore(rt: AmiRuntime, item: Any) -> dict[str, Any]:
-    """A restore test's message or an instance state event. With restore tests off (turned off while messages were
-    queued; the state-event rule exists only with them on), nothing is done."""
+    """A restore test's message or an instance state event (the state-event rule exists only with tests on)."""
     policy = getattr(item, "policy", rt.policy)
     if policy != rt.policy:
         raise MalformedEventError(f"message for policy {policy!r} reached policy {rt.policy!r}")
-    config = rt.config.restore
-    if config is None:
-        logger.info("restore tests are off; item dropped", extra={"item": type(item).__name__})
-        return {"outcome": "ignored", "reason": "restore tests are off"}
-    return handle_restore_item(rt, restore_adapter(rt), config, item)
+    return handle_if_on(rt, rt.config.restore, partial(restore_adapter, rt), item)

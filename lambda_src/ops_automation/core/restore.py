@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, ClassVar, Literal, Protocol
@@ -529,6 +529,40 @@ def restored_tags(policy: str, test_id: str, slot: str, backup_key: str, backup_
         tagging.RESTORE_TEST: test_id,
         backup_key: backup_id,
     }
+
+
+def restore_config(environ: Mapping[str, str], scope: config_env.ScopeConfig) -> RestoreTestConfig | None:
+    """OPS_RESTORE_TEST, checked against the policy's scope as the modules' Terraform preconditions check it: one
+    target, so never with target accounts / OUs, and its role one of target_role_arns (this guards a hand-edited
+    environment)."""
+    restore = RestoreTestConfig.from_env(environ)
+    if restore is None:
+        return None
+    if scope.fans_out:
+        raise ConfigError(ENV, restore.role_arn, "restore tests do not run with target_accounts / target_ous")
+    if restore.role_arn is not None and restore.role_arn not in scope.role_arns:
+        raise ConfigError(f"{ENV}.role_arn", restore.role_arn, "must be one of target_role_arns")
+    return restore
+
+
+def plan_if_on(
+    rt: Runtime[Any], config: RestoreTestConfig | None, adapter: Callable[[], RestoreAdapter], slot: str
+) -> dict[str, Any]:
+    """The `restore` function's schedule; with restore tests off it has nothing to plan (its schedule should not
+    exist), which is an error."""
+    if config is None:
+        raise ConfigError(ENV, "", "restore tests are off: the restore function has nothing to plan")
+    return plan_restore_tests(rt, adapter(), config, slot)
+
+
+def handle_if_on(
+    rt: Runtime[Any], config: RestoreTestConfig | None, adapter: Callable[[], RestoreAdapter], item: Any
+) -> dict[str, Any]:
+    """A restore item of the worker; with restore tests off (turned off while items were queued) it is dropped."""
+    if config is None:
+        logger.info("restore tests are off; item ignored", extra={"kind": type(item).__name__})
+        return {"outcome": "ignored", "reason": "restore tests are off"}
+    return handle_restore_item(rt, adapter(), config, item)
 
 
 def is_restore_item(item: Any) -> bool:

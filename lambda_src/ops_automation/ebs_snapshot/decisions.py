@@ -10,7 +10,7 @@ from ..core import config, tagging
 from ..core.config import CompletionConfig, RetentionConfig, ScopeConfig, VolumeTargetConfig
 from ..core.errors import ConfigError, InvalidInputError, MalformedEventError
 from ..core.events import WorkMessage, optional_tags, optional_text, parse_time, text, text_list, time_field
-from ..core.restore import RestoreTestConfig
+from ..core.restore import RestoreTestConfig, restore_config
 from ..core.targeting import Instance
 
 SnapshotMode = Literal["volume", "instance"]
@@ -58,7 +58,7 @@ class EbsSnapshotConfig:
             completion=CompletionConfig.from_env(env),
             mode=mode,
             copy_volume_tags=config.boolean(env, "OPS_COPY_VOLUME_TAGS"),
-            restore=RestoreTestConfig.from_env(env),
+            restore=restore_config(env, scope),
         )
 
 

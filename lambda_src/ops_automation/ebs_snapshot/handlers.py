@@ -52,7 +52,7 @@ from ..core.ledger import LedgerEntry
 from ..core.observability import count, logger, metrics
 from ..core.planner import audit_slot, plan_scope, plan_slot
 from ..core.purge import discard_failed, handle_purge, retire_snapshot_sets
-from ..core.restore import RESTORE_DECODERS, handle_restore_item, is_restore_item, plan_restore_tests
+from ..core.restore import RESTORE_DECODERS, handle_if_on, is_restore_item, plan_if_on
 from ..core.retention import RetentionItem, RetentionPlan, plan_retention
 from ..core.runtime import Lazy, Runtime, build_runtime
 from ..core.scope import LazyClient, Target, target_of_event
@@ -287,20 +287,9 @@ def restore_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, 
 
 
 def plan_restore(rt: EbsRuntime, slot: str) -> dict[str, Any]:
-    """Restore tests act in one target: `restore_test.region` / `role_arn` (the module's own when null). A fanned-out
-    scope is refused (left for later), as is a role the policy does not target (the Terraform module's
-    preconditions say the same; this guards a hand-edited environment)."""
-    restore = rt.config.restore
-    if restore is None:
-        raise ConfigError("OPS_RESTORE_TEST", "", "restore tests are off: set restore_test to run them")
-    scope = rt.config.scope
-    if scope.fans_out:
-        raise ConfigError(
-            "OPS_RESTORE_TEST", restore.role_arn, "restore tests do not run with target_accounts / target_ous"
-        )
-    if restore.role_arn is not None and restore.role_arn not in scope.role_arns:
-        raise ConfigError("OPS_RESTORE_TEST.role_arn", restore.role_arn, "must be one of target_role_arns")
-    return plan_restore_tests(rt, restore_adapter(rt), restore, slot)
+    """Restore tests act in one target: `restore_test.region` / `role_arn` (the module's own when null), checked
+    against the scope when the config is read (core.restore.restore_config)."""
+    return plan_if_on(rt, rt.config.restore, partial(restore_adapter, rt), slot)
 
 
 def restore_adapter(rt: EbsRuntime) -> EbsRestore:
@@ -328,12 +317,7 @@ def handle_item(rt: EbsRuntime, item: Any) -> dict[str, Any]:
     if not isinstance(item, SnapshotEvent) and getattr(item, "policy", rt.policy) != rt.policy:
         raise MalformedEventError(f"message for policy {item.policy!r} reached policy {rt.policy!r}")
     if is_restore_item(item):
-        restore = rt.config.restore
-        if restore is None:
-            # Tests turned off while items were queued (or a volume event of another tool): nothing to do.
-            logger.info("restore tests are off; item ignored", extra={"kind": type(item).__name__})
-            return {"outcome": "ignored", "reason": "restore tests are off"}
-        return handle_restore_item(rt, restore_adapter(rt), restore, item)
+        return handle_if_on(rt, rt.config.restore, partial(restore_adapter, rt), item)
     if isinstance(item, CreateSnapshotMessage):
         return create_backup(rt, item, partial(_create_snapshot, rt, item))
     if isinstance(item, CreateSnapshotsMessage):
