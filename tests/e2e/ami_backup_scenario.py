@@ -36,12 +36,15 @@ import botocore.exceptions
 from scripts.local_aws import ACCOUNT_ID, Aws
 from tests.e2e import scenario
 from tests.e2e.ebs_snapshot_scenario import (
+    RESTORE_RESULT,
+    RESTORE_TEST,
     AlertInbox,
     ApiCalls,
     RestoreRun,
     next_due,
     restore_slot,
 )
+from tests.e2e.ebs_snapshot_scenario import RESTORE_TESTED as RESTORE_TESTED  # the tier-3 tests read it here
 from tests.e2e.ebs_snapshot_scenario import details_of as ebs_details
 from tests.e2e.scenario import DeployedPolicy, Deployment, HandlerLog, SimulatedClock, SlotReport
 from tests.support.moto_fidelity import DEREGISTERED
@@ -398,9 +401,6 @@ class InstanceEmitter:
         return next_due(self.policy, moments, now)
 
 
-RESTORE_TEST = "ops-automation:restore-test"
-RESTORE_RESULT = "ops-automation:restore-result"
-RESTORE_TESTED = "ops-automation:restore-tested"
 SOURCE_IMAGE = "ops-automation:source-image"
 
 

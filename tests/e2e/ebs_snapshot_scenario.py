@@ -453,6 +453,12 @@ def final_state(aws: Aws, deployment: Deployment) -> FinalState:
 # Restore tests: what the ami-backup and ebs-snapshot restore runs share
 # ---------------------------------------------------------------------------------------------------------------
 
+# The restore tags (docs/DESIGN.md): the test id on every restored resource; the result and the test's slot on the
+# backups it tested.
+RESTORE_TEST = "ops-automation:restore-test"
+RESTORE_RESULT = "ops-automation:restore-result"
+RESTORE_TESTED = "ops-automation:restore-tested"
+
 # A restore test's ledger record (`restore#<test id>`, test id `<slot YYYYmmddTHHMMSSZ>-<source id>`), as opposed to
 # the index entry of a restored resource (`restore#i-...`, `restore#vol-...`).
 TEST_RECORD = re.compile(r"^restore#(\d{8}T\d{6}Z-.+)$")
@@ -613,7 +619,6 @@ VOLUME_NOTIFICATION = "EBS Volume Notification"
 # AWS documents no duration for a volume's `creating` phase (fidelity E60 parameter, assumed): longer than the
 # first check (30 s), so the createVolume event decides.
 VOLUME_CREATION_TIME = timedelta(seconds=45)
-RESTORE_TEST_TAG = "ops-automation:restore-test"
 SOURCE_SNAPSHOT_TAG = "ops-automation:source-snapshot"
 
 
@@ -670,9 +675,9 @@ class VolumeEmitter:
             volume_id, state = str(volume["VolumeId"]), str(volume["State"])
             current[volume_id] = state
             tags = _tags(volume)
-            if RESTORE_TEST_TAG in tags and volume_id not in self.report.restored:
+            if RESTORE_TEST in tags and volume_id not in self.report.restored:
                 self.report.restored[volume_id] = RestoredVolume(
-                    volume_id, str(volume.get("SnapshotId", "")), tags[RESTORE_TEST_TAG], volume
+                    volume_id, str(volume.get("SnapshotId", "")), tags[RESTORE_TEST], volume
                 )
             if state == "available" and volume_id in self.report.restored:
                 self.report.available.add(volume_id)

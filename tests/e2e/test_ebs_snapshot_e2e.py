@@ -27,9 +27,7 @@ SLOT = "ops-automation:slot"
 SNAPSHOT_ARN_PREFIX = "arn:aws:ec2:*::snapshot/"
 CANNOT_BACK_UP = "source cannot be backed up"
 BACKUP_FAILED = "backup failed; nothing purged"
-RESTORE_TEST = "ops-automation:restore-test"
-RESTORE_RESULT = "ops-automation:restore-result"
-RESTORE_TESTED = "ops-automation:restore-tested"
+RESTORE_TEST, RESTORE_RESULT, RESTORE_TESTED = ebs.RESTORE_TEST, ebs.RESTORE_RESULT, ebs.RESTORE_TESTED
 SOURCE_SNAPSHOT = "ops-automation:source-snapshot"
 
 
