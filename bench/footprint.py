@@ -10,6 +10,9 @@ import sys
 import zipfile
 from pathlib import Path
 
+import hcl2
+from hcl2 import SerializationOptions
+
 from . import ROOT
 
 HANDLER_MODULES = ("ops_automation.ami_backup.handlers",)
@@ -43,17 +46,31 @@ def cold_imports(runs: int = 5) -> dict[str, float]:
     return result
 
 
+def core_not_imported(package_tf: Path = ROOT / "modules" / "internal" / "package.tf") -> dict[str, list[str]]:
+    """modules/internal/package.tf's `core_not_imported`: per service, the core modules left out of its zip."""
+    with package_tf.open(encoding="utf-8") as handle:
+        blocks = hcl2.load(handle, serialization_options=SerializationOptions(strip_string_quotes=True))
+    for block in blocks["locals"]:
+        if "core_not_imported" in block:
+            return {str(service): [str(m) for m in modules] for service, modules in block["core_not_imported"].items()}
+    raise KeyError(f"{package_tf} has no local core_not_imported")
+
+
 def package_files(package: str, source: Path = ROOT / "lambda_src") -> list[Path]:
     """The files of one module's function package as modules/internal/package.tf selects them (archive_file): the
-    core and `ops_automation/<package>` only, no __pycache__ / *.pyc."""
+    core and `ops_automation/<package>` only, without the core modules the package never imports (its
+    `core_not_imported`), no __pycache__ / *.pyc."""
     modules = source / "ops_automation"
     shipped = {"core", package}
+    left_out = {f"{name}.py" for name in core_not_imported().get(package.replace("_", "-"), [])}
     files = []
     for path in sorted(source.rglob("*")):
         if not path.is_file() or "__pycache__" in path.parts or path.suffix == ".pyc":
             continue
         inside = path.relative_to(modules).parts if path.is_relative_to(modules) else ()
         if len(inside) > 1 and inside[0] not in shipped:
+            continue
+        if len(inside) == 2 and inside[0] == "core" and inside[1] in left_out:
             continue
         files.append(path)
     return files

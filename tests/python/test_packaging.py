@@ -8,6 +8,7 @@ import ast
 import configparser
 import importlib
 import re
+import subprocess
 import sys
 import tomllib
 from pathlib import Path
@@ -129,3 +130,60 @@ def test_the_cli_requirements_are_read_by_pyproject_and_pinned_with_the_runtime_
     for other in (dev, runtime):
         assert {name: (cli[name], other[name]) for name in cli.keys() & other.keys() if cli[name] != other[name]} == {}
     assert "-c requirements-cli.txt" in (ROOT / "requirements-dev.in").read_text(encoding="utf-8").splitlines()
+
+
+def _core_modules_imported(package: str) -> set[str]:
+    """The core modules the code of `ops_automation/<package>` imports, directly or through other core modules."""
+    core = PACKAGE / "core"
+    todo = list((PACKAGE / package).rglob("*.py"))
+    seen: set[Path] = set()
+    while todo:
+        path = todo.pop()
+        if path in seen:
+            continue
+        seen.add(path)
+        for name in _imports(path):
+            parts = name.split(".")
+            if parts[:2] == ["ops_automation", "core"] and len(parts) > 2 and (core / f"{parts[2]}.py").is_file():
+                todo.append(core / f"{parts[2]}.py")
+    return {path.stem for path in seen if path.parent == core}
+
+
+def _function_packages() -> list[str]:
+    return sorted(p.parent.name for p in PACKAGE.glob("*/__init__.py") if p.parent.name not in {"core", "cli"})
+
+
+def test_the_core_modules_left_out_of_each_zip_are_exactly_those_its_code_never_imports() -> None:
+    """modules/internal/package.tf's `core_not_imported`: a module listed there but imported would fail on Lambda
+    with ImportError; one missing only makes the zip bigger, but the list is kept exact so it is never stale."""
+    core = {path.stem for path in (PACKAGE / "core").glob("*.py") if path.stem != "__init__"}
+    listed = footprint.core_not_imported()
+    assert sorted(listed) == sorted(package.replace("_", "-") for package in _function_packages())
+    for package in _function_packages():
+        assert sorted(listed[package.replace("_", "-")]) == sorted(core - _core_modules_imported(package)), package
+
+
+def test_the_import_closure_follows_core_modules_through_each_other() -> None:
+    """ssm_runcommand imports no purge directly nor through anything; ami_backup reaches restore through its own
+    package and purge through the core (so the closure is not just the direct imports)."""
+    assert "purge" not in _core_modules_imported("ssm_runcommand")
+    assert {"restore", "purge", "ledger", "clients"} <= _core_modules_imported("ami_backup")
+
+
+@pytest.mark.parametrize("package", _function_packages())
+def test_every_handler_imports_from_its_zip_alone(package: str, tmp_path: Path) -> None:
+    """What Lambda does on a cold start: the zip's files alone on the path (plus the installed boto3 and Powertools)
+    and every handler module of the package imports."""
+    for path in footprint.package_files(package):
+        target = tmp_path / path.relative_to(SOURCE)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(path.read_bytes())
+    modules = sorted(
+        f"ops_automation.{package}.{path.stem}" for path in (PACKAGE / package).glob("*.py") if path.stem != "__init__"
+    )
+    assert f"ops_automation.{package}.handlers" in modules
+    probe = f"import sys; sys.path.insert(0, {str(tmp_path)!r}); " + "; ".join(f"import {m}" for m in modules)
+    probe += f"; assert sys.modules['ops_automation'].__file__.startswith({str(tmp_path)!r})"
+    env = {"AWS_DEFAULT_REGION": "us-east-1", "POWERTOOLS_SERVICE_NAME": package.replace("_", "-"), "PATH": ""}
+    result = subprocess.run([sys.executable, "-I", "-c", probe], env=env, capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
