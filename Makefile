@@ -8,7 +8,7 @@ SECURITY_VENV ?= .venv-security
 LAMBDA_PYTHON ?= $(shell (ls -d "$$(pyenv root 2>/dev/null)"/versions/3.13*/bin/python3.13 2>/dev/null || command -v python3.13) | tail -n 1)
 RUNTIME_VENV ?= .venv-lambda-runtime
 
-.PHONY: help venv test lint unit runtime demo docs lock security clean bench
+.PHONY: help venv test lint unit runtime demo docs lock security clean bench soak
 
 help:
 	@echo "make demo      run every example (backups, clean-up, DR copies, scheduling, Run Command) against a local AWS; print the report"
@@ -20,6 +20,7 @@ help:
 	@echo "make lock      re-pin requirements*.txt from requirements*.in with pip-tools"
 	@echo "make security  checkov over modules/ and examples/ in its own virtualenv"
 	@echo "make bench     calls, memory, import time, zip size, monthly cost vs the origin design and landing-zone scale (bench/RESULTS.md)"
+	@echo "make soak      a seeded fault-injection run of every module over a simulated year; invariants checked after every step"
 
 $(STAMP): requirements.txt requirements-cli.txt requirements-dev.txt pyproject.toml setup.cfg
 	$(PYTHON) -m venv $(VENV)
@@ -64,6 +65,10 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m bench
+
+# Options: make soak SOAK_ARGS="--seed 7 --days 30" (python -m bench.soak --help).
+soak: $(STAMP)
+	$(PY) -m bench.soak $(SOAK_ARGS)
 
 docs: $(STAMP)
 	$(PY) scripts/readme_tables.py --write

@@ -41,7 +41,7 @@ import shutil
 import sys
 import tempfile
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
@@ -580,6 +580,9 @@ class SlotReport:
 
     slot: str
     messages: Counter[str] = field(default_factory=Counter)
+    # The distinct SQS messages of each kind: `messages` counts deliveries, and SQS delivers a message again when
+    # the worker handed it back (batchItemFailures) or its visibility timeout ran out.
+    message_ids: defaultdict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     failed_records: list[str] = field(default_factory=list)
     clock_advances: int = 0
 
@@ -809,7 +812,10 @@ class DeployedPolicy:
         ).get("Messages", [])
         if not received:
             return 0
-        report.messages.update(self.kinds(message["Body"]) for message in received)
+        for message in received:
+            kind = self.kinds(message["Body"])
+            report.messages[kind] += 1
+            report.message_ids[kind].add(message["MessageId"])
         response = self._invoke(
             self.deployment.worker_function,
             self.deployment.worker_handler,

@@ -226,8 +226,11 @@ def test_snapshot_events_reach_the_worker_through_the_deployed_rule_and_copy_eve
     assert published["copySnapshot succeeded"] == 1
     for run in outcome.series.slots:
         creates = run.published["createSnapshot succeeded"] + run.published["createSnapshot failed"]
-        # Every createSnapshot event is routed to the work queue, the copySnapshot event is not.
-        assert run.messages[ebs.SNAPSHOT_NOTIFICATION] == creates, run.slot
+        # Every createSnapshot event is routed to the work queue once, the copySnapshot event is not (a message the
+        # worker handed back is delivered again: distinct messages, not deliveries).
+        assert len(run.message_ids[ebs.SNAPSHOT_NOTIFICATION]) == creates, run.slot
+        handed_back = [record for record in run.failed_records if ebs.SNAPSHOT_NOTIFICATION in record]
+        assert run.messages[ebs.SNAPSHOT_NOTIFICATION] - creates <= len(handed_back), run.slot
 
 
 def test_the_event_of_a_snapshot_made_by_someone_else_is_ignored(outcome: Outcome) -> None:
