@@ -79,10 +79,12 @@ lock: $(STAMP)
 	$(VENV)/bin/pip-compile --quiet --no-emit-index-url --no-emit-find-links --strip-extras -o requirements-dev.txt requirements-dev.in
 	$(VENV)/bin/pip-compile --quiet --no-emit-index-url --no-emit-find-links --strip-extras -o requirements-security.txt requirements-security.in
 
+# checkov (its exit status and counts) runs inside the gate, alongside the applies of every example; the gate lints
+# every IAM policy Terraform renders and exits non-zero on any finding (scripts/security_gate.py).
 security: $(STAMP)
 	test -x $(SECURITY_VENV)/bin/checkov || ($(PYTHON) -m venv $(SECURITY_VENV) && \
 		$(SECURITY_VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-security.txt)
-	$(SECURITY_VENV)/bin/checkov --quiet --compact --skip-download -d modules -d examples --framework terraform
+	$(PY) scripts/security_gate.py --checkov $(SECURITY_VENV)/bin/checkov
 
 clean:
 	rm -rf $(VENV) $(SECURITY_VENV) $(RUNTIME_VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis build *.egg-info

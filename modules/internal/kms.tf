@@ -58,7 +58,12 @@ data "aws_iam_policy_document" "kms_key" {
   }
 
   # CloudWatch Logs uses the regional service principal, bound to the log groups by encryption context.
-  # Amazon CloudWatch Logs user guide, "Encrypt log data in CloudWatch Logs using AWS KMS".
+  # Amazon CloudWatch Logs user guide, "Encrypt log data in CloudWatch Logs using AWS KMS". Its example also
+  # lists kms:Describe*, which this condition can never allow: DescribeKey takes no encryption context (KMS API
+  # reference, GrantConstraints; the Service Authorization Reference lists kms:EncryptionContext:${Key} for the
+  # cryptographic operations only), so the key is absent and the condition fails. The key is typed String in
+  # the reference, and the values are exact ARNs: StringEquals decides as ArnEquals would (make security,
+  # parliament UNKNOWN_CONDITION_FOR_ACTION / MISMATCHED_TYPE).
   statement {
     sid = "CloudWatchLogsLogGroups"
     actions = [
@@ -66,7 +71,6 @@ data "aws_iam_policy_document" "kms_key" {
       "kms:Decrypt*",
       "kms:ReEncrypt*",
       "kms:GenerateDataKey*",
-      "kms:Describe*",
     ]
     resources = ["*"]
 
@@ -76,7 +80,7 @@ data "aws_iam_policy_document" "kms_key" {
     }
 
     condition {
-      test     = "ArnEquals"
+      test     = "StringEquals"
       variable = "kms:EncryptionContext:aws:logs:arn"
       values   = local.log_group_arns
     }
