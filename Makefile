@@ -18,7 +18,7 @@ help:
 	@echo "make runtime   the Python tests on Lambda's python3.13, where this machine has it"
 	@echo "make docs      regenerate the Inputs/Outputs tables of the module READMEs"
 	@echo "make lock      re-pin requirements*.txt from requirements*.in with pip-tools"
-	@echo "make security  checkov over modules/ and examples/ in its own virtualenv"
+	@echo "make security  checkov, parliament on every rendered IAM policy, no mutating action on *, spoke roles bound to ownership tags"
 	@echo "make bench     calls, memory, import time, zip size, monthly cost vs the origin design and landing-zone scale (bench/RESULTS.md)"
 	@echo "make soak      a seeded fault-injection run of every module over a simulated year; invariants checked after every step"
 
