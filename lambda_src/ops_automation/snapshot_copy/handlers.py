@@ -9,7 +9,7 @@ pending → `copySnapshot` / `EC2 AMI State Change` event, or the delayed check 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from functools import partial
@@ -45,7 +45,7 @@ from ..core.events import (
     parse_time,
 )
 from ..core.fanout import BatchSender, backoff_seconds, send_delayed
-from ..core.image_links import image_state, list_images, list_images_by_id, snapshot_ids
+from ..core.image_links import image_pages, image_state, list_images, list_images_by_id, snapshot_ids
 from ..core.ledger import LOCAL_ACCOUNT, LedgerEntry
 from ..core.observability import count, logger, metrics
 from ..core.planner import plan_slot
@@ -60,7 +60,14 @@ from ..core.purge import (
 from ..core.retention import RetentionItem, RetentionPlan, State, plan_retention
 from ..core.runtime import Lazy, Runtime, build_runtime
 from ..core.scope import Target
-from ..core.snapshots import SnapshotSet, is_archived, list_snapshots, list_snapshots_by_id, snapshot_state
+from ..core.snapshots import (
+    SnapshotSet,
+    is_archived,
+    list_snapshots,
+    list_snapshots_by_id,
+    snapshot_pages,
+    snapshot_state,
+)
 from ..core.worker import RetryLater, consume_work
 from .decisions import (
     MAX_WAITS,
@@ -154,6 +161,8 @@ class _Kind:
     source_tag: str
     lineage_tag: str
     list_resources: Callable[[Any, list[dict[str, Any]]], list[dict[str, Any]]]
+    # The same listing page by page: the planner keeps what it needs of each, never every full description.
+    pages: Callable[[Any, list[dict[str, Any]]], Iterator[list[dict[str, Any]]]]
     by_ids: Callable[[Any, Iterable[str]], list[dict[str, Any]]]
     to_source: Callable[[Mapping[str, Any], str], Source]
     id_key: str
@@ -165,19 +174,22 @@ class _Kind:
     idempotent: bool
 
     def sources(self, ec2: Any, filters: list[dict[str, Any]], region: str) -> list[Source]:
-        return [self.to_source(resource, region) for resource in self.list_resources(ec2, filters)]
+        return [self.to_source(resource, region) for page in self.pages(ec2, filters) for resource in page]
 
     def copies(
         self, ec2: Any, policy: str, source_region: str, tags: Mapping[str, str] | None = None
     ) -> list[dict[str, Any]]:
         """This policy's copies in a destination, of one source region (and carrying `tags`)."""
-        wanted = {
-            tagging.MANAGED_BY: tagging.MANAGED_BY_VALUE,
-            tagging.POLICY: policy,
-            tagging.SOURCE_REGION: source_region,
-            **(tags or {}),
+        return self.list_resources(ec2, _copy_filters(policy, source_region, tags))
+
+    def copied_source_ids(self, ec2: Any, policy: str, source_region: str) -> set[str | None]:
+        """The sources this policy's live copies in a destination were made of (one source region), page by page."""
+        return {
+            copied_source_id(tagging.tag_dict(copy.get("Tags")))
+            for page in self.pages(ec2, _copy_filters(policy, source_region, None))
+            for copy in page
+            if self.state(copy) in LIVE_STATES
         }
-        return self.list_resources(ec2, [{"Name": f"tag:{key}", "Values": [value]} for key, value in wanted.items()])
 
     def copy(
         self, ec2: Any, policy: str, source: Source, destination: Destination, encrypted: bool, attempt: str
@@ -186,10 +198,21 @@ class _Kind:
         return str(response[self.id_key])
 
 
+def _copy_filters(policy: str, source_region: str, tags: Mapping[str, str] | None) -> list[dict[str, Any]]:
+    wanted = {
+        tagging.MANAGED_BY: tagging.MANAGED_BY_VALUE,
+        tagging.POLICY: policy,
+        tagging.SOURCE_REGION: source_region,
+        **(tags or {}),
+    }
+    return [{"Name": f"tag:{key}", "Values": [value]} for key, value in wanted.items()]
+
+
 SNAPSHOTS = _Kind(
     source_tag=tagging.SOURCE_SNAPSHOT,
     lineage_tag=tagging.SOURCE_VOLUME,
     list_resources=list_snapshots,
+    pages=snapshot_pages,
     by_ids=list_snapshots_by_id,
     to_source=snapshot_source,
     id_key="SnapshotId",
@@ -205,6 +228,7 @@ IMAGES = _Kind(
     source_tag=tagging.SOURCE_IMAGE,
     lineage_tag=tagging.SOURCE_INSTANCE,
     list_resources=list_images,
+    pages=image_pages,
     by_ids=list_images_by_id,
     to_source=image_source,
     id_key="ImageId",
@@ -297,11 +321,7 @@ def _plan_target(rt: CopyRuntime, ec2: Any, target: Target, found: _Found) -> It
     for destination in rt.config.destinations:
         try:
             dest_ec2 = rt.clients.client("ec2", destination.region, destination.role_arn)
-            copied = {
-                copied_source_id(tagging.tag_dict(copy.get("Tags")))
-                for copy in kind.copies(dest_ec2, rt.policy, target.region)
-                if kind.state(copy) in LIVE_STATES
-            }
+            copied = kind.copied_source_ids(dest_ec2, rt.policy, target.region)
         except (ClientError, BotoCoreError) as error:
             # One destination (a DR role not deployed yet, a throttle) must not stop the others' catch-up.
             logger.exception("destination not listed", extra={"destination_region": destination.region})
