@@ -113,15 +113,30 @@ def retire_images(
     ttl_days: int,
 ) -> Retirement:
     """Deregister the plan's images that carry this policy's ownership tags, record them as deleted, and schedule the
-    deletion of their snapshots. One failing image does not stop the others."""
-    deregistered: list[Mapping[str, Any]] = []
-    errors: list[str] = []
+    deletion of their snapshots. One failing image does not stop the others.
+
+    The purge is queued before any image is deregistered: a deregistered AMI is never listed again, so a purge lost
+    between the two calls (SendMessage refused, a crash, a timeout) would leave its snapshots behind with no alert
+    (make soak, ami_backup seed 14). If a deregistration then fails, the record is retried and deregisters it again;
+    meanwhile the purge finds that AMI's snapshots in use (EC2 refuses to delete them) and retries them."""
+    owned: list[tuple[Any, Mapping[str, Any]]] = []
     for decision in plan.delete:
         image = images_by_id[decision.item.id]
-        log_keys = {"image_id": decision.item.id, "region": target.region}
         if not tagging.is_owned(image.get("Tags"), rt.policy):
-            logger.warning("retention skipped an image without ownership tags", extra=log_keys)
+            logger.warning(
+                "retention skipped an image without ownership tags",
+                extra={"image_id": decision.item.id, "region": target.region},
+            )
             continue
+        owned.append((decision, image))
+    planned_snapshots = snapshot_ids([image for _decision, image in owned])
+    if planned_snapshots:
+        released = [str(image["ImageId"]) for _decision, image in owned]
+        schedule_purge(rt, target, planned_snapshots, released, FIRST_PURGE_DELAY_SECONDS)
+    deregistered: list[Mapping[str, Any]] = []
+    errors: list[str] = []
+    for decision, image in owned:
+        log_keys = {"image_id": decision.item.id, "region": target.region}
         try:
             ec2.deregister_image(ImageId=decision.item.id)
         except ClientError as error:
@@ -137,9 +152,6 @@ def retire_images(
         # A count in the log, not a metric: every metric name is billed for each hour it receives data.
         logger.info("retention applied", extra={"region": target.region, "deregistered": len(deregistered)})
     snapshots = snapshot_ids(deregistered)
-    if snapshots:
-        released = [str(image["ImageId"]) for image in deregistered]
-        schedule_purge(rt, target, snapshots, released, FIRST_PURGE_DELAY_SECONDS)
     return Retirement(tuple(str(image["ImageId"]) for image in deregistered), tuple(snapshots), tuple(errors))
 
 
