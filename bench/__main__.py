@@ -942,6 +942,7 @@ def performance_lines(pieces: dict[str, Any], full_costs: bool = False) -> list[
         "### Calls per source per cycle, every module, ours next to the origin design",
         "",
         *scale.markdown(pieces["scale"]),
+        *_remeasured(pieces["scale"]),
         "",
         "### Throttled time against the EC2 token buckets",
         "",
@@ -955,6 +956,13 @@ def performance_lines(pieces: dict[str, Any], full_costs: bool = False) -> list[
         "",
         "Line-by-line costs and every other figure: [bench/RESULTS.md](bench/RESULTS.md).",
     ]
+
+
+def _remeasured(results: dict[str, Any]) -> list[str]:
+    again = results.get("remeasured")
+    if not again:
+        return []
+    return ["", f"Measured again after a change, in a later run: {', '.join(again['modules'])} ({again['why']})."]
 
 
 def write_performance(pieces: dict[str, Any]) -> None:
