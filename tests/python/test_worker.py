@@ -27,11 +27,12 @@ from aws_harness import (
     take_messages,
     work_body,
 )
+from botocore.exceptions import ClientError
 from tests.support.moto_fidelity import MotoFidelity
 
 from ops_automation.ami_backup import handlers
 from ops_automation.ami_backup.decisions import ami_name
-from ops_automation.core import tagging
+from ops_automation.core import purge, tagging
 from ops_automation.core.events import format_time
 
 OWNERSHIP = {tagging.MANAGED_BY: tagging.MANAGED_BY_VALUE, tagging.POLICY: POLICY}
@@ -751,3 +752,41 @@ def test_purged_image_whose_snapshot_lacks_ownership_tags_keeps_the_snapshot(
     assert legacy not in fleet.images()
     assert fleet.snapshot_exists(legacy_snapshot)
     assert [r["snapshot_id"] for r in logs.matching("WARNING", "snapshot kept: no ownership tags")] == [legacy_snapshot]
+
+
+def test_a_purge_that_cannot_be_queued_deregisters_nothing_and_the_retry_retires_the_ami_and_its_snapshots(
+    fleet: Fleet,
+    infra: Infra,
+    configure: Configure,
+    fidelity: MotoFidelity,
+    clock: Clock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The purge is queued before the deregistration: queued after, a refused SendMessage left the deregistered AMI's
+    snapshots behind for good (the retry no longer lists that AMI), with no alert (make soak, ami_backup seed 14)."""
+    run_instances(infra.ec2, 1, {"Backup": "nightly"})
+    configure(OPS_GENERATIONS="1")
+    [first] = fleet.plan_and_create()
+    assert fleet.work([ami_event(first["resource_id"], "available")]) == {"batchItemFailures": []}
+    first_snapshot = fidelity.snapshot_of(REGION, first["resource_id"])
+    clock.advance(days=1)
+    [second] = fleet.plan_and_create()
+    queue_purge = purge.send_delayed
+    refused: list[Any] = []
+
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        refused.append(args)
+        raise ClientError({"Error": {"Code": "AccessDenied", "Message": "not now"}}, "SendMessage")
+
+    monkeypatch.setattr(purge, "send_delayed", refuse)
+    handed_back = fleet.work([ami_event(second["resource_id"], "available")])
+
+    assert refused and handed_back["batchItemFailures"]
+    assert first["resource_id"] in fleet.images()  # still registered: its snapshots are not orphaned
+
+    monkeypatch.setattr(purge, "send_delayed", queue_purge)
+    assert fleet.work([ami_event(second["resource_id"], "available")]) == {"batchItemFailures": []}
+    fleet.drain()
+
+    assert list(fleet.images()) == [second["resource_id"]]
+    assert not fleet.snapshot_exists(first_snapshot)
