@@ -70,3 +70,12 @@ def test_every_target_met_reads_met() -> None:
 def test_each_missed_target_reads_missed(pieces: dict[str, Any], figure: str) -> None:
     missed = [row for row in targets(pieces) if "**missed**" in row]
     assert len(missed) == 1 and figure in missed[0]
+
+
+def test_a_function_whose_memory_was_not_measured_is_named_not_counted_as_fitting() -> None:
+    pieces = _pieces(50 * 1024, 0, 1.2, 0.1, 1.4, True)
+    pieces["scale"]["functions"].append(
+        {"module": "ami-backup", "function": "restore", "total_mb": 70.0, "fits": False, "peak_bytes": 0}
+    )
+    [row] = [row for row in targets(pieces) if row.startswith("| peak memory")]
+    assert "1 functions" in row and "not measured: ami-backup restore" in row and row.endswith("| met |")
