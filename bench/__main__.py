@@ -795,6 +795,9 @@ def main_runcommand() -> int:
         results = {name: json.loads((RESULTS / f"{name}.json").read_text(encoding="utf-8")) for name in names}
         tables = (figures, ebs_figures, cleanup_figures, copy_figures, scheduler_figures)
         REPORT.write_text(report(results, *(table(results) for table in tables)) + "\n", encoding="utf-8")
+        if all((RESULTS / f"{name}.json").exists() for name in PERFORMANCE_PIECES):  # its section is kept
+            pieces = {n: json.loads((RESULTS / f"{n}.json").read_text(encoding="utf-8")) for n in PERFORMANCE_PIECES}
+            write_performance(pieces)
         print(f"wrote {REPORT.relative_to(ROOT)} (the other modules' figures from bench/results/*.json)")
     else:
         print(f"{REPORT.relative_to(ROOT)} not rewritten: bench/results/ lacks an earlier full run's figures")
