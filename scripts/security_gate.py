@@ -1113,6 +1113,11 @@ def _lint_rows(policies: Sequence[RenderedPolicy], unknown: Sequence[str]) -> tu
         if statement.get("Effect") == "Allow" and any(is_mutating(a) for a in _allowed_actions(statement))
     )
     resource_count = len(policies) - empty - len(identity)
+    # A check that found nothing to check must not read as passed.
+    if len(policies) - empty == 0:
+        linted.append(Finding("parliament", "examples", "no IAM policy was rendered: nothing was linted"))
+    if mutating_statements == 0:
+        star.append(Finding("no mutating action on *", "examples", "no Allow statement with a mutating action found"))
     rows = [
         CheckRow(
             "parliament (MEDIUM+, unknown actions)",
@@ -1143,13 +1148,18 @@ def run_gate(checkov: str | None, apply: bool, keep_plans: Path | None = None) -
         checkov_findings = [Finding("checkov", "modules, examples", failure) for failure in result.failures]
         if result.exit_code != 0 and not result.failures:
             checkov_findings.append(Finding("checkov", "checkov", f"exit status {result.exit_code}"))
+        if result.passed + result.failed == 0:
+            checkov_findings.append(Finding("checkov", "modules, examples", "checkov checked nothing"))
         findings += checkov_findings + unreasoned
         rows.append(
             CheckRow(
                 "checkov (modules + examples)",
                 f"{result.passed} passed, {result.skipped} skipped inline with reasons (modules/ and examples/, "
                 "which scan the modules they call again)",
-                result.failed + len(unreasoned) + (1 if result.exit_code and not result.failed else 0),
+                result.failed
+                + len(unreasoned)
+                + (1 if result.exit_code and not result.failed else 0)
+                + (1 if result.passed + result.failed == 0 else 0),
             )
         )
     lint_rows, lint_findings = _lint_rows(rendered.policies, rendered.unknown)

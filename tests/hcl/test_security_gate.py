@@ -451,3 +451,9 @@ def test_checkov_prints_one_json_report_per_folder() -> None:
 def test_the_current_skips_all_have_reasons() -> None:
     root = Path(gate.REPO_ROOT)
     assert gate.skips_without_reason(sorted(root.glob("modules/**/*.tf")) + sorted(root.glob("examples/**/*.tf"))) == []
+
+
+def test_a_lint_that_found_nothing_to_check_fails_instead_of_passing() -> None:
+    rows, findings = gate._lint_rows([], [])
+    assert [row.result for row in rows] == ["FAIL", "FAIL"]
+    assert {finding.check for finding in findings} == {"parliament", "no mutating action on *"}
