@@ -52,7 +52,7 @@ from . import copy as copy_bench
 from . import restore as restore_bench
 from . import runcommand as runcommand_bench
 from . import scheduler as scheduler_bench
-from .cost import EXCLUDED_PRICES, ISSUE_OLD_FIGURE_20, PRICES, money, project
+from .cost import EXCLUDED_PRICES, ISSUE_OLD_FIGURE_20, PRICES, LatencyModel, money, project
 
 RESULTS = ROOT / "bench" / "results"
 REPORT = ROOT / "bench" / "RESULTS.md"
@@ -960,6 +960,9 @@ def performance_lines(pieces: dict[str, Any], full_costs: bool = False) -> list[
         "",
         *[line.replace("## ", "### ", 1) if line.startswith("## ") else line for line in costs],
         "",
+        "Costs are projected, not billed: list prices applied to the AWS calls, log bytes and metrics measured per "
+        f"cycle, with Lambda duration modelled from those calls ({LatencyModel().ec2_call_s * 1000:.0f} ms per EC2 "
+        f"call, {LatencyModel().other_call_s * 1000:.0f} ms per other call). "
         "Line-by-line costs and every other figure: [bench/RESULTS.md](bench/RESULTS.md).",
     ]
 
