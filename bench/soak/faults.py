@@ -87,6 +87,8 @@ class Faults:
         self.injected: Counter[str] = Counter()
         # Requests AWS acted on but whose answer was lost (read timeouts), by "service.Operation".
         self.unanswered: Counter[str] = Counter()
+        # The bodies of the requests AWS acted on but whose answer was lost, by `service.Operation`.
+        self.unanswered_bodies: dict[str, list[Any]] = {}
         self.clock = SimClock()  # botocore's retry sleeps while faults are on: simulated seconds, not real ones
         self._services: frozenset[str] = frozenset()
         self._hooked: set[int] = set()
@@ -178,6 +180,7 @@ class Faults:
             moto_models.botocore_stubber(event_name, request)
             _, service, operation = event_name.split(".", 2)
             self.unanswered[f"{service}.{operation}"] += 1
+            self.unanswered_bodies.setdefault(f"{service}.{operation}", []).append(request.body)
             setattr(request, THROTTLED, True)
             raise ReadTimeoutError(endpoint_url=request.url)
         setattr(request, THROTTLED, True)

@@ -29,6 +29,7 @@ from datetime import UTC, datetime, timedelta
 from types import ModuleType
 from typing import Any, ClassVar
 from unittest import mock
+from urllib.parse import parse_qs
 
 import boto3
 from aws_harness import ACCOUNT, ALERT_TOPIC, LEDGER_TABLE, QUEUE, REGION, START, Clock, FakeContext
@@ -434,9 +435,14 @@ class World:
     def check_alerts(self) -> None:
         """Every failure recorded in the ledger alerted, and no failure alerted twice, except where AWS took a
         publish and lost its answer (the call then fails and is retried: SNS has no idempotency token)."""
-        lost_publishes = self.faults.unanswered["sns.Publish"]
+        lost_publishes: Counter[tuple[str, str]] = Counter()
+        for body in self.faults.unanswered_bodies.get("sns.Publish", []):
+            message = parse_qs(body.decode() if isinstance(body, bytes) else str(body)).get("Message", ["{}"])[0]
+            alert = json.loads(message)
+            for subject in self.alert_subjects(alert):
+                lost_publishes[(str(alert.get("alert")), subject)] += 1
         for (what, subject), alerts in self.alert_counts.items():
-            if alerts > 1 + lost_publishes:
+            if alerts > 1 + lost_publishes[(what, subject)]:
                 self.violate(
                     "every failure alerted exactly once",
                     f"{what}|{subject}",
