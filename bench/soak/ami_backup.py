@@ -23,7 +23,7 @@ from aws_harness import POLICY, REGION, START, ami_event, run_instances
 
 from ops_automation.ami_backup import handlers
 from ops_automation.core import tagging
-from ops_automation.core.purge import PURGE_DEADLINE
+from ops_automation.core.purge import PURGE_DEADLINE, PURGE_NOT_QUEUED
 
 from .report import ModuleReport
 from .world import World
@@ -33,6 +33,7 @@ TAGS = {"Backup": "nightly"}
 LEFT_BEHIND_ALERTS = (
     "snapshots left behind after their AMI was deregistered",
     "snapshots left behind: their deletion kept failing",
+    PURGE_NOT_QUEUED,
 )
 # A purge retries until PURGE_DEADLINE, then alerts; an hour on top for its last back-off.
 ORPHAN_GRACE = PURGE_DEADLINE + timedelta(hours=1)

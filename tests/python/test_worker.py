@@ -783,7 +783,7 @@ def test_a_purge_that_cannot_be_queued_is_alerted_once_with_the_snapshots_it_lea
 
     assert refused and list(fleet.images()) == [second["resource_id"]]
     [alert] = alerts_sent()
-    assert alert["alert"] == "snapshots of retired AMIs could not be queued for deletion"
+    assert alert["alert"] == purge.PURGE_NOT_QUEUED
     assert (alert["snapshots"], alert["deregistered_image_ids"]) == ([first_snapshot], [first["resource_id"]])
     assert "AccessDenied" in alert["error"]
     assert fleet.snapshot_exists(first_snapshot)  # left for deregister-cleanup's sweep or the owner, never silently

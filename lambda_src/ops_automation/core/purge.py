@@ -104,6 +104,9 @@ class SnapshotPurge:
         }
 
 
+PURGE_NOT_QUEUED = "snapshots of retired AMIs could not be queued for deletion"
+
+
 def retire_images(
     rt: Runtime[Any],
     ec2: Any,
@@ -147,7 +150,7 @@ def retire_images(
             # deregistration on purpose: queued before it, a deregistration that then failed would leave a purge
             # that no longer counts that still-registered AMI as holding its data-volume snapshots.
             rt.alerts.send(
-                "snapshots of retired AMIs could not be queued for deletion",
+                PURGE_NOT_QUEUED,
                 {
                     "region": target.region,
                     "role_arn": target.role_arn,
